@@ -1,0 +1,667 @@
+//! The scenario syntax tree.
+//!
+//! One [`Item`] per non-empty source line. Everything a later stage may need
+//! to point at carries a [`Span`], so the checker and the runner can report
+//! errors and expectation results at the exact token.
+
+use crate::diag::Span;
+use serde::Serialize;
+use std::fmt;
+
+/// A parsed scenario file.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub items: Vec<Item>,
+}
+
+/// A value with the span of the text it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: Span) -> Spanned<T> {
+        Spanned { value, span }
+    }
+}
+
+/// A task or object name as written.
+pub type Ident = Spanned<String>;
+
+/// One statement (one line).
+#[derive(Clone, Debug)]
+pub struct Item {
+    /// 1-based source line.
+    pub line: usize,
+    /// The statement without its comment.
+    pub span: Span,
+    pub kind: ItemKind,
+}
+
+#[derive(Clone, Debug)]
+pub enum ItemKind {
+    /// `profile linux-6.18`: which kernel's rules the model follows.
+    Profile(Spanned<String>),
+    /// `set anon_reuse=mapcount`: one policy knob for this scenario.
+    Set {
+        knob: Spanned<String>,
+        value: Spanned<String>,
+    },
+    /// `thp 2M always` / `thp all never`.
+    Thp {
+        size: Spanned<ThpSize>,
+        mode: ThpMode,
+    },
+    /// `thp use_zero_page on`.
+    ThpZeroPage(bool),
+    /// `hugetlb 2M pages=1 [overcommit=N]`.
+    Hugetlb {
+        size: Spanned<u64>,
+        pages: u64,
+        overcommit: Option<u64>,
+    },
+    /// `task P`: a new process.
+    Task(Ident),
+    /// `P: …`: an operation by a task.
+    Step(Step),
+    /// `expect …` (or `P: expect …`): a check on the current state.
+    Expect(Expectation),
+}
+
+/// Which THP size a `thp` line sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ThpSize {
+    All,
+    Bytes(u64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThpMode {
+    Always,
+    Madvise,
+    Never,
+    Inherit,
+}
+
+impl fmt::Display for ThpMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ThpMode::Always => "always",
+            ThpMode::Madvise => "madvise",
+            ThpMode::Never => "never",
+            ThpMode::Inherit => "inherit",
+        })
+    }
+}
+
+/// `TASK: [NAME =] OP [expect OUTCOME]`.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub task: Ident,
+    /// The name the result is bound to (`A = mmap …`).
+    pub bind: Option<Ident>,
+    pub op: Op,
+    /// Span of the operation keyword.
+    pub op_span: Span,
+    pub expect: Option<Spanned<StepExpect>>,
+}
+
+/// What a step's inline `expect` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepExpect {
+    /// `expect ok`, `expect SIGBUS`, `expect EINVAL`.
+    Outcome(Outcome),
+    /// `expect any`: do not judge the outcome.
+    Any,
+    /// `expect fill 0x00` / `expect bytes …` (reads only; implies ok).
+    Data(DataSpec),
+}
+
+/// How an operation ended.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "name")]
+pub enum Outcome {
+    Ok,
+    Signal(String),
+    Errno(String),
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Ok => f.write_str("ok"),
+            Outcome::Signal(s) | Outcome::Errno(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Signals a scenario can name.
+pub const SIGNALS: &[&str] = &["SIGBUS", "SIGSEGV", "SIGKILL"];
+/// Errnos a scenario can name.
+pub const ERRNOS: &[&str] = &[
+    "EPERM",
+    "ESRCH",
+    "EINTR",
+    "EBADF",
+    "EAGAIN",
+    "ENOMEM",
+    "EFAULT",
+    "EBUSY",
+    "EEXIST",
+    "EINVAL",
+    "ENOSPC",
+    "EOVERFLOW",
+    "EOPNOTSUPP",
+    "EPIPE",
+    "ENXIO",
+    "EMLINK",
+];
+
+/// Bytes to write, or to expect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataSpec {
+    /// `fill 0xff`: every byte (length from the range).
+    Fill(u8),
+    /// `bytes "abc"` or `bytes 01 02 ff`.
+    Bytes(Vec<u8>),
+}
+
+impl fmt::Display for DataSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataSpec::Fill(b) => write!(f, "fill 0x{b:02x}"),
+            DataSpec::Bytes(v) => {
+                f.write_str("bytes")?;
+                for b in v.iter().take(16) {
+                    write!(f, " {b:02x}")?;
+                }
+                if v.len() > 16 {
+                    write!(f, " … ({} bytes)", v.len())?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `NAME[+OFFSET] [LEN]`: a piece of a named object.
+#[derive(Clone, Debug)]
+pub struct Range {
+    pub name: Ident,
+    pub offset: Option<Spanned<u64>>,
+    pub len: Option<Spanned<u64>>,
+    pub span: Span,
+}
+
+impl Range {
+    pub fn off(&self) -> u64 {
+        self.offset.as_ref().map(|o| o.value).unwrap_or(0)
+    }
+}
+
+/// An address: a literal or a place in a named region.
+#[derive(Clone, Debug)]
+pub enum Addr {
+    Literal(Spanned<u64>),
+    Name {
+        name: Ident,
+        offset: Option<Spanned<u64>>,
+    },
+}
+
+impl Addr {
+    pub fn span(&self) -> Span {
+        match self {
+            Addr::Literal(l) => l.span,
+            Addr::Name { name, offset } => match offset {
+                Some(o) => name.span.to(o.span),
+                None => name.span,
+            },
+        }
+    }
+}
+
+/// PROT_* as written: `r`, `rw`, `none`, `w` (x is accepted and ignored by
+/// the model, which has no exec semantics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Prot {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
+impl fmt::Display for Prot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.read && !self.write && !self.exec {
+            return f.write_str("none");
+        }
+        if self.read {
+            f.write_str("r")?;
+        }
+        if self.write {
+            f.write_str("w")?;
+        }
+        if self.exec {
+            f.write_str("x")?;
+        }
+        Ok(())
+    }
+}
+
+/// What backs a mapping.
+#[derive(Clone, Debug)]
+pub enum Backing {
+    Anon,
+    File(Ident),
+}
+
+#[derive(Clone, Debug)]
+pub struct MmapArgs {
+    pub len: Spanned<u64>,
+    pub shared: bool,
+    pub backing: Backing,
+    pub prot: Prot,
+    pub fixed: Option<Addr>,
+    pub offset: Option<Spanned<u64>>,
+    pub noreserve: bool,
+    pub hugetlb: Option<Spanned<u64>>,
+    pub populate: bool,
+}
+
+/// madvise() advice, named like MADV_* without the prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Advice {
+    Dontneed,
+    Free,
+    Remove,
+    Dontfork,
+    Dofork,
+    Wipeonfork,
+    Keeponfork,
+    Hugepage,
+    Nohugepage,
+    Collapse,
+    Pageout,
+    Cold,
+    PopulateRead,
+    PopulateWrite,
+}
+
+pub const ADVICES: &[(&str, Advice)] = &[
+    ("dontneed", Advice::Dontneed),
+    ("free", Advice::Free),
+    ("remove", Advice::Remove),
+    ("dontfork", Advice::Dontfork),
+    ("dofork", Advice::Dofork),
+    ("wipeonfork", Advice::Wipeonfork),
+    ("keeponfork", Advice::Keeponfork),
+    ("hugepage", Advice::Hugepage),
+    ("nohugepage", Advice::Nohugepage),
+    ("collapse", Advice::Collapse),
+    ("pageout", Advice::Pageout),
+    ("cold", Advice::Cold),
+    ("populate_read", Advice::PopulateRead),
+    ("populate_write", Advice::PopulateWrite),
+];
+
+impl fmt::Display for Advice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = ADVICES
+            .iter()
+            .find(|(_, a)| a == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?");
+        f.write_str(name)
+    }
+}
+
+/// The four gup_test-style entry points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GupKind {
+    GetUserPages,
+    GetUserPagesFast,
+    PinUserPages,
+    PinUserPagesFast,
+}
+
+impl GupKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            GupKind::GetUserPages => "get_user_pages",
+            GupKind::GetUserPagesFast => "get_user_pages_fast",
+            GupKind::PinUserPages => "pin_user_pages",
+            GupKind::PinUserPagesFast => "pin_user_pages_fast",
+        }
+    }
+    pub fn is_pin(self) -> bool {
+        matches!(self, GupKind::PinUserPages | GupKind::PinUserPagesFast)
+    }
+    pub fn is_fast(self) -> bool {
+        matches!(self, GupKind::GetUserPagesFast | GupKind::PinUserPagesFast)
+    }
+}
+
+/// FOLL_* flags a scenario may pass (FOLL_GET/FOLL_PIN come from the entry
+/// point's name, as in the kernel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Foll {
+    Write,
+    Longterm,
+    Force,
+}
+
+pub const FOLL_FLAGS: &[(&str, Foll)] = &[
+    ("FOLL_WRITE", Foll::Write),
+    ("FOLL_LONGTERM", Foll::Longterm),
+    ("FOLL_FORCE", Foll::Force),
+];
+
+/// What an operation does.
+#[derive(Clone, Debug)]
+pub enum Op {
+    Mmap(MmapArgs),
+    Munmap(Range),
+    Mprotect(Range, Prot),
+    Madvise(Range, Spanned<Advice>),
+    /// `mremap A[+off] [OLDLEN] NEWLEN [to ADDR]`.
+    Mremap {
+        old: Range,
+        new_len: Spanned<u64>,
+        to: Option<Addr>,
+    },
+    Fork(Ident),
+    Exit,
+    /// `write A[+off] [LEN] fill 0xff` (memory, a file, a pipe).
+    Write(Range, DataSpec),
+    /// `read A[+off] [LEN]` (memory, a pipe, a file, or through a pin).
+    Read(Range),
+    Pipe,
+    /// `vmsplice p A[+off] [LEN]`.
+    Vmsplice {
+        pipe: Ident,
+        range: Range,
+    },
+    Memfd(Spanned<u64>),
+    Tmpfile(Spanned<u64>),
+    IoUring,
+    IoUringRegister {
+        ring: Ident,
+        bufs: Vec<Range>,
+    },
+    IoUringUnregister(Ident),
+    /// `io_uring write_fixed r A[+off] [LEN] to F[+off]` (write = memory →
+    /// file; read_fixed is file → memory, written with `from`).
+    IoUringFixed {
+        ring: Ident,
+        write: bool,
+        buf: Range,
+        file: Ident,
+        file_off: Option<Spanned<u64>>,
+    },
+    ClearSoftDirty,
+    Gup {
+        kind: GupKind,
+        range: Range,
+        flags: Vec<Spanned<Foll>>,
+    },
+    Unpin(Ident),
+}
+
+impl Op {
+    /// The operation's keyword, as written.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Op::Mmap(_) => "mmap",
+            Op::Munmap(_) => "munmap",
+            Op::Mprotect(..) => "mprotect",
+            Op::Madvise(..) => "madvise",
+            Op::Mremap { .. } => "mremap",
+            Op::Fork(_) => "fork",
+            Op::Exit => "exit",
+            Op::Write(..) => "write",
+            Op::Read(_) => "read",
+            Op::Pipe => "pipe",
+            Op::Vmsplice { .. } => "vmsplice",
+            Op::Memfd(_) => "memfd",
+            Op::Tmpfile(_) => "tmpfile",
+            Op::IoUring => "io_uring",
+            Op::IoUringRegister { .. } => "io_uring register",
+            Op::IoUringUnregister(_) => "io_uring unregister",
+            Op::IoUringFixed { write: true, .. } => "io_uring write_fixed",
+            Op::IoUringFixed { write: false, .. } => "io_uring read_fixed",
+            Op::ClearSoftDirty => "clear_soft_dirty",
+            Op::Gup { kind, .. } => kind.name(),
+            Op::Unpin(_) => "unpin",
+        }
+    }
+
+    /// Operations a real program cannot perform (the kernel's gup_test
+    /// module aside): a backend that cannot do them skips the scenario.
+    pub fn is_model_only(&self) -> bool {
+        matches!(self, Op::Gup { .. } | Op::Unpin(_))
+    }
+}
+
+/// A place in one task's address space: `A+4K in P`.
+#[derive(Clone, Debug)]
+pub struct Loc {
+    pub name: Ident,
+    pub offset: Option<Spanned<u64>>,
+    /// The task; from `in P` or from a `P:` prefix.
+    pub task: Ident,
+    pub span: Span,
+}
+
+impl Loc {
+    pub fn off(&self) -> u64 {
+        self.offset.as_ref().map(|o| o.value).unwrap_or(0)
+    }
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name.value)?;
+        if let Some(o) = &self.offset {
+            write!(f, "+{}", fmt_size(o.value))?;
+        }
+        write!(f, " in {}", self.task.value)
+    }
+}
+
+/// Page-table-level facts (pagemap-observable, except `anon_exclusive`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PagePred {
+    Present,
+    Swapped,
+    ZeroPage,
+    Thp,
+    Hugetlb,
+    /// pagemap's "exclusively mapped" bit (mapped by this mm only).
+    Exclusive,
+    /// PageAnonExclusive: model-only.
+    AnonExclusive,
+    /// The PTE/PMD allows writes without a fault: model-only.
+    Writable,
+}
+
+pub const PAGE_PREDS: &[(&str, PagePred)] = &[
+    ("present", PagePred::Present),
+    ("swapped", PagePred::Swapped),
+    ("zero_page", PagePred::ZeroPage),
+    ("thp", PagePred::Thp),
+    ("hugetlb", PagePred::Hugetlb),
+    ("exclusive", PagePred::Exclusive),
+    ("anon_exclusive", PagePred::AnonExclusive),
+    ("writable", PagePred::Writable),
+];
+
+impl fmt::Display for PagePred {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = PAGE_PREDS
+            .iter()
+            .find(|(_, p)| p == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?");
+        f.write_str(n)
+    }
+}
+
+/// Folio counters (model-only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Counter {
+    Refcount,
+    Mapcount,
+    Pincount,
+}
+
+pub const COUNTERS: &[(&str, Counter)] = &[
+    ("refcount", Counter::Refcount),
+    ("mapcount", Counter::Mapcount),
+    ("pincount", Counter::Pincount),
+];
+
+impl fmt::Display for Counter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Counter::Refcount => "refcount",
+            Counter::Mapcount => "mapcount",
+            Counter::Pincount => "pincount",
+        })
+    }
+}
+
+/// hugetlb pool counters of one size (like /sys/kernel/mm/hugepages/*).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolField {
+    Total,
+    Free,
+    Resv,
+    Surp,
+}
+
+pub const POOL_FIELDS: &[(&str, PoolField)] = &[
+    ("total", PoolField::Total),
+    ("free", PoolField::Free),
+    ("resv", PoolField::Resv),
+    ("surp", PoolField::Surp),
+];
+
+impl fmt::Display for PoolField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PoolField::Total => "total",
+            PoolField::Free => "free",
+            PoolField::Resv => "resv",
+            PoolField::Surp => "surp",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Cmp {
+    #[serde(rename = "==")]
+    Eq,
+    #[serde(rename = "!=")]
+    Ne,
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+}
+
+impl Cmp {
+    pub fn holds(self, a: i64, b: i64) -> bool {
+        match self {
+            Cmp::Eq => a == b,
+            Cmp::Ne => a != b,
+            Cmp::Lt => a < b,
+            Cmp::Le => a <= b,
+            Cmp::Gt => a > b,
+            Cmp::Ge => a >= b,
+        }
+    }
+}
+
+impl fmt::Display for Cmp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Cmp::Eq => "==",
+            Cmp::Ne => "!=",
+            Cmp::Lt => "<",
+            Cmp::Le => "<=",
+            Cmp::Gt => ">",
+            Cmp::Ge => ">=",
+        })
+    }
+}
+
+/// The state a task is expected to be in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskStateExp {
+    Running,
+    Exited,
+    Killed(String),
+}
+
+/// A standalone expectation.
+#[derive(Clone, Debug)]
+pub enum Expectation {
+    /// `expect A in P same page as A in C` (negated: `different page from`).
+    SamePage { a: Loc, b: Loc, same: bool },
+    /// `expect A in P changed since step 3` / `unchanged since step 3`.
+    Since {
+        loc: Loc,
+        step: Spanned<usize>,
+        changed: bool,
+    },
+    /// `expect A in P zero_page`, `expect A in P not present`.
+    Page {
+        loc: Loc,
+        pred: Spanned<PagePred>,
+        holds: bool,
+    },
+    /// `expect A in P refcount == 1025`.
+    Counter {
+        loc: Loc,
+        counter: Spanned<Counter>,
+        cmp: Cmp,
+        value: i64,
+    },
+    /// `expect hugetlb 2M free == 0`.
+    Pool {
+        size: Spanned<u64>,
+        field: PoolField,
+        cmp: Cmp,
+        value: i64,
+    },
+    /// `expect C killed SIGBUS`, `expect C running`.
+    Task { task: Ident, state: TaskStateExp },
+}
+
+/// Human form of a byte count: `4K`, `2M`, `1G`, or plain bytes.
+pub fn fmt_size(n: u64) -> String {
+    const G: u64 = 1 << 30;
+    const M: u64 = 1 << 20;
+    const K: u64 = 1 << 10;
+    if n != 0 && n % G == 0 {
+        format!("{}G", n / G)
+    } else if n != 0 && n % M == 0 {
+        format!("{}M", n / M)
+    } else if n != 0 && n % K == 0 {
+        format!("{}K", n / K)
+    } else {
+        n.to_string()
+    }
+}

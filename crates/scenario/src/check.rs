@@ -1,0 +1,957 @@
+//! Static checks: everything about a scenario that can be known without
+//! running it.
+//!
+//! The checker walks the statements in order with a picture of the world as
+//! the text describes it: which tasks are alive, which names each task can
+//! see (a child inherits its parent's names at `fork`, but not its pins),
+//! what kind of object each name is, how long regions are, how many bytes a
+//! pipe holds. That catches unknown names, a task used after `exit` or after
+//! an expected fatal signal, misaligned offsets, ranges past a region's end
+//! and reads from a pipe nothing was put into — with the position of the
+//! offending token — before a backend is even created.
+//!
+//! Where the scenario *expects* an errno from an operation, the checks that
+//! would predict that errno (alignment, bounds) are skipped: testing that the
+//! kernel says EINVAL is a legitimate scenario.
+
+use crate::ast::*;
+use crate::backend::Feature;
+use crate::diag::{Diagnostic, Span};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const PAGE: u64 = 4096;
+const HUGE_SIZES: [u64; 2] = [2 << 20, 1 << 30];
+
+/// What the checker learned that the runner needs.
+#[derive(Clone, Debug, Default)]
+pub struct Checked {
+    /// Step number (1-based, operations only) of each item, by item index.
+    pub step_of_item: Vec<Option<usize>>,
+    /// Operations that need a backend feature, by item index (model-only
+    /// operations, io_uring, files…): the runner skips the scenario when the
+    /// backend lacks one.
+    pub needs: Vec<(usize, Feature)>,
+    /// `changed since step N`: after step N, remember which page backs these
+    /// places.
+    pub snapshots: BTreeMap<usize, Vec<Loc>>,
+    /// The kind of every name.
+    pub kinds: BTreeMap<String, Kind>,
+}
+
+/// What a name stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Region { len: u64, huge: Option<u64> },
+    Pipe,
+    File { size: u64 },
+    Ring,
+    Pin { task: String, len: u64 },
+}
+
+impl Kind {
+    fn noun(&self) -> &'static str {
+        match self {
+            Kind::Region { .. } => "a region",
+            Kind::Pipe => "a pipe",
+            Kind::File { .. } => "a file",
+            Kind::Ring => "an io_uring",
+            Kind::Pin { .. } => "a pin handle",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Name {
+    kind: Kind,
+    line: usize,
+}
+
+#[derive(Clone, Debug)]
+struct Task {
+    line: usize,
+    /// `Some((line, why))` once the task has exited or been killed.
+    dead: Option<(usize, String)>,
+    names: BTreeSet<String>,
+}
+
+#[derive(Default)]
+struct Checker {
+    tasks: BTreeMap<String, Task>,
+    names: BTreeMap<String, Name>,
+    /// Bytes known to be in each pipe.
+    pipe_bytes: BTreeMap<String, u64>,
+    /// Pins already released: name → line.
+    unpinned: BTreeMap<String, usize>,
+    errors: Vec<Diagnostic>,
+    out: Checked,
+    steps: usize,
+    seen_step: bool,
+    profile: Option<usize>,
+    knobs: BTreeMap<String, usize>,
+}
+
+/// Checks a parsed scenario. All errors are returned, in source order.
+pub fn check(s: &Scenario) -> Result<Checked, Vec<Diagnostic>> {
+    let mut c = Checker::default();
+    for (idx, item) in s.items.iter().enumerate() {
+        let step = c.item(idx, item);
+        c.out.step_of_item.push(step);
+    }
+    if c.errors.is_empty() {
+        c.out.kinds = c
+            .names
+            .iter()
+            .map(|(k, v)| (k.clone(), v.kind.clone()))
+            .collect();
+        Ok(c.out)
+    } else {
+        Err(c.errors)
+    }
+}
+
+fn is_pow2_size(n: u64) -> bool {
+    n.is_power_of_two()
+}
+
+impl Checker {
+    fn err(&mut self, span: Span, msg: impl Into<String>) -> &mut Diagnostic {
+        self.errors.push(Diagnostic::new(span, msg));
+        let last = self.errors.len() - 1;
+        &mut self.errors[last]
+    }
+
+    fn item(&mut self, idx: usize, item: &Item) -> Option<usize> {
+        match &item.kind {
+            ItemKind::Profile(p) => {
+                if let Some(l) = self.profile {
+                    self.err(p.span, "the profile is already set")
+                        .notes
+                        .push(format!("first set at line {l}"));
+                } else if self.seen_step || !self.tasks.is_empty() {
+                    self.err(p.span, "`profile` must come before the first task")
+                        .notes
+                        .push("the kernel's rules cannot change while programs run".into());
+                }
+                self.profile = Some(item.line);
+                None
+            }
+            ItemKind::Set { knob, .. } => {
+                if self.seen_step || !self.tasks.is_empty() {
+                    self.err(knob.span, "`set` must come before the first task")
+                        .notes
+                        .push("the kernel's rules cannot change while programs run".into());
+                }
+                if let Some(l) = self.knobs.insert(knob.value.clone(), item.line) {
+                    self.err(knob.span, format!("knob `{}` is already set", knob.value))
+                        .notes
+                        .push(format!("first set at line {l}"));
+                }
+                None
+            }
+            ItemKind::Thp { size, .. } => {
+                if let ThpSize::Bytes(b) = size.value {
+                    if !(is_pow2_size(b) && (16 << 10..=2 << 20).contains(&b)) {
+                        self.err(size.span, "not a THP size")
+                            .expected
+                            .extend(["a power of two from 16K to 2M".to_string(), "all".into()]);
+                    }
+                }
+                None
+            }
+            ItemKind::ThpZeroPage(_) => None,
+            ItemKind::Hugetlb { size, .. } => {
+                self.huge_size(size);
+                None
+            }
+            ItemKind::Task(name) => {
+                if self.fresh(name) {
+                    self.tasks.insert(
+                        name.value.clone(),
+                        Task {
+                            line: item.line,
+                            dead: None,
+                            names: BTreeSet::new(),
+                        },
+                    );
+                }
+                None
+            }
+            ItemKind::Step(step) => {
+                self.seen_step = true;
+                self.steps += 1;
+                let n = self.steps;
+                self.step(idx, item, step);
+                Some(n)
+            }
+            ItemKind::Expect(e) => {
+                self.expectation(e);
+                None
+            }
+        }
+    }
+
+    fn huge_size(&mut self, size: &Spanned<u64>) {
+        if !HUGE_SIZES.contains(&size.value) {
+            self.err(size.span, format!("no hugetlb page size {}", fmt_size(size.value)))
+                .expected
+                .extend(["2M".to_string(), "1G".into()]);
+        }
+    }
+
+    /// Is `name` free to define? Reports if not.
+    fn fresh(&mut self, name: &Ident) -> bool {
+        if let Some(t) = self.tasks.get(&name.value) {
+            let l = t.line;
+            self.err(name.span, format!("`{}` is already a task", name.value))
+                .notes
+                .push(format!("defined at line {l}"));
+            return false;
+        }
+        if let Some(n) = self.names.get(&name.value) {
+            let l = n.line;
+            self.err(name.span, format!("`{}` is already defined", name.value))
+                .notes
+                .push(format!("defined at line {l}; every name is defined once per scenario"));
+            return false;
+        }
+        true
+    }
+
+    /// The task running a step or named in an expectation: must exist; must
+    /// be alive unless `allow_dead`.
+    fn task(&mut self, t: &Ident, allow_dead: bool) -> bool {
+        match self.tasks.get(&t.value) {
+            None => {
+                let known: Vec<String> = self.tasks.keys().cloned().collect();
+                let d = self.err(t.span, format!("unknown task `{}`", t.value));
+                if known.is_empty() {
+                    d.notes
+                        .push("declare one first with `task NAME` (e.g. `task P`)".into());
+                } else {
+                    d.expected.extend(known);
+                }
+                false
+            }
+            Some(task) => match (&task.dead, allow_dead) {
+                (Some((l, why)), false) => {
+                    let msg = format!("task `{}` is used after it {why} (line {l})", t.value);
+                    self.err(t.span, msg);
+                    false
+                }
+                _ => true,
+            },
+        }
+    }
+
+    /// A name as seen by `task`: must exist, be visible there, be of the
+    /// wanted kind.
+    fn name(&mut self, task: &str, n: &Ident, want: &[&str]) -> Option<Kind> {
+        let Some(def) = self.names.get(&n.value).cloned() else {
+            let visible: Vec<String> = self
+                .tasks
+                .get(task)
+                .map(|t| t.names.iter().cloned().collect())
+                .unwrap_or_default();
+            let d = self.err(n.span, format!("unknown name `{}`", n.value));
+            if visible.is_empty() {
+                d.notes.push(format!("task {task} has no named objects yet"));
+            } else {
+                d.notes.push(format!(
+                    "names task {task} can use here: {}",
+                    visible.join(", ")
+                ));
+            }
+            return None;
+        };
+        let visible = self
+            .tasks
+            .get(task)
+            .map(|t| t.names.contains(&n.value))
+            .unwrap_or(false);
+        if !visible {
+            self.err(
+                n.span,
+                format!("task {task} has no `{}` (it was created after {task} was forked, or in another task)", n.value),
+            )
+            .notes
+            .push(format!("`{}` is defined at line {}", n.value, def.line));
+            return None;
+        }
+        let noun = def.kind.noun();
+        if !want.contains(&noun) {
+            self.err(n.span, format!("`{}` is {noun}", n.value))
+                .expected
+                .extend(want.iter().map(|s| s.to_string()));
+            return None;
+        }
+        Some(def.kind)
+    }
+
+    fn define(&mut self, task: &str, n: &Ident, kind: Kind, line: usize) {
+        if !self.fresh(n) {
+            return;
+        }
+        if let Kind::Pipe = kind {
+            self.pipe_bytes.insert(n.value.clone(), 0);
+        }
+        self.names.insert(n.value.clone(), Name { kind, line });
+        if let Some(t) = self.tasks.get_mut(task) {
+            t.names.insert(n.value.clone());
+        }
+    }
+
+    /// Bounds and alignment of `range` in a region; returns the length.
+    fn region_range(
+        &mut self,
+        r: &Range,
+        kind: &Kind,
+        align: bool,
+        lenient: bool,
+    ) -> Option<u64> {
+        let Kind::Region { len, huge } = kind else {
+            return None;
+        };
+        let off = r.off();
+        let page = huge.unwrap_or(PAGE);
+        if align && !lenient && off % page != 0 {
+            let span = r.offset.as_ref().map(|o| o.span).unwrap_or(r.span);
+            self.err(
+                span,
+                format!(
+                    "misaligned: offset {} is not a multiple of the {} page size",
+                    fmt_hex_size(off),
+                    fmt_size(page)
+                ),
+            )
+            .notes
+            .push("write `expect EINVAL` after the operation to test the kernel's answer".into());
+            return None;
+        }
+        if off > *len && !lenient {
+            let span = r.offset.as_ref().map(|o| o.span).unwrap_or(r.span);
+            self.err(
+                span,
+                format!(
+                    "offset {} is past the end of `{}` ({})",
+                    fmt_size(off),
+                    r.name.value,
+                    fmt_size(*len)
+                ),
+            );
+            return None;
+        }
+        let l = match &r.len {
+            Some(l) => l.value,
+            None => len.saturating_sub(off),
+        };
+        if off.saturating_add(l) > *len && !lenient {
+            let span = r.len.as_ref().map(|l| l.span).unwrap_or(r.span);
+            self.err(
+                span,
+                format!(
+                    "{}+{} {} goes past the end of `{}` ({})",
+                    r.name.value,
+                    fmt_size(off),
+                    fmt_size(l),
+                    r.name.value,
+                    fmt_size(*len)
+                ),
+            )
+            .notes
+            .push("write `expect SIGSEGV` (or the errno) to test an access past the end".into());
+            return None;
+        }
+        if align && !lenient {
+            if let Some(lspan) = r.len.as_ref().map(|l| l.span) {
+                if huge.is_some() && l % page != 0 {
+                    self.err(
+                        lspan,
+                        format!(
+                            "misaligned: length {} is not a multiple of the {} hugetlb page size",
+                            fmt_size(l),
+                            fmt_size(page)
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(l)
+    }
+
+    fn addr(&mut self, task: &str, a: &Addr, align: u64, lenient: bool) {
+        match a {
+            Addr::Literal(l) => {
+                if !lenient && l.value % align != 0 {
+                    self.err(
+                        l.span,
+                        format!(
+                            "misaligned: address {:#x} is not a multiple of {}",
+                            l.value,
+                            fmt_size(align)
+                        ),
+                    );
+                }
+            }
+            Addr::Name { name, offset } => {
+                if self.name(task, name, &["a region"]).is_some() {
+                    if let Some(o) = offset {
+                        if !lenient && o.value % align != 0 {
+                            self.err(
+                                o.span,
+                                format!(
+                                    "misaligned: offset {} is not a multiple of {}",
+                                    fmt_hex_size(o.value),
+                                    fmt_size(align)
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn need_bind<'a>(&mut self, step: &'a Step, what: &str) -> Option<&'a Ident> {
+        if step.bind.is_none() {
+            self.err(
+                step.op_span,
+                format!("`{}` makes {what}; give it a name", step.op.keyword()),
+            )
+            .notes
+            .push(format!(
+                "write `{}: NAME = {} …`",
+                step.task.value,
+                step.op.keyword()
+            ));
+        }
+        step.bind.as_ref()
+    }
+
+    fn step(&mut self, idx: usize, item: &Item, step: &Step) {
+        if !self.task(&step.task, false) {
+            return;
+        }
+        let t = step.task.value.clone();
+        let expect = step.expect.as_ref().map(|e| &e.value);
+        // An expected errno or "any" means the operation may be refused:
+        // leave bounds and alignment to the kernel.
+        let lenient = matches!(
+            expect,
+            Some(StepExpect::Outcome(Outcome::Errno(_))) | Some(StepExpect::Any)
+        );
+        let fails = matches!(
+            expect,
+            Some(StepExpect::Outcome(Outcome::Errno(_)))
+                | Some(StepExpect::Outcome(Outcome::Signal(_)))
+        );
+        if let (Some(b), false) = (&step.bind, binds(&step.op)) {
+            self.err(
+                b.span,
+                format!("`{}` does not produce anything to name", step.op.keyword()),
+            );
+        }
+        if let Some(e) = &step.expect {
+            if matches!(e.value, StepExpect::Data(_)) && !matches!(step.op, Op::Read(_)) {
+                self.err(e.span, "contents can only be expected from a `read`")
+                    .notes
+                    .push("read the data, e.g. `P: read A expect fill 0x00`".into());
+            }
+        }
+        match &step.op {
+            Op::Mmap(m) => {
+                let huge = m.hugetlb.as_ref().map(|h| {
+                    self.huge_size(h);
+                    h.value
+                });
+                if m.len.value == 0 && !lenient {
+                    self.err(m.len.span, "mmap of 0 bytes fails with EINVAL")
+                        .expected
+                        .push("a size above 0".into());
+                }
+                if let Backing::File(f) = &m.backing {
+                    self.name(&t, f, &["a file"]);
+                    self.out.needs.push((idx, Feature::Files));
+                }
+                if let Some(a) = &m.fixed {
+                    self.addr(&t, a, huge.unwrap_or(PAGE), lenient);
+                }
+                if let Some(o) = &m.offset {
+                    if o.value % PAGE != 0 && !lenient {
+                        self.err(o.span, "misaligned: the file offset must be a multiple of 4K");
+                    }
+                }
+                if huge.is_some() {
+                    self.out.needs.push((idx, Feature::Hugetlb));
+                }
+                if let Some(b) = self.need_bind(step, "a mapping") {
+                    let len = match huge {
+                        Some(h) => m.len.value.div_ceil(h).saturating_mul(h),
+                        None => m.len.value.div_ceil(PAGE).saturating_mul(PAGE),
+                    };
+                    self.define(&t, b, Kind::Region { len, huge }, item.line);
+                }
+            }
+            Op::Munmap(r) | Op::Mprotect(r, _) => {
+                if let Some(k) = self.name(&t, &r.name, &["a region"]) {
+                    self.region_range(r, &k, true, lenient);
+                }
+            }
+            Op::Madvise(r, adv) => {
+                if let Some(k) = self.name(&t, &r.name, &["a region"]) {
+                    // MADV_DONTNEED on hugetlb rounds the length down rather
+                    // than failing; only the start must be aligned.
+                    self.region_range(r, &k, true, lenient);
+                }
+                if matches!(
+                    adv.value,
+                    Advice::Hugepage | Advice::Nohugepage | Advice::Collapse
+                ) {
+                    self.out.needs.push((idx, Feature::Thp));
+                }
+            }
+            Op::Mremap { old, to, .. } => {
+                let k = self.name(&t, &old.name, &["a region"]);
+                if let Some(k) = &k {
+                    self.region_range(old, k, true, lenient);
+                }
+                if let Some(a) = to {
+                    self.addr(&t, a, PAGE, lenient);
+                }
+                if let (Some(b), Op::Mremap { new_len, .. }) = (&step.bind, &step.op) {
+                    let huge = match k {
+                        Some(Kind::Region { huge, .. }) => huge,
+                        _ => None,
+                    };
+                    self.define(
+                        &t,
+                        b,
+                        Kind::Region {
+                            len: new_len.value.div_ceil(PAGE).saturating_mul(PAGE),
+                            huge,
+                        },
+                        item.line,
+                    );
+                }
+            }
+            Op::Fork(child) => {
+                if self.fresh(child) {
+                    let names = self
+                        .tasks
+                        .get(&t)
+                        .map(|p| p.names.clone())
+                        .unwrap_or_default();
+                    // Pins belong to the task that took them, not its child.
+                    let names = names
+                        .into_iter()
+                        .filter(|n| {
+                            !matches!(self.names.get(n).map(|d| &d.kind), Some(Kind::Pin { .. }))
+                        })
+                        .collect();
+                    self.tasks.insert(
+                        child.value.clone(),
+                        Task {
+                            line: item.line,
+                            dead: if fails {
+                                Some((item.line, "was never created".into()))
+                            } else {
+                                None
+                            },
+                            names,
+                        },
+                    );
+                }
+            }
+            Op::Exit => {
+                if let Some(task) = self.tasks.get_mut(&t) {
+                    task.dead = Some((item.line, "exited".into()));
+                }
+            }
+            Op::Write(r, data) => {
+                if let Some(k) = self.name(&t, &r.name, &["a region", "a file", "a pipe"]) {
+                    let dlen = match data {
+                        DataSpec::Bytes(b) => Some(b.len() as u64),
+                        DataSpec::Fill(_) => None,
+                    };
+                    if let (Some(d), Some(l)) = (dlen, &r.len) {
+                        if d != l.value {
+                            self.err(
+                                l.span,
+                                format!("length {} but {d} bytes are given", l.value),
+                            )
+                            .notes
+                            .push("leave the length out; it comes from the bytes".into());
+                        }
+                    }
+                    match &k {
+                        Kind::Region { .. } => {
+                            let mut r2 = r.clone();
+                            if r2.len.is_none() {
+                                if let Some(d) = dlen {
+                                    r2.len = Some(Spanned::new(d, r.span));
+                                }
+                            }
+                            self.region_range(&r2, &k, false, lenient || fails);
+                        }
+                        Kind::Pipe => {
+                            if r.offset.is_some() {
+                                self.err(r.span, "a pipe has no offsets");
+                            }
+                            let n = dlen.or(r.len.as_ref().map(|l| l.value));
+                            match n {
+                                None => {
+                                    self.err(r.span, "how many bytes? a pipe has no size")
+                                        .expected
+                                        .push(format!("`write {} 4K fill …`", r.name.value));
+                                }
+                                Some(n) if !fails => {
+                                    *self.pipe_bytes.entry(r.name.value.clone()).or_default() +=
+                                        n;
+                                }
+                                _ => {}
+                            }
+                        }
+                        Kind::File { .. } => {
+                            self.out.needs.push((idx, Feature::Files));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Op::Read(r) => {
+                let want = ["a region", "a pipe", "a file", "a pin handle"];
+                if let Some(k) = self.name(&t, &r.name, &want) {
+                    let dlen = match expect {
+                        Some(StepExpect::Data(DataSpec::Bytes(b))) => Some(b.len() as u64),
+                        _ => None,
+                    };
+                    if let (Some(d), Some(l)) = (dlen, &r.len) {
+                        if d != l.value {
+                            self.err(
+                                l.span,
+                                format!("reads {} bytes but {d} bytes are expected", l.value),
+                            );
+                        }
+                    }
+                    match &k {
+                        Kind::Region { .. } => {
+                            let mut r2 = r.clone();
+                            if r2.len.is_none() {
+                                if let Some(d) = dlen {
+                                    r2.len = Some(Spanned::new(d, r.span));
+                                }
+                            }
+                            self.region_range(&r2, &k, false, lenient || fails);
+                        }
+                        Kind::Pipe => {
+                            if r.offset.is_some() {
+                                self.err(r.span, "a pipe has no offsets");
+                            }
+                            let want = dlen.or(r.len.as_ref().map(|l| l.value));
+                            let have = self.pipe_bytes.get(&r.name.value).copied().unwrap_or(0);
+                            if want.is_none() {
+                                self.err(r.span, "how many bytes? a pipe has no size")
+                                    .expected
+                                    .push(format!("`read {} 4K …`", r.name.value));
+                            } else if have == 0 && !lenient {
+                                self.err(
+                                    r.name.span,
+                                    format!("pipe `{}` has no data here: the read would block forever", r.name.value),
+                                )
+                                .notes
+                                .push("nothing was written or vmspliced into it before this line".into());
+                            } else if let Some(w) = want {
+                                let e = self.pipe_bytes.entry(r.name.value.clone()).or_default();
+                                *e = e.saturating_sub(w);
+                            }
+                        }
+                        Kind::File { .. } => self.out.needs.push((idx, Feature::Files)),
+                        Kind::Pin { task, len } => {
+                            if task != &t {
+                                self.err(
+                                    step.task.span,
+                                    format!("`{}` was taken by task {task}", r.name.value),
+                                );
+                            }
+                            if let Some(l) = self.unpinned.get(&r.name.value).copied() {
+                                self.err(
+                                    r.name.span,
+                                    format!("`{}` was released at line {l}", r.name.value),
+                                );
+                            }
+                            let l = r.len.as_ref().map(|l| l.value).unwrap_or(len.saturating_sub(r.off()));
+                            if r.off().saturating_add(l) > *len {
+                                self.err(r.span, format!("goes past the end of the pinned range ({})", fmt_size(*len)));
+                            }
+                            self.out.needs.push((idx, Feature::Gup));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Op::Pipe => {
+                if let Some(b) = self.need_bind(step, "a pipe") {
+                    self.define(&t, b, Kind::Pipe, item.line);
+                }
+            }
+            Op::Vmsplice { pipe, range } => {
+                self.name(&t, pipe, &["a pipe"]);
+                if let Some(k) = self.name(&t, &range.name, &["a region"]) {
+                    if let Some(l) = self.region_range(range, &k, false, lenient || fails) {
+                        if !fails {
+                            *self.pipe_bytes.entry(pipe.value.clone()).or_default() += l;
+                        }
+                    }
+                }
+            }
+            Op::Memfd(size) | Op::Tmpfile(size) => {
+                self.out.needs.push((idx, Feature::Files));
+                if let Some(b) = self.need_bind(step, "a file") {
+                    self.define(&t, b, Kind::File { size: size.value }, item.line);
+                }
+            }
+            Op::IoUring => {
+                self.out.needs.push((idx, Feature::IoUring));
+                if let Some(b) = self.need_bind(step, "an io_uring instance") {
+                    self.define(&t, b, Kind::Ring, item.line);
+                }
+            }
+            Op::IoUringRegister { ring, bufs } => {
+                self.out.needs.push((idx, Feature::IoUring));
+                self.name(&t, ring, &["an io_uring"]);
+                for r in bufs {
+                    if let Some(k) = self.name(&t, &r.name, &["a region"]) {
+                        self.region_range(r, &k, false, lenient || fails);
+                    }
+                }
+            }
+            Op::IoUringUnregister(ring) => {
+                self.out.needs.push((idx, Feature::IoUring));
+                self.name(&t, ring, &["an io_uring"]);
+            }
+            Op::IoUringFixed { ring, buf, file, .. } => {
+                self.out.needs.push((idx, Feature::IoUring));
+                self.out.needs.push((idx, Feature::Files));
+                self.name(&t, ring, &["an io_uring"]);
+                if let Some(k) = self.name(&t, &buf.name, &["a region"]) {
+                    self.region_range(buf, &k, false, lenient || fails);
+                }
+                self.name(&t, file, &["a file"]);
+            }
+            Op::ClearSoftDirty => self.out.needs.push((idx, Feature::SoftDirty)),
+            Op::Gup { range, .. } => {
+                self.out.needs.push((idx, Feature::Gup));
+                if let Some(k) = self.name(&t, &range.name, &["a region"]) {
+                    let l = self.region_range(range, &k, true, lenient);
+                    if let (Some(l), false) = (l, lenient) {
+                        if l == 0 || l % PAGE != 0 {
+                            let span = range.len.as_ref().map(|l| l.span).unwrap_or(range.span);
+                            self.err(
+                                span,
+                                format!("GUP takes whole pages; {} is not a multiple of 4K", fmt_size(l)),
+                            );
+                        }
+                    }
+                    if let Some(b) = self.need_bind(step, "a pin handle") {
+                        let len = l.unwrap_or(0);
+                        self.define(
+                            &t,
+                            b,
+                            Kind::Pin {
+                                task: t.clone(),
+                                len,
+                            },
+                            item.line,
+                        );
+                    }
+                }
+            }
+            Op::Unpin(h) => {
+                self.out.needs.push((idx, Feature::Gup));
+                if let Some(Kind::Pin { task, .. }) = self.name(&t, h, &["a pin handle"]) {
+                    if task != t {
+                        self.err(step.task.span, format!("`{}` was taken by task {task}", h.value));
+                    }
+                    if let Some(l) = self.unpinned.insert(h.value.clone(), item.line) {
+                        self.err(h.span, format!("`{}` was already released at line {l}", h.value));
+                    }
+                }
+            }
+        }
+        if let Some(StepExpect::Outcome(Outcome::Signal(s))) = expect {
+            if let Some(task) = self.tasks.get_mut(&t) {
+                task.dead = Some((item.line, format!("was killed by {s}")));
+            }
+        }
+    }
+
+    fn loc(&mut self, l: &Loc) -> bool {
+        if !self.task(&l.task, false) {
+            return false;
+        }
+        match self.name(&l.task.value, &l.name, &["a region"]) {
+            Some(Kind::Region { len, .. }) => {
+                if l.off() >= len {
+                    let span = l.offset.as_ref().map(|o| o.span).unwrap_or(l.name.span);
+                    self.err(
+                        span,
+                        format!("offset {} is past the end of `{}` ({})", fmt_size(l.off()), l.name.value, fmt_size(len)),
+                    );
+                    return false;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn expectation(&mut self, e: &Expectation) {
+        match e {
+            Expectation::SamePage { a, b, .. } => {
+                self.loc(a);
+                self.loc(b);
+            }
+            Expectation::Since { loc, step, .. } => {
+                if step.value == 0 || step.value > self.steps {
+                    let steps = self.steps;
+                    self.err(
+                        step.span,
+                        format!("there is no step {} before this line", step.value),
+                    )
+                    .expected
+                    .push(if steps == 0 {
+                        "an earlier step (none yet)".to_string()
+                    } else {
+                        format!("a step number from 1 to {steps}")
+                    });
+                } else if self.loc(loc) {
+                    self.out
+                        .snapshots
+                        .entry(step.value)
+                        .or_default()
+                        .push(loc.clone());
+                }
+            }
+            Expectation::Page { loc, .. } | Expectation::Counter { loc, .. } => {
+                self.loc(loc);
+            }
+            Expectation::Pool { size, .. } => self.huge_size(size),
+            Expectation::Task { task, .. } => {
+                self.task(task, true);
+            }
+        }
+    }
+}
+
+fn binds(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Mmap(_)
+            | Op::Mremap { .. }
+            | Op::Pipe
+            | Op::Memfd(_)
+            | Op::Tmpfile(_)
+            | Op::IoUring
+            | Op::Gup { .. }
+    )
+}
+
+fn fmt_hex_size(n: u64) -> String {
+    if n % 1024 == 0 {
+        fmt_size(n)
+    } else {
+        format!("{n:#x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::Source;
+
+    fn errs(src: &str) -> Vec<String> {
+        let s = crate::parse::parse(src).expect("parses");
+        match check(&s) {
+            Ok(_) => vec![],
+            Err(es) => es
+                .iter()
+                .map(|d| d.render(&Source::new("t", src)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_good_scenario_checks() {
+        let e = errs(
+            "task P\nP: A = mmap 4K\nP: write A fill 0\nP: fork C\nC: p = pipe\n\
+             C: vmsplice p A 4K\nC: munmap A\nP: write A fill 0xff\nC: read p 4K expect fill 0\n\
+             expect A in P changed since step 4\nC: exit\nexpect C exited\n",
+        );
+        assert!(e.is_empty(), "{e:?}");
+    }
+
+    #[test]
+    fn use_after_exit() {
+        let e = errs("task P\nP: fork C\nC: exit\nC: A = mmap 4K\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("t:4:1: error: task `C` is used after it exited (line 3)"), "{}", e[0]);
+    }
+
+    #[test]
+    fn killed_by_expected_signal() {
+        let e = errs("task P\nP: A = mmap 4K r\nP: write A fill 1 expect SIGSEGV\nP: read A\n");
+        assert!(e[0].contains("was killed by SIGSEGV (line 3)"), "{e:?}");
+    }
+
+    #[test]
+    fn misaligned_and_bounds() {
+        let e = errs("task P\nP: A = mmap 8K\nP: munmap A+0x100 4K\n");
+        assert!(e[0].starts_with("t:3:13: error: misaligned: offset 0x100"), "{}", e[0]);
+        let e = errs("task P\nP: A = mmap 8K\nP: munmap A+0x100 4K expect EINVAL\n");
+        assert!(e.is_empty());
+        let e = errs("task P\nP: A = mmap 4K\nP: write A+4K 4K fill 0\n");
+        assert!(e[0].contains("goes past the end of `A` (4K)"), "{e:?}");
+        let e = errs("task P\nP: A = mmap 2M hugetlb=2M\nP: munmap A+4K 4K\n");
+        assert!(e[0].contains("multiple of the 2M page size"), "{e:?}");
+    }
+
+    #[test]
+    fn names_and_kinds() {
+        let e = errs("task P\nP: munmap B\n");
+        assert!(e[0].starts_with("t:2:11: error: unknown name `B`"), "{e:?}");
+        let e = errs("task P\nP: fork C\nC: A = mmap 4K\nP: munmap A\n");
+        assert!(e[0].contains("task P has no `A`"), "{e:?}");
+        let e = errs("task P\nP: p = pipe\nP: munmap p\n");
+        assert!(e[0].contains("`p` is a pipe"), "{e:?}");
+        let e = errs("task P\nP: A = mmap 4K\nP: A = mmap 4K\n");
+        assert!(e[0].contains("`A` is already defined"), "{e:?}");
+        let e = errs("task P\nQ: A = mmap 4K\n");
+        assert!(e[0].starts_with("t:2:1: error: unknown task `Q`"), "{e:?}");
+    }
+
+    #[test]
+    fn empty_pipe() {
+        let e = errs("task P\nP: p = pipe\nP: read p 4K expect fill 0\n");
+        assert!(e[0].starts_with("t:3:9: error: pipe `p` has no data here"), "{e:?}");
+    }
+
+    #[test]
+    fn since_needs_an_earlier_step() {
+        let e = errs("task P\nP: A = mmap 4K\nexpect A in P changed since step 2\n");
+        assert!(e[0].contains("there is no step 2"), "{e:?}");
+    }
+
+    #[test]
+    fn pins_are_not_inherited() {
+        let e = errs("task P\nP: A = mmap 4K\nP: h = pin_user_pages A 4K\nP: fork C\nC: unpin h\n");
+        assert!(e[0].contains("task C has no `h`"), "{e:?}");
+    }
+
+    #[test]
+    fn needs_are_recorded() {
+        let s = crate::parse::parse("task P\nP: A = mmap 4K\nP: h = pin_user_pages A 4K\n").unwrap();
+        let c = check(&s).unwrap();
+        assert_eq!(c.needs, vec![(2, Feature::Gup)]);
+        assert_eq!(c.step_of_item, vec![None, Some(1), Some(2)]);
+    }
+}

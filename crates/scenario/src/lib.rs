@@ -1,0 +1,53 @@
+//! The cowlab scenario language.
+//!
+//! Data flows one way: scenario text → [`parse`] → [`check`] → a
+//! [`Backend`](backend::Backend) runs the steps → observations → [`report`].
+//! Nothing flows back into the backend except program operations, so the same
+//! scenario can run on the model kernel and, later, on the live one.
+#![forbid(unsafe_code)]
+
+pub mod ast;
+pub mod diag;
+pub mod parse;
+pub mod backend;
+pub mod check;
+pub mod report;
+pub mod run;
+
+pub use backend::Backend;
+pub use diag::{Diagnostic, Source, Span};
+pub use report::{Report, Status};
+pub use run::{RunOptions, DEFAULT_PROFILE};
+
+/// A scenario file that parsed and checked.
+pub struct Loaded {
+    pub source: Source,
+    pub scenario: ast::Scenario,
+    pub checked: check::Checked,
+}
+
+/// Parse and check a file's text. Errors are rendered-ready diagnostics.
+pub fn load(name: &str, text: &str) -> Result<Loaded, (Source, Vec<Diagnostic>)> {
+    let source = Source::new(name, text);
+    let scenario = match parse::parse(text) {
+        Ok(s) => s,
+        Err(d) => return Err((source, vec![d])),
+    };
+    match check::check(&scenario) {
+        Ok(checked) => Ok(Loaded {
+            source,
+            scenario,
+            checked,
+        }),
+        Err(ds) => Err((source, ds)),
+    }
+}
+
+/// Runs a loaded scenario on a backend.
+pub fn run_loaded(
+    l: &Loaded,
+    backend: &mut dyn Backend,
+    opts: &RunOptions,
+) -> Result<Report, Vec<Diagnostic>> {
+    run::run(&l.source, &l.scenario, &l.checked, backend, opts)
+}

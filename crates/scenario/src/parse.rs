@@ -1,0 +1,1321 @@
+//! The scenario parser.
+//!
+//! The language is line oriented, so the file is cut into lines first and
+//! each line is parsed on its own with winnow (a `#` outside a string starts
+//! a comment). Inside a line the grammar is a handful of keyword-led
+//! statements; a failed choice reports every alternative that would have been
+//! accepted at the furthest position reached ("furthest failure"), which is
+//! what makes messages like `expected one of: mmap, munmap, …` exact.
+//!
+//! Tokens are lexed greedily and then validated (`4KB` is one token, reported
+//! as a bad size with the caret under all of it), so a caret always covers the
+//! whole offending word.
+
+use crate::ast::*;
+use crate::diag::{Diagnostic, Span};
+use winnow::error::{ErrMode, ParserError};
+use winnow::stream::{Location, LocatingSlice, Stream};
+use winnow::token::take_while;
+use winnow::Parser;
+
+type In<'a> = LocatingSlice<&'a str>;
+type PResult<T> = Result<T, ErrMode<PErr>>;
+
+/// A parse failure: the furthest position reached and what would have been
+/// accepted there.
+#[derive(Debug, Clone)]
+pub struct PErr {
+    pos: usize,
+    end: usize,
+    expected: Vec<String>,
+    message: Option<String>,
+}
+
+impl PErr {
+    fn at(pos: usize, end: usize) -> PErr {
+        PErr {
+            pos,
+            end,
+            expected: Vec::new(),
+            message: None,
+        }
+    }
+}
+
+impl<'a> ParserError<In<'a>> for PErr {
+    type Inner = PErr;
+
+    fn from_input(input: &In<'a>) -> Self {
+        let p = input.current_token_start();
+        PErr::at(p, p)
+    }
+
+    /// winnow's default panics in debug builds; a scenario parser must never
+    /// panic, whatever the input.
+    fn assert(input: &In<'a>, _message: &'static str) -> Self {
+        Self::from_input(input)
+    }
+
+    /// Keep the error that got furthest; merge what was expected when two
+    /// alternatives failed at the same place.
+    fn or(self, other: Self) -> Self {
+        use std::cmp::Ordering::*;
+        match self.pos.cmp(&other.pos) {
+            Greater => self,
+            Less => other,
+            Equal => {
+                if self.message.is_some() && other.message.is_none() {
+                    return self;
+                }
+                let mut merged = other;
+                for e in self.expected {
+                    if !merged.expected.contains(&e) {
+                        merged.expected.push(e);
+                    }
+                }
+                merged
+            }
+        }
+    }
+
+    fn into_inner(self) -> Result<Self::Inner, Self> {
+        Ok(self)
+    }
+}
+
+fn pos(i: &In<'_>) -> usize {
+    i.current_token_start()
+}
+
+/// A backtracking error "expected <what>" at the current position.
+fn expected<T>(i: &In<'_>, what: &[&str]) -> PResult<T> {
+    let p = pos(i);
+    let mut e = PErr::at(p, p + peek_token_len(i));
+    e.expected = what.iter().map(|s| s.to_string()).collect();
+    Err(ErrMode::Backtrack(e))
+}
+
+/// A committed error with a message about the token at `span`.
+fn fail_at<T>(span: Span, message: impl Into<String>, what: &[&str]) -> PResult<T> {
+    let mut e = PErr::at(span.start, span.end);
+    e.message = Some(message.into());
+    e.expected = what.iter().map(|s| s.to_string()).collect();
+    Err(ErrMode::Cut(e))
+}
+
+/// Turn a backtracking failure into a committed one: once a statement's
+/// keyword is recognised, its other errors are the user's.
+fn cut<T>(r: PResult<T>) -> PResult<T> {
+    r.map_err(|e| match e {
+        ErrMode::Backtrack(e) => ErrMode::Cut(e),
+        other => other,
+    })
+}
+
+/// Length of the whitespace-delimited token at the cursor (for carets).
+fn peek_token_len(i: &In<'_>) -> usize {
+    let s: &str = i;
+    if s.starts_with('"') {
+        return s.len().max(1);
+    }
+    s.find(char::is_whitespace).unwrap_or(s.len())
+}
+
+fn ws(i: &mut In<'_>) -> PResult<()> {
+    take_while(0.., [' ', '\t', '\r']).void().parse_next(i)
+}
+
+fn at_end(i: &mut In<'_>) -> bool {
+    let _ = ws(i);
+    i.is_empty()
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// A bare word (letters, digits, `_`), with its span.
+fn word<'a>(i: &mut In<'a>) -> PResult<(&'a str, Span)> {
+    ws(i)?;
+    let (w, r) = take_while(1.., is_word_char).with_span().parse_next(i)?;
+    Ok((w, Span::new(r.start, r.end)))
+}
+
+/// A word from a closed set; backtracks (without consuming) otherwise.
+fn one_of_words<'a>(i: &mut In<'a>, set: &[&str]) -> PResult<(&'a str, Span)> {
+    let cp = i.checkpoint();
+    let _ = ws(i);
+    match word(i) {
+        Ok((w, s)) if set.contains(&w) => Ok((w, s)),
+        _ => {
+            i.reset(&cp);
+            let _ = ws(i);
+            let r = expected(i, set);
+            i.reset(&cp);
+            r
+        }
+    }
+}
+
+fn keyword(i: &mut In<'_>, kw: &'static str) -> PResult<Span> {
+    one_of_words(i, &[kw]).map(|(_, s)| s)
+}
+
+/// Try a keyword without committing.
+fn opt_keyword(i: &mut In<'_>, kw: &'static str) -> Option<Span> {
+    let cp = i.checkpoint();
+    match keyword(i, kw) {
+        Ok(s) => Some(s),
+        Err(_) => {
+            i.reset(&cp);
+            None
+        }
+    }
+}
+
+/// A punctuation literal such as `:`, `=`, `+`.
+fn punct(i: &mut In<'_>, p: &'static str) -> PResult<Span> {
+    ws(i)?;
+    let s: &str = i;
+    if s.starts_with(p) {
+        let start = pos(i);
+        let _ = i.next_slice(p.len());
+        Ok(Span::new(start, start + p.len()))
+    } else {
+        expected(i, &[&format!("`{p}`")])
+    }
+}
+
+fn peek_punct(i: &mut In<'_>, p: &str) -> bool {
+    let _ = ws(i);
+    let s: &str = i;
+    s.starts_with(p)
+}
+
+/// A task or object name: a letter or `_`, then letters, digits, `_`.
+fn ident(i: &mut In<'_>, what: &'static str) -> PResult<Ident> {
+    let cp = i.checkpoint();
+    let _ = ws(i);
+    let s: &str = i;
+    if s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        let (w, span) = word(i)?;
+        Ok(Spanned::new(w.to_string(), span))
+    } else {
+        let r = expected(i, &[what]);
+        i.reset(&cp);
+        r
+    }
+}
+
+/// A number token: decimal or `0x` hex, optionally with a binary unit
+/// (`K`, `M`, `G`, `KiB`, `MiB`, `GiB`). Lexed as one word, then validated.
+fn number_token(
+    i: &mut In<'_>,
+    noun: &'static str,
+    what: &'static str,
+    units: bool,
+) -> PResult<Spanned<u64>> {
+    let cp = i.checkpoint();
+    let _ = ws(i);
+    let s: &str = i;
+    if !s.starts_with(|c: char| c.is_ascii_digit()) {
+        let r = expected(i, &[what]);
+        i.reset(&cp);
+        return r;
+    }
+    let (w, span) = word(i)?;
+    match parse_number(w, units) {
+        Ok(v) => Ok(Spanned::new(v, span)),
+        Err(why) => fail_at(span, format!("bad {noun} `{w}`: {why}"), &[what]),
+    }
+}
+
+/// Parses `4096`, `0x1000`, `4K`, `2M`, `1G`, `4KiB`.
+pub fn parse_number(w: &str, units: bool) -> Result<u64, String> {
+    let (digits, radix) = match w.strip_prefix("0x").or_else(|| w.strip_prefix("0X")) {
+        Some(h) => (h, 16),
+        None => (w, 10),
+    };
+    let split = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    let (num, unit) = digits.split_at(split);
+    if num.is_empty() {
+        return Err("no digits".into());
+    }
+    let n = u64::from_str_radix(num, radix).map_err(|_| "number too large".to_string())?;
+    let mult: u64 = match unit {
+        "" => 1,
+        "K" | "KiB" if units => 1 << 10,
+        "M" | "MiB" if units => 1 << 20,
+        "G" | "GiB" if units => 1 << 30,
+        _ if units => {
+            return Err(format!(
+                "unknown unit `{unit}` (expected K, M or G — binary: 4K = 4096 — or plain bytes)"
+            ))
+        }
+        _ => return Err(format!("unexpected `{unit}` after the number")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| "number too large".to_string())
+}
+
+fn size(i: &mut In<'_>) -> PResult<Spanned<u64>> {
+    number_token(i, "size", "a size (like 4K, 2M, 4096)", true)
+}
+
+fn count(i: &mut In<'_>) -> PResult<Spanned<u64>> {
+    number_token(i, "number", "a number", false)
+}
+
+fn byte_value(i: &mut In<'_>) -> PResult<u8> {
+    let n = number_token(i, "byte value", "a byte value (like 0xff)", false)?;
+    u8::try_from(n.value).or_else(|_| {
+        fail_at(
+            n.span,
+            format!("byte value {} does not fit in a byte", n.value),
+            &["0x00..0xff"],
+        )
+    })
+}
+
+/// `fill 0xff` or `bytes "abc"` / `bytes 01 02 ff`.
+fn data_spec(i: &mut In<'_>) -> PResult<DataSpec> {
+    let (w, _) = one_of_words(i, &["fill", "bytes"])?;
+    if w == "fill" {
+        return cut(byte_value(i)).map(DataSpec::Fill);
+    }
+    let mut out = Vec::new();
+    let start = pos(i);
+    loop {
+        let _ = ws(i);
+        let s: &str = i;
+        if s.starts_with('"') {
+            out.extend(cut(string_lit(i))?);
+        } else if s.len() >= 2
+            && s.as_bytes()[0].is_ascii_hexdigit()
+            && s.as_bytes()[1].is_ascii_hexdigit()
+            && s[2..].starts_with(|c: char| c.is_whitespace() || c == '#')
+            || (s.len() == 2 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            let p = pos(i);
+            let t = i.next_slice(2);
+            let b = u8::from_str_radix(t, 16)
+                .or_else(|_| fail_at(Span::new(p, p + 2), "bad hex byte", &[]))?;
+            out.push(b);
+        } else {
+            break;
+        }
+    }
+    if out.is_empty() && pos(i) == start {
+        return cut(expected(i, &["a string like \"abc\"", "hex bytes like 01 02 ff"]));
+    }
+    Ok(DataSpec::Bytes(out))
+}
+
+/// A double-quoted string with `\n \t \\ \" \xNN` escapes.
+fn string_lit(i: &mut In<'_>) -> PResult<Vec<u8>> {
+    let start = pos(i);
+    let _ = i.next_slice(1); // the opening quote
+    let mut out = Vec::new();
+    loop {
+        let p = pos(i);
+        let Some(c) = i.next_token() else {
+            return fail_at(Span::new(start, p), "unterminated string", &["`\"`"]);
+        };
+        match c {
+            '"' => return Ok(out),
+            '\\' => {
+                let Some(e) = i.next_token() else {
+                    return fail_at(Span::new(p, p + 1), "unterminated string", &["`\"`"]);
+                };
+                match e {
+                    'n' => out.push(b'\n'),
+                    't' => out.push(b'\t'),
+                    '0' => out.push(0),
+                    '\\' => out.push(b'\\'),
+                    '"' => out.push(b'"'),
+                    'x' => {
+                        let s: &str = i;
+                        let h = s.get(..2).unwrap_or("");
+                        match u8::from_str_radix(h, 16) {
+                            Ok(b) if h.len() == 2 => {
+                                let _ = i.next_slice(2);
+                                out.push(b)
+                            }
+                            _ => {
+                                return fail_at(
+                                    Span::new(p, p + 2),
+                                    "bad \\x escape",
+                                    &["two hex digits after \\x"],
+                                )
+                            }
+                        }
+                    }
+                    other => {
+                        return fail_at(
+                            Span::new(p, p + 1 + other.len_utf8()),
+                            format!("unknown escape `\\{other}`"),
+                            &["\\n", "\\t", "\\0", "\\\\", "\\\"", "\\xNN"],
+                        )
+                    }
+                }
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+}
+
+/// `NAME[+OFFSET]` with the optional offset.
+fn name_offset(i: &mut In<'_>, what: &'static str) -> PResult<(Ident, Option<Spanned<u64>>)> {
+    let name = ident(i, what)?;
+    let s: &str = i;
+    let offset = if s.starts_with('+') {
+        let _ = i.next_slice(1);
+        Some(cut(size(i))?)
+    } else {
+        None
+    };
+    Ok((name, offset))
+}
+
+/// `NAME[+OFFSET] [LEN]`.
+fn range(i: &mut In<'_>, what: &'static str) -> PResult<Range> {
+    let (name, offset) = name_offset(i, what)?;
+    let len = opt_size(i)?;
+    let end = len
+        .as_ref()
+        .map(|l| l.span.end)
+        .or(offset.as_ref().map(|o| o.span.end))
+        .unwrap_or(name.span.end);
+    let span = Span::new(name.span.start, end);
+    Ok(Range {
+        name,
+        offset,
+        len,
+        span,
+    })
+}
+
+fn opt_size(i: &mut In<'_>) -> PResult<Option<Spanned<u64>>> {
+    let _ = ws(i);
+    let s: &str = i;
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        Ok(Some(size(i)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// An address: `0x7f0000000000` or `NAME[+OFF]`.
+fn addr(i: &mut In<'_>) -> PResult<Addr> {
+    let _ = ws(i);
+    let s: &str = i;
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        Ok(Addr::Literal(number_token(i, "address", "an address", false)?))
+    } else {
+        let (name, offset) = name_offset(i, "an address (0x… or a region name)")?;
+        Ok(Addr::Name { name, offset })
+    }
+}
+
+const PROTS: &[&str] = &["r", "rw", "w", "none", "rx", "rwx", "x", "wx"];
+
+fn parse_prot(w: &str) -> Option<Prot> {
+    if w == "none" {
+        return Some(Prot {
+            read: false,
+            write: false,
+            exec: false,
+        });
+    }
+    if !PROTS.contains(&w) {
+        return None;
+    }
+    Some(Prot {
+        read: w.contains('r'),
+        write: w.contains('w'),
+        exec: w.contains('x'),
+    })
+}
+
+fn prot(i: &mut In<'_>) -> PResult<Prot> {
+    let (w, _) = one_of_words(i, PROTS)?;
+    Ok(parse_prot(w).unwrap_or(Prot {
+        read: false,
+        write: false,
+        exec: false,
+    }))
+}
+
+const MMAP_OPTIONS: &[&str] = &[
+    "private",
+    "shared",
+    "anon",
+    "file",
+    "r",
+    "rw",
+    "none",
+    "fixed=",
+    "offset=",
+    "noreserve",
+    "hugetlb=",
+    "populate",
+];
+
+/// `mmap SIZE [private|shared] [anon|file F] [PROT] [fixed=ADDR] [offset=N]
+/// [noreserve] [hugetlb=SIZE] [populate]`, options in any order.
+fn mmap_args(i: &mut In<'_>) -> PResult<MmapArgs> {
+    let len = size(i)?;
+    let mut a = MmapArgs {
+        len,
+        shared: false,
+        backing: Backing::Anon,
+        prot: Prot {
+            read: true,
+            write: true,
+            exec: false,
+        },
+        fixed: None,
+        offset: None,
+        noreserve: false,
+        hugetlb: None,
+        populate: false,
+    };
+    let mut seen: Vec<&'static str> = Vec::new();
+    loop {
+        if at_end(i) || peek_word_is(i, "expect") {
+            return Ok(a);
+        }
+        let (w, span) = match word(i) {
+            Ok(x) => x,
+            Err(_) => return expected(i, MMAP_OPTIONS),
+        };
+        let group: &'static str = match w {
+            "private" | "shared" => "sharing",
+            "anon" | "file" => "backing",
+            "fixed" => "fixed",
+            "offset" => "offset",
+            "noreserve" => "noreserve",
+            "hugetlb" => "hugetlb",
+            "populate" => "populate",
+            w if parse_prot(w).is_some() => "protection",
+            other => {
+                return fail_at(
+                    span,
+                    format!("unknown mmap option `{other}`"),
+                    MMAP_OPTIONS,
+                )
+            }
+        };
+        if seen.contains(&group) {
+            return fail_at(span, format!("the {group} of this mapping is already given"), &[]);
+        }
+        seen.push(group);
+        match w {
+            "private" => a.shared = false,
+            "shared" => a.shared = true,
+            "anon" => a.backing = Backing::Anon,
+            "file" => a.backing = Backing::File(cut(ident(i, "a file name"))?),
+            "noreserve" => a.noreserve = true,
+            "populate" => a.populate = true,
+            "fixed" => {
+                cut(punct(i, "="))?;
+                a.fixed = Some(cut(addr(i))?);
+            }
+            "offset" => {
+                cut(punct(i, "="))?;
+                a.offset = Some(cut(size(i))?);
+            }
+            "hugetlb" => {
+                cut(punct(i, "="))?;
+                a.hugetlb = Some(cut(size(i))?);
+            }
+            p => {
+                if let Some(p) = parse_prot(p) {
+                    a.prot = p;
+                }
+            }
+        }
+    }
+}
+
+fn peek_word_is(i: &mut In<'_>, w: &str) -> bool {
+    let cp = i.checkpoint();
+    let r = matches!(word(i), Ok((x, _)) if x == w);
+    i.reset(&cp);
+    r
+}
+
+const OPS: &[&str] = &[
+    "mmap",
+    "munmap",
+    "mprotect",
+    "madvise",
+    "mremap",
+    "fork",
+    "exit",
+    "write",
+    "read",
+    "pipe",
+    "vmsplice",
+    "memfd",
+    "tmpfile",
+    "io_uring",
+    "clear_soft_dirty",
+    "get_user_pages",
+    "get_user_pages_fast",
+    "pin_user_pages",
+    "pin_user_pages_fast",
+    "unpin",
+    "expect",
+];
+
+/// Operations that produce something to name (`A = mmap …`).
+const BINDING_OPS: &[&str] = &[
+    "mmap",
+    "mremap",
+    "pipe",
+    "memfd",
+    "tmpfile",
+    "io_uring",
+    "get_user_pages",
+    "get_user_pages_fast",
+    "pin_user_pages",
+    "pin_user_pages_fast",
+];
+
+/// One operation after `TASK: [NAME =]`.
+fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
+    let cp = i.checkpoint();
+    let _ = ws(i);
+    let (w, span) = match word(i) {
+        Ok(x) => x,
+        Err(_) => {
+            i.reset(&cp);
+            let _ = ws(i);
+            return expected(i, if bound { BINDING_OPS } else { OPS });
+        }
+    };
+    let op = match w {
+        "mmap" => Op::Mmap(cut(mmap_args(i))?),
+        "munmap" => Op::Munmap(cut(range(i, "a region name"))?),
+        "mprotect" => {
+            let r = cut(range(i, "a region name"))?;
+            Op::Mprotect(r, cut(prot(i))?)
+        }
+        "madvise" => {
+            let r = cut(range(i, "a region name"))?;
+            let names: Vec<&str> = ADVICES.iter().map(|(n, _)| *n).collect();
+            let (w, s) = cut(one_of_words(i, &names))?;
+            let adv = ADVICES
+                .iter()
+                .find(|(n, _)| *n == w)
+                .map(|(_, a)| *a)
+                .unwrap_or(Advice::Dontneed);
+            Op::Madvise(r, Spanned::new(adv, s))
+        }
+        "mremap" => {
+            let (name, offset) = cut(name_offset(i, "a region name"))?;
+            let first = cut(size(i))?;
+            let second = opt_size(i)?;
+            let (old_len, new_len) = match second {
+                Some(n) => (Some(first), n),
+                None => (None, first),
+            };
+            let end = new_len.span.end;
+            let old = Range {
+                span: Span::new(name.span.start, end),
+                name,
+                offset,
+                len: old_len,
+            };
+            let to = match opt_keyword(i, "to") {
+                Some(_) => Some(cut(addr(i))?),
+                None => None,
+            };
+            Op::Mremap { old, new_len, to }
+        }
+        "fork" => Op::Fork(cut(ident(i, "a name for the child task"))?),
+        "exit" => Op::Exit,
+        "write" => {
+            let r = cut(range(i, "a region, file or pipe name"))?;
+            Op::Write(r, cut(data_spec(i))?)
+        }
+        "read" => Op::Read(cut(range(i, "a region, pipe, file or pin handle"))?),
+        "pipe" => Op::Pipe,
+        "vmsplice" => {
+            let pipe = cut(ident(i, "a pipe name"))?;
+            Op::Vmsplice {
+                pipe,
+                range: cut(range(i, "a region name"))?,
+            }
+        }
+        "memfd" => Op::Memfd(cut(size(i))?),
+        "tmpfile" => Op::Tmpfile(cut(size(i))?),
+        "io_uring" => cut(io_uring(i, bound))?,
+        "clear_soft_dirty" => Op::ClearSoftDirty,
+        "get_user_pages" | "get_user_pages_fast" | "pin_user_pages" | "pin_user_pages_fast" => {
+            let kind = match w {
+                "get_user_pages" => GupKind::GetUserPages,
+                "get_user_pages_fast" => GupKind::GetUserPagesFast,
+                "pin_user_pages" => GupKind::PinUserPages,
+                _ => GupKind::PinUserPagesFast,
+            };
+            let range = cut(range(i, "a region name"))?;
+            let flags = cut(foll_flags(i))?;
+            Op::Gup { kind, range, flags }
+        }
+        "unpin" => Op::Unpin(cut(ident(i, "a pin handle"))?),
+        other => {
+            let list = if bound { BINDING_OPS } else { OPS };
+            return fail_at(span, format!("unknown operation `{other}`"), list);
+        }
+    };
+    Ok((op, span))
+}
+
+fn io_uring(i: &mut In<'_>, bound: bool) -> PResult<Op> {
+    if bound || at_end(i) || peek_word_is(i, "expect") {
+        return Ok(Op::IoUring);
+    }
+    let (w, _) = one_of_words(
+        i,
+        &["register", "unregister", "write_fixed", "read_fixed"],
+    )?;
+    let ring = cut(ident(i, "an io_uring name"))?;
+    Ok(match w {
+        "register" => {
+            let mut bufs = vec![cut(range(i, "a region name"))?];
+            while peek_punct(i, ",") {
+                let _ = punct(i, ",");
+                bufs.push(cut(range(i, "a region name"))?);
+            }
+            Op::IoUringRegister { ring, bufs }
+        }
+        "unregister" => Op::IoUringUnregister(ring),
+        _ => {
+            let write = w == "write_fixed";
+            let buf = cut(range(i, "a registered region"))?;
+            cut(keyword(i, if write { "to" } else { "from" }))?;
+            let (file, file_off) = cut(name_offset(i, "a file name"))?;
+            Op::IoUringFixed {
+                ring,
+                write,
+                buf,
+                file,
+                file_off,
+            }
+        }
+    })
+}
+
+/// `FOLL_WRITE|FOLL_LONGTERM` (or nothing).
+fn foll_flags(i: &mut In<'_>) -> PResult<Vec<Spanned<Foll>>> {
+    let mut out = Vec::new();
+    let names: Vec<&str> = FOLL_FLAGS.iter().map(|(n, _)| *n).collect();
+    if at_end(i) || peek_word_is(i, "expect") {
+        return Ok(out);
+    }
+    loop {
+        let (w, s) = one_of_words(i, &names)?;
+        let f = FOLL_FLAGS
+            .iter()
+            .find(|(n, _)| *n == w)
+            .map(|(_, f)| *f)
+            .unwrap_or(Foll::Write);
+        out.push(Spanned::new(f, s));
+        if peek_punct(i, "|") {
+            let _ = punct(i, "|");
+        } else {
+            return Ok(out);
+        }
+    }
+}
+
+fn outcome_word(w: &str) -> Option<Outcome> {
+    if w == "ok" {
+        Some(Outcome::Ok)
+    } else if SIGNALS.contains(&w) {
+        Some(Outcome::Signal(w.to_string()))
+    } else if ERRNOS.contains(&w) {
+        Some(Outcome::Errno(w.to_string()))
+    } else {
+        None
+    }
+}
+
+/// After an operation: `expect ok|any|SIGBUS|EINVAL|fill 0x00|bytes …`.
+fn step_expect(i: &mut In<'_>) -> PResult<Spanned<StepExpect>> {
+    let _ = ws(i);
+    let start = pos(i);
+    let cp = i.checkpoint();
+    let (w, span) = match word(i) {
+        Ok(x) => x,
+        Err(_) => return expected(i, &["ok", "any", "a signal", "an errno", "fill", "bytes"]),
+    };
+    let e = if w == "any" {
+        StepExpect::Any
+    } else if let Some(o) = outcome_word(w) {
+        StepExpect::Outcome(o)
+    } else if w == "fill" || w == "bytes" {
+        i.reset(&cp);
+        StepExpect::Data(data_spec(i)?)
+    } else {
+        let mut list = vec!["ok", "any", "fill", "bytes"];
+        list.extend_from_slice(SIGNALS);
+        list.extend_from_slice(ERRNOS);
+        return fail_at(span, format!("unknown expectation `{w}`"), &list);
+    };
+    Ok(Spanned::new(e, Span::new(start, pos(i))))
+}
+
+/// `NAME[+OFF] [in TASK]`; `in TASK` may be left out on a `TASK:` line.
+fn loc(i: &mut In<'_>, prefix: Option<&Ident>) -> PResult<Loc> {
+    let (name, offset) = name_offset(i, "a region name")?;
+    let task = match opt_keyword(i, "in") {
+        Some(_) => cut(ident(i, "a task name"))?,
+        None => match prefix {
+            Some(t) => t.clone(),
+            None => return cut(expected(i, &["`in TASK`"])),
+        },
+    };
+    let end = if task.span.start > name.span.start {
+        task.span.end
+    } else {
+        offset.as_ref().map(|o| o.span.end).unwrap_or(name.span.end)
+    };
+    Ok(Loc {
+        span: Span::new(name.span.start, end),
+        name,
+        offset,
+        task,
+    })
+}
+
+fn cmp(i: &mut In<'_>) -> PResult<Cmp> {
+    let _ = ws(i);
+    for (s, c) in [
+        ("==", Cmp::Eq),
+        ("!=", Cmp::Ne),
+        ("<=", Cmp::Le),
+        (">=", Cmp::Ge),
+        ("<", Cmp::Lt),
+        (">", Cmp::Gt),
+    ] {
+        if peek_punct(i, s) {
+            let _ = punct(i, s);
+            return Ok(c);
+        }
+    }
+    expected(i, &["==", "!=", "<", "<=", ">", ">="])
+}
+
+fn signed(i: &mut In<'_>) -> PResult<i64> {
+    let n = count(i)?;
+    i64::try_from(n.value).or_else(|_| fail_at(n.span, "number too large", &[]))
+}
+
+const LOC_TAILS: &[&str] = &[
+    "same page as",
+    "different page from",
+    "not",
+    "changed since step N",
+    "unchanged since step N",
+    "present",
+    "zero_page",
+    "refcount",
+    "mapcount",
+    "pincount",
+    "anon_exclusive",
+];
+
+/// A standalone expectation (after `expect`).
+fn expectation(i: &mut In<'_>, prefix: Option<&Ident>) -> PResult<Expectation> {
+    let _ = ws(i);
+    // hugetlb pool counters.
+    if let Some(_kw) = opt_keyword(i, "hugetlb") {
+        let size = cut(size(i))?;
+        let names: Vec<&str> = POOL_FIELDS.iter().map(|(n, _)| *n).collect();
+        let (w, _) = cut(one_of_words(i, &names))?;
+        let field = POOL_FIELDS
+            .iter()
+            .find(|(n, _)| *n == w)
+            .map(|(_, f)| *f)
+            .unwrap_or(PoolField::Free);
+        let c = cut(cmp(i))?;
+        let v = cut(signed(i))?;
+        return Ok(Expectation::Pool {
+            size,
+            field,
+            cmp: c,
+            value: v,
+        });
+    }
+    // Task state: `C exited`, `C killed SIGBUS`, `C running`.
+    let cp = i.checkpoint();
+    if let Ok(name) = ident(i, "a region or task name") {
+        if let Some(state) = opt_task_state(i)? {
+            return Ok(Expectation::Task { task: name, state });
+        }
+    }
+    i.reset(&cp);
+    let loc = cut(loc(i, prefix))?;
+    let _ = ws(i);
+    let (w, span) = match word(i) {
+        Ok(x) => x,
+        Err(_) => return cut(expected(i, LOC_TAILS)),
+    };
+    match w {
+        "same" | "different" => {
+            cut(keyword(i, "page"))?;
+            cut(keyword(i, if w == "same" { "as" } else { "from" }))?;
+            let b = cut(self::loc(i, prefix))?;
+            Ok(Expectation::SamePage {
+                a: loc,
+                b,
+                same: w == "same",
+            })
+        }
+        "changed" | "unchanged" => {
+            cut(keyword(i, "since"))?;
+            cut(keyword(i, "step"))?;
+            let n = cut(count(i))?;
+            Ok(Expectation::Since {
+                loc,
+                step: Spanned::new(usize::try_from(n.value).unwrap_or(usize::MAX), n.span),
+                changed: w == "changed",
+            })
+        }
+        "not" => {
+            let (w2, s2) = match word(i) {
+                Ok(x) => x,
+                Err(_) => {
+                    let mut l: Vec<&str> = PAGE_PREDS.iter().map(|(n, _)| *n).collect();
+                    l.push("same page as");
+                    return cut(expected(i, &l));
+                }
+            };
+            if w2 == "same" {
+                cut(keyword(i, "page"))?;
+                cut(keyword(i, "as"))?;
+                let b = cut(self::loc(i, prefix))?;
+                return Ok(Expectation::SamePage {
+                    a: loc,
+                    b,
+                    same: false,
+                });
+            }
+            match PAGE_PREDS.iter().find(|(n, _)| *n == w2) {
+                Some((_, p)) => Ok(Expectation::Page {
+                    loc,
+                    pred: Spanned::new(*p, s2),
+                    holds: false,
+                }),
+                None => {
+                    let mut l: Vec<&str> = PAGE_PREDS.iter().map(|(n, _)| *n).collect();
+                    l.push("same page as");
+                    fail_at(s2, format!("unknown page property `{w2}`"), &l)
+                }
+            }
+        }
+        w => {
+            if let Some((_, p)) = PAGE_PREDS.iter().find(|(n, _)| *n == w) {
+                return Ok(Expectation::Page {
+                    loc,
+                    pred: Spanned::new(*p, span),
+                    holds: true,
+                });
+            }
+            if let Some((_, c)) = COUNTERS.iter().find(|(n, _)| *n == w) {
+                let op = cut(cmp(i))?;
+                let v = cut(signed(i))?;
+                return Ok(Expectation::Counter {
+                    loc,
+                    counter: Spanned::new(*c, span),
+                    cmp: op,
+                    value: v,
+                });
+            }
+            let mut l = LOC_TAILS.to_vec();
+            l.extend(["swapped", "thp", "hugetlb", "exclusive", "writable"]);
+            fail_at(span, format!("unknown expectation `{w}`"), &l)
+        }
+    }
+}
+
+fn opt_task_state(i: &mut In<'_>) -> PResult<Option<TaskStateExp>> {
+    let cp = i.checkpoint();
+    match word(i) {
+        Ok(("exited", _)) => Ok(Some(TaskStateExp::Exited)),
+        Ok(("running", _)) => Ok(Some(TaskStateExp::Running)),
+        Ok(("killed", _)) => {
+            let (s, _) = cut(one_of_words(i, SIGNALS))?;
+            Ok(Some(TaskStateExp::Killed(s.to_string())))
+        }
+        _ => {
+            i.reset(&cp);
+            Ok(None)
+        }
+    }
+}
+
+const STATEMENTS: &[&str] = &[
+    "profile",
+    "set",
+    "thp",
+    "hugetlb",
+    "task",
+    "expect",
+    "TASK: operation",
+];
+
+/// One statement (a line without its comment).
+fn statement(i: &mut In<'_>) -> PResult<ItemKind> {
+    let _ = ws(i);
+    let cp = i.checkpoint();
+    let (w, span) = match word(i) {
+        Ok(x) => x,
+        Err(_) => return cut(expected(i, STATEMENTS)),
+    };
+    // `TASK: …`
+    if peek_punct(i, ":") {
+        let _ = punct(i, ":");
+        let task = Spanned::new(w.to_string(), span);
+        if opt_keyword(i, "expect").is_some() {
+            return Ok(ItemKind::Expect(cut(expectation(i, Some(&task)))?));
+        }
+        // `NAME = op`?
+        let cp2 = i.checkpoint();
+        let mut bind = None;
+        if let Ok(name) = ident(i, "a name") {
+            if peek_punct(i, "=") && !peek_punct(i, "==") {
+                let _ = punct(i, "=");
+                bind = Some(name);
+            } else {
+                i.reset(&cp2);
+            }
+        }
+        let (op, op_span) = cut(op(i, bind.is_some()))?;
+        let expect = match opt_keyword(i, "expect") {
+            Some(_) => Some(cut(step_expect(i))?),
+            None => None,
+        };
+        return Ok(ItemKind::Step(Step {
+            task,
+            bind,
+            op,
+            op_span,
+            expect,
+        }));
+    }
+    match w {
+        "profile" => {
+            let _ = ws(i);
+            let start = pos(i);
+            let name: &str = take_while(1.., |c: char| !c.is_whitespace())
+                .parse_next(i)
+                .or_else(|_: ErrMode<PErr>| cut(expected(i, &["a profile name like linux-6.18"])))?;
+            Ok(ItemKind::Profile(Spanned::new(
+                name.to_string(),
+                Span::new(start, start + name.len()),
+            )))
+        }
+        "set" => {
+            let knob = cut(ident(i, "a policy knob name"))?;
+            cut(punct(i, "="))?;
+            let _ = ws(i);
+            let start = pos(i);
+            let v: &str = take_while(1.., |c: char| !c.is_whitespace())
+                .parse_next(i)
+                .or_else(|_: ErrMode<PErr>| cut(expected(i, &["a value"])))?;
+            Ok(ItemKind::Set {
+                knob,
+                value: Spanned::new(v.to_string(), Span::new(start, start + v.len())),
+            })
+        }
+        "thp" => {
+            let _ = ws(i);
+            if opt_keyword(i, "use_zero_page").is_some() {
+                let (v, _) = cut(one_of_words(i, &["on", "off"]))?;
+                return Ok(ItemKind::ThpZeroPage(v == "on"));
+            }
+            let size = if let Some(s) = opt_keyword(i, "all") {
+                Spanned::new(ThpSize::All, s)
+            } else {
+                let s = cut(size(i).or_else(|_| expected(i, &["a size", "all", "use_zero_page"])))?;
+                Spanned::new(ThpSize::Bytes(s.value), s.span)
+            };
+            let (m, _) = cut(one_of_words(i, &["always", "madvise", "never", "inherit"]))?;
+            let mode = match m {
+                "always" => ThpMode::Always,
+                "madvise" => ThpMode::Madvise,
+                "never" => ThpMode::Never,
+                _ => ThpMode::Inherit,
+            };
+            Ok(ItemKind::Thp { size, mode })
+        }
+        "hugetlb" => {
+            let size = cut(size(i))?;
+            cut(keyword(i, "pages"))?;
+            cut(punct(i, "="))?;
+            let pages = cut(count(i))?.value;
+            let overcommit = match opt_keyword(i, "overcommit") {
+                Some(_) => {
+                    cut(punct(i, "="))?;
+                    Some(cut(count(i))?.value)
+                }
+                None => None,
+            };
+            Ok(ItemKind::Hugetlb {
+                size,
+                pages,
+                overcommit,
+            })
+        }
+        "task" => Ok(ItemKind::Task(cut(ident(i, "a task name"))?)),
+        "expect" => Ok(ItemKind::Expect(cut(expectation(i, None))?)),
+        other => {
+            i.reset(&cp);
+            fail_at(
+                span,
+                format!("unknown statement `{other}`"),
+                &["profile", "set", "thp", "hugetlb", "task", "expect", "TASK: …"],
+            )
+        }
+    }
+}
+
+/// Byte offset of a `#` comment start outside a string, if any.
+fn comment_start(line: &str) -> Option<usize> {
+    let mut in_str = false;
+    let mut escaped = false;
+    for (k, c) in line.char_indices() {
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+        } else if c == '"' {
+            in_str = true;
+        } else if c == '#' {
+            return Some(k);
+        }
+    }
+    None
+}
+
+/// Parses a whole file. Stops at the first error: later lines would mostly
+/// report consequences of it.
+pub fn parse(text: &str) -> Result<Scenario, Diagnostic> {
+    let mut items = Vec::new();
+    let mut line_start = 0usize;
+    for (n, raw) in text.split('\n').enumerate() {
+        let line_no = n + 1;
+        let this_start = line_start;
+        line_start += raw.len() + 1;
+        let body_end = this_start + comment_start(raw).unwrap_or(raw.len());
+        let body = &text[this_start..body_end];
+        if body.trim().is_empty() {
+            continue;
+        }
+        let mut input = LocatingSlice::new(&text[..body_end]);
+        let _ = input.next_slice(this_start);
+        let parsed = statement(&mut input).and_then(|k| {
+            if at_end(&mut input) {
+                Ok(k)
+            } else {
+                let p = pos(&input);
+                let mut e = PErr::at(p, p + peek_token_len(&input));
+                let s: &str = &input;
+                let tok = &s[..peek_token_len(&input).min(s.len())];
+                e.message = Some(format!("unexpected `{tok}` at the end of the statement"));
+                e.expected = vec!["end of line".to_string()];
+                Err(ErrMode::Cut(e))
+            }
+        });
+        match parsed {
+            Ok(kind) => {
+                let lead = body.len() - body.trim_start().len();
+                items.push(Item {
+                    line: line_no,
+                    span: Span::new(this_start + lead, this_start + body.trim_end().len()),
+                    kind,
+                })
+            }
+            Err(ErrMode::Backtrack(e)) | Err(ErrMode::Cut(e)) => {
+                return Err(to_diagnostic(text, e));
+            }
+            Err(ErrMode::Incomplete(_)) => {
+                return Err(Diagnostic::new(
+                    Span::new(body_end, body_end),
+                    "incomplete statement",
+                ));
+            }
+        }
+    }
+    Ok(Scenario { items })
+}
+
+fn to_diagnostic(text: &str, e: PErr) -> Diagnostic {
+    let span = Span::new(e.pos, e.end.max(e.pos));
+    let message = match e.message {
+        Some(m) => m,
+        None => {
+            let tok: String = text
+                .get(e.pos..)
+                .unwrap_or("")
+                .split(|c: char| c.is_whitespace())
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(40)
+                .collect();
+            if tok.is_empty() || tok.starts_with('#') {
+                "unexpected end of line".to_string()
+            } else {
+                format!("unexpected `{tok}`")
+            }
+        }
+    };
+    Diagnostic::new(span, message).expected(e.expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(src: &str) -> Scenario {
+        match parse(src) {
+            Ok(s) => s,
+            Err(d) => panic!("{}", d.render(&crate::diag::Source::new("t", src))),
+        }
+    }
+
+    fn err(src: &str) -> String {
+        match parse(src) {
+            Ok(_) => panic!("expected an error for {src:?}"),
+            Err(d) => d.render(&crate::diag::Source::new("t", src)),
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_number("4K", true), Ok(4096));
+        assert_eq!(parse_number("2M", true), Ok(2 << 20));
+        assert_eq!(parse_number("1GiB", true), Ok(1 << 30));
+        assert_eq!(parse_number("0x1000", true), Ok(4096));
+        assert!(parse_number("4KB", true).is_err());
+        assert!(parse_number("99999999999999999999", true).is_err());
+        assert!(parse_number("17179869184G", true).is_err());
+    }
+
+    #[test]
+    fn the_cve_scenario_parses() {
+        let s = ok("profile linux-6.18\n\
+            thp 2M never   # comment\n\
+            task P\n\
+            P: A = mmap 4K private anon\n\
+            P: write A fill 0x00\n\
+            P: fork C\n\
+            C: p = pipe\n\
+            C: vmsplice p A 4K\n\
+            C: munmap A\n\
+            P: write A fill 0xff\n\
+            C: read p 4K expect fill 0x00\n\
+            expect A in P different page from A in C\n");
+        assert_eq!(s.items.len(), 12);
+        let ItemKind::Step(st) = &s.items[3].kind else {
+            panic!()
+        };
+        assert_eq!(st.bind.as_ref().map(|b| b.value.as_str()), Some("A"));
+        assert!(matches!(&st.op, Op::Mmap(m) if m.len.value == 4096 && !m.shared));
+        let ItemKind::Step(st) = &s.items[10].kind else {
+            panic!()
+        };
+        assert_eq!(
+            st.expect.as_ref().map(|e| e.value.clone()),
+            Some(StepExpect::Data(DataSpec::Fill(0)))
+        );
+    }
+
+    #[test]
+    fn all_statement_forms() {
+        let s = ok(r#"
+set anon_reuse=mapcount
+thp all never
+thp use_zero_page off
+hugetlb 2M pages=2 overcommit=1
+task P
+P: A = mmap 2M shared r hugetlb=2M noreserve populate fixed=0x7f0000000000
+P: B = mremap A 2M 4M to 0x7f0100000000
+P: write A+4K 4K bytes "a\x00b" 01 ff
+P: write A bytes 01
+P: mprotect A+4K 4K rw
+P: madvise A 2M dontfork
+P: h = pin_user_pages_fast A 4K FOLL_WRITE|FOLL_LONGTERM
+P: read h 4K expect fill 0xff
+P: unpin h
+P: r = io_uring
+P: F = memfd 4K
+P: io_uring register r A 4K, B
+P: io_uring write_fixed r A 4K to F+0
+P: io_uring read_fixed r A 4K from F
+P: io_uring unregister r
+P: clear_soft_dirty
+P: write A fill 0 expect SIGBUS
+expect A+4K in P refcount >= 2
+P: expect A mapcount == 1
+expect A in P not present
+expect A in P changed since step 3
+expect A in P not same page as B in P
+expect hugetlb 2M free == 0
+expect P killed SIGBUS
+"#);
+        assert_eq!(s.items.len(), 29);
+        let ItemKind::Step(st) = &s.items[7].kind else {
+            panic!()
+        };
+        assert!(
+            matches!(&st.op, Op::Write(r, DataSpec::Bytes(b)) if r.off() == 4096 && b == &[b'a', 0, b'b', 1, 0xff])
+        );
+    }
+
+    #[test]
+    fn errors_point_at_the_token() {
+        let e = err("task P\nP: mmapp 4K\n");
+        assert!(e.starts_with("t:2:4: error: unknown operation `mmapp`"), "{e}");
+        assert!(e.contains("^^^^^ expected one of: mmap, munmap"), "{e}");
+        let e = err("task P\nP: A = mmap 4KB\n");
+        assert!(e.starts_with("t:2:13: error: bad size"), "{e}");
+        let e = err("tsk P\n");
+        assert!(e.starts_with("t:1:1: error: unknown statement `tsk`"), "{e}");
+        let e = err("task P\nP: write A fill\n");
+        assert!(e.starts_with("t:2:16: error:"), "{e}");
+        assert!(e.contains("expected a byte value"), "{e}");
+        let e = err("task P extra\n");
+        assert!(e.starts_with("t:1:8: error: unexpected `extra`"), "{e}");
+        let e = err("task P\nP: A = mmap 4K private bogus\n");
+        assert!(e.contains("unknown mmap option `bogus`"), "{e}");
+        let e = err("task P\nP: write A bytes \"abc\n");
+        assert!(e.contains("unterminated string"), "{e}");
+        let e = err("task P\nP: h = pin_user_pages A 4K FOLL_WRITE|FOLL_BOGUS\n");
+        assert!(e.starts_with("t:2:39: error:"), "{e}");
+        assert!(e.contains("FOLL_LONGTERM"), "{e}");
+    }
+
+    #[test]
+    fn hash_inside_string_is_not_a_comment() {
+        let s = ok("task P\nP: write A bytes \"a#b\" # real comment\n");
+        let ItemKind::Step(st) = &s.items[1].kind else {
+            panic!()
+        };
+        assert!(matches!(&st.op, Op::Write(_, DataSpec::Bytes(b)) if b == b"a#b"));
+    }
+}

@@ -1,0 +1,218 @@
+//! What a run produced, and its two renderings: a trace an mm developer can
+//! follow, and JSON with stable field names (one document per scenario).
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    Skip,
+}
+
+impl Status {
+    pub fn mark(self) -> &'static str {
+        match self {
+            Status::Pass => "✓",
+            Status::Fail => "✗",
+            Status::Skip => "-",
+        }
+    }
+}
+
+/// One judged expectation (inline or standalone).
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub line: usize,
+    pub column: usize,
+    pub text: String,
+    pub status: Status,
+    /// What was observed (always for failures, often for passes).
+    pub detail: Option<String>,
+}
+
+/// One executed operation.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepReport {
+    pub step: usize,
+    pub line: usize,
+    pub task: String,
+    pub text: String,
+    /// "ok", "ok, 0x7f…", "SIGBUS", "EINVAL", "not run".
+    pub result: String,
+    /// What the kernel did, one decision per line.
+    pub kernel: Vec<String>,
+    /// Counter changes of the pages the step touched.
+    pub deltas: Vec<String>,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Entry {
+    Setting {
+        line: usize,
+        text: String,
+        error: Option<String>,
+    },
+    Task {
+        line: usize,
+        text: String,
+        task: String,
+    },
+    Step(StepReport),
+    Expect(Check),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct KnobSetting {
+    pub knob: String,
+    pub value: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+/// The result of running one scenario file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub file: String,
+    pub backend: String,
+    pub profile: String,
+    pub knobs: Vec<KnobSetting>,
+    /// pass: every expectation held; fail: one did not; skip: the backend
+    /// cannot run this scenario (see `skip_reason`).
+    pub status: Status,
+    pub skip_reason: Option<String>,
+    pub entries: Vec<Entry>,
+    pub summary: Summary,
+}
+
+impl Report {
+    /// All checks, in order.
+    pub fn checks(&self) -> impl Iterator<Item = &Check> {
+        self.entries.iter().flat_map(|e| match e {
+            Entry::Step(s) => s.checks.iter().collect::<Vec<_>>(),
+            Entry::Expect(c) => vec![c],
+            _ => vec![],
+        })
+    }
+
+    /// Computes the summary and the overall status.
+    pub fn finish(&mut self) {
+        let mut s = Summary::default();
+        for c in self.checks() {
+            match c.status {
+                Status::Pass => s.passed += 1,
+                Status::Fail => s.failed += 1,
+                Status::Skip => s.skipped += 1,
+            }
+        }
+        self.status = if s.failed > 0 {
+            Status::Fail
+        } else {
+            Status::Pass
+        };
+        self.summary = s;
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The human trace. `quiet`: only failures and the result line.
+    pub fn render(&self, quiet: bool) -> String {
+        let mut out = String::new();
+        let knobs = if self.knobs.is_empty() {
+            String::new()
+        } else {
+            let k: Vec<String> = self
+                .knobs
+                .iter()
+                .map(|k| format!("{}={}", k.knob, k.value))
+                .collect();
+            format!(", {}", k.join(" "))
+        };
+        if !quiet {
+            out.push_str(&format!(
+                "== {} ({} backend, {}{knobs})\n",
+                self.file, self.backend, self.profile
+            ));
+        }
+        let check_line = |c: &Check, indent: &str| -> String {
+            let mut s = format!("{indent}{} {}", c.status.mark(), c.text);
+            if let Some(d) = &c.detail {
+                s.push_str(&format!("  — {d}"));
+            }
+            if c.status == Status::Fail {
+                s.push_str(&format!("  (line {}:{})", c.line, c.column));
+            }
+            s.push('\n');
+            s
+        };
+        for e in &self.entries {
+            match e {
+                Entry::Setting { text, error, .. } => {
+                    if !quiet {
+                        out.push_str(&format!("    {text}\n"));
+                        if let Some(e) = error {
+                            out.push_str(&format!("        refused: {e}\n"));
+                        }
+                    }
+                }
+                Entry::Task { text, .. } => {
+                    if !quiet {
+                        out.push_str(&format!("    {text}\n"));
+                    }
+                }
+                Entry::Step(s) => {
+                    if quiet {
+                        for c in s.checks.iter().filter(|c| c.status == Status::Fail) {
+                            out.push_str(&format!("[{}] {}\n", s.step, s.text));
+                            out.push_str(&check_line(c, "      "));
+                        }
+                        continue;
+                    }
+                    let head = format!("[{}] {}", s.step, s.text);
+                    out.push_str(&format!("{head:<48} → {}\n", s.result));
+                    for k in &s.kernel {
+                        out.push_str(&format!("      {k}\n"));
+                    }
+                    for d in &s.deltas {
+                        out.push_str(&format!("      Δ {d}\n"));
+                    }
+                    for c in &s.checks {
+                        out.push_str(&check_line(c, "      "));
+                    }
+                }
+                Entry::Expect(c) => {
+                    if !quiet || c.status == Status::Fail {
+                        out.push_str(&check_line(c, "    "));
+                    }
+                }
+            }
+        }
+        let s = &self.summary;
+        match self.status {
+            Status::Skip => out.push_str(&format!(
+                "SKIP {}: {}\n",
+                self.file,
+                self.skip_reason.as_deref().unwrap_or("")
+            )),
+            st => out.push_str(&format!(
+                "{} {}: {} passed, {} failed, {} skipped\n",
+                if st == Status::Pass { "PASS" } else { "FAIL" },
+                self.file,
+                s.passed,
+                s.failed,
+                s.skipped
+            )),
+        }
+        out
+    }
+}
