@@ -1,0 +1,277 @@
+//! Folios and the arena that owns them (the model's `struct folio` and page
+//! allocator).
+//!
+//! Counters are kept the way the kernel keeps them (include/linux/mm.h,
+//! include/linux/mm_types.h): one `refcount` for every holder, a `mapcount`
+//! (per page for small folios, the folio-wide `_large_mapcount` for large
+//! ones), an `entire_mapcount` for PMD/PUD mappings, a separate `pincount`
+//! for large folios (`folio_has_pincount()` on 64-bit) while small folios
+//! count a pin as [`GUP_PIN_COUNTING_BIAS`] references, and one
+//! PageAnonExclusive bit per page. Left out: LRU lists and per-CPU batches,
+//! memcg, the per-page `_mapcount` of large folios (not maintained with
+//! CONFIG_NO_PAGE_MAPCOUNT), NUMA placement.
+
+use crate::contents::Contents;
+use crate::types::{HugeSize, GUP_PIN_COUNTING_BIAS, PAGE_SIZE};
+
+/// Index of a folio in the arena; stable for the folio's lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FolioId(pub u32);
+
+/// Identifier of an address space (the kernel's `mm_id`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MmId(pub u32);
+
+/// Identifier of an inode (file, memfd, shmem object).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InodeId(pub u32);
+
+/// The shared zero page: always folio 0.
+pub const ZERO_FOLIO: FolioId = FolioId(0);
+/// The huge zero folio (PMD-sized): always folio 1.
+pub const HUGE_ZERO_FOLIO: FolioId = FolioId(1);
+
+/// What a folio holds, which decides its COW and GUP rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FolioKind {
+    /// Anonymous memory (`folio_test_anon()`).
+    Anon,
+    /// A page-cache folio of `inode` at page index `index`.
+    File { inode: InodeId, index: u64 },
+    /// The shared zero page or the huge zero folio (`is_zero_folio()`).
+    Zero,
+}
+
+/// One folio: `2^order` pages with one set of counters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Folio {
+    pub order: u8,
+    pub kind: FolioKind,
+    /// hugetlb folio of this size (never on the LRU, never split).
+    pub hugetlb: Option<HugeSize>,
+    /// hugetlb: the reservation is restored if the folio is freed before it
+    /// is mapped (`folio_test_hugetlb_restore_reserve()`).
+    pub restore_reserve: bool,
+    pub refcount: i64,
+    /// Small: the page's mapcount. Large: total mappings, each PTE counting
+    /// one and each PMD/PUD mapping one (`folio_large_mapcount()`).
+    pub mapcount: i64,
+    /// PMD/PUD mappings of the whole folio (`folio_entire_mapcount()`).
+    pub entire_mapcount: i64,
+    /// Large folios only: outstanding FOLL_PIN page references.
+    pub pincount: i64,
+    /// PageAnonExclusive, one bit per page (for PMD/PUD mappings and hugetlb
+    /// only bit 0, the head's, is consulted).
+    pub anon_exclusive: PageBits,
+    /// Mappings per address space; the kernel tracks up to two mm ids plus a
+    /// "maybe mapped shared" bit (`folio_maybe_mapped_shared()`), which this
+    /// exact list answers the same way.
+    pub mm_maps: Vec<(MmId, u32)>,
+    pub dirty: bool,
+    pub data: Contents,
+    pub freed: bool,
+    /// First page frame number; subpage `i` is `pfn + i`.
+    pub pfn: u64,
+}
+
+impl Folio {
+    pub fn nr_pages(&self) -> u64 {
+        1 << self.order
+    }
+
+    pub fn size(&self) -> u64 {
+        self.nr_pages() * PAGE_SIZE
+    }
+
+    pub fn is_large(&self) -> bool {
+        self.order > 0
+    }
+
+    pub fn is_anon(&self) -> bool {
+        self.kind == FolioKind::Anon
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.kind == FolioKind::Zero
+    }
+
+    /// `folio_maybe_dma_pinned()`: exact for large folios (pincount), an
+    /// over-approximation for small ones (any 1024 references look pinned).
+    pub fn maybe_dma_pinned(&self) -> bool {
+        if self.is_large() {
+            self.pincount > 0
+        } else {
+            self.refcount >= GUP_PIN_COUNTING_BIAS
+        }
+    }
+
+    /// `folio_maybe_mapped_shared()`: mapped by more than one mm.
+    pub fn maybe_mapped_shared(&self) -> bool {
+        self.mm_maps.len() > 1
+    }
+
+    pub fn page_ae(&self, page: u64) -> bool {
+        self.anon_exclusive.get(page)
+    }
+
+    pub fn page_data(&self, page: u64) -> Contents {
+        self.data.slice(page * PAGE_SIZE, PAGE_SIZE)
+    }
+
+    pub(crate) fn add_mm_map(&mut self, mm: MmId, n: u32) {
+        match self.mm_maps.iter_mut().find(|(m, _)| *m == mm) {
+            Some((_, c)) => *c += n,
+            None => {
+                self.mm_maps.push((mm, n));
+                self.mm_maps.sort();
+            }
+        }
+    }
+
+    pub(crate) fn sub_mm_map(&mut self, mm: MmId, n: u32) {
+        if let Some(i) = self.mm_maps.iter().position(|(m, _)| *m == mm) {
+            let c = &mut self.mm_maps[i].1;
+            *c = c.saturating_sub(n);
+            if *c == 0 {
+                self.mm_maps.remove(i);
+            }
+        }
+    }
+}
+
+/// A bit per page, compact for small folios.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PageBits {
+    One(bool),
+    Many(Vec<u64>),
+}
+
+impl PageBits {
+    pub fn new(nr: u64, v: bool) -> Self {
+        if nr == 1 {
+            PageBits::One(v)
+        } else {
+            let words = nr.div_ceil(64) as usize;
+            PageBits::Many(vec![if v { u64::MAX } else { 0 }; words])
+        }
+    }
+
+    pub fn get(&self, i: u64) -> bool {
+        match self {
+            PageBits::One(b) => *b,
+            PageBits::Many(w) => w[(i / 64) as usize] >> (i % 64) & 1 == 1,
+        }
+    }
+
+    pub fn set(&mut self, i: u64, v: bool) {
+        match self {
+            PageBits::One(b) => *b = v,
+            PageBits::Many(w) => {
+                let (wi, bi) = ((i / 64) as usize, i % 64);
+                if v {
+                    w[wi] |= 1 << bi;
+                } else {
+                    w[wi] &= !(1 << bi);
+                }
+            }
+        }
+    }
+
+    pub fn set_all(&mut self, v: bool) {
+        match self {
+            PageBits::One(b) => *b = v,
+            PageBits::Many(w) => w.iter_mut().for_each(|x| *x = if v { u64::MAX } else { 0 }),
+        }
+    }
+}
+
+/// All folios of the system; freed slots are reused lowest-first so that two
+/// runs of the same steps produce equal states.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FolioArena {
+    slots: Vec<Folio>,
+    free: std::collections::BTreeSet<u32>,
+    next_pfn: u64,
+}
+
+impl FolioArena {
+    pub fn new() -> Self {
+        let mut a = FolioArena { slots: Vec::new(), free: Default::default(), next_pfn: 0x1000 };
+        let zero = a.alloc(0, FolioKind::Zero, None);
+        let huge_zero = a.alloc(9, FolioKind::Zero, None);
+        debug_assert_eq!((zero, huge_zero), (ZERO_FOLIO, HUGE_ZERO_FOLIO));
+        for id in [zero, huge_zero] {
+            // The system's own reference keeps the zero folios alive forever.
+            let f = a.get_mut(id);
+            f.refcount = 1;
+            f.anon_exclusive.set_all(false);
+        }
+        a
+    }
+
+    /// Allocates a zero-filled folio with refcount 1 and no mappings.
+    pub fn alloc(&mut self, order: u8, kind: FolioKind, hugetlb: Option<HugeSize>) -> FolioId {
+        let nr = 1u64 << order;
+        let pfn = self.next_pfn.next_multiple_of(nr);
+        self.next_pfn = pfn + nr;
+        let folio = Folio {
+            order,
+            kind,
+            hugetlb,
+            restore_reserve: false,
+            refcount: 1,
+            mapcount: 0,
+            entire_mapcount: 0,
+            pincount: 0,
+            anon_exclusive: PageBits::new(nr, false),
+            mm_maps: Vec::new(),
+            dirty: false,
+            data: Contents::zeroed(nr * PAGE_SIZE),
+            freed: false,
+            pfn,
+        };
+        match self.free.pop_first() {
+            Some(i) => {
+                self.slots[i as usize] = folio;
+                FolioId(i)
+            }
+            None => {
+                self.slots.push(folio);
+                FolioId(self.slots.len() as u32 - 1)
+            }
+        }
+    }
+
+    pub fn get(&self, id: FolioId) -> &Folio {
+        &self.slots[id.0 as usize]
+    }
+
+    pub fn get_mut(&mut self, id: FolioId) -> &mut Folio {
+        &mut self.slots[id.0 as usize]
+    }
+
+    /// Marks a folio whose last reference went away as free.
+    pub(crate) fn release(&mut self, id: FolioId) {
+        let f = &mut self.slots[id.0 as usize];
+        f.freed = true;
+        f.data = Contents::default();
+        f.mm_maps.clear();
+        self.free.insert(id.0);
+    }
+
+    /// Live folios (not freed), zero folios included.
+    pub fn iter(&self) -> impl Iterator<Item = (FolioId, &Folio)> {
+        self.slots.iter().enumerate().filter(|(_, f)| !f.freed).map(|(i, f)| (FolioId(i as u32), f))
+    }
+
+    /// The folio with the page frame `pfn`, if live.
+    pub fn by_pfn(&self, pfn: u64) -> Option<(FolioId, u64)> {
+        self.iter().find(|(_, f)| pfn >= f.pfn && pfn < f.pfn + f.nr_pages()).map(|(id, f)| (id, pfn - f.pfn))
+    }
+}
+
+impl Default for FolioArena {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,246 @@
+//! fork: dup_mmap() and copy_page_range() (mm/mmap.c, mm/memory.c,
+//! mm/huge_memory.c: copy_huge_pmd(), mm/hugetlb.c).
+//!
+//! fork holds the parent's mmap_lock for writing, so slow GUP cannot run
+//! meanwhile; GUP-fast can. The copy is a step machine — one page-table
+//! entry per step, and for a shareable anon page two steps (the pin check
+//! with the AE clear, then the write-protect and install) — so that an
+//! explorer can put GUP-fast between them. `write_protect_seq` is odd while
+//! a COW mapping's entries are being copied.
+
+use crate::events::EventKind;
+use crate::folio::{MmId, HUGE_ZERO_FOLIO};
+use crate::kernel::{Kernel, Mm, Task, TaskState};
+use crate::pgtable::{Entry, Leaf, Level, Present};
+use crate::types::*;
+
+/// Where a fork stands.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ForkState {
+    /// Next: set up the child's copy of the parent VMA at index `vma`.
+    Vma { vma: usize },
+    /// Next: copy the leaf at or after `addr` in VMA `vma`.
+    Copy { vma: usize, addr: u64 },
+    /// `folio_try_dup_anon_rmap()` succeeded for the PTE `leaf`; next:
+    /// write-protect it in the parent and install it in the child.
+    Install { vma: usize, leaf: Leaf },
+    /// All copied: the child becomes runnable.
+    Finish,
+    Done,
+}
+
+/// One fork in progress.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fork {
+    pub parent: Pid,
+    pub child: Pid,
+    pub pmm: MmId,
+    pub cmm: MmId,
+    /// Start addresses of the parent's VMAs, in order.
+    pub vmas: Vec<u64>,
+    pub state: ForkState,
+    pub result: Option<SysResult<Pid>>,
+}
+
+impl Kernel {
+    /// fork(2) run to completion.
+    pub fn fork(&mut self, pid: Pid) -> SysResult<Pid> {
+        let mut f = self.fork_begin(pid)?;
+        while self.fork_step(&mut f) {}
+        f.result.expect("set when done")
+    }
+
+    /// Creates the child (not yet runnable) with an empty mm.
+    pub fn fork_begin(&mut self, pid: Pid) -> SysResult<Fork> {
+        let parent = self.task(pid)?.clone();
+        let child = Pid(self.fresh_id());
+        let cmm = MmId(self.fresh_id());
+        let mut m = Mm::new(cmm);
+        m.has_pinned = false;
+        self.mms.insert(cmm, m);
+        self.tasks.insert(child, Task { pid: child, parent: Some(pid), mm: cmm, state: TaskState::Running, fds: Default::default() });
+        let vmas = self.mm(parent.mm).vmas.keys().copied().collect();
+        Ok(Fork { parent: pid, child, pmm: parent.mm, cmm, vmas, state: ForkState::Vma { vma: 0 }, result: None })
+    }
+
+    /// One atomic step of the fork; false once done.
+    pub fn fork_step(&mut self, f: &mut Fork) -> bool {
+        match f.state.clone() {
+            ForkState::Vma { vma } => {
+                let Some(&start) = f.vmas.get(vma) else {
+                    f.state = ForkState::Finish;
+                    return true;
+                };
+                let pv = self.mm(f.pmm).vmas[&start].clone();
+                if pv.dontcopy {
+                    f.state = ForkState::Vma { vma: vma + 1 };
+                    return true;
+                }
+                // dup_mmap(): the child's VMA; hugetlb_dup_vma_private() drops
+                // the private reservation (children are never owners).
+                let mut cv = pv.clone();
+                cv.resv = None;
+                if pv.wipeonfork {
+                    cv.anon_vma = None;
+                }
+                self.mm_mut(f.cmm).vmas.insert(start, cv);
+                // vma_needs_copy(): only VMAs with anon pages are copied
+                // eagerly; the rest refault in the child.
+                if pv.wipeonfork || pv.anon_vma.is_none() {
+                    f.state = ForkState::Vma { vma: vma + 1 };
+                    return true;
+                }
+                if pv.is_cow_mapping() {
+                    self.mm_mut(f.pmm).write_protect_seq += 1;
+                }
+                f.state = ForkState::Copy { vma, addr: start };
+                true
+            }
+            ForkState::Copy { vma, addr } => {
+                let start = f.vmas[vma];
+                let pv = self.mm(f.pmm).vmas[&start].clone();
+                let Some(leaf) = self.mm(f.pmm).pt.next_leaf(addr, pv.end) else {
+                    if pv.is_cow_mapping() {
+                        self.mm_mut(f.pmm).write_protect_seq += 1;
+                    }
+                    f.state = ForkState::Vma { vma: vma + 1 };
+                    return true;
+                };
+                let next = leaf.addr + leaf.level.size();
+                match self.copy_one_leaf(f, &leaf) {
+                    Err(e) => return self.fork_abort(f, e),
+                    Ok(true) => f.state = ForkState::Install { vma, leaf },
+                    Ok(false) => {
+                        // A split PMD is revisited as PTEs from the same address.
+                        let again = self.mm(f.pmm).pt.get(leaf.level, leaf.addr).is_none() && leaf.level == Level::Pmd;
+                        f.state = ForkState::Copy { vma, addr: if again { leaf.addr } else { next } };
+                    }
+                }
+                true
+            }
+            ForkState::Install { vma, leaf } => {
+                self.copy_install(f, &leaf);
+                f.state = ForkState::Copy { vma, addr: leaf.addr + leaf.level.size() };
+                true
+            }
+            ForkState::Finish => {
+                let fds = self.tasks[&f.parent].fds.clone();
+                for file in fds.values() {
+                    self.file_get(*file);
+                }
+                self.tasks.get_mut(&f.child).expect("created at begin").fds = fds;
+                let (p, c) = (f.parent, f.child);
+                self.event(p, EventKind::Note, "dup_mmap", None, || format!("forked child pid {}", c.0));
+                f.result = Some(Ok(f.child));
+                f.state = ForkState::Done;
+                false
+            }
+            ForkState::Done => false,
+        }
+    }
+
+    /// fork failed (hugetlb copy without a page): undo the child, leave
+    /// write_protect_seq even again.
+    fn fork_abort(&mut self, f: &mut Fork, e: SysError) -> bool {
+        if self.mm(f.pmm).write_protect_seq % 2 == 1 {
+            self.mm_mut(f.pmm).write_protect_seq += 1;
+        }
+        let ranges: Vec<(u64, u64)> = self.mm(f.cmm).vmas.values().map(|v| (v.start, v.end)).collect();
+        for (s, e) in ranges {
+            self.zap_page_range(f.child, f.cmm, s, e);
+        }
+        self.mms.remove(&f.cmm);
+        self.tasks.remove(&f.child);
+        self.event(f.parent, EventKind::Note, "dup_mmap", None, || format!("fork failed: {e}"));
+        f.result = Some(Err(e));
+        f.state = ForkState::Done;
+        false
+    }
+
+    /// The first half of copying one leaf. Returns Ok(true) when an anon page
+    /// was made shareable and still needs [`Kernel::copy_install`].
+    fn copy_one_leaf(&mut self, f: &Fork, leaf: &Leaf) -> SysResult<bool> {
+        let pv = self.mm(f.pmm).vma(leaf.addr).expect("leaf inside a VMA").clone();
+        let cow = pv.is_cow_mapping();
+        match leaf.entry {
+            Entry::Swap { slot, soft_dirty, .. } => {
+                // copy_nonpresent_pte(): both now share the slot; neither may
+                // assume exclusivity any more.
+                self.swap_dup(slot);
+                self.mm_mut(f.pmm).pt.set(leaf.level, leaf.addr, Entry::Swap { slot, exclusive: false, soft_dirty });
+                self.mm_mut(f.cmm).pt.set(leaf.level, leaf.addr, Entry::Swap { slot, exclusive: false, soft_dirty });
+                Ok(false)
+            }
+            Entry::Present(p) => {
+                if let Some(h) = self.folios.get(p.folio).hugetlb {
+                    crate::hugetlb::copy_hugetlb_leaf(self, f.pmm, f.cmm, &pv, h, leaf.addr, p)?;
+                    return Ok(false);
+                }
+                if p.special || p.folio == HUGE_ZERO_FOLIO || !self.folio_is_anon(p.folio) {
+                    // Zero pages and page-cache pages are shared as they are
+                    // (write-protected in COW mappings).
+                    self.rmap_add(p.folio, f.cmm, 1, leaf.level != Level::Pte);
+                    let mut c = p;
+                    if cow {
+                        c.write = false;
+                        self.wrprotect(f.pmm, leaf);
+                    } else {
+                        c.dirty = false;
+                    }
+                    self.mm_mut(f.cmm).pt.set(leaf.level, leaf.addr, Entry::Present(c));
+                    return Ok(false);
+                }
+                let nr = if leaf.level == Level::Pte { 1 } else { leaf.level.size() / PAGE_SIZE };
+                let has_pinned = self.mm(f.pmm).has_pinned;
+                if self.folio_try_dup_anon_rmap(p.folio, p.page, nr, has_pinned) {
+                    return Ok(true);
+                }
+                if leaf.level == Level::Pmd {
+                    // copy_huge_pmd(): a maybe-pinned exclusive THP — split the
+                    // parent's PMD and redo the range page by page.
+                    self.event(f.parent, EventKind::Split, "copy_huge_pmd", Some(leaf.addr), || "maybe-pinned exclusive THP → split the parent's PMD".into());
+                    self.split_huge_pmd(f.parent, f.pmm, leaf.addr);
+                    return Ok(false);
+                }
+                self.copy_present_page(f, &pv, leaf, p);
+                Ok(false)
+            }
+        }
+    }
+
+    /// `copy_present_page()`: the page may be pinned and is exclusive, so the
+    /// child gets its own copy now, writable; the parent keeps its page
+    /// writable and exclusive, pin intact.
+    fn copy_present_page(&mut self, f: &Fork, pv: &crate::vma::Vma, leaf: &Leaf, p: Present) {
+        let new = self.alloc_anon_folio(0);
+        self.copy_page_data(new, 0, p.folio, p.page);
+        self.add_new_anon_rmap(new, f.cmm, 1, false);
+        self.mm_mut(f.cmm).pt.set(Level::Pte, leaf.addr, crate::memory::pte(new, 0, pv.prot.write, true));
+        self.note_copy(1);
+        self.event(f.parent, EventKind::Copy, "copy_present_page", Some(leaf.addr), || "maybe-pinned exclusive page → copy for the child at fork".into());
+    }
+
+    /// Second half: count the child's mapping, write-protect the parent's
+    /// entry in a COW mapping, install the child's read-only entry.
+    fn copy_install(&mut self, f: &Fork, leaf: &Leaf) {
+        let pv = self.mm(f.pmm).vma(leaf.addr).expect("leaf inside a VMA").clone();
+        // Re-read: the entry may have changed between the two steps only in
+        // ways fork's locks allow (GUP-fast adds references, never entries).
+        let Some(Entry::Present(p)) = self.mm(f.pmm).pt.get(leaf.level, leaf.addr) else { return };
+        let entire = leaf.level != Level::Pte;
+        self.rmap_add(p.folio, f.cmm, 1, entire);
+        let mut c = p;
+        if pv.is_cow_mapping() {
+            c.write = false;
+            self.wrprotect(f.pmm, leaf);
+        }
+        c.young = false;
+        self.mm_mut(f.cmm).pt.set(leaf.level, leaf.addr, Entry::Present(c));
+    }
+
+    fn wrprotect(&mut self, mm: MmId, leaf: &Leaf) {
+        if let Some(Entry::Present(pp)) = self.mm_mut(mm).pt.get_mut(leaf.level, leaf.addr) {
+            pp.write = false;
+        }
+    }
+}

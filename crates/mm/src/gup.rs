@@ -1,0 +1,299 @@
+//! get_user_pages / pin_user_pages, the slow path (mm/gup.c, mm/internal.h).
+
+use crate::contents::Contents;
+use crate::events::EventKind;
+use crate::folio::{FolioId, MmId};
+use crate::kernel::{GupHandle, GupRecord, Kernel};
+use crate::memory::{FaultFlags, VmFault};
+use crate::pgtable::Entry;
+use crate::types::*;
+use crate::vma::Vma;
+use std::fmt;
+
+/// FOLL_* flags a caller passes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GupFlags {
+    pub write: bool,
+    pub longterm: bool,
+    /// FOLL_PIN (pin_user_pages*); otherwise FOLL_GET.
+    pub pin: bool,
+    /// FOLL_FORCE (ptrace-style access).
+    pub force: bool,
+}
+
+impl GupFlags {
+    pub const GET: GupFlags = GupFlags { write: false, longterm: false, pin: false, force: false };
+    pub const PIN: GupFlags = GupFlags { write: false, longterm: false, pin: true, force: false };
+
+    pub fn with_write(mut self) -> Self {
+        self.write = true;
+        self
+    }
+
+    pub fn with_longterm(mut self) -> Self {
+        self.longterm = true;
+        self
+    }
+}
+
+impl fmt::Display for GupFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.pin { "FOLL_PIN" } else { "FOLL_GET" })?;
+        if self.write {
+            f.write_str("|FOLL_WRITE")?;
+        }
+        if self.longterm {
+            f.write_str("|FOLL_LONGTERM")?;
+        }
+        if self.force {
+            f.write_str("|FOLL_FORCE")?;
+        }
+        Ok(())
+    }
+}
+
+/// What `follow_page_mask()` found for one address.
+enum Follow {
+    /// Grabbed: folio, page, and how many pages of the same leaf follow
+    /// (including this one).
+    Page(FolioId, u64, u64),
+    /// Not present, or not writable enough: fault it in.
+    NoPage,
+    /// -EMLINK: must unshare first.
+    Unshare,
+}
+
+/// How often the slow path re-faults one address before the model calls it
+/// a livelock (the kernel would loop until a fatal signal).
+const MAX_FAULT_RETRIES: u32 = 8;
+
+impl Kernel {
+    /// `gup_must_unshare()` (mm/internal.h): called only for a read-only
+    /// entry. FOLL_GET and FOLL_WRITE never unshare. A R/O pin of an anon page
+    /// must unshare unless the page is anon-exclusive. A R/O long-term pin of
+    /// a non-anon page (page cache, zero page) must unshare in a COW mapping
+    /// so later writes stay visible; from GUP-fast (no VMA) that is not
+    /// known, so it says yes and the slow path decides. Policies from before
+    /// 5.19 have no unshare at all.
+    pub(crate) fn gup_must_unshare(&self, vma: Option<&Vma>, flags: GupFlags, folio: FolioId, page: u64) -> bool {
+        if !self.policy.has_unshare() || !flags.pin || flags.write {
+            return false;
+        }
+        let f = self.folios.get(folio);
+        if !f.is_anon() {
+            if !flags.longterm {
+                return false;
+            }
+            return match vma {
+                None => true,
+                Some(v) => v.is_cow_mapping(),
+            };
+        }
+        let page = if f.hugetlb.is_some() { 0 } else { page };
+        !f.page_ae(page)
+    }
+
+    /// `try_grab_folio()`: take `n` references for GET, or `n` pins. The zero
+    /// folios are never pinned (pin and unpin are no-ops for them).
+    pub(crate) fn try_grab_folio(&mut self, folio: FolioId, n: u64, flags: GupFlags) -> bool {
+        let f = self.folios.get_mut(folio);
+        if f.freed || f.refcount <= 0 {
+            return false;
+        }
+        let n = n as i64;
+        if !flags.pin {
+            f.refcount += n;
+        } else if f.is_zero() {
+        } else if f.is_large() {
+            f.refcount += n;
+            f.pincount += n;
+        } else {
+            f.refcount += n * GUP_PIN_COUNTING_BIAS;
+        }
+        true
+    }
+
+    /// `gup_put_folio()`: release `n` references or pins taken by
+    /// [`Kernel::try_grab_folio`].
+    pub(crate) fn gup_put_folio(&mut self, folio: FolioId, n: u64, pin: bool) {
+        let f = self.folios.get_mut(folio);
+        let n = n as i64;
+        if !pin {
+            self.folio_put_refs(folio, n);
+        } else if f.is_zero() {
+        } else if f.is_large() {
+            f.pincount -= n;
+            self.folio_put_refs(folio, n);
+        } else {
+            self.folio_put_refs(folio, n * GUP_PIN_COUNTING_BIAS);
+        }
+    }
+
+    /// `check_vma_flags()`: may GUP touch this VMA this way?
+    fn check_vma_flags(&self, vma: &Vma, flags: GupFlags) -> SysResult<()> {
+        if flags.write {
+            if !vma.is_anonymous() && flags.pin && flags.longterm && self.vma_needs_dirty_tracking(vma) {
+                // writable_file_mapping_allowed(): the filesystem could not
+                // cope with pages written behind its back.
+                return Err(Errno::EFAULT.into());
+            }
+            if !vma.prot.write && !(flags.force && vma.is_cow_mapping()) {
+                return Err(Errno::EFAULT.into());
+            }
+        } else if !vma.prot.read && !flags.force {
+            return Err(Errno::EFAULT.into());
+        }
+        Ok(())
+    }
+
+    /// `vma_needs_dirty_tracking()`: a shared writable mapping of a file on a
+    /// filesystem that tracks dirty pages (not shmem, not hugetlbfs).
+    pub(crate) fn vma_needs_dirty_tracking(&self, vma: &Vma) -> bool {
+        vma.shared && vma.prot.write && vma.inode().is_some_and(|i| self.inodes[&i].kind.needs_dirty_tracking())
+    }
+
+    /// `follow_page_mask()` → `follow_page_pte()` / `follow_huge_pmd()` /
+    /// `follow_huge_pud()`, with the grab of the first page.
+    fn follow_page_mask(&mut self, mm: MmId, vma: &Vma, addr: u64, flags: GupFlags) -> SysResult<Follow> {
+        let Some(leaf) = self.mm(mm).pt.lookup(addr) else { return Ok(Follow::NoPage) };
+        let Entry::Present(p) = leaf.entry else { return Ok(Follow::NoPage) };
+        if flags.write && !p.write {
+            return Ok(Follow::NoPage);
+        }
+        let (folio, page) = leaf.page_for(addr).expect("present");
+        let (folio, page) = if p.special { (crate::folio::ZERO_FOLIO, 0) } else { (folio, page) };
+        if !p.write && self.gup_must_unshare(Some(vma), flags, folio, page) {
+            return Ok(Follow::Unshare);
+        }
+        if !self.try_grab_folio(folio, 1, flags) {
+            return Err(Errno::ENOMEM.into());
+        }
+        let left = (leaf.addr + leaf.level.size() - page_align_down(addr)) / PAGE_SIZE;
+        Ok(Follow::Page(folio, page, left))
+    }
+
+    /// `__get_user_pages()`: walk, fault in what is missing or must be
+    /// unshared, grab. Returns the pages collected and the error that ended
+    /// the walk early, if any.
+    pub(crate) fn get_user_pages_slow(&mut self, pid: Pid, mm: MmId, start: u64, nr: u64, flags: GupFlags) -> (Vec<(FolioId, u64)>, Option<SysError>) {
+        if flags.pin {
+            self.mm_mut(mm).has_pinned = true;
+        }
+        let mut pages = Vec::with_capacity(nr as usize);
+        let mut retries = 0;
+        while (pages.len() as u64) < nr {
+            let addr = start + pages.len() as u64 * PAGE_SIZE;
+            let Some(vma) = self.mm(mm).vma(addr).cloned() else { return (pages, Some(Errno::EFAULT.into())) };
+            if let Err(e) = self.check_vma_flags(&vma, flags) {
+                return (pages, Some(e));
+            }
+            match self.follow_page_mask(mm, &vma, addr, flags) {
+                Err(e) => return (pages, Some(e)),
+                Ok(Follow::Page(folio, page, left)) => {
+                    retries = 0;
+                    let k = left.min(nr - pages.len() as u64);
+                    if k > 1 && !self.try_grab_folio(folio, k - 1, flags) {
+                        return (pages, Some(Errno::ENOMEM.into()));
+                    }
+                    let zero = self.folios.get(folio).is_zero();
+                    for i in 0..k {
+                        pages.push((folio, if zero { page } else { page + i }));
+                    }
+                }
+                Ok(f @ (Follow::NoPage | Follow::Unshare)) => {
+                    retries += 1;
+                    if retries > MAX_FAULT_RETRIES {
+                        return (pages, Some(SysError::Livelock));
+                    }
+                    let unshare = matches!(f, Follow::Unshare);
+                    let ff = FaultFlags { write: flags.write, unshare };
+                    if unshare {
+                        self.event(pid, EventKind::Gup, "gup_must_unshare", Some(addr), || "R/O pin of a possibly shared page → unshare fault".into());
+                    }
+                    if let Err(e) = self.handle_mm_fault(pid, mm, addr, ff) {
+                        let err = match e {
+                            VmFault::Oom => Errno::ENOMEM.into(),
+                            VmFault::Livelock => SysError::Livelock,
+                            VmFault::Sigbus | VmFault::Sigsegv => Errno::EFAULT.into(),
+                        };
+                        return (pages, Some(err));
+                    }
+                }
+            }
+        }
+        (pages, None)
+    }
+
+    /// Releases pages collected by a GUP that is being abandoned.
+    pub(crate) fn release_pages(&mut self, pages: &[(FolioId, u64)], pin: bool) {
+        for &(f, _) in pages {
+            self.gup_put_folio(f, 1, pin);
+        }
+    }
+
+    /// The model's gup_test: get or pin `nr` pages from `addr` with `flags`,
+    /// through GUP-fast (`fast`) or the slow path, looping until the range is
+    /// covered like PIN_LONGTERM_TEST_START; any error releases everything.
+    pub fn gup(&mut self, pid: Pid, addr: u64, nr: u64, flags: GupFlags, fast: bool) -> SysResult<GupHandle> {
+        let pages = self.gup_pages(pid, addr, nr, flags, fast)?;
+        let h = GupHandle(self.fresh_id());
+        let func = match (fast, flags.pin) {
+            (true, true) => "pin_user_pages_fast",
+            (true, false) => "get_user_pages_fast",
+            (false, true) => "pin_user_pages",
+            (false, false) => "get_user_pages",
+        };
+        self.event(pid, EventKind::Gup, func, Some(addr), || format!("{nr} page(s), {flags}"));
+        self.gup.insert(h, GupRecord { pid, pin: flags.pin, longterm: flags.longterm, write: flags.write, pages });
+        Ok(h)
+    }
+
+    /// Collects exactly `nr` pages or fails having released all of them.
+    pub(crate) fn gup_pages(&mut self, pid: Pid, addr: u64, nr: u64, flags: GupFlags, fast: bool) -> SysResult<Vec<(FolioId, u64)>> {
+        let mm = self.mm_of(pid)?;
+        if nr == 0 || !is_aligned(addr, PAGE_SIZE) || addr.checked_add(nr * PAGE_SIZE).is_none_or(|e| e > TASK_SIZE) {
+            return Err(Errno::EINVAL.into());
+        }
+        if fast {
+            self.gup_fast_fallback(pid, mm, addr, nr, flags)
+        } else {
+            let (pages, err) = self.get_user_pages_slow(pid, mm, addr, nr, flags);
+            match err {
+                None => Ok(pages),
+                Some(e) => {
+                    self.release_pages(&pages, flags.pin);
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// unpin_user_pages() / put_page() for everything a handle holds.
+    pub fn unpin(&mut self, pid: Pid, h: GupHandle) -> SysResult<()> {
+        let rec = self.gup.remove(&h).ok_or(Errno::EINVAL)?;
+        self.release_pages(&rec.pages, rec.pin);
+        self.event(pid, EventKind::Gup, if rec.pin { "unpin_user_pages" } else { "put_page" }, None, || format!("{} page(s)", rec.pages.len()));
+        Ok(())
+    }
+
+    /// What the held pages contain now (gup_test's read through the pin).
+    pub fn gup_read(&self, h: GupHandle, off: u64, len: u64) -> SysResult<Contents> {
+        let rec = self.gup.get(&h).ok_or(Errno::EINVAL)?;
+        let mut out = Contents::default();
+        let mut pos = off;
+        while pos < off + len {
+            let i = (pos / PAGE_SIZE) as usize;
+            let &(f, page) = rec.pages.get(i).ok_or(Errno::EINVAL)?;
+            let in_page = pos % PAGE_SIZE;
+            let n = (PAGE_SIZE - in_page).min(off + len - pos);
+            out.append(&self.folios.get(f).data.slice(page * PAGE_SIZE + in_page, n));
+            pos += n;
+        }
+        Ok(out)
+    }
+
+    /// The pages a handle holds (folio and page within it).
+    pub fn gup_pages_of(&self, h: GupHandle) -> Option<&[(FolioId, u64)]> {
+        self.gup.get(&h).map(|r| r.pages.as_slice())
+    }
+}

@@ -1,0 +1,121 @@
+//! Transparent huge pages mapped by PMDs (mm/huge_memory.c).
+
+use crate::events::EventKind;
+use crate::folio::{MmId, HUGE_ZERO_FOLIO};
+use crate::kernel::Kernel;
+use crate::memory::{FaultFlags, FaultResult};
+use crate::pgtable::{Entry, Level, Present};
+use crate::types::*;
+use crate::vma::Vma;
+
+impl Kernel {
+    /// `do_huge_pmd_anonymous_page()`: first touch of a THP-eligible PMD
+    /// range. A read maps the huge zero folio read-only when
+    /// `use_zero_page` is on; otherwise a zeroed 2 MiB folio is mapped by the
+    /// PMD, writable (if VM_WRITE), as new exclusive anon. Left out:
+    /// allocation failure and its fallback to small pages.
+    pub(crate) fn do_huge_pmd_anonymous_page(&mut self, pid: Pid, mm: MmId, vma: &Vma, haddr: u64, write: bool) -> FaultResult {
+        if !write && self.settings.use_zero_page {
+            self.mm_mut(mm).pt.set(
+                Level::Pmd,
+                haddr,
+                Entry::Present(Present { folio: HUGE_ZERO_FOLIO, page: 0, write: false, dirty: false, young: true, soft_dirty: true, special: false }),
+            );
+            self.event(pid, EventKind::Alloc, "do_huge_pmd_anonymous_page", Some(haddr), || "read fault → map the huge zero folio".into());
+            return Ok(());
+        }
+        self.map_new_anon_thp(pid, mm, vma, haddr, "do_huge_pmd_anonymous_page");
+        Ok(())
+    }
+
+    fn map_new_anon_thp(&mut self, pid: Pid, mm: MmId, vma: &Vma, haddr: u64, func: &'static str) {
+        let folio = self.alloc_anon_folio(crate::kernel::THP_PMD_ORDER);
+        self.ensure_anon_vma(mm, vma.start);
+        self.add_new_anon_rmap(folio, mm, 1, true);
+        self.mm_mut(mm).pt.set(Level::Pmd, haddr, crate::memory::pte(folio, 0, vma.prot.write, true));
+        self.event(pid, EventKind::Alloc, func, Some(haddr), || "new zeroed 2M THP mapped by a PMD (exclusive)".into());
+    }
+
+    /// `do_huge_pmd_wp_page()`: write/unshare fault on a read-only PMD.
+    /// Huge zero PMD → a fresh THP (`do_huge_zero_wp_pmd()`). Anon THP: the
+    /// head's PageAnonExclusive or a refcount of exactly 1 means reuse;
+    /// otherwise split the PMD mapping (not the folio) and let the fault be
+    /// retried on PTEs, where at most one 4 KiB page is copied.
+    /// Returns Ok(false) for that fallback. File THPs are not modelled (the
+    /// model's page cache uses small folios).
+    pub(crate) fn do_huge_pmd_wp_page(&mut self, pid: Pid, mm: MmId, vma: &Vma, haddr: u64, p: Present, flags: FaultFlags) -> Result<bool, crate::memory::VmFault> {
+        if p.folio == HUGE_ZERO_FOLIO {
+            self.mm_mut(mm).pt.clear(Level::Pmd, haddr);
+            self.map_new_anon_thp(pid, mm, vma, haddr, "do_huge_zero_wp_pmd");
+            return Ok(true);
+        }
+        let f = self.folios.get(p.folio);
+        let reuse = if f.page_ae(0) {
+            Some("head PageAnonExclusive".to_string())
+        } else if f.refcount == 1 {
+            Some("refcount 1".to_string())
+        } else {
+            None
+        };
+        match reuse {
+            Some(why) => {
+                self.folios.get_mut(p.folio).anon_exclusive.set_all(true);
+                if flags.write {
+                    let e = self.mm_mut(mm).pt.get_mut(Level::Pmd, haddr).and_then(Entry::present_mut).expect("checked present");
+                    e.write = vma.prot.write;
+                    e.dirty = true;
+                    e.soft_dirty = true;
+                }
+                self.event(pid, EventKind::Reuse, "do_huge_pmd_wp_page", Some(haddr), || format!("{why} → reuse the whole THP"));
+                Ok(true)
+            }
+            None => {
+                let rc = f.refcount;
+                self.event(pid, EventKind::Split, "do_huge_pmd_wp_page", Some(haddr), || format!("THP refcount {rc} → split the PMD, retry on PTEs"));
+                self.split_huge_pmd(pid, mm, haddr);
+                Ok(false)
+            }
+        }
+    }
+
+    /// `__split_huge_pmd()`: replace the PMD mapping at `haddr` by 512 PTEs
+    /// mapping the same folio with the same permissions; every subpage
+    /// inherits the head's PageAnonExclusive. The folio itself stays whole.
+    /// The huge zero PMD becomes 512 zero-page PTEs.
+    pub(crate) fn split_huge_pmd(&mut self, pid: Pid, mm: MmId, haddr: u64) {
+        let Some(Entry::Present(p)) = self.mm(mm).pt.get(Level::Pmd, haddr) else { return };
+        if self.folios.get(p.folio).hugetlb.is_some() {
+            return;
+        }
+        self.mm_mut(mm).pt.clear(Level::Pmd, haddr);
+        if p.folio == HUGE_ZERO_FOLIO {
+            for i in 0..HPAGE_PMD_NR {
+                let e = Present { folio: crate::folio::ZERO_FOLIO, page: 0, write: false, special: true, ..p };
+                self.mm_mut(mm).pt.set(Level::Pte, haddr + i * PAGE_SIZE, Entry::Present(e));
+            }
+            return;
+        }
+        let f = self.folios.get_mut(p.folio);
+        let head_ae = f.page_ae(0);
+        f.anon_exclusive.set_all(head_ae);
+        f.entire_mapcount -= 1;
+        f.mapcount += HPAGE_PMD_NR as i64 - 1;
+        f.refcount += HPAGE_PMD_NR as i64 - 1;
+        f.add_mm_map(mm, HPAGE_PMD_NR as u32 - 1);
+        for i in 0..HPAGE_PMD_NR {
+            let e = Present { page: p.page + i, ..p };
+            self.mm_mut(mm).pt.set(Level::Pte, haddr + i * PAGE_SIZE, Entry::Present(e));
+        }
+        self.event(pid, EventKind::Split, "__split_huge_pmd", Some(haddr), || "PMD mapping → 512 PTEs (folio stays whole)".into());
+    }
+
+    /// Splits a PMD-mapped THP straddling `addr` (VMA split, partial unmap,
+    /// mprotect or madvise of part of it: `split_huge_pmd_address()`).
+    pub(crate) fn split_huge_leaf_at(&mut self, mm: MmId, addr: u64) {
+        let haddr = align_down(addr, PMD_SIZE);
+        if haddr != addr && self.mm(mm).pt.get(Level::Pmd, haddr).is_some() {
+            let pid = self.pid_of_mm(mm);
+            self.split_huge_pmd(pid, mm, haddr);
+        }
+    }
+}

@@ -1,0 +1,534 @@
+//! hugetlb: pools, reservations, faults and COW (mm/hugetlb.c).
+//!
+//! Pools are per huge page size (`struct hstate`) with the counters of
+//! /proc/meminfo. Reservations follow mm/hugetlb.c: hugetlb_reserve_pages():
+//! a private mapping reserves its whole size and becomes the owner
+//! (HPAGE_RESV_OWNER), a shared mapping reserves the file range not yet
+//! reserved in the inode's region map, MAP_NORESERVE reserves nothing.
+//! Left out: subpools (hugetlbfs mount limits), NUMA nodes, PMD sharing,
+//! gigantic-page allocation from CMA, the fault mutex and VMA lock (the
+//! model runs faults atomically), hwpoison, userfaultfd.
+
+use crate::events::EventKind;
+use crate::folio::{FolioId, FolioKind, InodeId, MmId};
+use crate::kernel::Kernel;
+use crate::memory::{FaultFlags, FaultResult, VmFault};
+use crate::pgtable::{Entry, Level, Present};
+use crate::policy::{HugetlbCowFail, HugetlbReuse};
+use crate::types::*;
+use crate::vma::Vma;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Pool counters of one huge page size (`struct hstate`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Hstate {
+    /// HugePages_Total: pages owned by the pool, surplus included.
+    pub nr: u64,
+    /// HugePages_Free.
+    pub free: u64,
+    /// HugePages_Rsvd.
+    pub resv: u64,
+    /// HugePages_Surp.
+    pub surplus: u64,
+    /// nr_overcommit_hugepages.
+    pub overcommit: u64,
+}
+
+impl Hstate {
+    /// `available_huge_pages()`: free pages nobody has reserved.
+    pub fn available(&self) -> u64 {
+        self.free.saturating_sub(self.resv)
+    }
+}
+
+/// Both sizes of x86-64, empty pools at boot.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Hstates {
+    pools: BTreeMap<HugeSize, Hstate>,
+}
+
+impl Default for Hstates {
+    fn default() -> Self {
+        Hstates { pools: [HugeSize::Size2M, HugeSize::Size1G].into_iter().map(|h| (h, Hstate::default())).collect() }
+    }
+}
+
+impl Hstates {
+    pub fn get(&self, h: HugeSize) -> Option<&Hstate> {
+        self.pools.get(&h)
+    }
+
+    fn get_mut(&mut self, h: HugeSize) -> &mut Hstate {
+        self.pools.get_mut(&h).expect("both sizes always exist")
+    }
+}
+
+/// A private hugetlb VMA's reservation state (resv_map + HPAGE_RESV_* bits).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct VmaResv {
+    /// HPAGE_RESV_OWNER: this VMA made the reservation at mmap time.
+    pub owner: bool,
+    /// HPAGE_RESV_UNMAPPED: an owner stole a page from this VMA; any later
+    /// fault that finds no page gets SIGBUS.
+    pub unmapped: bool,
+    /// Huge-page indices whose reservation has been consumed.
+    pub consumed: BTreeSet<u64>,
+}
+
+/// Pieces of a split VMA share the reservation map (each accounts only its
+/// own range when it closes).
+pub(crate) fn split_resv(_lo: &mut VmaResv, _hi: &mut VmaResv, _start: u64, _addr: u64) {}
+
+fn huge_index(vma: &Vma, h: HugeSize, addr: u64) -> u64 {
+    vma.page_index(addr) / (h.bytes() / PAGE_SIZE)
+}
+
+fn level_of(h: HugeSize) -> Level {
+    match h {
+        HugeSize::Size2M => Level::Pmd,
+        HugeSize::Size1G => Level::Pud,
+    }
+}
+
+impl Kernel {
+    /// The pool counters of one size.
+    pub fn hugetlb_pool(&self, h: HugeSize) -> Hstate {
+        self.hstates.get(h).copied().unwrap_or_default()
+    }
+
+    /// Writes `nr_hugepages` (mm/hugetlb.c: set_max_huge_pages()): grows the
+    /// persistent pool, or shrinks it by freeing unreserved free pages and
+    /// turning pages in use into surplus.
+    pub fn set_nr_hugepages(&mut self, h: HugeSize, n: u64) {
+        let hs = self.hstates.get_mut(h);
+        let persistent = hs.nr - hs.surplus;
+        if n >= persistent {
+            // New pages first absorb surplus pages in use.
+            let mut add = n - persistent;
+            let absorb = add.min(hs.surplus);
+            hs.surplus -= absorb;
+            add -= absorb;
+            hs.nr += add;
+            hs.free += add;
+        } else {
+            let mut remove = persistent - n;
+            let freeable = remove.min(hs.available());
+            hs.free -= freeable;
+            hs.nr -= freeable;
+            remove -= freeable;
+            hs.surplus += remove;
+        }
+    }
+
+    /// Writes `nr_overcommit_hugepages`.
+    pub fn set_overcommit_hugepages(&mut self, h: HugeSize, n: u64) {
+        self.hstates.get_mut(h).overcommit = n;
+    }
+}
+
+/// `hugetlb_acct_memory()`: raise `resv` by `delta`, allocating surplus
+/// pages if the free pages do not cover it; ENOMEM if impossible.
+fn hugetlb_acct_memory(k: &mut Kernel, h: HugeSize, delta: u64) -> SysResult<()> {
+    let hs = k.hstates.get_mut(h);
+    let needed = (hs.resv + delta).saturating_sub(hs.free);
+    if needed > 0 {
+        if hs.surplus + needed > hs.overcommit {
+            return Err(Errno::ENOMEM.into());
+        }
+        hs.surplus += needed;
+        hs.nr += needed;
+        hs.free += needed;
+    }
+    hs.resv += delta;
+    Ok(())
+}
+
+/// Gives back `n` reservations (and surplus pages no longer needed).
+fn hugetlb_unacct(k: &mut Kernel, h: HugeSize, n: u64) {
+    let hs = k.hstates.get_mut(h);
+    hs.resv -= n.min(hs.resv);
+    return_unused_surplus_pages(hs);
+}
+
+/// `return_unused_surplus_pages()`: free surplus pages nobody reserved.
+fn return_unused_surplus_pages(hs: &mut Hstate) {
+    let n = hs.surplus.min(hs.available());
+    hs.surplus -= n;
+    hs.nr -= n;
+    hs.free -= n;
+}
+
+/// `hugetlb_reserve_pages()` at mmap.
+pub(crate) fn hugetlb_reserve_pages(k: &mut Kernel, vma: &mut Vma) -> SysResult<()> {
+    let h = vma.hugetlb.expect("hugetlb VMA");
+    if vma.noreserve {
+        return Ok(());
+    }
+    let per = h.bytes() / PAGE_SIZE;
+    let first = vma.pgoff / per;
+    let n = vma.len() / h.bytes();
+    match vma.inode().filter(|_| vma.shared) {
+        Some(ino) => {
+            let new: Vec<u64> = (first..first + n).filter(|i| !k.inodes[&ino].resv.contains(i) && k.pagecache_lookup(ino, i * per).is_none()).collect();
+            hugetlb_acct_memory(k, h, new.len() as u64)?;
+            k.inodes.get_mut(&ino).expect("present").resv.extend(new);
+        }
+        None => {
+            hugetlb_acct_memory(k, h, n)?;
+            vma.resv = Some(VmaResv { owner: true, unmapped: false, consumed: BTreeSet::new() });
+        }
+    }
+    Ok(())
+}
+
+/// `hugetlb_vm_op_close()`: an owner's VMA (piece) gives back the
+/// reservations of its range that were never consumed.
+pub(crate) fn hugetlb_vm_op_close(k: &mut Kernel, vma: &Vma) {
+    let (Some(h), Some(resv)) = (vma.hugetlb, &vma.resv) else { return };
+    if !resv.owner {
+        return;
+    }
+    let first = huge_index(vma, h, vma.start);
+    let n = vma.len() / h.bytes();
+    let consumed = resv.consumed.range(first..first + n).count() as u64;
+    hugetlb_unacct(k, h, n - consumed);
+}
+
+/// `hugetlb_unreserve_pages()` on truncate: reservations from `first_page`
+/// on are returned.
+pub(crate) fn hugetlb_unreserve_pages(k: &mut Kernel, ino: InodeId, first_page: u64) {
+    let Some(h) = k.inodes[&ino].hugetlb else { return };
+    let per = h.bytes() / PAGE_SIZE;
+    let first = first_page.div_ceil(per);
+    let inode = k.inodes.get_mut(&ino).expect("present");
+    let gone: Vec<u64> = inode.resv.range(first..).copied().collect();
+    for i in &gone {
+        inode.resv.remove(i);
+    }
+    hugetlb_unacct(k, h, gone.len() as u64);
+}
+
+/// `free_huge_folio()`: a surplus page leaves the pool, any other returns
+/// to the free list; a still-flagged reservation is restored.
+pub(crate) fn free_huge_folio(k: &mut Kernel, h: HugeSize, restore_reserve: bool) {
+    let hs = k.hstates.get_mut(h);
+    if restore_reserve {
+        hs.resv += 1;
+    }
+    if hs.surplus > 0 {
+        hs.surplus -= 1;
+        hs.nr -= 1;
+    } else {
+        hs.free += 1;
+    }
+}
+
+/// Does `vma` hold a reservation for the huge page at `addr`
+/// (`vma_needs_reservation()` inverted)?
+fn vma_has_reservation(k: &Kernel, vma: &Vma, h: HugeSize, addr: u64) -> bool {
+    if vma.noreserve && !vma.shared {
+        return false;
+    }
+    let idx = huge_index(vma, h, addr);
+    match (vma.shared, vma.inode(), &vma.resv) {
+        (true, Some(ino), _) => k.inodes[&ino].resv.contains(&idx),
+        (false, _, Some(r)) => r.owner && !r.consumed.contains(&idx),
+        _ => false,
+    }
+}
+
+/// `alloc_hugetlb_folio(vma, addr, cow_from_owner)`: use the VMA's
+/// reservation for this offset if it has one (and this is not a COW by the
+/// owner, which needs an extra page), else an unreserved free page, else a
+/// surplus page within the overcommit limit; otherwise fail (ENOSPC). The
+/// reservation is consumed at once (the model does not separate allocation
+/// from mapping, so "restore reserve on free" never triggers on this path).
+fn alloc_hugetlb_folio(k: &mut Kernel, mm: MmId, vma: &Vma, h: HugeSize, addr: u64, cow_from_owner: bool) -> Option<FolioId> {
+    let use_resv = !cow_from_owner && vma_has_reservation(k, vma, h, addr);
+    let hs = k.hstates.get_mut(h);
+    if use_resv {
+        hs.free -= 1;
+        hs.resv -= 1;
+        let idx = huge_index(vma, h, addr);
+        if vma.shared {
+            let ino = vma.inode().expect("shared hugetlb VMAs have an inode");
+            k.inodes.get_mut(&ino).expect("present").resv.remove(&idx);
+        } else if let Some(r) = k.mm_mut(mm).vmas.get_mut(&vma.start).and_then(|v| v.resv.as_mut()) {
+            r.consumed.insert(idx);
+        }
+    } else if hs.available() > 0 {
+        hs.free -= 1;
+    } else if hs.surplus < hs.overcommit {
+        hs.surplus += 1;
+        hs.nr += 1;
+    } else {
+        return None;
+    }
+    Some(k.folios.alloc(h.order(), FolioKind::Anon, Some(h)))
+}
+
+/// Page-cache allocation for hugetlbfs files (fallocate, shared faults):
+/// uses the inode's reservation for the index if there is one.
+pub(crate) fn alloc_hugetlb_folio_for_inode(k: &mut Kernel, ino: InodeId, h: HugeSize, head_page: u64) -> Result<FolioId, VmFault> {
+    let idx = head_page / (h.bytes() / PAGE_SIZE);
+    let hs = k.hstates.get_mut(h);
+    if k.inodes[&ino].resv.contains(&idx) {
+        hs.free -= 1;
+        hs.resv -= 1;
+        k.inodes.get_mut(&ino).expect("present").resv.remove(&idx);
+    } else if hs.available() > 0 {
+        hs.free -= 1;
+    } else if hs.surplus < hs.overcommit {
+        hs.surplus += 1;
+        hs.nr += 1;
+    } else {
+        return Err(VmFault::Sigbus);
+    }
+    Ok(k.folios.alloc(h.order(), FolioKind::File { inode: ino, index: head_page }, Some(h)))
+}
+
+/// Called when a hugetlb leaf is zapped: in the owner's private VMA, an
+/// anon page's reservation is re-established when no surplus pages exist
+/// (`__unmap_hugepage_range()` → `vma_add_reservation()`), so that a later
+/// refault cannot fail.
+pub(crate) fn note_hugetlb_unmap(k: &mut Kernel, mm: MmId, addr: u64, h: HugeSize, folio: FolioId) {
+    if !k.folio_is_anon(folio) || k.hugetlb_pool(h).surplus > 0 {
+        return;
+    }
+    let Some(vma) = k.mm(mm).vma(addr).cloned() else { return };
+    let idx = huge_index(&vma, h, addr);
+    if let Some(r) = k.mm_mut(mm).vmas.get_mut(&vma.start).and_then(|v| v.resv.as_mut()) {
+        if r.owner && r.consumed.remove(&idx) {
+            k.folios.get_mut(folio).restore_reserve = true;
+        }
+    }
+}
+
+/// `hugetlb_fault()`: an empty entry goes to `hugetlb_no_page()`; a write or
+/// unshare on a read-only entry runs `hugetlb_wp()` with the fault path's
+/// own extra folio reference held (which is why a plain refcount test
+/// could never see 1 there).
+pub(crate) fn hugetlb_fault(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, addr: u64, flags: FaultFlags) -> FaultResult {
+    let h = vma.hugetlb.expect("hugetlb VMA");
+    let haddr = align_down(addr, h.bytes());
+    let level = level_of(h);
+    match k.mm(mm).pt.get(level, haddr) {
+        None => hugetlb_no_page(k, pid, mm, vma, h, haddr, flags),
+        Some(Entry::Present(p)) if (flags.write || flags.unshare) && !p.write => {
+            k.folio_ref_add(p.folio, 1);
+            let r = hugetlb_wp(k, pid, mm, vma, h, haddr, flags);
+            k.folio_put(p.folio);
+            r
+        }
+        Some(_) => {
+            k.touch_leaf(mm, level, haddr, flags.write);
+            Ok(())
+        }
+    }
+}
+
+/// `hugetlb_no_page()`. There is no zero page: even a read allocates.
+/// A VMA marked HPAGE_RESV_UNMAPPED (its page was stolen) gets SIGBUS.
+/// Shared mappings use (or fill) the page cache and map writable; private
+/// mappings map a page-cache page read-only, or a new anon page read-only
+/// and then, for a write, run `hugetlb_wp()` at once (which reuses it).
+fn hugetlb_no_page(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, haddr: u64, flags: FaultFlags) -> FaultResult {
+    let level = level_of(h);
+    if vma.resv.as_ref().is_some_and(|r| r.unmapped) {
+        k.event(pid, EventKind::Signal, "hugetlb_no_page", Some(haddr), || {
+            "VMA marked HPAGE_RESV_UNMAPPED: killed due to inadequate hugepage pool".into()
+        });
+        return Err(VmFault::Sigbus);
+    }
+    let cached = vma.inode().and_then(|ino| k.pagecache_lookup(ino, vma.page_index(haddr)));
+    if vma.shared {
+        let ino = vma.inode().expect("shared hugetlb VMAs have an inode");
+        let (folio, _) = match cached {
+            Some(c) => c,
+            None => {
+                if vma.page_index(haddr) * PAGE_SIZE >= k.inodes[&ino].size {
+                    return Err(VmFault::Sigbus);
+                }
+                let idx = vma.page_index(haddr);
+                let f = alloc_hugetlb_folio(k, mm, vma, h, haddr, false).ok_or(VmFault::Sigbus)?;
+                k.folios.get_mut(f).kind = FolioKind::File { inode: ino, index: idx };
+                k.inodes.get_mut(&ino).expect("present").cache.insert(idx, f);
+                (f, 0)
+            }
+        };
+        k.rmap_add(folio, mm, 1, true);
+        k.mm_mut(mm).pt.set(level, haddr, crate::memory::pte(folio, 0, vma.prot.write, flags.write));
+        k.event(pid, EventKind::Fault, "hugetlb_no_page", Some(haddr), || format!("shared: map the {}K page-cache page", h.kb()));
+        return Ok(());
+    }
+    if let Some((folio, _)) = cached {
+        k.rmap_add(folio, mm, 1, true);
+        k.mm_mut(mm).pt.set(level, haddr, crate::memory::pte(folio, 0, false, false));
+    } else {
+        let Some(folio) = alloc_hugetlb_folio(k, mm, vma, h, haddr, false) else {
+            k.event(pid, EventKind::Signal, "hugetlb_no_page", Some(haddr), || "no huge page available → SIGBUS".into());
+            return Err(VmFault::Sigbus);
+        };
+        k.ensure_anon_vma(mm, vma.start);
+        k.add_new_anon_rmap(folio, mm, 1, true);
+        k.mm_mut(mm).pt.set(level, haddr, crate::memory::pte(folio, 0, false, false));
+        k.event(pid, EventKind::Alloc, "hugetlb_no_page", Some(haddr), || format!("new {}K anon huge page, mapped read-only", h.kb()));
+    }
+    if flags.write || flags.unshare {
+        let Some(Entry::Present(p)) = k.mm(mm).pt.get(level, haddr) else { return Ok(()) };
+        k.folio_ref_add(p.folio, 1);
+        let r = hugetlb_wp(k, pid, mm, vma, h, haddr, flags);
+        k.folio_put(p.folio);
+        return r;
+    }
+    Ok(())
+}
+
+/// How many times an owner may steal and retry before the model reports a
+/// livelock (only reachable with the refcount rule and a foreign reference).
+const MAX_STEAL_RETRIES: u32 = 3;
+
+/// `hugetlb_wp()`: write or unshare on a read-only private huge page.
+/// Shared mappings are just made writable. The 6.18 rule reuses when the
+/// folio is anon and mapped once (`folio_mapcount() == 1`), ignoring every
+/// other reference; the `refcount` policy reuses only if all references are
+/// explained (mappings + the fault path's own). Otherwise a new page is
+/// allocated — for the owner of an anon page as `cow_from_owner`, which may
+/// not use the reservation. If none is available, the owner steals the
+/// page from its children (`unmap_ref_private()`) and retries; anyone else
+/// gets SIGBUS.
+fn hugetlb_wp(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, haddr: u64, flags: FaultFlags) -> FaultResult {
+    let level = level_of(h);
+    let mut retries = 0;
+    loop {
+        let Some(Entry::Present(p)) = k.mm(mm).pt.get(level, haddr) else { return Ok(()) };
+        if vma.shared {
+            make_huge_writable(k, mm, level, haddr, vma, p.folio);
+            return Ok(());
+        }
+        let f = k.folios.get(p.folio);
+        let anon = f.is_anon();
+        let (mc, rc) = (f.mapcount, f.refcount);
+        let (reuse, why) = match k.policy.hugetlb_reuse {
+            HugetlbReuse::Mapcount => (anon && mc == 1, format!("folio_mapcount {mc}")),
+            HugetlbReuse::Refcount => (anon && rc == mc + 1, format!("refcount {rc}, expected {} (mappings {mc} + fault path 1)", mc + 1)),
+        };
+        if reuse {
+            k.folios.get_mut(p.folio).anon_exclusive.set_all(true);
+            if flags.write {
+                make_huge_writable(k, mm, level, haddr, vma, p.folio);
+            }
+            k.event(pid, EventKind::Reuse, "hugetlb_wp", Some(haddr), || format!("{why} → reuse"));
+            return Ok(());
+        }
+        let cow_from_owner = anon && vma.resv.as_ref().is_some_and(|r| r.owner);
+        if let Some(new) = alloc_hugetlb_folio(k, mm, vma, h, haddr, cow_from_owner) {
+            let data = k.folios.get(p.folio).data.clone();
+            k.folios.get_mut(new).data = data;
+            k.ensure_anon_vma(mm, vma.start);
+            k.add_new_anon_rmap(new, mm, 1, true);
+            let write = flags.write && vma.prot.write;
+            k.mm_mut(mm).pt.set(level, haddr, crate::memory::pte(new, 0, write, write));
+            k.rmap_remove(p.folio, mm, 1, true);
+            k.note_copy(h.bytes() / PAGE_SIZE);
+            k.event(pid, EventKind::Copy, "hugetlb_wp", Some(haddr), || {
+                format!("{why} → copy to a new {}K page{}", h.kb(), if cow_from_owner { " (cow_from_owner)" } else { "" })
+            });
+            return Ok(());
+        }
+        if !(cow_from_owner && k.policy.hugetlb_cow_fail == HugetlbCowFail::Steal) {
+            k.event(pid, EventKind::Signal, "hugetlb_wp", Some(haddr), || format!("{why}, no huge page for the copy → SIGBUS"));
+            return Err(VmFault::Sigbus);
+        }
+        if retries == MAX_STEAL_RETRIES {
+            k.event(pid, EventKind::Note, "hugetlb_wp", Some(haddr), || "steal and retry keeps failing → livelock".into());
+            return Err(VmFault::Livelock);
+        }
+        retries += 1;
+        unmap_ref_private(k, pid, mm, p.folio, haddr, h);
+    }
+}
+
+fn make_huge_writable(k: &mut Kernel, mm: MmId, level: Level, haddr: u64, vma: &Vma, folio: FolioId) {
+    if let Some(Entry::Present(e)) = k.mm_mut(mm).pt.get_mut(level, haddr) {
+        e.write = vma.prot.write;
+        e.dirty = true;
+    }
+    k.folios.get_mut(folio).dirty = true;
+}
+
+/// `unmap_ref_private()`: the owner cannot COW, so it unmaps `folio` from
+/// every other private VMA mapping it (its fork children) and marks those
+/// VMAs HPAGE_RESV_UNMAPPED: their next touch of the range is SIGBUS.
+fn unmap_ref_private(k: &mut Kernel, pid: Pid, mm: MmId, folio: FolioId, haddr: u64, h: HugeSize) {
+    let level = level_of(h);
+    let victims: Vec<(MmId, u64, u64)> = k
+        .mms
+        .values()
+        .filter(|m| m.id != mm)
+        .flat_map(|m| {
+            m.vmas.values().filter(|v| v.hugetlb == Some(h) && !v.shared && !v.resv.as_ref().is_some_and(|r| r.owner)).filter_map(move |v| {
+                let a = haddr;
+                (a >= v.start && a < v.end && matches!(m.pt.get(level, a), Some(Entry::Present(Present { folio: f, .. })) if f == folio))
+                    .then_some((m.id, v.start, a))
+            })
+        })
+        .collect();
+    for (victim, vstart, a) in victims {
+        k.mm_mut(victim).pt.clear(level, a);
+        k.rmap_remove(folio, victim, 1, true);
+        let v = k.mm_mut(victim).vmas.get_mut(&vstart).expect("found above");
+        v.resv.get_or_insert_with(VmaResv::default).unmapped = true;
+        k.stats.stolen += 1;
+        let victim_pid = k.pid_of_mm(victim);
+        k.event(pid, EventKind::Hugetlb, "unmap_ref_private", Some(a), || {
+            format!("no page for the owner's COW → unmap it from pid {} (VMA marked HPAGE_RESV_UNMAPPED)", victim_pid.0)
+        });
+    }
+}
+
+/// `copy_hugetlb_page_range()` for one present leaf at fork. Page-cache
+/// folios are shared (read-only in COW mappings). Anon folios are shared
+/// read-only unless they may be pinned and are exclusive
+/// (`hugetlb_try_dup_anon_rmap()` fails): then the child gets its own copy
+/// now, from a page without reservation; if none can be had, fork fails
+/// with ENOMEM.
+pub(crate) fn copy_hugetlb_leaf(k: &mut Kernel, parent: MmId, child: MmId, pvma: &Vma, h: HugeSize, addr: u64, p: Present) -> SysResult<()> {
+    let level = level_of(h);
+    let anon = k.folio_is_anon(p.folio);
+    let cow = pvma.is_cow_mapping();
+    if anon && !k.folio_try_dup_anon_rmap(p.folio, 0, k.folios.get(p.folio).nr_pages(), k.mm(parent).has_pinned) {
+        let cvma = k.mm(child).vmas[&pvma.start].clone();
+        let new = alloc_hugetlb_folio(k, child, &cvma, h, addr, false).ok_or(Errno::ENOMEM)?;
+        let data = k.folios.get(p.folio).data.clone();
+        k.folios.get_mut(new).data = data;
+        k.ensure_anon_vma(child, cvma.start);
+        k.add_new_anon_rmap(new, child, 1, true);
+        k.mm_mut(child).pt.set(level, addr, crate::memory::pte(new, 0, pvma.prot.write, true));
+        k.note_copy(h.bytes() / PAGE_SIZE);
+        let cpid = k.pid_of_mm(child);
+        k.event(cpid, EventKind::Copy, "copy_hugetlb_page_range", Some(addr), || "maybe-pinned exclusive huge page → copy for the child".into());
+        return Ok(());
+    }
+    k.rmap_add(p.folio, child, 1, true);
+    let mut e = p;
+    if cow {
+        e.write = false;
+        if let Some(Entry::Present(pp)) = k.mm_mut(parent).pt.get_mut(level, addr) {
+            pp.write = false;
+        }
+    }
+    k.mm_mut(child).pt.set(level, addr, Entry::Present(e));
+    Ok(())
+}
+
+/// hugetlb MADV_DONTNEED (mm/madvise.c: madvise_dontneed_free_valid_vma()):
+/// the start must be huge-aligned (EINVAL otherwise) and the length is
+/// rounded down to whole huge pages.
+pub(crate) fn hugetlb_dontneed_range(vma: &Vma, start: u64, end: u64) -> SysResult<(u64, u64)> {
+    let h = vma.hugetlb.expect("hugetlb VMA");
+    if !is_aligned(start, h.bytes()) {
+        return Err(Errno::EINVAL.into());
+    }
+    Ok((start, align_down(end, h.bytes()).max(start)))
+}

@@ -1,0 +1,174 @@
+//! `check_invariants()`: the consistency rules of spec §1.4 and the model's
+//! own bookkeeping, checked after every step in tests.
+
+use crate::folio::{FolioId, FolioKind, MmId};
+use crate::kernel::Kernel;
+use crate::pgtable::{Entry, Level};
+use crate::policy::AnonReuse;
+use crate::splice::PipeBuf;
+use crate::types::*;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A broken invariant: which rule, and the object it was found on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvariantViolation(pub String);
+
+impl fmt::Display for InvariantViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invariant violated: {}", self.0)
+    }
+}
+
+impl std::error::Error for InvariantViolation {}
+
+#[derive(Default)]
+struct Expect {
+    refs: i64,
+    maps: i64,
+    entire: i64,
+    pins: i64,
+    per_mm: BTreeMap<MmId, u32>,
+}
+
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)*) => {
+        if !$cond {
+            return Err(InvariantViolation(format!($($fmt)*)));
+        }
+    };
+}
+
+impl Kernel {
+    /// Recomputes every folio's references from their holders (mappings,
+    /// page cache, swap cache, GUP handles, pipe buffers, io_uring buffers)
+    /// and checks them against the counters; checks anon-exclusive rules,
+    /// swap counts and hugetlb pool balance.
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        let mut exp: BTreeMap<FolioId, Expect> = BTreeMap::new();
+        let mut swap_refs: BTreeMap<crate::pgtable::SwapSlot, u32> = BTreeMap::new();
+        let ae_rules = self.policy.anon_reuse == AnonReuse::AnonExclusive;
+        for m in self.mms.values() {
+            for v in m.vmas.values() {
+                for leaf in m.pt.leaves(v.start, v.end) {
+                    ensure!(leaf.addr >= v.start && leaf.addr + leaf.level.size() <= v.end, "leaf {:#x} ({}) crosses its VMA [{:#x}, {:#x})", leaf.addr, leaf.level.name(), v.start, v.end);
+                    match leaf.entry {
+                        Entry::Swap { slot, .. } => *swap_refs.entry(slot).or_default() += 1,
+                        Entry::Present(p) => {
+                            if p.special {
+                                ensure!(!p.write, "special PTE {:#x} is writable", leaf.addr);
+                                continue;
+                            }
+                            let f = self.folios.get(p.folio);
+                            ensure!(!f.freed, "{:#x} maps freed folio {:?}", leaf.addr, p.folio);
+                            if f.is_zero() {
+                                ensure!(!p.write, "zero folio mapped writable at {:#x}", leaf.addr);
+                                continue;
+                            }
+                            let e = exp.entry(p.folio).or_default();
+                            e.refs += 1;
+                            e.maps += 1;
+                            if leaf.level != Level::Pte {
+                                e.entire += 1;
+                            }
+                            *e.per_mm.entry(m.id).or_default() += 1;
+                            if ae_rules && p.write && v.is_cow_mapping() {
+                                let page = if leaf.level == Level::Pte && f.hugetlb.is_none() { p.page } else { 0 };
+                                ensure!(f.is_anon() && f.page_ae(page), "writable entry {:#x} in a COW mapping maps a page that is not anon-exclusive", leaf.addr);
+                            }
+                        }
+                    }
+                }
+            }
+            let outside = m.pt.leaves(0, TASK_SIZE).len() - m.vmas.values().map(|v| m.pt.leaves(v.start, v.end).len()).sum::<usize>();
+            ensure!(outside == 0, "mm {:?} has {outside} entries outside any VMA", m.id);
+        }
+        for inode in self.inodes.values() {
+            for &f in inode.cache.values() {
+                exp.entry(f).or_default().refs += 1;
+            }
+        }
+        for s in self.swap.slots.values() {
+            if let Some(f) = s.cache {
+                exp.entry(f).or_default().refs += 1;
+            }
+        }
+        let mut pinned_pages: Vec<(FolioId, u64)> = Vec::new();
+        let mut add_gup = |exp: &mut BTreeMap<FolioId, Expect>, f: FolioId, page: u64, pin: bool| {
+            let fo = self.folios.get(f);
+            if pin && fo.is_zero() {
+                return;
+            }
+            let e = exp.entry(f).or_default();
+            if !pin {
+                e.refs += 1;
+            } else if fo.is_large() {
+                e.refs += 1;
+                e.pins += 1;
+            } else {
+                e.refs += GUP_PIN_COUNTING_BIAS;
+            }
+            if pin {
+                pinned_pages.push((f, page));
+            }
+        };
+        for r in self.gup.values() {
+            for &(f, page) in &r.pages {
+                add_gup(&mut exp, f, page, r.pin);
+            }
+        }
+        for p in self.pipes.values() {
+            for b in &p.bufs {
+                if let PipeBuf::Page { folio, page, pin, .. } = b {
+                    add_gup(&mut exp, *folio, *page, *pin);
+                }
+            }
+        }
+        for ring in self.rings.values() {
+            for b in &ring.bufs {
+                for &(f, page) in &b.pages {
+                    add_gup(&mut exp, f, page, true);
+                }
+            }
+        }
+        for (id, f) in self.folios.iter() {
+            if f.kind == FolioKind::Zero {
+                continue;
+            }
+            let e = exp.remove(&id).unwrap_or_default();
+            ensure!(f.refcount == e.refs, "folio {:?} (pfn {:#x}): refcount {} but holders explain {}", id, f.pfn, f.refcount, e.refs);
+            ensure!(f.refcount > 0, "live folio {:?} with refcount {}", id, f.refcount);
+            ensure!(f.mapcount == e.maps, "folio {:?}: mapcount {} but {} mappings", id, f.mapcount, e.maps);
+            ensure!(f.entire_mapcount == e.entire, "folio {:?}: entire_mapcount {} but {} PMD/PUD mappings", id, f.entire_mapcount, e.entire);
+            if f.is_large() {
+                ensure!(f.pincount == e.pins, "folio {:?}: pincount {} but {} pins held", id, f.pincount, e.pins);
+                let listed: BTreeMap<MmId, u32> = f.mm_maps.iter().copied().collect();
+                ensure!(listed == e.per_mm, "folio {:?}: per-mm mapcounts {:?} but mappings {:?}", id, listed, e.per_mm);
+            }
+        }
+        ensure!(exp.is_empty(), "holders refer to freed folios: {:?}", exp.keys().collect::<Vec<_>>());
+        if ae_rules {
+            for (f, page) in pinned_pages {
+                let fo = self.folios.get(f);
+                if fo.is_anon() {
+                    let pg = if fo.hugetlb.is_some() { 0 } else { page };
+                    // A PMD-mapped THP keeps the bit on its head.
+                    ensure!(fo.page_ae(pg) || fo.page_ae(0), "pinned anon page {page} of folio {f:?} is not anon-exclusive");
+                }
+            }
+        }
+        for (slot, s) in &self.swap.slots {
+            let n = swap_refs.remove(slot).unwrap_or(0);
+            ensure!(s.count == n, "swap slot {slot:?}: count {} but {n} swap entries", s.count);
+        }
+        ensure!(swap_refs.is_empty(), "swap entries refer to freed slots");
+        for h in [HugeSize::Size2M, HugeSize::Size1G] {
+            let hs = self.hugetlb_pool(h);
+            let in_use = self.folios.iter().filter(|(_, f)| f.hugetlb == Some(h)).count() as u64;
+            ensure!(hs.free <= hs.nr && hs.surplus <= hs.nr, "hugetlb {}K pool: {:?}", h.kb(), hs);
+            ensure!(hs.resv <= hs.free, "hugetlb {}K pool: more reserved than free: {:?}", h.kb(), hs);
+            ensure!(hs.nr - hs.free == in_use, "hugetlb {}K pool: {} pages in use by the counters, {in_use} folios live", h.kb(), hs.nr - hs.free);
+        }
+        Ok(())
+    }
+}

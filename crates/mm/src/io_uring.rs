@@ -1,0 +1,149 @@
+//! io_uring fixed buffers (io_uring/rsrc.c: io_sqe_buffer_register(),
+//! io_uring/memmap.c: io_pin_pages()).
+//!
+//! Registration pins every page with pin_user_pages_fast(FOLL_WRITE |
+//! FOLL_PIN | FOLL_LONGTERM): anon pages are write-faulted to be exclusive
+//! and writable; a MAP_SHARED file on a disk filesystem is refused with
+//! EFAULT (check_vma_flags()). WRITE_FIXED stores the pinned pages' current
+//! bytes into a file, READ_FIXED loads file bytes into them — the pages the
+//! ring holds, whatever the process maps there now. Left out: RLIMIT_MEMLOCK
+//! accounting, huge-page coalescing of buffers, the submission queue itself.
+
+use crate::events::EventKind;
+use crate::folio::FolioId;
+use crate::gup::GupFlags;
+use crate::kernel::{File, Kernel, RingId};
+use crate::types::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct RegBuf {
+    addr: u64,
+    len: u64,
+    pub(crate) pages: Vec<(FolioId, u64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Ring {
+    pub(crate) opens: u32,
+    pub(crate) bufs: Vec<RegBuf>,
+}
+
+impl Kernel {
+    /// io_uring_setup(2).
+    pub fn io_uring_setup(&mut self, pid: Pid) -> SysResult<Fd> {
+        self.task(pid)?;
+        let id = RingId(self.fresh_id());
+        self.rings.insert(id, Ring::default());
+        Ok(self.install_fd(pid, File::Ring(id)))
+    }
+
+    fn ring_of_fd(&self, pid: Pid, fd: Fd) -> SysResult<RingId> {
+        match self.task(pid)?.fds.get(&fd.0) {
+            Some(File::Ring(r)) => Ok(*r),
+            Some(_) => Err(Errno::EINVAL.into()),
+            None => Err(Errno::EBADF.into()),
+        }
+    }
+
+    /// IORING_REGISTER_BUFFERS: all or nothing.
+    pub fn io_uring_register_buffers(&mut self, pid: Pid, ring: Fd, iovs: &[(u64, u64)]) -> SysResult<()> {
+        let r = self.ring_of_fd(pid, ring)?;
+        if !self.rings[&r].bufs.is_empty() {
+            return Err(Errno::EBUSY.into());
+        }
+        let flags = GupFlags::PIN.with_write().with_longterm();
+        let mut bufs = Vec::new();
+        for &(addr, len) in iovs {
+            let first = page_align_down(addr);
+            let nr = ((addr + len).next_multiple_of(PAGE_SIZE) - first) / PAGE_SIZE;
+            match self.gup_pages(pid, first, nr, flags, true) {
+                Ok(pages) => bufs.push(RegBuf { addr, len, pages }),
+                Err(e) => {
+                    for b in bufs {
+                        self.release_pages(&b.pages, true);
+                    }
+                    self.event(pid, EventKind::Gup, "io_sqe_buffer_register", Some(addr), || format!("pin_user_pages_fast failed: {e}"));
+                    return Err(e);
+                }
+            }
+        }
+        let n: usize = bufs.iter().map(|b| b.pages.len()).sum();
+        self.event(pid, EventKind::Gup, "io_sqe_buffer_register", iovs.first().map(|i| i.0), || format!("{n} page(s) pinned {flags}"));
+        self.rings.get_mut(&r).expect("present").bufs = bufs;
+        Ok(())
+    }
+
+    /// IORING_UNREGISTER_BUFFERS: unpin everything.
+    pub fn io_uring_unregister_buffers(&mut self, pid: Pid, ring: Fd) -> SysResult<()> {
+        let r = self.ring_of_fd(pid, ring)?;
+        let bufs = std::mem::take(&mut self.rings.get_mut(&r).expect("present").bufs);
+        if bufs.is_empty() {
+            return Err(Errno::ENXIO.into());
+        }
+        for b in bufs {
+            self.release_pages(&b.pages, true);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn ring_file_put(&mut self, r: RingId) {
+        let ring = self.rings.get_mut(&r).expect("fd refers to a live ring");
+        ring.opens -= 1;
+        if ring.opens == 0 {
+            let ring = self.rings.remove(&r).expect("present");
+            for b in ring.bufs {
+                self.release_pages(&b.pages, true);
+            }
+        }
+    }
+
+    /// The (folio, page, offset) pieces of a fixed buffer for `[addr, addr+len)`.
+    fn fixed_pieces(&self, r: RingId, index: usize, addr: u64, len: u64) -> SysResult<Vec<(FolioId, u64, u64, u64)>> {
+        let b = self.rings[&r].bufs.get(index).ok_or(Errno::EFAULT)?;
+        if addr < b.addr || addr + len > b.addr + b.len {
+            return Err(Errno::EFAULT.into());
+        }
+        let first = page_align_down(b.addr);
+        let mut out = Vec::new();
+        let mut pos = addr;
+        while pos < addr + len {
+            let i = ((pos - first) / PAGE_SIZE) as usize;
+            let (f, page) = b.pages[i];
+            let in_page = pos % PAGE_SIZE;
+            let n = (PAGE_SIZE - in_page).min(addr + len - pos);
+            out.push((f, page, in_page, n));
+            pos += n;
+        }
+        Ok(out)
+    }
+
+    /// IORING_OP_WRITE_FIXED: file ← pinned buffer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn io_uring_write_fixed(&mut self, pid: Pid, ring: Fd, index: usize, file: Fd, file_off: u64, addr: u64, len: u64) -> SysResult<u64> {
+        let r = self.ring_of_fd(pid, ring)?;
+        let ino = self.inode_of_fd(pid, file)?;
+        let mut data = crate::contents::Contents::default();
+        for (f, page, off, n) in self.fixed_pieces(r, index, addr, len)? {
+            data.append(&self.folios.get(f).data.slice(page * PAGE_SIZE + off, n));
+        }
+        self.file_write(ino, file_off, &data)?;
+        Ok(len)
+    }
+
+    /// IORING_OP_READ_FIXED: pinned buffer ← file.
+    #[allow(clippy::too_many_arguments)]
+    pub fn io_uring_read_fixed(&mut self, pid: Pid, ring: Fd, index: usize, file: Fd, file_off: u64, addr: u64, len: u64) -> SysResult<u64> {
+        let r = self.ring_of_fd(pid, ring)?;
+        let ino = self.inode_of_fd(pid, file)?;
+        let data = self.file_read(ino, file_off, len);
+        let mut done = 0;
+        for (f, page, off, n) in self.fixed_pieces(r, index, addr, data.len())? {
+            let chunk = data.slice(done, n);
+            let fo = self.folios.get_mut(f);
+            fo.data.overwrite(page * PAGE_SIZE + off, &chunk);
+            fo.dirty = true;
+            done += n;
+        }
+        Ok(done)
+    }
+}

@@ -1,0 +1,122 @@
+//! madvise(2) (mm/madvise.c).
+
+use crate::kernel::Kernel;
+use crate::types::*;
+
+/// The advice values the model implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Advice {
+    DontNeed,
+    DontFork,
+    DoFork,
+    WipeOnFork,
+    KeepOnFork,
+    HugePage,
+    NoHugePage,
+    Collapse,
+    PageOut,
+    PopulateRead,
+    PopulateWrite,
+}
+
+impl Advice {
+    pub fn parse(s: &str) -> Option<Advice> {
+        Some(match s.to_ascii_lowercase().trim_start_matches("madv_") {
+            "dontneed" => Advice::DontNeed,
+            "dontfork" => Advice::DontFork,
+            "dofork" => Advice::DoFork,
+            "wipeonfork" => Advice::WipeOnFork,
+            "keeponfork" => Advice::KeepOnFork,
+            "hugepage" => Advice::HugePage,
+            "nohugepage" => Advice::NoHugePage,
+            "collapse" => Advice::Collapse,
+            "pageout" => Advice::PageOut,
+            "populate_read" => Advice::PopulateRead,
+            "populate_write" => Advice::PopulateWrite,
+            _ => return None,
+        })
+    }
+}
+
+impl Kernel {
+    /// madvise(2). Flag advice splits VMAs and sets VM_* bits (DONTFORK,
+    /// WIPEONFORK on private anon only, HUGEPAGE…); DONTNEED zaps (hugetlb:
+    /// huge-aligned start, length rounded down); PAGEOUT reclaims to swap;
+    /// COLLAPSE builds a PMD-mapped THP (`madvise_collapse()`); POPULATE_*
+    /// faults pages in. Unmapped parts of the range give ENOMEM.
+    pub fn madvise(&mut self, pid: Pid, addr: u64, len: u64, advice: Advice) -> SysResult<()> {
+        let mm = self.mm_of(pid)?;
+        if !is_aligned(addr, PAGE_SIZE) {
+            return Err(Errno::EINVAL.into());
+        }
+        let len = len.next_multiple_of(PAGE_SIZE);
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        self.check_fully_mapped(mm, addr, end)?;
+        match advice {
+            Advice::DontNeed => {
+                let vmas: Vec<crate::vma::Vma> = self.mm(mm).vmas.values().filter(|v| v.start < end && addr < v.end).cloned().collect();
+                for v in vmas {
+                    let (s, e) = (addr.max(v.start), end.min(v.end));
+                    let (s, e) = if v.hugetlb.is_some() { crate::hugetlb::hugetlb_dontneed_range(&v, s, e)? } else { (s, e) };
+                    if s < e {
+                        self.zap_page_range(pid, mm, s, e);
+                    }
+                }
+                Ok(())
+            }
+            Advice::PageOut => {
+                self.pageout(pid, mm, addr, end);
+                Ok(())
+            }
+            Advice::Collapse => self.madvise_collapse(pid, mm, addr, end),
+            Advice::PopulateRead | Advice::PopulateWrite => {
+                let write = advice == Advice::PopulateWrite;
+                let mut a = addr;
+                while a < end {
+                    let ff = crate::memory::FaultFlags { write, unshare: false };
+                    if let Err(e) = self.handle_mm_fault(pid, mm, a, ff) {
+                        return Err(match e {
+                            crate::memory::VmFault::Oom => Errno::ENOMEM.into(),
+                            _ => Errno::EFAULT.into(),
+                        });
+                    }
+                    a += PAGE_SIZE;
+                }
+                Ok(())
+            }
+            _ => {
+                if advice == Advice::WipeOnFork && self.mm(mm).vmas.values().any(|v| v.start < end && addr < v.end && (v.shared || !v.is_anonymous())) {
+                    return Err(Errno::EINVAL.into());
+                }
+                if advice == Advice::DontFork && self.mm(mm).vmas.values().any(|v| v.start < end && addr < v.end && v.hugetlb.is_some() && (!is_aligned(addr.max(v.start), v.hugetlb.map_or(1, |h| h.bytes())))) {
+                    return Err(Errno::EINVAL.into());
+                }
+                self.split_vmas_around(mm, addr, end)?;
+                let keys: Vec<u64> = self.mm(mm).vmas.range(addr..end).map(|(k, _)| *k).collect();
+                for k in keys {
+                    let v = self.mm_mut(mm).vmas.get_mut(&k).expect("listed");
+                    match advice {
+                        Advice::DontFork => v.dontcopy = true,
+                        Advice::DoFork => v.dontcopy = false,
+                        Advice::WipeOnFork => v.wipeonfork = true,
+                        Advice::KeepOnFork => v.wipeonfork = false,
+                        Advice::HugePage => {
+                            v.hugepage = true;
+                            v.nohugepage = false;
+                        }
+                        Advice::NoHugePage => {
+                            v.nohugepage = true;
+                            v.hugepage = false;
+                        }
+                        _ => unreachable!("handled above"),
+                    }
+                }
+                self.merge_vmas(mm, addr, end);
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! Page faults, write-protect reuse and copy, and zapping (mm/memory.c).
+
+use crate::events::EventKind;
+use crate::folio::{FolioId, FolioKind, MmId, ZERO_FOLIO};
+use crate::kernel::{Kernel, ThpMode};
+use crate::pgtable::{Entry, Level, Present};
+use crate::policy::AnonReuse;
+use crate::types::*;
+use crate::vma::Vma;
+
+/// FAULT_FLAG_WRITE / FAULT_FLAG_UNSHARE (never both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FaultFlags {
+    pub write: bool,
+    pub unshare: bool,
+}
+
+impl FaultFlags {
+    pub const READ: FaultFlags = FaultFlags { write: false, unshare: false };
+    pub const WRITE: FaultFlags = FaultFlags { write: true, unshare: false };
+    pub const UNSHARE: FaultFlags = FaultFlags { write: false, unshare: true };
+
+    fn name(self) -> &'static str {
+        match (self.write, self.unshare) {
+            (true, _) => "write",
+            (_, true) => "unshare",
+            _ => "read",
+        }
+    }
+}
+
+/// VM_FAULT_* errors of a fault handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VmFault {
+    Sigbus,
+    Sigsegv,
+    Oom,
+    /// A policy variant would retry forever; given up after a bound.
+    Livelock,
+}
+
+impl VmFault {
+    /// What the faulting task sees.
+    pub fn to_sys_error(self) -> SysError {
+        match self {
+            VmFault::Sigbus => SysError::Signal(Signal::SIGBUS),
+            VmFault::Sigsegv => SysError::Signal(Signal::SIGSEGV),
+            VmFault::Oom => SysError::Signal(Signal::SIGKILL),
+            VmFault::Livelock => SysError::Livelock,
+        }
+    }
+}
+
+pub(crate) type FaultResult = Result<(), VmFault>;
+
+/// A present PTE that maps `page` of `folio`, writable and dirty per `write`.
+pub(crate) fn pte(folio: FolioId, page: u64, write: bool, dirty: bool) -> Entry {
+    Entry::Present(Present { folio, page, write, dirty, young: true, soft_dirty: true, special: false })
+}
+
+impl Kernel {
+    /// `handle_mm_fault()` → `__handle_mm_fault()` → `handle_pte_fault()`:
+    /// dispatch a fault at `addr` to the hugetlb, PMD (THP) or PTE handler.
+    /// Starts with `sanitize_fault_flags()`: UNSHARE outside a COW mapping is
+    /// dropped (it means nothing there); a write to a VMA without VM_MAYWRITE
+    /// is refused. Left out: NUMA hinting, userfaultfd, per-VMA locks.
+    pub(crate) fn handle_mm_fault(&mut self, pid: Pid, mm: MmId, addr: u64, mut flags: FaultFlags) -> FaultResult {
+        let vma = self.mm(mm).vma(addr).ok_or(VmFault::Sigsegv)?.clone();
+        if flags.unshare && !vma.is_cow_mapping() {
+            flags.unshare = false;
+        }
+        if flags.write && !vma.maywrite {
+            return Err(VmFault::Sigsegv);
+        }
+        self.stats.faults += 1;
+        if vma.hugetlb.is_some() {
+            return crate::hugetlb::hugetlb_fault(self, pid, mm, &vma, addr, flags);
+        }
+        let haddr = align_down(addr, PMD_SIZE);
+        if let Some(Entry::Present(p)) = self.mm(mm).pt.get(Level::Pmd, haddr) {
+            if (flags.write || flags.unshare) && !p.write {
+                if !self.do_huge_pmd_wp_page(pid, mm, &vma, haddr, p, flags)? {
+                    // Fallback: the PMD was split; retry at PTE level.
+                    return self.handle_pte_fault(pid, mm, &vma, addr, flags);
+                }
+            } else if flags.write {
+                self.touch_leaf(mm, Level::Pmd, haddr, true);
+            }
+            return Ok(());
+        }
+        if self.mm(mm).pt.pmd_none(addr) && self.thp_vma_allowable(&vma, THP_PMD, haddr) {
+            return self.do_huge_pmd_anonymous_page(pid, mm, &vma, haddr, flags.write);
+        }
+        self.handle_pte_fault(pid, mm, &vma, addr, flags)
+    }
+
+    fn handle_pte_fault(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, flags: FaultFlags) -> FaultResult {
+        let a = page_align_down(addr);
+        match self.mm(mm).pt.get(Level::Pte, a) {
+            None if vma.is_anonymous() => self.do_anonymous_page(pid, mm, vma, a, flags.write),
+            None => self.do_fault(pid, mm, vma, a, flags),
+            Some(Entry::Swap { .. }) => self.do_swap_page(pid, mm, vma, a, flags),
+            Some(Entry::Present(p)) => {
+                if (flags.write || flags.unshare) && !p.write {
+                    self.do_wp_page(pid, mm, vma, a, p, flags)
+                } else {
+                    if flags.write {
+                        self.touch_leaf(mm, Level::Pte, a, true);
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Marks a present leaf young (and dirty for writes), as the hardware and
+    /// the spurious-fault path do.
+    pub(crate) fn touch_leaf(&mut self, mm: MmId, level: Level, addr: u64, write: bool) {
+        if let Some(Entry::Present(p)) = self.mm_mut(mm).pt.get_mut(level, addr) {
+            p.young = true;
+            if write {
+                p.dirty = true;
+                p.soft_dirty = true;
+            }
+        }
+    }
+
+    /// `thp_vma_allowable_order()`: may a folio of `order` be faulted into
+    /// `vma` at the aligned address `haddr`? Private anonymous VMAs only;
+    /// the per-size setting (`inherit` → global) must be `always`, or
+    /// `madvise` with MADV_HUGEPAGE; MADV_NOHUGEPAGE vetoes; the aligned
+    /// range must lie inside the VMA.
+    pub(crate) fn thp_vma_allowable(&self, vma: &Vma, order: u8, haddr: u64) -> bool {
+        if !vma.is_anonymous() || vma.nohugepage || vma.hugetlb.is_some() {
+            return false;
+        }
+        let ok = match self.settings.thp_mode(order) {
+            ThpMode::Always => true,
+            ThpMode::Madvise => vma.hugepage,
+            ThpMode::Never | ThpMode::Inherit => false,
+        };
+        let size = PAGE_SIZE << order;
+        ok && haddr >= vma.start && haddr + size <= vma.end
+    }
+
+    /// `do_anonymous_page()`: first touch of private anonymous memory.
+    /// A read maps the shared zero page read-only (special PTE, no folio
+    /// reference, no rmap). A write allocates a zeroed folio — the largest
+    /// enabled mTHP order whose aligned range is inside the VMA and entirely
+    /// unmapped (`alloc_anon_folio()`), else order 0 — maps every page
+    /// writable (if VM_WRITE) and dirty, as a new exclusive anon folio.
+    fn do_anonymous_page(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, write: bool) -> FaultResult {
+        if !write {
+            self.mm_mut(mm).pt.set(
+                Level::Pte,
+                addr,
+                Entry::Present(Present { folio: ZERO_FOLIO, page: 0, write: false, dirty: false, young: true, soft_dirty: true, special: true }),
+            );
+            self.event(pid, EventKind::Alloc, "do_anonymous_page", Some(addr), || "read fault → map the shared zero page".into());
+            return Ok(());
+        }
+        let order = (THP_MIN..THP_PMD)
+            .rev()
+            .find(|&o| {
+                let size = PAGE_SIZE << o;
+                let a = align_down(addr, size);
+                self.thp_vma_allowable(vma, o, a) && self.mm(mm).pt.ptes_none(a, a + size)
+            })
+            .unwrap_or(0);
+        let size = PAGE_SIZE << order;
+        let start = align_down(addr, size);
+        let folio = self.alloc_anon_folio(order);
+        self.ensure_anon_vma(mm, vma.start);
+        let nr = 1u64 << order;
+        self.add_new_anon_rmap(folio, mm, nr, false);
+        for i in 0..nr {
+            self.mm_mut(mm).pt.set(Level::Pte, start + i * PAGE_SIZE, pte(folio, i, vma.prot.write, true));
+        }
+        self.event(pid, EventKind::Alloc, "do_anonymous_page", Some(addr), || {
+            if order == 0 {
+                "write fault → new zeroed 4K anon page (exclusive)".into()
+            } else {
+                format!("write fault → new zeroed {}K anon mTHP (exclusive)", size / 1024)
+            }
+        });
+        Ok(())
+    }
+
+    /// Gives the VMA an anon_vma identity if it has none (`anon_vma_prepare()`).
+    pub(crate) fn ensure_anon_vma(&mut self, mm: MmId, vma_start: u64) {
+        if self.mm(mm).vmas[&vma_start].anon_vma.is_none() {
+            let id = self.fresh_id();
+            self.mm_mut(mm).vmas.get_mut(&vma_start).expect("vma exists").anon_vma = Some(id);
+        }
+    }
+
+    /// `do_fault()`: first touch of a file (or shmem) page. A read maps the
+    /// page-cache folio (`do_read_fault()`), writable at once only in a shared
+    /// mapping that needs no write notification; a write in a private mapping
+    /// copies it into a new anon page (`do_cow_fault()`); a write in a shared
+    /// mapping maps the cache folio writable and dirties it
+    /// (`do_shared_fault()`). Beyond EOF → SIGBUS.
+    fn do_fault(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, flags: FaultFlags) -> FaultResult {
+        let inode = vma.inode().ok_or(VmFault::Sigbus)?;
+        let index = vma.page_index(addr);
+        let (folio, page) = self.filemap_fault(inode, index)?;
+        if flags.write && !vma.shared {
+            let new = self.alloc_anon_folio(0);
+            self.copy_page_data(new, 0, folio, page);
+            self.ensure_anon_vma(mm, vma.start);
+            self.add_new_anon_rmap(new, mm, 1, false);
+            self.mm_mut(mm).pt.set(Level::Pte, addr, pte(new, 0, vma.prot.write, true));
+            self.note_copy(1);
+            self.event(pid, EventKind::Copy, "do_cow_fault", Some(addr), || "private write to a file page → copy into a new anon page".into());
+            return Ok(());
+        }
+        let write = vma.shared && vma.prot.write && (flags.write || !self.vma_wants_writenotify(vma));
+        self.rmap_add(folio, mm, 1, false);
+        self.mm_mut(mm).pt.set(Level::Pte, addr, pte(folio, page, write, flags.write));
+        if flags.write {
+            self.folios.get_mut(folio).dirty = true;
+        }
+        let func = if flags.write { "do_shared_fault" } else { "do_read_fault" };
+        self.event(pid, EventKind::Fault, func, Some(addr), || {
+            format!("map page-cache page {index}{}", if write { " writable" } else { " read-only" })
+        });
+        Ok(())
+    }
+
+    /// `vma_wants_writenotify()`: shared writable mappings whose PTEs must
+    /// start read-only so the first write faults: files with `page_mkwrite`
+    /// (disk filesystems) and VMAs under soft-dirty tracking.
+    pub(crate) fn vma_wants_writenotify(&self, vma: &Vma) -> bool {
+        if !vma.shared || !vma.prot.write {
+            return false;
+        }
+        let disk = vma.inode().is_some_and(|i| self.inodes[&i].kind.needs_dirty_tracking());
+        disk || !vma.softdirty
+    }
+
+    /// `do_wp_page()`: write or unshare fault on a present, read-only PTE.
+    /// Shared mappings never copy (`wp_page_shared()`). In a private mapping
+    /// an anon page is reused when it is anon-exclusive or
+    /// `wp_can_reuse_anon_folio()` proves nobody else can see it; anything
+    /// else (zero page, page-cache page, possibly shared anon page) is copied
+    /// by `wp_page_copy()`. The reuse rule is a policy knob. Left out:
+    /// userfaultfd-wp, KSM.
+    pub(crate) fn do_wp_page(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present, flags: FaultFlags) -> FaultResult {
+        if vma.shared {
+            self.wp_page_shared(pid, mm, vma, addr, p);
+            return Ok(());
+        }
+        let f = self.folios.get(p.folio);
+        if p.special || f.is_zero() || !f.is_anon() {
+            let why = if p.special || f.is_zero() { "zero page" } else { "page-cache page" };
+            return self.wp_page_copy(pid, mm, vma, addr, p, flags, why.into());
+        }
+        let (reuse, why) = match self.policy.anon_reuse {
+            AnonReuse::AnonExclusive if f.page_ae(p.page) => (true, "PageAnonExclusive".to_string()),
+            AnonReuse::AnonExclusive => self.wp_can_reuse_anon_folio(mm, p.folio),
+            AnonReuse::Refcount => {
+                let rc = f.refcount;
+                (!f.is_large() && rc == 1, format!("refcount rule (5.9–5.18): refcount {rc}"))
+            }
+            AnonReuse::Mapcount => {
+                let mc = f.mapcount;
+                (mc == 1, format!("mapcount rule (pre-5.8): mapcount {mc}"))
+            }
+        };
+        if reuse {
+            self.wp_page_reuse(pid, mm, vma, addr, p, flags, why);
+            Ok(())
+        } else {
+            self.wp_page_copy(pid, mm, vma, addr, p, flags, why)
+        }
+    }
+
+    /// `wp_can_reuse_anon_folio()`. Small folio: reuse only if the refcount is
+    /// exactly 1 after freeing a swap-cache slot nobody needs — any extra
+    /// reference (another mapping, a pipe's FOLL_GET, a pin, I/O) copies.
+    /// Large folio (`__wp_can_reuse_large_anon_folio()`, 6.15+): reuse only
+    /// if mapped more than once, by this mm alone, and every reference is a
+    /// mapping. Left out: LRU batch draining (the model has no per-CPU
+    /// batches), KSM, the folio lock.
+    pub(crate) fn wp_can_reuse_anon_folio(&mut self, _mm: MmId, folio: FolioId) -> (bool, String) {
+        let f = self.folios.get(folio);
+        if f.is_large() {
+            let (mc, rc) = (f.mapcount, f.refcount);
+            if mc <= 1 {
+                return (false, format!("large folio mapped {mc}× → copy the page, let the folio go"));
+            }
+            if f.maybe_mapped_shared() {
+                return (false, "large folio mapped by more than one mm".into());
+            }
+            if mc != rc {
+                return (false, format!("large folio: mapcount {mc} ≠ refcount {rc}"));
+            }
+            return (true, format!("large folio: every reference is a mapping of this mm (mapcount {mc} = refcount {rc})"));
+        }
+        let rc = f.refcount;
+        if rc > 3 {
+            return (false, format!("refcount {rc} > 3"));
+        }
+        let in_cache = self.swap_cache_of(folio).is_some();
+        if rc > 1 + in_cache as i64 {
+            return (false, format!("refcount {rc}{}", if in_cache { " (1 swap cache)" } else { "" }));
+        }
+        if in_cache {
+            self.try_free_swap(folio);
+        }
+        let rc = self.folios.get(folio).refcount;
+        if rc != 1 {
+            return (false, format!("refcount {rc} (swap slot still in use)"));
+        }
+        (true, "refcount 1".into())
+    }
+
+    /// `wp_page_reuse()`: keep the page, mark it anon-exclusive; a write makes
+    /// the PTE writable (if VM_WRITE) and dirty, an unshare leaves it R/O.
+    #[allow(clippy::too_many_arguments)]
+    fn wp_page_reuse(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present, flags: FaultFlags, why: String) {
+        self.folios.get_mut(p.folio).anon_exclusive.set(p.page, true);
+        if flags.write {
+            let e = self.mm_mut(mm).pt.get_mut(Level::Pte, addr).and_then(Entry::present_mut).expect("checked present");
+            e.write = vma.prot.write;
+            e.dirty = true;
+            e.soft_dirty = true;
+            e.young = true;
+        }
+        let func = if self.policy.anon_reuse == AnonReuse::AnonExclusive { "wp_can_reuse_anon_folio" } else { "do_wp_page" };
+        self.event(pid, EventKind::Reuse, "do_wp_page", Some(addr), || format!("{} fault: {func}: {why} → reuse", flags.name()));
+    }
+
+    /// `wp_page_copy()`: allocate a new anon page (zeroed for the zero page,
+    /// else a copy), map it exclusively — writable+dirty for a write,
+    /// read-only with the soft-dirty bit kept for an unshare — and only then
+    /// drop the old page's mapping and reference.
+    #[allow(clippy::too_many_arguments)]
+    fn wp_page_copy(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present, flags: FaultFlags, why: String) -> FaultResult {
+        let new = self.alloc_anon_folio(0);
+        let old_is_zero = p.special || self.folios.get(p.folio).is_zero();
+        if !old_is_zero {
+            self.copy_page_data(new, 0, p.folio, p.page);
+        }
+        self.ensure_anon_vma(mm, vma.start);
+        self.add_new_anon_rmap(new, mm, 1, false);
+        let entry = if flags.unshare {
+            Entry::Present(Present { folio: new, page: 0, write: false, dirty: false, young: true, soft_dirty: p.soft_dirty, special: false })
+        } else {
+            pte(new, 0, vma.prot.write, true)
+        };
+        self.mm_mut(mm).pt.set(Level::Pte, addr, entry);
+        if !old_is_zero {
+            self.rmap_remove(p.folio, mm, 1, false);
+            self.note_copy(1);
+        }
+        let func = if self.policy.anon_reuse == AnonReuse::AnonExclusive && self.folios.get(p.folio).is_anon() {
+            "wp_can_reuse_anon_folio: "
+        } else {
+            ""
+        };
+        self.event(pid, EventKind::Copy, "wp_page_copy", Some(addr), || {
+            if old_is_zero {
+                format!("{} fault on the zero page → new zeroed anon page", flags.name())
+            } else {
+                format!("{} fault: {func}{why} → copy", flags.name())
+            }
+        });
+        Ok(())
+    }
+
+    /// `wp_page_shared()`: a write to a read-only page of a shared mapping
+    /// (write notification, after `page_mkwrite`) makes it writable and dirty.
+    fn wp_page_shared(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present) {
+        let e = self.mm_mut(mm).pt.get_mut(Level::Pte, addr).and_then(Entry::present_mut).expect("checked present");
+        e.write = vma.prot.write;
+        e.dirty = true;
+        e.soft_dirty = true;
+        self.folios.get_mut(p.folio).dirty = true;
+        self.event(pid, EventKind::Reuse, "wp_page_shared", Some(addr), || "shared mapping → make writable (no COW)".into());
+    }
+
+    pub(crate) fn note_copy(&mut self, pages: u64) {
+        self.stats.copies += 1;
+        self.stats.pages_copied += pages;
+    }
+
+    /// `zap_page_range_single()` / `unmap_page_range()`: remove every mapping
+    /// in `[start, end)`. A PMD-mapped THP only partly covered is split into
+    /// PTEs first (`__split_huge_pmd()`); hugetlb leaves are removed whole
+    /// (callers keep hugetlb ranges aligned). Swap entries free their slot.
+    pub(crate) fn zap_page_range(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {
+        for leaf in self.mm(mm).pt.leaves(start, end) {
+            if leaf.level != Level::Pte && (leaf.addr < start || leaf.addr + leaf.level.size() > end) {
+                if self.folio_of_leaf(&leaf).is_some_and(|f| self.folios.get(f).hugetlb.is_none()) {
+                    self.split_huge_pmd(pid, mm, leaf.addr);
+                }
+            }
+        }
+        for leaf in self.mm(mm).pt.leaves(start, end) {
+            if leaf.level != Level::Pte && (leaf.addr < start || leaf.addr + leaf.level.size() > end) {
+                continue;
+            }
+            self.mm_mut(mm).pt.clear(leaf.level, leaf.addr);
+            match leaf.entry {
+                Entry::Present(p) if p.special => {}
+                Entry::Present(p) => {
+                    if let Some(h) = self.folios.get(p.folio).hugetlb {
+                        crate::hugetlb::note_hugetlb_unmap(self, mm, leaf.addr, h, p.folio);
+                    }
+                    let entire = leaf.level != Level::Pte;
+                    self.rmap_remove(p.folio, mm, 1, entire);
+                }
+                Entry::Swap { slot, .. } => self.swap_free(slot),
+            }
+        }
+    }
+
+    pub(crate) fn folio_of_leaf(&self, leaf: &crate::pgtable::Leaf) -> Option<FolioId> {
+        leaf.entry.present().filter(|p| !p.special).map(|p| p.folio)
+    }
+
+    /// Whether `folio` is anon.
+    pub(crate) fn folio_is_anon(&self, folio: FolioId) -> bool {
+        self.folios.get(folio).kind == FolioKind::Anon
+    }
+}
+
+/// The smallest mTHP order (16 KiB) and the PMD order.
+const THP_MIN: u8 = crate::kernel::THP_MIN_ORDER;
+const THP_PMD: u8 = crate::kernel::THP_PMD_ORDER;

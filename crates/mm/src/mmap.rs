@@ -1,0 +1,299 @@
+//! mmap(), munmap() and VMA bookkeeping (mm/mmap.c, mm/vma.c).
+
+use crate::folio::MmId;
+use crate::kernel::{File, Kernel};
+use crate::types::*;
+use crate::vma::{Backing, Vma};
+
+/// Arguments of mmap(2).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MmapRequest {
+    /// Hint, or the exact address with `fixed`.
+    pub addr: Option<u64>,
+    pub len: u64,
+    pub prot: Prot,
+    /// MAP_SHARED (else MAP_PRIVATE).
+    pub shared: bool,
+    /// MAP_FIXED: replace whatever is mapped there.
+    pub fixed: bool,
+    /// MAP_FIXED_NOREPLACE: EEXIST if anything is mapped there.
+    pub fixed_noreplace: bool,
+    /// MAP_NORESERVE.
+    pub noreserve: bool,
+    /// MAP_HUGETLB with this page size (anonymous mappings).
+    pub hugetlb: Option<HugeSize>,
+    /// MAP_POPULATE.
+    pub populate: bool,
+    /// A file descriptor (None = MAP_ANONYMOUS).
+    pub fd: Option<Fd>,
+    /// File offset in bytes.
+    pub offset: u64,
+}
+
+impl MmapRequest {
+    /// Private anonymous read/write memory of `len` bytes.
+    pub fn anon(len: u64) -> Self {
+        MmapRequest {
+            addr: None,
+            len,
+            prot: Prot::RW,
+            shared: false,
+            fixed: false,
+            fixed_noreplace: false,
+            noreserve: false,
+            hugetlb: None,
+            populate: false,
+            fd: None,
+            offset: 0,
+        }
+    }
+}
+
+impl Kernel {
+    /// mmap(2) (mm/mmap.c: do_mmap()). Modelled: placement (top-down, hints,
+    /// MAP_FIXED replacing, MAP_FIXED_NOREPLACE), anonymous private and shared
+    /// (shmem) mappings, file mappings, MAP_HUGETLB with reservations,
+    /// MAP_POPULATE, VMA merging. Left out: address-space limits, mlock,
+    /// stack guard gaps, THP alignment of file mappings.
+    pub fn mmap(&mut self, pid: Pid, req: MmapRequest) -> SysResult<u64> {
+        let mm = self.mm_of(pid)?;
+        if req.len == 0 || (req.fixed && req.fixed_noreplace) {
+            return Err(Errno::EINVAL.into());
+        }
+        if req.offset % PAGE_SIZE != 0 {
+            return Err(Errno::EINVAL.into());
+        }
+        // The file, if any, decides hugetlb-ness (hugetlbfs, memfd MFD_HUGETLB).
+        let inode = match req.fd {
+            None => None,
+            Some(fd) => match self.task(pid)?.fds.get(&fd.0) {
+                Some(File::Inode(i)) => Some(*i),
+                Some(_) => return Err(Errno::ENXIO.into()),
+                None => return Err(Errno::EBADF.into()),
+            },
+        };
+        let hugetlb = match inode {
+            Some(i) => self.inodes[&i].hugetlb,
+            None => req.hugetlb,
+        };
+        let align = hugetlb.map_or(PAGE_SIZE, |h| h.bytes());
+        if hugetlb.is_some() && req.offset % align != 0 {
+            return Err(Errno::EINVAL.into());
+        }
+        let len = req.len.checked_next_multiple_of(align).ok_or(Errno::ENOMEM)?;
+        if len > TASK_SIZE {
+            return Err(Errno::ENOMEM.into());
+        }
+        let exact = req.fixed || req.fixed_noreplace;
+        let start = if exact {
+            let a = req.addr.unwrap_or(0);
+            if !is_aligned(a, align) || a.checked_add(len).is_none_or(|e| e > TASK_SIZE) || a == 0 {
+                return Err(Errno::EINVAL.into());
+            }
+            if req.fixed_noreplace && self.mm(mm).vmas.values().any(|v| v.start < a + len && a < v.end) {
+                return Err(Errno::EEXIST.into());
+            }
+            a
+        } else {
+            let thp_align = if hugetlb.is_none() && inode.is_none() && len >= PMD_SIZE { PMD_SIZE } else { align };
+            self.get_unmapped_area(mm, req.addr, len, thp_align).ok_or(Errno::ENOMEM)?
+        };
+
+        // An anonymous shared mapping is a shmem object of its own.
+        let inode = match (inode, req.shared) {
+            (Some(i), _) => Some(i),
+            (None, true) => {
+                let kind = if hugetlb.is_some() { crate::shmem::InodeKind::Hugetlbfs } else { crate::shmem::InodeKind::Shmem };
+                Some(self.create_inode(kind, hugetlb, len))
+            }
+            (None, false) => None,
+        };
+        if let Some(h) = hugetlb {
+            if inode.is_none() && self.hstates.get(h).is_none() {
+                return Err(Errno::EINVAL.into());
+            }
+        }
+        let mut vma = Vma {
+            start,
+            end: start + len,
+            prot: req.prot,
+            shared: req.shared,
+            maywrite: true,
+            dontcopy: false,
+            wipeonfork: false,
+            hugepage: false,
+            nohugepage: false,
+            noreserve: req.noreserve,
+            softdirty: true,
+            backing: inode.map_or(Backing::Anon, Backing::File),
+            pgoff: if inode.is_some() { req.offset / PAGE_SIZE } else { start / PAGE_SIZE },
+            anon_vma: None,
+            hugetlb,
+            resv: None,
+        };
+        if hugetlb.is_some() {
+            crate::hugetlb::hugetlb_reserve_pages(self, &mut vma)?;
+        }
+        if req.fixed {
+            self.do_munmap(pid, mm, start, len)?;
+        }
+        self.insert_vma(mm, vma);
+        if req.populate {
+            self.populate(pid, start, len)?;
+        }
+        Ok(start)
+    }
+
+    /// Top-down search for a free range (`vm_unmapped_area()` with the
+    /// top-down allocator); a free hint is taken as is.
+    fn get_unmapped_area(&self, mm: MmId, hint: Option<u64>, len: u64, align: u64) -> Option<u64> {
+        let m = self.mm(mm);
+        let free = |a: u64| a + len <= TASK_SIZE && !m.vmas.values().any(|v| v.start < a + len && a < v.end);
+        if let Some(h) = hint {
+            if h != 0 && is_aligned(h, align) && free(h) {
+                return Some(h);
+            }
+        }
+        let mut top = MMAP_BASE;
+        for v in m.vmas.values().rev().filter(|v| v.start < MMAP_BASE) {
+            let cand = align_down(top.checked_sub(len)?, align);
+            if cand >= v.end.min(top) {
+                return Some(cand);
+            }
+            top = top.min(v.start);
+        }
+        let cand = align_down(top.checked_sub(len)?, align);
+        (cand >= PAGE_SIZE * 16).then_some(cand)
+    }
+
+    /// Adds a VMA and merges it with compatible neighbours.
+    pub(crate) fn insert_vma(&mut self, mm: MmId, vma: Vma) {
+        let (s, e) = (vma.start, vma.end);
+        self.mm_mut(mm).vmas.insert(vma.start, vma);
+        self.merge_vmas(mm, s, e);
+    }
+
+    /// Merges compatible neighbouring VMAs touching `[start, end]`
+    /// (mm/vma.c: vma_merge_existing_range() in spirit).
+    pub(crate) fn merge_vmas(&mut self, mm: MmId, start: u64, end: u64) {
+        let m = self.mm_mut(mm);
+        let keys: Vec<u64> = m.vmas.range(..=end).rev().take_while(|(_, v)| v.end >= start).map(|(k, _)| *k).collect();
+        let mut keys = keys;
+        keys.reverse();
+        // Also consider the VMA right before the range.
+        if let Some((&k, _)) = m.vmas.range(..start).next_back() {
+            if !keys.contains(&k) {
+                keys.insert(0, k);
+            }
+        }
+        let mut i = 0;
+        while i + 1 < keys.len() {
+            let (a, b) = (keys[i], keys[i + 1]);
+            let mergeable = {
+                let (va, vb) = (&m.vmas[&a], &m.vmas[&b]);
+                va.can_merge_with(vb)
+            };
+            if mergeable {
+                let vb = m.vmas.remove(&b).expect("key taken from the map");
+                let va = m.vmas.get_mut(&a).expect("key taken from the map");
+                va.end = vb.end;
+                va.anon_vma = va.anon_vma.or(vb.anon_vma);
+                keys.remove(i + 1);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Splits VMAs so that `addr` is a VMA boundary (`split_vma()`); splitting
+    /// a hugetlb VMA off its page size is EINVAL (hugetlb_vm_op_split()).
+    pub(crate) fn split_vma_at(&mut self, mm: MmId, addr: u64) -> SysResult<()> {
+        let m = self.mm(mm);
+        let Some(v) = m.vma(addr) else { return Ok(()) };
+        if v.start == addr {
+            return Ok(());
+        }
+        if let Some(h) = v.hugetlb {
+            if !is_aligned(addr, h.bytes()) {
+                return Err(Errno::EINVAL.into());
+            }
+        }
+        let key = v.start;
+        // A PMD/PUD leaf straddling the cut must become PTEs first.
+        self.split_huge_leaf_at(mm, addr);
+        let m = self.mm_mut(mm);
+        let v = m.vmas.get_mut(&key).expect("found above");
+        let hi = v.split_off(addr);
+        m.vmas.insert(hi.start, hi);
+        Ok(())
+    }
+
+    /// Splits VMAs at both ends of `[start, end)`.
+    pub(crate) fn split_vmas_around(&mut self, mm: MmId, start: u64, end: u64) -> SysResult<()> {
+        if let Some(v) = self.mm(mm).vma(start) {
+            if let Some(h) = v.hugetlb {
+                if !is_aligned(start, h.bytes()) {
+                    return Err(Errno::EINVAL.into());
+                }
+            }
+        }
+        if let Some(v) = self.mm(mm).vma(end.saturating_sub(1)) {
+            if let Some(h) = v.hugetlb {
+                if !is_aligned(end, h.bytes()) && end < v.end {
+                    return Err(Errno::EINVAL.into());
+                }
+            }
+        }
+        self.split_vma_at(mm, start)?;
+        self.split_vma_at(mm, end)?;
+        Ok(())
+    }
+
+    /// munmap(2) (mm/vma.c: do_vmi_munmap()).
+    pub fn munmap(&mut self, pid: Pid, addr: u64, len: u64) -> SysResult<()> {
+        let mm = self.mm_of(pid)?;
+        if !is_aligned(addr, PAGE_SIZE) || len == 0 || addr.checked_add(len).is_none_or(|e| e > TASK_SIZE) {
+            return Err(Errno::EINVAL.into());
+        }
+        let len = len.next_multiple_of(PAGE_SIZE);
+        // hugetlb ranges must be huge-page aligned at both ends.
+        for v in self.mm(mm).vmas.values().filter(|v| v.start < addr + len && addr < v.end) {
+            if let Some(h) = v.hugetlb {
+                let end = (addr + len).min(v.end);
+                if !is_aligned(addr.max(v.start), h.bytes()) || !is_aligned(end, h.bytes()) {
+                    return Err(Errno::EINVAL.into());
+                }
+            }
+        }
+        self.do_munmap(pid, mm, addr, len)
+    }
+
+    pub(crate) fn do_munmap(&mut self, pid: Pid, mm: MmId, addr: u64, len: u64) -> SysResult<()> {
+        let end = addr + len;
+        self.split_vmas_around(mm, addr, end)?;
+        self.zap_page_range(pid, mm, addr, end);
+        let keys: Vec<u64> = self.mm(mm).vmas.range(addr..end).map(|(k, _)| *k).collect();
+        for k in keys {
+            let v = self.mm_mut(mm).vmas.remove(&k).expect("key taken from the map");
+            crate::hugetlb::hugetlb_vm_op_close(self, &v);
+        }
+        Ok(())
+    }
+
+    /// MAP_POPULATE / MADV_POPULATE: fault every page in, as GUP would
+    /// (mm/gup.c: populate_vma_page_range(); writable private mappings are
+    /// populated with write faults).
+    fn populate(&mut self, pid: Pid, start: u64, len: u64) -> SysResult<()> {
+        let mm = self.mm_of(pid)?;
+        let mut addr = start;
+        while addr < start + len {
+            let Some(v) = self.mm(mm).vma(addr) else { break };
+            let write = v.prot.write && !v.shared;
+            let step = v.hugetlb.map_or(PAGE_SIZE, |h| h.bytes());
+            self.handle_mm_fault(pid, mm, addr, crate::memory::FaultFlags { write, unshare: false })
+                .map_err(|_| SysError::Errno(Errno::ENOMEM))?;
+            addr += step;
+        }
+        Ok(())
+    }
+}

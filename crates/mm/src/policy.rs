@@ -1,0 +1,207 @@
+//! Policies: the rules argued about on the list, as values.
+//!
+//! A profile is a named set of choices that reproduces one kernel;
+//! `linux-6.18` is the default and must agree with this machine's kernel.
+//! Every knob has a name and textual values so that the command line
+//! (`--set knob=value`) and the policy lab can flip it.
+
+use std::fmt;
+
+/// How a write (or unshare) fault decides that an anonymous small folio may
+/// be reused instead of copied (mm/memory.c: do_wp_page()).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AnonReuse {
+    /// 5.19 on: reuse if PageAnonExclusive, else if the refcount is 1;
+    /// R/O pins unshare (gup_must_unshare) and fork copies pinned pages.
+    AnonExclusive,
+    /// 5.9 – 5.18: reuse iff the refcount is 1; fork copies pinned pages but
+    /// there is no unshare fault for R/O pins.
+    Refcount,
+    /// Before 5.8: reuse iff the page is mapped once (reuse_swap_page()),
+    /// whatever other references exist — the rule behind CVE-2020-29374.
+    Mapcount,
+}
+
+/// Which GUP flavour vmsplice() uses to take its page references
+/// (fs/splice.c: iter_to_pipe() → iov_iter_get_pages2()).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VmspliceGup {
+    /// FOLL_GET, as 6.18 does: invisible to COW and fork.
+    Get,
+    /// FOLL_PIN (the long-discussed fix): R/O pins unshare first.
+    Pin,
+}
+
+/// How hugetlb_wp() decides to reuse a private anonymous huge page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HugetlbReuse {
+    /// 6.18: `folio_mapcount() == 1`, whatever references exist.
+    Mapcount,
+    /// All references must be explained: the mappings, the fault path's own
+    /// reference, page-cache references. Any foreign one (pipe, GUP) copies.
+    Refcount,
+}
+
+/// What a hugetlb COW does when no huge page can be allocated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HugetlbCowFail {
+    /// 6.18: the reservation owner steals the page from its children
+    /// (unmap_ref_private()); a non-owner gets SIGBUS.
+    Steal,
+    /// SIGBUS in the faulting task, owner or not.
+    Sigbus,
+}
+
+/// The whole set of rule choices of one run.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Policy {
+    pub profile: String,
+    pub anon_reuse: AnonReuse,
+    pub vmsplice: VmspliceGup,
+    pub hugetlb_reuse: HugetlbReuse,
+    pub hugetlb_cow_fail: HugetlbCowFail,
+    /// GUP-fast samples and rechecks `mm->write_protect_seq` for FOLL_PIN.
+    pub gup_fast_seqcount: bool,
+    /// GUP-fast re-reads the PMD/PTE after grabbing the folio.
+    pub gup_fast_recheck: bool,
+}
+
+/// Description of one knob, for `cowlab policies` and error messages.
+pub struct Knob {
+    pub name: &'static str,
+    pub values: &'static [&'static str],
+    pub about: &'static str,
+}
+
+pub const KNOBS: &[Knob] = &[
+    Knob {
+        name: "anon_reuse",
+        values: &["anon_exclusive", "refcount", "mapcount"],
+        about: "small anon COW reuse rule: 5.19+ / 5.9-5.18 / pre-5.8 (CVE-2020-29374)",
+    },
+    Knob { name: "vmsplice", values: &["get", "pin"], about: "vmsplice() takes FOLL_GET (6.18) or FOLL_PIN" },
+    Knob {
+        name: "hugetlb_reuse",
+        values: &["mapcount", "refcount"],
+        about: "hugetlb_wp() reuse rule: mapcount == 1 (6.18) or all references explained",
+    },
+    Knob {
+        name: "hugetlb_cow_fail",
+        values: &["steal", "sigbus"],
+        about: "failed hugetlb COW: owner steals via unmap_ref_private (6.18) or SIGBUS",
+    },
+    Knob { name: "gup_fast_seqcount", values: &["on", "off"], about: "GUP-fast write_protect_seq check (FOLL_PIN)" },
+    Knob { name: "gup_fast_recheck", values: &["on", "off"], about: "GUP-fast PMD/PTE recheck after grabbing" },
+];
+
+/// Names of the built-in profiles.
+pub const PROFILES: &[&str] = &["linux-6.18", "linux-5.18", "linux-5.7"];
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::linux_6_18()
+    }
+}
+
+impl Policy {
+    /// The rules of the kernel this machine boots.
+    pub fn linux_6_18() -> Self {
+        Policy {
+            profile: "linux-6.18".into(),
+            anon_reuse: AnonReuse::AnonExclusive,
+            vmsplice: VmspliceGup::Get,
+            hugetlb_reuse: HugetlbReuse::Mapcount,
+            hugetlb_cow_fail: HugetlbCowFail::Steal,
+            gup_fast_seqcount: true,
+            gup_fast_recheck: true,
+        }
+    }
+
+    /// A built-in profile by name.
+    pub fn profile(name: &str) -> Option<Policy> {
+        let mut p = Policy::linux_6_18();
+        match name {
+            "linux-6.18" | "default" => {}
+            "linux-5.18" => p.anon_reuse = AnonReuse::Refcount,
+            "linux-5.7" => p.anon_reuse = AnonReuse::Mapcount,
+            _ => return None,
+        }
+        p.profile = name.to_string();
+        Some(p)
+    }
+
+    /// Sets one knob from its textual form.
+    pub fn set(&mut self, knob: &str, value: &str) -> Result<(), String> {
+        let bad = || {
+            let k = KNOBS.iter().find(|k| k.name == knob);
+            match k {
+                Some(k) => format!("knob `{knob}` takes one of: {}", k.values.join(", ")),
+                None => format!(
+                    "unknown knob `{knob}`; knobs are: {}",
+                    KNOBS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        };
+        let on_off = |v: &str| match v {
+            "on" | "true" | "1" => Ok(true),
+            "off" | "false" | "0" => Ok(false),
+            _ => Err(bad()),
+        };
+        match (knob, value) {
+            ("anon_reuse", "anon_exclusive") => self.anon_reuse = AnonReuse::AnonExclusive,
+            ("anon_reuse", "refcount") => self.anon_reuse = AnonReuse::Refcount,
+            ("anon_reuse", "mapcount") => self.anon_reuse = AnonReuse::Mapcount,
+            ("vmsplice", "get") => self.vmsplice = VmspliceGup::Get,
+            ("vmsplice", "pin") => self.vmsplice = VmspliceGup::Pin,
+            ("hugetlb_reuse", "mapcount") => self.hugetlb_reuse = HugetlbReuse::Mapcount,
+            ("hugetlb_reuse", "refcount") => self.hugetlb_reuse = HugetlbReuse::Refcount,
+            ("hugetlb_cow_fail", "steal") => self.hugetlb_cow_fail = HugetlbCowFail::Steal,
+            ("hugetlb_cow_fail", "sigbus") => self.hugetlb_cow_fail = HugetlbCowFail::Sigbus,
+            ("gup_fast_seqcount", v) => self.gup_fast_seqcount = on_off(v)?,
+            ("gup_fast_recheck", v) => self.gup_fast_recheck = on_off(v)?,
+            _ => return Err(bad()),
+        }
+        Ok(())
+    }
+
+    /// True when R/O FOLL_PIN of a maybe-shared anon page must unshare first
+    /// (the 5.19 anon-exclusive design).
+    pub fn has_unshare(&self) -> bool {
+        self.anon_reuse == AnonReuse::AnonExclusive
+    }
+
+    /// True when fork copies maybe-pinned exclusive pages for the child
+    /// ("mm: do early cow for pinned pages during fork()", 5.9).
+    pub fn fork_copies_pinned(&self) -> bool {
+        self.anon_reuse != AnonReuse::Mapcount
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, gup_fast_seqcount={}, gup_fast_recheck={})",
+            self.profile,
+            match self.anon_reuse {
+                AnonReuse::AnonExclusive => "anon_exclusive",
+                AnonReuse::Refcount => "refcount",
+                AnonReuse::Mapcount => "mapcount",
+            },
+            match self.vmsplice {
+                VmspliceGup::Get => "get",
+                VmspliceGup::Pin => "pin",
+            },
+            match self.hugetlb_reuse {
+                HugetlbReuse::Mapcount => "mapcount",
+                HugetlbReuse::Refcount => "refcount",
+            },
+            match self.hugetlb_cow_fail {
+                HugetlbCowFail::Steal => "steal",
+                HugetlbCowFail::Sigbus => "sigbus",
+            },
+            if self.gup_fast_seqcount { "on" } else { "off" },
+            if self.gup_fast_recheck { "on" } else { "off" },
+        )
+    }
+}

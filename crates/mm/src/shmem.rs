@@ -1,0 +1,260 @@
+//! Inodes and their page caches: shmem/tmpfs, memfd, hugetlbfs and a file
+//! on a disk filesystem (mm/shmem.c, mm/filemap.c, fs/hugetlbfs).
+//!
+//! One page-cache folio per page index (the model does not use large folios
+//! in the page cache, except hugetlb, whose cache holds one huge folio per
+//! huge index). Each cached folio holds one reference for the cache. Left out:
+//! writeback, readahead, LRU, truncation of mapped pages (truncate only drops
+//! pages no longer mapped).
+
+use crate::contents::Contents;
+use crate::folio::{FolioId, FolioKind, InodeId};
+use crate::kernel::{File, Kernel};
+use crate::memory::VmFault;
+use crate::types::*;
+use std::collections::BTreeMap;
+
+/// The filesystem an inode lives on, which decides the GUP rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InodeKind {
+    /// shmem/tmpfs, memfd, anonymous MAP_SHARED.
+    Shmem,
+    /// hugetlbfs or memfd MFD_HUGETLB.
+    Hugetlbfs,
+    /// A regular file on a disk filesystem with dirty tracking (ext4).
+    DiskFile,
+}
+
+impl InodeKind {
+    /// `vma_needs_dirty_tracking()` for shared writable mappings: the
+    /// filesystem has `page_mkwrite` / writeback (disk filesystems).
+    pub fn needs_dirty_tracking(self) -> bool {
+        self == InodeKind::DiskFile
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Inode {
+    pub kind: InodeKind,
+    pub hugetlb: Option<HugeSize>,
+    pub size: u64,
+    /// Page cache: index (in base pages; for hugetlb, the huge page's first
+    /// base-page index) → folio.
+    pub cache: BTreeMap<u64, FolioId>,
+    /// Open file descriptions referring to the inode.
+    pub(crate) opens: u32,
+    /// hugetlb: reserved huge indices of this inode (region map).
+    pub(crate) resv: std::collections::BTreeSet<u64>,
+}
+
+impl Kernel {
+    pub(crate) fn create_inode(&mut self, kind: InodeKind, hugetlb: Option<HugeSize>, size: u64) -> InodeId {
+        let id = InodeId(self.fresh_id());
+        self.inodes.insert(id, Inode { kind, hugetlb, size, cache: BTreeMap::new(), opens: 0, resv: Default::default() });
+        id
+    }
+
+    /// memfd_create(2) (MFD_HUGETLB with a size) or open(O_TMPFILE) on tmpfs
+    /// or a disk filesystem: a new empty file, opened read/write.
+    pub fn create_file(&mut self, pid: Pid, kind: InodeKind, hugetlb: Option<HugeSize>) -> SysResult<Fd> {
+        self.task(pid)?;
+        if let Some(h) = hugetlb {
+            if kind != InodeKind::Hugetlbfs || self.hstates.get(h).is_none() {
+                return Err(Errno::EINVAL.into());
+            }
+        }
+        let ino = self.create_inode(kind, hugetlb, 0);
+        Ok(self.install_fd(pid, File::Inode(ino)))
+    }
+
+    pub(crate) fn install_fd(&mut self, pid: Pid, file: File) -> Fd {
+        let t = self.tasks.get_mut(&pid).expect("caller checked the task");
+        let fd = (3..).find(|n| !t.fds.contains_key(n)).expect("fd space is unbounded");
+        t.fds.insert(fd, file);
+        self.file_get(file);
+        Fd(fd)
+    }
+
+    pub(crate) fn inode_of_fd(&self, pid: Pid, fd: Fd) -> SysResult<InodeId> {
+        match self.task(pid)?.fds.get(&fd.0) {
+            Some(File::Inode(i)) => Ok(*i),
+            Some(_) => Err(Errno::EINVAL.into()),
+            None => Err(Errno::EBADF.into()),
+        }
+    }
+
+    /// ftruncate(2). hugetlbfs sizes must be multiples of the huge page size
+    /// (EINVAL otherwise). Shrinking drops cached pages past the new end that
+    /// are no longer mapped and releases their hugetlb reservations.
+    pub fn ftruncate(&mut self, pid: Pid, fd: Fd, size: u64) -> SysResult<()> {
+        let ino = self.inode_of_fd(pid, fd)?;
+        let inode = &self.inodes[&ino];
+        if let Some(h) = inode.hugetlb {
+            if size % h.bytes() != 0 {
+                return Err(Errno::EINVAL.into());
+            }
+        }
+        let old = inode.size;
+        self.inodes.get_mut(&ino).expect("present").size = size;
+        if size < old {
+            self.truncate_cache(ino, size);
+        }
+        Ok(())
+    }
+
+    fn truncate_cache(&mut self, ino: InodeId, size: u64) {
+        let first = size.div_ceil(PAGE_SIZE);
+        let gone: Vec<(u64, FolioId)> = self.inodes[&ino].cache.range(first..).map(|(k, v)| (*k, *v)).collect();
+        for (idx, f) in gone {
+            if self.folios.get(f).mapcount == 0 {
+                self.inodes.get_mut(&ino).expect("present").cache.remove(&idx);
+                self.folio_put(f);
+            }
+        }
+        crate::hugetlb::hugetlb_unreserve_pages(self, ino, first);
+    }
+
+    /// fallocate(2) mode 0: allocate the pages of `[off, off + len)`.
+    pub fn fallocate(&mut self, pid: Pid, fd: Fd, off: u64, len: u64) -> SysResult<()> {
+        let ino = self.inode_of_fd(pid, fd)?;
+        let step = self.inodes[&ino].hugetlb.map_or(PAGE_SIZE, |h| h.bytes());
+        if len == 0 {
+            return Err(Errno::EINVAL.into());
+        }
+        let end = off + len;
+        let mut a = align_down(off, step);
+        while a < end {
+            self.pagecache_get_or_alloc(ino, a / PAGE_SIZE, true).map_err(|_| Errno::ENOSPC)?;
+            a += step;
+        }
+        let inode = self.inodes.get_mut(&ino).expect("present");
+        inode.size = inode.size.max(end.next_multiple_of(step));
+        Ok(())
+    }
+
+    /// pwrite(2) into the page cache (extends the file).
+    pub fn pwrite(&mut self, pid: Pid, fd: Fd, off: u64, data: &Contents) -> SysResult<u64> {
+        let ino = self.inode_of_fd(pid, fd)?;
+        self.file_write(ino, off, data)?;
+        Ok(data.len())
+    }
+
+    pub(crate) fn file_write(&mut self, ino: InodeId, off: u64, data: &Contents) -> SysResult<()> {
+        if self.inodes[&ino].hugetlb.is_some() {
+            // hugetlbfs has no write(2).
+            return Err(Errno::EINVAL.into());
+        }
+        let end = off + data.len();
+        let mut pos = off;
+        while pos < end {
+            let idx = pos / PAGE_SIZE;
+            let in_page = pos % PAGE_SIZE;
+            let n = (PAGE_SIZE - in_page).min(end - pos);
+            let (f, page) = self.pagecache_get_or_alloc(ino, idx, true).map_err(|_| Errno::ENOSPC)?;
+            let chunk = data.slice(pos - off, n);
+            let folio = self.folios.get_mut(f);
+            folio.data.overwrite(page * PAGE_SIZE + in_page, &chunk);
+            folio.dirty = true;
+            pos += n;
+        }
+        let inode = self.inodes.get_mut(&ino).expect("present");
+        inode.size = inode.size.max(end);
+        Ok(())
+    }
+
+    /// pread(2): bytes past EOF are not returned.
+    pub fn pread(&mut self, pid: Pid, fd: Fd, off: u64, len: u64) -> SysResult<Contents> {
+        let ino = self.inode_of_fd(pid, fd)?;
+        Ok(self.file_read(ino, off, len))
+    }
+
+    pub(crate) fn file_read(&self, ino: InodeId, off: u64, len: u64) -> Contents {
+        let inode = &self.inodes[&ino];
+        let end = (off + len).min(inode.size);
+        let mut out = Contents::default();
+        let mut pos = off;
+        while pos < end {
+            let in_page = pos % PAGE_SIZE;
+            let n = (PAGE_SIZE - in_page).min(end - pos);
+            match self.pagecache_lookup(ino, pos / PAGE_SIZE) {
+                Some((f, page)) => out.append(&self.folios.get(f).data.slice(page * PAGE_SIZE + in_page, n)),
+                None => out.append(&Contents::zeroed(n)),
+            }
+            pos += n;
+        }
+        out
+    }
+
+    /// The cached folio and page for base-page index `idx`.
+    pub(crate) fn pagecache_lookup(&self, ino: InodeId, idx: u64) -> Option<(FolioId, u64)> {
+        let inode = &self.inodes[&ino];
+        let per = inode.hugetlb.map_or(1, |h| h.bytes() / PAGE_SIZE);
+        let head = idx - idx % per;
+        inode.cache.get(&head).map(|f| (*f, idx - head))
+    }
+
+    /// Finds or creates the page-cache folio for `idx` (`filemap_fault()`,
+    /// `shmem_get_folio()`); hugetlb folios come from the pool.
+    pub(crate) fn pagecache_get_or_alloc(&mut self, ino: InodeId, idx: u64, extend: bool) -> Result<(FolioId, u64), VmFault> {
+        if let Some(hit) = self.pagecache_lookup(ino, idx) {
+            return Ok(hit);
+        }
+        let inode = &self.inodes[&ino];
+        if !extend && idx * PAGE_SIZE >= inode.size {
+            return Err(VmFault::Sigbus);
+        }
+        let hugetlb = inode.hugetlb;
+        let per = hugetlb.map_or(1, |h| h.bytes() / PAGE_SIZE);
+        let head = idx - idx % per;
+        let folio = match hugetlb {
+            Some(h) => crate::hugetlb::alloc_hugetlb_folio_for_inode(self, ino, h, head)?,
+            None => self.folios.alloc(0, FolioKind::File { inode: ino, index: head }, None),
+        };
+        // The allocation reference becomes the page cache's.
+        self.inodes.get_mut(&ino).expect("present").cache.insert(head, folio);
+        Ok((folio, idx - head))
+    }
+
+    /// The fault side: a page inside the file's size.
+    pub(crate) fn filemap_fault(&mut self, ino: InodeId, idx: u64) -> Result<(FolioId, u64), VmFault> {
+        self.pagecache_get_or_alloc(ino, idx, false)
+    }
+
+    pub(crate) fn file_get(&mut self, file: File) {
+        match file {
+            File::Inode(i) => self.inodes.get_mut(&i).expect("fd refers to a live inode").opens += 1,
+            File::PipeRead(p) | File::PipeWrite(p) => self.pipe_file_get(p, matches!(file, File::PipeWrite(_))),
+            File::Ring(r) => self.rings.get_mut(&r).expect("fd refers to a live ring").opens += 1,
+        }
+    }
+
+    /// Drops one file reference (close, exit).
+    pub(crate) fn file_put(&mut self, file: File) {
+        match file {
+            File::Inode(i) => {
+                let inode = self.inodes.get_mut(&i).expect("fd refers to a live inode");
+                inode.opens -= 1;
+            }
+            File::PipeRead(p) | File::PipeWrite(p) => self.pipe_file_put(p, matches!(file, File::PipeWrite(_))),
+            File::Ring(r) => self.ring_file_put(r),
+        }
+    }
+
+    /// close(2).
+    pub fn close(&mut self, pid: Pid, fd: Fd) -> SysResult<()> {
+        self.task(pid)?;
+        let file = self.tasks.get_mut(&pid).expect("checked").fds.remove(&fd.0).ok_or(Errno::EBADF)?;
+        self.file_put(file);
+        Ok(())
+    }
+
+    /// Reads from a file descriptor: a pipe or a file (from offset 0).
+    pub fn read_fd(&mut self, pid: Pid, fd: Fd, len: u64) -> SysResult<Contents> {
+        match self.task(pid)?.fds.get(&fd.0).copied() {
+            Some(File::PipeRead(p)) => self.pipe_read(pid, p, len),
+            Some(File::Inode(i)) => Ok(self.file_read(i, 0, len)),
+            Some(_) => Err(Errno::EINVAL.into()),
+            None => Err(Errno::EBADF.into()),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Virtual memory areas (`struct vm_area_struct`) and the flags that matter.
+
+use crate::folio::InodeId;
+use crate::hugetlb::VmaResv;
+use crate::types::{HugeSize, Prot, PAGE_SIZE};
+
+/// What backs a VMA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backing {
+    /// Private anonymous memory (`vma_is_anonymous()`).
+    Anon,
+    /// A file, memfd or shmem object (anonymous MAP_SHARED is shmem too).
+    File(InodeId),
+}
+
+/// One VMA. Flags are plain booleans named after the kernel's VM_* bits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    /// VM_READ / VM_WRITE.
+    pub prot: Prot,
+    /// VM_SHARED / VM_MAYSHARE (the model does not distinguish read-only
+    /// shared file mappings).
+    pub shared: bool,
+    /// VM_MAYWRITE: with `!shared`, this is a COW mapping.
+    pub maywrite: bool,
+    /// VM_DONTCOPY (MADV_DONTFORK).
+    pub dontcopy: bool,
+    /// VM_WIPEONFORK.
+    pub wipeonfork: bool,
+    /// VM_HUGEPAGE / VM_NOHUGEPAGE.
+    pub hugepage: bool,
+    pub nohugepage: bool,
+    /// VM_NORESERVE.
+    pub noreserve: bool,
+    /// VM_SOFTDIRTY: new VMAs are soft-dirty until `clear_refs` clears it.
+    pub softdirty: bool,
+    pub backing: Backing,
+    /// File offset of `start`, in pages (for anon: `start / PAGE_SIZE`).
+    pub pgoff: u64,
+    /// Identity of the anon_vma once one exists (first anon fault or fork).
+    pub anon_vma: Option<u32>,
+    /// VM_HUGETLB with its page size.
+    pub hugetlb: Option<HugeSize>,
+    /// hugetlb private reservation map and its HPAGE_RESV_* flags.
+    pub resv: Option<VmaResv>,
+}
+
+impl Vma {
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+
+    /// `is_cow_mapping()`: private and may become writable.
+    pub fn is_cow_mapping(&self) -> bool {
+        self.maywrite && !self.shared
+    }
+
+    /// `vma_is_anonymous()`.
+    pub fn is_anonymous(&self) -> bool {
+        self.backing == Backing::Anon
+    }
+
+    pub fn inode(&self) -> Option<InodeId> {
+        match self.backing {
+            Backing::File(i) => Some(i),
+            Backing::Anon => None,
+        }
+    }
+
+    /// File page index mapped at `addr` (`linear_page_index()`).
+    pub fn page_index(&self, addr: u64) -> u64 {
+        self.pgoff + (addr - self.start) / PAGE_SIZE
+    }
+
+    /// Whether `other`, starting where `self` ends, could be one VMA with it
+    /// (`vma_merge` compatibility in the parts the model keeps).
+    pub fn can_merge_with(&self, other: &Vma) -> bool {
+        self.end == other.start
+            && self.prot == other.prot
+            && self.shared == other.shared
+            && self.maywrite == other.maywrite
+            && self.dontcopy == other.dontcopy
+            && self.wipeonfork == other.wipeonfork
+            && self.hugepage == other.hugepage
+            && self.nohugepage == other.nohugepage
+            && self.noreserve == other.noreserve
+            && self.softdirty == other.softdirty
+            && self.backing == other.backing
+            && self.hugetlb.is_none()
+            && other.hugetlb.is_none()
+            && other.pgoff == self.pgoff + self.len() / PAGE_SIZE
+            && (self.anon_vma.is_none() || other.anon_vma.is_none() || self.anon_vma == other.anon_vma)
+    }
+
+    /// Cuts the VMA at `addr`, returning the upper part (`split_vma()`).
+    pub fn split_off(&mut self, addr: u64) -> Vma {
+        let mut hi = self.clone();
+        hi.start = addr;
+        hi.pgoff = self.page_index(addr);
+        self.end = addr;
+        if let (Some(lo), Some(r)) = (&mut self.resv, &mut hi.resv) {
+            crate::hugetlb::split_resv(lo, r, self.start, addr);
+        }
+        hi
+    }
+}
