@@ -85,8 +85,9 @@ pub struct Contents {
     runs: Vec<Run>,
 }
 
+/// One stretch of [`Contents`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Run {
+pub enum Run {
     Fill { byte: u8, len: u64 },
     Bytes(Vec<u8>),
 }
@@ -126,6 +127,11 @@ impl Contents {
             return;
         }
         self.runs.push(Run::Bytes(b.to_vec()));
+    }
+
+    /// The runs, in order (adjacent runs may hold equal bytes).
+    pub fn runs(&self) -> &[Run] {
+        &self.runs
     }
 
     pub fn len(&self) -> u64 {
@@ -232,44 +238,118 @@ pub struct MmapCall {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Call {
     Mmap(MmapCall),
-    Munmap { addr: u64, len: u64 },
-    Mprotect { addr: u64, len: u64, prot: Prot },
-    Madvise { addr: u64, len: u64, advice: Advice },
+    Munmap {
+        addr: u64,
+        len: u64,
+    },
+    Mprotect {
+        addr: u64,
+        len: u64,
+        prot: Prot,
+    },
+    Madvise {
+        addr: u64,
+        len: u64,
+        advice: Advice,
+    },
     /// `new_addr: Some` is MREMAP_MAYMOVE|MREMAP_FIXED; `None` is MAYMOVE.
-    Mremap { old_addr: u64, old_len: u64, new_len: u64, new_addr: Option<u64> },
+    Mremap {
+        old_addr: u64,
+        old_len: u64,
+        new_len: u64,
+        new_addr: Option<u64>,
+    },
     Fork,
     Exit,
     /// A store of these bytes at `addr` (faults as a CPU store would).
-    WriteMem { addr: u64, data: Contents },
+    WriteMem {
+        addr: u64,
+        data: Contents,
+    },
     /// A load of `len` bytes at `addr`.
-    ReadMem { addr: u64, len: u64 },
+    ReadMem {
+        addr: u64,
+        len: u64,
+    },
     Pipe,
-    Vmsplice { fd: Fd, addr: u64, len: u64 },
+    Vmsplice {
+        fd: Fd,
+        addr: u64,
+        len: u64,
+    },
     /// read(2) on a pipe.
-    ReadFd { fd: Fd, len: u64 },
+    ReadFd {
+        fd: Fd,
+        len: u64,
+    },
     /// write(2) on a pipe.
-    WriteFd { fd: Fd, data: Contents },
-    Pread { fd: Fd, offset: u64, len: u64 },
-    Pwrite { fd: Fd, offset: u64, data: Contents },
+    WriteFd {
+        fd: Fd,
+        data: Contents,
+    },
+    Pread {
+        fd: Fd,
+        offset: u64,
+        len: u64,
+    },
+    Pwrite {
+        fd: Fd,
+        offset: u64,
+        data: Contents,
+    },
     /// memfd_create + ftruncate.
-    Memfd { size: u64 },
+    Memfd {
+        size: u64,
+    },
     /// An unlinked regular file on a disk filesystem, of this size.
-    Tmpfile { size: u64 },
+    Tmpfile {
+        size: u64,
+    },
     IoUringSetup,
-    IoUringRegister { ring: Fd, bufs: Vec<(u64, u64)> },
-    IoUringUnregister { ring: Fd },
+    IoUringRegister {
+        ring: Fd,
+        bufs: Vec<(u64, u64)>,
+    },
+    IoUringUnregister {
+        ring: Fd,
+    },
     /// IORING_OP_WRITE_FIXED: buffer → file.
-    IoUringWriteFixed { ring: Fd, buf_index: u32, fd: Fd, file_offset: u64, addr: u64, len: u64 },
+    IoUringWriteFixed {
+        ring: Fd,
+        buf_index: u32,
+        fd: Fd,
+        file_offset: u64,
+        addr: u64,
+        len: u64,
+    },
     /// IORING_OP_READ_FIXED: file → buffer.
-    IoUringReadFixed { ring: Fd, buf_index: u32, fd: Fd, file_offset: u64, addr: u64, len: u64 },
+    IoUringReadFixed {
+        ring: Fd,
+        buf_index: u32,
+        fd: Fd,
+        file_offset: u64,
+        addr: u64,
+        len: u64,
+    },
     /// `echo 4 > /proc/self/clear_refs`.
     ClearSoftDirty,
     /// Model-only: gup_test's GET/PIN ioctls.
-    Gup { kind: GupKind, addr: u64, nr_pages: u64, flags: Vec<Foll> },
+    Gup {
+        kind: GupKind,
+        addr: u64,
+        nr_pages: u64,
+        flags: Vec<Foll>,
+    },
     /// Model-only: drop what one `Gup` took.
-    Unpin { pin: PinId },
+    Unpin {
+        pin: PinId,
+    },
     /// Model-only: read the pinned pages' bytes (gup_test READ).
-    ReadPinned { pin: PinId, offset: u64, len: u64 },
+    ReadPinned {
+        pin: PinId,
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// What a successful call returned.
@@ -278,7 +358,10 @@ pub enum Ret {
     Done,
     Addr(u64),
     Task(TaskId),
-    Pipe { read: Fd, write: Fd },
+    Pipe {
+        read: Fd,
+        write: Fd,
+    },
     Fd(Fd),
     /// A byte count (vmsplice, write).
     Count(u64),
@@ -310,17 +393,29 @@ impl fmt::Display for Failure {
 /// A sysfs-like system setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Setting {
-    Thp { size: ThpSize, mode: ThpMode },
+    Thp {
+        size: ThpSize,
+        mode: ThpMode,
+    },
     ThpUseZeroPage(bool),
-    HugetlbPool { size: u64, pages: u64, overcommit: Option<u64> },
+    HugetlbPool {
+        size: u64,
+        pages: u64,
+        overcommit: Option<u64>,
+    },
 }
 
 /// Why `configure` failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
-    UnknownProfile { known: Vec<String> },
+    UnknownProfile {
+        known: Vec<String>,
+    },
     /// The `index`-th knob was refused.
-    Knob { index: usize, message: String },
+    Knob {
+        index: usize,
+        message: String,
+    },
 }
 
 /// What pagemap-style observation shows about one virtual page.

@@ -192,9 +192,12 @@ impl Checker {
 
     fn huge_size(&mut self, size: &Spanned<u64>) {
         if !HUGE_SIZES.contains(&size.value) {
-            self.err(size.span, format!("no hugetlb page size {}", fmt_size(size.value)))
-                .expected
-                .extend(["2M".to_string(), "1G".into()]);
+            self.err(
+                size.span,
+                format!("no hugetlb page size {}", fmt_size(size.value)),
+            )
+            .expected
+            .extend(["2M".to_string(), "1G".into()]);
         }
     }
 
@@ -211,7 +214,9 @@ impl Checker {
             let l = n.line;
             self.err(name.span, format!("`{}` is already defined", name.value))
                 .notes
-                .push(format!("defined at line {l}; every name is defined once per scenario"));
+                .push(format!(
+                    "defined at line {l}; every name is defined once per scenario"
+                ));
             return false;
         }
         true
@@ -254,7 +259,8 @@ impl Checker {
                 .unwrap_or_default();
             let d = self.err(n.span, format!("unknown name `{}`", n.value));
             if visible.is_empty() {
-                d.notes.push(format!("task {task} has no named objects yet"));
+                d.notes
+                    .push(format!("task {task} has no named objects yet"));
             } else {
                 d.notes.push(format!(
                     "names task {task} can use here: {}",
@@ -301,13 +307,7 @@ impl Checker {
     }
 
     /// Bounds and alignment of `range` in a region; returns the length.
-    fn region_range(
-        &mut self,
-        r: &Range,
-        kind: &Kind,
-        align: bool,
-        lenient: bool,
-    ) -> Option<u64> {
+    fn region_range(&mut self, r: &Range, kind: &Kind, align: bool, lenient: bool) -> Option<u64> {
         let Kind::Region { len, huge } = kind else {
             return None;
         };
@@ -478,7 +478,10 @@ impl Checker {
                 }
                 if let Some(o) = &m.offset {
                     if o.value % PAGE != 0 && !lenient {
-                        self.err(o.span, "misaligned: the file offset must be a multiple of 4K");
+                        self.err(
+                            o.span,
+                            "misaligned: the file offset must be a multiple of 4K",
+                        );
                     }
                 }
                 if huge.is_some() {
@@ -605,8 +608,7 @@ impl Checker {
                                         .push(format!("`write {} 4K fill …`", r.name.value));
                                 }
                                 Some(n) if !fails => {
-                                    *self.pipe_bytes.entry(r.name.value.clone()).or_default() +=
-                                        n;
+                                    *self.pipe_bytes.entry(r.name.value.clone()).or_default() += n;
                                 }
                                 _ => {}
                             }
@@ -656,10 +658,16 @@ impl Checker {
                             } else if have == 0 && !lenient {
                                 self.err(
                                     r.name.span,
-                                    format!("pipe `{}` has no data here: the read would block forever", r.name.value),
+                                    format!(
+                                        "pipe `{}` has no data here: the read would block forever",
+                                        r.name.value
+                                    ),
                                 )
                                 .notes
-                                .push("nothing was written or vmspliced into it before this line".into());
+                                .push(
+                                    "nothing was written or vmspliced into it before this line"
+                                        .into(),
+                                );
                             } else if let Some(w) = want {
                                 let e = self.pipe_bytes.entry(r.name.value.clone()).or_default();
                                 *e = e.saturating_sub(w);
@@ -679,9 +687,19 @@ impl Checker {
                                     format!("`{}` was released at line {l}", r.name.value),
                                 );
                             }
-                            let l = r.len.as_ref().map(|l| l.value).unwrap_or(len.saturating_sub(r.off()));
+                            let l = r
+                                .len
+                                .as_ref()
+                                .map(|l| l.value)
+                                .unwrap_or(len.saturating_sub(r.off()));
                             if r.off().saturating_add(l) > *len {
-                                self.err(r.span, format!("goes past the end of the pinned range ({})", fmt_size(*len)));
+                                self.err(
+                                    r.span,
+                                    format!(
+                                        "goes past the end of the pinned range ({})",
+                                        fmt_size(*len)
+                                    ),
+                                );
                             }
                             self.out.needs.push((idx, Feature::Gup));
                         }
@@ -729,7 +747,9 @@ impl Checker {
                 self.out.needs.push((idx, Feature::IoUring));
                 self.name(&t, ring, &["an io_uring"]);
             }
-            Op::IoUringFixed { ring, buf, file, .. } => {
+            Op::IoUringFixed {
+                ring, buf, file, ..
+            } => {
                 self.out.needs.push((idx, Feature::IoUring));
                 self.out.needs.push((idx, Feature::Files));
                 self.name(&t, ring, &["an io_uring"]);
@@ -748,7 +768,10 @@ impl Checker {
                             let span = range.len.as_ref().map(|l| l.span).unwrap_or(range.span);
                             self.err(
                                 span,
-                                format!("GUP takes whole pages; {} is not a multiple of 4K", fmt_size(l)),
+                                format!(
+                                    "GUP takes whole pages; {} is not a multiple of 4K",
+                                    fmt_size(l)
+                                ),
                             );
                         }
                     }
@@ -770,10 +793,16 @@ impl Checker {
                 self.out.needs.push((idx, Feature::Gup));
                 if let Some(Kind::Pin { task, .. }) = self.name(&t, h, &["a pin handle"]) {
                     if task != t {
-                        self.err(step.task.span, format!("`{}` was taken by task {task}", h.value));
+                        self.err(
+                            step.task.span,
+                            format!("`{}` was taken by task {task}", h.value),
+                        );
                     }
                     if let Some(l) = self.unpinned.insert(h.value.clone(), item.line) {
-                        self.err(h.span, format!("`{}` was already released at line {l}", h.value));
+                        self.err(
+                            h.span,
+                            format!("`{}` was already released at line {l}", h.value),
+                        );
                     }
                 }
             }
@@ -795,7 +824,12 @@ impl Checker {
                     let span = l.offset.as_ref().map(|o| o.span).unwrap_or(l.name.span);
                     self.err(
                         span,
-                        format!("offset {} is past the end of `{}` ({})", fmt_size(l.off()), l.name.value, fmt_size(len)),
+                        format!(
+                            "offset {} is past the end of `{}` ({})",
+                            fmt_size(l.off()),
+                            l.name.value,
+                            fmt_size(len)
+                        ),
                     );
                     return false;
                 }
@@ -894,7 +928,11 @@ mod tests {
     fn use_after_exit() {
         let e = errs("task P\nP: fork C\nC: exit\nC: A = mmap 4K\n");
         assert_eq!(e.len(), 1);
-        assert!(e[0].starts_with("t:4:1: error: task `C` is used after it exited (line 3)"), "{}", e[0]);
+        assert!(
+            e[0].starts_with("t:4:1: error: task `C` is used after it exited (line 3)"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]
@@ -906,7 +944,11 @@ mod tests {
     #[test]
     fn misaligned_and_bounds() {
         let e = errs("task P\nP: A = mmap 8K\nP: munmap A+0x100 4K\n");
-        assert!(e[0].starts_with("t:3:13: error: misaligned: offset 0x100"), "{}", e[0]);
+        assert!(
+            e[0].starts_with("t:3:13: error: misaligned: offset 0x100"),
+            "{}",
+            e[0]
+        );
         let e = errs("task P\nP: A = mmap 8K\nP: munmap A+0x100 4K expect EINVAL\n");
         assert!(e.is_empty());
         let e = errs("task P\nP: A = mmap 4K\nP: write A+4K 4K fill 0\n");
@@ -932,7 +974,10 @@ mod tests {
     #[test]
     fn empty_pipe() {
         let e = errs("task P\nP: p = pipe\nP: read p 4K expect fill 0\n");
-        assert!(e[0].starts_with("t:3:9: error: pipe `p` has no data here"), "{e:?}");
+        assert!(
+            e[0].starts_with("t:3:9: error: pipe `p` has no data here"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -949,7 +994,8 @@ mod tests {
 
     #[test]
     fn needs_are_recorded() {
-        let s = crate::parse::parse("task P\nP: A = mmap 4K\nP: h = pin_user_pages A 4K\n").unwrap();
+        let s =
+            crate::parse::parse("task P\nP: A = mmap 4K\nP: h = pin_user_pages A 4K\n").unwrap();
         let c = check(&s).unwrap();
         assert_eq!(c.needs, vec![(2, Feature::Gup)]);
         assert_eq!(c.step_of_item, vec![None, Some(1), Some(2)]);

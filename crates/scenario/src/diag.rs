@@ -138,7 +138,13 @@ impl Diagnostic {
         let width = {
             let start_char = col - 1;
             let total = text.chars().count();
-            let span_chars = src.snippet(self.span).split('\n').next().unwrap_or("").chars().count();
+            let span_chars = src
+                .snippet(self.span)
+                .split('\n')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .count();
             span_chars.clamp(1, total.saturating_sub(start_char).max(1))
         };
         let mut out = format!(
@@ -196,7 +202,10 @@ mod tests {
         let d = Diagnostic::new(Span::new(10, 15), "unknown operation `mmapp`")
             .expected(vec!["mmap".to_string(), "munmap".to_string()]);
         let r = d.render(&src);
-        assert!(r.starts_with("t.cow:2:4: error: unknown operation `mmapp`\n"), "{r}");
+        assert!(
+            r.starts_with("t.cow:2:4: error: unknown operation `mmapp`\n"),
+            "{r}"
+        );
         assert!(r.contains("2 | P: mmapp 4K\n"), "{r}");
         assert!(r.contains("  |    ^^^^^ expected mmap or munmap"), "{r}");
     }

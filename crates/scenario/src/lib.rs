@@ -7,10 +7,11 @@
 #![forbid(unsafe_code)]
 
 pub mod ast;
-pub mod diag;
-pub mod parse;
 pub mod backend;
 pub mod check;
+pub mod diag;
+pub mod model;
+pub mod parse;
 pub mod report;
 pub mod run;
 

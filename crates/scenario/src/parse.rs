@@ -14,7 +14,7 @@
 use crate::ast::*;
 use crate::diag::{Diagnostic, Span};
 use winnow::error::{ErrMode, ParserError};
-use winnow::stream::{Location, LocatingSlice, Stream};
+use winnow::stream::{LocatingSlice, Location, Stream};
 use winnow::token::take_while;
 use winnow::Parser;
 
@@ -308,7 +308,10 @@ fn data_spec(i: &mut In<'_>) -> PResult<DataSpec> {
         }
     }
     if out.is_empty() && pos(i) == start {
-        return cut(expected(i, &["a string like \"abc\"", "hex bytes like 01 02 ff"]));
+        return cut(expected(
+            i,
+            &["a string like \"abc\"", "hex bytes like 01 02 ff"],
+        ));
     }
     Ok(DataSpec::Bytes(out))
 }
@@ -415,7 +418,12 @@ fn addr(i: &mut In<'_>) -> PResult<Addr> {
     let _ = ws(i);
     let s: &str = i;
     if s.starts_with(|c: char| c.is_ascii_digit()) {
-        Ok(Addr::Literal(number_token(i, "address", "an address", false)?))
+        Ok(Addr::Literal(number_token(
+            i,
+            "address",
+            "an address",
+            false,
+        )?))
     } else {
         let (name, offset) = name_offset(i, "an address (0x… or a region name)")?;
         Ok(Addr::Name { name, offset })
@@ -503,16 +511,14 @@ fn mmap_args(i: &mut In<'_>) -> PResult<MmapArgs> {
             "hugetlb" => "hugetlb",
             "populate" => "populate",
             w if parse_prot(w).is_some() => "protection",
-            other => {
-                return fail_at(
-                    span,
-                    format!("unknown mmap option `{other}`"),
-                    MMAP_OPTIONS,
-                )
-            }
+            other => return fail_at(span, format!("unknown mmap option `{other}`"), MMAP_OPTIONS),
         };
         if seen.contains(&group) {
-            return fail_at(span, format!("the {group} of this mapping is already given"), &[]);
+            return fail_at(
+                span,
+                format!("the {group} of this mapping is already given"),
+                &[],
+            );
         }
         seen.push(group);
         match w {
@@ -682,10 +688,7 @@ fn io_uring(i: &mut In<'_>, bound: bool) -> PResult<Op> {
     if bound || at_end(i) || peek_word_is(i, "expect") {
         return Ok(Op::IoUring);
     }
-    let (w, _) = one_of_words(
-        i,
-        &["register", "unregister", "write_fixed", "read_fixed"],
-    )?;
+    let (w, _) = one_of_words(i, &["register", "unregister", "write_fixed", "read_fixed"])?;
     let ring = cut(ident(i, "an io_uring name"))?;
     Ok(match w {
         "register" => {
@@ -1018,7 +1021,9 @@ fn statement(i: &mut In<'_>) -> PResult<ItemKind> {
             let start = pos(i);
             let name: &str = take_while(1.., |c: char| !c.is_whitespace())
                 .parse_next(i)
-                .or_else(|_: ErrMode<PErr>| cut(expected(i, &["a profile name like linux-6.18"])))?;
+                .or_else(|_: ErrMode<PErr>| {
+                    cut(expected(i, &["a profile name like linux-6.18"]))
+                })?;
             Ok(ItemKind::Profile(Spanned::new(
                 name.to_string(),
                 Span::new(start, start + name.len()),
@@ -1083,7 +1088,15 @@ fn statement(i: &mut In<'_>) -> PResult<ItemKind> {
             fail_at(
                 span,
                 format!("unknown statement `{other}`"),
-                &["profile", "set", "thp", "hugetlb", "task", "expect", "TASK: …"],
+                &[
+                    "profile",
+                    "set",
+                    "thp",
+                    "hugetlb",
+                    "task",
+                    "expect",
+                    "TASK: …",
+                ],
             )
         }
     }
@@ -1290,12 +1303,18 @@ expect P killed SIGBUS
     #[test]
     fn errors_point_at_the_token() {
         let e = err("task P\nP: mmapp 4K\n");
-        assert!(e.starts_with("t:2:4: error: unknown operation `mmapp`"), "{e}");
+        assert!(
+            e.starts_with("t:2:4: error: unknown operation `mmapp`"),
+            "{e}"
+        );
         assert!(e.contains("^^^^^ expected one of: mmap, munmap"), "{e}");
         let e = err("task P\nP: A = mmap 4KB\n");
         assert!(e.starts_with("t:2:13: error: bad size"), "{e}");
         let e = err("tsk P\n");
-        assert!(e.starts_with("t:1:1: error: unknown statement `tsk`"), "{e}");
+        assert!(
+            e.starts_with("t:1:1: error: unknown statement `tsk`"),
+            "{e}"
+        );
         let e = err("task P\nP: write A fill\n");
         assert!(e.starts_with("t:2:16: error:"), "{e}");
         assert!(e.contains("expected a byte value"), "{e}");

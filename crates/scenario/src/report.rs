@@ -150,7 +150,7 @@ impl Report {
                 s.push_str(&format!("  — {d}"));
             }
             if c.status == Status::Fail {
-                s.push_str(&format!("  (line {}:{})", c.line, c.column));
+                s.push_str(&format!("  ({}:{}:{})", self.file, c.line, c.column));
             }
             s.push('\n');
             s

@@ -32,11 +32,27 @@ pub struct RunOptions {
 
 #[derive(Clone, Debug)]
 enum Val {
-    Region { addr: u64, len: u64 },
-    Pipe { read: Fd, write: Fd },
-    File { fd: Fd, size: u64 },
-    Ring { fd: Fd },
-    Pin { pin: PinId, len: u64, region: String, off: u64 },
+    Region {
+        addr: u64,
+        len: u64,
+    },
+    Pipe {
+        read: Fd,
+        write: Fd,
+    },
+    File {
+        fd: Fd,
+        size: u64,
+    },
+    Ring {
+        fd: Fd,
+    },
+    Pin {
+        pin: PinId,
+        len: u64,
+        region: String,
+        off: u64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -141,8 +157,8 @@ pub fn run(
                     (None, Some(p)) => p.span,
                     _ => Span::default(),
                 };
-                let mut d = Diagnostic::new(span, format!("unknown profile `{profile}`"))
-                    .expected(known);
+                let mut d =
+                    Diagnostic::new(span, format!("unknown profile `{profile}`")).expected(known);
                 if opts.profile.is_some() {
                     d = d.note("given with --profile");
                 }
@@ -213,7 +229,12 @@ pub fn run(
                 }
             },
             ItemKind::Step(step) => {
-                let n = checked.step_of_item.get(idx).copied().flatten().unwrap_or(0);
+                let n = checked
+                    .step_of_item
+                    .get(idx)
+                    .copied()
+                    .flatten()
+                    .unwrap_or(0);
                 let sr = run_step(src, item, step, n, checked, be, &mut env);
                 report.entries.push(Entry::Step(sr));
                 if let Some(locs) = checked.snapshots.get(&n) {
@@ -273,7 +294,10 @@ fn region(env: &Env, r: &Range) -> Result<(u64, u64), String> {
             Ok((addr.saturating_add(off), l))
         }
         Some(_) => Err(format!("`{}` is not a region", r.name.value)),
-        None => Err(format!("`{}` was never created (an earlier step failed)", r.name.value)),
+        None => Err(format!(
+            "`{}` was never created (an earlier step failed)",
+            r.name.value
+        )),
     }
 }
 
@@ -284,7 +308,10 @@ fn resolve_addr(env: &Env, a: &Addr) -> Result<u64, String> {
             Some(Val::Region { addr, .. }) => {
                 Ok(addr.saturating_add(offset.as_ref().map(|o| o.value).unwrap_or(0)))
             }
-            _ => Err(format!("`{}` was never created (an earlier step failed)", name.value)),
+            _ => Err(format!(
+                "`{}` was never created (an earlier step failed)",
+                name.value
+            )),
         },
     }
 }
@@ -308,7 +335,10 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
     let fd_of = |n: &Ident| match env.vals.get(&n.value) {
         Some(Val::Pipe { write, .. }) => Ok(*write),
         Some(Val::File { fd, .. }) | Some(Val::Ring { fd }) => Ok(*fd),
-        _ => Err(format!("`{}` was never created (an earlier step failed)", n.value)),
+        _ => Err(format!(
+            "`{}` was never created (an earlier step failed)",
+            n.value
+        )),
     };
     Ok(match &step.op {
         Op::Mmap(m) => Call::Mmap(MmapCall {
@@ -325,7 +355,9 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
             populate: m.populate,
             file: match &m.backing {
                 Backing::Anon => None,
-                Backing::File(f) => Some((fd_of(f)?, m.offset.as_ref().map(|o| o.value).unwrap_or(0))),
+                Backing::File(f) => {
+                    Some((fd_of(f)?, m.offset.as_ref().map(|o| o.value).unwrap_or(0)))
+                }
             },
         }),
         Op::Munmap(r) => {
@@ -334,7 +366,11 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
         }
         Op::Mprotect(r, p) => {
             let (addr, len) = region(env, r)?;
-            Call::Mprotect { addr, len, prot: *p }
+            Call::Mprotect {
+                addr,
+                len,
+                prot: *p,
+            }
         }
         Op::Madvise(r, a) => {
             let (addr, len) = region(env, r)?;
@@ -387,7 +423,12 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
                     data: data_of(d, len),
                 }
             }
-            _ => return Err(format!("`{}` was never created (an earlier step failed)", r.name.value)),
+            _ => {
+                return Err(format!(
+                    "`{}` was never created (an earlier step failed)",
+                    r.name.value
+                ))
+            }
         },
         Op::Read(r) => {
             let exp_len = match &step.expect {
@@ -417,7 +458,12 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
                     offset: r.off(),
                     len: want.unwrap_or(len.saturating_sub(r.off())),
                 },
-                _ => return Err(format!("`{}` was never created (an earlier step failed)", r.name.value)),
+                _ => {
+                    return Err(format!(
+                        "`{}` was never created (an earlier step failed)",
+                        r.name.value
+                    ))
+                }
             }
         }
         Op::Pipe => Call::Pipe,
@@ -494,7 +540,12 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
         }
         Op::Unpin(h) => match env.vals.get(&h.value) {
             Some(Val::Pin { pin, .. }) => Call::Unpin { pin: *pin },
-            _ => return Err(format!("`{}` was never taken (an earlier step failed)", h.value)),
+            _ => {
+                return Err(format!(
+                    "`{}` was never taken (an earlier step failed)",
+                    h.value
+                ))
+            }
         },
     })
 }
@@ -582,7 +633,11 @@ fn describe_page(s: &Seen) -> String {
         return "not mapped".into();
     };
     if !p.present {
-        return if p.swapped { "swapped out".into() } else { "not present".into() };
+        return if p.swapped {
+            "swapped out".into()
+        } else {
+            "not present".into()
+        };
     }
     let mut parts = vec![match p.pfn {
         Some(pfn) => format!("pfn {pfn:#x}"),
@@ -610,13 +665,23 @@ fn describe_page(s: &Seen) -> String {
     parts.join(", ")
 }
 
-fn delta(name: &str, task: &str, off: u64, before: Option<&Seen>, after: Option<&Seen>) -> Option<String> {
+fn delta(
+    name: &str,
+    task: &str,
+    off: u64,
+    before: Option<&Seen>,
+    after: Option<&Seen>,
+) -> Option<String> {
     let place = if off == 0 {
         format!("{name} in {task}")
     } else {
         format!("{name}+{} in {task}", fmt_size(off))
     };
-    let present = |s: Option<&Seen>| s.and_then(|s| s.page.as_ref()).map(|p| p.present).unwrap_or(false);
+    let present = |s: Option<&Seen>| {
+        s.and_then(|s| s.page.as_ref())
+            .map(|p| p.present)
+            .unwrap_or(false)
+    };
     match (before, after) {
         (b, a) if b == a => None,
         (_, Some(a)) if !present(before) && present(Some(a)) => {
@@ -666,7 +731,11 @@ fn delta(name: &str, task: &str, off: u64, before: Option<&Seen>, after: Option<
             if ch.is_empty() {
                 None
             } else {
-                Some(format!("{place}: pfn {}: {}", pa.map(|p| format!("{p:#x}")).unwrap_or("-".into()), ch.join(", ")))
+                Some(format!(
+                    "{place}: pfn {}: {}",
+                    pa.map(|p| format!("{p:#x}")).unwrap_or("-".into()),
+                    ch.join(", ")
+                ))
             }
         }
         _ => None,
@@ -806,13 +875,20 @@ fn run_step(
                 column: col,
                 text: exp_text(e),
                 status: if pass { Status::Pass } else { Status::Fail },
-                detail: if pass { None } else { Some(format!("got {got}")) },
+                detail: if pass {
+                    None
+                } else {
+                    Some(format!("got {got}"))
+                },
             });
         }
         Some((StepExpect::Data(d), e)) => {
             let (status, detail) = match &res {
                 Ok(Ret::Data(c)) => judge_data(d, c),
-                Ok(other) => (Status::Fail, Some(format!("the read returned {other:?}, not data"))),
+                Ok(other) => (
+                    Status::Fail,
+                    Some(format!("the read returned {other:?}, not data")),
+                ),
                 Err(_) => (Status::Fail, Some(format!("got {got}"))),
             };
             sr.checks.push(Check {
@@ -853,7 +929,10 @@ fn judge_data(d: &DataSpec, c: &Contents) -> (Status, Option<String>) {
         },
         DataSpec::Bytes(v) => {
             let want = Contents::bytes(v);
-            if &want == c || (c.len() == v.len() as u64 && (0..v.len() as u64).all(|i| c.byte_at(i) == v.get(i as usize).copied())) {
+            if &want == c
+                || (c.len() == v.len() as u64
+                    && (0..v.len() as u64).all(|i| c.byte_at(i) == v.get(i as usize).copied()))
+            {
                 (Status::Pass, None)
             } else {
                 (Status::Fail, Some(format!("got {}", c.describe())))
@@ -903,7 +982,13 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
             "ok".into()
         }
         (Op::Memfd(s) | Op::Tmpfile(s), Ret::Fd(fd)) => {
-            define(env, Val::File { fd: *fd, size: s.value });
+            define(
+                env,
+                Val::File {
+                    fd: *fd,
+                    size: s.value,
+                },
+            );
             "ok".into()
         }
         (Op::IoUring, Ret::Fd(fd)) => {
@@ -971,7 +1056,13 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
     }
 }
 
-fn check_at(src: &Source, span: Span, text: String, status: Status, detail: Option<String>) -> Check {
+fn check_at(
+    src: &Source,
+    span: Span,
+    text: String,
+    status: Status,
+    detail: Option<String>,
+) -> Check {
     let (line, column) = src.line_col(span.start);
     Check {
         line,
@@ -983,13 +1074,22 @@ fn check_at(src: &Source, span: Span, text: String, status: Status, detail: Opti
 }
 
 /// Judges a standalone expectation.
-fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend, env: &Env) -> Check {
+fn expectation(
+    src: &Source,
+    item: &Item,
+    e: &Expectation,
+    be: &mut dyn Backend,
+    env: &Env,
+) -> Check {
     let text = src.snippet(item.span).to_string();
     let mk = |status, detail| check_at(src, item.span, text.clone(), status, detail);
     let skip = |f: Feature, why: String| {
         mk(
             Status::Skip,
-            Some(format!("skipped: the {} backend cannot observe {f}: {why}", be.name())),
+            Some(format!(
+                "skipped: the {} backend cannot observe {f}: {why}",
+                be.name()
+            )),
         )
     };
     // Observe the page at a place, or explain why not.
@@ -1001,7 +1101,8 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
         if let Some(why) = &t.dead {
             return Err(format!("task {} {why}", l.task.value));
         }
-        let (tid, a) = place(env, l).ok_or_else(|| format!("`{}` was never created", l.name.value))?;
+        let (tid, a) =
+            place(env, l).ok_or_else(|| format!("`{}` was never created", l.name.value))?;
         be.page(tid, a)
     };
     match e {
@@ -1015,7 +1116,9 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
                 (Ok(pa), Ok(pb)) => {
                     let fa = pa.as_ref().and_then(|p| p.pfn);
                     let fb = pb.as_ref().and_then(|p| p.pfn);
-                    let show = |p: Option<u64>| p.map(|p| format!("pfn {p:#x}")).unwrap_or("no page".into());
+                    let show = |p: Option<u64>| {
+                        p.map(|p| format!("pfn {p:#x}")).unwrap_or("no page".into())
+                    };
                     let detail = format!("{a}: {}, {b}: {}", show(fa), show(fb));
                     let pass = match (fa, fb) {
                         (Some(x), Some(y)) => (x == y) == *same,
@@ -1030,15 +1133,26 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
             if let Some(why) = be.lacks(Feature::PageFrames) {
                 return skip(Feature::PageFrames, why);
             }
-            let then = env.snaps.get(&(step.value, loc.to_string())).copied().flatten();
+            let then = env
+                .snaps
+                .get(&(step.value, loc.to_string()))
+                .copied()
+                .flatten();
             match page_at(be, loc) {
                 Ok(p) => {
                     let now = p.and_then(|p| p.pfn);
-                    let show = |p: Option<u64>| p.map(|p| format!("pfn {p:#x}")).unwrap_or("no page".into());
+                    let show = |p: Option<u64>| {
+                        p.map(|p| format!("pfn {p:#x}")).unwrap_or("no page".into())
+                    };
                     let pass = (then != now) == *changed;
                     mk(
                         if pass { Status::Pass } else { Status::Fail },
-                        Some(format!("after step {}: {}, now: {}", step.value, show(then), show(now))),
+                        Some(format!(
+                            "after step {}: {}, now: {}",
+                            step.value,
+                            show(then),
+                            show(now)
+                        )),
                     )
                 }
                 Err(x) => mk(Status::Fail, Some(x)),
@@ -1066,16 +1180,28 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
                         PagePred::AnonExclusive => p.present && p.anon_exclusive == Some(true),
                         PagePred::Writable => p.present && p.writable == Some(true),
                     };
-                    let seen = Seen { page: Some(p), folio: None };
+                    let seen = Seen {
+                        page: Some(p),
+                        folio: None,
+                    };
                     mk(
-                        if v == *holds { Status::Pass } else { Status::Fail },
+                        if v == *holds {
+                            Status::Pass
+                        } else {
+                            Status::Fail
+                        },
                         Some(describe_page(&seen)),
                     )
                 }
                 Err(x) => mk(Status::Fail, Some(x)),
             }
         }
-        Expectation::Counter { loc, counter, cmp, value } => {
+        Expectation::Counter {
+            loc,
+            counter,
+            cmp,
+            value,
+        } => {
             if let Some(why) = be.lacks(Feature::FolioCounters) {
                 return skip(Feature::FolioCounters, why);
             }
@@ -1094,7 +1220,11 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
                         Counter::Pincount => f.pincount,
                     };
                     mk(
-                        if cmp.holds(v, *value) { Status::Pass } else { Status::Fail },
+                        if cmp.holds(v, *value) {
+                            Status::Pass
+                        } else {
+                            Status::Fail
+                        },
                         Some(format!("{} is {v}", counter.value)),
                     )
                 }
@@ -1102,7 +1232,12 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
                 Err(x) => mk(Status::Fail, Some(x)),
             }
         }
-        Expectation::Pool { size, field, cmp, value } => {
+        Expectation::Pool {
+            size,
+            field,
+            cmp,
+            value,
+        } => {
             if let Some(why) = be.lacks(Feature::HugetlbPool) {
                 return skip(Feature::HugetlbPool, why);
             }
@@ -1115,7 +1250,11 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
                         PoolField::Surp => p.surp,
                     };
                     mk(
-                        if cmp.holds(v, *value) { Status::Pass } else { Status::Fail },
+                        if cmp.holds(v, *value) {
+                            Status::Pass
+                        } else {
+                            Status::Fail
+                        },
                         Some(format!(
                             "total {} free {} resv {} surp {}",
                             p.total, p.free, p.resv, p.surp
@@ -1127,7 +1266,10 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
         }
         Expectation::Task { task, state } => {
             let Some(t) = env.tasks.get(&task.value) else {
-                return mk(Status::Fail, Some(format!("task {} was never created", task.value)));
+                return mk(
+                    Status::Fail,
+                    Some(format!("task {} was never created", task.value)),
+                );
             };
             match be.task_state(t.id) {
                 Ok(s) => {

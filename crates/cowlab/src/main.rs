@@ -1,0 +1,37 @@
+//! `cowlab`: the command line of the cowlab mm model.
+//!
+//! One module per subcommand under `cmd/`, so subcommands can be added
+//! without touching each other.
+#![forbid(unsafe_code)]
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "cowlab",
+    version,
+    about = "An executable model of Linux mm: COW, GUP, hugetlb"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    Run(cmd::run::Args),
+    Check(cmd::check::Args),
+}
+
+fn main() -> ExitCode {
+    // clap exits with 2 on usage errors, 0 for --help/--version.
+    let cli = Cli::parse();
+    let code = match cli.cmd {
+        Cmd::Run(a) => cmd::run::main(a),
+        Cmd::Check(a) => cmd::check::main(a),
+    };
+    ExitCode::from(code)
+}

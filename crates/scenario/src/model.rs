@@ -1,0 +1,503 @@
+//! The model backend: runs scenarios on the cowlab kernel (`mm`).
+//!
+//! This is the only place where the scenario language meets `mm` types.
+//! Everything is translated at the boundary: the scenario's names of errnos,
+//! advice and flags into `mm` enums, `mm`'s observations into the backend's
+//! plain structs, `mm` events into trace lines. The kernel is created in
+//! [`Backend::configure`] because the policy is fixed at boot.
+
+use crate::ast::{self, Foll, GupKind, ThpSize};
+use crate::backend::*;
+use mm::kernel::{Kernel, TaskState};
+
+use mm::policy::{Policy, KNOBS, PROFILES};
+use mm::types::{HugeSize, Pid, SysError};
+use std::collections::BTreeMap;
+
+/// The cowlab model kernel as a scenario backend.
+pub struct ModelBackend {
+    kernel: Kernel,
+    /// Backend task ids are the model's pids.
+    pins: BTreeMap<u64, (Pid, mm::kernel::GupHandle)>,
+    next_pin: u64,
+}
+
+impl Default for ModelBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ModelBackend {
+    pub fn new() -> ModelBackend {
+        ModelBackend {
+            kernel: Kernel::new(Policy::default()),
+            pins: BTreeMap::new(),
+            next_pin: 1,
+        }
+    }
+
+    /// The kernel, for tests that want to look deeper than the trait allows.
+    pub fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+}
+
+fn pid(t: TaskId) -> Pid {
+    Pid(t.0)
+}
+
+fn fd(f: Fd) -> mm::types::Fd {
+    mm::types::Fd(f.0)
+}
+
+fn bfd(f: mm::types::Fd) -> Fd {
+    Fd(f.0)
+}
+
+fn failure(e: SysError) -> Failure {
+    match e {
+        SysError::Errno(e) => Failure::Errno(e.name().to_string()),
+        SysError::Signal(s) => Failure::Signal(s.name().to_string()),
+        SysError::Livelock => {
+            Failure::Backend("the model kernel livelocked (retried without progress)".into())
+        }
+    }
+}
+
+fn prot(p: ast::Prot) -> mm::types::Prot {
+    mm::types::Prot {
+        read: p.read || p.exec,
+        write: p.write,
+    }
+}
+
+fn huge(size: u64) -> Result<HugeSize, Failure> {
+    HugeSize::from_bytes(size).ok_or(Failure::Errno("EINVAL".into()))
+}
+
+fn advice(a: ast::Advice) -> Result<mm::madvise::Advice, Failure> {
+    use ast::Advice as A;
+    use mm::madvise::Advice as M;
+    Ok(match a {
+        A::Dontneed => M::DontNeed,
+        A::Dontfork => M::DontFork,
+        A::Dofork => M::DoFork,
+        A::Wipeonfork => M::WipeOnFork,
+        A::Keeponfork => M::KeepOnFork,
+        A::Hugepage => M::HugePage,
+        A::Nohugepage => M::NoHugePage,
+        A::Collapse => M::Collapse,
+        A::Pageout => M::PageOut,
+        A::PopulateRead => M::PopulateRead,
+        A::PopulateWrite => M::PopulateWrite,
+        // Not modelled: what a kernel without the advice says.
+        A::Free | A::Remove | A::Cold => return Err(Failure::Errno("EINVAL".into())),
+    })
+}
+
+/// `mm` contents to the backend's run form, without materialising huge
+/// fills: page-sized slices that are one byte value stay fills.
+fn contents(c: &mm::contents::Contents) -> Contents {
+    const CHUNK: u64 = 4096;
+    let mut out = Contents::default();
+    if c.len() <= 64 * 1024 {
+        if let Some(b) = c.single_byte() {
+            out.push_fill(b, c.len());
+        } else {
+            out.push_bytes(&c.to_vec());
+        }
+        return out;
+    }
+    let mut off = 0;
+    while off < c.len() {
+        let n = CHUNK.min(c.len() - off);
+        let s = c.slice(off, n);
+        match s.single_byte() {
+            Some(b) => out.push_fill(b, n),
+            None => out.push_bytes(&s.to_vec()),
+        }
+        off += n;
+    }
+    out
+}
+
+fn mm_contents(c: &Contents) -> mm::contents::Contents {
+    let mut out = mm::contents::Contents::default();
+    for r in c.runs() {
+        match r {
+            Run::Fill { byte, len } => out.append(&mm::contents::Contents::filled(*len, *byte)),
+            Run::Bytes(v) => out.append(&mm::contents::Contents::from_bytes(v)),
+        }
+    }
+    out
+}
+
+/// A store: fills stay compact, anything else is literal bytes.
+fn data(c: &Contents) -> mm::uaccess::Data {
+    match c.runs() {
+        [Run::Fill { byte, len }] => mm::uaccess::Data::Fill {
+            byte: *byte,
+            len: *len,
+        },
+        runs => {
+            let mut v = Vec::new();
+            for r in runs {
+                match r {
+                    Run::Fill { byte, len } => {
+                        v.resize(v.len() + usize::try_from(*len).unwrap_or(0), *byte)
+                    }
+                    Run::Bytes(b) => v.extend_from_slice(b),
+                }
+            }
+            mm::uaccess::Data::Bytes(v)
+        }
+    }
+}
+
+impl Backend for ModelBackend {
+    fn name(&self) -> &str {
+        "model"
+    }
+
+    fn lacks(&self, f: Feature) -> Option<String> {
+        match f {
+            Feature::Gup
+            | Feature::FolioCounters
+            | Feature::AnonExclusive
+            | Feature::PteWritable
+            | Feature::PageFrames
+            | Feature::HugetlbPool
+            | Feature::Hugetlb
+            | Feature::Thp
+            | Feature::IoUring
+            | Feature::Files
+            | Feature::SoftDirty
+            | Feature::Knobs => None,
+        }
+    }
+
+    fn configure(&mut self, profile: &str, knobs: &[(String, String)]) -> Result<(), ConfigError> {
+        let Some(mut p) = Policy::profile(profile) else {
+            return Err(ConfigError::UnknownProfile {
+                known: PROFILES.iter().map(|s| s.to_string()).collect(),
+            });
+        };
+        for (index, (k, v)) in knobs.iter().enumerate() {
+            if let Err(message) = p.set(k, v) {
+                let _ = KNOBS;
+                return Err(ConfigError::Knob { index, message });
+            }
+        }
+        self.kernel = Kernel::new(p);
+        Ok(())
+    }
+
+    fn set(&mut self, s: &Setting) -> Result<(), String> {
+        use mm::kernel::{ThpMode as M, THP_MIN_ORDER, THP_PMD_ORDER};
+        let mode = |m: ast::ThpMode| match m {
+            ast::ThpMode::Always => M::Always,
+            ast::ThpMode::Madvise => M::Madvise,
+            ast::ThpMode::Never => M::Never,
+            ast::ThpMode::Inherit => M::Inherit,
+        };
+        match s {
+            Setting::Thp { size, mode: m } => {
+                let st = self.kernel.settings_mut();
+                match size {
+                    ThpSize::All => {
+                        if *m == ast::ThpMode::Inherit {
+                            return Err("`inherit` is a per-size setting; the global one is always, madvise or never".into());
+                        }
+                        st.thp_global = mode(*m);
+                        for o in THP_MIN_ORDER..=THP_PMD_ORDER {
+                            st.thp_order[o as usize] = M::Inherit;
+                        }
+                    }
+                    ThpSize::Bytes(b) => {
+                        let order = (b / 4096).trailing_zeros() as u8;
+                        if !(THP_MIN_ORDER..=THP_PMD_ORDER).contains(&order) {
+                            return Err(format!("no THP size {}", ast::fmt_size(*b)));
+                        }
+                        st.thp_order[order as usize] = mode(*m);
+                    }
+                }
+                Ok(())
+            }
+            Setting::ThpUseZeroPage(on) => {
+                self.kernel.settings_mut().use_zero_page = *on;
+                Ok(())
+            }
+            Setting::HugetlbPool {
+                size,
+                pages,
+                overcommit,
+            } => {
+                let h = HugeSize::from_bytes(*size)
+                    .ok_or_else(|| format!("no hugetlb size {}", ast::fmt_size(*size)))?;
+                self.kernel.set_nr_hugepages(h, *pages);
+                if let Some(o) = overcommit {
+                    self.kernel.set_overcommit_hugepages(h, *o);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn spawn(&mut self) -> Result<TaskId, String> {
+        Ok(TaskId(self.kernel.spawn().0))
+    }
+
+    fn call(&mut self, task: TaskId, call: &Call) -> Result<Ret, Failure> {
+        let p = pid(task);
+        let k = &mut self.kernel;
+        let r = match call {
+            Call::Mmap(m) => {
+                let req = mm::mmap::MmapRequest {
+                    addr: m.addr,
+                    len: m.len,
+                    prot: prot(m.prot),
+                    shared: m.shared,
+                    fixed: m.fixed,
+                    fixed_noreplace: false,
+                    noreserve: m.noreserve,
+                    hugetlb: match m.hugetlb {
+                        Some(h) => Some(huge(h)?),
+                        None => None,
+                    },
+                    populate: m.populate,
+                    fd: m.file.map(|(f, _)| fd(f)),
+                    offset: m.file.map(|(_, o)| o).unwrap_or(0),
+                };
+                k.mmap(p, req).map(Ret::Addr)
+            }
+            Call::Munmap { addr, len } => k.munmap(p, *addr, *len).map(|_| Ret::Done),
+            Call::Mprotect {
+                addr,
+                len,
+                prot: pr,
+            } => k.mprotect(p, *addr, *len, prot(*pr)).map(|_| Ret::Done),
+            Call::Madvise {
+                addr,
+                len,
+                advice: a,
+            } => k.madvise(p, *addr, *len, advice(*a)?).map(|_| Ret::Done),
+            Call::Mremap {
+                old_addr,
+                old_len,
+                new_len,
+                new_addr,
+            } => k
+                .mremap(p, *old_addr, *old_len, *new_len, true, *new_addr)
+                .map(Ret::Addr),
+            Call::Fork => k.fork(p).map(|c| Ret::Task(TaskId(c.0))),
+            Call::Exit => k.exit(p).map(|_| Ret::Done),
+            Call::WriteMem { addr, data: d } => k.write_mem(p, *addr, &data(d)).map(|_| Ret::Done),
+            Call::ReadMem { addr, len } => {
+                k.read_mem(p, *addr, *len).map(|c| Ret::Data(contents(&c)))
+            }
+            Call::Pipe => k.pipe(p).map(|(r, w)| Ret::Pipe {
+                read: bfd(r),
+                write: bfd(w),
+            }),
+            Call::Vmsplice { fd: f, addr, len } => {
+                k.vmsplice(p, fd(*f), *addr, *len).map(Ret::Count)
+            }
+            Call::ReadFd { fd: f, len } => {
+                k.read_fd(p, fd(*f), *len).map(|c| Ret::Data(contents(&c)))
+            }
+            Call::WriteFd { fd: f, data: d } => {
+                k.write_fd(p, fd(*f), &mm_contents(d)).map(Ret::Count)
+            }
+            Call::Pread { fd: f, offset, len } => k
+                .pread(p, fd(*f), *offset, *len)
+                .map(|c| Ret::Data(contents(&c))),
+            Call::Pwrite {
+                fd: f,
+                offset,
+                data: d,
+            } => k
+                .pwrite(p, fd(*f), *offset, &mm_contents(d))
+                .map(Ret::Count),
+            Call::Memfd { size } | Call::Tmpfile { size } => {
+                let kind = if matches!(call, Call::Memfd { .. }) {
+                    mm::shmem::InodeKind::Shmem
+                } else {
+                    mm::shmem::InodeKind::DiskFile
+                };
+                match k.create_file(p, kind, None) {
+                    Ok(f) => k.ftruncate(p, f, *size).map(|_| Ret::Fd(bfd(f))),
+                    Err(e) => Err(e),
+                }
+            }
+            Call::IoUringSetup => k.io_uring_setup(p).map(|f| Ret::Fd(bfd(f))),
+            Call::IoUringRegister { ring, bufs } => k
+                .io_uring_register_buffers(p, fd(*ring), bufs)
+                .map(|_| Ret::Done),
+            Call::IoUringUnregister { ring } => k
+                .io_uring_unregister_buffers(p, fd(*ring))
+                .map(|_| Ret::Done),
+            Call::IoUringWriteFixed {
+                ring,
+                buf_index,
+                fd: f,
+                file_offset,
+                addr,
+                len,
+            } => k
+                .io_uring_write_fixed(
+                    p,
+                    fd(*ring),
+                    *buf_index as usize,
+                    fd(*f),
+                    *file_offset,
+                    *addr,
+                    *len,
+                )
+                .map(Ret::Count),
+            Call::IoUringReadFixed {
+                ring,
+                buf_index,
+                fd: f,
+                file_offset,
+                addr,
+                len,
+            } => k
+                .io_uring_read_fixed(
+                    p,
+                    fd(*ring),
+                    *buf_index as usize,
+                    fd(*f),
+                    *file_offset,
+                    *addr,
+                    *len,
+                )
+                .map(Ret::Count),
+            Call::ClearSoftDirty => k.clear_soft_dirty(p).map(|_| Ret::Done),
+            Call::Gup {
+                kind,
+                addr,
+                nr_pages,
+                flags,
+            } => {
+                let mut g = if kind.is_pin() {
+                    mm::gup::GupFlags::PIN
+                } else {
+                    mm::gup::GupFlags::GET
+                };
+                for f in flags {
+                    match f {
+                        Foll::Write => g.write = true,
+                        Foll::Longterm => g.longterm = true,
+                        Foll::Force => g.force = true,
+                    }
+                }
+                let fast = matches!(kind, GupKind::GetUserPagesFast | GupKind::PinUserPagesFast);
+                match k.gup(p, *addr, *nr_pages, g, fast) {
+                    Ok(h) => {
+                        let id = self.next_pin;
+                        self.next_pin += 1;
+                        self.pins.insert(id, (p, h));
+                        Ok(Ret::Pin(PinId(id)))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Call::Unpin { pin } => match self.pins.remove(&pin.0) {
+                Some((owner, h)) => self.kernel.unpin(owner, h).map(|_| Ret::Done),
+                None => return Err(Failure::Backend(format!("no pin {}", pin.0))),
+            },
+            Call::ReadPinned { pin, offset, len } => match self.pins.get(&pin.0) {
+                Some((_, h)) => self
+                    .kernel
+                    .gup_read(*h, *offset, *len)
+                    .map(|c| Ret::Data(contents(&c))),
+                None => {
+                    return Err(Failure::Backend(format!(
+                        "no pin {} (already released)",
+                        pin.0
+                    )))
+                }
+            },
+        };
+        r.map_err(failure)
+    }
+
+    fn page(&mut self, task: TaskId, addr: u64) -> Result<Option<PageObs>, String> {
+        let e = self
+            .kernel
+            .pagemap(pid(task), addr)
+            .map_err(|e| e.to_string())?;
+        if !e.present && !e.swapped {
+            return Ok(None);
+        }
+        // PageAnonExclusive is a folio (page) flag, not a pagemap bit.
+        let ae = match self.kernel.folio_info(pid(task), addr) {
+            Ok(Some(f)) => f.anon && f.anon_exclusive,
+            _ => false,
+        };
+        Ok(Some(PageObs {
+            present: e.present,
+            swapped: e.swapped,
+            pfn: e.pfn,
+            zero_page: e.zero_page,
+            thp: e.thp,
+            hugetlb: e.hugetlb,
+            exclusive: e.exclusive,
+            anon_exclusive: Some(ae),
+            writable: Some(e.writable),
+        }))
+    }
+
+    fn folio(&mut self, task: TaskId, addr: u64) -> Result<Option<FolioObs>, String> {
+        match self.kernel.folio_info(pid(task), addr) {
+            Ok(Some(f)) => Ok(Some(FolioObs {
+                pfn: f.pfn,
+                order: f.order,
+                refcount: f.refcount,
+                mapcount: f.mapcount,
+                pincount: f.pincount,
+                anon: f.anon,
+                anon_exclusive: f.anon_exclusive,
+            })),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn pool(&mut self, size: u64) -> Result<PoolObs, String> {
+        let h = HugeSize::from_bytes(size)
+            .ok_or_else(|| format!("no hugetlb size {}", ast::fmt_size(size)))?;
+        let s = self.kernel.hugetlb_pool(h);
+        Ok(PoolObs {
+            total: s.nr as i64,
+            free: s.free as i64,
+            resv: s.resv as i64,
+            surp: s.surplus as i64,
+        })
+    }
+
+    fn task_state(&mut self, task: TaskId) -> Result<TaskObs, String> {
+        match self.kernel.task_state(pid(task)) {
+            Some(TaskState::Running) => Ok(TaskObs::Running),
+            Some(TaskState::Exited) => Ok(TaskObs::Exited),
+            Some(TaskState::Killed(s)) => Ok(TaskObs::Killed(s.name().to_string())),
+            None => Err(format!("no task {}", task.0)),
+        }
+    }
+
+    fn take_trace(&mut self) -> Vec<TraceLine> {
+        self.kernel
+            .take_events()
+            .into_iter()
+            .map(|e| TraceLine {
+                task: Some(TaskId(e.pid.0)),
+                text: e.to_string(),
+            })
+            .collect()
+    }
+
+    fn self_check(&mut self) -> Result<(), String> {
+        self.kernel.check_invariants().map_err(|v| v.to_string())
+    }
+}
