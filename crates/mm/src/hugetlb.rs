@@ -411,7 +411,9 @@ fn hugetlb_wp(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, haddr:
         let (mc, rc) = (f.mapcount, f.refcount);
         let (reuse, why) = match k.policy.hugetlb_reuse {
             HugetlbReuse::Mapcount => (anon && mc == 1, format!("folio_mapcount {mc}")),
-            HugetlbReuse::Refcount => (anon && rc == mc + 1, format!("refcount {rc}, expected {} (mappings {mc} + fault path 1)", mc + 1)),
+            // Mapped once, and nothing but that mapping and the fault path's
+            // own reference holds it.
+            HugetlbReuse::Refcount => (anon && mc == 1 && rc == 2, format!("mapcount {mc}, refcount {rc} (expected: 1 mapping + 1 fault path)")),
         };
         if reuse {
             k.folios.get_mut(p.folio).anon_exclusive.set_all(true);
