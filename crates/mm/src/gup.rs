@@ -236,7 +236,6 @@ impl Kernel {
     /// covered like PIN_LONGTERM_TEST_START; any error releases everything.
     pub fn gup(&mut self, pid: Pid, addr: u64, nr: u64, flags: GupFlags, fast: bool) -> SysResult<GupHandle> {
         let pages = self.gup_pages(pid, addr, nr, flags, fast)?;
-        let h = GupHandle(self.fresh_id());
         let func = match (fast, flags.pin) {
             (true, true) => "pin_user_pages_fast",
             (true, false) => "get_user_pages_fast",
@@ -244,8 +243,27 @@ impl Kernel {
             (false, false) => "get_user_pages",
         };
         self.event(pid, EventKind::Gup, func, Some(addr), || format!("{nr} page(s), {flags}"));
+        Ok(self.gup_record(pid, flags, pages))
+    }
+
+    /// Hands collected pages to a handle that holds them until `unpin`.
+    fn gup_record(&mut self, pid: Pid, flags: GupFlags, pages: Vec<(FolioId, u64)>) -> GupHandle {
+        let h = GupHandle(self.fresh_id());
         self.gup.insert(h, GupRecord { pid, pin: flags.pin, longterm: flags.longterm, write: flags.write, pages });
-        Ok(h)
+        h
+    }
+
+    /// Turns a finished GUP-fast step machine into a handle (its references
+    /// become the handle's), or releases them if it failed.
+    pub fn gup_fast_into_handle(&mut self, g: crate::gup_fast::GupFast) -> SysResult<GupHandle> {
+        match g.result {
+            Some(Ok(())) => Ok(self.gup_record(g.pid, g.flags, g.pages)),
+            Some(Err(e)) => {
+                self.release_pages(&g.pages, g.flags.pin);
+                Err(e)
+            }
+            None => Err(Errno::EINVAL.into()),
+        }
     }
 
     /// Collects exactly `nr` pages or fails having released all of them.

@@ -224,6 +224,11 @@ impl Kernel {
         }
     }
 
+    /// The address space of a task (for driving step machines).
+    pub fn task_mm(&self, pid: Pid) -> Option<MmId> {
+        self.tasks.get(&pid).map(|t| t.mm)
+    }
+
     pub(crate) fn mm_of(&self, pid: Pid) -> SysResult<MmId> {
         self.task(pid).map(|t| t.mm)
     }

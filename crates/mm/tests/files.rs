@@ -1,0 +1,153 @@
+//! File-backed memory and the long-term pin rules (§2.6, §8 S24–S27), and
+//! GUP-fast racing fork (S34) driven step by step.
+
+mod common;
+use common::*;
+use mm::fork::ForkState;
+use mm::gup_fast::GupFastState;
+use mm::*;
+
+fn file(s: &mut Sys, p: Pid, kind: InodeKind, len: u64) -> Fd {
+    let f = s.step(|k| k.create_file(p, kind, None)).unwrap();
+    s.step(|k| k.fallocate(p, f, 0, len)).unwrap();
+    f
+}
+
+fn map(s: &mut Sys, p: Pid, f: Fd, len: u64, shared: bool, prot: Prot) -> u64 {
+    s.mmap(p, MmapRequest { shared, fd: Some(f), prot, ..MmapRequest::anon(len) })
+}
+
+#[test]
+fn s24_rw_longterm_pin_of_shared_disk_file_is_refused() {
+    let mut s = Sys::new();
+    let p = s.spawn();
+    let f = file(&mut s, p, InodeKind::DiskFile, K4);
+    let a = map(&mut s, p, f, K4, true, Prot::RW);
+    s.fill(p, a, K4, 0).unwrap();
+    let ring = s.step(|k| k.io_uring_setup(p)).unwrap();
+    assert_eq!(s.step(|k| k.io_uring_register_buffers(p, ring, &[(a, K4)])), Err(Errno::EFAULT.into()));
+    assert_eq!(s.pin(p, a, 1, rw_longterm(), true), Err(Errno::EFAULT.into()));
+    assert_eq!(s.pin(p, a, 1, rw_longterm(), false), Err(Errno::EFAULT.into()));
+    let pfn = s.pfn(p, a);
+    s.pin(p, a, 1, ro_longterm(), true).unwrap();
+    assert_eq!(s.pfn(p, a), pfn, "R/O long-term pin of a shared mapping: no unshare");
+    assert_eq!(s.copied(), 0);
+}
+
+#[test]
+fn s25_shmem_and_hugetlbfs_accept_rw_longterm_pins() {
+    let mut s = Sys::new();
+    let p = s.spawn();
+    let f = file(&mut s, p, InodeKind::Shmem, K4);
+    let a = map(&mut s, p, f, K4, true, Prot::RW);
+    let ring = s.step(|k| k.io_uring_setup(p)).unwrap();
+    s.step(|k| k.io_uring_register_buffers(p, ring, &[(a, K4)])).unwrap();
+    s.fill(p, a, K4, 0x5a).unwrap();
+    let out = s.step(|k| k.create_file(p, InodeKind::DiskFile, None)).unwrap();
+    s.step(|k| k.io_uring_write_fixed(p, ring, 0, out, 0, a, K4)).unwrap();
+    assert!(s.step(|k| k.pread(p, out, 0, K4)).unwrap().is_fill(0x5a));
+    // The other direction: io_uring writes, the process sees it.
+    s.step(|k| k.pwrite(p, out, 0, &Contents::filled(K4, 0x6b))).unwrap();
+    s.step(|k| k.io_uring_read_fixed(p, ring, 0, out, 0, a, K4)).unwrap();
+    assert!(s.read(p, a, K4).unwrap().is_fill(0x6b));
+
+    s.hugetlb_pool(HugeSize::Size2M, 1);
+    let h = s.step(|k| k.create_file(p, InodeKind::Hugetlbfs, Some(HugeSize::Size2M))).unwrap();
+    s.step(|k| k.ftruncate(p, h, M2)).unwrap();
+    let b = map(&mut s, p, h, M2, true, Prot::RW);
+    s.pin(p, b, 512, rw_longterm(), true).unwrap();
+}
+
+#[test]
+fn s26_private_file_ro_longterm_pin_unshares() {
+    let mut s = Sys::new();
+    let p = s.spawn();
+    let f = file(&mut s, p, InodeKind::DiskFile, K4);
+    s.step(|k| k.pwrite(p, f, 0, &Contents::filled(K4, 0x10))).unwrap();
+    let a = map(&mut s, p, f, K4, false, Prot::RW);
+    assert!(s.read(p, a, K4).unwrap().is_fill(0x10));
+    assert!(!s.k.pagemap(p, a).unwrap().anon);
+    let h = s.pin(p, a, 1, ro_longterm(), false).unwrap();
+    let pm = s.k.pagemap(p, a).unwrap();
+    assert!(pm.anon && !pm.writable, "a private anon copy, mapped read-only");
+    assert_eq!(s.copied(), 1);
+    s.fill(p, a, K4, 0x20).unwrap();
+    assert!(s.k.gup_read(h, 0, K4).unwrap().is_fill(0x20), "later process writes are seen through the pin");
+    s.step(|k| k.pwrite(p, f, 0, &Contents::filled(K4, 0x30))).unwrap();
+    assert!(s.k.gup_read(h, 0, K4).unwrap().is_fill(0x20), "later file writes are not");
+    // GUP-fast cannot know the VMA: it bails, the slow path decides.
+    let b = map(&mut s, p, f, K4, false, Prot::RW);
+    s.read(p, b, 1).unwrap();
+    s.k.take_events();
+    s.pin(p, b, 1, ro_longterm(), true).unwrap();
+    assert!(s.k.events().iter().any(|e| e.kind == EventKind::Bail));
+}
+
+#[test]
+fn s27_private_file_short_term_ro_pin_pins_the_cache_page() {
+    let mut s = Sys::new();
+    let p = s.spawn();
+    let f = file(&mut s, p, InodeKind::Shmem, K4);
+    let a = map(&mut s, p, f, K4, false, Prot::RW);
+    s.read(p, a, 1).unwrap();
+    let h = s.pin(p, a, 1, GupFlags::PIN, false).unwrap();
+    assert_eq!(s.copied(), 0);
+    assert!(!s.k.pagemap(p, a).unwrap().anon);
+    s.fill(p, a, K4, 0x77).unwrap();
+    assert_eq!(s.copied(), 1, "the process write COWs away from the pinned cache page");
+    assert!(s.k.gup_read(h, 0, K4).unwrap().is_fill(0));
+}
+
+#[test]
+fn shared_anon_is_shmem_and_not_copied_at_fork() {
+    let mut s = Sys::new();
+    let p = s.spawn();
+    let a = s.mmap(p, MmapRequest { shared: true, ..MmapRequest::anon(K4) });
+    s.fill(p, a, K4, 1).unwrap();
+    let c = s.fork(p);
+    s.fill(c, a, K4, 2).unwrap();
+    assert!(s.read(p, a, K4).unwrap().is_fill(2));
+    assert_eq!(s.copied(), 0);
+}
+
+/// S34: the race write_protect_seq exists for. P has a writable exclusive
+/// page; GUP-fast (FOLL_PIN|FOLL_WRITE) reads the PTE while fork has already
+/// decided the page is not pinned but has not yet write-protected it.
+fn race(seqcount: bool) -> (bool, bool, Result<(), InvariantViolation>) {
+    let mut s = Sys::new().set("gup_fast_seqcount", if seqcount { "on" } else { "off" });
+    let p = s.spawn();
+    let a = s.anon(p, K4);
+    s.fill(p, a, K4, 1).unwrap();
+    let mm = s.k.task_mm(p).unwrap();
+    let mut g = s.k.gup_fast_begin(p, mm, a, 1, GupFlags::PIN.with_write());
+    // Mid-race, GUP-fast's references live in the step machine, not yet in
+    // the kernel's books: invariants are checked once both are done.
+    let mut f = s.k.fork_begin(p).unwrap();
+    // fork: VMA set-up, then the dup decision for the page (clears AE).
+    while !matches!(f.state, ForkState::Install { .. }) {
+        s.k.fork_step(&mut f);
+    }
+    // GUP-fast: sample, read the (still writable) PTE, grab, recheck.
+    while !matches!(g.state, GupFastState::End) {
+        s.k.gup_fast_step(&mut g);
+    }
+    // fork finishes: write-protects the parent's PTE, maps the child's.
+    while s.k.fork_step(&mut f) {}
+    while s.k.gup_fast_step(&mut g) {}
+    let c = f.result.clone().unwrap().unwrap();
+    let pinned = g.pages[0].0;
+    s.k.gup_fast_into_handle(g).unwrap();
+    let invariants = s.k.check_invariants();
+    let pinned_pfn = s.k.folios.get(pinned).pfn;
+    let shared_with_child = s.pfn(c, a) == Some(pinned_pfn);
+    let parent_maps_it = s.pfn(p, a) == Some(pinned_pfn) && s.info(p, a).anon_exclusive;
+    (shared_with_child, parent_maps_it, invariants)
+}
+
+#[test]
+fn s34_gup_fast_racing_fork() {
+    assert_eq!(race(true), (false, true, Ok(())), "with write_protect_seq: the pin ends on P's own exclusive page");
+    let (shared, _, inv) = race(false);
+    assert!(shared, "without it: the pinned page is shared with the child");
+    assert!(inv.unwrap_err().0.contains("not anon-exclusive"), "and check_invariants() catches the pinned, shared page");
+}
