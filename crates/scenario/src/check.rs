@@ -64,6 +64,8 @@ impl Kind {
 struct Name {
     kind: Kind,
     line: usize,
+    /// The task that created it.
+    task: String,
 }
 
 #[derive(Clone, Debug)]
@@ -275,12 +277,17 @@ impl Checker {
             .map(|t| t.names.contains(&n.value))
             .unwrap_or(false);
         if !visible {
-            self.err(
-                n.span,
-                format!("task {task} has no `{}` (it was created after {task} was forked, or in another task)", n.value),
-            )
-            .notes
-            .push(format!("`{}` is defined at line {}", n.value, def.line));
+            let why = if def.task == task {
+                "it is gone".to_string()
+            } else {
+                format!(
+                    "`{}` belongs to task {} (line {}); a task sees what it created and what its parent had when it forked",
+                    n.value, def.task, def.line
+                )
+            };
+            self.err(n.span, format!("task {task} has no `{}`", n.value))
+                .notes
+                .push(why);
             return None;
         }
         let noun = def.kind.noun();
@@ -300,7 +307,14 @@ impl Checker {
         if let Kind::Pipe = kind {
             self.pipe_bytes.insert(n.value.clone(), 0);
         }
-        self.names.insert(n.value.clone(), Name { kind, line });
+        self.names.insert(
+            n.value.clone(),
+            Name {
+                kind,
+                line,
+                task: task.to_string(),
+            },
+        );
         if let Some(t) = self.tasks.get_mut(task) {
             t.names.insert(n.value.clone());
         }

@@ -44,6 +44,22 @@ pub fn load(name: &str, text: &str) -> Result<Loaded, (Source, Vec<Diagnostic>)>
     }
 }
 
+/// Like [`load`], for raw file bytes: text that is not UTF-8 is an error at
+/// the first bad byte, like any other.
+pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<Loaded, (Source, Vec<Diagnostic>)> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => load(name, text),
+        Err(e) => {
+            let good = e.valid_up_to();
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            // The lossy text has the same bytes up to `good`.
+            let d = Diagnostic::new(Span::new(good, good + 1), "this file is not UTF-8 text")
+                .expected(vec!["UTF-8 text".to_string()]);
+            Err((Source::new(name, text), vec![d]))
+        }
+    }
+}
+
 /// Runs a loaded scenario on a backend.
 pub fn run_loaded(
     l: &Loaded,

@@ -89,8 +89,11 @@ fn pos(i: &In<'_>) -> usize {
 
 /// A backtracking error "expected <what>" at the current position.
 fn expected<T>(i: &In<'_>, what: &[&str]) -> PResult<T> {
-    let p = pos(i);
-    let mut e = PErr::at(p, p + peek_token_len(i));
+    // Point at the next token, not at the blank before it.
+    let s: &str = i;
+    let blank = s.len() - s.trim_start_matches([' ', '\t', '\r']).len();
+    let p = pos(i) + blank;
+    let mut e = PErr::at(p, p + peek_token_len(i).max(1));
     e.expected = what.iter().map(|s| s.to_string()).collect();
     Err(ErrMode::Backtrack(e))
 }
@@ -115,6 +118,7 @@ fn cut<T>(r: PResult<T>) -> PResult<T> {
 /// Length of the whitespace-delimited token at the cursor (for carets).
 fn peek_token_len(i: &In<'_>) -> usize {
     let s: &str = i;
+    let s = s.trim_start_matches([' ', '\t', '\r']);
     if s.starts_with('"') {
         return s.len().max(1);
     }

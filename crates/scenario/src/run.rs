@@ -821,6 +821,7 @@ fn run_step(
             .unwrap_or_default();
         sr.kernel.push(format!("{who}{}", t.text));
     }
+    sr.kernel = compress_trace(std::mem::take(&mut sr.kernel));
     // Bind results.
     match &res {
         Ok(ret) => {
@@ -910,6 +911,50 @@ fn run_step(
         });
     }
     sr
+}
+
+/// Splits `text` around its first `@0x…` address.
+fn split_addr(text: &str) -> Option<(&str, &str, &str)> {
+    let at = text.find("@0x")?;
+    let rest = &text[at + 1..];
+    let end = rest[2..]
+        .find(|c: char| !c.is_ascii_hexdigit())
+        .map(|e| e + 2)
+        .unwrap_or(rest.len());
+    Some((&text[..at], &rest[..end], &rest[end..]))
+}
+
+/// Folds runs of the same decision at consecutive addresses (fork copying
+/// 512 pages of a split THP) into one line with the address range and a
+/// count, so the trace stays readable.
+fn compress_trace(lines: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let Some((pre, first, post)) = split_addr(&lines[i]) else {
+            out.push(lines[i].clone());
+            i += 1;
+            continue;
+        };
+        let mut j = i + 1;
+        let mut last = first;
+        while j < lines.len() {
+            match split_addr(&lines[j]) {
+                Some((p2, a2, q2)) if p2 == pre && q2 == post => {
+                    last = a2;
+                    j += 1;
+                }
+                _ => break,
+            }
+        }
+        if j - i > 2 {
+            out.push(format!("{pre}@{first}…{last}{post} (×{})", j - i));
+        } else {
+            out.extend(lines[i..j].iter().cloned());
+        }
+        i = j;
+    }
+    out
 }
 
 /// Compares read data with `fill`/`bytes`.
@@ -1289,5 +1334,28 @@ fn expectation(
                 Err(x) => mk(Status::Fail, Some(x)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_decisions_fold_into_one_line() {
+        let mut lines: Vec<String> = (0..512u64)
+            .map(|k| format!("P: copy_present_page @{:#x}: copy", 0x1000 + k * 0x1000))
+            .collect();
+        lines.push("P: other".into());
+        let out = compress_trace(lines);
+        assert_eq!(
+            out,
+            vec![
+                "P: copy_present_page @0x1000…0x200000: copy (×512)".to_string(),
+                "P: other".to_string()
+            ]
+        );
+        let two = vec!["a @0x1: x".to_string(), "a @0x2: x".to_string()];
+        assert_eq!(compress_trace(two.clone()), two);
     }
 }

@@ -8,8 +8,8 @@ pub const EXIT_FAIL: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 /// Reads a scenario file; a read error is a usage error.
-pub fn read_file(path: &str) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cowlab: cannot read {path}: {e}"))
+pub fn read_file(path: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cowlab: cannot read {path}: {e}"))
 }
 
 /// Parses and checks one file, printing its errors to stderr.
@@ -21,7 +21,7 @@ pub fn load(path: &str) -> Option<scenario::Loaded> {
             return None;
         }
     };
-    match scenario::load(path, &text) {
+    match scenario::load_bytes(path, &text) {
         Ok(l) => Some(l),
         Err((src, diags)) => {
             for d in diags {
