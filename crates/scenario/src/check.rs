@@ -74,6 +74,8 @@ struct Task {
     /// `Some((line, why))` once the task has exited or been killed.
     dead: Option<(usize, String)>,
     names: BTreeSet<String>,
+    /// The task exists from right after this step (0: from the start).
+    born: usize,
 }
 
 #[derive(Default)]
@@ -173,6 +175,7 @@ impl Checker {
                             line: item.line,
                             dead: None,
                             names: BTreeSet::new(),
+                            born: self.steps,
                         },
                     );
                 }
@@ -518,6 +521,18 @@ impl Checker {
                 if let Some(k) = self.name(&t, &r.name, &["a region"]) {
                     // MADV_DONTNEED on hugetlb rounds the length down rather
                     // than failing; only the start must be aligned.
+                    let k = match k {
+                        Kind::Region { len, huge: Some(h) } => {
+                            if r.off() % h != 0 && !lenient {
+                                let span = r.offset.as_ref().map(|o| o.span).unwrap_or(r.span);
+                                self.err(span, format!("misaligned: offset {} is not a multiple of the {} page size", fmt_hex_size(r.off()), fmt_size(h)))
+                                    .notes
+                                    .push("write `expect EINVAL` after the operation to test the kernel's answer".into());
+                            }
+                            Kind::Region { len, huge: None }
+                        }
+                        k => k,
+                    };
                     self.region_range(r, &k, true, lenient);
                 }
                 if matches!(
@@ -575,6 +590,7 @@ impl Checker {
                                 None
                             },
                             names,
+                            born: self.steps,
                         },
                     );
                 }
@@ -872,6 +888,21 @@ impl Checker {
                     } else {
                         format!("a step number from 1 to {steps}")
                     });
+                } else if let Some(born) = self
+                    .tasks
+                    .get(&loc.task.value)
+                    .map(|t| t.born)
+                    .filter(|b| *b > step.value)
+                {
+                    self.err(
+                        step.span,
+                        format!(
+                            "task {} did not exist yet at step {} (it was forked at step {born})",
+                            loc.task.value, step.value
+                        ),
+                    )
+                    .expected
+                    .push(format!("a step from {born} on"));
                 } else if self.loc(loc) {
                     self.out
                         .snapshots
@@ -998,6 +1029,15 @@ mod tests {
     fn since_needs_an_earlier_step() {
         let e = errs("task P\nP: A = mmap 4K\nexpect A in P changed since step 2\n");
         assert!(e[0].contains("there is no step 2"), "{e:?}");
+    }
+
+    #[test]
+    fn since_a_step_before_the_task_existed() {
+        let e = errs("task P\nP: A = mmap 4K\nP: fork C\nexpect A in C unchanged since step 1\n");
+        assert!(
+            e[0].contains("task C did not exist yet at step 1 (it was forked at step 2)"),
+            "{e:?}"
+        );
     }
 
     #[test]
