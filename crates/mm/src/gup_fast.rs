@@ -34,8 +34,12 @@ use crate::types::*;
 pub enum GupFastState {
     /// Nothing done yet: flag and range checks, write_protect_seq sample.
     Begin,
-    /// Next: read the entry covering `addr` and grab its folio.
+    /// Next: read the entry covering `addr` and grab its folio, walking down
+    /// from the PGD.
     Walk { addr: u64 },
+    /// Next: the PTE at `addr`, in the PTE table whose PMD was already read
+    /// for the previous address (`gup_fast_pte_range()`'s loop).
+    PteRange { addr: u64 },
     /// References taken on the folio of `leaf` (read without a lock) for
     /// `refs` pages from `addr`; next: re-read the entry and check AE.
     Grabbed { addr: u64, leaf: Leaf, folio: FolioId, page: u64, refs: u64 },
@@ -73,7 +77,7 @@ enum Walk {
 impl Kernel {
     /// Starts a GUP-fast call (`gup_fast_fallback()`).
     pub fn gup_fast_begin(&self, pid: Pid, mm: MmId, start: u64, nr: u64, flags: GupFlags) -> GupFast {
-        GupFast { pid, mm, start, nr, flags, state: GupFastState::Begin, pages: Vec::new(), seq: None, result: None }
+        GupFast { pid, mm, start, nr, flags, state: GupFastState::Begin, pages: Vec::with_capacity(nr.min(1 << 20) as usize), seq: None, result: None }
     }
 
     /// Runs one atomic step; returns false once the call is done.
@@ -101,8 +105,13 @@ impl Kernel {
                 }
                 true
             }
-            GupFastState::Walk { addr } => {
-                match self.gup_fast_pgd_range(g.mm, addr, g.flags, g.start + g.nr * PAGE_SIZE) {
+            GupFastState::Walk { addr } | GupFastState::PteRange { addr } => {
+                let end = g.start + g.nr * PAGE_SIZE;
+                let walk = match g.state {
+                    GupFastState::PteRange { .. } => self.gup_fast_pte_range(g.mm, addr, g.flags),
+                    _ => self.gup_fast_pgd_range(g.mm, addr, g.flags, end),
+                };
+                match walk {
                     Walk::Bail(func, why) => {
                         self.event(g.pid, EventKind::Bail, func, Some(addr), || format!("{why} → slow path"));
                         g.state = GupFastState::End;
@@ -141,7 +150,13 @@ impl Kernel {
                 }
                 g.pages.extend((0..refs).map(|i| (folio, page + i)));
                 let next = addr + refs * PAGE_SIZE;
-                g.state = if next >= g.start + g.nr * PAGE_SIZE { GupFastState::End } else { GupFastState::Walk { addr: next } };
+                g.state = if next >= g.start + g.nr * PAGE_SIZE {
+                    GupFastState::End
+                } else if leaf.level == Level::Pte && next % PMD_SIZE != 0 {
+                    GupFastState::PteRange { addr: next }
+                } else {
+                    GupFastState::Walk { addr: next }
+                };
                 true
             }
             GupFastState::End => {

@@ -277,7 +277,15 @@ impl Kernel {
             let v = self.mm_mut(mm).vmas.remove(&k).expect("key taken from the map");
             crate::hugetlb::hugetlb_vm_op_close(self, &v);
         }
+        self.free_pgtables(mm, addr, end);
         Ok(())
+    }
+
+    /// `free_pgtables()`: PTE tables of ranges no VMA covers any more go.
+    pub(crate) fn free_pgtables(&mut self, mm: MmId, start: u64, end: u64) {
+        let m = self.mm_mut(mm);
+        let ranges: Vec<(u64, u64)> = m.vmas.values().map(|v| (v.start, v.end)).collect();
+        m.pt.free_empty_tables(start, end, |s, e| ranges.iter().any(|&(vs, ve)| vs < e && s < ve));
     }
 
     /// MAP_POPULATE / MADV_POPULATE: fault every page in, as GUP would

@@ -99,47 +99,98 @@ impl Leaf {
     }
 }
 
-/// One address space's page tables.
+/// Entries per PTE table.
+const PTRS_PER_PTE: usize = 512;
+
+/// One PTE table (the page-table page below a PMD): 512 slots and a count
+/// of the used ones. Empty tables stay until their range is unmapped, as in
+/// the kernel, so a zapped range keeps `pmd_none()` false.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PteTable {
+    slots: Box<[Option<Entry>; PTRS_PER_PTE]>,
+    used: u16,
+}
+
+impl PteTable {
+    fn new() -> Self {
+        PteTable { slots: Box::new([None; PTRS_PER_PTE]), used: 0 }
+    }
+}
+
+fn pte_index(addr: u64) -> usize {
+    ((addr / PAGE_SIZE) % PTRS_PER_PTE as u64) as usize
+}
+
+/// One address space's page tables: PTE tables per PMD range, PMD leaves
+/// and PUD leaves, each keyed by virtual address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct PageTable {
-    ptes: BTreeMap<u64, Entry>,
+    tables: BTreeMap<u64, PteTable>,
     pmds: BTreeMap<u64, Entry>,
     puds: BTreeMap<u64, Entry>,
 }
 
 impl PageTable {
-    fn map(&self, level: Level) -> &BTreeMap<u64, Entry> {
-        match level {
-            Level::Pte => &self.ptes,
-            Level::Pmd => &self.pmds,
-            Level::Pud => &self.puds,
-        }
-    }
-
-    fn map_mut(&mut self, level: Level) -> &mut BTreeMap<u64, Entry> {
-        match level {
-            Level::Pte => &mut self.ptes,
-            Level::Pmd => &mut self.pmds,
-            Level::Pud => &mut self.puds,
-        }
-    }
-
     /// The leaf entry at exactly `addr` on `level` (aligned by the caller).
     pub fn get(&self, level: Level, addr: u64) -> Option<Entry> {
-        self.map(level).get(&addr).copied()
+        match level {
+            Level::Pte => self.tables.get(&(addr & !(PMD_SIZE - 1))).and_then(|t| t.slots[pte_index(addr)]),
+            Level::Pmd => self.pmds.get(&addr).copied(),
+            Level::Pud => self.puds.get(&addr).copied(),
+        }
     }
 
     pub fn get_mut(&mut self, level: Level, addr: u64) -> Option<&mut Entry> {
-        self.map_mut(level).get_mut(&addr)
+        match level {
+            Level::Pte => self.tables.get_mut(&(addr & !(PMD_SIZE - 1))).and_then(|t| t.slots[pte_index(addr)].as_mut()),
+            Level::Pmd => self.pmds.get_mut(&addr),
+            Level::Pud => self.puds.get_mut(&addr),
+        }
     }
 
     pub fn set(&mut self, level: Level, addr: u64, e: Entry) {
         debug_assert_eq!(addr % level.size(), 0);
-        self.map_mut(level).insert(addr, e);
+        match level {
+            Level::Pte => {
+                let t = self.tables.entry(addr & !(PMD_SIZE - 1)).or_insert_with(PteTable::new);
+                let slot = &mut t.slots[pte_index(addr)];
+                if slot.is_none() {
+                    t.used += 1;
+                }
+                *slot = Some(e);
+            }
+            Level::Pmd => {
+                self.pmds.insert(addr, e);
+            }
+            Level::Pud => {
+                self.puds.insert(addr, e);
+            }
+        }
     }
 
     pub fn clear(&mut self, level: Level, addr: u64) -> Option<Entry> {
-        self.map_mut(level).remove(&addr)
+        match level {
+            Level::Pte => {
+                let t = self.tables.get_mut(&(addr & !(PMD_SIZE - 1)))?;
+                let old = t.slots[pte_index(addr)].take();
+                if old.is_some() {
+                    t.used -= 1;
+                }
+                old
+            }
+            Level::Pmd => self.pmds.remove(&addr),
+            Level::Pud => self.puds.remove(&addr),
+        }
+    }
+
+    /// `free_pgtables()`: drop empty PTE tables whose whole PMD range lies in
+    /// `[start, end)` or is no longer covered by any VMA (`covered` says).
+    pub fn free_empty_tables(&mut self, start: u64, end: u64, covered: impl Fn(u64, u64) -> bool) {
+        let lo = start & !(PMD_SIZE - 1);
+        let gone: Vec<u64> = self.tables.range(lo..end).filter(|(a, t)| t.used == 0 && !covered(**a, **a + PMD_SIZE)).map(|(a, _)| *a).collect();
+        for a in gone {
+            self.tables.remove(&a);
+        }
     }
 
     /// The leaf covering `addr`, at whatever level it sits.
@@ -156,28 +207,42 @@ impl PageTable {
     /// `pmd_none()` for the PMD covering `addr`: no leaf and no PTE table.
     pub fn pmd_none(&self, addr: u64) -> bool {
         let a = addr & !(PMD_SIZE - 1);
-        self.get(Level::Pmd, a).is_none() && self.ptes.range(a..a + PMD_SIZE).next().is_none()
+        !self.pmds.contains_key(&a) && !self.tables.contains_key(&a)
     }
 
     /// `pud_none()` for the PUD covering `addr`.
     pub fn pud_none(&self, addr: u64) -> bool {
         let a = addr & !(PUD_SIZE - 1);
-        self.get(Level::Pud, a).is_none()
-            && self.pmds.range(a..a + PUD_SIZE).next().is_none()
-            && self.ptes.range(a..a + PUD_SIZE).next().is_none()
+        !self.puds.contains_key(&a) && self.pmds.range(a..a + PUD_SIZE).next().is_none() && self.tables.range(a..a + PUD_SIZE).next().is_none()
     }
 
     /// True when no PTE in `[start, end)` is set (used to pick mTHP orders).
     pub fn ptes_none(&self, start: u64, end: u64) -> bool {
-        self.ptes.range(start..end).next().is_none()
+        let mut a = start;
+        while a < end {
+            if self.get(Level::Pte, a).is_some() {
+                return false;
+            }
+            a += PAGE_SIZE;
+        }
+        true
+    }
+
+    fn ptes_in(&self, start: u64, end: u64) -> impl Iterator<Item = Leaf> + '_ {
+        let lo = start & !(PMD_SIZE - 1);
+        self.tables.range(lo..end).flat_map(move |(&base, t)| {
+            let first = if base < start { pte_index(start) } else { 0 };
+            let last = if base + PMD_SIZE > end { ((end - base).div_ceil(PAGE_SIZE)) as usize } else { PTRS_PER_PTE };
+            (first..last).filter_map(move |i| t.slots[i].map(|e| Leaf { addr: base + i as u64 * PAGE_SIZE, level: Level::Pte, entry: e }))
+        })
     }
 
     /// All leaves intersecting `[start, end)`, in address order.
     pub fn leaves(&self, start: u64, end: u64) -> Vec<Leaf> {
-        let mut out = Vec::new();
-        for level in [Level::Pud, Level::Pmd, Level::Pte] {
+        let mut out: Vec<Leaf> = self.ptes_in(start, end).collect();
+        for (level, map) in [(Level::Pud, &self.puds), (Level::Pmd, &self.pmds)] {
             let lo = start & !(level.size() - 1);
-            for (&a, &e) in self.map(level).range(lo..end) {
+            for (&a, &e) in map.range(lo..end) {
                 if a + level.size() > start {
                     out.push(Leaf { addr: a, level, entry: e });
                 }
@@ -189,19 +254,14 @@ impl PageTable {
 
     /// Number of PTE leaves (for statistics and benchmarks).
     pub fn nr_ptes(&self) -> usize {
-        self.ptes.len()
-    }
-
-    /// The first PTE leaf at or after `addr` and before `end`.
-    pub fn next_pte(&self, addr: u64, end: u64) -> Option<(u64, Entry)> {
-        self.ptes.range(addr..end).next().map(|(a, e)| (*a, *e))
+        self.tables.values().map(|t| t.used as usize).sum()
     }
 
     /// The first leaf (any level) starting at or after `addr` and before `end`.
     pub fn next_leaf(&self, addr: u64, end: u64) -> Option<Leaf> {
-        let mut best: Option<Leaf> = None;
-        for level in [Level::Pud, Level::Pmd, Level::Pte] {
-            if let Some((&a, &e)) = self.map(level).range(addr..end).next() {
+        let mut best: Option<Leaf> = self.ptes_in(addr, end).next();
+        for (level, map) in [(Level::Pud, &self.puds), (Level::Pmd, &self.pmds)] {
+            if let Some((&a, &e)) = map.range(addr..end).next() {
                 if best.is_none_or(|b| a < b.addr) {
                     best = Some(Leaf { addr: a, level, entry: e });
                 }
