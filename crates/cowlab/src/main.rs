@@ -24,6 +24,7 @@ struct Cli {
 enum Cmd {
     Run(cmd::run::Args),
     Check(cmd::check::Args),
+    Selftest(cmd::selftest::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
     let code = match cli.cmd {
         Cmd::Run(a) => cmd::run::main(a),
         Cmd::Check(a) => cmd::check::main(a),
+        Cmd::Selftest(a) => cmd::selftest::main(a),
     };
     ExitCode::from(code)
 }

@@ -269,6 +269,9 @@ pub struct MmapArgs {
     pub noreserve: bool,
     pub hugetlb: Option<Spanned<u64>>,
     pub populate: bool,
+    /// `align=SIZE`: place the mapping at a SIZE-aligned address, the way
+    /// the selftests do it (map SIZE more, unmap the unaligned ends).
+    pub align: Option<Spanned<u64>>,
 }
 
 /// madvise() advice, named like MADV_* without the prefix.
@@ -386,7 +389,9 @@ pub enum Op {
         pipe: Ident,
         range: Range,
     },
-    Memfd(Spanned<u64>),
+    /// `memfd SIZE [hugetlb=SIZE]`: memfd_create (MFD_HUGETLB), ftruncate
+    /// and fallocate.
+    Memfd(Spanned<u64>, Option<Spanned<u64>>),
     Tmpfile(Spanned<u64>),
     IoUring,
     IoUringRegister {
@@ -427,7 +432,7 @@ impl Op {
             Op::Read(_) => "read",
             Op::Pipe => "pipe",
             Op::Vmsplice { .. } => "vmsplice",
-            Op::Memfd(_) => "memfd",
+            Op::Memfd(..) => "memfd",
             Op::Tmpfile(_) => "tmpfile",
             Op::IoUring => "io_uring",
             Op::IoUringRegister { .. } => "io_uring register",

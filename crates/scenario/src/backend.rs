@@ -222,6 +222,7 @@ impl Contents {
 /// An mmap request with everything resolved to numbers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MmapCall {
+    /// A hint, or the address with `fixed`.
     pub addr: Option<u64>,
     pub len: u64,
     pub prot: Prot,
@@ -297,11 +298,13 @@ pub enum Call {
         offset: u64,
         data: Contents,
     },
-    /// memfd_create + ftruncate.
+    /// memfd_create (MFD_HUGETLB with a page size) + ftruncate + fallocate.
     Memfd {
         size: u64,
+        hugetlb: Option<u64>,
     },
-    /// An unlinked regular file on a disk filesystem, of this size.
+    /// An unlinked regular file on a disk filesystem, of this size,
+    /// allocated with fallocate.
     Tmpfile {
         size: u64,
     },

@@ -752,8 +752,11 @@ impl Checker {
                     }
                 }
             }
-            Op::Memfd(size) | Op::Tmpfile(size) => {
+            Op::Memfd(size, _) | Op::Tmpfile(size) => {
                 self.out.needs.push((idx, Feature::Files));
+                if let Op::Memfd(_, Some(_)) = &step.op {
+                    self.out.needs.push((idx, Feature::Hugetlb));
+                }
                 if let Some(b) = self.need_bind(step, "a file") {
                     self.define(&t, b, Kind::File { size: size.value }, item.line);
                 }
@@ -928,7 +931,7 @@ fn binds(op: &Op) -> bool {
         Op::Mmap(_)
             | Op::Mremap { .. }
             | Op::Pipe
-            | Op::Memfd(_)
+            | Op::Memfd(..)
             | Op::Tmpfile(_)
             | Op::IoUring
             | Op::Gup { .. }

@@ -319,16 +319,22 @@ impl Backend for ModelBackend {
             } => k
                 .pwrite(p, fd(*f), *offset, &mm_contents(d))
                 .map(Ret::Count),
-            Call::Memfd { size } | Call::Tmpfile { size } => {
-                let kind = if matches!(call, Call::Memfd { .. }) {
-                    mm::shmem::InodeKind::Shmem
-                } else {
-                    mm::shmem::InodeKind::DiskFile
+            Call::Memfd { size, .. } | Call::Tmpfile { size } => {
+                let (kind, huge) = match call {
+                    Call::Memfd { hugetlb: Some(h), .. } => match mm::HugeSize::from_bytes(*h) {
+                        Some(h) => (mm::shmem::InodeKind::Hugetlbfs, Some(h)),
+                        None => return Err(Failure::Errno("EINVAL".into())),
+                    },
+                    Call::Memfd { .. } => (mm::shmem::InodeKind::Shmem, None),
+                    _ => (mm::shmem::InodeKind::DiskFile, None),
                 };
-                match k.create_file(p, kind, None) {
-                    Ok(f) => k.ftruncate(p, f, *size).map(|_| Ret::Fd(bfd(f))),
-                    Err(e) => Err(e),
-                }
+                k.create_file(p, kind, huge).and_then(|f| {
+                    k.ftruncate(p, f, *size)?;
+                    if *size > 0 {
+                        k.fallocate(p, f, 0, *size)?;
+                    }
+                    Ok(Ret::Fd(bfd(f)))
+                })
             }
             Call::IoUringSetup => k.io_uring_setup(p).map(|f| Ret::Fd(bfd(f))),
             Call::IoUringRegister { ring, bufs } => k

@@ -476,10 +476,11 @@ const MMAP_OPTIONS: &[&str] = &[
     "noreserve",
     "hugetlb=",
     "populate",
+    "align=",
 ];
 
 /// `mmap SIZE [private|shared] [anon|file F] [PROT] [fixed=ADDR] [offset=N]
-/// [noreserve] [hugetlb=SIZE] [populate]`, options in any order.
+/// [noreserve] [hugetlb=SIZE] [populate] [align=SIZE]`, options in any order.
 fn mmap_args(i: &mut In<'_>) -> PResult<MmapArgs> {
     let len = size(i)?;
     let mut a = MmapArgs {
@@ -496,6 +497,7 @@ fn mmap_args(i: &mut In<'_>) -> PResult<MmapArgs> {
         noreserve: false,
         hugetlb: None,
         populate: false,
+        align: None,
     };
     let mut seen: Vec<&'static str> = Vec::new();
     loop {
@@ -514,6 +516,7 @@ fn mmap_args(i: &mut In<'_>) -> PResult<MmapArgs> {
             "noreserve" => "noreserve",
             "hugetlb" => "hugetlb",
             "populate" => "populate",
+            "align" => "align",
             w if parse_prot(w).is_some() => "protection",
             other => return fail_at(span, format!("unknown mmap option `{other}`"), MMAP_OPTIONS),
         };
@@ -543,6 +546,10 @@ fn mmap_args(i: &mut In<'_>) -> PResult<MmapArgs> {
             "hugetlb" => {
                 cut(punct(i, "="))?;
                 a.hugetlb = Some(cut(size(i))?);
+            }
+            "align" => {
+                cut(punct(i, "="))?;
+                a.align = Some(cut(size(i))?);
             }
             p => {
                 if let Some(p) = parse_prot(p) {
@@ -664,7 +671,17 @@ fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
                 range: cut(range(i, "a region name"))?,
             }
         }
-        "memfd" => Op::Memfd(cut(size(i))?),
+        "memfd" => {
+            let len = cut(size(i))?;
+            let huge = if peek_word_is(i, "hugetlb") {
+                let _ = word(i);
+                cut(punct(i, "="))?;
+                Some(cut(size(i))?)
+            } else {
+                None
+            };
+            Op::Memfd(len, huge)
+        }
         "tmpfile" => Op::Tmpfile(cut(size(i))?),
         "io_uring" => cut(io_uring(i, bound))?,
         "clear_soft_dirty" => Op::ClearSoftDirty,

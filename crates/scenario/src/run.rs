@@ -330,6 +330,23 @@ fn data_len(d: &DataSpec) -> Option<u64> {
     }
 }
 
+/// `mmap … align=A`, as the selftests place THPs: map `len + A`, then
+/// unmap the unaligned head and tail, so any backend gets the same layout.
+fn mmap_aligned(be: &mut dyn Backend, task: TaskId, m: &MmapCall, align: u64) -> Result<Ret, Failure> {
+    let wide = MmapCall { len: m.len + align, ..m.clone() };
+    let Ret::Addr(base) = be.call(task, &Call::Mmap(wide))? else {
+        return Err(Failure::Backend("mmap returned no address".into()));
+    };
+    let start = base.next_multiple_of(align.max(1));
+    let end = start + m.len.next_multiple_of(PAGE);
+    for (addr, len) in [(base, start - base), (end, base + m.len + align - end)] {
+        if len > 0 {
+            be.call(task, &Call::Munmap { addr, len })?;
+        }
+    }
+    Ok(Ret::Addr(start))
+}
+
 /// Builds the backend call for an operation.
 fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
     let fd_of = |n: &Ident| match env.vals.get(&n.value) {
@@ -475,7 +492,7 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
                 len,
             }
         }
-        Op::Memfd(s) => Call::Memfd { size: s.value },
+        Op::Memfd(s, h) => Call::Memfd { size: s.value, hugetlb: h.as_ref().map(|h| h.value) },
         Op::Tmpfile(s) => Call::Tmpfile { size: s.value },
         Op::IoUring => Call::IoUringSetup,
         Op::IoUringRegister { ring, bufs } => Call::IoUringRegister {
@@ -812,7 +829,10 @@ fn run_step(
     };
     let places = touched(step, env, &tname);
     let before = observe(be, env, &places);
-    let res = be.call(task.id, &call);
+    let res = match (&step.op, &call) {
+        (Op::Mmap(MmapArgs { align: Some(al), .. }), Call::Mmap(m)) if !m.fixed => mmap_aligned(be, task.id, m, al.value),
+        _ => be.call(task.id, &call),
+    };
     for t in be.take_trace() {
         let who = t
             .task
@@ -1026,7 +1046,7 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
             );
             "ok".into()
         }
-        (Op::Memfd(s) | Op::Tmpfile(s), Ret::Fd(fd)) => {
+        (Op::Memfd(s, _) | Op::Tmpfile(s), Ret::Fd(fd)) => {
             define(
                 env,
                 Val::File {

@@ -1,4 +1,193 @@
-//! Scenario generators: the cow and gup_longterm matrices, policy-lab and
-//! random scenarios. Placeholder so the workspace loads until this crate is
-//! written.
+//! Scenario generators: the kernel's own selftest matrices
+//! (`tools/testing/selftests/mm/cow.c` and `gup_longterm.c`), test by test,
+//! in the selftests' order and with their descriptions, as scenario text.
+//!
+//! A generated [`SelfTest`] is an ordinary scenario plus a little metadata
+//! saying how the selftest would judge each failed check: a setup check that
+//! fails is a SKIP with the selftest's reason ("MADV_PAGEOUT did not work, is
+//! swap enabled?"), a failed comparison is a FAIL — or an XFAIL where the
+//! selftest marks it so. Because they are plain scenarios they run on any
+//! backend, and `--emit-scenarios` writes them out for `cowlab run`.
+//! docs/selftests.md is the reading of the kernel sources behind this.
 #![forbid(unsafe_code)]
+
+mod builder;
+pub mod cow;
+pub mod gup_longterm;
+pub mod ktap;
+
+use scenario::report::{Report, Status};
+use serde::Serialize;
+use std::fmt;
+
+/// The two kernel selftests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suite {
+    Cow,
+    GupLongterm,
+}
+
+impl Suite {
+    pub const ALL: [Suite; 2] = [Suite::Cow, Suite::GupLongterm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Cow => "cow",
+            Suite::GupLongterm => "gup_longterm",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Suite> {
+        Suite::ALL.into_iter().find(|x| x.name() == s)
+    }
+}
+
+/// What the selftests detect on the machine they run on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// PMD size (0: no THP).
+    pub pmd_size: u64,
+    /// THP sizes with a per-size `enabled` file, ascending.
+    pub thp_sizes: Vec<u64>,
+    /// hugetlb page sizes, in /sys/kernel/mm/hugepages readdir order.
+    pub hugetlb_sizes: Vec<u64>,
+    /// Built with liburing (adds the io_uring cases).
+    pub liburing: bool,
+    /// `/tmp` is tmpfs (else a disk filesystem with dirty tracking).
+    pub tmp_is_tmpfs: bool,
+}
+
+impl Config {
+    /// This machine: 4 KiB pages, mTHP 16 KiB … 2 MiB, hugetlb 2 MiB and
+    /// 1 GiB, liburing, `/tmp` on ext4.
+    pub fn this_machine() -> Config {
+        Config {
+            pmd_size: 2 << 20,
+            thp_sizes: (2..=9).map(|o| 4096u64 << o).collect(),
+            hugetlb_sizes: vec![2 << 20, 1 << 30],
+            liburing: true,
+            tmp_is_tmpfs: false,
+        }
+    }
+}
+
+/// How a failed check is judged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", content = "message", rename_all = "snake_case")]
+pub enum Verdict {
+    /// `ok N # SKIP <name>`, after `# <reason>`.
+    Skip(String),
+    /// `ok N # SKIP <reason>`: the raw skip some runners print instead of
+    /// the name.
+    RawSkip(String),
+    /// `not ok N <name>`, after `# <message>` (if any).
+    Fail(String),
+    /// `ok N # XFAIL <name>`, after `# <message>`.
+    Xfail(String),
+}
+
+/// One test of a selftest, as a scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct SelfTest {
+    pub suite: Suite,
+    /// The selftest's own test number (1-based).
+    pub number: usize,
+    /// The selftest's description, e.g. `vmsplice() + unmap in child ... with
+    /// hugetlb (2048 kB)`.
+    pub description: String,
+    /// Scenario text.
+    pub scenario: String,
+    /// Line → verdict when a check on that line fails. A failing check on a
+    /// line not listed is a plain FAIL.
+    pub verdicts: Vec<(usize, Verdict)>,
+}
+
+/// The outcome of one test, in kselftest's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Xfail,
+    Xpass,
+    Skip,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Xfail => "xfail",
+            Outcome::Xpass => "xpass",
+            Outcome::Skip => "skip",
+        })
+    }
+}
+
+/// A judged test: outcome, the `# …` lines before the result line, and
+/// whether the result line carries the reason instead of the name.
+#[derive(Clone, Debug, Serialize)]
+pub struct Judged {
+    pub outcome: Outcome,
+    pub messages: Vec<String>,
+    pub raw: Option<String>,
+}
+
+/// Runs one test on a backend and judges it as the selftest would.
+pub fn run(test: &SelfTest, backend: &mut dyn scenario::Backend, opts: &scenario::RunOptions) -> Result<(Judged, Report), String> {
+    let loaded = scenario::load(&test.file_name(), &test.scenario).map_err(|(src, ds)| {
+        ds.iter().map(|d| d.render(&src)).collect::<Vec<_>>().join("\n")
+    })?;
+    let report = scenario::run_loaded(&loaded, backend, opts).map_err(|ds| {
+        ds.iter().map(|d| d.render(&loaded.source)).collect::<Vec<_>>().join("\n")
+    })?;
+    Ok((test.judge(&report), report))
+}
+
+/// Generates a suite for a machine.
+pub fn generate(suite: Suite, cfg: &Config) -> Vec<SelfTest> {
+    match suite {
+        Suite::Cow => cow::generate(cfg),
+        Suite::GupLongterm => gup_longterm::generate(cfg),
+    }
+}
+
+impl SelfTest {
+    /// A file name for `--emit-scenarios`: `cow-0161-vmsplice-unmap-in-child-with-hugetlb-2048-kb.cow`.
+    pub fn file_name(&self) -> String {
+        let mut slug = String::new();
+        for c in self.description.chars() {
+            if c.is_ascii_alphanumeric() {
+                slug.push(c.to_ascii_lowercase());
+            } else if !slug.ends_with('-') {
+                slug.push('-');
+            }
+        }
+        format!("{}-{:04}-{}.cow", self.suite.name(), self.number, slug.trim_matches('-'))
+    }
+
+    /// Judges a run of this test's scenario the way the selftest would.
+    pub fn judge(&self, report: &Report) -> Judged {
+        if report.status == Status::Skip {
+            let why = report.skip_reason.clone().unwrap_or_default();
+            // The scenario needs what the backend lacks: for pins that is
+            // the selftests' gup_test.
+            let reason = if why.contains("GUP") { "gup_test not available".to_string() } else { why };
+            return Judged { outcome: Outcome::Skip, messages: vec![reason], raw: None };
+        }
+        let Some(failed) = report.checks().find(|c| c.status == Status::Fail) else {
+            return Judged { outcome: Outcome::Pass, messages: vec![], raw: None };
+        };
+        let verdict = self.verdicts.iter().find(|(l, _)| *l == failed.line).map(|(_, v)| v.clone());
+        let detail = failed.detail.clone().unwrap_or_default();
+        match verdict {
+            Some(Verdict::Skip(m)) => Judged { outcome: Outcome::Skip, messages: vec![m], raw: None },
+            Some(Verdict::RawSkip(m)) => Judged { outcome: Outcome::Skip, messages: vec![], raw: Some(m) },
+            Some(Verdict::Xfail(m)) => Judged { outcome: Outcome::Xfail, messages: vec![m], raw: None },
+            Some(Verdict::Fail(m)) => Judged { outcome: Outcome::Fail, messages: [m].into_iter().filter(|m| !m.is_empty()).collect(), raw: None },
+            None => Judged { outcome: Outcome::Fail, messages: vec![format!("line {}: {} — {detail}", failed.line, failed.text)], raw: None },
+        }
+    }
+}

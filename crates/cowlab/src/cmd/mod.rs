@@ -2,6 +2,7 @@
 //! failed, 2 a usage, parse or check error.
 pub mod check;
 pub mod run;
+pub mod selftest;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAIL: u8 = 1;

@@ -24,7 +24,7 @@ pub struct Args {
     files: Vec<String>,
 }
 
-fn parse_knob(s: &str) -> Result<(String, String), String> {
+pub fn parse_knob(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!(

@@ -1,0 +1,136 @@
+//! Output as kselftest prints it (KTAP), and a compact summary.
+
+use crate::{Judged, Outcome, SelfTest, Suite};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Totals of one suite run, as kselftest counts them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    pub pass: usize,
+    pub fail: usize,
+    pub xfail: usize,
+    pub xpass: usize,
+    pub skip: usize,
+    pub error: usize,
+}
+
+impl Totals {
+    pub fn of<'a>(judged: impl IntoIterator<Item = &'a Judged>) -> Totals {
+        let mut t = Totals::default();
+        for j in judged {
+            match j.outcome {
+                Outcome::Pass => t.pass += 1,
+                Outcome::Fail => t.fail += 1,
+                Outcome::Xfail => t.xfail += 1,
+                Outcome::Xpass => t.xpass += 1,
+                Outcome::Skip => t.skip += 1,
+            }
+        }
+        t
+    }
+}
+
+/// The KTAP text of one suite: header, plan, `# [RUN]` lines, results,
+/// and the closing totals.
+pub fn render(suite: Suite, preamble: &[String], results: &[(&SelfTest, Judged)]) -> String {
+    let mut s = String::new();
+    // gup_longterm.c detects its hugetlb sizes before printing the header.
+    let (before, after) = if suite == Suite::GupLongterm { (preamble, &[][..]) } else { (&[][..], preamble) };
+    for p in before {
+        let _ = writeln!(s, "# {p}");
+    }
+    let _ = writeln!(s, "TAP version 13");
+    for p in after {
+        let _ = writeln!(s, "# {p}");
+    }
+    let _ = writeln!(s, "1..{}", results.len());
+    let mut section = "";
+    for (t, j) in results {
+        let sec = section_of(suite, &t.description);
+        if sec != section && !sec.is_empty() {
+            let _ = writeln!(s, "{sec}");
+            section = sec;
+        }
+        if j.raw.is_none() {
+            let _ = writeln!(s, "# [RUN] {}", t.description);
+        }
+        for m in &j.messages {
+            let _ = writeln!(s, "# {m}");
+        }
+        let n = t.number;
+        let line = match (j.outcome, &j.raw) {
+            (Outcome::Skip, Some(r)) => format!("ok {n} # SKIP {r}"),
+            (Outcome::Pass, _) => format!("ok {n} {}", t.description),
+            (Outcome::Fail, _) => format!("not ok {n} {}", t.description),
+            (Outcome::Xfail, _) => format!("ok {n} # XFAIL {}", t.description),
+            (Outcome::Xpass, _) => format!("ok {n} # XPASS {}", t.description),
+            (Outcome::Skip, None) => format!("ok {n} # SKIP {}", t.description),
+        };
+        let _ = writeln!(s, "{line}");
+    }
+    let tot = Totals::of(results.iter().map(|(_, j)| j));
+    if tot.skip > 0 {
+        let _ = writeln!(s, "# {} skipped test(s) detected. Consider enabling relevant config options to improve coverage.", tot.skip);
+    }
+    let _ = writeln!(s, "# Totals: pass:{} fail:{} xfail:{} xpass:{} skip:{} error:{}", tot.pass, tot.fail, tot.xfail, tot.xpass, tot.skip, tot.error);
+    s
+}
+
+/// The `# [INFO]` / `# [RUN]` section lines cow.c prints between groups.
+fn section_of(suite: Suite, desc: &str) -> &'static str {
+    if suite != Suite::Cow {
+        return "";
+    }
+    if desc.contains("when collapsing") {
+        "# [INFO] Anonymous THP tests"
+    } else if desc.starts_with("Basic COW ...") || desc.starts_with("R/O longterm GUP") {
+        "# [RUN] Non-anonymous memory tests in private mappings"
+    } else {
+        "# [INFO] Anonymous memory tests in private mappings"
+    }
+}
+
+/// A compact table: one row per memory kind, one column per outcome.
+pub fn summary(suite: Suite, results: &[(&SelfTest, Judged)]) -> String {
+    let mut rows: BTreeMap<String, Totals> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for (t, j) in results {
+        let kind = t.description.split(" ... with ").nth(1).unwrap_or("(THP collapse)").to_string();
+        if !rows.contains_key(&kind) {
+            order.push(kind.clone());
+        }
+        let r = rows.entry(kind).or_default();
+        match j.outcome {
+            Outcome::Pass => r.pass += 1,
+            Outcome::Fail => r.fail += 1,
+            Outcome::Xfail => r.xfail += 1,
+            Outcome::Xpass => r.xpass += 1,
+            Outcome::Skip => r.skip += 1,
+        }
+    }
+    let w = order.iter().map(|k| k.len()).max().unwrap_or(10).max(11);
+    let mut s = format!("{}\n{:<w$}  {:>5} {:>5} {:>5} {:>5} {:>5}\n", suite.name(), "memory kind", "pass", "fail", "xfail", "xpass", "skip");
+    for k in &order {
+        let r = rows[k];
+        let _ = writeln!(s, "{k:<w$}  {:>5} {:>5} {:>5} {:>5} {:>5}", r.pass, r.fail, r.xfail, r.xpass, r.skip);
+    }
+    let t = Totals::of(results.iter().map(|(_, j)| j));
+    let _ = writeln!(s, "{:<w$}  {:>5} {:>5} {:>5} {:>5} {:>5}", "total", t.pass, t.fail, t.xfail, t.xpass, t.skip);
+    s
+}
+
+/// The lines cow.c prints before its plan (what it detected).
+pub fn preamble(suite: Suite, cfg: &crate::Config) -> Vec<String> {
+    let mut v = Vec::new();
+    if suite == Suite::Cow && cfg.pmd_size != 0 {
+        v.push(format!("[INFO] detected PMD size: {} KiB", cfg.pmd_size / 1024));
+        for s in &cfg.thp_sizes {
+            v.push(format!("[INFO] detected THP size: {} KiB", s / 1024));
+        }
+    }
+    for s in &cfg.hugetlb_sizes {
+        v.push(format!("[INFO] detected hugetlb page size: {} KiB", s / 1024));
+    }
+    v
+}
