@@ -410,9 +410,11 @@ fn hugetlb_wp(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, haddr:
         let anon = f.is_anon();
         let (mc, rc) = (f.mapcount, f.refcount);
         let (reuse, why) = match k.policy.hugetlb_reuse {
-            HugetlbReuse::Mapcount => (anon && mc == 1, format!("folio_mapcount {mc}")),
-            // Mapped once, and nothing but that mapping and the fault path's
-            // own reference holds it.
+            HugetlbReuse::Mapcount if !anon => (false, "page-cache folio (private COW)".to_string()),
+            HugetlbReuse::Mapcount => (mc == 1, format!("folio_mapcount {mc}")),
+            // Exclusive (a pinned page stays so), or mapped once with nothing
+            // but that mapping and the fault path's own reference holding it.
+            HugetlbReuse::Refcount if anon && f.page_ae(0) => (true, "PageAnonExclusive".to_string()),
             HugetlbReuse::Refcount => (anon && mc == 1 && rc == 2, format!("mapcount {mc}, refcount {rc} (expected: 1 mapping + 1 fault path)")),
         };
         if reuse {

@@ -263,8 +263,11 @@ impl Kernel {
                 (!f.is_large() && rc == 1, format!("refcount rule (5.9–5.18): refcount {rc}"))
             }
             AnonReuse::Mapcount => {
+                // reuse_swap_page(): mappings plus swap entries still
+                // referring to the page's slot.
                 let mc = f.mapcount;
-                (mc == 1, format!("mapcount rule (pre-5.8): mapcount {mc}"))
+                let swapped = self.swap_cache_of(p.folio).map_or(0, |s| self.swap_count(s));
+                (mc + swapped == 1, format!("mapcount rule (pre-5.8): mapcount {mc} + swap references {swapped}"))
             }
         };
         if reuse {

@@ -37,8 +37,10 @@ pub enum VmspliceGup {
 pub enum HugetlbReuse {
     /// 6.18: `folio_mapcount() == 1`, whatever references exist.
     Mapcount,
-    /// All references must be explained: the mappings, the fault path's own
-    /// reference, page-cache references. Any foreign one (pipe, GUP) copies.
+    /// An anon-exclusive page is reused (as for small pages, so pins stay
+    /// coherent); otherwise all references must be explained: one mapping
+    /// and the fault path's own reference. Any foreign one (a pipe's
+    /// FOLL_GET, another mapping) copies.
     Refcount,
 }
 

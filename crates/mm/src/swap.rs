@@ -39,6 +39,11 @@ impl Kernel {
         self.swap.slots.iter().find(|(_, s)| s.cache == Some(folio)).map(|(k, _)| *k)
     }
 
+    /// Swap PTEs still referring to `slot` (`swap_count()`).
+    pub(crate) fn swap_count(&self, slot: SwapSlot) -> i64 {
+        self.swap.slots.get(&slot).map_or(0, |s| s.count as i64)
+    }
+
     /// `swap_free()` for one swap PTE going away (zap, swap-in).
     pub(crate) fn swap_free(&mut self, slot: SwapSlot) {
         let s = self.swap.slots.get_mut(&slot).expect("swap PTEs refer to live slots");
