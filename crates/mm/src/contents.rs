@@ -83,6 +83,15 @@ impl Contents {
         self.len
     }
 
+    /// The runs, in order: `Ok((byte, len))` for a fill, `Err(bytes)` for
+    /// literal bytes. Adjacent runs never hold one same-byte stretch.
+    pub fn runs(&self) -> impl Iterator<Item = Result<(u8, u64), &[u8]>> + '_ {
+        self.runs.iter().map(|r| match r {
+            Run::Fill { len, byte } => Ok((*byte, *len)),
+            Run::Lit(v) => Err(v.as_slice()),
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

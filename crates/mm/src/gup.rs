@@ -297,17 +297,30 @@ impl Kernel {
     /// What the held pages contain now (gup_test's read through the pin).
     pub fn gup_read(&self, h: GupHandle, off: u64, len: u64) -> SysResult<Contents> {
         let rec = self.gup.get(&h).ok_or(Errno::EINVAL)?;
+        if off.checked_add(len).is_none_or(|e| e > rec.pages.len() as u64 * PAGE_SIZE) {
+            return Err(Errno::EINVAL.into());
+        }
+        Ok(self.read_pages(&rec.pages, off, len))
+    }
+
+    /// The bytes `[off, off+len)` of a list of pages, read folio by folio
+    /// (consecutive pages of one folio in one piece).
+    pub(crate) fn read_pages(&self, pages: &[(FolioId, u64)], off: u64, len: u64) -> Contents {
         let mut out = Contents::default();
         let mut pos = off;
         while pos < off + len {
             let i = (pos / PAGE_SIZE) as usize;
-            let &(f, page) = rec.pages.get(i).ok_or(Errno::EINVAL)?;
+            let (f, page) = pages[i];
+            let folio = self.folios.get(f);
+            // How many following entries continue in the same folio.
+            let run = pages[i..].iter().enumerate().take_while(|(k, &(g, p))| g == f && p == page + *k as u64 && !folio.is_zero()).count().max(1) as u64;
             let in_page = pos % PAGE_SIZE;
-            let n = (PAGE_SIZE - in_page).min(off + len - pos);
-            out.append(&self.folios.get(f).data.slice(page * PAGE_SIZE + in_page, n));
+            let n = (run * PAGE_SIZE - in_page).min(off + len - pos);
+            let start = if folio.is_zero() { 0 } else { page * PAGE_SIZE + in_page };
+            out.append(&folio.data.slice(start, n));
             pos += n;
         }
-        Ok(out)
+        out
     }
 
     /// The pages a handle holds (folio and page within it).

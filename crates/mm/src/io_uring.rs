@@ -97,24 +97,14 @@ impl Kernel {
         }
     }
 
-    /// The (folio, page, offset) pieces of a fixed buffer for `[addr, addr+len)`.
-    fn fixed_pieces(&self, r: RingId, index: usize, addr: u64, len: u64) -> SysResult<Vec<(FolioId, u64, u64, u64)>> {
+    /// The fixed buffer `index` and the offset of `[addr, addr+len)` in its
+    /// pinned pages.
+    fn fixed_range(&self, r: RingId, index: usize, addr: u64, len: u64) -> SysResult<(&RegBuf, u64)> {
         let b = self.rings[&r].bufs.get(index).ok_or(Errno::EFAULT)?;
         if addr < b.addr || addr + len > b.addr + b.len {
             return Err(Errno::EFAULT.into());
         }
-        let first = page_align_down(b.addr);
-        let mut out = Vec::new();
-        let mut pos = addr;
-        while pos < addr + len {
-            let i = ((pos - first) / PAGE_SIZE) as usize;
-            let (f, page) = b.pages[i];
-            let in_page = pos % PAGE_SIZE;
-            let n = (PAGE_SIZE - in_page).min(addr + len - pos);
-            out.push((f, page, in_page, n));
-            pos += n;
-        }
-        Ok(out)
+        Ok((b, addr - page_align_down(b.addr)))
     }
 
     /// IORING_OP_WRITE_FIXED: file ← pinned buffer.
@@ -122,10 +112,8 @@ impl Kernel {
     pub fn io_uring_write_fixed(&mut self, pid: Pid, ring: Fd, index: usize, file: Fd, file_off: u64, addr: u64, len: u64) -> SysResult<u64> {
         let r = self.ring_of_fd(pid, ring)?;
         let ino = self.inode_of_fd(pid, file)?;
-        let mut data = crate::contents::Contents::default();
-        for (f, page, off, n) in self.fixed_pieces(r, index, addr, len)? {
-            data.append(&self.folios.get(f).data.slice(page * PAGE_SIZE + off, n));
-        }
+        let (b, off) = self.fixed_range(r, index, addr, len)?;
+        let data = self.read_pages(&b.pages, off, len);
         self.file_write(ino, file_off, &data)?;
         Ok(len)
     }
@@ -136,11 +124,15 @@ impl Kernel {
         let r = self.ring_of_fd(pid, ring)?;
         let ino = self.inode_of_fd(pid, file)?;
         let data = self.file_read(ino, file_off, len);
+        let (b, off) = self.fixed_range(r, index, addr, data.len())?;
+        let pages = b.pages.clone();
         let mut done = 0;
-        for (f, page, off, n) in self.fixed_pieces(r, index, addr, data.len())? {
-            let chunk = data.slice(done, n);
+        while done < data.len() {
+            let pos = off + done;
+            let (f, page) = pages[(pos / PAGE_SIZE) as usize];
+            let n = (PAGE_SIZE - pos % PAGE_SIZE).min(data.len() - done);
             let fo = self.folios.get_mut(f);
-            fo.data.overwrite(page * PAGE_SIZE + off, &chunk);
+            fo.data.overwrite(page * PAGE_SIZE + pos % PAGE_SIZE, &data.slice(done, n));
             fo.dirty = true;
             done += n;
         }

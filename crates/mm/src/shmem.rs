@@ -124,8 +124,10 @@ impl Kernel {
         let end = off + len;
         let mut a = align_down(off, step);
         while a < end {
-            self.pagecache_get_or_alloc(ino, a / PAGE_SIZE, true).map_err(|_| Errno::ENOSPC)?;
-            a += step;
+            let idx = a / PAGE_SIZE;
+            let big = step == PAGE_SIZE && a % PMD_SIZE == 0 && end - a >= PMD_SIZE && self.pagecache_range_empty(ino, idx, HPAGE_PMD_NR);
+            self.pagecache_get_or_alloc(ino, idx, true, if big { 9 } else { 0 }).map_err(|_| Errno::ENOSPC)?;
+            a += if big { PMD_SIZE } else { step };
         }
         let inode = self.inodes.get_mut(&ino).expect("present");
         inode.size = inode.size.max(end.next_multiple_of(step));
@@ -148,18 +150,24 @@ impl Kernel {
         let mut pos = off;
         while pos < end {
             let idx = pos / PAGE_SIZE;
-            let in_page = pos % PAGE_SIZE;
-            let n = (PAGE_SIZE - in_page).min(end - pos);
-            let (f, page) = self.pagecache_get_or_alloc(ino, idx, true).map_err(|_| Errno::ENOSPC)?;
-            let chunk = data.slice(pos - off, n);
+            // A write covering a whole aligned 2 MiB range of an uncached
+            // file gets one large folio (ext4 and shmem use large folios).
+            let order = if pos % PMD_SIZE == 0 && end - pos >= PMD_SIZE && self.pagecache_range_empty(ino, idx, HPAGE_PMD_NR) { 9 } else { 0 };
+            let (f, page) = self.pagecache_get_or_alloc(ino, idx, true, order).map_err(|_| Errno::ENOSPC)?;
             let folio = self.folios.get_mut(f);
-            folio.data.overwrite(page * PAGE_SIZE + in_page, &chunk);
+            let in_folio = page * PAGE_SIZE + pos % PAGE_SIZE;
+            let n = (folio.size() - in_folio).min(end - pos);
+            folio.data.overwrite(in_folio, &data.slice(pos - off, n));
             folio.dirty = true;
             pos += n;
         }
         let inode = self.inodes.get_mut(&ino).expect("present");
         inode.size = inode.size.max(end);
         Ok(())
+    }
+
+    fn pagecache_range_empty(&self, ino: InodeId, idx: u64, nr: u64) -> bool {
+        self.inodes[&ino].cache.range(..idx + nr).next_back().is_none_or(|(&h, &f)| h + self.folios.get(f).nr_pages() <= idx)
     }
 
     /// pread(2): bytes past EOF are not returned.
@@ -174,28 +182,34 @@ impl Kernel {
         let mut out = Contents::default();
         let mut pos = off;
         while pos < end {
-            let in_page = pos % PAGE_SIZE;
-            let n = (PAGE_SIZE - in_page).min(end - pos);
             match self.pagecache_lookup(ino, pos / PAGE_SIZE) {
-                Some((f, page)) => out.append(&self.folios.get(f).data.slice(page * PAGE_SIZE + in_page, n)),
-                None => out.append(&Contents::zeroed(n)),
+                Some((f, page)) => {
+                    let folio = self.folios.get(f);
+                    let in_folio = page * PAGE_SIZE + pos % PAGE_SIZE;
+                    let n = (folio.size() - in_folio).min(end - pos);
+                    out.append(&folio.data.slice(in_folio, n));
+                    pos += n;
+                }
+                None => {
+                    let n = (PAGE_SIZE - pos % PAGE_SIZE).min(end - pos);
+                    out.append(&Contents::zeroed(n));
+                    pos += n;
+                }
             }
-            pos += n;
         }
         out
     }
 
     /// The cached folio and page for base-page index `idx`.
     pub(crate) fn pagecache_lookup(&self, ino: InodeId, idx: u64) -> Option<(FolioId, u64)> {
-        let inode = &self.inodes[&ino];
-        let per = inode.hugetlb.map_or(1, |h| h.bytes() / PAGE_SIZE);
-        let head = idx - idx % per;
-        inode.cache.get(&head).map(|f| (*f, idx - head))
+        let (&head, &f) = self.inodes[&ino].cache.range(..=idx).next_back()?;
+        (idx < head + self.folios.get(f).nr_pages()).then_some((f, idx - head))
     }
 
     /// Finds or creates the page-cache folio for `idx` (`filemap_fault()`,
-    /// `shmem_get_folio()`); hugetlb folios come from the pool.
-    pub(crate) fn pagecache_get_or_alloc(&mut self, ino: InodeId, idx: u64, extend: bool) -> Result<(FolioId, u64), VmFault> {
+    /// `shmem_get_folio()`); hugetlb folios come from the pool, others are
+    /// of `order` (aligned) when created.
+    pub(crate) fn pagecache_get_or_alloc(&mut self, ino: InodeId, idx: u64, extend: bool, order: u8) -> Result<(FolioId, u64), VmFault> {
         if let Some(hit) = self.pagecache_lookup(ino, idx) {
             return Ok(hit);
         }
@@ -204,11 +218,11 @@ impl Kernel {
             return Err(VmFault::Sigbus);
         }
         let hugetlb = inode.hugetlb;
-        let per = hugetlb.map_or(1, |h| h.bytes() / PAGE_SIZE);
+        let per = hugetlb.map_or(1 << order, |h| h.bytes() / PAGE_SIZE);
         let head = idx - idx % per;
         let folio = match hugetlb {
             Some(h) => crate::hugetlb::alloc_hugetlb_folio_for_inode(self, ino, h, head)?,
-            None => self.folios.alloc(0, FolioKind::File { inode: ino, index: head }, None),
+            None => self.folios.alloc(order, FolioKind::File { inode: ino, index: head }, None),
         };
         // The allocation reference becomes the page cache's.
         self.inodes.get_mut(&ino).expect("present").cache.insert(head, folio);
@@ -217,7 +231,7 @@ impl Kernel {
 
     /// The fault side: a page inside the file's size.
     pub(crate) fn filemap_fault(&mut self, ino: InodeId, idx: u64) -> Result<(FolioId, u64), VmFault> {
-        self.pagecache_get_or_alloc(ino, idx, false)
+        self.pagecache_get_or_alloc(ino, idx, false, 0)
     }
 
     pub(crate) fn file_get(&mut self, file: File) {

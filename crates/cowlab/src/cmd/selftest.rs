@@ -24,14 +24,17 @@ pub struct Args {
     /// Also write every generated test as a scenario file into DIR.
     #[arg(long, value_name = "DIR")]
     emit_scenarios: Option<String>,
+    /// Check the model's invariants after every step (slower).
+    #[arg(long)]
+    check_invariants: bool,
 }
 
 /// Runs one suite on fresh model backends, test by test.
-pub fn run_suite(tests: &[SelfTest], opts: &RunOptions) -> Result<Vec<Judged>, String> {
+pub fn run_suite(tests: &[SelfTest], opts: &RunOptions, check_invariants: bool) -> Result<Vec<Judged>, String> {
     tests
         .iter()
         .map(|t| {
-            let mut be = scenario::model::ModelBackend::new();
+            let mut be = scenario::model::ModelBackend::new().with_self_check(check_invariants);
             suites::run(t, &mut be, opts).map(|(j, _)| j).map_err(|e| format!("{}: {e}", t.description))
         })
         .collect()
@@ -59,7 +62,7 @@ pub fn main(a: Args) -> u8 {
                 return EXIT_USAGE;
             }
         }
-        let judged = match run_suite(&tests, &opts) {
+        let judged = match run_suite(&tests, &opts, a.check_invariants) {
             Ok(j) => j,
             Err(e) => {
                 eprintln!("cowlab: {e}");
