@@ -68,7 +68,7 @@ fn cve_leaks_with_the_mapcount_knob_and_exits_1() {
     let o = cowlab(&["run", "--set", "anon_reuse=mapcount", CVE]);
     assert_eq!(o.status.code(), Some(1));
     let out = text(&o.stdout);
-    assert!(out.contains("mapcount 1 → reuse"), "{out}");
+    assert!(out.contains("reuse_swap_page: mapcount rule (pre-5.8): mapcount 1 + swap references 0 → reuse"), "{out}");
     assert!(out.contains("✗ expect fill 0x00"), "{out}");
     assert!(out.contains(&format!("({CVE}:22:21)")), "{out}");
 }

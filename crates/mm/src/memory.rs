@@ -330,7 +330,7 @@ impl Kernel {
             e.soft_dirty = true;
             e.young = true;
         }
-        let func = if self.policy.anon_reuse == AnonReuse::AnonExclusive { "wp_can_reuse_anon_folio" } else { "do_wp_page" };
+        let func = self.reuse_rule_name();
         self.event(pid, EventKind::Reuse, "do_wp_page", Some(addr), || format!("{} fault: {func}: {why} → reuse", flags.name()));
     }
 
@@ -357,11 +357,7 @@ impl Kernel {
             self.rmap_remove(p.folio, mm, 1, false);
             self.note_copy(1);
         }
-        let func = if self.policy.anon_reuse == AnonReuse::AnonExclusive && self.folios.get(p.folio).is_anon() {
-            "wp_can_reuse_anon_folio: "
-        } else {
-            ""
-        };
+        let func = if self.folios.get(p.folio).is_anon() { format!("{}: ", self.reuse_rule_name()) } else { String::new() };
         self.event(pid, EventKind::Copy, "wp_page_copy", Some(addr), || {
             if old_is_zero {
                 format!("{} fault on the zero page → new zeroed anon page", flags.name())
@@ -370,6 +366,16 @@ impl Kernel {
             }
         });
         Ok(())
+    }
+
+    /// The kernel function that makes the anon reuse decision under the
+    /// current policy.
+    fn reuse_rule_name(&self) -> &'static str {
+        match self.policy.anon_reuse {
+            AnonReuse::AnonExclusive => "wp_can_reuse_anon_folio",
+            AnonReuse::Refcount => "do_wp_page (page_count)",
+            AnonReuse::Mapcount => "reuse_swap_page",
+        }
     }
 
     /// `wp_page_shared()`: a write to a read-only page of a shared mapping

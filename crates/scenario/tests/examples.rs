@@ -93,7 +93,7 @@ fn cve_2020_29374_leaks_only_under_the_mapcount_rule() {
     assert_eq!(leak.summary.failed, 1);
     let reuse = trace_of_step(&leak, 7);
     assert!(
-        reuse.iter().any(|l| l.contains("mapcount 1 → reuse")),
+        reuse.iter().any(|l| l.contains("reuse_swap_page: mapcount rule (pre-5.8): mapcount 1 + swap references 0 → reuse")),
         "{reuse:?}"
     );
     let failed: Vec<_> = leak.checks().filter(|c| c.status == Status::Fail).collect();
