@@ -10,11 +10,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "cowlab",
-    version,
-    about = "An executable model of Linux mm: COW, GUP, hugetlb"
-)]
+#[command(name = "cowlab", version, about = "An executable model of Linux mm: COW, GUP, hugetlb")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

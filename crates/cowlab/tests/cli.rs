@@ -5,11 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn cowlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cowlab"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("cowlab runs")
+    Command::new(env!("CARGO_BIN_EXE_cowlab")).args(args).current_dir(root()).output().expect("cowlab runs")
 }
 
 fn root() -> PathBuf {
@@ -38,20 +34,8 @@ fn run_all_examples_exits_0() {
     let mut args = vec!["run", "--quiet"];
     args.extend(ex.iter().map(|s| s.as_str()));
     let o = cowlab(&args);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}{}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    assert_eq!(
-        text(&o.stdout)
-            .lines()
-            .filter(|l| l.starts_with("PASS "))
-            .count(),
-        ex.len()
-    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(text(&o.stdout).lines().filter(|l| l.starts_with("PASS ")).count(), ex.len());
 }
 
 #[test]
@@ -59,10 +43,7 @@ fn cve_leaks_with_the_mapcount_knob_and_exits_1() {
     let o = cowlab(&["run", CVE]);
     assert_eq!(o.status.code(), Some(0));
     let out = text(&o.stdout);
-    assert!(
-        out.contains("wp_can_reuse_anon_folio: refcount 2 → copy"),
-        "{out}"
-    );
+    assert!(out.contains("wp_can_reuse_anon_folio: refcount 2 → copy"), "{out}");
     assert!(out.contains("✓ expect fill 0x00"), "{out}");
 
     let o = cowlab(&["run", "--set", "anon_reuse=mapcount", CVE]);
@@ -78,36 +59,17 @@ fn json_is_one_document_per_scenario_with_stable_fields() {
     let o = cowlab(&["run", "--json", CVE, "examples/zero-page-pins.cow"]);
     assert_eq!(o.status.code(), Some(0));
     let out = text(&o.stdout);
-    let docs: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is a JSON document"))
-        .collect();
+    let docs: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("each line is a JSON document")).collect();
     assert_eq!(docs.len(), 2);
     let d = &docs[0];
-    for k in [
-        "file",
-        "backend",
-        "profile",
-        "knobs",
-        "status",
-        "skip_reason",
-        "entries",
-        "summary",
-    ] {
+    for k in ["file", "backend", "profile", "knobs", "status", "skip_reason", "entries", "summary"] {
         assert!(d.get(k).is_some(), "missing {k}: {d}");
     }
     assert_eq!(d["status"], "pass");
     assert_eq!(d["profile"], "linux-6.18");
-    let steps: Vec<&serde_json::Value> = d["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == "step")
-        .collect();
+    let steps: Vec<&serde_json::Value> = d["entries"].as_array().unwrap().iter().filter(|e| e["type"] == "step").collect();
     assert_eq!(steps.len(), 8);
-    for k in [
-        "step", "line", "task", "text", "result", "kernel", "deltas", "checks",
-    ] {
+    for k in ["step", "line", "task", "text", "result", "kernel", "deltas", "checks"] {
         assert!(steps[0].get(k).is_some(), "step lacks {k}");
     }
     assert_eq!(steps[7]["checks"][0]["status"], "pass");
@@ -126,31 +88,18 @@ fn bad_inputs_exit_2_with_positions() {
     let dir = root().join("crates/scenario/tests/bad");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
-        .map(|e| {
-            format!(
-                "crates/scenario/tests/bad/{}",
-                e.unwrap().file_name().to_string_lossy()
-            )
-        })
+        .map(|e| format!("crates/scenario/tests/bad/{}", e.unwrap().file_name().to_string_lossy()))
         .collect();
     files.sort();
     for f in &files {
         let want = std::fs::read(root().join(f)).unwrap();
         let first = text(&want).lines().next().unwrap_or("").to_string();
-        let pos = first
-            .trim_start_matches("# expect-error: ")
-            .split(' ')
-            .next()
-            .unwrap()
-            .to_string();
+        let pos = first.trim_start_matches("# expect-error: ").split(' ').next().unwrap().to_string();
         for cmd in ["check", "run"] {
             let o = cowlab(&[cmd, f]);
             let err = text(&o.stderr);
             assert_eq!(o.status.code(), Some(2), "{cmd} {f}: {err}");
-            assert!(
-                err.starts_with(&format!("{f}:{pos}: error: ")),
-                "{cmd} {f}: {err}"
-            );
+            assert!(err.starts_with(&format!("{f}:{pos}: error: ")), "{cmd} {f}: {err}");
             assert!(err.contains('^'), "{err}");
             assert!(!err.contains("panicked"), "{err}");
         }
@@ -162,33 +111,19 @@ fn usage_errors_exit_2() {
     // No files.
     assert_eq!(cowlab(&["run"]).status.code(), Some(2));
     // Not KNOB=VALUE.
-    assert_eq!(
-        cowlab(&["run", "--set", "anon_reuse", CVE]).status.code(),
-        Some(2)
-    );
+    assert_eq!(cowlab(&["run", "--set", "anon_reuse", CVE]).status.code(), Some(2));
     // Unknown knob and value.
     let o = cowlab(&["run", "--set", "anon_reuse=bogus", CVE]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        text(&o.stderr).contains("anon_exclusive, refcount, mapcount"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert!(text(&o.stderr).contains("anon_exclusive, refcount, mapcount"), "{}", text(&o.stderr));
     let o = cowlab(&["run", "--set", "nope=1", CVE]);
     assert_eq!(o.status.code(), Some(2));
     // Unknown profile.
     let o = cowlab(&["run", "--profile", "linux-0.01", CVE]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        text(&o.stderr).contains("unknown profile `linux-0.01`"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert!(text(&o.stderr).contains("unknown profile `linux-0.01`"), "{}", text(&o.stderr));
     // Missing file.
-    assert_eq!(
-        cowlab(&["check", "no/such/file.cow"]).status.code(),
-        Some(2)
-    );
+    assert_eq!(cowlab(&["check", "no/such/file.cow"]).status.code(), Some(2));
     // Unknown subcommand.
     assert_eq!(cowlab(&["frobnicate"]).status.code(), Some(2));
 }
@@ -201,18 +136,10 @@ fn profile_and_knob_errors_in_the_file_point_at_the_line() {
     std::fs::write(&f, "profile linux-0.01\ntask P\n").unwrap();
     let o = cowlab(&["run", f.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        text(&o.stderr).contains("p.cow:1:9: error: unknown profile"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert!(text(&o.stderr).contains("p.cow:1:9: error: unknown profile"), "{}", text(&o.stderr));
     std::fs::write(&f, "set anon_reuse=sometimes\ntask P\n").unwrap();
     let o = cowlab(&["run", f.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        text(&o.stderr).contains("p.cow:1:5: error: knob `anon_reuse` takes one of"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert!(text(&o.stderr).contains("p.cow:1:5: error: knob `anon_reuse` takes one of"), "{}", text(&o.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }

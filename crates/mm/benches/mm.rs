@@ -40,7 +40,9 @@ fn fork(c: &mut Criterion) {
     for pages in [250_000u64, 500_000, 1_000_000] {
         let (k, p, _) = populated(pages * PAGE_SIZE);
         g.throughput(Throughput::Elements(pages));
-        g.bench_function(format!("{pages} populated 4KiB pages"), |b| b.iter_batched_ref(|| k.clone(), |k| k.fork(p).unwrap(), BatchSize::LargeInput));
+        g.bench_function(format!("{pages} populated 4KiB pages"), |b| {
+            b.iter_batched_ref(|| k.clone(), |k| k.fork(p).unwrap(), BatchSize::LargeInput)
+        });
     }
     g.finish();
 }

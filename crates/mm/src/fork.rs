@@ -18,12 +18,20 @@ use crate::types::*;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ForkState {
     /// Next: set up the child's copy of the parent VMA at index `vma`.
-    Vma { vma: usize },
+    Vma {
+        vma: usize,
+    },
     /// Next: copy the leaf at or after `addr` in VMA `vma`.
-    Copy { vma: usize, addr: u64 },
+    Copy {
+        vma: usize,
+        addr: u64,
+    },
     /// `folio_try_dup_anon_rmap()` succeeded for the PTE `leaf`; next:
     /// write-protect it in the parent and install it in the child.
-    Install { vma: usize, leaf: Leaf },
+    Install {
+        vma: usize,
+        leaf: Leaf,
+    },
     /// All copied: the child becomes runnable.
     Finish,
     Done,
@@ -198,7 +206,9 @@ impl Kernel {
                 if leaf.level == Level::Pmd {
                     // copy_huge_pmd(): a maybe-pinned exclusive THP — split the
                     // parent's PMD and redo the range page by page.
-                    self.event(f.parent, EventKind::Split, "copy_huge_pmd", Some(leaf.addr), || "maybe-pinned exclusive THP → split the parent's PMD".into());
+                    self.event(f.parent, EventKind::Split, "copy_huge_pmd", Some(leaf.addr), || {
+                        "maybe-pinned exclusive THP → split the parent's PMD".into()
+                    });
                     self.split_huge_pmd(f.parent, f.pmm, leaf.addr);
                     return Ok(false);
                 }
@@ -217,7 +227,9 @@ impl Kernel {
         self.add_new_anon_rmap(new, f.cmm, 1, false);
         self.mm_mut(f.cmm).pt.set(Level::Pte, leaf.addr, crate::memory::pte(new, 0, pv.prot.write, true));
         self.note_copy(1);
-        self.event(f.parent, EventKind::Copy, "copy_present_page", Some(leaf.addr), || "maybe-pinned exclusive page → copy for the child at fork".into());
+        self.event(f.parent, EventKind::Copy, "copy_present_page", Some(leaf.addr), || {
+            "maybe-pinned exclusive page → copy for the child at fork".into()
+        });
     }
 
     /// Second half: count the child's mapping, write-protect the parent's

@@ -137,7 +137,7 @@ impl Kernel {
                 // cope with pages written behind its back.
                 return Err(Errno::EFAULT.into());
             }
-            if !vma.prot.write && !(flags.force && vma.is_cow_mapping()) {
+            if !(vma.prot.write || (flags.force && vma.is_cow_mapping())) {
                 return Err(Errno::EFAULT.into());
             }
         } else if !vma.prot.read && !flags.force {
@@ -175,7 +175,14 @@ impl Kernel {
     /// `__get_user_pages()`: walk, fault in what is missing or must be
     /// unshared, grab. Returns the pages collected and the error that ended
     /// the walk early, if any.
-    pub(crate) fn get_user_pages_slow(&mut self, pid: Pid, mm: MmId, start: u64, nr: u64, flags: GupFlags) -> (Vec<(FolioId, u64)>, Option<SysError>) {
+    pub(crate) fn get_user_pages_slow(
+        &mut self,
+        pid: Pid,
+        mm: MmId,
+        start: u64,
+        nr: u64,
+        flags: GupFlags,
+    ) -> (Vec<(FolioId, u64)>, Option<SysError>) {
         if flags.pin {
             self.mm_mut(mm).has_pinned = true;
         }
@@ -208,7 +215,9 @@ impl Kernel {
                     let unshare = matches!(f, Follow::Unshare);
                     let ff = FaultFlags { write: flags.write, unshare };
                     if unshare {
-                        self.event(pid, EventKind::Gup, "gup_must_unshare", Some(addr), || "R/O pin of a possibly shared page → unshare fault".into());
+                        self.event(pid, EventKind::Gup, "gup_must_unshare", Some(addr), || {
+                            "R/O pin of a possibly shared page → unshare fault".into()
+                        });
                     }
                     if let Err(e) = self.handle_mm_fault(pid, mm, addr, ff) {
                         let err = match e {
@@ -290,7 +299,9 @@ impl Kernel {
     pub fn unpin(&mut self, pid: Pid, h: GupHandle) -> SysResult<()> {
         let rec = self.gup.remove(&h).ok_or(Errno::EINVAL)?;
         self.release_pages(&rec.pages, rec.pin);
-        self.event(pid, EventKind::Gup, if rec.pin { "unpin_user_pages" } else { "put_page" }, None, || format!("{} page(s)", rec.pages.len()));
+        self.event(pid, EventKind::Gup, if rec.pin { "unpin_user_pages" } else { "put_page" }, None, || {
+            format!("{} page(s)", rec.pages.len())
+        });
         Ok(())
     }
 
@@ -313,7 +324,9 @@ impl Kernel {
             let (f, page) = pages[i];
             let folio = self.folios.get(f);
             // How many following entries continue in the same folio.
-            let run = pages[i..].iter().enumerate().take_while(|(k, &(g, p))| g == f && p == page + *k as u64 && !folio.is_zero()).count().max(1) as u64;
+            let run =
+                pages[i..].iter().enumerate().take_while(|(k, &(g, p))| g == f && p == page + *k as u64 && !folio.is_zero()).count().max(1)
+                    as u64;
             let in_page = pos % PAGE_SIZE;
             let n = (run * PAGE_SIZE - in_page).min(off + len - pos);
             let start = if folio.is_zero() { 0 } else { page * PAGE_SIZE + in_page };

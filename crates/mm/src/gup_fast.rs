@@ -77,7 +77,17 @@ enum Walk {
 impl Kernel {
     /// Starts a GUP-fast call (`gup_fast_fallback()`).
     pub fn gup_fast_begin(&self, pid: Pid, mm: MmId, start: u64, nr: u64, flags: GupFlags) -> GupFast {
-        GupFast { pid, mm, start, nr, flags, state: GupFastState::Begin, pages: Vec::with_capacity(nr.min(1 << 20) as usize), seq: None, result: None }
+        GupFast {
+            pid,
+            mm,
+            start,
+            nr,
+            flags,
+            state: GupFastState::Begin,
+            pages: Vec::with_capacity(nr.min(1 << 20) as usize),
+            seq: None,
+            result: None,
+        }
     }
 
     /// Runs one atomic step; returns false once the call is done.
@@ -99,7 +109,9 @@ impl Kernel {
                     let seq = self.mm(g.mm).write_protect_seq;
                     g.seq = Some(seq);
                     if seq % 2 == 1 {
-                        self.event(g.pid, EventKind::Bail, "gup_fast", Some(g.start), || "write_protect_seq odd (fork in progress) → slow path".into());
+                        self.event(g.pid, EventKind::Bail, "gup_fast", Some(g.start), || {
+                            "write_protect_seq odd (fork in progress) → slow path".into()
+                        });
                         g.state = GupFastState::End;
                     }
                 }
@@ -152,7 +164,7 @@ impl Kernel {
                 let next = addr + refs * PAGE_SIZE;
                 g.state = if next >= g.start + g.nr * PAGE_SIZE {
                     GupFastState::End
-                } else if leaf.level == Level::Pte && next % PMD_SIZE != 0 {
+                } else if leaf.level == Level::Pte && !next.is_multiple_of(PMD_SIZE) {
                     GupFastState::PteRange { addr: next }
                 } else {
                     GupFastState::Walk { addr: next }
@@ -164,7 +176,9 @@ impl Kernel {
                     if self.mm(g.mm).write_protect_seq != seq && !g.pages.is_empty() {
                         let pages = std::mem::take(&mut g.pages);
                         self.release_pages(&pages, true);
-                        self.event(g.pid, EventKind::Bail, "gup_fast", Some(g.start), || "write_protect_seq changed (fork ran) → unpin all, slow path".into());
+                        self.event(g.pid, EventKind::Bail, "gup_fast", Some(g.start), || {
+                            "write_protect_seq changed (fork ran) → unpin all, slow path".into()
+                        });
                     }
                 }
                 if g.pages.len() as u64 == g.nr {

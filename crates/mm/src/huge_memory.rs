@@ -19,7 +19,15 @@ impl Kernel {
             self.mm_mut(mm).pt.set(
                 Level::Pmd,
                 haddr,
-                Entry::Present(Present { folio: HUGE_ZERO_FOLIO, page: 0, write: false, dirty: false, young: true, soft_dirty: true, special: false }),
+                Entry::Present(Present {
+                    folio: HUGE_ZERO_FOLIO,
+                    page: 0,
+                    write: false,
+                    dirty: false,
+                    young: true,
+                    soft_dirty: true,
+                    special: false,
+                }),
             );
             self.event(pid, EventKind::Alloc, "do_huge_pmd_anonymous_page", Some(haddr), || "read fault → map the huge zero folio".into());
             return Ok(());
@@ -43,7 +51,15 @@ impl Kernel {
     /// retried on PTEs, where at most one 4 KiB page is copied.
     /// Returns Ok(false) for that fallback. File THPs are not modelled (the
     /// model's page cache uses small folios).
-    pub(crate) fn do_huge_pmd_wp_page(&mut self, pid: Pid, mm: MmId, vma: &Vma, haddr: u64, p: Present, flags: FaultFlags) -> Result<bool, crate::memory::VmFault> {
+    pub(crate) fn do_huge_pmd_wp_page(
+        &mut self,
+        pid: Pid,
+        mm: MmId,
+        vma: &Vma,
+        haddr: u64,
+        p: Present,
+        flags: FaultFlags,
+    ) -> Result<bool, crate::memory::VmFault> {
         if p.folio == HUGE_ZERO_FOLIO {
             self.mm_mut(mm).pt.clear(Level::Pmd, haddr);
             self.map_new_anon_thp(pid, mm, vma, haddr, "do_huge_zero_wp_pmd");
@@ -71,7 +87,9 @@ impl Kernel {
             }
             None => {
                 let rc = f.refcount;
-                self.event(pid, EventKind::Split, "do_huge_pmd_wp_page", Some(haddr), || format!("THP refcount {rc} → split the PMD, retry on PTEs"));
+                self.event(pid, EventKind::Split, "do_huge_pmd_wp_page", Some(haddr), || {
+                    format!("THP refcount {rc} → split the PMD, retry on PTEs")
+                });
                 self.split_huge_pmd(pid, mm, haddr);
                 Ok(false)
             }

@@ -169,7 +169,8 @@ pub(crate) fn hugetlb_reserve_pages(k: &mut Kernel, vma: &mut Vma) -> SysResult<
     let n = vma.len() / h.bytes();
     match vma.inode().filter(|_| vma.shared) {
         Some(ino) => {
-            let new: Vec<u64> = (first..first + n).filter(|i| !k.inodes[&ino].resv.contains(i) && k.pagecache_lookup(ino, i * per).is_none()).collect();
+            let new: Vec<u64> =
+                (first..first + n).filter(|i| !k.inodes[&ino].resv.contains(i) && k.pagecache_lookup(ino, i * per).is_none()).collect();
             hugetlb_acct_memory(k, h, new.len() as u64)?;
             k.inodes.get_mut(&ino).expect("present").resv.extend(new);
         }
@@ -415,7 +416,9 @@ fn hugetlb_wp(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, haddr:
             // Exclusive (a pinned page stays so), or mapped once with nothing
             // but that mapping and the fault path's own reference holding it.
             HugetlbReuse::Refcount if anon && f.page_ae(0) => (true, "PageAnonExclusive".to_string()),
-            HugetlbReuse::Refcount => (anon && mc == 1 && rc == 2, format!("mapcount {mc}, refcount {rc} (expected: 1 mapping + 1 fault path)")),
+            HugetlbReuse::Refcount => {
+                (anon && mc == 1 && rc == 2, format!("mapcount {mc}, refcount {rc} (expected: 1 mapping + 1 fault path)"))
+            }
         };
         if reuse {
             k.folios.get_mut(p.folio).anon_exclusive.set_all(true);
@@ -471,11 +474,15 @@ fn unmap_ref_private(k: &mut Kernel, pid: Pid, mm: MmId, folio: FolioId, haddr: 
         .values()
         .filter(|m| m.id != mm)
         .flat_map(|m| {
-            m.vmas.values().filter(|v| v.hugetlb == Some(h) && !v.shared && !v.resv.as_ref().is_some_and(|r| r.owner)).filter_map(move |v| {
-                let a = haddr;
-                (a >= v.start && a < v.end && matches!(m.pt.get(level, a), Some(Entry::Present(Present { folio: f, .. })) if f == folio))
+            m.vmas.values().filter(|v| v.hugetlb == Some(h) && !v.shared && !v.resv.as_ref().is_some_and(|r| r.owner)).filter_map(
+                move |v| {
+                    let a = haddr;
+                    (a >= v.start
+                        && a < v.end
+                        && matches!(m.pt.get(level, a), Some(Entry::Present(Present { folio: f, .. })) if f == folio))
                     .then_some((m.id, v.start, a))
-            })
+                },
+            )
         })
         .collect();
     for (victim, vstart, a) in victims {
@@ -497,7 +504,15 @@ fn unmap_ref_private(k: &mut Kernel, pid: Pid, mm: MmId, folio: FolioId, haddr: 
 /// (`hugetlb_try_dup_anon_rmap()` fails): then the child gets its own copy
 /// now, from a page without reservation; if none can be had, fork fails
 /// with ENOMEM.
-pub(crate) fn copy_hugetlb_leaf(k: &mut Kernel, parent: MmId, child: MmId, pvma: &Vma, h: HugeSize, addr: u64, p: Present) -> SysResult<()> {
+pub(crate) fn copy_hugetlb_leaf(
+    k: &mut Kernel,
+    parent: MmId,
+    child: MmId,
+    pvma: &Vma,
+    h: HugeSize,
+    addr: u64,
+    p: Present,
+) -> SysResult<()> {
     let level = level_of(h);
     let anon = k.folio_is_anon(p.folio);
     let cow = pvma.is_cow_mapping();
@@ -511,7 +526,9 @@ pub(crate) fn copy_hugetlb_leaf(k: &mut Kernel, parent: MmId, child: MmId, pvma:
         k.mm_mut(child).pt.set(level, addr, crate::memory::pte(new, 0, pvma.prot.write, true));
         k.note_copy(h.bytes() / PAGE_SIZE);
         let cpid = k.pid_of_mm(child);
-        k.event(cpid, EventKind::Copy, "copy_hugetlb_page_range", Some(addr), || "maybe-pinned exclusive huge page → copy for the child".into());
+        k.event(cpid, EventKind::Copy, "copy_hugetlb_page_range", Some(addr), || {
+            "maybe-pinned exclusive huge page → copy for the child".into()
+        });
         return Ok(());
     }
     k.rmap_add(p.folio, child, 1, true);

@@ -51,7 +51,14 @@ impl Kernel {
         for m in self.mms.values() {
             for v in m.vmas.values() {
                 for leaf in m.pt.leaves(v.start, v.end) {
-                    ensure!(leaf.addr >= v.start && leaf.addr + leaf.level.size() <= v.end, "leaf {:#x} ({}) crosses its VMA [{:#x}, {:#x})", leaf.addr, leaf.level.name(), v.start, v.end);
+                    ensure!(
+                        leaf.addr >= v.start && leaf.addr + leaf.level.size() <= v.end,
+                        "leaf {:#x} ({}) crosses its VMA [{:#x}, {:#x})",
+                        leaf.addr,
+                        leaf.level.name(),
+                        v.start,
+                        v.end
+                    );
                     match leaf.entry {
                         Entry::Swap { slot, .. } => *swap_refs.entry(slot).or_default() += 1,
                         Entry::Present(p) => {
@@ -74,7 +81,11 @@ impl Kernel {
                             *e.per_mm.entry(m.id).or_default() += 1;
                             if ae_rules && p.write && v.is_cow_mapping() {
                                 let page = if leaf.level == Level::Pte && f.hugetlb.is_none() { p.page } else { 0 };
-                                ensure!(f.is_anon() && f.page_ae(page), "writable entry {:#x} in a COW mapping maps a page that is not anon-exclusive", leaf.addr);
+                                ensure!(
+                                    f.is_anon() && f.page_ae(page),
+                                    "writable entry {:#x} in a COW mapping maps a page that is not anon-exclusive",
+                                    leaf.addr
+                                );
                             }
                         }
                     }
@@ -139,7 +150,13 @@ impl Kernel {
             ensure!(f.refcount == e.refs, "folio {:?} (pfn {:#x}): refcount {} but holders explain {}", id, f.pfn, f.refcount, e.refs);
             ensure!(f.refcount > 0, "live folio {:?} with refcount {}", id, f.refcount);
             ensure!(f.mapcount == e.maps, "folio {:?}: mapcount {} but {} mappings", id, f.mapcount, e.maps);
-            ensure!(f.entire_mapcount == e.entire, "folio {:?}: entire_mapcount {} but {} PMD/PUD mappings", id, f.entire_mapcount, e.entire);
+            ensure!(
+                f.entire_mapcount == e.entire,
+                "folio {:?}: entire_mapcount {} but {} PMD/PUD mappings",
+                id,
+                f.entire_mapcount,
+                e.entire
+            );
             if f.is_large() {
                 ensure!(f.pincount == e.pins, "folio {:?}: pincount {} but {} pins held", id, f.pincount, e.pins);
                 let listed: BTreeMap<MmId, u32> = f.mm_maps.iter().copied().collect();
@@ -167,7 +184,12 @@ impl Kernel {
             let in_use = self.folios.iter().filter(|(_, f)| f.hugetlb == Some(h)).count() as u64;
             ensure!(hs.free <= hs.nr && hs.surplus <= hs.nr, "hugetlb {}K pool: {:?}", h.kb(), hs);
             ensure!(hs.resv <= hs.free, "hugetlb {}K pool: more reserved than free: {:?}", h.kb(), hs);
-            ensure!(hs.nr - hs.free == in_use, "hugetlb {}K pool: {} pages in use by the counters, {in_use} folios live", h.kb(), hs.nr - hs.free);
+            ensure!(
+                hs.nr - hs.free == in_use,
+                "hugetlb {}K pool: {} pages in use by the counters, {in_use} folios live",
+                h.kb(),
+                hs.nr - hs.free
+            );
         }
         Ok(())
     }

@@ -109,7 +109,16 @@ impl Kernel {
 
     /// IORING_OP_WRITE_FIXED: file ← pinned buffer.
     #[allow(clippy::too_many_arguments)]
-    pub fn io_uring_write_fixed(&mut self, pid: Pid, ring: Fd, index: usize, file: Fd, file_off: u64, addr: u64, len: u64) -> SysResult<u64> {
+    pub fn io_uring_write_fixed(
+        &mut self,
+        pid: Pid,
+        ring: Fd,
+        index: usize,
+        file: Fd,
+        file_off: u64,
+        addr: u64,
+        len: u64,
+    ) -> SysResult<u64> {
         let r = self.ring_of_fd(pid, ring)?;
         let ino = self.inode_of_fd(pid, file)?;
         let (b, off) = self.fixed_range(r, index, addr, len)?;
@@ -120,7 +129,16 @@ impl Kernel {
 
     /// IORING_OP_READ_FIXED: pinned buffer ← file.
     #[allow(clippy::too_many_arguments)]
-    pub fn io_uring_read_fixed(&mut self, pid: Pid, ring: Fd, index: usize, file: Fd, file_off: u64, addr: u64, len: u64) -> SysResult<u64> {
+    pub fn io_uring_read_fixed(
+        &mut self,
+        pid: Pid,
+        ring: Fd,
+        index: usize,
+        file: Fd,
+        file_off: u64,
+        addr: u64,
+        len: u64,
+    ) -> SysResult<u64> {
         let r = self.ring_of_fd(pid, ring)?;
         let ino = self.inode_of_fd(pid, file)?;
         let data = self.file_read(ino, file_off, len);

@@ -50,7 +50,9 @@ impl Kernel {
         for &f in &folios {
             let fo = self.folios.get(f);
             if !fo.is_anon() || fo.refcount != fo.mapcount {
-                self.event(pid, EventKind::Note, "collapse_huge_page", Some(haddr), || "a page has extra references (pinned or GUP'd) → EAGAIN".into());
+                self.event(pid, EventKind::Note, "collapse_huge_page", Some(haddr), || {
+                    "a page has extra references (pinned or GUP'd) → EAGAIN".into()
+                });
                 return Err(Errno::EAGAIN.into());
             }
         }

@@ -88,10 +88,19 @@ impl Kernel {
                 Ok(())
             }
             _ => {
-                if advice == Advice::WipeOnFork && self.mm(mm).vmas.values().any(|v| v.start < end && addr < v.end && (v.shared || !v.is_anonymous())) {
+                if advice == Advice::WipeOnFork
+                    && self.mm(mm).vmas.values().any(|v| v.start < end && addr < v.end && (v.shared || !v.is_anonymous()))
+                {
                     return Err(Errno::EINVAL.into());
                 }
-                if advice == Advice::DontFork && self.mm(mm).vmas.values().any(|v| v.start < end && addr < v.end && v.hugetlb.is_some() && (!is_aligned(addr.max(v.start), v.hugetlb.map_or(1, |h| h.bytes())))) {
+                if advice == Advice::DontFork
+                    && self.mm(mm).vmas.values().any(|v| {
+                        v.start < end
+                            && addr < v.end
+                            && v.hugetlb.is_some()
+                            && (!is_aligned(addr.max(v.start), v.hugetlb.map_or(1, |h| h.bytes())))
+                    })
+                {
                     return Err(Errno::EINVAL.into());
                 }
                 self.split_vmas_around(mm, addr, end)?;

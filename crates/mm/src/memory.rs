@@ -154,7 +154,15 @@ impl Kernel {
             self.mm_mut(mm).pt.set(
                 Level::Pte,
                 addr,
-                Entry::Present(Present { folio: ZERO_FOLIO, page: 0, write: false, dirty: false, young: true, soft_dirty: true, special: true }),
+                Entry::Present(Present {
+                    folio: ZERO_FOLIO,
+                    page: 0,
+                    write: false,
+                    dirty: false,
+                    young: true,
+                    soft_dirty: true,
+                    special: true,
+                }),
             );
             self.event(pid, EventKind::Alloc, "do_anonymous_page", Some(addr), || "read fault → map the shared zero page".into());
             return Ok(());
@@ -211,7 +219,9 @@ impl Kernel {
             self.add_new_anon_rmap(new, mm, 1, false);
             self.mm_mut(mm).pt.set(Level::Pte, addr, pte(new, 0, vma.prot.write, true));
             self.note_copy(1);
-            self.event(pid, EventKind::Copy, "do_cow_fault", Some(addr), || "private write to a file page → copy into a new anon page".into());
+            self.event(pid, EventKind::Copy, "do_cow_fault", Some(addr), || {
+                "private write to a file page → copy into a new anon page".into()
+            });
             return Ok(());
         }
         let write = vma.shared && vma.prot.write && (flags.write || !self.vma_wants_writenotify(vma));
@@ -348,7 +358,15 @@ impl Kernel {
         self.ensure_anon_vma(mm, vma.start);
         self.add_new_anon_rmap(new, mm, 1, false);
         let entry = if flags.unshare {
-            Entry::Present(Present { folio: new, page: 0, write: false, dirty: false, young: true, soft_dirty: p.soft_dirty, special: false })
+            Entry::Present(Present {
+                folio: new,
+                page: 0,
+                write: false,
+                dirty: false,
+                young: true,
+                soft_dirty: p.soft_dirty,
+                special: false,
+            })
         } else {
             pte(new, 0, vma.prot.write, true)
         };
@@ -400,10 +418,11 @@ impl Kernel {
     /// (callers keep hugetlb ranges aligned). Swap entries free their slot.
     pub(crate) fn zap_page_range(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {
         for leaf in self.mm(mm).pt.leaves(start, end) {
-            if leaf.level != Level::Pte && (leaf.addr < start || leaf.addr + leaf.level.size() > end) {
-                if self.folio_of_leaf(&leaf).is_some_and(|f| self.folios.get(f).hugetlb.is_none()) {
-                    self.split_huge_pmd(pid, mm, leaf.addr);
-                }
+            if leaf.level != Level::Pte
+                && (leaf.addr < start || leaf.addr + leaf.level.size() > end)
+                && self.folio_of_leaf(&leaf).is_some_and(|f| self.folios.get(f).hugetlb.is_none())
+            {
+                self.split_huge_pmd(pid, mm, leaf.addr);
             }
         }
         for leaf in self.mm(mm).pt.leaves(start, end) {

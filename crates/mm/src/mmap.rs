@@ -60,7 +60,7 @@ impl Kernel {
         if req.len == 0 || (req.fixed && req.fixed_noreplace) {
             return Err(Errno::EINVAL.into());
         }
-        if req.offset % PAGE_SIZE != 0 {
+        if !req.offset.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL.into());
         }
         // The file, if any, decides hugetlb-ness (hugetlbfs, memfd MFD_HUGETLB).
@@ -77,7 +77,7 @@ impl Kernel {
             None => req.hugetlb,
         };
         let align = hugetlb.map_or(PAGE_SIZE, |h| h.bytes());
-        if hugetlb.is_some() && req.offset % align != 0 {
+        if hugetlb.is_some() && !req.offset.is_multiple_of(align) {
             return Err(Errno::EINVAL.into());
         }
         let len = req.len.checked_next_multiple_of(align).ok_or(Errno::ENOMEM)?;

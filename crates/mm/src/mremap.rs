@@ -74,7 +74,12 @@ impl Kernel {
         self.insert_vma(mm, v);
         self.free_pgtables(mm, old, old + len);
         if new_len > len {
-            let extra = crate::mmap::MmapRequest { addr: Some(target + len), fixed: true, prot: vma.prot, ..crate::mmap::MmapRequest::anon(new_len - len) };
+            let extra = crate::mmap::MmapRequest {
+                addr: Some(target + len),
+                fixed: true,
+                prot: vma.prot,
+                ..crate::mmap::MmapRequest::anon(new_len - len)
+            };
             self.mmap(pid, extra)?;
         }
         Ok(target)

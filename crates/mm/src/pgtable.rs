@@ -65,7 +65,11 @@ pub enum Entry {
     Present(Present),
     /// A swap entry; `exclusive` is the swap PTE's anon-exclusive marker
     /// (`pte_swp_exclusive()`).
-    Swap { slot: SwapSlot, exclusive: bool, soft_dirty: bool },
+    Swap {
+        slot: SwapSlot,
+        exclusive: bool,
+        soft_dirty: bool,
+    },
 }
 
 impl Entry {
@@ -187,7 +191,8 @@ impl PageTable {
     /// `[start, end)` or is no longer covered by any VMA (`covered` says).
     pub fn free_empty_tables(&mut self, start: u64, end: u64, covered: impl Fn(u64, u64) -> bool) {
         let lo = start & !(PMD_SIZE - 1);
-        let gone: Vec<u64> = self.tables.range(lo..end).filter(|(a, t)| t.used == 0 && !covered(**a, **a + PMD_SIZE)).map(|(a, _)| *a).collect();
+        let gone: Vec<u64> =
+            self.tables.range(lo..end).filter(|(a, t)| t.used == 0 && !covered(**a, **a + PMD_SIZE)).map(|(a, _)| *a).collect();
         for a in gone {
             self.tables.remove(&a);
         }
@@ -213,7 +218,9 @@ impl PageTable {
     /// `pud_none()` for the PUD covering `addr`.
     pub fn pud_none(&self, addr: u64) -> bool {
         let a = addr & !(PUD_SIZE - 1);
-        !self.puds.contains_key(&a) && self.pmds.range(a..a + PUD_SIZE).next().is_none() && self.tables.range(a..a + PUD_SIZE).next().is_none()
+        !self.puds.contains_key(&a)
+            && self.pmds.range(a..a + PUD_SIZE).next().is_none()
+            && self.tables.range(a..a + PUD_SIZE).next().is_none()
     }
 
     /// True when no PTE in `[start, end)` is set (used to pick mTHP orders).

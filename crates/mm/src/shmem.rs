@@ -90,7 +90,7 @@ impl Kernel {
         let ino = self.inode_of_fd(pid, fd)?;
         let inode = &self.inodes[&ino];
         if let Some(h) = inode.hugetlb {
-            if size % h.bytes() != 0 {
+            if !size.is_multiple_of(h.bytes()) {
                 return Err(Errno::EINVAL.into());
             }
         }
@@ -125,7 +125,10 @@ impl Kernel {
         let mut a = align_down(off, step);
         while a < end {
             let idx = a / PAGE_SIZE;
-            let big = step == PAGE_SIZE && a % PMD_SIZE == 0 && end - a >= PMD_SIZE && self.pagecache_range_empty(ino, idx, HPAGE_PMD_NR);
+            let big = step == PAGE_SIZE
+                && a.is_multiple_of(PMD_SIZE)
+                && end - a >= PMD_SIZE
+                && self.pagecache_range_empty(ino, idx, HPAGE_PMD_NR);
             self.pagecache_get_or_alloc(ino, idx, true, if big { 9 } else { 0 }).map_err(|_| Errno::ENOSPC)?;
             a += if big { PMD_SIZE } else { step };
         }
@@ -152,7 +155,11 @@ impl Kernel {
             let idx = pos / PAGE_SIZE;
             // A write covering a whole aligned 2 MiB range of an uncached
             // file gets one large folio (ext4 and shmem use large folios).
-            let order = if pos % PMD_SIZE == 0 && end - pos >= PMD_SIZE && self.pagecache_range_empty(ino, idx, HPAGE_PMD_NR) { 9 } else { 0 };
+            let order = if pos.is_multiple_of(PMD_SIZE) && end - pos >= PMD_SIZE && self.pagecache_range_empty(ino, idx, HPAGE_PMD_NR) {
+                9
+            } else {
+                0
+            };
             let (f, page) = self.pagecache_get_or_alloc(ino, idx, true, order).map_err(|_| Errno::ENOSPC)?;
             let folio = self.folios.get_mut(f);
             let in_folio = page * PAGE_SIZE + pos % PAGE_SIZE;

@@ -145,7 +145,13 @@ impl Kernel {
                     let n = want.min(blen);
                     out.append(&self.folios.get(folio).data.slice(page * PAGE_SIZE + off, n));
                     if n < blen {
-                        self.pipes.get_mut(&p).expect("present").bufs.push_front(PipeBuf::Page { folio, page, off: off + n, len: blen - n, pin });
+                        self.pipes.get_mut(&p).expect("present").bufs.push_front(PipeBuf::Page {
+                            folio,
+                            page,
+                            off: off + n,
+                            len: blen - n,
+                            pin,
+                        });
                     } else {
                         self.gup_put_folio(folio, 1, pin);
                     }

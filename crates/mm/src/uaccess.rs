@@ -65,7 +65,14 @@ impl Kernel {
     /// Walks `[addr, addr+len)` leaf by leaf, faulting as needed, and hands
     /// each mapped piece (folio, byte offset in it, offset in the access,
     /// length) to `f`.
-    fn access(&mut self, pid: Pid, addr: u64, len: u64, write: bool, mut f: impl FnMut(&mut Kernel, crate::folio::FolioId, u64, u64, u64)) -> SysResult<()> {
+    fn access(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+        len: u64,
+        write: bool,
+        mut f: impl FnMut(&mut Kernel, crate::folio::FolioId, u64, u64, u64),
+    ) -> SysResult<()> {
         let mm = self.mm_of(pid)?;
         if addr.checked_add(len).is_none_or(|e| e > TASK_SIZE) {
             return self.deliver(pid, Signal::SIGSEGV, addr);
@@ -121,7 +128,13 @@ impl Kernel {
 
     /// A zero folio read in page-sized pieces (the small zero folio is one
     /// page, whatever range maps it).
-    fn zero_read(&mut self, f: &mut impl FnMut(&mut Kernel, crate::folio::FolioId, u64, u64, u64), folio: crate::folio::FolioId, done: u64, n: u64) {
+    fn zero_read(
+        &mut self,
+        f: &mut impl FnMut(&mut Kernel, crate::folio::FolioId, u64, u64, u64),
+        folio: crate::folio::FolioId,
+        done: u64,
+        n: u64,
+    ) {
         let mut left = n;
         let mut d = done;
         while left > 0 {

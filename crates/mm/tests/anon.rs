@@ -389,7 +389,10 @@ fn bad_input_returns_errno() {
     assert_eq!(s.step(|k| k.mmap(p, MmapRequest::anon(0))), Err(Errno::EINVAL.into()));
     let a = s.anon(p, 3 * K4);
     assert_eq!(s.step(|k| k.munmap(p, a + 1, K4)), Err(Errno::EINVAL.into()));
-    assert_eq!(s.step(|k| k.mmap(p, MmapRequest { addr: Some(a), fixed_noreplace: true, ..MmapRequest::anon(K4) })), Err(Errno::EEXIST.into()));
+    assert_eq!(
+        s.step(|k| k.mmap(p, MmapRequest { addr: Some(a), fixed_noreplace: true, ..MmapRequest::anon(K4) })),
+        Err(Errno::EEXIST.into())
+    );
     assert_eq!(s.step(|k| k.mmap(p, MmapRequest { addr: Some(a + 1), fixed: true, ..MmapRequest::anon(K4) })), Err(Errno::EINVAL.into()));
     assert_eq!(s.pin(p, 0x1000, 1, GupFlags::PIN, false), Err(Errno::EFAULT.into()));
     assert_eq!(s.pin(p, 0x1000, 1, GupFlags::PIN, true), Err(Errno::EFAULT.into()));

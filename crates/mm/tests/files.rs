@@ -134,7 +134,7 @@ fn race(seqcount: bool) -> (bool, bool, Result<(), InvariantViolation>) {
     // fork finishes: write-protects the parent's PTE, maps the child's.
     while s.k.fork_step(&mut f) {}
     while s.k.gup_fast_step(&mut g) {}
-    let c = f.result.clone().unwrap().unwrap();
+    let c = f.result.unwrap().unwrap();
     let pinned = g.pages[0].0;
     s.k.gup_fast_into_handle(g).unwrap();
     let invariants = s.k.check_invariants();

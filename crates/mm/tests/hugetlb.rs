@@ -305,7 +305,10 @@ fn bad_hugetlb_input() {
     // A size with no pool configured on this machine.
     assert_eq!(s.huge(p, M2, H1).map(|_| ()), Err(Errno::ENOMEM.into()));
     // Misaligned fixed address.
-    assert_eq!(s.step(|k| k.mmap(p, MmapRequest { addr: Some(0x7000_0000_1000), fixed: true, hugetlb: Some(H2), ..MmapRequest::anon(M2) })), Err(Errno::EINVAL.into()));
+    assert_eq!(
+        s.step(|k| k.mmap(p, MmapRequest { addr: Some(0x7000_0000_1000), fixed: true, hugetlb: Some(H2), ..MmapRequest::anon(M2) })),
+        Err(Errno::EINVAL.into())
+    );
     // A misaligned length is rounded up to the huge page size.
     let a = s.huge(p, M2 - K4, H2).unwrap();
     assert_eq!(s.pool(H2), (2, 2, 1, 0));

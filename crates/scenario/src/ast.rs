@@ -45,23 +45,13 @@ pub enum ItemKind {
     /// `profile linux-6.18`: which kernel's rules the model follows.
     Profile(Spanned<String>),
     /// `set anon_reuse=mapcount`: one policy knob for this scenario.
-    Set {
-        knob: Spanned<String>,
-        value: Spanned<String>,
-    },
+    Set { knob: Spanned<String>, value: Spanned<String> },
     /// `thp 2M always` / `thp all never`.
-    Thp {
-        size: Spanned<ThpSize>,
-        mode: ThpMode,
-    },
+    Thp { size: Spanned<ThpSize>, mode: ThpMode },
     /// `thp use_zero_page on`.
     ThpZeroPage(bool),
     /// `hugetlb 2M pages=1 [overcommit=N]`.
-    Hugetlb {
-        size: Spanned<u64>,
-        pages: u64,
-        overcommit: Option<u64>,
-    },
+    Hugetlb { size: Spanned<u64>, pages: u64, overcommit: Option<u64> },
     /// `task P`: a new process.
     Task(Ident),
     /// `P: …`: an operation by a task.
@@ -206,10 +196,7 @@ impl Range {
 #[derive(Clone, Debug)]
 pub enum Addr {
     Literal(Spanned<u64>),
-    Name {
-        name: Ident,
-        offset: Option<Spanned<u64>>,
-    },
+    Name { name: Ident, offset: Option<Spanned<u64>> },
 }
 
 impl Addr {
@@ -313,11 +300,7 @@ pub const ADVICES: &[(&str, Advice)] = &[
 
 impl fmt::Display for Advice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = ADVICES
-            .iter()
-            .find(|(_, a)| a == self)
-            .map(|(n, _)| *n)
-            .unwrap_or("?");
+        let name = ADVICES.iter().find(|(_, a)| a == self).map(|(n, _)| *n).unwrap_or("?");
         f.write_str(name)
     }
 }
@@ -358,11 +341,7 @@ pub enum Foll {
     Force,
 }
 
-pub const FOLL_FLAGS: &[(&str, Foll)] = &[
-    ("FOLL_WRITE", Foll::Write),
-    ("FOLL_LONGTERM", Foll::Longterm),
-    ("FOLL_FORCE", Foll::Force),
-];
+pub const FOLL_FLAGS: &[(&str, Foll)] = &[("FOLL_WRITE", Foll::Write), ("FOLL_LONGTERM", Foll::Longterm), ("FOLL_FORCE", Foll::Force)];
 
 /// What an operation does.
 #[derive(Clone, Debug)]
@@ -508,11 +487,7 @@ pub const PAGE_PREDS: &[(&str, PagePred)] = &[
 
 impl fmt::Display for PagePred {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = PAGE_PREDS
-            .iter()
-            .find(|(_, p)| p == self)
-            .map(|(n, _)| *n)
-            .unwrap_or("?");
+        let n = PAGE_PREDS.iter().find(|(_, p)| p == self).map(|(n, _)| *n).unwrap_or("?");
         f.write_str(n)
     }
 }
@@ -526,11 +501,8 @@ pub enum Counter {
     Pincount,
 }
 
-pub const COUNTERS: &[(&str, Counter)] = &[
-    ("refcount", Counter::Refcount),
-    ("mapcount", Counter::Mapcount),
-    ("pincount", Counter::Pincount),
-];
+pub const COUNTERS: &[(&str, Counter)] =
+    &[("refcount", Counter::Refcount), ("mapcount", Counter::Mapcount), ("pincount", Counter::Pincount)];
 
 impl fmt::Display for Counter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -552,12 +524,8 @@ pub enum PoolField {
     Surp,
 }
 
-pub const POOL_FIELDS: &[(&str, PoolField)] = &[
-    ("total", PoolField::Total),
-    ("free", PoolField::Free),
-    ("resv", PoolField::Resv),
-    ("surp", PoolField::Surp),
-];
+pub const POOL_FIELDS: &[(&str, PoolField)] =
+    &[("total", PoolField::Total), ("free", PoolField::Free), ("resv", PoolField::Resv), ("surp", PoolField::Surp)];
 
 impl fmt::Display for PoolField {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -626,31 +594,13 @@ pub enum Expectation {
     /// `expect A in P same page as A in C` (negated: `different page from`).
     SamePage { a: Loc, b: Loc, same: bool },
     /// `expect A in P changed since step 3` / `unchanged since step 3`.
-    Since {
-        loc: Loc,
-        step: Spanned<usize>,
-        changed: bool,
-    },
+    Since { loc: Loc, step: Spanned<usize>, changed: bool },
     /// `expect A in P zero_page`, `expect A in P not present`.
-    Page {
-        loc: Loc,
-        pred: Spanned<PagePred>,
-        holds: bool,
-    },
+    Page { loc: Loc, pred: Spanned<PagePred>, holds: bool },
     /// `expect A in P refcount == 1025`.
-    Counter {
-        loc: Loc,
-        counter: Spanned<Counter>,
-        cmp: Cmp,
-        value: i64,
-    },
+    Counter { loc: Loc, counter: Spanned<Counter>, cmp: Cmp, value: i64 },
     /// `expect hugetlb 2M free == 0`.
-    Pool {
-        size: Spanned<u64>,
-        field: PoolField,
-        cmp: Cmp,
-        value: i64,
-    },
+    Pool { size: Spanned<u64>, field: PoolField, cmp: Cmp, value: i64 },
     /// `expect C killed SIGBUS`, `expect C running`.
     Task { task: Ident, state: TaskStateExp },
 }
@@ -660,11 +610,11 @@ pub fn fmt_size(n: u64) -> String {
     const G: u64 = 1 << 30;
     const M: u64 = 1 << 20;
     const K: u64 = 1 << 10;
-    if n != 0 && n % G == 0 {
+    if n != 0 && n.is_multiple_of(G) {
         format!("{}G", n / G)
-    } else if n != 0 && n % M == 0 {
+    } else if n != 0 && n.is_multiple_of(M) {
         format!("{}M", n / M)
-    } else if n != 0 && n % K == 0 {
+    } else if n != 0 && n.is_multiple_of(K) {
         format!("{}K", n / K)
     } else {
         n.to_string()

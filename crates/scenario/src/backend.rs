@@ -396,16 +396,9 @@ impl fmt::Display for Failure {
 /// A sysfs-like system setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Setting {
-    Thp {
-        size: ThpSize,
-        mode: ThpMode,
-    },
+    Thp { size: ThpSize, mode: ThpMode },
     ThpUseZeroPage(bool),
-    HugetlbPool {
-        size: u64,
-        pages: u64,
-        overcommit: Option<u64>,
-    },
+    HugetlbPool { size: u64, pages: u64, overcommit: Option<u64> },
 }
 
 /// Why `configure` failed.

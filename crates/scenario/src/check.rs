@@ -102,11 +102,7 @@ pub fn check(s: &Scenario) -> Result<Checked, Vec<Diagnostic>> {
         c.out.step_of_item.push(step);
     }
     if c.errors.is_empty() {
-        c.out.kinds = c
-            .names
-            .iter()
-            .map(|(k, v)| (k.clone(), v.kind.clone()))
-            .collect();
+        c.out.kinds = c.names.iter().map(|(k, v)| (k.clone(), v.kind.clone())).collect();
         Ok(c.out)
     } else {
         Err(c.errors)
@@ -128,9 +124,7 @@ impl Checker {
         match &item.kind {
             ItemKind::Profile(p) => {
                 if let Some(l) = self.profile {
-                    self.err(p.span, "the profile is already set")
-                        .notes
-                        .push(format!("first set at line {l}"));
+                    self.err(p.span, "the profile is already set").notes.push(format!("first set at line {l}"));
                 } else if self.seen_step || !self.tasks.is_empty() {
                     self.err(p.span, "`profile` must come before the first task")
                         .notes
@@ -146,18 +140,14 @@ impl Checker {
                         .push("the kernel's rules cannot change while programs run".into());
                 }
                 if let Some(l) = self.knobs.insert(knob.value.clone(), item.line) {
-                    self.err(knob.span, format!("knob `{}` is already set", knob.value))
-                        .notes
-                        .push(format!("first set at line {l}"));
+                    self.err(knob.span, format!("knob `{}` is already set", knob.value)).notes.push(format!("first set at line {l}"));
                 }
                 None
             }
             ItemKind::Thp { size, .. } => {
                 if let ThpSize::Bytes(b) = size.value {
                     if !(is_pow2_size(b) && (16 << 10..=2 << 20).contains(&b)) {
-                        self.err(size.span, "not a THP size")
-                            .expected
-                            .extend(["a power of two from 16K to 2M".to_string(), "all".into()]);
+                        self.err(size.span, "not a THP size").expected.extend(["a power of two from 16K to 2M".to_string(), "all".into()]);
                     }
                 }
                 None
@@ -169,15 +159,7 @@ impl Checker {
             }
             ItemKind::Task(name) => {
                 if self.fresh(name) {
-                    self.tasks.insert(
-                        name.value.clone(),
-                        Task {
-                            line: item.line,
-                            dead: None,
-                            names: BTreeSet::new(),
-                            born: self.steps,
-                        },
-                    );
+                    self.tasks.insert(name.value.clone(), Task { line: item.line, dead: None, names: BTreeSet::new(), born: self.steps });
                 }
                 None
             }
@@ -197,12 +179,7 @@ impl Checker {
 
     fn huge_size(&mut self, size: &Spanned<u64>) {
         if !HUGE_SIZES.contains(&size.value) {
-            self.err(
-                size.span,
-                format!("no hugetlb page size {}", fmt_size(size.value)),
-            )
-            .expected
-            .extend(["2M".to_string(), "1G".into()]);
+            self.err(size.span, format!("no hugetlb page size {}", fmt_size(size.value))).expected.extend(["2M".to_string(), "1G".into()]);
         }
     }
 
@@ -210,18 +187,14 @@ impl Checker {
     fn fresh(&mut self, name: &Ident) -> bool {
         if let Some(t) = self.tasks.get(&name.value) {
             let l = t.line;
-            self.err(name.span, format!("`{}` is already a task", name.value))
-                .notes
-                .push(format!("defined at line {l}"));
+            self.err(name.span, format!("`{}` is already a task", name.value)).notes.push(format!("defined at line {l}"));
             return false;
         }
         if let Some(n) = self.names.get(&name.value) {
             let l = n.line;
             self.err(name.span, format!("`{}` is already defined", name.value))
                 .notes
-                .push(format!(
-                    "defined at line {l}; every name is defined once per scenario"
-                ));
+                .push(format!("defined at line {l}; every name is defined once per scenario"));
             return false;
         }
         true
@@ -235,8 +208,7 @@ impl Checker {
                 let known: Vec<String> = self.tasks.keys().cloned().collect();
                 let d = self.err(t.span, format!("unknown task `{}`", t.value));
                 if known.is_empty() {
-                    d.notes
-                        .push("declare one first with `task NAME` (e.g. `task P`)".into());
+                    d.notes.push("declare one first with `task NAME` (e.g. `task P`)".into());
                 } else {
                     d.expected.extend(known);
                 }
@@ -257,28 +229,16 @@ impl Checker {
     /// wanted kind.
     fn name(&mut self, task: &str, n: &Ident, want: &[&str]) -> Option<Kind> {
         let Some(def) = self.names.get(&n.value).cloned() else {
-            let visible: Vec<String> = self
-                .tasks
-                .get(task)
-                .map(|t| t.names.iter().cloned().collect())
-                .unwrap_or_default();
+            let visible: Vec<String> = self.tasks.get(task).map(|t| t.names.iter().cloned().collect()).unwrap_or_default();
             let d = self.err(n.span, format!("unknown name `{}`", n.value));
             if visible.is_empty() {
-                d.notes
-                    .push(format!("task {task} has no named objects yet"));
+                d.notes.push(format!("task {task} has no named objects yet"));
             } else {
-                d.notes.push(format!(
-                    "names task {task} can use here: {}",
-                    visible.join(", ")
-                ));
+                d.notes.push(format!("names task {task} can use here: {}", visible.join(", ")));
             }
             return None;
         };
-        let visible = self
-            .tasks
-            .get(task)
-            .map(|t| t.names.contains(&n.value))
-            .unwrap_or(false);
+        let visible = self.tasks.get(task).map(|t| t.names.contains(&n.value)).unwrap_or(false);
         if !visible {
             let why = if def.task == task {
                 "it is gone".to_string()
@@ -288,16 +248,12 @@ impl Checker {
                     n.value, def.task, def.line
                 )
             };
-            self.err(n.span, format!("task {task} has no `{}`", n.value))
-                .notes
-                .push(why);
+            self.err(n.span, format!("task {task} has no `{}`", n.value)).notes.push(why);
             return None;
         }
         let noun = def.kind.noun();
         if !want.contains(&noun) {
-            self.err(n.span, format!("`{}` is {noun}", n.value))
-                .expected
-                .extend(want.iter().map(|s| s.to_string()));
+            self.err(n.span, format!("`{}` is {noun}", n.value)).expected.extend(want.iter().map(|s| s.to_string()));
             return None;
         }
         Some(def.kind)
@@ -310,14 +266,7 @@ impl Checker {
         if let Kind::Pipe = kind {
             self.pipe_bytes.insert(n.value.clone(), 0);
         }
-        self.names.insert(
-            n.value.clone(),
-            Name {
-                kind,
-                line,
-                task: task.to_string(),
-            },
-        );
+        self.names.insert(n.value.clone(), Name { kind, line, task: task.to_string() });
         if let Some(t) = self.tasks.get_mut(task) {
             t.names.insert(n.value.clone());
         }
@@ -330,31 +279,16 @@ impl Checker {
         };
         let off = r.off();
         let page = huge.unwrap_or(PAGE);
-        if align && !lenient && off % page != 0 {
+        if align && !lenient && !off.is_multiple_of(page) {
             let span = r.offset.as_ref().map(|o| o.span).unwrap_or(r.span);
-            self.err(
-                span,
-                format!(
-                    "misaligned: offset {} is not a multiple of the {} page size",
-                    fmt_hex_size(off),
-                    fmt_size(page)
-                ),
-            )
-            .notes
-            .push("write `expect EINVAL` after the operation to test the kernel's answer".into());
+            self.err(span, format!("misaligned: offset {} is not a multiple of the {} page size", fmt_hex_size(off), fmt_size(page)))
+                .notes
+                .push("write `expect EINVAL` after the operation to test the kernel's answer".into());
             return None;
         }
         if off > *len && !lenient {
             let span = r.offset.as_ref().map(|o| o.span).unwrap_or(r.span);
-            self.err(
-                span,
-                format!(
-                    "offset {} is past the end of `{}` ({})",
-                    fmt_size(off),
-                    r.name.value,
-                    fmt_size(*len)
-                ),
-            );
+            self.err(span, format!("offset {} is past the end of `{}` ({})", fmt_size(off), r.name.value, fmt_size(*len)));
             return None;
         }
         let l = match &r.len {
@@ -365,14 +299,7 @@ impl Checker {
             let span = r.len.as_ref().map(|l| l.span).unwrap_or(r.span);
             self.err(
                 span,
-                format!(
-                    "{}+{} {} goes past the end of `{}` ({})",
-                    r.name.value,
-                    fmt_size(off),
-                    fmt_size(l),
-                    r.name.value,
-                    fmt_size(*len)
-                ),
+                format!("{}+{} {} goes past the end of `{}` ({})", r.name.value, fmt_size(off), fmt_size(l), r.name.value, fmt_size(*len)),
             )
             .notes
             .push("write `expect SIGSEGV` (or the errno) to test an access past the end".into());
@@ -383,11 +310,7 @@ impl Checker {
                 if huge.is_some() && l % page != 0 {
                     self.err(
                         lspan,
-                        format!(
-                            "misaligned: length {} is not a multiple of the {} hugetlb page size",
-                            fmt_size(l),
-                            fmt_size(page)
-                        ),
+                        format!("misaligned: length {} is not a multiple of the {} hugetlb page size", fmt_size(l), fmt_size(page)),
                     );
                     return None;
                 }
@@ -400,14 +323,7 @@ impl Checker {
         match a {
             Addr::Literal(l) => {
                 if !lenient && l.value % align != 0 {
-                    self.err(
-                        l.span,
-                        format!(
-                            "misaligned: address {:#x} is not a multiple of {}",
-                            l.value,
-                            fmt_size(align)
-                        ),
-                    );
+                    self.err(l.span, format!("misaligned: address {:#x} is not a multiple of {}", l.value, fmt_size(align)));
                 }
             }
             Addr::Name { name, offset } => {
@@ -416,11 +332,7 @@ impl Checker {
                         if !lenient && o.value % align != 0 {
                             self.err(
                                 o.span,
-                                format!(
-                                    "misaligned: offset {} is not a multiple of {}",
-                                    fmt_hex_size(o.value),
-                                    fmt_size(align)
-                                ),
+                                format!("misaligned: offset {} is not a multiple of {}", fmt_hex_size(o.value), fmt_size(align)),
                             );
                         }
                     }
@@ -431,12 +343,7 @@ impl Checker {
 
     fn need_bind<'a>(&mut self, step: &'a Step, what: &str) -> Option<&'a Ident> {
         if step.bind.is_none() {
-            self.err(
-                step.op_span,
-                format!("`{}` makes {what}; give it a name", step.op.keyword()),
-            )
-            .notes
-            .push(format!(
+            self.err(step.op_span, format!("`{}` makes {what}; give it a name", step.op.keyword())).notes.push(format!(
                 "write `{}: NAME = {} …`",
                 step.task.value,
                 step.op.keyword()
@@ -453,20 +360,10 @@ impl Checker {
         let expect = step.expect.as_ref().map(|e| &e.value);
         // An expected errno or "any" means the operation may be refused:
         // leave bounds and alignment to the kernel.
-        let lenient = matches!(
-            expect,
-            Some(StepExpect::Outcome(Outcome::Errno(_))) | Some(StepExpect::Any)
-        );
-        let fails = matches!(
-            expect,
-            Some(StepExpect::Outcome(Outcome::Errno(_)))
-                | Some(StepExpect::Outcome(Outcome::Signal(_)))
-        );
+        let lenient = matches!(expect, Some(StepExpect::Outcome(Outcome::Errno(_))) | Some(StepExpect::Any));
+        let fails = matches!(expect, Some(StepExpect::Outcome(Outcome::Errno(_))) | Some(StepExpect::Outcome(Outcome::Signal(_))));
         if let (Some(b), false) = (&step.bind, binds(&step.op)) {
-            self.err(
-                b.span,
-                format!("`{}` does not produce anything to name", step.op.keyword()),
-            );
+            self.err(b.span, format!("`{}` does not produce anything to name", step.op.keyword()));
         }
         if let Some(e) = &step.expect {
             if matches!(e.value, StepExpect::Data(_)) && !matches!(step.op, Op::Read(_)) {
@@ -482,9 +379,7 @@ impl Checker {
                     h.value
                 });
                 if m.len.value == 0 && !lenient {
-                    self.err(m.len.span, "mmap of 0 bytes fails with EINVAL")
-                        .expected
-                        .push("a size above 0".into());
+                    self.err(m.len.span, "mmap of 0 bytes fails with EINVAL").expected.push("a size above 0".into());
                 }
                 if let Backing::File(f) = &m.backing {
                     self.name(&t, f, &["a file"]);
@@ -495,10 +390,7 @@ impl Checker {
                 }
                 if let Some(o) = &m.offset {
                     if o.value % PAGE != 0 && !lenient {
-                        self.err(
-                            o.span,
-                            "misaligned: the file offset must be a multiple of 4K",
-                        );
+                        self.err(o.span, "misaligned: the file offset must be a multiple of 4K");
                     }
                 }
                 if huge.is_some() {
@@ -525,9 +417,16 @@ impl Checker {
                         Kind::Region { len, huge: Some(h) } => {
                             if r.off() % h != 0 && !lenient {
                                 let span = r.offset.as_ref().map(|o| o.span).unwrap_or(r.span);
-                                self.err(span, format!("misaligned: offset {} is not a multiple of the {} page size", fmt_hex_size(r.off()), fmt_size(h)))
-                                    .notes
-                                    .push("write `expect EINVAL` after the operation to test the kernel's answer".into());
+                                self.err(
+                                    span,
+                                    format!(
+                                        "misaligned: offset {} is not a multiple of the {} page size",
+                                        fmt_hex_size(r.off()),
+                                        fmt_size(h)
+                                    ),
+                                )
+                                .notes
+                                .push("write `expect EINVAL` after the operation to test the kernel's answer".into());
                             }
                             Kind::Region { len, huge: None }
                         }
@@ -535,10 +434,7 @@ impl Checker {
                     };
                     self.region_range(r, &k, true, lenient);
                 }
-                if matches!(
-                    adv.value,
-                    Advice::Hugepage | Advice::Nohugepage | Advice::Collapse
-                ) {
+                if matches!(adv.value, Advice::Hugepage | Advice::Nohugepage | Advice::Collapse) {
                     self.out.needs.push((idx, Feature::Thp));
                 }
             }
@@ -555,40 +451,20 @@ impl Checker {
                         Some(Kind::Region { huge, .. }) => huge,
                         _ => None,
                     };
-                    self.define(
-                        &t,
-                        b,
-                        Kind::Region {
-                            len: new_len.value.div_ceil(PAGE).saturating_mul(PAGE),
-                            huge,
-                        },
-                        item.line,
-                    );
+                    self.define(&t, b, Kind::Region { len: new_len.value.div_ceil(PAGE).saturating_mul(PAGE), huge }, item.line);
                 }
             }
             Op::Fork(child) => {
                 if self.fresh(child) {
-                    let names = self
-                        .tasks
-                        .get(&t)
-                        .map(|p| p.names.clone())
-                        .unwrap_or_default();
+                    let names = self.tasks.get(&t).map(|p| p.names.clone()).unwrap_or_default();
                     // Pins belong to the task that took them, not its child.
-                    let names = names
-                        .into_iter()
-                        .filter(|n| {
-                            !matches!(self.names.get(n).map(|d| &d.kind), Some(Kind::Pin { .. }))
-                        })
-                        .collect();
+                    let names =
+                        names.into_iter().filter(|n| !matches!(self.names.get(n).map(|d| &d.kind), Some(Kind::Pin { .. }))).collect();
                     self.tasks.insert(
                         child.value.clone(),
                         Task {
                             line: item.line,
-                            dead: if fails {
-                                Some((item.line, "was never created".into()))
-                            } else {
-                                None
-                            },
+                            dead: if fails { Some((item.line, "was never created".into())) } else { None },
                             names,
                             born: self.steps,
                         },
@@ -608,12 +484,9 @@ impl Checker {
                     };
                     if let (Some(d), Some(l)) = (dlen, &r.len) {
                         if d != l.value {
-                            self.err(
-                                l.span,
-                                format!("length {} but {d} bytes are given", l.value),
-                            )
-                            .notes
-                            .push("leave the length out; it comes from the bytes".into());
+                            self.err(l.span, format!("length {} but {d} bytes are given", l.value))
+                                .notes
+                                .push("leave the length out; it comes from the bytes".into());
                         }
                     }
                     match &k {
@@ -659,10 +532,7 @@ impl Checker {
                     };
                     if let (Some(d), Some(l)) = (dlen, &r.len) {
                         if d != l.value {
-                            self.err(
-                                l.span,
-                                format!("reads {} bytes but {d} bytes are expected", l.value),
-                            );
+                            self.err(l.span, format!("reads {} bytes but {d} bytes are expected", l.value));
                         }
                     }
                     match &k {
@@ -686,18 +556,9 @@ impl Checker {
                                     .expected
                                     .push(format!("`read {} 4K …`", r.name.value));
                             } else if have == 0 && !lenient {
-                                self.err(
-                                    r.name.span,
-                                    format!(
-                                        "pipe `{}` has no data here: the read would block forever",
-                                        r.name.value
-                                    ),
-                                )
-                                .notes
-                                .push(
-                                    "nothing was written or vmspliced into it before this line"
-                                        .into(),
-                                );
+                                self.err(r.name.span, format!("pipe `{}` has no data here: the read would block forever", r.name.value))
+                                    .notes
+                                    .push("nothing was written or vmspliced into it before this line".into());
                             } else if let Some(w) = want {
                                 let e = self.pipe_bytes.entry(r.name.value.clone()).or_default();
                                 *e = e.saturating_sub(w);
@@ -706,30 +567,14 @@ impl Checker {
                         Kind::File { .. } => self.out.needs.push((idx, Feature::Files)),
                         Kind::Pin { task, len } => {
                             if task != &t {
-                                self.err(
-                                    step.task.span,
-                                    format!("`{}` was taken by task {task}", r.name.value),
-                                );
+                                self.err(step.task.span, format!("`{}` was taken by task {task}", r.name.value));
                             }
                             if let Some(l) = self.unpinned.get(&r.name.value).copied() {
-                                self.err(
-                                    r.name.span,
-                                    format!("`{}` was released at line {l}", r.name.value),
-                                );
+                                self.err(r.name.span, format!("`{}` was released at line {l}", r.name.value));
                             }
-                            let l = r
-                                .len
-                                .as_ref()
-                                .map(|l| l.value)
-                                .unwrap_or(len.saturating_sub(r.off()));
+                            let l = r.len.as_ref().map(|l| l.value).unwrap_or(len.saturating_sub(r.off()));
                             if r.off().saturating_add(l) > *len {
-                                self.err(
-                                    r.span,
-                                    format!(
-                                        "goes past the end of the pinned range ({})",
-                                        fmt_size(*len)
-                                    ),
-                                );
+                                self.err(r.span, format!("goes past the end of the pinned range ({})", fmt_size(*len)));
                             }
                             self.out.needs.push((idx, Feature::Gup));
                         }
@@ -780,9 +625,7 @@ impl Checker {
                 self.out.needs.push((idx, Feature::IoUring));
                 self.name(&t, ring, &["an io_uring"]);
             }
-            Op::IoUringFixed {
-                ring, buf, file, ..
-            } => {
+            Op::IoUringFixed { ring, buf, file, .. } => {
                 self.out.needs.push((idx, Feature::IoUring));
                 self.out.needs.push((idx, Feature::Files));
                 self.name(&t, ring, &["an io_uring"]);
@@ -799,26 +642,12 @@ impl Checker {
                     if let (Some(l), false) = (l, lenient) {
                         if l == 0 || l % PAGE != 0 {
                             let span = range.len.as_ref().map(|l| l.span).unwrap_or(range.span);
-                            self.err(
-                                span,
-                                format!(
-                                    "GUP takes whole pages; {} is not a multiple of 4K",
-                                    fmt_size(l)
-                                ),
-                            );
+                            self.err(span, format!("GUP takes whole pages; {} is not a multiple of 4K", fmt_size(l)));
                         }
                     }
                     if let Some(b) = self.need_bind(step, "a pin handle") {
                         let len = l.unwrap_or(0);
-                        self.define(
-                            &t,
-                            b,
-                            Kind::Pin {
-                                task: t.clone(),
-                                len,
-                            },
-                            item.line,
-                        );
+                        self.define(&t, b, Kind::Pin { task: t.clone(), len }, item.line);
                     }
                 }
             }
@@ -826,16 +655,10 @@ impl Checker {
                 self.out.needs.push((idx, Feature::Gup));
                 if let Some(Kind::Pin { task, .. }) = self.name(&t, h, &["a pin handle"]) {
                     if task != t {
-                        self.err(
-                            step.task.span,
-                            format!("`{}` was taken by task {task}", h.value),
-                        );
+                        self.err(step.task.span, format!("`{}` was taken by task {task}", h.value));
                     }
                     if let Some(l) = self.unpinned.insert(h.value.clone(), item.line) {
-                        self.err(
-                            h.span,
-                            format!("`{}` was already released at line {l}", h.value),
-                        );
+                        self.err(h.span, format!("`{}` was already released at line {l}", h.value));
                     }
                 }
             }
@@ -855,15 +678,7 @@ impl Checker {
             Some(Kind::Region { len, .. }) => {
                 if l.off() >= len {
                     let span = l.offset.as_ref().map(|o| o.span).unwrap_or(l.name.span);
-                    self.err(
-                        span,
-                        format!(
-                            "offset {} is past the end of `{}` ({})",
-                            fmt_size(l.off()),
-                            l.name.value,
-                            fmt_size(len)
-                        ),
-                    );
+                    self.err(span, format!("offset {} is past the end of `{}` ({})", fmt_size(l.off()), l.name.value, fmt_size(len)));
                     return false;
                 }
                 true
@@ -881,37 +696,20 @@ impl Checker {
             Expectation::Since { loc, step, .. } => {
                 if step.value == 0 || step.value > self.steps {
                     let steps = self.steps;
-                    self.err(
-                        step.span,
-                        format!("there is no step {} before this line", step.value),
-                    )
-                    .expected
-                    .push(if steps == 0 {
+                    self.err(step.span, format!("there is no step {} before this line", step.value)).expected.push(if steps == 0 {
                         "an earlier step (none yet)".to_string()
                     } else {
                         format!("a step number from 1 to {steps}")
                     });
-                } else if let Some(born) = self
-                    .tasks
-                    .get(&loc.task.value)
-                    .map(|t| t.born)
-                    .filter(|b| *b > step.value)
-                {
+                } else if let Some(born) = self.tasks.get(&loc.task.value).map(|t| t.born).filter(|b| *b > step.value) {
                     self.err(
                         step.span,
-                        format!(
-                            "task {} did not exist yet at step {} (it was forked at step {born})",
-                            loc.task.value, step.value
-                        ),
+                        format!("task {} did not exist yet at step {} (it was forked at step {born})", loc.task.value, step.value),
                     )
                     .expected
                     .push(format!("a step from {born} on"));
                 } else if self.loc(loc) {
-                    self.out
-                        .snapshots
-                        .entry(step.value)
-                        .or_default()
-                        .push(loc.clone());
+                    self.out.snapshots.entry(step.value).or_default().push(loc.clone());
                 }
             }
             Expectation::Page { loc, .. } | Expectation::Counter { loc, .. } => {
@@ -926,20 +724,11 @@ impl Checker {
 }
 
 fn binds(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Mmap(_)
-            | Op::Mremap { .. }
-            | Op::Pipe
-            | Op::Memfd(..)
-            | Op::Tmpfile(_)
-            | Op::IoUring
-            | Op::Gup { .. }
-    )
+    matches!(op, Op::Mmap(_) | Op::Mremap { .. } | Op::Pipe | Op::Memfd(..) | Op::Tmpfile(_) | Op::IoUring | Op::Gup { .. })
 }
 
 fn fmt_hex_size(n: u64) -> String {
-    if n % 1024 == 0 {
+    if n.is_multiple_of(1024) {
         fmt_size(n)
     } else {
         format!("{n:#x}")
@@ -955,10 +744,7 @@ mod tests {
         let s = crate::parse::parse(src).expect("parses");
         match check(&s) {
             Ok(_) => vec![],
-            Err(es) => es
-                .iter()
-                .map(|d| d.render(&Source::new("t", src)))
-                .collect(),
+            Err(es) => es.iter().map(|d| d.render(&Source::new("t", src))).collect(),
         }
     }
 
@@ -976,11 +762,7 @@ mod tests {
     fn use_after_exit() {
         let e = errs("task P\nP: fork C\nC: exit\nC: A = mmap 4K\n");
         assert_eq!(e.len(), 1);
-        assert!(
-            e[0].starts_with("t:4:1: error: task `C` is used after it exited (line 3)"),
-            "{}",
-            e[0]
-        );
+        assert!(e[0].starts_with("t:4:1: error: task `C` is used after it exited (line 3)"), "{}", e[0]);
     }
 
     #[test]
@@ -992,11 +774,7 @@ mod tests {
     #[test]
     fn misaligned_and_bounds() {
         let e = errs("task P\nP: A = mmap 8K\nP: munmap A+0x100 4K\n");
-        assert!(
-            e[0].starts_with("t:3:13: error: misaligned: offset 0x100"),
-            "{}",
-            e[0]
-        );
+        assert!(e[0].starts_with("t:3:13: error: misaligned: offset 0x100"), "{}", e[0]);
         let e = errs("task P\nP: A = mmap 8K\nP: munmap A+0x100 4K expect EINVAL\n");
         assert!(e.is_empty());
         let e = errs("task P\nP: A = mmap 4K\nP: write A+4K 4K fill 0\n");
@@ -1022,10 +800,7 @@ mod tests {
     #[test]
     fn empty_pipe() {
         let e = errs("task P\nP: p = pipe\nP: read p 4K expect fill 0\n");
-        assert!(
-            e[0].starts_with("t:3:9: error: pipe `p` has no data here"),
-            "{e:?}"
-        );
+        assert!(e[0].starts_with("t:3:9: error: pipe `p` has no data here"), "{e:?}");
     }
 
     #[test]
@@ -1037,10 +812,7 @@ mod tests {
     #[test]
     fn since_a_step_before_the_task_existed() {
         let e = errs("task P\nP: A = mmap 4K\nP: fork C\nexpect A in C unchanged since step 1\n");
-        assert!(
-            e[0].contains("task C did not exist yet at step 1 (it was forked at step 2)"),
-            "{e:?}"
-        );
+        assert!(e[0].contains("task C did not exist yet at step 1 (it was forked at step 2)"), "{e:?}");
     }
 
     #[test]
@@ -1051,8 +823,7 @@ mod tests {
 
     #[test]
     fn needs_are_recorded() {
-        let s =
-            crate::parse::parse("task P\nP: A = mmap 4K\nP: h = pin_user_pages A 4K\n").unwrap();
+        let s = crate::parse::parse("task P\nP: A = mmap 4K\nP: h = pin_user_pages A 4K\n").unwrap();
         let c = check(&s).unwrap();
         assert_eq!(c.needs, vec![(2, Feature::Gup)]);
         assert_eq!(c.step_of_item, vec![None, Some(1), Some(2)]);

@@ -20,10 +20,7 @@ pub struct Span {
 
 impl Span {
     pub fn new(start: usize, end: usize) -> Span {
-        Span {
-            start,
-            end: end.max(start),
-        }
+        Span { start, end: end.max(start) }
     }
 
     /// The smallest span covering both.
@@ -42,10 +39,7 @@ pub struct Source {
 
 impl Source {
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Source {
-        Source {
-            name: name.into(),
-            text: text.into(),
-        }
+        Source { name: name.into(), text: text.into() }
     }
 
     /// 1-based line and column (in characters) of a byte offset. Offsets past
@@ -61,11 +55,7 @@ impl Source {
 
     /// The text of a 1-based line, without its newline.
     pub fn line_text(&self, line: usize) -> &str {
-        self.text
-            .split('\n')
-            .nth(line.saturating_sub(1))
-            .unwrap_or("")
-            .trim_end_matches('\r')
+        self.text.split('\n').nth(line.saturating_sub(1)).unwrap_or("").trim_end_matches('\r')
     }
 
     /// `file:line:col` of a span's start.
@@ -103,12 +93,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(span: Span, message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            span,
-            message: message.into(),
-            expected: Vec::new(),
-            notes: Vec::new(),
-        }
+        Diagnostic { span, message: message.into(), expected: Vec::new(), notes: Vec::new() }
     }
 
     pub fn note(mut self, note: impl Into<String>) -> Diagnostic {
@@ -138,13 +123,7 @@ impl Diagnostic {
         let width = {
             let start_char = col - 1;
             let total = text.chars().count();
-            let span_chars = src
-                .snippet(self.span)
-                .split('\n')
-                .next()
-                .unwrap_or("")
-                .chars()
-                .count();
+            let span_chars = src.snippet(self.span).split('\n').next().unwrap_or("").chars().count();
             span_chars.clamp(1, total.saturating_sub(start_char).max(1))
         };
         let mut out = format!(
@@ -154,10 +133,7 @@ impl Diagnostic {
             col,
             self.message,
             // Keep tabs so the caret lines up under tab-indented text.
-            text.chars()
-                .take(col - 1)
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect::<String>(),
+            text.chars().take(col - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect::<String>(),
             "^".repeat(width),
         );
         if !self.expected.is_empty() {
@@ -199,13 +175,9 @@ mod tests {
     #[test]
     fn line_col_and_caret() {
         let src = Source::new("t.cow", "task P\nP: mmapp 4K\n");
-        let d = Diagnostic::new(Span::new(10, 15), "unknown operation `mmapp`")
-            .expected(vec!["mmap".to_string(), "munmap".to_string()]);
+        let d = Diagnostic::new(Span::new(10, 15), "unknown operation `mmapp`").expected(vec!["mmap".to_string(), "munmap".to_string()]);
         let r = d.render(&src);
-        assert!(
-            r.starts_with("t.cow:2:4: error: unknown operation `mmapp`\n"),
-            "{r}"
-        );
+        assert!(r.starts_with("t.cow:2:4: error: unknown operation `mmapp`\n"), "{r}");
         assert!(r.contains("2 | P: mmapp 4K\n"), "{r}");
         assert!(r.contains("  |    ^^^^^ expected mmap or munmap"), "{r}");
     }

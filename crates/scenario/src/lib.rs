@@ -35,11 +35,7 @@ pub fn load(name: &str, text: &str) -> Result<Loaded, (Source, Vec<Diagnostic>)>
         Err(d) => return Err((source, vec![d])),
     };
     match check::check(&scenario) {
-        Ok(checked) => Ok(Loaded {
-            source,
-            scenario,
-            checked,
-        }),
+        Ok(checked) => Ok(Loaded { source, scenario, checked }),
         Err(ds) => Err((source, ds)),
     }
 }
@@ -53,18 +49,13 @@ pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<Loaded, (Source, Vec<Diagn
             let good = e.valid_up_to();
             let text = String::from_utf8_lossy(bytes).into_owned();
             // The lossy text has the same bytes up to `good`.
-            let d = Diagnostic::new(Span::new(good, good + 1), "this file is not UTF-8 text")
-                .expected(vec!["UTF-8 text".to_string()]);
+            let d = Diagnostic::new(Span::new(good, good + 1), "this file is not UTF-8 text").expected(vec!["UTF-8 text".to_string()]);
             Err((Source::new(name, text), vec![d]))
         }
     }
 }
 
 /// Runs a loaded scenario on a backend.
-pub fn run_loaded(
-    l: &Loaded,
-    backend: &mut dyn Backend,
-    opts: &RunOptions,
-) -> Result<Report, Vec<Diagnostic>> {
+pub fn run_loaded(l: &Loaded, backend: &mut dyn Backend, opts: &RunOptions) -> Result<Report, Vec<Diagnostic>> {
     run::run(&l.source, &l.scenario, &l.checked, backend, opts)
 }

@@ -39,12 +39,7 @@ impl ModelBackend {
     }
 
     pub fn new() -> ModelBackend {
-        ModelBackend {
-            kernel: Kernel::new(Policy::default()),
-            pins: BTreeMap::new(),
-            next_pin: 1,
-            self_check: true,
-        }
+        ModelBackend { kernel: Kernel::new(Policy::default()), pins: BTreeMap::new(), next_pin: 1, self_check: true }
     }
 
     /// The kernel, for tests that want to look deeper than the trait allows.
@@ -69,17 +64,12 @@ fn failure(e: SysError) -> Failure {
     match e {
         SysError::Errno(e) => Failure::Errno(e.name().to_string()),
         SysError::Signal(s) => Failure::Signal(s.name().to_string()),
-        SysError::Livelock => {
-            Failure::Backend("the model kernel livelocked (retried without progress)".into())
-        }
+        SysError::Livelock => Failure::Backend("the model kernel livelocked (retried without progress)".into()),
     }
 }
 
 fn prot(p: ast::Prot) -> mm::types::Prot {
-    mm::types::Prot {
-        read: p.read || p.exec,
-        write: p.write,
-    }
+    mm::types::Prot { read: p.read || p.exec, write: p.write }
 }
 
 fn huge(size: u64) -> Result<HugeSize, Failure> {
@@ -133,17 +123,12 @@ fn mm_contents(c: &Contents) -> mm::contents::Contents {
 /// A store: fills stay compact, anything else is literal bytes.
 fn data(c: &Contents) -> mm::uaccess::Data {
     match c.runs() {
-        [Run::Fill { byte, len }] => mm::uaccess::Data::Fill {
-            byte: *byte,
-            len: *len,
-        },
+        [Run::Fill { byte, len }] => mm::uaccess::Data::Fill { byte: *byte, len: *len },
         runs => {
             let mut v = Vec::new();
             for r in runs {
                 match r {
-                    Run::Fill { byte, len } => {
-                        v.resize(v.len() + usize::try_from(*len).unwrap_or(0), *byte)
-                    }
+                    Run::Fill { byte, len } => v.resize(v.len() + usize::try_from(*len).unwrap_or(0), *byte),
                     Run::Bytes(b) => v.extend_from_slice(b),
                 }
             }
@@ -176,9 +161,7 @@ impl Backend for ModelBackend {
 
     fn configure(&mut self, profile: &str, knobs: &[(String, String)]) -> Result<(), ConfigError> {
         let Some(mut p) = Policy::profile(profile) else {
-            return Err(ConfigError::UnknownProfile {
-                known: PROFILES.iter().map(|s| s.to_string()).collect(),
-            });
+            return Err(ConfigError::UnknownProfile { known: PROFILES.iter().map(|s| s.to_string()).collect() });
         };
         for (index, (k, v)) in knobs.iter().enumerate() {
             if let Err(message) = p.set(k, v) {
@@ -225,13 +208,8 @@ impl Backend for ModelBackend {
                 self.kernel.settings_mut().use_zero_page = *on;
                 Ok(())
             }
-            Setting::HugetlbPool {
-                size,
-                pages,
-                overcommit,
-            } => {
-                let h = HugeSize::from_bytes(*size)
-                    .ok_or_else(|| format!("no hugetlb size {}", ast::fmt_size(*size)))?;
+            Setting::HugetlbPool { size, pages, overcommit } => {
+                let h = HugeSize::from_bytes(*size).ok_or_else(|| format!("no hugetlb size {}", ast::fmt_size(*size)))?;
                 self.kernel.set_nr_hugepages(h, *pages);
                 if let Some(o) = overcommit {
                     self.kernel.set_overcommit_hugepages(h, *o);
@@ -269,53 +247,21 @@ impl Backend for ModelBackend {
                 k.mmap(p, req).map(Ret::Addr)
             }
             Call::Munmap { addr, len } => k.munmap(p, *addr, *len).map(|_| Ret::Done),
-            Call::Mprotect {
-                addr,
-                len,
-                prot: pr,
-            } => k.mprotect(p, *addr, *len, prot(*pr)).map(|_| Ret::Done),
-            Call::Madvise {
-                addr,
-                len,
-                advice: a,
-            } => k.madvise(p, *addr, *len, advice(*a)?).map(|_| Ret::Done),
-            Call::Mremap {
-                old_addr,
-                old_len,
-                new_len,
-                new_addr,
-            } => k
-                .mremap(p, *old_addr, *old_len, *new_len, true, *new_addr)
-                .map(Ret::Addr),
+            Call::Mprotect { addr, len, prot: pr } => k.mprotect(p, *addr, *len, prot(*pr)).map(|_| Ret::Done),
+            Call::Madvise { addr, len, advice: a } => k.madvise(p, *addr, *len, advice(*a)?).map(|_| Ret::Done),
+            Call::Mremap { old_addr, old_len, new_len, new_addr } => {
+                k.mremap(p, *old_addr, *old_len, *new_len, true, *new_addr).map(Ret::Addr)
+            }
             Call::Fork => k.fork(p).map(|c| Ret::Task(TaskId(c.0))),
             Call::Exit => k.exit(p).map(|_| Ret::Done),
             Call::WriteMem { addr, data: d } => k.write_mem(p, *addr, &data(d)).map(|_| Ret::Done),
-            Call::ReadMem { addr, len } => {
-                k.read_mem(p, *addr, *len).map(|c| Ret::Data(contents(&c)))
-            }
-            Call::Pipe => k.pipe(p).map(|(r, w)| Ret::Pipe {
-                read: bfd(r),
-                write: bfd(w),
-            }),
-            Call::Vmsplice { fd: f, addr, len } => {
-                k.vmsplice(p, fd(*f), *addr, *len).map(Ret::Count)
-            }
-            Call::ReadFd { fd: f, len } => {
-                k.read_fd(p, fd(*f), *len).map(|c| Ret::Data(contents(&c)))
-            }
-            Call::WriteFd { fd: f, data: d } => {
-                k.write_fd(p, fd(*f), &mm_contents(d)).map(Ret::Count)
-            }
-            Call::Pread { fd: f, offset, len } => k
-                .pread(p, fd(*f), *offset, *len)
-                .map(|c| Ret::Data(contents(&c))),
-            Call::Pwrite {
-                fd: f,
-                offset,
-                data: d,
-            } => k
-                .pwrite(p, fd(*f), *offset, &mm_contents(d))
-                .map(Ret::Count),
+            Call::ReadMem { addr, len } => k.read_mem(p, *addr, *len).map(|c| Ret::Data(contents(&c))),
+            Call::Pipe => k.pipe(p).map(|(r, w)| Ret::Pipe { read: bfd(r), write: bfd(w) }),
+            Call::Vmsplice { fd: f, addr, len } => k.vmsplice(p, fd(*f), *addr, *len).map(Ret::Count),
+            Call::ReadFd { fd: f, len } => k.read_fd(p, fd(*f), *len).map(|c| Ret::Data(contents(&c))),
+            Call::WriteFd { fd: f, data: d } => k.write_fd(p, fd(*f), &mm_contents(d)).map(Ret::Count),
+            Call::Pread { fd: f, offset, len } => k.pread(p, fd(*f), *offset, *len).map(|c| Ret::Data(contents(&c))),
+            Call::Pwrite { fd: f, offset, data: d } => k.pwrite(p, fd(*f), *offset, &mm_contents(d)).map(Ret::Count),
             Call::Memfd { size, .. } | Call::Tmpfile { size } => {
                 let (kind, huge) = match call {
                     Call::Memfd { hugetlb: Some(h), .. } => match mm::HugeSize::from_bytes(*h) {
@@ -334,60 +280,17 @@ impl Backend for ModelBackend {
                 })
             }
             Call::IoUringSetup => k.io_uring_setup(p).map(|f| Ret::Fd(bfd(f))),
-            Call::IoUringRegister { ring, bufs } => k
-                .io_uring_register_buffers(p, fd(*ring), bufs)
-                .map(|_| Ret::Done),
-            Call::IoUringUnregister { ring } => k
-                .io_uring_unregister_buffers(p, fd(*ring))
-                .map(|_| Ret::Done),
-            Call::IoUringWriteFixed {
-                ring,
-                buf_index,
-                fd: f,
-                file_offset,
-                addr,
-                len,
-            } => k
-                .io_uring_write_fixed(
-                    p,
-                    fd(*ring),
-                    *buf_index as usize,
-                    fd(*f),
-                    *file_offset,
-                    *addr,
-                    *len,
-                )
-                .map(Ret::Count),
-            Call::IoUringReadFixed {
-                ring,
-                buf_index,
-                fd: f,
-                file_offset,
-                addr,
-                len,
-            } => k
-                .io_uring_read_fixed(
-                    p,
-                    fd(*ring),
-                    *buf_index as usize,
-                    fd(*f),
-                    *file_offset,
-                    *addr,
-                    *len,
-                )
-                .map(Ret::Count),
+            Call::IoUringRegister { ring, bufs } => k.io_uring_register_buffers(p, fd(*ring), bufs).map(|_| Ret::Done),
+            Call::IoUringUnregister { ring } => k.io_uring_unregister_buffers(p, fd(*ring)).map(|_| Ret::Done),
+            Call::IoUringWriteFixed { ring, buf_index, fd: f, file_offset, addr, len } => {
+                k.io_uring_write_fixed(p, fd(*ring), *buf_index as usize, fd(*f), *file_offset, *addr, *len).map(Ret::Count)
+            }
+            Call::IoUringReadFixed { ring, buf_index, fd: f, file_offset, addr, len } => {
+                k.io_uring_read_fixed(p, fd(*ring), *buf_index as usize, fd(*f), *file_offset, *addr, *len).map(Ret::Count)
+            }
             Call::ClearSoftDirty => k.clear_soft_dirty(p).map(|_| Ret::Done),
-            Call::Gup {
-                kind,
-                addr,
-                nr_pages,
-                flags,
-            } => {
-                let mut g = if kind.is_pin() {
-                    mm::gup::GupFlags::PIN
-                } else {
-                    mm::gup::GupFlags::GET
-                };
+            Call::Gup { kind, addr, nr_pages, flags } => {
+                let mut g = if kind.is_pin() { mm::gup::GupFlags::PIN } else { mm::gup::GupFlags::GET };
                 for f in flags {
                     match f {
                         Foll::Write => g.write = true,
@@ -411,26 +314,15 @@ impl Backend for ModelBackend {
                 None => return Err(Failure::Backend(format!("no pin {}", pin.0))),
             },
             Call::ReadPinned { pin, offset, len } => match self.pins.get(&pin.0) {
-                Some((_, h)) => self
-                    .kernel
-                    .gup_read(*h, *offset, *len)
-                    .map(|c| Ret::Data(contents(&c))),
-                None => {
-                    return Err(Failure::Backend(format!(
-                        "no pin {} (already released)",
-                        pin.0
-                    )))
-                }
+                Some((_, h)) => self.kernel.gup_read(*h, *offset, *len).map(|c| Ret::Data(contents(&c))),
+                None => return Err(Failure::Backend(format!("no pin {} (already released)", pin.0))),
             },
         };
         r.map_err(failure)
     }
 
     fn page(&mut self, task: TaskId, addr: u64) -> Result<Option<PageObs>, String> {
-        let e = self
-            .kernel
-            .pagemap(pid(task), addr)
-            .map_err(|e| e.to_string())?;
+        let e = self.kernel.pagemap(pid(task), addr).map_err(|e| e.to_string())?;
         if !e.present && !e.swapped {
             return Ok(None);
         }
@@ -469,15 +361,9 @@ impl Backend for ModelBackend {
     }
 
     fn pool(&mut self, size: u64) -> Result<PoolObs, String> {
-        let h = HugeSize::from_bytes(size)
-            .ok_or_else(|| format!("no hugetlb size {}", ast::fmt_size(size)))?;
+        let h = HugeSize::from_bytes(size).ok_or_else(|| format!("no hugetlb size {}", ast::fmt_size(size)))?;
         let s = self.kernel.hugetlb_pool(h);
-        Ok(PoolObs {
-            total: s.nr as i64,
-            free: s.free as i64,
-            resv: s.resv as i64,
-            surp: s.surplus as i64,
-        })
+        Ok(PoolObs { total: s.nr as i64, free: s.free as i64, resv: s.resv as i64, surp: s.surplus as i64 })
     }
 
     fn task_state(&mut self, task: TaskId) -> Result<TaskObs, String> {
@@ -490,14 +376,7 @@ impl Backend for ModelBackend {
     }
 
     fn take_trace(&mut self) -> Vec<TraceLine> {
-        self.kernel
-            .take_events()
-            .into_iter()
-            .map(|e| TraceLine {
-                task: Some(TaskId(e.pid.0)),
-                text: e.to_string(),
-            })
-            .collect()
+        self.kernel.take_events().into_iter().map(|e| TraceLine { task: Some(TaskId(e.pid.0)), text: e.to_string() }).collect()
     }
 
     fn self_check(&mut self) -> Result<(), String> {

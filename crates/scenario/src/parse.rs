@@ -33,12 +33,7 @@ pub struct PErr {
 
 impl PErr {
     fn at(pos: usize, end: usize) -> PErr {
-        PErr {
-            pos,
-            end,
-            expected: Vec::new(),
-            message: None,
-        }
+        PErr { pos, end, expected: Vec::new(), message: None }
     }
 }
 
@@ -213,12 +208,7 @@ fn ident(i: &mut In<'_>, what: &'static str) -> PResult<Ident> {
 
 /// A number token: decimal or `0x` hex, optionally with a binary unit
 /// (`K`, `M`, `G`, `KiB`, `MiB`, `GiB`). Lexed as one word, then validated.
-fn number_token(
-    i: &mut In<'_>,
-    noun: &'static str,
-    what: &'static str,
-    units: bool,
-) -> PResult<Spanned<u64>> {
+fn number_token(i: &mut In<'_>, noun: &'static str, what: &'static str, units: bool) -> PResult<Spanned<u64>> {
     let cp = i.checkpoint();
     let _ = ws(i);
     let s: &str = i;
@@ -240,9 +230,7 @@ pub fn parse_number(w: &str, units: bool) -> Result<u64, String> {
         Some(h) => (h, 16),
         None => (w, 10),
     };
-    let split = digits
-        .find(|c: char| !c.is_digit(radix))
-        .unwrap_or(digits.len());
+    let split = digits.find(|c: char| !c.is_digit(radix)).unwrap_or(digits.len());
     let (num, unit) = digits.split_at(split);
     if num.is_empty() {
         return Err("no digits".into());
@@ -253,15 +241,10 @@ pub fn parse_number(w: &str, units: bool) -> Result<u64, String> {
         "K" | "KiB" if units => 1 << 10,
         "M" | "MiB" if units => 1 << 20,
         "G" | "GiB" if units => 1 << 30,
-        _ if units => {
-            return Err(format!(
-                "unknown unit `{unit}` (expected K, M or G — binary: 4K = 4096 — or plain bytes)"
-            ))
-        }
+        _ if units => return Err(format!("unknown unit `{unit}` (expected K, M or G — binary: 4K = 4096 — or plain bytes)")),
         _ => return Err(format!("unexpected `{unit}` after the number")),
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| "number too large".to_string())
+    n.checked_mul(mult).ok_or_else(|| "number too large".to_string())
 }
 
 fn size(i: &mut In<'_>) -> PResult<Spanned<u64>> {
@@ -274,13 +257,7 @@ fn count(i: &mut In<'_>) -> PResult<Spanned<u64>> {
 
 fn byte_value(i: &mut In<'_>) -> PResult<u8> {
     let n = number_token(i, "byte value", "a byte value (like 0xff)", false)?;
-    u8::try_from(n.value).or_else(|_| {
-        fail_at(
-            n.span,
-            format!("byte value {} does not fit in a byte", n.value),
-            &["0x00..0xff"],
-        )
-    })
+    u8::try_from(n.value).or_else(|_| fail_at(n.span, format!("byte value {} does not fit in a byte", n.value), &["0x00..0xff"]))
 }
 
 /// `fill 0xff` or `bytes "abc"` / `bytes 01 02 ff`.
@@ -304,18 +281,14 @@ fn data_spec(i: &mut In<'_>) -> PResult<DataSpec> {
         {
             let p = pos(i);
             let t = i.next_slice(2);
-            let b = u8::from_str_radix(t, 16)
-                .or_else(|_| fail_at(Span::new(p, p + 2), "bad hex byte", &[]))?;
+            let b = u8::from_str_radix(t, 16).or_else(|_| fail_at(Span::new(p, p + 2), "bad hex byte", &[]))?;
             out.push(b);
         } else {
             break;
         }
     }
     if out.is_empty() && pos(i) == start {
-        return cut(expected(
-            i,
-            &["a string like \"abc\"", "hex bytes like 01 02 ff"],
-        ));
+        return cut(expected(i, &["a string like \"abc\"", "hex bytes like 01 02 ff"]));
     }
     Ok(DataSpec::Bytes(out))
 }
@@ -350,13 +323,7 @@ fn string_lit(i: &mut In<'_>) -> PResult<Vec<u8>> {
                                 let _ = i.next_slice(2);
                                 out.push(b)
                             }
-                            _ => {
-                                return fail_at(
-                                    Span::new(p, p + 2),
-                                    "bad \\x escape",
-                                    &["two hex digits after \\x"],
-                                )
-                            }
+                            _ => return fail_at(Span::new(p, p + 2), "bad \\x escape", &["two hex digits after \\x"]),
                         }
                     }
                     other => {
@@ -393,18 +360,9 @@ fn name_offset(i: &mut In<'_>, what: &'static str) -> PResult<(Ident, Option<Spa
 fn range(i: &mut In<'_>, what: &'static str) -> PResult<Range> {
     let (name, offset) = name_offset(i, what)?;
     let len = opt_size(i)?;
-    let end = len
-        .as_ref()
-        .map(|l| l.span.end)
-        .or(offset.as_ref().map(|o| o.span.end))
-        .unwrap_or(name.span.end);
+    let end = len.as_ref().map(|l| l.span.end).or(offset.as_ref().map(|o| o.span.end)).unwrap_or(name.span.end);
     let span = Span::new(name.span.start, end);
-    Ok(Range {
-        name,
-        offset,
-        len,
-        span,
-    })
+    Ok(Range { name, offset, len, span })
 }
 
 fn opt_size(i: &mut In<'_>) -> PResult<Option<Spanned<u64>>> {
@@ -422,12 +380,7 @@ fn addr(i: &mut In<'_>) -> PResult<Addr> {
     let _ = ws(i);
     let s: &str = i;
     if s.starts_with(|c: char| c.is_ascii_digit()) {
-        Ok(Addr::Literal(number_token(
-            i,
-            "address",
-            "an address",
-            false,
-        )?))
+        Ok(Addr::Literal(number_token(i, "address", "an address", false)?))
     } else {
         let (name, offset) = name_offset(i, "an address (0x… or a region name)")?;
         Ok(Addr::Name { name, offset })
@@ -438,46 +391,21 @@ const PROTS: &[&str] = &["r", "rw", "w", "none", "rx", "rwx", "x", "wx"];
 
 fn parse_prot(w: &str) -> Option<Prot> {
     if w == "none" {
-        return Some(Prot {
-            read: false,
-            write: false,
-            exec: false,
-        });
+        return Some(Prot { read: false, write: false, exec: false });
     }
     if !PROTS.contains(&w) {
         return None;
     }
-    Some(Prot {
-        read: w.contains('r'),
-        write: w.contains('w'),
-        exec: w.contains('x'),
-    })
+    Some(Prot { read: w.contains('r'), write: w.contains('w'), exec: w.contains('x') })
 }
 
 fn prot(i: &mut In<'_>) -> PResult<Prot> {
     let (w, _) = one_of_words(i, PROTS)?;
-    Ok(parse_prot(w).unwrap_or(Prot {
-        read: false,
-        write: false,
-        exec: false,
-    }))
+    Ok(parse_prot(w).unwrap_or(Prot { read: false, write: false, exec: false }))
 }
 
-const MMAP_OPTIONS: &[&str] = &[
-    "private",
-    "shared",
-    "anon",
-    "file",
-    "r",
-    "rw",
-    "none",
-    "fixed=",
-    "offset=",
-    "noreserve",
-    "hugetlb=",
-    "populate",
-    "align=",
-];
+const MMAP_OPTIONS: &[&str] =
+    &["private", "shared", "anon", "file", "r", "rw", "none", "fixed=", "offset=", "noreserve", "hugetlb=", "populate", "align="];
 
 /// `mmap SIZE [private|shared] [anon|file F] [PROT] [fixed=ADDR] [offset=N]
 /// [noreserve] [hugetlb=SIZE] [populate] [align=SIZE]`, options in any order.
@@ -487,11 +415,7 @@ fn mmap_args(i: &mut In<'_>) -> PResult<MmapArgs> {
         len,
         shared: false,
         backing: Backing::Anon,
-        prot: Prot {
-            read: true,
-            write: true,
-            exec: false,
-        },
+        prot: Prot { read: true, write: true, exec: false },
         fixed: None,
         offset: None,
         noreserve: false,
@@ -521,11 +445,7 @@ fn mmap_args(i: &mut In<'_>) -> PResult<MmapArgs> {
             other => return fail_at(span, format!("unknown mmap option `{other}`"), MMAP_OPTIONS),
         };
         if seen.contains(&group) {
-            return fail_at(
-                span,
-                format!("the {group} of this mapping is already given"),
-                &[],
-            );
+            return fail_at(span, format!("the {group} of this mapping is already given"), &[]);
         }
         seen.push(group);
         match w {
@@ -628,11 +548,7 @@ fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
             let r = cut(range(i, "a region name"))?;
             let names: Vec<&str> = ADVICES.iter().map(|(n, _)| *n).collect();
             let (w, s) = cut(one_of_words(i, &names))?;
-            let adv = ADVICES
-                .iter()
-                .find(|(n, _)| *n == w)
-                .map(|(_, a)| *a)
-                .unwrap_or(Advice::Dontneed);
+            let adv = ADVICES.iter().find(|(n, _)| *n == w).map(|(_, a)| *a).unwrap_or(Advice::Dontneed);
             Op::Madvise(r, Spanned::new(adv, s))
         }
         "mremap" => {
@@ -644,12 +560,7 @@ fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
                 None => (None, first),
             };
             let end = new_len.span.end;
-            let old = Range {
-                span: Span::new(name.span.start, end),
-                name,
-                offset,
-                len: old_len,
-            };
+            let old = Range { span: Span::new(name.span.start, end), name, offset, len: old_len };
             let to = match opt_keyword(i, "to") {
                 Some(_) => Some(cut(addr(i))?),
                 None => None,
@@ -666,10 +577,7 @@ fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
         "pipe" => Op::Pipe,
         "vmsplice" => {
             let pipe = cut(ident(i, "a pipe name"))?;
-            Op::Vmsplice {
-                pipe,
-                range: cut(range(i, "a region name"))?,
-            }
+            Op::Vmsplice { pipe, range: cut(range(i, "a region name"))? }
         }
         "memfd" => {
             let len = cut(size(i))?;
@@ -726,13 +634,7 @@ fn io_uring(i: &mut In<'_>, bound: bool) -> PResult<Op> {
             let buf = cut(range(i, "a registered region"))?;
             cut(keyword(i, if write { "to" } else { "from" }))?;
             let (file, file_off) = cut(name_offset(i, "a file name"))?;
-            Op::IoUringFixed {
-                ring,
-                write,
-                buf,
-                file,
-                file_off,
-            }
+            Op::IoUringFixed { ring, write, buf, file, file_off }
         }
     })
 }
@@ -746,11 +648,7 @@ fn foll_flags(i: &mut In<'_>) -> PResult<Vec<Spanned<Foll>>> {
     }
     loop {
         let (w, s) = one_of_words(i, &names)?;
-        let f = FOLL_FLAGS
-            .iter()
-            .find(|(n, _)| *n == w)
-            .map(|(_, f)| *f)
-            .unwrap_or(Foll::Write);
+        let f = FOLL_FLAGS.iter().find(|(n, _)| *n == w).map(|(_, f)| *f).unwrap_or(Foll::Write);
         out.push(Spanned::new(f, s));
         if peek_punct(i, "|") {
             let _ = punct(i, "|");
@@ -807,29 +705,13 @@ fn loc(i: &mut In<'_>, prefix: Option<&Ident>) -> PResult<Loc> {
             None => return cut(expected(i, &["`in TASK`"])),
         },
     };
-    let end = if task.span.start > name.span.start {
-        task.span.end
-    } else {
-        offset.as_ref().map(|o| o.span.end).unwrap_or(name.span.end)
-    };
-    Ok(Loc {
-        span: Span::new(name.span.start, end),
-        name,
-        offset,
-        task,
-    })
+    let end = if task.span.start > name.span.start { task.span.end } else { offset.as_ref().map(|o| o.span.end).unwrap_or(name.span.end) };
+    Ok(Loc { span: Span::new(name.span.start, end), name, offset, task })
 }
 
 fn cmp(i: &mut In<'_>) -> PResult<Cmp> {
     let _ = ws(i);
-    for (s, c) in [
-        ("==", Cmp::Eq),
-        ("!=", Cmp::Ne),
-        ("<=", Cmp::Le),
-        (">=", Cmp::Ge),
-        ("<", Cmp::Lt),
-        (">", Cmp::Gt),
-    ] {
+    for (s, c) in [("==", Cmp::Eq), ("!=", Cmp::Ne), ("<=", Cmp::Le), (">=", Cmp::Ge), ("<", Cmp::Lt), (">", Cmp::Gt)] {
         if peek_punct(i, s) {
             let _ = punct(i, s);
             return Ok(c);
@@ -865,19 +747,10 @@ fn expectation(i: &mut In<'_>, prefix: Option<&Ident>) -> PResult<Expectation> {
         let size = cut(size(i))?;
         let names: Vec<&str> = POOL_FIELDS.iter().map(|(n, _)| *n).collect();
         let (w, _) = cut(one_of_words(i, &names))?;
-        let field = POOL_FIELDS
-            .iter()
-            .find(|(n, _)| *n == w)
-            .map(|(_, f)| *f)
-            .unwrap_or(PoolField::Free);
+        let field = POOL_FIELDS.iter().find(|(n, _)| *n == w).map(|(_, f)| *f).unwrap_or(PoolField::Free);
         let c = cut(cmp(i))?;
         let v = cut(signed(i))?;
-        return Ok(Expectation::Pool {
-            size,
-            field,
-            cmp: c,
-            value: v,
-        });
+        return Ok(Expectation::Pool { size, field, cmp: c, value: v });
     }
     // Task state: `C exited`, `C killed SIGBUS`, `C running`.
     let cp = i.checkpoint();
@@ -898,11 +771,7 @@ fn expectation(i: &mut In<'_>, prefix: Option<&Ident>) -> PResult<Expectation> {
             cut(keyword(i, "page"))?;
             cut(keyword(i, if w == "same" { "as" } else { "from" }))?;
             let b = cut(self::loc(i, prefix))?;
-            Ok(Expectation::SamePage {
-                a: loc,
-                b,
-                same: w == "same",
-            })
+            Ok(Expectation::SamePage { a: loc, b, same: w == "same" })
         }
         "changed" | "unchanged" => {
             cut(keyword(i, "since"))?;
@@ -927,18 +796,10 @@ fn expectation(i: &mut In<'_>, prefix: Option<&Ident>) -> PResult<Expectation> {
                 cut(keyword(i, "page"))?;
                 cut(keyword(i, "as"))?;
                 let b = cut(self::loc(i, prefix))?;
-                return Ok(Expectation::SamePage {
-                    a: loc,
-                    b,
-                    same: false,
-                });
+                return Ok(Expectation::SamePage { a: loc, b, same: false });
             }
             match PAGE_PREDS.iter().find(|(n, _)| *n == w2) {
-                Some((_, p)) => Ok(Expectation::Page {
-                    loc,
-                    pred: Spanned::new(*p, s2),
-                    holds: false,
-                }),
+                Some((_, p)) => Ok(Expectation::Page { loc, pred: Spanned::new(*p, s2), holds: false }),
                 None => {
                     let mut l: Vec<&str> = PAGE_PREDS.iter().map(|(n, _)| *n).collect();
                     l.push("same page as");
@@ -948,21 +809,12 @@ fn expectation(i: &mut In<'_>, prefix: Option<&Ident>) -> PResult<Expectation> {
         }
         w => {
             if let Some((_, p)) = PAGE_PREDS.iter().find(|(n, _)| *n == w) {
-                return Ok(Expectation::Page {
-                    loc,
-                    pred: Spanned::new(*p, span),
-                    holds: true,
-                });
+                return Ok(Expectation::Page { loc, pred: Spanned::new(*p, span), holds: true });
             }
             if let Some((_, c)) = COUNTERS.iter().find(|(n, _)| *n == w) {
                 let op = cut(cmp(i))?;
                 let v = cut(signed(i))?;
-                return Ok(Expectation::Counter {
-                    loc,
-                    counter: Spanned::new(*c, span),
-                    cmp: op,
-                    value: v,
-                });
+                return Ok(Expectation::Counter { loc, counter: Spanned::new(*c, span), cmp: op, value: v });
             }
             let mut l = LOC_TAILS.to_vec();
             l.extend(["swapped", "thp", "hugetlb", "exclusive", "writable"]);
@@ -987,15 +839,7 @@ fn opt_task_state(i: &mut In<'_>) -> PResult<Option<TaskStateExp>> {
     }
 }
 
-const STATEMENTS: &[&str] = &[
-    "profile",
-    "set",
-    "thp",
-    "hugetlb",
-    "task",
-    "expect",
-    "TASK: operation",
-];
+const STATEMENTS: &[&str] = &["profile", "set", "thp", "hugetlb", "task", "expect", "TASK: operation"];
 
 /// One statement (a line without its comment).
 fn statement(i: &mut In<'_>) -> PResult<ItemKind> {
@@ -1028,13 +872,7 @@ fn statement(i: &mut In<'_>) -> PResult<ItemKind> {
             Some(_) => Some(cut(step_expect(i))?),
             None => None,
         };
-        return Ok(ItemKind::Step(Step {
-            task,
-            bind,
-            op,
-            op_span,
-            expect,
-        }));
+        return Ok(ItemKind::Step(Step { task, bind, op, op_span, expect }));
     }
     match w {
         "profile" => {
@@ -1042,26 +880,17 @@ fn statement(i: &mut In<'_>) -> PResult<ItemKind> {
             let start = pos(i);
             let name: &str = take_while(1.., |c: char| !c.is_whitespace())
                 .parse_next(i)
-                .or_else(|_: ErrMode<PErr>| {
-                    cut(expected(i, &["a profile name like linux-6.18"]))
-                })?;
-            Ok(ItemKind::Profile(Spanned::new(
-                name.to_string(),
-                Span::new(start, start + name.len()),
-            )))
+                .or_else(|_: ErrMode<PErr>| cut(expected(i, &["a profile name like linux-6.18"])))?;
+            Ok(ItemKind::Profile(Spanned::new(name.to_string(), Span::new(start, start + name.len()))))
         }
         "set" => {
             let knob = cut(ident(i, "a policy knob name"))?;
             cut(punct(i, "="))?;
             let _ = ws(i);
             let start = pos(i);
-            let v: &str = take_while(1.., |c: char| !c.is_whitespace())
-                .parse_next(i)
-                .or_else(|_: ErrMode<PErr>| cut(expected(i, &["a value"])))?;
-            Ok(ItemKind::Set {
-                knob,
-                value: Spanned::new(v.to_string(), Span::new(start, start + v.len())),
-            })
+            let v: &str =
+                take_while(1.., |c: char| !c.is_whitespace()).parse_next(i).or_else(|_: ErrMode<PErr>| cut(expected(i, &["a value"])))?;
+            Ok(ItemKind::Set { knob, value: Spanned::new(v.to_string(), Span::new(start, start + v.len())) })
         }
         "thp" => {
             let _ = ws(i);
@@ -1096,29 +925,13 @@ fn statement(i: &mut In<'_>) -> PResult<ItemKind> {
                 }
                 None => None,
             };
-            Ok(ItemKind::Hugetlb {
-                size,
-                pages,
-                overcommit,
-            })
+            Ok(ItemKind::Hugetlb { size, pages, overcommit })
         }
         "task" => Ok(ItemKind::Task(cut(ident(i, "a task name"))?)),
         "expect" => Ok(ItemKind::Expect(cut(expectation(i, None))?)),
         other => {
             i.reset(&cp);
-            fail_at(
-                span,
-                format!("unknown statement `{other}`"),
-                &[
-                    "profile",
-                    "set",
-                    "thp",
-                    "hugetlb",
-                    "task",
-                    "expect",
-                    "TASK: …",
-                ],
-            )
+            fail_at(span, format!("unknown statement `{other}`"), &["profile", "set", "thp", "hugetlb", "task", "expect", "TASK: …"])
         }
     }
 }
@@ -1177,20 +990,13 @@ pub fn parse(text: &str) -> Result<Scenario, Diagnostic> {
         match parsed {
             Ok(kind) => {
                 let lead = body.len() - body.trim_start().len();
-                items.push(Item {
-                    line: line_no,
-                    span: Span::new(this_start + lead, this_start + body.trim_end().len()),
-                    kind,
-                })
+                items.push(Item { line: line_no, span: Span::new(this_start + lead, this_start + body.trim_end().len()), kind })
             }
             Err(ErrMode::Backtrack(e)) | Err(ErrMode::Cut(e)) => {
                 return Err(to_diagnostic(text, e));
             }
             Err(ErrMode::Incomplete(_)) => {
-                return Err(Diagnostic::new(
-                    Span::new(body_end, body_end),
-                    "incomplete statement",
-                ));
+                return Err(Diagnostic::new(Span::new(body_end, body_end), "incomplete statement"));
             }
         }
     }
@@ -1202,15 +1008,8 @@ fn to_diagnostic(text: &str, e: PErr) -> Diagnostic {
     let message = match e.message {
         Some(m) => m,
         None => {
-            let tok: String = text
-                .get(e.pos..)
-                .unwrap_or("")
-                .split(|c: char| c.is_whitespace())
-                .next()
-                .unwrap_or("")
-                .chars()
-                .take(40)
-                .collect();
+            let tok: String =
+                text.get(e.pos..).unwrap_or("").split(|c: char| c.is_whitespace()).next().unwrap_or("").chars().take(40).collect();
             if tok.is_empty() || tok.starts_with('#') {
                 "unexpected end of line".to_string()
             } else {
@@ -1265,18 +1064,11 @@ mod tests {
             C: read p 4K expect fill 0x00\n\
             expect A in P different page from A in C\n");
         assert_eq!(s.items.len(), 12);
-        let ItemKind::Step(st) = &s.items[3].kind else {
-            panic!()
-        };
+        let ItemKind::Step(st) = &s.items[3].kind else { panic!() };
         assert_eq!(st.bind.as_ref().map(|b| b.value.as_str()), Some("A"));
         assert!(matches!(&st.op, Op::Mmap(m) if m.len.value == 4096 && !m.shared));
-        let ItemKind::Step(st) = &s.items[10].kind else {
-            panic!()
-        };
-        assert_eq!(
-            st.expect.as_ref().map(|e| e.value.clone()),
-            Some(StepExpect::Data(DataSpec::Fill(0)))
-        );
+        let ItemKind::Step(st) = &s.items[10].kind else { panic!() };
+        assert_eq!(st.expect.as_ref().map(|e| e.value.clone()), Some(StepExpect::Data(DataSpec::Fill(0))));
     }
 
     #[test]
@@ -1313,29 +1105,19 @@ expect hugetlb 2M free == 0
 expect P killed SIGBUS
 "#);
         assert_eq!(s.items.len(), 29);
-        let ItemKind::Step(st) = &s.items[7].kind else {
-            panic!()
-        };
-        assert!(
-            matches!(&st.op, Op::Write(r, DataSpec::Bytes(b)) if r.off() == 4096 && b == &[b'a', 0, b'b', 1, 0xff])
-        );
+        let ItemKind::Step(st) = &s.items[7].kind else { panic!() };
+        assert!(matches!(&st.op, Op::Write(r, DataSpec::Bytes(b)) if r.off() == 4096 && b == &[b'a', 0, b'b', 1, 0xff]));
     }
 
     #[test]
     fn errors_point_at_the_token() {
         let e = err("task P\nP: mmapp 4K\n");
-        assert!(
-            e.starts_with("t:2:4: error: unknown operation `mmapp`"),
-            "{e}"
-        );
+        assert!(e.starts_with("t:2:4: error: unknown operation `mmapp`"), "{e}");
         assert!(e.contains("^^^^^ expected one of: mmap, munmap"), "{e}");
         let e = err("task P\nP: A = mmap 4KB\n");
         assert!(e.starts_with("t:2:13: error: bad size"), "{e}");
         let e = err("tsk P\n");
-        assert!(
-            e.starts_with("t:1:1: error: unknown statement `tsk`"),
-            "{e}"
-        );
+        assert!(e.starts_with("t:1:1: error: unknown statement `tsk`"), "{e}");
         let e = err("task P\nP: write A fill\n");
         assert!(e.starts_with("t:2:16: error:"), "{e}");
         assert!(e.contains("expected a byte value"), "{e}");
@@ -1353,9 +1135,7 @@ expect P killed SIGBUS
     #[test]
     fn hash_inside_string_is_not_a_comment() {
         let s = ok("task P\nP: write A bytes \"a#b\" # real comment\n");
-        let ItemKind::Step(st) = &s.items[1].kind else {
-            panic!()
-        };
+        let ItemKind::Step(st) = &s.items[1].kind else { panic!() };
         assert!(matches!(&st.op, Op::Write(_, DataSpec::Bytes(b)) if b == b"a#b"));
     }
 }

@@ -51,16 +51,8 @@ pub struct StepReport {
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Entry {
-    Setting {
-        line: usize,
-        text: String,
-        error: Option<String>,
-    },
-    Task {
-        line: usize,
-        text: String,
-        task: String,
-    },
+    Setting { line: usize, text: String, error: Option<String> },
+    Task { line: usize, text: String, task: String },
     Step(StepReport),
     Expect(Check),
 }
@@ -113,11 +105,7 @@ impl Report {
                 Status::Skip => s.skipped += 1,
             }
         }
-        self.status = if s.failed > 0 {
-            Status::Fail
-        } else {
-            Status::Pass
-        };
+        self.status = if s.failed > 0 { Status::Fail } else { Status::Pass };
         self.summary = s;
     }
 
@@ -131,18 +119,11 @@ impl Report {
         let knobs = if self.knobs.is_empty() {
             String::new()
         } else {
-            let k: Vec<String> = self
-                .knobs
-                .iter()
-                .map(|k| format!("{}={}", k.knob, k.value))
-                .collect();
+            let k: Vec<String> = self.knobs.iter().map(|k| format!("{}={}", k.knob, k.value)).collect();
             format!(", {}", k.join(" "))
         };
         if !quiet {
-            out.push_str(&format!(
-                "== {} ({} backend, {}{knobs})\n",
-                self.file, self.backend, self.profile
-            ));
+            out.push_str(&format!("== {} ({} backend, {}{knobs})\n", self.file, self.backend, self.profile));
         }
         let check_line = |c: &Check, indent: &str| -> String {
             let mut s = format!("{indent}{} {}", c.status.mark(), c.text);
@@ -199,11 +180,7 @@ impl Report {
         }
         let s = &self.summary;
         match self.status {
-            Status::Skip => out.push_str(&format!(
-                "SKIP {}: {}\n",
-                self.file,
-                self.skip_reason.as_deref().unwrap_or("")
-            )),
+            Status::Skip => out.push_str(&format!("SKIP {}: {}\n", self.file, self.skip_reason.as_deref().unwrap_or(""))),
             st => out.push_str(&format!(
                 "{} {}: {} passed, {} failed, {} skipped\n",
                 if st == Status::Pass { "PASS" } else { "FAIL" },

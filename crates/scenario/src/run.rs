@@ -32,27 +32,11 @@ pub struct RunOptions {
 
 #[derive(Clone, Debug)]
 enum Val {
-    Region {
-        addr: u64,
-        len: u64,
-    },
-    Pipe {
-        read: Fd,
-        write: Fd,
-    },
-    File {
-        fd: Fd,
-        size: u64,
-    },
-    Ring {
-        fd: Fd,
-    },
-    Pin {
-        pin: PinId,
-        len: u64,
-        region: String,
-        off: u64,
-    },
+    Region { addr: u64, len: u64 },
+    Pipe { read: Fd, write: Fd },
+    File { fd: Fd, size: u64 },
+    Ring { fd: Fd },
+    Pin { pin: PinId, len: u64, region: String, off: u64 },
 }
 
 #[derive(Clone, Debug)]
@@ -83,22 +67,12 @@ struct Seen {
 
 /// Runs one scenario. `Err` only for configuration errors the user must fix
 /// (unknown profile or knob): those are usage errors, not failures.
-pub fn run(
-    src: &Source,
-    sc: &Scenario,
-    checked: &Checked,
-    be: &mut dyn Backend,
-    opts: &RunOptions,
-) -> Result<Report, Vec<Diagnostic>> {
+pub fn run(src: &Source, sc: &Scenario, checked: &Checked, be: &mut dyn Backend, opts: &RunOptions) -> Result<Report, Vec<Diagnostic>> {
     let file_profile = sc.items.iter().find_map(|i| match &i.kind {
         ItemKind::Profile(p) => Some(p.clone()),
         _ => None,
     });
-    let profile = opts
-        .profile
-        .clone()
-        .or(file_profile.as_ref().map(|p| p.value.clone()))
-        .unwrap_or_else(|| DEFAULT_PROFILE.to_string());
+    let profile = opts.profile.clone().or(file_profile.as_ref().map(|p| p.value.clone())).unwrap_or_else(|| DEFAULT_PROFILE.to_string());
     // Knobs: the file's, then the command line's; remember where each came
     // from so an error can point at it.
     let mut knobs: Vec<(String, String)> = Vec::new();
@@ -117,13 +91,7 @@ pub fn run(
         file: src.name.clone(),
         backend: be.name().to_string(),
         profile: profile.clone(),
-        knobs: knobs
-            .iter()
-            .map(|(k, v)| KnobSetting {
-                knob: k.clone(),
-                value: v.clone(),
-            })
-            .collect(),
+        knobs: knobs.iter().map(|(k, v)| KnobSetting { knob: k.clone(), value: v.clone() }).collect(),
         status: Status::Pass,
         skip_reason: None,
         entries: Vec::new(),
@@ -142,10 +110,7 @@ pub fn run(
                 None => "policy knobs".to_string(),
             };
             report.status = Status::Skip;
-            report.skip_reason = Some(format!(
-                "needs {f} ({what}), which the {} backend cannot do: {why}",
-                be.name()
-            ));
+            report.skip_reason = Some(format!("needs {f} ({what}), which the {} backend cannot do: {why}", be.name()));
             return Ok(report);
         }
     }
@@ -157,8 +122,7 @@ pub fn run(
                     (None, Some(p)) => p.span,
                     _ => Span::default(),
                 };
-                let mut d =
-                    Diagnostic::new(span, format!("unknown profile `{profile}`")).expected(known);
+                let mut d = Diagnostic::new(span, format!("unknown profile `{profile}`")).expected(known);
                 if opts.profile.is_some() {
                     d = d.note("given with --profile");
                 }
@@ -183,44 +147,22 @@ pub fn run(
         match &item.kind {
             ItemKind::Profile(_) | ItemKind::Set { .. } => {}
             ItemKind::Thp { size, mode } => {
-                let r = be.set(&Setting::Thp {
-                    size: size.value,
-                    mode: *mode,
-                });
+                let r = be.set(&Setting::Thp { size: size.value, mode: *mode });
                 setting(&mut report, item, text, r);
             }
             ItemKind::ThpZeroPage(on) => {
                 let r = be.set(&Setting::ThpUseZeroPage(*on));
                 setting(&mut report, item, text, r);
             }
-            ItemKind::Hugetlb {
-                size,
-                pages,
-                overcommit,
-            } => {
-                let r = be.set(&Setting::HugetlbPool {
-                    size: size.value,
-                    pages: *pages,
-                    overcommit: *overcommit,
-                });
+            ItemKind::Hugetlb { size, pages, overcommit } => {
+                let r = be.set(&Setting::HugetlbPool { size: size.value, pages: *pages, overcommit: *overcommit });
                 setting(&mut report, item, text, r);
             }
             ItemKind::Task(name) => match be.spawn() {
                 Ok(id) => {
                     env.names_of.insert(id, name.value.clone());
-                    env.tasks.insert(
-                        name.value.clone(),
-                        TaskRt {
-                            id,
-                            dead: None,
-                            names: BTreeSet::new(),
-                        },
-                    );
-                    report.entries.push(Entry::Task {
-                        line: item.line,
-                        text,
-                        task: name.value.clone(),
-                    });
+                    env.tasks.insert(name.value.clone(), TaskRt { id, dead: None, names: BTreeSet::new() });
+                    report.entries.push(Entry::Task { line: item.line, text, task: name.value.clone() });
                 }
                 Err(e) => {
                     report.status = Status::Skip;
@@ -229,19 +171,12 @@ pub fn run(
                 }
             },
             ItemKind::Step(step) => {
-                let n = checked
-                    .step_of_item
-                    .get(idx)
-                    .copied()
-                    .flatten()
-                    .unwrap_or(0);
+                let n = checked.step_of_item.get(idx).copied().flatten().unwrap_or(0);
                 let sr = run_step(src, item, step, n, checked, be, &mut env);
                 report.entries.push(Entry::Step(sr));
                 if let Some(locs) = checked.snapshots.get(&n) {
                     for l in locs {
-                        let pfn = place(&env, l)
-                            .and_then(|(t, a)| be.page(t, a).ok().flatten())
-                            .and_then(|p| p.pfn);
+                        let pfn = place(&env, l).and_then(|(t, a)| be.page(t, a).ok().flatten()).and_then(|p| p.pfn);
                         env.snaps.insert((n, l.to_string()), pfn);
                     }
                 }
@@ -257,11 +192,7 @@ pub fn run(
 }
 
 fn setting(report: &mut Report, item: &Item, text: String, r: Result<(), String>) {
-    report.entries.push(Entry::Setting {
-        line: item.line,
-        text,
-        error: r.as_ref().err().cloned(),
-    });
+    report.entries.push(Entry::Setting { line: item.line, text, error: r.as_ref().err().cloned() });
     if let Err(e) = r {
         report.entries.push(Entry::Expect(Check {
             line: item.line,
@@ -286,18 +217,11 @@ fn region(env: &Env, r: &Range) -> Result<(u64, u64), String> {
     match env.vals.get(&r.name.value) {
         Some(Val::Region { addr, len }) => {
             let off = r.off();
-            let l = r
-                .len
-                .as_ref()
-                .map(|l| l.value)
-                .unwrap_or(len.saturating_sub(off));
+            let l = r.len.as_ref().map(|l| l.value).unwrap_or(len.saturating_sub(off));
             Ok((addr.saturating_add(off), l))
         }
         Some(_) => Err(format!("`{}` is not a region", r.name.value)),
-        None => Err(format!(
-            "`{}` was never created (an earlier step failed)",
-            r.name.value
-        )),
+        None => Err(format!("`{}` was never created (an earlier step failed)", r.name.value)),
     }
 }
 
@@ -305,13 +229,8 @@ fn resolve_addr(env: &Env, a: &Addr) -> Result<u64, String> {
     match a {
         Addr::Literal(l) => Ok(l.value),
         Addr::Name { name, offset } => match env.vals.get(&name.value) {
-            Some(Val::Region { addr, .. }) => {
-                Ok(addr.saturating_add(offset.as_ref().map(|o| o.value).unwrap_or(0)))
-            }
-            _ => Err(format!(
-                "`{}` was never created (an earlier step failed)",
-                name.value
-            )),
+            Some(Val::Region { addr, .. }) => Ok(addr.saturating_add(offset.as_ref().map(|o| o.value).unwrap_or(0))),
+            _ => Err(format!("`{}` was never created (an earlier step failed)", name.value)),
         },
     }
 }
@@ -352,10 +271,7 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
     let fd_of = |n: &Ident| match env.vals.get(&n.value) {
         Some(Val::Pipe { write, .. }) => Ok(*write),
         Some(Val::File { fd, .. }) | Some(Val::Ring { fd }) => Ok(*fd),
-        _ => Err(format!(
-            "`{}` was never created (an earlier step failed)",
-            n.value
-        )),
+        _ => Err(format!("`{}` was never created (an earlier step failed)", n.value)),
     };
     Ok(match &step.op {
         Op::Mmap(m) => Call::Mmap(MmapCall {
@@ -372,9 +288,7 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
             populate: m.populate,
             file: match &m.backing {
                 Backing::Anon => None,
-                Backing::File(f) => {
-                    Some((fd_of(f)?, m.offset.as_ref().map(|o| o.value).unwrap_or(0)))
-                }
+                Backing::File(f) => Some((fd_of(f)?, m.offset.as_ref().map(|o| o.value).unwrap_or(0))),
             },
         }),
         Op::Munmap(r) => {
@@ -383,19 +297,11 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
         }
         Op::Mprotect(r, p) => {
             let (addr, len) = region(env, r)?;
-            Call::Mprotect {
-                addr,
-                len,
-                prot: *p,
-            }
+            Call::Mprotect { addr, len, prot: *p }
         }
         Op::Madvise(r, a) => {
             let (addr, len) = region(env, r)?;
-            Call::Madvise {
-                addr,
-                len,
-                advice: a.value,
-            }
+            Call::Madvise { addr, len, advice: a.value }
         }
         Op::Mremap { old, new_len, to } => {
             let (old_addr, old_len) = region(env, old)?;
@@ -418,151 +324,74 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
                     r2.len = Some(Spanned::new(l, r.span));
                 }
                 let (addr, len) = region(env, &r2)?;
-                Call::WriteMem {
-                    addr,
-                    data: data_of(d, len),
-                }
+                Call::WriteMem { addr, data: data_of(d, len) }
             }
             Some(Val::Pipe { write, .. }) => {
                 let len = data_len(d).or(r.len.as_ref().map(|l| l.value)).unwrap_or(0);
-                Call::WriteFd {
-                    fd: *write,
-                    data: data_of(d, len),
-                }
+                Call::WriteFd { fd: *write, data: data_of(d, len) }
             }
             Some(Val::File { fd, size }) => {
-                let len = data_len(d)
-                    .or(r.len.as_ref().map(|l| l.value))
-                    .unwrap_or(size.saturating_sub(r.off()));
-                Call::Pwrite {
-                    fd: *fd,
-                    offset: r.off(),
-                    data: data_of(d, len),
-                }
+                let len = data_len(d).or(r.len.as_ref().map(|l| l.value)).unwrap_or(size.saturating_sub(r.off()));
+                Call::Pwrite { fd: *fd, offset: r.off(), data: data_of(d, len) }
             }
-            _ => {
-                return Err(format!(
-                    "`{}` was never created (an earlier step failed)",
-                    r.name.value
-                ))
-            }
+            _ => return Err(format!("`{}` was never created (an earlier step failed)", r.name.value)),
         },
         Op::Read(r) => {
             let exp_len = match &step.expect {
-                Some(Spanned {
-                    value: StepExpect::Data(d),
-                    ..
-                }) => data_len(d),
+                Some(Spanned { value: StepExpect::Data(d), .. }) => data_len(d),
                 _ => None,
             };
             let want = r.len.as_ref().map(|l| l.value).or(exp_len);
             match env.vals.get(&r.name.value) {
-                Some(Val::Region { addr, len }) => Call::ReadMem {
-                    addr: addr.saturating_add(r.off()),
-                    len: want.unwrap_or(len.saturating_sub(r.off())),
-                },
-                Some(Val::Pipe { read, .. }) => Call::ReadFd {
-                    fd: *read,
-                    len: want.unwrap_or(0),
-                },
-                Some(Val::File { fd, size }) => Call::Pread {
-                    fd: *fd,
-                    offset: r.off(),
-                    len: want.unwrap_or(size.saturating_sub(r.off())),
-                },
-                Some(Val::Pin { pin, len, .. }) => Call::ReadPinned {
-                    pin: *pin,
-                    offset: r.off(),
-                    len: want.unwrap_or(len.saturating_sub(r.off())),
-                },
-                _ => {
-                    return Err(format!(
-                        "`{}` was never created (an earlier step failed)",
-                        r.name.value
-                    ))
+                Some(Val::Region { addr, len }) => {
+                    Call::ReadMem { addr: addr.saturating_add(r.off()), len: want.unwrap_or(len.saturating_sub(r.off())) }
                 }
+                Some(Val::Pipe { read, .. }) => Call::ReadFd { fd: *read, len: want.unwrap_or(0) },
+                Some(Val::File { fd, size }) => Call::Pread { fd: *fd, offset: r.off(), len: want.unwrap_or(size.saturating_sub(r.off())) },
+                Some(Val::Pin { pin, len, .. }) => {
+                    Call::ReadPinned { pin: *pin, offset: r.off(), len: want.unwrap_or(len.saturating_sub(r.off())) }
+                }
+                _ => return Err(format!("`{}` was never created (an earlier step failed)", r.name.value)),
             }
         }
         Op::Pipe => Call::Pipe,
         Op::Vmsplice { pipe, range } => {
             let (addr, len) = region(env, range)?;
-            Call::Vmsplice {
-                fd: fd_of(pipe)?,
-                addr,
-                len,
-            }
+            Call::Vmsplice { fd: fd_of(pipe)?, addr, len }
         }
         Op::Memfd(s, h) => Call::Memfd { size: s.value, hugetlb: h.as_ref().map(|h| h.value) },
         Op::Tmpfile(s) => Call::Tmpfile { size: s.value },
         Op::IoUring => Call::IoUringSetup,
-        Op::IoUringRegister { ring, bufs } => Call::IoUringRegister {
-            ring: fd_of(ring)?,
-            bufs: bufs
-                .iter()
-                .map(|b| region(env, b))
-                .collect::<Result<Vec<_>, _>>()?,
-        },
+        Op::IoUringRegister { ring, bufs } => {
+            Call::IoUringRegister { ring: fd_of(ring)?, bufs: bufs.iter().map(|b| region(env, b)).collect::<Result<Vec<_>, _>>()? }
+        }
         Op::IoUringUnregister(ring) => Call::IoUringUnregister { ring: fd_of(ring)? },
-        Op::IoUringFixed {
-            ring,
-            write,
-            buf,
-            file,
-            file_off,
-        } => {
+        Op::IoUringFixed { ring, write, buf, file, file_off } => {
             let (addr, len) = region(env, buf)?;
             // The buffer index is the registered buffer containing the
             // range; the kernel checks the range lies inside it.
             let buf_index = env
                 .ring_bufs
                 .get(&ring.value)
-                .and_then(|bs| {
-                    bs.iter().position(|(a, l)| {
-                        addr >= *a && addr.saturating_add(len) <= a.saturating_add(*l)
-                    })
-                })
+                .and_then(|bs| bs.iter().position(|(a, l)| addr >= *a && addr.saturating_add(len) <= a.saturating_add(*l)))
                 .unwrap_or(0) as u32;
             let ring = fd_of(ring)?;
             let fd = fd_of(file)?;
             let file_offset = file_off.as_ref().map(|o| o.value).unwrap_or(0);
             if *write {
-                Call::IoUringWriteFixed {
-                    ring,
-                    buf_index,
-                    fd,
-                    file_offset,
-                    addr,
-                    len,
-                }
+                Call::IoUringWriteFixed { ring, buf_index, fd, file_offset, addr, len }
             } else {
-                Call::IoUringReadFixed {
-                    ring,
-                    buf_index,
-                    fd,
-                    file_offset,
-                    addr,
-                    len,
-                }
+                Call::IoUringReadFixed { ring, buf_index, fd, file_offset, addr, len }
             }
         }
         Op::ClearSoftDirty => Call::ClearSoftDirty,
         Op::Gup { kind, range, flags } => {
             let (addr, len) = region(env, range)?;
-            Call::Gup {
-                kind: *kind,
-                addr,
-                nr_pages: len / PAGE,
-                flags: flags.iter().map(|f| f.value).collect(),
-            }
+            Call::Gup { kind: *kind, addr, nr_pages: len / PAGE, flags: flags.iter().map(|f| f.value).collect() }
         }
         Op::Unpin(h) => match env.vals.get(&h.value) {
             Some(Val::Pin { pin, .. }) => Call::Unpin { pin: *pin },
-            _ => {
-                return Err(format!(
-                    "`{}` was never taken (an earlier step failed)",
-                    h.value
-                ))
-            }
+            _ => return Err(format!("`{}` was never taken (an earlier step failed)", h.value)),
         },
     })
 }
@@ -574,12 +403,7 @@ fn touched(step: &Step, env: &Env, task: &str) -> Vec<(String, u64)> {
         env.tasks
             .get(task)
             .map(|t| {
-                t.names
-                    .iter()
-                    .filter(|n| matches!(env.vals.get(*n), Some(Val::Region { .. })))
-                    .take(8)
-                    .map(|n| (n.clone(), 0))
-                    .collect()
+                t.names.iter().filter(|n| matches!(env.vals.get(*n), Some(Val::Region { .. }))).take(8).map(|n| (n.clone(), 0)).collect()
             })
             .unwrap_or_default()
     };
@@ -613,11 +437,7 @@ fn touched(step: &Step, env: &Env, task: &str) -> Vec<(String, u64)> {
 }
 
 /// Observes `name+off` in every live task that has the name.
-fn observe(
-    be: &mut dyn Backend,
-    env: &Env,
-    places: &[(String, u64)],
-) -> BTreeMap<(String, String, u64), Seen> {
+fn observe(be: &mut dyn Backend, env: &Env, places: &[(String, u64)]) -> BTreeMap<(String, String, u64), Seen> {
     let counters = be.lacks(Feature::FolioCounters).is_none();
     let frames = be.lacks(Feature::PageFrames).is_none();
     let mut out = BTreeMap::new();
@@ -634,11 +454,7 @@ fn observe(
             }
             let a = addr.saturating_add(*off);
             let page = be.page(t.id, a).ok().flatten();
-            let folio = if counters {
-                be.folio(t.id, a).ok().flatten()
-            } else {
-                None
-            };
+            let folio = if counters { be.folio(t.id, a).ok().flatten() } else { None };
             out.insert((name.clone(), tname.clone(), *off), Seen { page, folio });
         }
     }
@@ -650,11 +466,7 @@ fn describe_page(s: &Seen) -> String {
         return "not mapped".into();
     };
     if !p.present {
-        return if p.swapped {
-            "swapped out".into()
-        } else {
-            "not present".into()
-        };
+        return if p.swapped { "swapped out".into() } else { "not present".into() };
     }
     let mut parts = vec![match p.pfn {
         Some(pfn) => format!("pfn {pfn:#x}"),
@@ -682,60 +494,32 @@ fn describe_page(s: &Seen) -> String {
     parts.join(", ")
 }
 
-fn delta(
-    name: &str,
-    task: &str,
-    off: u64,
-    before: Option<&Seen>,
-    after: Option<&Seen>,
-) -> Option<String> {
-    let place = if off == 0 {
-        format!("{name} in {task}")
-    } else {
-        format!("{name}+{} in {task}", fmt_size(off))
-    };
-    let present = |s: Option<&Seen>| {
-        s.and_then(|s| s.page.as_ref())
-            .map(|p| p.present)
-            .unwrap_or(false)
-    };
+fn delta(name: &str, task: &str, off: u64, before: Option<&Seen>, after: Option<&Seen>) -> Option<String> {
+    let place = if off == 0 { format!("{name} in {task}") } else { format!("{name}+{} in {task}", fmt_size(off)) };
+    let present = |s: Option<&Seen>| s.and_then(|s| s.page.as_ref()).map(|p| p.present).unwrap_or(false);
     match (before, after) {
         (b, a) if b == a => None,
-        (_, Some(a)) if !present(before) && present(Some(a)) => {
-            Some(format!("{place}: now {}", describe_page(a)))
+        (_, Some(a)) if !present(before) && present(Some(a)) => Some(format!("{place}: now {}", describe_page(a))),
+        (Some(b), a) if present(Some(b)) && !present(a) => {
+            Some(format!("{place}: {} (was {})", a.map(describe_page).unwrap_or_else(|| "gone".into()), describe_page(b)))
         }
-        (Some(b), a) if present(Some(b)) && !present(a) => Some(format!(
-            "{place}: {} (was {})",
-            a.map(describe_page).unwrap_or_else(|| "gone".into()),
-            describe_page(b)
-        )),
         (Some(b), Some(a)) => {
             let pb = b.page.as_ref().and_then(|p| p.pfn);
             let pa = a.page.as_ref().and_then(|p| p.pfn);
             if pb != pa {
-                return Some(format!(
-                    "{place}: pfn {} → {}",
-                    pb.map(|p| format!("{p:#x}")).unwrap_or("-".into()),
-                    describe_page(a)
-                ));
+                return Some(format!("{place}: pfn {} → {}", pb.map(|p| format!("{p:#x}")).unwrap_or("-".into()), describe_page(a)));
             }
             let mut ch = Vec::new();
             if let (Some(fb), Some(fa)) = (&b.folio, &a.folio) {
-                for (n, x, y) in [
-                    ("refcount", fb.refcount, fa.refcount),
-                    ("mapcount", fb.mapcount, fa.mapcount),
-                    ("pincount", fb.pincount, fa.pincount),
-                ] {
+                for (n, x, y) in
+                    [("refcount", fb.refcount, fa.refcount), ("mapcount", fb.mapcount, fa.mapcount), ("pincount", fb.pincount, fa.pincount)]
+                {
                     if x != y {
                         ch.push(format!("{n} {x} → {y}"));
                     }
                 }
                 if fb.anon_exclusive != fa.anon_exclusive {
-                    ch.push(format!(
-                        "anon_exclusive {} → {}",
-                        yes(fb.anon_exclusive),
-                        yes(fa.anon_exclusive)
-                    ));
+                    ch.push(format!("anon_exclusive {} → {}", yes(fb.anon_exclusive), yes(fa.anon_exclusive)));
                 }
             }
             let wb = b.page.as_ref().and_then(|p| p.writable);
@@ -748,11 +532,7 @@ fn delta(
             if ch.is_empty() {
                 None
             } else {
-                Some(format!(
-                    "{place}: pfn {}: {}",
-                    pa.map(|p| format!("{p:#x}")).unwrap_or("-".into()),
-                    ch.join(", ")
-                ))
+                Some(format!("{place}: pfn {}: {}", pa.map(|p| format!("{p:#x}")).unwrap_or("-".into()), ch.join(", ")))
             }
         }
         _ => None,
@@ -767,15 +547,7 @@ fn yes(b: bool) -> &'static str {
     }
 }
 
-fn run_step(
-    src: &Source,
-    item: &Item,
-    step: &Step,
-    n: usize,
-    _checked: &Checked,
-    be: &mut dyn Backend,
-    env: &mut Env,
-) -> StepReport {
+fn run_step(src: &Source, item: &Item, step: &Step, n: usize, _checked: &Checked, be: &mut dyn Backend, env: &mut Env) -> StepReport {
     let tname = step.task.value.clone();
     let mut sr = StepReport {
         step: n,
@@ -804,26 +576,14 @@ fn run_step(
     };
     if let Some(why) = &task.dead {
         sr.result = "not run".into();
-        sr.checks.push(Check {
-            line,
-            column: col,
-            text: "run".into(),
-            status: Status::Fail,
-            detail: Some(format!("task {tname} {why}")),
-        });
+        sr.checks.push(Check { line, column: col, text: "run".into(), status: Status::Fail, detail: Some(format!("task {tname} {why}")) });
         return sr;
     }
     let call = match build_call(step, env) {
         Ok(c) => c,
         Err(e) => {
             sr.result = "not run".into();
-            sr.checks.push(Check {
-                line,
-                column: col,
-                text: "run".into(),
-                status: Status::Fail,
-                detail: Some(e),
-            });
+            sr.checks.push(Check { line, column: col, text: "run".into(), status: Status::Fail, detail: Some(e) });
             return sr;
         }
     };
@@ -834,11 +594,7 @@ fn run_step(
         _ => be.call(task.id, &call),
     };
     for t in be.take_trace() {
-        let who = t
-            .task
-            .and_then(|id| env.names_of.get(&id).cloned())
-            .map(|n| format!("{n}: "))
-            .unwrap_or_default();
+        let who = t.task.and_then(|id| env.names_of.get(&id).cloned()).map(|n| format!("{n}: ")).unwrap_or_default();
         sr.kernel.push(format!("{who}{}", t.text));
     }
     sr.kernel = compress_trace(std::mem::take(&mut sr.kernel));
@@ -896,39 +652,20 @@ fn run_step(
                 column: col,
                 text: exp_text(e),
                 status: if pass { Status::Pass } else { Status::Fail },
-                detail: if pass {
-                    None
-                } else {
-                    Some(format!("got {got}"))
-                },
+                detail: if pass { None } else { Some(format!("got {got}")) },
             });
         }
         Some((StepExpect::Data(d), e)) => {
             let (status, detail) = match &res {
                 Ok(Ret::Data(c)) => judge_data(d, c),
-                Ok(other) => (
-                    Status::Fail,
-                    Some(format!("the read returned {other:?}, not data")),
-                ),
+                Ok(other) => (Status::Fail, Some(format!("the read returned {other:?}, not data"))),
                 Err(_) => (Status::Fail, Some(format!("got {got}"))),
             };
-            sr.checks.push(Check {
-                line,
-                column: col,
-                text: exp_text(e),
-                status,
-                detail,
-            });
+            sr.checks.push(Check { line, column: col, text: exp_text(e), status, detail });
         }
     }
     if let Err(e) = be.self_check() {
-        sr.checks.push(Check {
-            line: item.line,
-            column: 1,
-            text: "model invariants".into(),
-            status: Status::Fail,
-            detail: Some(e),
-        });
+        sr.checks.push(Check { line: item.line, column: 1, text: "model invariants".into(), status: Status::Fail, detail: Some(e) });
     }
     sr
 }
@@ -937,10 +674,7 @@ fn run_step(
 fn split_addr(text: &str) -> Option<(&str, &str, &str)> {
     let at = text.find("@0x")?;
     let rest = &text[at + 1..];
-    let end = rest[2..]
-        .find(|c: char| !c.is_ascii_hexdigit())
-        .map(|e| e + 2)
-        .unwrap_or(rest.len());
+    let end = rest[2..].find(|c: char| !c.is_ascii_hexdigit()).map(|e| e + 2).unwrap_or(rest.len());
     Some((&text[..at], &rest[..end], &rest[end..]))
 }
 
@@ -994,10 +728,7 @@ fn judge_data(d: &DataSpec, c: &Contents) -> (Status, Option<String>) {
         },
         DataSpec::Bytes(v) => {
             let want = Contents::bytes(v);
-            if &want == c
-                || (c.len() == v.len() as u64
-                    && (0..v.len() as u64).all(|i| c.byte_at(i) == v.get(i as usize).copied()))
-            {
+            if &want == c || (c.len() == v.len() as u64 && (0..v.len() as u64).all(|i| c.byte_at(i) == v.get(i as usize).copied())) {
                 (Status::Pass, None)
             } else {
                 (Status::Fail, Some(format!("got {}", c.describe())))
@@ -1027,33 +758,15 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
             format!("ok, {a:#x}")
         }
         (Op::Mremap { new_len, .. }, Ret::Addr(a)) => {
-            define(
-                env,
-                Val::Region {
-                    addr: *a,
-                    len: new_len.value,
-                },
-            );
+            define(env, Val::Region { addr: *a, len: new_len.value });
             format!("ok, {a:#x}")
         }
         (Op::Pipe, Ret::Pipe { read, write }) => {
-            define(
-                env,
-                Val::Pipe {
-                    read: *read,
-                    write: *write,
-                },
-            );
+            define(env, Val::Pipe { read: *read, write: *write });
             "ok".into()
         }
         (Op::Memfd(s, _) | Op::Tmpfile(s), Ret::Fd(fd)) => {
-            define(
-                env,
-                Val::File {
-                    fd: *fd,
-                    size: s.value,
-                },
-            );
+            define(env, Val::File { fd: *fd, size: s.value });
             "ok".into()
         }
         (Op::IoUring, Ret::Fd(fd)) => {
@@ -1075,38 +788,17 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
                 Call::Gup { nr_pages, .. } => nr_pages * PAGE,
                 _ => 0,
             };
-            define(
-                env,
-                Val::Pin {
-                    pin: *p,
-                    len,
-                    region: range.name.value.clone(),
-                    off: range.off(),
-                },
-            );
+            define(env, Val::Pin { pin: *p, len, region: range.name.value.clone(), off: range.off() });
             "ok".into()
         }
         (Op::Fork(child), Ret::Task(id)) => {
             let names: BTreeSet<String> = env
                 .tasks
                 .get(task)
-                .map(|t| {
-                    t.names
-                        .iter()
-                        .filter(|n| !matches!(env.vals.get(*n), Some(Val::Pin { .. })))
-                        .cloned()
-                        .collect()
-                })
+                .map(|t| t.names.iter().filter(|n| !matches!(env.vals.get(*n), Some(Val::Pin { .. }))).cloned().collect())
                 .unwrap_or_default();
             env.names_of.insert(*id, child.value.clone());
-            env.tasks.insert(
-                child.value.clone(),
-                TaskRt {
-                    id: *id,
-                    dead: None,
-                    names,
-                },
-            );
+            env.tasks.insert(child.value.clone(), TaskRt { id: *id, dead: None, names });
             format!("ok, child {}", child.value)
         }
         (Op::Exit, _) => {
@@ -1121,53 +813,23 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
     }
 }
 
-fn check_at(
-    src: &Source,
-    span: Span,
-    text: String,
-    status: Status,
-    detail: Option<String>,
-) -> Check {
+fn check_at(src: &Source, span: Span, text: String, status: Status, detail: Option<String>) -> Check {
     let (line, column) = src.line_col(span.start);
-    Check {
-        line,
-        column,
-        text,
-        status,
-        detail,
-    }
+    Check { line, column, text, status, detail }
 }
 
 /// Judges a standalone expectation.
-fn expectation(
-    src: &Source,
-    item: &Item,
-    e: &Expectation,
-    be: &mut dyn Backend,
-    env: &Env,
-) -> Check {
+fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend, env: &Env) -> Check {
     let text = src.snippet(item.span).to_string();
     let mk = |status, detail| check_at(src, item.span, text.clone(), status, detail);
-    let skip = |f: Feature, why: String| {
-        mk(
-            Status::Skip,
-            Some(format!(
-                "skipped: the {} backend cannot observe {f}: {why}",
-                be.name()
-            )),
-        )
-    };
+    let skip = |f: Feature, why: String| mk(Status::Skip, Some(format!("skipped: the {} backend cannot observe {f}: {why}", be.name())));
     // Observe the page at a place, or explain why not.
     let page_at = |be: &mut dyn Backend, l: &Loc| -> Result<Option<PageObs>, String> {
-        let t = env
-            .tasks
-            .get(&l.task.value)
-            .ok_or_else(|| format!("task {} does not exist", l.task.value))?;
+        let t = env.tasks.get(&l.task.value).ok_or_else(|| format!("task {} does not exist", l.task.value))?;
         if let Some(why) = &t.dead {
             return Err(format!("task {} {why}", l.task.value));
         }
-        let (tid, a) =
-            place(env, l).ok_or_else(|| format!("`{}` was never created", l.name.value))?;
+        let (tid, a) = place(env, l).ok_or_else(|| format!("`{}` was never created", l.name.value))?;
         be.page(tid, a)
     };
     match e {
@@ -1181,9 +843,7 @@ fn expectation(
                 (Ok(pa), Ok(pb)) => {
                     let fa = pa.as_ref().and_then(|p| p.pfn);
                     let fb = pb.as_ref().and_then(|p| p.pfn);
-                    let show = |p: Option<u64>| {
-                        p.map(|p| format!("pfn {p:#x}")).unwrap_or("no page".into())
-                    };
+                    let show = |p: Option<u64>| p.map(|p| format!("pfn {p:#x}")).unwrap_or("no page".into());
                     let detail = format!("{a}: {}, {b}: {}", show(fa), show(fb));
                     let pass = match (fa, fb) {
                         (Some(x), Some(y)) => (x == y) == *same,
@@ -1198,26 +858,15 @@ fn expectation(
             if let Some(why) = be.lacks(Feature::PageFrames) {
                 return skip(Feature::PageFrames, why);
             }
-            let then = env
-                .snaps
-                .get(&(step.value, loc.to_string()))
-                .copied()
-                .flatten();
+            let then = env.snaps.get(&(step.value, loc.to_string())).copied().flatten();
             match page_at(be, loc) {
                 Ok(p) => {
                     let now = p.and_then(|p| p.pfn);
-                    let show = |p: Option<u64>| {
-                        p.map(|p| format!("pfn {p:#x}")).unwrap_or("no page".into())
-                    };
+                    let show = |p: Option<u64>| p.map(|p| format!("pfn {p:#x}")).unwrap_or("no page".into());
                     let pass = (then != now) == *changed;
                     mk(
                         if pass { Status::Pass } else { Status::Fail },
-                        Some(format!(
-                            "after step {}: {}, now: {}",
-                            step.value,
-                            show(then),
-                            show(now)
-                        )),
+                        Some(format!("after step {}: {}, now: {}", step.value, show(then), show(now))),
                     )
                 }
                 Err(x) => mk(Status::Fail, Some(x)),
@@ -1245,28 +894,13 @@ fn expectation(
                         PagePred::AnonExclusive => p.present && p.anon_exclusive == Some(true),
                         PagePred::Writable => p.present && p.writable == Some(true),
                     };
-                    let seen = Seen {
-                        page: Some(p),
-                        folio: None,
-                    };
-                    mk(
-                        if v == *holds {
-                            Status::Pass
-                        } else {
-                            Status::Fail
-                        },
-                        Some(describe_page(&seen)),
-                    )
+                    let seen = Seen { page: Some(p), folio: None };
+                    mk(if v == *holds { Status::Pass } else { Status::Fail }, Some(describe_page(&seen)))
                 }
                 Err(x) => mk(Status::Fail, Some(x)),
             }
         }
-        Expectation::Counter {
-            loc,
-            counter,
-            cmp,
-            value,
-        } => {
+        Expectation::Counter { loc, counter, cmp, value } => {
             if let Some(why) = be.lacks(Feature::FolioCounters) {
                 return skip(Feature::FolioCounters, why);
             }
@@ -1284,25 +918,13 @@ fn expectation(
                         Counter::Mapcount => f.mapcount,
                         Counter::Pincount => f.pincount,
                     };
-                    mk(
-                        if cmp.holds(v, *value) {
-                            Status::Pass
-                        } else {
-                            Status::Fail
-                        },
-                        Some(format!("{} is {v}", counter.value)),
-                    )
+                    mk(if cmp.holds(v, *value) { Status::Pass } else { Status::Fail }, Some(format!("{} is {v}", counter.value)))
                 }
                 Ok(None) => mk(Status::Fail, Some(format!("no folio is mapped at {loc}"))),
                 Err(x) => mk(Status::Fail, Some(x)),
             }
         }
-        Expectation::Pool {
-            size,
-            field,
-            cmp,
-            value,
-        } => {
+        Expectation::Pool { size, field, cmp, value } => {
             if let Some(why) = be.lacks(Feature::HugetlbPool) {
                 return skip(Feature::HugetlbPool, why);
             }
@@ -1315,15 +937,8 @@ fn expectation(
                         PoolField::Surp => p.surp,
                     };
                     mk(
-                        if cmp.holds(v, *value) {
-                            Status::Pass
-                        } else {
-                            Status::Fail
-                        },
-                        Some(format!(
-                            "total {} free {} resv {} surp {}",
-                            p.total, p.free, p.resv, p.surp
-                        )),
+                        if cmp.holds(v, *value) { Status::Pass } else { Status::Fail },
+                        Some(format!("total {} free {} resv {} surp {}", p.total, p.free, p.resv, p.surp)),
                     )
                 }
                 Err(x) => mk(Status::Fail, Some(x)),
@@ -1331,10 +946,7 @@ fn expectation(
         }
         Expectation::Task { task, state } => {
             let Some(t) = env.tasks.get(&task.value) else {
-                return mk(
-                    Status::Fail,
-                    Some(format!("task {} was never created", task.value)),
-                );
+                return mk(Status::Fail, Some(format!("task {} was never created", task.value)));
             };
             match be.task_state(t.id) {
                 Ok(s) => {
@@ -1363,18 +975,10 @@ mod tests {
 
     #[test]
     fn repeated_decisions_fold_into_one_line() {
-        let mut lines: Vec<String> = (0..512u64)
-            .map(|k| format!("P: copy_present_page @{:#x}: copy", 0x1000 + k * 0x1000))
-            .collect();
+        let mut lines: Vec<String> = (0..512u64).map(|k| format!("P: copy_present_page @{:#x}: copy", 0x1000 + k * 0x1000)).collect();
         lines.push("P: other".into());
         let out = compress_trace(lines);
-        assert_eq!(
-            out,
-            vec![
-                "P: copy_present_page @0x1000…0x200000: copy (×512)".to_string(),
-                "P: other".to_string()
-            ]
-        );
+        assert_eq!(out, vec!["P: copy_present_page @0x1000…0x200000: copy (×512)".to_string(), "P: other".to_string()]);
         let two = vec!["a @0x1: x".to_string(), "a @0x2: x".to_string()];
         assert_eq!(compress_trace(two.clone()), two);
     }

@@ -10,9 +10,8 @@ use std::path::Path;
 
 fn expectation(text: &str) -> (usize, usize, String) {
     let first = text.lines().next().unwrap_or("");
-    let rest = first
-        .strip_prefix("# expect-error: ")
-        .unwrap_or_else(|| panic!("first line must be `# expect-error: L:C message`: {first}"));
+    let rest =
+        first.strip_prefix("# expect-error: ").unwrap_or_else(|| panic!("first line must be `# expect-error: L:C message`: {first}"));
     let (pos, msg) = rest.split_once(' ').expect("position then message");
     let (l, c) = pos.split_once(':').expect("LINE:COL");
     (l.parse().unwrap(), c.parse().unwrap(), msg.to_string())
@@ -21,11 +20,8 @@ fn expectation(text: &str) -> (usize, usize, String) {
 #[test]
 fn every_bad_input_fails_at_the_announced_position() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "cow"))
-        .collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "cow")).collect();
     files.sort();
     assert!(files.len() >= 30, "the corpus shrank: {}", files.len());
     let mut problems = Vec::new();
@@ -46,9 +42,7 @@ fn every_bad_input_fails_at_the_announced_position() {
         let got = src.line_col(d.span.start);
         let rendered = d.render(&src);
         if got != (line, col) {
-            problems.push(format!(
-                "{name}: error at {got:?}, expected ({line}, {col}):\n{rendered}"
-            ));
+            problems.push(format!("{name}: error at {got:?}, expected ({line}, {col}):\n{rendered}"));
             continue;
         }
         if !rendered.contains(&msg) {
@@ -56,9 +50,7 @@ fn every_bad_input_fails_at_the_announced_position() {
         }
         let head = format!("{name}:{line}:{col}: error: ");
         if !rendered.starts_with(&head) {
-            problems.push(format!(
-                "{name}: rendering does not start with `{head}`:\n{rendered}"
-            ));
+            problems.push(format!("{name}: rendering does not start with `{head}`:\n{rendered}"));
         }
         let caret_line = rendered.lines().nth(3).unwrap_or("");
         if !caret_line.contains('^') {

@@ -3,8 +3,7 @@
 
 #[test]
 fn every_documented_statement_parses() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/scenario-language.md");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/scenario-language.md");
     let doc = std::fs::read_to_string(path).expect("the language reference exists");
     let mut in_block = false;
     let mut checked = 0;
@@ -16,14 +15,8 @@ fn every_documented_statement_parses() {
         }
         // Skip shell lines, traces and rendered errors.
         let skip = ["$", "cowlab", "[", " ", "bad.cow", "|"];
-        let rendered_error = line
-            .split_once(" |")
-            .is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()));
-        if !in_block
-            || line.trim().is_empty()
-            || rendered_error
-            || skip.iter().any(|s| line.starts_with(s))
-        {
+        let rendered_error = line.split_once(" |").is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()));
+        if !in_block || line.trim().is_empty() || rendered_error || skip.iter().any(|s| line.starts_with(s)) {
             continue;
         }
         checked += 1;

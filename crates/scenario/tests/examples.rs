@@ -55,8 +55,7 @@ fn all_examples_pass_on_the_model() {
                         let func = k.split(": ").nth(1).unwrap_or("");
                         let name = func.split([' ', ':']).next().unwrap_or("");
                         assert!(
-                            !name.is_empty()
-                                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
                             "{}: step {}: decision without a kernel function: {k}",
                             r.file,
                             s.step
@@ -78,16 +77,9 @@ fn cve_2020_29374_leaks_only_under_the_mapcount_rule() {
     let ok = run(&f, &RunOptions::default());
     assert_eq!(ok.status, Status::Pass, "{}", ok.render(false));
     let copy = trace_of_step(&ok, 7);
-    assert!(
-        copy.iter()
-            .any(|l| l.contains("wp_can_reuse_anon_folio: refcount 2 → copy")),
-        "{copy:?}"
-    );
+    assert!(copy.iter().any(|l| l.contains("wp_can_reuse_anon_folio: refcount 2 → copy")), "{copy:?}");
 
-    let opts = RunOptions {
-        profile: None,
-        knobs: vec![("anon_reuse".into(), "mapcount".into())],
-    };
+    let opts = RunOptions { profile: None, knobs: vec![("anon_reuse".into(), "mapcount".into())] };
     let leak = run(&f, &opts);
     assert_eq!(leak.status, Status::Fail, "{}", leak.render(false));
     assert_eq!(leak.summary.failed, 1);
@@ -98,27 +90,13 @@ fn cve_2020_29374_leaks_only_under_the_mapcount_rule() {
     );
     let failed: Vec<_> = leak.checks().filter(|c| c.status == Status::Fail).collect();
     assert_eq!(failed[0].text, "expect fill 0x00");
-    assert!(
-        failed[0]
-            .detail
-            .as_deref()
-            .unwrap_or("")
-            .contains("fill 0xff"),
-        "{:?}",
-        failed[0]
-    );
+    assert!(failed[0].detail.as_deref().unwrap_or("").contains("fill 0xff"), "{:?}", failed[0]);
 
     // The refcount rule (5.9–5.18) also copies.
-    let opts = RunOptions {
-        profile: None,
-        knobs: vec![("anon_reuse".into(), "refcount".into())],
-    };
+    let opts = RunOptions { profile: None, knobs: vec![("anon_reuse".into(), "refcount".into())] };
     assert_eq!(run(&f, &opts).status, Status::Pass);
     // And the pre-5.8 profile leaks like the knob.
-    let opts = RunOptions {
-        profile: Some("linux-5.7".into()),
-        knobs: vec![],
-    };
+    let opts = RunOptions { profile: Some("linux-5.7".into()), knobs: vec![] };
     assert_eq!(run(&f, &opts).status, Status::Fail);
 }
 

@@ -17,11 +17,9 @@ impl Backend for Limited {
     }
     fn lacks(&self, f: Feature) -> Option<String> {
         match f {
-            Feature::Gup
-            | Feature::FolioCounters
-            | Feature::AnonExclusive
-            | Feature::PteWritable
-            | Feature::Knobs => Some("not observable from user space".into()),
+            Feature::Gup | Feature::FolioCounters | Feature::AnonExclusive | Feature::PteWritable | Feature::Knobs => {
+                Some("not observable from user space".into())
+            }
             other => self.0.lacks(other),
         }
     }
@@ -36,10 +34,7 @@ impl Backend for Limited {
     }
     fn call(&mut self, task: TaskId, call: &Call) -> Result<Ret, Failure> {
         assert!(
-            !matches!(
-                call,
-                Call::Gup { .. } | Call::Unpin { .. } | Call::ReadPinned { .. }
-            ),
+            !matches!(call, Call::Gup { .. } | Call::Unpin { .. } | Call::ReadPinned { .. }),
             "the runner must not ask for what the backend lacks"
         );
         self.0.call(task, call)
@@ -80,30 +75,18 @@ fn run(text: &str, opts: &RunOptions) -> scenario::Report {
 
 #[test]
 fn model_only_operations_skip_the_scenario_with_a_reason() {
-    let r = run(
-        "task P\nP: A = mmap 4K\nP: write A fill 1\nP: h = pin_user_pages A 4K FOLL_LONGTERM\nP: unpin h\n",
-        &RunOptions::default(),
-    );
+    let r =
+        run("task P\nP: A = mmap 4K\nP: write A fill 1\nP: h = pin_user_pages A 4K FOLL_LONGTERM\nP: unpin h\n", &RunOptions::default());
     assert_eq!(r.status, Status::Skip);
     let why = r.skip_reason.clone().unwrap();
-    assert!(
-        why.contains("line 4: `P: h = pin_user_pages A 4K FOLL_LONGTERM`"),
-        "{why}"
-    );
+    assert!(why.contains("line 4: `P: h = pin_user_pages A 4K FOLL_LONGTERM`"), "{why}");
     assert!(why.contains("which the limited backend cannot do"), "{why}");
-    assert!(
-        r.render(false).contains("\nSKIP t.cow: needs GUP"),
-        "{}",
-        r.render(false)
-    );
+    assert!(r.render(false).contains("\nSKIP t.cow: needs GUP"), "{}", r.render(false));
 }
 
 #[test]
 fn knobs_skip_the_scenario() {
-    let opts = RunOptions {
-        profile: None,
-        knobs: vec![("anon_reuse".into(), "mapcount".into())],
-    };
+    let opts = RunOptions { profile: None, knobs: vec![("anon_reuse".into(), "mapcount".into())] };
     let r = run("task P\nP: A = mmap 4K\n", &opts);
     assert_eq!(r.status, Status::Skip);
     assert!(r.skip_reason.unwrap().contains("policy knobs"));
@@ -125,16 +108,8 @@ fn unobservable_expectations_are_skipped_with_a_note() {
     assert_eq!(r.summary.skipped, 2);
     assert_eq!(r.summary.passed, 3);
     let skipped: Vec<_> = r.checks().filter(|c| c.status == Status::Skip).collect();
-    assert!(skipped[0]
-        .detail
-        .as_deref()
-        .unwrap()
-        .contains("cannot observe folio counters"));
-    assert!(skipped[1]
-        .detail
-        .as_deref()
-        .unwrap()
-        .contains("cannot observe PageAnonExclusive"));
+    assert!(skipped[0].detail.as_deref().unwrap().contains("cannot observe folio counters"));
+    assert!(skipped[1].detail.as_deref().unwrap().contains("cannot observe PageAnonExclusive"));
     // No kernel narration, but deltas still come from page frames.
     for e in &r.entries {
         if let Entry::Step(s) = e {

@@ -128,21 +128,14 @@ const VOCAB: &[&str] = &[
 ];
 
 fn token_soup() -> impl Strategy<Value = String> {
-    prop::collection::vec(
-        prop::collection::vec(prop::sample::select(VOCAB), 0..10).prop_map(|t| t.join(" ")),
-        0..12,
-    )
-    .prop_map(|lines| lines.join("\n"))
+    prop::collection::vec(prop::collection::vec(prop::sample::select(VOCAB), 0..10).prop_map(|t| t.join(" ")), 0..12)
+        .prop_map(|lines| lines.join("\n"))
 }
 
 fn examples() -> Vec<String> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-                .collect()
-        })
+        .map(|d| d.filter_map(|e| e.ok()).filter_map(|e| std::fs::read_to_string(e.path()).ok()).collect())
         .unwrap_or_default();
     v.sort();
     if v.is_empty() {
@@ -163,8 +156,7 @@ enum Edit {
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         (any::<usize>(), 0usize..8).prop_map(|(a, n)| Edit::Delete(a, n)),
-        (any::<usize>(), prop::sample::select(VOCAB))
-            .prop_map(|(a, t)| Edit::Insert(a, format!(" {t}"))),
+        (any::<usize>(), prop::sample::select(VOCAB)).prop_map(|(a, t)| Edit::Insert(a, format!(" {t}"))),
         (any::<usize>(), any::<u8>()).prop_map(|(a, b)| Edit::ReplaceByte(a, b)),
         (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::SwapLines(a, b)),
         any::<usize>().prop_map(Edit::DropLine),
@@ -194,15 +186,13 @@ fn apply(text: &str, edits: &[Edit]) -> Vec<u8> {
                 }
             }
             Edit::SwapLines(x, y) => {
-                let mut lines: Vec<Vec<u8>> =
-                    b.split(|c| *c == b'\n').map(|l| l.to_vec()).collect();
+                let mut lines: Vec<Vec<u8>> = b.split(|c| *c == b'\n').map(|l| l.to_vec()).collect();
                 let k = lines.len();
                 lines.swap(x % k, y % k);
                 b = lines.join(&b'\n');
             }
             Edit::DropLine(x) => {
-                let mut lines: Vec<Vec<u8>> =
-                    b.split(|c| *c == b'\n').map(|l| l.to_vec()).collect();
+                let mut lines: Vec<Vec<u8>> = b.split(|c| *c == b'\n').map(|l| l.to_vec()).collect();
                 let k = lines.len();
                 lines.remove(x % k);
                 b = lines.join(&b'\n');

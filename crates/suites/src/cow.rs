@@ -9,13 +9,24 @@ const PAGE: u64 = 4096;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum AnonCase {
     /// cow-in-parent with the memcmp child.
-    BasicCow { mprotect: bool },
+    BasicCow {
+        mprotect: bool,
+    },
     /// cow-in-parent with the vmsplice child.
-    VmspliceChild { mprotect: bool },
+    VmspliceChild {
+        mprotect: bool,
+    },
     /// vmsplice-in-parent.
-    VmsplicePar { before_fork: bool },
-    Iouring { fork: bool },
-    RoPin { variant: PinVariant, fast: bool },
+    VmsplicePar {
+        before_fork: bool,
+    },
+    Iouring {
+        fork: bool,
+    },
+    RoPin {
+        variant: PinVariant,
+        fast: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -46,7 +46,8 @@ fn cases(cfg: &Config) -> Vec<(String, Type, bool)> {
         let map = if shared { "MAP_SHARED" } else { "MAP_PRIVATE" };
         for rw in [true, false] {
             for fast in [false, true] {
-                let d = format!("{} longterm GUP{} pin in {map} file mapping", if rw { "R/W" } else { "R/O" }, if fast { "-fast" } else { "" });
+                let d =
+                    format!("{} longterm GUP{} pin in {map} file mapping", if rw { "R/W" } else { "R/O" }, if fast { "-fast" } else { "" });
                 v.push((d, Type::Gup { rw, fast }, shared));
             }
         }

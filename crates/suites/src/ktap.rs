@@ -73,7 +73,11 @@ pub fn render(suite: Suite, preamble: &[String], results: &[(&SelfTest, Judged)]
     if tot.skip > 0 {
         let _ = writeln!(s, "# {} skipped test(s) detected. Consider enabling relevant config options to improve coverage.", tot.skip);
     }
-    let _ = writeln!(s, "# Totals: pass:{} fail:{} xfail:{} xpass:{} skip:{} error:{}", tot.pass, tot.fail, tot.xfail, tot.xpass, tot.skip, tot.error);
+    let _ = writeln!(
+        s,
+        "# Totals: pass:{} fail:{} xfail:{} xpass:{} skip:{} error:{}",
+        tot.pass, tot.fail, tot.xfail, tot.xpass, tot.skip, tot.error
+    );
     s
 }
 
@@ -110,7 +114,8 @@ pub fn summary(suite: Suite, results: &[(&SelfTest, Judged)]) -> String {
         }
     }
     let w = order.iter().map(|k| k.len()).max().unwrap_or(10).max(11);
-    let mut s = format!("{}\n{:<w$}  {:>5} {:>5} {:>5} {:>5} {:>5}\n", suite.name(), "memory kind", "pass", "fail", "xfail", "xpass", "skip");
+    let mut s =
+        format!("{}\n{:<w$}  {:>5} {:>5} {:>5} {:>5} {:>5}\n", suite.name(), "memory kind", "pass", "fail", "xfail", "xpass", "skip");
     for k in &order {
         let r = rows[k];
         let _ = writeln!(s, "{k:<w$}  {:>5} {:>5} {:>5} {:>5} {:>5}", r.pass, r.fail, r.xfail, r.xpass, r.skip);

@@ -137,12 +137,10 @@ pub struct Judged {
 
 /// Runs one test on a backend and judges it as the selftest would.
 pub fn run(test: &SelfTest, backend: &mut dyn scenario::Backend, opts: &scenario::RunOptions) -> Result<(Judged, Report), String> {
-    let loaded = scenario::load(&test.file_name(), &test.scenario).map_err(|(src, ds)| {
-        ds.iter().map(|d| d.render(&src)).collect::<Vec<_>>().join("\n")
-    })?;
-    let report = scenario::run_loaded(&loaded, backend, opts).map_err(|ds| {
-        ds.iter().map(|d| d.render(&loaded.source)).collect::<Vec<_>>().join("\n")
-    })?;
+    let loaded = scenario::load(&test.file_name(), &test.scenario)
+        .map_err(|(src, ds)| ds.iter().map(|d| d.render(&src)).collect::<Vec<_>>().join("\n"))?;
+    let report = scenario::run_loaded(&loaded, backend, opts)
+        .map_err(|ds| ds.iter().map(|d| d.render(&loaded.source)).collect::<Vec<_>>().join("\n"))?;
     Ok((test.judge(&report), report))
 }
 
@@ -186,8 +184,12 @@ impl SelfTest {
             Some(Verdict::Skip(m)) => Judged { outcome: Outcome::Skip, messages: vec![m], raw: None },
             Some(Verdict::RawSkip(m)) => Judged { outcome: Outcome::Skip, messages: vec![], raw: Some(m) },
             Some(Verdict::Xfail(m)) => Judged { outcome: Outcome::Xfail, messages: vec![m], raw: None },
-            Some(Verdict::Fail(m)) => Judged { outcome: Outcome::Fail, messages: [m].into_iter().filter(|m| !m.is_empty()).collect(), raw: None },
-            None => Judged { outcome: Outcome::Fail, messages: vec![format!("line {}: {} — {detail}", failed.line, failed.text)], raw: None },
+            Some(Verdict::Fail(m)) => {
+                Judged { outcome: Outcome::Fail, messages: [m].into_iter().filter(|m| !m.is_empty()).collect(), raw: None }
+            }
+            None => {
+                Judged { outcome: Outcome::Fail, messages: vec![format!("line {}: {} — {detail}", failed.line, failed.text)], raw: None }
+            }
         }
     }
 }

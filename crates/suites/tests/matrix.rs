@@ -103,7 +103,9 @@ fn fixing_the_hugetlb_leak_turns_the_xfails_into_passes_and_breaks_nothing() {
 #[test]
 fn the_pre_5_8_rule_fails_the_leak_tests() {
     let res = run_all(Suite::Cow, &[("anon_reuse", "mapcount")]);
-    let failed = |prefix: &str, kind: &str| res.iter().any(|(t, o)| *o == Outcome::Fail && t.description.starts_with(prefix) && t.description.ends_with(kind));
+    let failed = |prefix: &str, kind: &str| {
+        res.iter().any(|(t, o)| *o == Outcome::Fail && t.description.starts_with(prefix) && t.description.ends_with(kind))
+    };
     // CVE-2020-29374 and its relatives leak through vmsplice on base pages.
     assert!(failed("vmsplice() + unmap in child ...", "with base page"));
     assert!(failed("vmsplice() + unmap in parent after fork()", "with base page"));

@@ -27,17 +27,12 @@ pub struct Args {
 pub fn parse_knob(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!(
-            "`{s}` is not KNOB=VALUE (e.g. anon_reuse=mapcount)"
-        )),
+        _ => Err(format!("`{s}` is not KNOB=VALUE (e.g. anon_reuse=mapcount)")),
     }
 }
 
 pub fn main(a: Args) -> u8 {
-    let opts = RunOptions {
-        profile: a.profile.clone(),
-        knobs: a.set.clone(),
-    };
+    let opts = RunOptions { profile: a.profile.clone(), knobs: a.set.clone() };
     let mut usage = false;
     let mut failed = false;
     for f in &a.files {
