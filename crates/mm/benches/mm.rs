@@ -1,6 +1,7 @@
 //! Benchmarks of the model's hot paths (issue targets in the README):
 //! pin_user_pages_fast over 1 GiB of populated 4 KiB anon pages, fork of a
-//! process with many populated 4 KiB pages, and writing 1 GiB of anon memory.
+//! process with many populated 4 KiB pages, writing 1 GiB of anon memory, and
+//! a 1 GiB hugetlb page mapped, filled, forked and COWed.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mm::*;
@@ -55,5 +56,22 @@ fn write_fill(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pin_fast, fork, write_fill);
+/// Map, fill, fork and COW one 1 GiB hugetlb page (issue target: < 10 ms).
+fn hugetlb_1g_cow(c: &mut Criterion) {
+    c.bench_function("hugetlb/map+fill+fork+COW of a 1GiB page", |b| {
+        b.iter(|| {
+            let mut k = Kernel::new(Policy::default());
+            k.set_event_log(false);
+            k.set_nr_hugepages(HugeSize::Size1G, 2);
+            let p = k.spawn();
+            let a = k.mmap(p, MmapRequest { hugetlb: Some(HugeSize::Size1G), ..MmapRequest::anon(GIB) }).unwrap();
+            k.write_mem(p, a, &Data::Fill { byte: 1, len: GIB }).unwrap();
+            let c = k.fork(p).unwrap();
+            k.write_mem(c, a, &Data::Fill { byte: 2, len: 1 }).unwrap();
+            k
+        })
+    });
+}
+
+criterion_group!(benches, pin_fast, fork, write_fill, hugetlb_1g_cow);
 criterion_main!(benches);
