@@ -246,10 +246,10 @@ fn vma_has_reservation(k: &Kernel, vma: &Vma, h: HugeSize, addr: u64) -> bool {
 /// from mapping, so "restore reserve on free" never triggers on this path).
 fn alloc_hugetlb_folio(k: &mut Kernel, mm: MmId, vma: &Vma, h: HugeSize, addr: u64, cow_from_owner: bool) -> Option<FolioId> {
     let use_resv = !cow_from_owner && vma_has_reservation(k, vma, h, addr);
-    let hs = k.hstates.get_mut(h);
+    if !dequeue_huge_page(k.hstates.get_mut(h), use_resv) {
+        return None;
+    }
     if use_resv {
-        hs.free -= 1;
-        hs.resv -= 1;
         let idx = huge_index(vma, h, addr);
         if vma.shared {
             let ino = vma.inode().expect("shared hugetlb VMAs have an inode");
@@ -257,33 +257,38 @@ fn alloc_hugetlb_folio(k: &mut Kernel, mm: MmId, vma: &Vma, h: HugeSize, addr: u
         } else if let Some(r) = k.mm_mut(mm).vmas.get_mut(&vma.start).and_then(|v| v.resv.as_mut()) {
             r.consumed.insert(idx);
         }
+    }
+    Some(k.folios.alloc(h.order(), FolioKind::Anon, Some(h)))
+}
+
+/// Takes one page from the pool: a reserved one (`use_resv`), else an
+/// unreserved free page, else a new surplus page within the overcommit
+/// limit (`dequeue_hugetlb_folio_vma()` / `alloc_surplus_hugetlb_folio()`).
+fn dequeue_huge_page(hs: &mut Hstate, use_resv: bool) -> bool {
+    if use_resv {
+        hs.free -= 1;
+        hs.resv -= 1;
     } else if hs.available() > 0 {
         hs.free -= 1;
     } else if hs.surplus < hs.overcommit {
         hs.surplus += 1;
         hs.nr += 1;
     } else {
-        return None;
+        return false;
     }
-    Some(k.folios.alloc(h.order(), FolioKind::Anon, Some(h)))
+    true
 }
 
 /// Page-cache allocation for hugetlbfs files (fallocate, shared faults):
 /// uses the inode's reservation for the index if there is one.
 pub(crate) fn alloc_hugetlb_folio_for_inode(k: &mut Kernel, ino: InodeId, h: HugeSize, head_page: u64) -> Result<FolioId, VmFault> {
     let idx = head_page / (h.bytes() / PAGE_SIZE);
-    let hs = k.hstates.get_mut(h);
-    if k.inodes[&ino].resv.contains(&idx) {
-        hs.free -= 1;
-        hs.resv -= 1;
-        k.inodes.get_mut(&ino).expect("present").resv.remove(&idx);
-    } else if hs.available() > 0 {
-        hs.free -= 1;
-    } else if hs.surplus < hs.overcommit {
-        hs.surplus += 1;
-        hs.nr += 1;
-    } else {
+    let use_resv = k.inodes[&ino].resv.contains(&idx);
+    if !dequeue_huge_page(k.hstates.get_mut(h), use_resv) {
         return Err(VmFault::Sigbus);
+    }
+    if use_resv {
+        k.inodes.get_mut(&ino).expect("present").resv.remove(&idx);
     }
     Ok(k.folios.alloc(h.order(), FolioKind::File { inode: ino, index: head_page }, Some(h)))
 }
