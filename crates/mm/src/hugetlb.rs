@@ -370,6 +370,9 @@ fn hugetlb_no_page(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, h
     if let Some((folio, _)) = cached {
         k.rmap_add(folio, mm, 1, true);
         k.mm_mut(mm).pt.set(level, haddr, crate::memory::pte(folio, 0, false, false));
+        k.event(pid, EventKind::Fault, "hugetlb_no_page", Some(haddr), || {
+            format!("private: map the {}K page-cache page read-only", h.kb())
+        });
     } else {
         let Some(folio) = alloc_hugetlb_folio(k, mm, vma, h, haddr, false) else {
             k.event(pid, EventKind::Signal, "hugetlb_no_page", Some(haddr), || "no huge page available → SIGBUS".into());
