@@ -21,15 +21,19 @@ enum Cmd {
     Run(cmd::run::Args),
     Check(cmd::check::Args),
     Selftest(cmd::selftest::Args),
+    Diff(cmd::diff::Args),
 }
 
 fn main() -> ExitCode {
+    // The live backend's zygote is this binary re-executed.
+    live::enter_if_zygote();
     // clap exits with 2 on usage errors, 0 for --help/--version.
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Run(a) => cmd::run::main(a),
         Cmd::Check(a) => cmd::check::main(a),
         Cmd::Selftest(a) => cmd::selftest::main(a),
+        Cmd::Diff(a) => cmd::diff::main(a),
     };
     ExitCode::from(code)
 }

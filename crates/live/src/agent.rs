@@ -1,0 +1,754 @@
+//! Task agents and the zygote: the processes that carry a scenario out.
+//!
+//! Process tree. cowlab (the *controller*, possibly multi-threaded) starts
+//! the *zygote* by re-executing its own binary ([`crate::enter_if_zygote`]),
+//! so every later `fork` happens in a clean single-threaded process. The
+//! zygote calls `setsid` (its session is exactly the set of processes this
+//! run started, and a terminal's Ctrl-C does not reach them), becomes the
+//! child subreaper and ignores SIGCHLD (every process that ends is reaped by
+//! the kernel, orphans included). A scenario `task` is a fork of the zygote;
+//! a scenario `fork` is a fork of the task's agent. Each agent serves one
+//! socket: it reads one command, performs it, writes one reply, so steps run
+//! in exactly the scenario's order.
+//!
+//! Signals. An agent installs handlers for SIGBUS and SIGSEGV that write a
+//! canned "killed by" frame to the agent's socket, restore the default
+//! action and return: the faulting access runs again and the kernel kills
+//! the task with that very signal. Core dumps are off (not dumpable,
+//! RLIMIT_CORE 0) so a 1 GiB mapping does not get written out.
+//!
+//! Safety. This module holds the crate's `unsafe`: raw-address system calls
+//! (mmap, munmap, mprotect, madvise, mremap, vmsplice, io_uring buffers),
+//! loads and stores to scenario memory, fork and signal handlers. Every
+//! address a scenario touches is checked against `/proc/self/maps` first:
+//! an operation that would reach memory the agent itself uses (heap, stack,
+//! libraries) is refused, so a scenario can fault or fail but never corrupt
+//! the agent.
+
+use crate::proto::{self, Chunk, Cmd, Data, Op, PageInfo, ProtP, Reply, Ret};
+use io_uring::{opcode, types, IoUring};
+use rustix::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// The agent's socket, for the signal handler.
+static SOCK: AtomicI32 = AtomicI32::new(-1);
+
+const PAGE: u64 = 4096;
+
+extern "C" fn on_fatal(sig: libc::c_int) {
+    let fd = SOCK.load(Ordering::Relaxed);
+    let f = proto::killed_frame(sig);
+    // SAFETY: write(2) and signal(2) are async-signal-safe; `f` is static.
+    unsafe {
+        libc::write(fd, f.as_ptr().cast(), f.len());
+        libc::signal(sig, libc::SIG_DFL);
+    }
+}
+
+fn install_fatal_handlers() {
+    for sig in [libc::SIGBUS, libc::SIGSEGV] {
+        // SAFETY: a plain handler that only makes async-signal-safe calls.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_fatal as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    let lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: setrlimit with a valid struct.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &lim) };
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn prot_bits(p: ProtP) -> i32 {
+    let mut v = libc::PROT_NONE;
+    if p.r {
+        v |= libc::PROT_READ;
+    }
+    if p.w {
+        v |= libc::PROT_WRITE;
+    }
+    if p.x {
+        v |= libc::PROT_EXEC;
+    }
+    v
+}
+
+/// Address ranges the scenario created, `[start, end)`, disjoint.
+#[derive(Default)]
+struct Regions(Vec<(u64, u64)>);
+
+impl Regions {
+    fn remove(&mut self, s: u64, e: u64) {
+        let mut out = Vec::new();
+        for &(a, b) in &self.0 {
+            if b <= s || a >= e {
+                out.push((a, b));
+                continue;
+            }
+            if a < s {
+                out.push((a, s));
+            }
+            if b > e {
+                out.push((e, b));
+            }
+        }
+        self.0 = out;
+    }
+    fn add(&mut self, s: u64, e: u64) {
+        self.remove(s, e);
+        self.0.push((s, e));
+        self.0.sort();
+    }
+    /// The parts of `[s, e)` not covered by scenario regions.
+    fn uncovered(&self, s: u64, e: u64) -> Vec<(u64, u64)> {
+        let mut rest = vec![(s, e)];
+        for &(a, b) in &self.0 {
+            let mut next = Vec::new();
+            for (x, y) in rest {
+                if b <= x || a >= y {
+                    next.push((x, y));
+                    continue;
+                }
+                if x < a {
+                    next.push((x, a));
+                }
+                if y > b {
+                    next.push((b, y));
+                }
+            }
+            rest = next;
+        }
+        rest
+    }
+}
+
+/// Whether `[addr, addr+len)` reaches memory the agent itself has mapped
+/// (anything mapped that the scenario did not create).
+fn touches_foreign(regions: &Regions, addr: u64, len: u64) -> bool {
+    let end = addr.saturating_add(len.max(1));
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return true;
+    };
+    for line in maps.lines() {
+        let Some((range, _)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+            continue;
+        };
+        if b <= addr || a >= end {
+            continue;
+        }
+        if !regions.uncovered(a.max(addr), b.min(end)).is_empty() {
+            return true;
+        }
+    }
+    false
+}
+
+fn refuse() -> Reply {
+    Reply::Error("refused: the range overlaps memory the task agent itself uses (not created by the scenario)".into())
+}
+
+struct Agent {
+    sock: OwnedFd,
+    regions: Regions,
+    rings: BTreeMap<i32, IoUring>,
+    zygote: bool,
+}
+
+/// Runs the zygote on `sock` (never returns). `journal` is restored if the
+/// controller dies without cleaning up; `controller` is its pid.
+pub fn zygote_main(sock: OwnedFd, journal: Option<std::path::PathBuf>, controller: i32) -> ! {
+    let _ = rustix::process::setsid();
+    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    // SAFETY: setting dispositions and the signal mask of this
+    // single-threaded process.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    let _ = proto::send(sock.as_fd(), &Reply::Hello(me));
+    let mut a = Agent { sock, regions: Regions::default(), rings: BTreeMap::new(), zygote: true };
+    a.serve(journal, controller)
+}
+
+/// Every process of this session except the caller, killed; waits until
+/// they are gone (at most ~5 s).
+fn kill_session() {
+    let me = std::process::id() as i32;
+    for _ in 0..100 {
+        let mut left = 0;
+        if let Ok(rd) = std::fs::read_dir("/proc") {
+            for e in rd.flatten() {
+                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                    continue;
+                };
+                if pid == me || session_of(pid) != Some(me) {
+                    continue;
+                }
+                left += 1;
+                // A pidfd pins the process: re-check the session through
+                // it, then signal exactly that process.
+                let Some(p) = rustix::process::Pid::from_raw(pid) else {
+                    continue;
+                };
+                if let Ok(pfd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) {
+                    if session_of(pid) == Some(me) {
+                        let _ = rustix::process::pidfd_send_signal(&pfd, rustix::process::Signal::KILL);
+                    }
+                }
+            }
+        }
+        if left == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Session id of a process from /proc/PID/stat (zombies count as gone).
+pub fn session_of(pid: i32) -> Option<i32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    if f.first() == Some(&"Z") || f.first() == Some(&"X") {
+        return None;
+    }
+    f.get(3)?.parse().ok()
+}
+
+impl Agent {
+    fn serve(&mut self, journal: Option<std::path::PathBuf>, controller: i32) -> ! {
+        loop {
+            let cmd: Option<Cmd> = proto::recv(self.sock.as_fd()).unwrap_or_default();
+            let Some(cmd) = cmd else {
+                // The controller is gone. The zygote is the watchdog: it
+                // ends the run's processes and puts the settings back.
+                if self.zygote {
+                    kill_session();
+                    if let Some(j) = &journal {
+                        crate::settings::restore_journal_of(j, controller);
+                    }
+                }
+                // SAFETY: _exit ends the process without running atexit
+                // handlers inherited from the controller.
+                unsafe { libc::_exit(0) }
+            };
+            let reply = match cmd {
+                Cmd::Fork => match self.fork() {
+                    Some(r) => r,
+                    // The new child: its controller sent nothing yet.
+                    None => continue,
+                },
+                Cmd::Shutdown if self.zygote => {
+                    kill_session();
+                    let _ = proto::send(self.sock.as_fd(), &Reply::Ok(Ret::Done));
+                    // SAFETY: as above.
+                    unsafe { libc::_exit(0) }
+                }
+                Cmd::Shutdown => Reply::Error("only the zygote shuts down".into()),
+                Cmd::Page { addr } => Reply::Ok(Ret::Page(page_info(addr))),
+                Cmd::Op(Op::Exit) => {
+                    let _ = proto::send(self.sock.as_fd(), &Reply::Ok(Ret::Done));
+                    // SAFETY: as above.
+                    unsafe { libc::_exit(0) }
+                }
+                Cmd::Op(op) if !self.zygote => self.op(op),
+                Cmd::Op(_) => Reply::Error("the zygote runs no scenario operations".into()),
+            };
+            if proto::send(self.sock.as_fd(), &reply).is_err() {
+                // SAFETY: as above.
+                unsafe { libc::_exit(0) }
+            }
+        }
+    }
+
+    /// fork(2): the child serves the socket that came with the command.
+    /// `None` in the child (which has nothing to answer).
+    fn fork(&mut self) -> Option<Reply> {
+        let child_sock = match proto::recv_fd(self.sock.as_fd()) {
+            Ok(s) => s,
+            Err(e) => return Some(Reply::Error(format!("no socket for the child: {e}"))),
+        };
+        // SAFETY: this process is single-threaded (agents and the zygote
+        // never start threads; io_uring workers are kernel threads), so
+        // the child may do anything after fork.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Some(Reply::Errno(errno()));
+        }
+        if pid == 0 {
+            let old = std::mem::replace(&mut self.sock, child_sock);
+            drop(old);
+            SOCK.store(self.sock.as_raw_fd(), Ordering::Relaxed);
+            if self.zygote {
+                // A fresh task: no scenario state, its own handlers.
+                self.zygote = false;
+                let _ = rustix::process::set_child_subreaper(None);
+                install_fatal_handlers();
+            }
+            return None;
+        }
+        drop(child_sock);
+        Some(Reply::Ok(Ret::Pid(pid)))
+    }
+
+    fn op(&mut self, op: Op) -> Reply {
+        match op {
+            Op::Mmap { addr, len, prot, shared, fixed, noreserve, hugetlb, populate, file } => {
+                let mut flags = if shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+                if file.is_none() {
+                    flags |= libc::MAP_ANONYMOUS;
+                }
+                if fixed {
+                    flags |= libc::MAP_FIXED;
+                    if touches_foreign(&self.regions, addr.unwrap_or(0), len) {
+                        return refuse();
+                    }
+                }
+                if noreserve {
+                    flags |= libc::MAP_NORESERVE;
+                }
+                if populate {
+                    flags |= libc::MAP_POPULATE;
+                }
+                if let Some(h) = hugetlb {
+                    flags |= libc::MAP_HUGETLB | ((h.trailing_zeros() as i32) << libc::MAP_HUGE_SHIFT);
+                }
+                let (fd, off) = file.unwrap_or((-1, 0));
+                // SAFETY: a new mapping, or MAP_FIXED over scenario memory
+                // only (checked above); nothing in this process refers to it.
+                let r = unsafe {
+                    libc::mmap(addr.unwrap_or(0) as *mut libc::c_void, len as usize, prot_bits(prot), flags, fd, off as libc::off_t)
+                };
+                if r == libc::MAP_FAILED {
+                    return Reply::Errno(errno());
+                }
+                let a = r as u64;
+                let unit = hugetlb.unwrap_or(PAGE).max(PAGE);
+                self.regions.add(a, a.saturating_add(len.div_ceil(unit).saturating_mul(unit)));
+                Reply::Ok(Ret::Addr(a))
+            }
+            Op::Munmap { addr, len } => {
+                if touches_foreign(&self.regions, addr, len) {
+                    return refuse();
+                }
+                // SAFETY: scenario memory only (checked above).
+                if unsafe { libc::munmap(addr as *mut libc::c_void, len as usize) } != 0 {
+                    return Reply::Errno(errno());
+                }
+                self.regions.remove(addr, addr.saturating_add(len.div_ceil(PAGE) * PAGE));
+                Reply::Ok(Ret::Done)
+            }
+            Op::Mprotect { addr, len, prot } => {
+                if touches_foreign(&self.regions, addr, len) {
+                    return refuse();
+                }
+                // SAFETY: scenario memory only.
+                let r = unsafe { libc::mprotect(addr as *mut libc::c_void, len as usize, prot_bits(prot)) };
+                done_or_errno(r)
+            }
+            Op::Madvise { addr, len, advice } => {
+                if touches_foreign(&self.regions, addr, len) {
+                    return refuse();
+                }
+                // SAFETY: scenario memory only.
+                let r = unsafe { libc::madvise(addr as *mut libc::c_void, len as usize, advice) };
+                done_or_errno(r)
+            }
+            Op::Mremap { old_addr, old_len, new_len, new_addr } => {
+                if touches_foreign(&self.regions, old_addr, old_len) || new_addr.is_some_and(|n| touches_foreign(&self.regions, n, new_len))
+                {
+                    return refuse();
+                }
+                let mut flags = libc::MREMAP_MAYMOVE;
+                if new_addr.is_some() {
+                    flags |= libc::MREMAP_FIXED;
+                }
+                // SAFETY: scenario memory only.
+                let r = unsafe {
+                    libc::mremap(
+                        old_addr as *mut libc::c_void,
+                        old_len as usize,
+                        new_len as usize,
+                        flags,
+                        new_addr.unwrap_or(0) as *mut libc::c_void,
+                    )
+                };
+                if r == libc::MAP_FAILED {
+                    return Reply::Errno(errno());
+                }
+                let a = r as u64;
+                self.regions.remove(old_addr, old_addr.saturating_add(old_len));
+                self.regions.add(a, a.saturating_add(new_len.div_ceil(PAGE) * PAGE));
+                Reply::Ok(Ret::Addr(a))
+            }
+            Op::Exit => Reply::Error("exit is handled by the loop".into()),
+            Op::WriteMem { addr, data } => {
+                let len = data_len(&data);
+                if touches_foreign(&self.regions, addr, len) {
+                    return refuse();
+                }
+                let mut p = addr;
+                for ch in &data {
+                    // SAFETY: scenario memory or nothing (checked above); a
+                    // fault here is the scenario's signal, reported by the
+                    // handler.
+                    unsafe {
+                        match ch {
+                            Chunk::Fill(b, l) => {
+                                std::ptr::write_bytes(p as *mut u8, *b, *l as usize);
+                                p += l;
+                            }
+                            Chunk::Bytes(v) => {
+                                std::ptr::copy_nonoverlapping(v.as_ptr(), p as *mut u8, v.len());
+                                p += v.len() as u64;
+                            }
+                        }
+                    }
+                }
+                Reply::Ok(Ret::Done)
+            }
+            Op::ReadMem { addr, len } => {
+                if touches_foreign(&self.regions, addr, len) {
+                    return refuse();
+                }
+                let mut out = scenario::backend::Contents::default();
+                let mut buf = vec![0u8; PAGE as usize];
+                let mut off = 0;
+                while off < len {
+                    // Page-sized pieces (to the next page boundary), each a
+                    // fill when it is one byte value.
+                    let a = addr + off;
+                    let n = (PAGE - a % PAGE).min(len - off) as usize;
+                    // SAFETY: scenario memory or nothing (checked above).
+                    unsafe { std::ptr::copy_nonoverlapping(a as *const u8, buf.as_mut_ptr(), n) };
+                    push(&mut out, &buf[..n]);
+                    off += n as u64;
+                }
+                Reply::Ok(Ret::Data(proto::data_from(&out)))
+            }
+            Op::Pipe => match rustix::pipe::pipe() {
+                Ok((r, w)) => Reply::Ok(Ret::Pipe(r.into_raw_fd(), w.into_raw_fd())),
+                Err(e) => Reply::Errno(e.raw_os_error()),
+            },
+            Op::Vmsplice { fd, addr, len } => {
+                let iov = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: len as usize };
+                // NONBLOCK: a full pipe answers EAGAIN (as the model does)
+                // instead of hanging the task.
+                // SAFETY: the kernel only reads the described user range.
+                let r = unsafe { libc::vmsplice(fd, &iov, 1, libc::SPLICE_F_NONBLOCK) };
+                count_or_errno(r as i64)
+            }
+            Op::ReadFd { fd, len } => read_fd_nonblocking(fd, len),
+            Op::WriteFd { fd, data } => {
+                let bytes = flatten(&data);
+                let mut done = 0usize;
+                while done < bytes.len() {
+                    // SAFETY: a valid buffer of the given length.
+                    let r = unsafe { libc::write(fd, bytes[done..].as_ptr().cast(), bytes.len() - done) };
+                    if r < 0 {
+                        if done == 0 {
+                            return Reply::Errno(errno());
+                        }
+                        break;
+                    }
+                    done += r as usize;
+                }
+                Reply::Ok(Ret::Count(done as u64))
+            }
+            Op::Pread { fd, offset, len } => {
+                let mut out = scenario::backend::Contents::default();
+                let mut buf = vec![0u8; 1 << 16];
+                let mut off = 0u64;
+                while off < len {
+                    let n = buf.len().min((len - off) as usize);
+                    // SAFETY: a valid buffer of at least n bytes.
+                    let r = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), n, (offset + off) as libc::off_t) };
+                    if r < 0 {
+                        return Reply::Errno(errno());
+                    }
+                    if r == 0 {
+                        break;
+                    }
+                    for piece in buf[..r as usize].chunks(PAGE as usize) {
+                        push(&mut out, piece);
+                    }
+                    off += r as u64;
+                }
+                Reply::Ok(Ret::Data(proto::data_from(&out)))
+            }
+            Op::Pwrite { fd, offset, data } => {
+                let bytes = flatten(&data);
+                let mut done = 0usize;
+                while done < bytes.len() {
+                    // SAFETY: a valid buffer.
+                    let r = unsafe {
+                        libc::pwrite(fd, bytes[done..].as_ptr().cast(), bytes.len() - done, (offset + done as u64) as libc::off_t)
+                    };
+                    if r < 0 {
+                        return Reply::Errno(errno());
+                    }
+                    done += r as usize;
+                }
+                Reply::Ok(Ret::Count(done as u64))
+            }
+            Op::Memfd { size, hugetlb } => {
+                let mut flags = 0u32;
+                if let Some(h) = hugetlb {
+                    flags = libc::MFD_HUGETLB | (h.trailing_zeros() << libc::MFD_HUGE_SHIFT);
+                }
+                match rustix::fs::memfd_create("cowlab", rustix::fs::MemfdFlags::from_bits_retain(flags)) {
+                    Ok(f) => truncated(f, size),
+                    Err(e) => Reply::Errno(e.raw_os_error()),
+                }
+            }
+            Op::Tmpfile { size } => {
+                let dir = std::env::var("COWLAB_LIVE_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+                match rustix::fs::open(
+                    dir.as_str(),
+                    rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::RDWR,
+                    rustix::fs::Mode::from_raw_mode(0o600),
+                ) {
+                    Ok(f) => truncated(f, size),
+                    Err(e) => Reply::Errno(e.raw_os_error()),
+                }
+            }
+            Op::IoUringSetup => match IoUring::new(1) {
+                Ok(r) => {
+                    let fd = r.as_raw_fd();
+                    self.rings.insert(fd, r);
+                    Reply::Ok(Ret::Fd(fd))
+                }
+                Err(e) => Reply::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
+            },
+            Op::IoUringRegister { ring, bufs } => {
+                let Some(r) = self.rings.get(&ring) else {
+                    return Reply::Errno(libc::EBADF);
+                };
+                let iov: Vec<libc::iovec> =
+                    bufs.iter().map(|(a, l)| libc::iovec { iov_base: *a as *mut libc::c_void, iov_len: *l as usize }).collect();
+                // SAFETY: the kernel pins the described user ranges; this
+                // process never frees them behind the kernel's back (the
+                // scenario may munmap them, which the kernel handles).
+                match unsafe { r.submitter().register_buffers(&iov) } {
+                    Ok(()) => Reply::Ok(Ret::Done),
+                    Err(e) => Reply::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
+                }
+            }
+            Op::IoUringUnregister { ring } => match self.rings.get(&ring) {
+                Some(r) => match r.submitter().unregister_buffers() {
+                    Ok(()) => Reply::Ok(Ret::Done),
+                    Err(e) => Reply::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
+                },
+                None => Reply::Errno(libc::EBADF),
+            },
+            Op::IoUringFixed { write, ring, buf_index, fd, file_offset, addr, len } => {
+                let Some(r) = self.rings.get_mut(&ring) else {
+                    return Reply::Errno(libc::EBADF);
+                };
+                let e = if write {
+                    opcode::WriteFixed::new(types::Fd(fd), addr as *const u8, len as u32, buf_index as u16).offset(file_offset).build()
+                } else {
+                    opcode::ReadFixed::new(types::Fd(fd), addr as *mut u8, len as u32, buf_index as u16).offset(file_offset).build()
+                };
+                // SAFETY: the buffer is a registered fixed buffer (the
+                // kernel checks the range) and we wait for completion.
+                if unsafe { r.submission().push(&e) }.is_err() {
+                    return Reply::Error("io_uring submission queue full".into());
+                }
+                if let Err(e) = r.submit_and_wait(1) {
+                    return Reply::Errno(e.raw_os_error().unwrap_or(libc::EINVAL));
+                }
+                match r.completion().next() {
+                    Some(c) if c.result() < 0 => Reply::Errno(-c.result()),
+                    Some(c) => Reply::Ok(Ret::Count(c.result() as u64)),
+                    None => Reply::Error("io_uring: no completion".into()),
+                }
+            }
+            Op::ClearSoftDirty => match std::fs::write("/proc/self/clear_refs", "4") {
+                Ok(()) => Reply::Ok(Ret::Done),
+                Err(e) => Reply::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
+            },
+        }
+    }
+}
+
+/// ftruncate + fallocate, as the cow selftest prepares its files (for
+/// hugetlb this takes the huge pages now, or fails with ENOSPC).
+fn truncated(f: OwnedFd, size: u64) -> Reply {
+    if let Err(e) = rustix::fs::ftruncate(&f, size) {
+        return Reply::Errno(e.raw_os_error());
+    }
+    if size > 0 {
+        if let Err(e) = rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, size) {
+            return Reply::Errno(e.raw_os_error());
+        }
+    }
+    Reply::Ok(Ret::Fd(f.into_raw_fd()))
+}
+
+fn done_or_errno(r: i32) -> Reply {
+    if r == 0 {
+        Reply::Ok(Ret::Done)
+    } else {
+        Reply::Errno(errno())
+    }
+}
+
+fn count_or_errno(r: i64) -> Reply {
+    if r < 0 {
+        Reply::Errno(errno())
+    } else {
+        Reply::Ok(Ret::Count(r as u64))
+    }
+}
+
+/// A read(2) loop that never blocks: an empty pipe is EAGAIN, as in the
+/// model (a real program would hang; a scenario step must not).
+fn read_fd_nonblocking(fd: i32, len: u64) -> Reply {
+    // SAFETY: fcntl on a descriptor number; errors are reported.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fl < 0 {
+        return Reply::Errno(errno());
+    }
+    // SAFETY: as above. Steps are sequential, so no other task is using
+    // the shared file description while the flag is set.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) };
+    let mut out = scenario::backend::Contents::default();
+    let mut buf = vec![0u8; PAGE as usize];
+    let mut got = 0u64;
+    let mut err = None;
+    while got < len {
+        let n = buf.len().min((len - got) as usize);
+        // SAFETY: a valid buffer of at least n bytes.
+        let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), n) };
+        if r < 0 {
+            if got == 0 {
+                err = Some(errno());
+            }
+            break;
+        }
+        if r == 0 {
+            break;
+        }
+        push(&mut out, &buf[..r as usize]);
+        got += r as u64;
+    }
+    // SAFETY: restores the flags read above.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, fl) };
+    match err {
+        Some(e) => Reply::Errno(e),
+        None => Reply::Ok(Ret::Data(proto::data_from(&out))),
+    }
+}
+
+fn push(out: &mut scenario::backend::Contents, piece: &[u8]) {
+    match piece.first() {
+        Some(&b0) if piece.iter().all(|&b| b == b0) => out.push_fill(b0, piece.len() as u64),
+        _ => out.push_bytes(piece),
+    }
+}
+
+fn data_len(d: &Data) -> u64 {
+    d.iter()
+        .map(|c| match c {
+            Chunk::Fill(_, l) => *l,
+            Chunk::Bytes(v) => v.len() as u64,
+        })
+        .sum()
+}
+
+fn flatten(d: &Data) -> Vec<u8> {
+    let mut v = Vec::new();
+    for c in d {
+        match c {
+            Chunk::Fill(b, l) => v.resize(v.len() + *l as usize, *b),
+            Chunk::Bytes(x) => v.extend_from_slice(x),
+        }
+    }
+    v
+}
+
+fn pread_u64(path: &str, index: u64) -> Option<u64> {
+    let f = std::fs::File::open(path).ok()?;
+    let mut b = [0u8; 8];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, index * 8).ok()?;
+    Some(u64::from_le_bytes(b))
+}
+
+/// /proc/self/pagemap of the page at `addr`, and kpageflags/kpagecount of
+/// its frame. Never faults the page in.
+fn page_info(addr: u64) -> Option<PageInfo> {
+    let pm = pread_u64("/proc/self/pagemap", addr / PAGE)?;
+    let mut info = PageInfo { pagemap: pm, ..PageInfo::default() };
+    if pm >> 63 & 1 == 1 {
+        let pfn = pm & ((1 << 55) - 1);
+        if pfn != 0 {
+            info.kflags = pread_u64("/proc/kpageflags", pfn).unwrap_or(0);
+            info.kcount = pread_u64("/proc/kpagecount", pfn).unwrap_or(0);
+        }
+    }
+    Some(info)
+}
+
+/// Takes the zygote's socket from fd 0 (where the controller put it) and
+/// puts /dev/null there instead.
+pub fn take_stdin_socket() -> Option<OwnedFd> {
+    // SAFETY: duplicating fd 0, which the controller made our socket.
+    let fd = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 10) };
+    if fd < 0 {
+        return None;
+    }
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        // SAFETY: dup2 onto fd 0, which we no longer need.
+        unsafe { libc::dup2(null.as_raw_fd(), 0) };
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_track_partial_unmaps() {
+        let mut r = Regions::default();
+        r.add(0x1000, 0x5000);
+        r.remove(0x2000, 0x3000);
+        assert_eq!(r.0, vec![(0x1000, 0x2000), (0x3000, 0x5000)]);
+        assert_eq!(r.uncovered(0x1000, 0x5000), vec![(0x2000, 0x3000)]);
+        r.add(0x1800, 0x3800);
+        assert_eq!(r.0, vec![(0x1000, 0x1800), (0x1800, 0x3800), (0x3800, 0x5000)]);
+        assert!(r.uncovered(0x1000, 0x5000).is_empty());
+    }
+
+    #[test]
+    fn the_test_process_own_stack_is_foreign() {
+        let x = 5u64;
+        let a = &x as *const u64 as u64;
+        assert!(touches_foreign(&Regions::default(), a, 8));
+    }
+
+    #[test]
+    fn session_of_self_is_known() {
+        assert!(session_of(std::process::id() as i32).is_some());
+    }
+}

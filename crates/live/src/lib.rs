@@ -1,0 +1,45 @@
+//! The live backend: scenarios on the kernel this machine boots.
+//!
+//! Every scenario task is a real process (a *task agent*) that cowlab
+//! drives one command at a time over a socket, so steps run in exactly the
+//! scenario's order; see [`agent`] for the process tree, signals and the
+//! crate's `unsafe`. Observations come from what user space can see:
+//! memory contents, pipes, files, `/proc/self/pagemap`, `/proc/kpageflags`,
+//! `/proc/kpagecount`, the hugetlb sysfs counters and the signal that ended
+//! a task. Folio refcounts, pincounts, PageAnonExclusive and PTE write bits
+//! are invisible to user space, so [`LiveBackend`] says it lacks them and
+//! the runner skips those expectations.
+//!
+//! System settings (hugetlb pools, THP sizes, the huge zero page) are
+//! journaled and restored; see [`settings`].
+//!
+//! A binary that uses [`LiveBackend`] must call [`enter_if_zygote`] first
+//! thing in `main`: the zygote is that binary re-executed.
+
+pub mod agent;
+pub mod backend;
+pub mod diff;
+pub mod proto;
+pub mod settings;
+mod signals;
+
+pub use backend::{LiveBackend, LiveOptions};
+
+/// The environment variable that turns a re-executed binary into the
+/// zygote.
+pub const ZYGOTE_ENV: &str = "COWLAB_LIVE_ZYGOTE";
+const JOURNAL_ENV: &str = "COWLAB_LIVE_JOURNAL";
+
+/// If this process was started as a live-backend zygote, become it (never
+/// returns); otherwise return at once.
+pub fn enter_if_zygote() {
+    let Ok(v) = std::env::var(ZYGOTE_ENV) else {
+        return;
+    };
+    let controller: i32 = v.parse().unwrap_or(0);
+    let journal = std::env::var_os(JOURNAL_ENV).map(std::path::PathBuf::from);
+    match agent::take_stdin_socket() {
+        Some(sock) => agent::zygote_main(sock, journal, controller),
+        None => std::process::exit(111),
+    }
+}

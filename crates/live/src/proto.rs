@@ -1,0 +1,353 @@
+//! What cowlab and a task agent say to each other.
+//!
+//! One stream socket per agent. Every message is a frame: a little-endian
+//! `u32` length, then that many bytes of JSON. `Fork` is followed by one
+//! byte carrying the new agent's socket as SCM_RIGHTS. The agent answers
+//! every command with exactly one [`Reply`], except when a fatal signal ends
+//! it mid-command: then its signal handler writes the canned
+//! [`Reply::Killed`] frame ([`killed_frame`]) and the socket reaches EOF.
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::net::{
+    recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
+};
+use scenario::ast::{Advice, Prot};
+use serde::{Deserialize, Serialize};
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+
+/// Bytes as runs, so a 1 GiB fill is a few bytes on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Chunk {
+    Fill(u8, u64),
+    Bytes(Vec<u8>),
+}
+
+pub type Data = Vec<Chunk>;
+
+pub fn data_from(c: &scenario::backend::Contents) -> Data {
+    c.runs()
+        .iter()
+        .map(|r| match r {
+            scenario::backend::Run::Fill { byte, len } => Chunk::Fill(*byte, *len),
+            scenario::backend::Run::Bytes(v) => Chunk::Bytes(v.clone()),
+        })
+        .collect()
+}
+
+pub fn data_into(d: &Data) -> scenario::backend::Contents {
+    let mut c = scenario::backend::Contents::default();
+    for ch in d {
+        match ch {
+            Chunk::Fill(b, l) => c.push_fill(*b, *l),
+            Chunk::Bytes(v) => c.push_bytes(v),
+        }
+    }
+    c
+}
+
+/// PROT_* as three booleans (the scenario's own type is not serde).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct ProtP {
+    pub r: bool,
+    pub w: bool,
+    pub x: bool,
+}
+
+impl From<Prot> for ProtP {
+    fn from(p: Prot) -> ProtP {
+        ProtP { r: p.read, w: p.write, x: p.exec }
+    }
+}
+
+/// A program operation, with every name resolved to a number.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Op {
+    Mmap {
+        addr: Option<u64>,
+        len: u64,
+        prot: ProtP,
+        shared: bool,
+        fixed: bool,
+        noreserve: bool,
+        hugetlb: Option<u64>,
+        populate: bool,
+        file: Option<(i32, u64)>,
+    },
+    Munmap {
+        addr: u64,
+        len: u64,
+    },
+    Mprotect {
+        addr: u64,
+        len: u64,
+        prot: ProtP,
+    },
+    /// The MADV_* value.
+    Madvise {
+        addr: u64,
+        len: u64,
+        advice: i32,
+    },
+    Mremap {
+        old_addr: u64,
+        old_len: u64,
+        new_len: u64,
+        new_addr: Option<u64>,
+    },
+    Exit,
+    WriteMem {
+        addr: u64,
+        data: Data,
+    },
+    ReadMem {
+        addr: u64,
+        len: u64,
+    },
+    Pipe,
+    Vmsplice {
+        fd: i32,
+        addr: u64,
+        len: u64,
+    },
+    ReadFd {
+        fd: i32,
+        len: u64,
+    },
+    WriteFd {
+        fd: i32,
+        data: Data,
+    },
+    Pread {
+        fd: i32,
+        offset: u64,
+        len: u64,
+    },
+    Pwrite {
+        fd: i32,
+        offset: u64,
+        data: Data,
+    },
+    Memfd {
+        size: u64,
+        hugetlb: Option<u64>,
+    },
+    Tmpfile {
+        size: u64,
+    },
+    IoUringSetup,
+    IoUringRegister {
+        ring: i32,
+        bufs: Vec<(u64, u64)>,
+    },
+    IoUringUnregister {
+        ring: i32,
+    },
+    IoUringFixed {
+        write: bool,
+        ring: i32,
+        buf_index: u32,
+        fd: i32,
+        file_offset: u64,
+        addr: u64,
+        len: u64,
+    },
+    ClearSoftDirty,
+}
+
+/// The MADV_* number of an advice.
+pub fn madv(a: Advice) -> i32 {
+    match a {
+        Advice::Dontneed => libc::MADV_DONTNEED,
+        Advice::Free => libc::MADV_FREE,
+        Advice::Remove => libc::MADV_REMOVE,
+        Advice::Dontfork => libc::MADV_DONTFORK,
+        Advice::Dofork => libc::MADV_DOFORK,
+        Advice::Wipeonfork => libc::MADV_WIPEONFORK,
+        Advice::Keeponfork => libc::MADV_KEEPONFORK,
+        Advice::Hugepage => libc::MADV_HUGEPAGE,
+        Advice::Nohugepage => libc::MADV_NOHUGEPAGE,
+        Advice::Collapse => 25,
+        Advice::Pageout => libc::MADV_PAGEOUT,
+        Advice::Cold => libc::MADV_COLD,
+        Advice::PopulateRead => 22,
+        Advice::PopulateWrite => 23,
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Cmd {
+    /// Perform one operation.
+    Op(Op),
+    /// fork(2); the child serves the socket that follows as SCM_RIGHTS.
+    Fork,
+    /// What pagemap and kpageflags say about the page at `addr`.
+    Page { addr: u64 },
+    /// (zygote only) kill every process of the session and exit.
+    Shutdown,
+}
+
+/// What the kernel says about one virtual page.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageInfo {
+    /// The raw /proc/self/pagemap entry.
+    pub pagemap: u64,
+    /// /proc/kpageflags of the PFN (0 if not present).
+    pub kflags: u64,
+    /// /proc/kpagecount of the PFN (mapcount-like; 0 if not present).
+    pub kcount: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Ret {
+    Done,
+    Addr(u64),
+    Pid(i32),
+    Pipe(i32, i32),
+    Fd(i32),
+    Count(u64),
+    Data(Data),
+    Page(Option<PageInfo>),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Reply {
+    Ok(Ret),
+    /// The call failed with this errno number.
+    Errno(i32),
+    /// The agent could not carry the command out (not a kernel outcome).
+    Error(String),
+    /// Written by the agent's signal handler: the task takes this signal.
+    Killed(String),
+    /// First message of the zygote.
+    Hello(i32),
+}
+
+/// The frame the signal handler writes; JSON by hand because a handler
+/// cannot allocate. A test checks it equals what serde would write.
+pub fn killed_frame(sig: i32) -> &'static [u8] {
+    match sig {
+        libc::SIGBUS => b"\x13\x00\x00\x00{\"Killed\":\"SIGBUS\"}",
+        _ => b"\x14\x00\x00\x00{\"Killed\":\"SIGSEGV\"}",
+    }
+}
+
+/// Writes all of `buf`, retrying on EINTR.
+pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match rustix::io::write(fd, buf) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Reads exactly `buf.len()` bytes; `Ok(false)` on EOF before the first.
+pub fn read_exact(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<bool> {
+    let mut got = 0;
+    while got < buf.len() {
+        match rustix::io::read(fd, &mut buf[got..]) {
+            Ok(0) if got == 0 => return Ok(false),
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(true)
+}
+
+pub fn send<T: Serialize>(fd: BorrowedFd<'_>, msg: &T) -> std::io::Result<()> {
+    let body = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    let len = u32::try_from(body.len()).map_err(std::io::Error::other)?;
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&body);
+    write_all(fd, &frame)
+}
+
+/// Reads one frame; `Ok(None)` at EOF.
+pub fn recv<T: for<'de> Deserialize<'de>>(fd: BorrowedFd<'_>) -> std::io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    if !read_exact(fd, &mut len)? {
+        return Ok(None);
+    }
+    let n = u32::from_le_bytes(len) as usize;
+    let mut body = vec![0u8; n];
+    if n > 0 && !read_exact(fd, &mut body)? {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    serde_json::from_slice(&body).map(Some).map_err(std::io::Error::other)
+}
+
+/// Passes a descriptor over a unix socket (one byte carries it).
+pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    if !cmsg.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(std::io::Error::other("SCM_RIGHTS does not fit"));
+    }
+    sendmsg(sock, &[IoSlice::new(b"F")], &mut cmsg, SendFlags::empty())?;
+    Ok(())
+}
+
+/// Receives a descriptor sent with [`send_fd`].
+pub fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+    let mut b = [0u8; 1];
+    let r = recvmsg(sock, &mut [IoSliceMut::new(&mut b)], &mut cmsg, RecvFlags::CMSG_CLOEXEC)?;
+    if r.bytes == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    for m in cmsg.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = m {
+            if let Some(fd) = fds.next() {
+                return Ok(fd);
+            }
+        }
+    }
+    Err(std::io::Error::other("no descriptor arrived"))
+}
+
+/// Borrow helper.
+pub fn b(fd: &OwnedFd) -> BorrowedFd<'_> {
+    fd.as_fd()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canned_killed_frames_are_what_serde_writes() {
+        for (sig, name) in [(libc::SIGBUS, "SIGBUS"), (libc::SIGSEGV, "SIGSEGV")] {
+            let body = serde_json::to_vec(&Reply::Killed(name.into())).unwrap();
+            let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+            frame.extend_from_slice(&body);
+            assert_eq!(killed_frame(sig), &frame[..], "{name}");
+        }
+    }
+
+    #[test]
+    fn frames_round_trip_over_a_socketpair() {
+        use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+        let (a, bb) = socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None).unwrap();
+        let d = vec![Chunk::Fill(0xff, 1 << 30), Chunk::Bytes(vec![1, 2, 3])];
+        send(b(&a), &Ret::Data(d.clone())).unwrap();
+        match recv::<Ret>(b(&bb)).unwrap() {
+            Some(Ret::Data(got)) => assert_eq!(got, d),
+            other => panic!("{other:?}"),
+        }
+        let (x, _y) = rustix::pipe::pipe().unwrap();
+        send_fd(b(&a), x.as_fd()).unwrap();
+        let got = recv_fd(b(&bb)).unwrap();
+        assert!(rustix::fs::fstat(&got).is_ok());
+        drop(a);
+        assert!(recv::<Ret>(b(&bb)).unwrap().is_none());
+    }
+}
