@@ -484,20 +484,22 @@ pub fn diff_loaded(l: &scenario::Loaded, model: &mut dyn Backend, live: &mut dyn
     let file = l.source.name.clone();
     let opts = scenario::RunOptions::default();
     let names = names_of(l);
-    let mut mrec = Recorder::new(model);
-    let mreport = match scenario::run_loaded(l, &mut mrec, &opts) {
-        Ok(r) => r,
-        Err(d) => {
-            let msg = d.first().map(|d| d.to_string()).unwrap_or_default();
-            return DiffResult { file, skipped: Some(format!("model: {msg}")), divergences: vec![] };
-        }
-    };
+    // The kernel first: the live backend's processes and settings are
+    // released before the (possibly slow) model run.
     let mut lrec = Recorder::new(live);
     let lreport = match scenario::run_loaded(l, &mut lrec, &opts) {
         Ok(r) => r,
         Err(d) => {
             let msg = d.first().map(|d| d.to_string()).unwrap_or_default();
             return DiffResult { file, skipped: Some(format!("live: {msg}")), divergences: vec![] };
+        }
+    };
+    let mut mrec = Recorder::new(model);
+    let mreport = match scenario::run_loaded(l, &mut mrec, &opts) {
+        Ok(r) => r,
+        Err(d) => {
+            let msg = d.first().map(|d| d.to_string()).unwrap_or_default();
+            return DiffResult { file, skipped: Some(format!("model: {msg}")), divergences: vec![] };
         }
     };
     for r in [&mreport, &lreport] {
