@@ -27,15 +27,29 @@ pub struct Args {
     /// Check the model's invariants after every step (slower).
     #[arg(long)]
     check_invariants: bool,
+    /// Where to run: the model, or the kernel this machine boots (root; its
+    /// hugetlb/THP settings are changed per test and restored).
+    #[arg(long, default_value = "model", value_parser = ["model", "live"])]
+    backend: String,
 }
 
-/// Runs one suite on fresh model backends, test by test.
-pub fn run_suite(tests: &[SelfTest], opts: &RunOptions, check_invariants: bool) -> Result<Vec<Judged>, String> {
+/// Runs one suite test by test, each on a fresh backend (for the live
+/// kernel: fresh processes, settings restored between tests). A backend
+/// that cannot start (not root, …) skips the test with its reason.
+pub fn run_suite(tests: &[SelfTest], opts: &RunOptions, check_invariants: bool, live: bool) -> Result<Vec<Judged>, String> {
     tests
         .iter()
         .map(|t| {
-            let mut be = scenario::model::ModelBackend::new().with_self_check(check_invariants);
-            suites::run(t, &mut be, opts).map(|(j, _)| j).map_err(|e| format!("{}: {e}", t.description))
+            let r = if live {
+                match live::LiveBackend::new(live::LiveOptions::default()) {
+                    Ok(mut be) => suites::run(t, &mut be, opts),
+                    Err(e) => return Ok(Judged { outcome: Outcome::Skip, messages: vec![e], raw: None }),
+                }
+            } else {
+                let mut be = scenario::model::ModelBackend::new().with_self_check(check_invariants);
+                suites::run(t, &mut be, opts)
+            };
+            r.map(|(j, _)| j).map_err(|e| format!("{}: {e}", t.description))
         })
         .collect()
 }
@@ -62,7 +76,7 @@ pub fn main(a: Args) -> u8 {
                 return EXIT_USAGE;
             }
         }
-        let judged = match run_suite(&tests, &opts, a.check_invariants) {
+        let judged = match run_suite(&tests, &opts, a.check_invariants, a.backend == "live") {
             Ok(j) => j,
             Err(e) => {
                 eprintln!("cowlab: {e}");
