@@ -220,19 +220,25 @@ fn s12_s13_no_leak_under_refcount_rule_or_vmsplice_pin() {
     }
 }
 
-#[test]
-fn refcount_rule_with_exact_pool_steals_or_sigbuses() {
-    // Pool of exactly the reserved page; the child holds a pipe reference
-    // (foreign), then the parent writes. Under the refcount rule the parent
-    // must copy, has no page, steals from the child — and the pipe's
-    // reference still makes the page look shared: the kernel would retry
-    // forever. The model reports the livelock.
-    let mut s = Sys::new().set("hugetlb_reuse", "refcount");
+/// A 2 MiB private mapping in a pool of exactly one page, written, then
+/// shared with a fork child: (parent, child, address).
+fn owner_and_child(s: &mut Sys) -> (Pid, Pid, u64) {
     s.hugetlb_pool(H2, 1);
     let p = s.spawn();
     let a = s.huge(p, M2, H2).unwrap();
     s.fill(p, a, M2, 0).unwrap();
     let c = s.fork(p);
+    (p, c, a)
+}
+
+#[test]
+fn refcount_rule_with_exact_pool_steals_or_sigbuses() {
+    // The child holds a pipe reference (foreign), then the parent writes.
+    // Under the refcount rule the parent must copy, has no page, steals
+    // from the child — and the pipe's reference still makes the page look
+    // shared: the kernel would retry forever. The model reports the livelock.
+    let mut s = Sys::new().set("hugetlb_reuse", "refcount");
+    let (p, c, a) = owner_and_child(&mut s);
     let (_r, w) = s.step(|k| k.pipe(c)).unwrap();
     s.step(|k| k.vmsplice(c, w, a, K4)).unwrap();
     assert_eq!(s.fill(p, a, 1, 0xff), Err(SysError::Livelock));
@@ -240,32 +246,15 @@ fn refcount_rule_with_exact_pool_steals_or_sigbuses() {
     assert_eq!(s.read(c, a, 1), Err(SysError::Signal(Signal::SIGBUS)), "the child's page was stolen");
     // With hugetlb_cow_fail=sigbus, the owner itself dies instead.
     let mut s = Sys::new().set("hugetlb_reuse", "refcount").set("hugetlb_cow_fail", "sigbus");
-    s.hugetlb_pool(H2, 1);
-    let p = s.spawn();
-    let a = s.huge(p, M2, H2).unwrap();
-    s.fill(p, a, M2, 0).unwrap();
-    let c = s.fork(p);
+    let (p, c, a) = owner_and_child(&mut s);
     assert_eq!(s.fill(p, a, 1, 0xff), Err(SysError::Signal(Signal::SIGBUS)));
     assert!(s.read(c, a, 1).unwrap().is_fill(0));
-    // Under the 6.18 rule, with no foreign reference, the owner's steal then
-    // reuse succeeds where the refcount rule copies every time.
-    let mut s = Sys::new();
-    s.hugetlb_pool(H2, 1);
-    let p = s.spawn();
-    let a = s.huge(p, M2, H2).unwrap();
-    s.fill(p, a, M2, 0).unwrap();
-    s.fill(p, a, M2, 1).unwrap();
-    assert_eq!(s.copied(), 0);
 }
 
 #[test]
 fn refcount_rule_reuses_when_all_references_are_explained() {
     let mut s = Sys::new().set("hugetlb_reuse", "refcount");
-    s.hugetlb_pool(H2, 1);
-    let p = s.spawn();
-    let a = s.huge(p, M2, H2).unwrap();
-    s.fill(p, a, M2, 0).unwrap();
-    let c = s.fork(p);
+    let (p, c, a) = owner_and_child(&mut s);
     s.step(|k| k.exit(c)).unwrap();
     s.fill(p, a, 1, 1).unwrap();
     assert_eq!(s.copied(), 0, "mapping + fault-path reference = expected");
