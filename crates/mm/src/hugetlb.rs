@@ -75,10 +75,6 @@ pub struct VmaResv {
     pub consumed: BTreeSet<u64>,
 }
 
-/// Pieces of a split VMA share the reservation map (each accounts only its
-/// own range when it closes).
-pub(crate) fn split_resv(_lo: &mut VmaResv, _hi: &mut VmaResv, _start: u64, _addr: u64) {}
-
 fn huge_index(vma: &Vma, h: HugeSize, addr: u64) -> u64 {
     vma.page_index(addr) / (h.bytes() / PAGE_SIZE)
 }

@@ -120,7 +120,8 @@ impl Kernel {
                             v.nohugepage = true;
                             v.hugepage = false;
                         }
-                        _ => unreachable!("handled above"),
+                        // Advice that changes no VMA flag took the arms above.
+                        Advice::DontNeed | Advice::PageOut | Advice::Collapse | Advice::PopulateRead | Advice::PopulateWrite => {}
                     }
                 }
                 self.merge_vmas(mm, addr, end);

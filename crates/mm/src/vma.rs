@@ -99,14 +99,13 @@ impl Vma {
     }
 
     /// Cuts the VMA at `addr`, returning the upper part (`split_vma()`).
+    /// Both parts keep the hugetlb reservation state: in the kernel they
+    /// share one resv_map, and each accounts only its own range on close.
     pub fn split_off(&mut self, addr: u64) -> Vma {
         let mut hi = self.clone();
         hi.start = addr;
         hi.pgoff = self.page_index(addr);
         self.end = addr;
-        if let (Some(lo), Some(r)) = (&mut self.resv, &mut hi.resv) {
-            crate::hugetlb::split_resv(lo, r, self.start, addr);
-        }
         hi
     }
 }
