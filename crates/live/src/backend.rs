@@ -49,6 +49,22 @@ struct TaskH {
     state: TaskObs,
 }
 
+impl TaskH {
+    /// The task has ended (exit, or the signal it reported): wait until it
+    /// is really gone, at most until `deadline`. Its reply or "killed by"
+    /// frame is written *before* the process dies, and the kernel tears its
+    /// address space down (freeing pages, returning hugetlb reservations)
+    /// before the pidfd becomes readable: without this wait an observation
+    /// right after `exit` would race with that teardown.
+    fn end(&mut self, state: TaskObs, deadline: Instant) {
+        self.state = state;
+        self.sock = None;
+        if let Some(p) = &self.pidfd {
+            wait_readable(p, deadline);
+        }
+    }
+}
+
 /// What this machine can do, probed once.
 #[derive(Clone, Debug)]
 struct Caps {
@@ -251,16 +267,21 @@ impl LiveBackend {
             t.sock = None;
             return Err(Failure::Backend(format!("no answer within {} s; the task was killed", timeout.as_secs_f64())));
         }
+        let exit = matches!(cmd, Cmd::Op(Op::Exit));
+        let deadline = Instant::now() + timeout;
         match proto::recv::<Reply>(sock.as_fd()) {
             Ok(Some(Reply::Killed(sig))) => {
-                t.state = TaskObs::Killed(sig.clone());
-                t.sock = None;
+                t.end(TaskObs::Killed(sig.clone()), deadline);
                 Err(Failure::Signal(sig))
             }
-            Ok(Some(r)) => Ok(r),
+            Ok(Some(r)) => {
+                if exit {
+                    t.end(TaskObs::Exited, deadline);
+                }
+                Ok(r)
+            }
             Ok(None) | Err(_) => {
-                t.state = TaskObs::Killed("unknown signal".into());
-                t.sock = None;
+                t.end(TaskObs::Killed("unknown signal".into()), deadline);
                 Err(Failure::Backend(format!("task {} died without saying why", task.0)))
             }
         }
@@ -526,26 +547,17 @@ impl Backend for LiveBackend {
             };
         }
         let op = op_of(call)?;
-        let exit = matches!(op, Op::Exit);
         let r = self.request(task, &Cmd::Op(op), None)?;
         match r {
-            Reply::Ok(ret) => {
-                if exit {
-                    if let Some(t) = self.tasks.get_mut(&task.0) {
-                        t.state = TaskObs::Exited;
-                        t.sock = None;
-                    }
-                }
-                Ok(match ret {
-                    R::Done => Ret::Done,
-                    R::Addr(a) => Ret::Addr(a),
-                    R::Pipe(r, w) => Ret::Pipe { read: Fd(r), write: Fd(w) },
-                    R::Fd(f) => Ret::Fd(Fd(f)),
-                    R::Count(n) => Ret::Count(n),
-                    R::Data(d) => Ret::Data(proto::data_into(&d)),
-                    R::Pid(_) | R::Page(_) => return Err(Failure::Backend("unexpected reply".into())),
-                })
-            }
+            Reply::Ok(ret) => Ok(match ret {
+                R::Done => Ret::Done,
+                R::Addr(a) => Ret::Addr(a),
+                R::Pipe(r, w) => Ret::Pipe { read: Fd(r), write: Fd(w) },
+                R::Fd(f) => Ret::Fd(Fd(f)),
+                R::Count(n) => Ret::Count(n),
+                R::Data(d) => Ret::Data(proto::data_into(&d)),
+                R::Pid(_) | R::Page(_) => return Err(Failure::Backend("unexpected reply".into())),
+            }),
             Reply::Errno(e) => Err(Failure::Errno(errno_name(e))),
             Reply::Error(m) => Err(Failure::Backend(m)),
             Reply::Killed(s) => Err(Failure::Signal(s)),
@@ -563,11 +575,16 @@ impl Backend for LiveBackend {
 
     fn pool(&mut self, size: u64) -> Result<PoolObs, String> {
         let d = self.hugetlb_dir(size);
+        // The counters are unsigned longs; resv_hugepages wraps below zero
+        // for a while after a reservation owner unmaps a page someone else
+        // still holds (docs/divergences.md §4), so read them as the kernel
+        // stores them and show them signed, as the model does.
         let rd = |f: &str| -> Result<i64, String> {
             std::fs::read_to_string(d.join(f))
                 .map_err(|e| format!("{}: {e}", d.join(f).display()))?
                 .trim()
-                .parse()
+                .parse::<u64>()
+                .map(|v| v as i64)
                 .map_err(|e| format!("{f}: {e}"))
         };
         Ok(PoolObs { total: rd("nr_hugepages")?, free: rd("free_hugepages")?, resv: rd("resv_hugepages")?, surp: rd("surplus_hugepages")? })

@@ -29,11 +29,15 @@ impl Kernel {
         for file in fds.into_values() {
             self.file_put(file);
         }
-        let vmas: Vec<crate::vma::Vma> = self.mm(mm).vmas.values().cloned().collect();
-        for v in &vmas {
-            self.zap_page_range(pid, mm, v.start, v.end);
-            crate::hugetlb::hugetlb_vm_op_close(self, v);
+        // exit_mmap(): unmap everything first, then close each VMA as the
+        // zap left it (unmapping can hand a hugetlb reservation back to the
+        // VMA's map, which close then returns).
+        let ranges: Vec<(u64, u64)> = self.mm(mm).vmas.values().map(|v| (v.start, v.end)).collect();
+        for (start, end) in ranges {
+            self.zap_page_range(pid, mm, start, end);
         }
-        self.mm_mut(mm).vmas.clear();
+        for v in std::mem::take(&mut self.mm_mut(mm).vmas).into_values() {
+            crate::hugetlb::hugetlb_vm_op_close(self, &v);
+        }
     }
 }

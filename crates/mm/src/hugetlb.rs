@@ -26,7 +26,14 @@ pub struct Hstate {
     pub nr: u64,
     /// HugePages_Free.
     pub free: u64,
-    /// HugePages_Rsvd.
+    /// HugePages_Rsvd. An `unsigned long` in the kernel that can go below
+    /// zero for a while: when the reservation owner unmaps a page that
+    /// another process (or a pipe) still holds, the page's reservation is
+    /// restored to the owner's map and flagged on the folio
+    /// ([`note_hugetlb_unmap`]); closing the VMA then gives that reservation
+    /// back *before* the folio is freed and adds it again. The kernel shows
+    /// 18446744073709551615 in between; the model keeps the same wrapping
+    /// arithmetic and observers read it as a signed -1.
     pub resv: u64,
     /// HugePages_Surp.
     pub surplus: u64,
@@ -35,9 +42,11 @@ pub struct Hstate {
 }
 
 impl Hstate {
-    /// `available_huge_pages()`: free pages nobody has reserved.
+    /// `available_huge_pages()`: free pages nobody has reserved, computed
+    /// as the kernel does (unsigned, so a wrapped `resv` makes it larger than
+    /// `free`; callers that take a page also need `free > 0`).
     pub fn available(&self) -> u64 {
-        self.free.saturating_sub(self.resv)
+        self.free.wrapping_sub(self.resv)
     }
 }
 
@@ -108,7 +117,7 @@ impl Kernel {
             hs.free += add;
         } else {
             let mut remove = persistent - n;
-            let freeable = remove.min(hs.available());
+            let freeable = remove.min(hs.available()).min(hs.free);
             hs.free -= freeable;
             hs.nr -= freeable;
             remove -= freeable;
@@ -126,8 +135,10 @@ impl Kernel {
 /// pages if the free pages do not cover it; ENOMEM if impossible.
 fn hugetlb_acct_memory(k: &mut Kernel, h: HugeSize, delta: u64) -> SysResult<()> {
     let hs = k.hstates.get_mut(h);
-    let needed = (hs.resv + delta).saturating_sub(hs.free);
+    // gather_surplus_pages() computes this in a signed long.
+    let needed = hs.resv.wrapping_add(delta).wrapping_sub(hs.free) as i64;
     if needed > 0 {
+        let needed = needed as u64;
         if hs.surplus + needed > hs.overcommit {
             return Err(Errno::ENOMEM.into());
         }
@@ -135,20 +146,20 @@ fn hugetlb_acct_memory(k: &mut Kernel, h: HugeSize, delta: u64) -> SysResult<()>
         hs.nr += needed;
         hs.free += needed;
     }
-    hs.resv += delta;
+    hs.resv = hs.resv.wrapping_add(delta);
     Ok(())
 }
 
 /// Gives back `n` reservations (and surplus pages no longer needed).
 fn hugetlb_unacct(k: &mut Kernel, h: HugeSize, n: u64) {
     let hs = k.hstates.get_mut(h);
-    hs.resv -= n.min(hs.resv);
+    hs.resv = hs.resv.wrapping_sub(n);
     return_unused_surplus_pages(hs);
 }
 
 /// `return_unused_surplus_pages()`: free surplus pages nobody reserved.
 fn return_unused_surplus_pages(hs: &mut Hstate) {
-    let n = hs.surplus.min(hs.available());
+    let n = hs.surplus.min(hs.available()).min(hs.free);
     hs.surplus -= n;
     hs.nr -= n;
     hs.free -= n;
@@ -210,7 +221,7 @@ pub(crate) fn hugetlb_unreserve_pages(k: &mut Kernel, ino: InodeId, first_page: 
 pub(crate) fn free_huge_folio(k: &mut Kernel, h: HugeSize, restore_reserve: bool) {
     let hs = k.hstates.get_mut(h);
     if restore_reserve {
-        hs.resv += 1;
+        hs.resv = hs.resv.wrapping_add(1);
     }
     if hs.surplus > 0 {
         hs.surplus -= 1;
@@ -260,17 +271,24 @@ fn alloc_hugetlb_folio(k: &mut Kernel, mm: MmId, vma: &Vma, h: HugeSize, addr: u
 /// Takes one page from the pool: a reserved one (`use_resv`), else an
 /// unreserved free page, else a new surplus page within the overcommit
 /// limit (`dequeue_hugetlb_folio_vma()` / `alloc_surplus_hugetlb_folio()`).
+///
+/// A reservation does not guarantee a free page: after the owner unmapped a
+/// page another process still maps, its reservation is restored while the
+/// page stays in use (see [`Hstate::resv`]), and a refault by the owner
+/// finds the free list empty, as in the kernel (SIGBUS without overcommit).
+/// Since 6.13 `alloc_hugetlb_folio()` consumes the global reservation on the
+/// surplus path as well.
 fn dequeue_huge_page(hs: &mut Hstate, use_resv: bool) -> bool {
-    if use_resv {
-        hs.free -= 1;
-        hs.resv -= 1;
-    } else if hs.available() > 0 {
+    if hs.free > 0 && (use_resv || hs.available() > 0) {
         hs.free -= 1;
     } else if hs.surplus < hs.overcommit {
         hs.surplus += 1;
         hs.nr += 1;
     } else {
         return false;
+    }
+    if use_resv {
+        hs.resv = hs.resv.wrapping_sub(1);
     }
     true
 }

@@ -231,6 +231,38 @@ fn owner_and_child(s: &mut Sys) -> (Pid, Pid, u64) {
     (p, c, a)
 }
 
+/// docs/divergences.md §4, checked on 6.18: when the reservation owner
+/// unmaps a page its child still maps, `__unmap_hugepage_range()` restores
+/// the reservation (map entry dropped, folio flagged), `hugetlb_vm_op_close()`
+/// returns it at once, and the flagged folio adds it back when it is finally
+/// freed — so `resv` reads -1 (ULONG_MAX) in between and 0 at the end.
+#[test]
+fn owner_unmap_of_a_shared_page_wraps_resv_until_the_page_is_freed() {
+    let mut s = Sys::new();
+    let (p, c, a) = owner_and_child(&mut s);
+    assert_eq!(s.pool(H2), (1, 0, 0, 0));
+    s.step(|k| k.munmap(p, a, M2)).unwrap();
+    assert_eq!(s.pool(H2), (1, 0, u64::MAX, 0), "resv_hugepages reads 18446744073709551615");
+    s.fill(c, a, 1, 0xff).unwrap();
+    assert_eq!(s.copied(), 0, "the child is the only mapper now: reuse");
+    s.step(|k| k.exit(c)).unwrap();
+    assert_eq!(s.pool(H2), (1, 1, 0, 0));
+}
+
+/// The restored reservation does not come with a free page: the owner's
+/// refault after MADV_DONTNEED finds the pool empty (the child still uses
+/// the only page) and gets SIGBUS although its map says "reserved".
+#[test]
+fn owner_refault_after_dontneed_of_a_shared_page_has_no_page() {
+    let mut s = Sys::new();
+    let (p, c, a) = owner_and_child(&mut s);
+    s.step(|k| k.madvise(p, a, M2, Advice::DontNeed)).unwrap();
+    // Back in the owner's map, counted in `resv` only once the page is freed.
+    assert_eq!(s.pool(H2), (1, 0, 0, 0));
+    assert_eq!(s.read(p, a, 1), Err(SysError::Signal(Signal::SIGBUS)));
+    assert!(s.read(c, a, 1).unwrap().is_fill(0));
+}
+
 #[test]
 fn refcount_rule_with_exact_pool_steals_or_sigbuses() {
     // The child holds a pipe reference (foreign), then the parent writes.

@@ -720,9 +720,14 @@ fn cmp(i: &mut In<'_>) -> PResult<Cmp> {
     expected(i, &["==", "!=", "<", "<=", ">", ">="])
 }
 
+/// A count that may be negative: pool counters are unsigned in the kernel
+/// but `resv` wraps below zero for a while, and both backends show it signed.
 fn signed(i: &mut In<'_>) -> PResult<i64> {
+    let _ = ws(i);
+    let minus = winnow::token::literal::<_, _, winnow::error::ContextError>("-").parse_next(i).is_ok();
     let n = count(i)?;
-    i64::try_from(n.value).or_else(|_| fail_at(n.span, "number too large", &[]))
+    let v = i64::try_from(n.value).or_else(|_| fail_at(n.span, "number too large", &[]))?;
+    Ok(if minus { -v } else { v })
 }
 
 const LOC_TAILS: &[&str] = &[
@@ -1107,6 +1112,21 @@ expect P killed SIGBUS
         assert_eq!(s.items.len(), 29);
         let ItemKind::Step(st) = &s.items[7].kind else { panic!() };
         assert!(matches!(&st.op, Op::Write(r, DataSpec::Bytes(b)) if r.off() == 4096 && b == &[b'a', 0, b'b', 1, 0xff]));
+    }
+
+    #[test]
+    fn pool_counters_may_be_negative() {
+        let s = ok("expect hugetlb 2M resv == -1\nexpect hugetlb 2M free >= 0\n");
+        let vals: Vec<i64> = s
+            .items
+            .iter()
+            .map(|i| match &i.kind {
+                ItemKind::Expect(Expectation::Pool { value, .. }) => *value,
+                k => panic!("{k:?}"),
+            })
+            .collect();
+        assert_eq!(vals, [-1, 0]);
+        assert!(err("expect hugetlb 2M resv == -\n").contains("expected a number"));
     }
 
     #[test]
