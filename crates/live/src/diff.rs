@@ -26,6 +26,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Errno(_) | Outcome::Signal(_) | Outcome::Backend(_))
+    }
+
     fn show(&self) -> String {
         match self {
             Outcome::Ok(s) => s.clone(),
@@ -78,7 +82,8 @@ pub struct Facts {
     pub exclusive: bool,
 }
 
-/// Everything observed during one call and until the next.
+/// Everything observed during one step's backend calls and until the next
+/// step.
 #[derive(Clone, Debug, Default)]
 pub struct CallRec {
     pub task: usize,
@@ -94,7 +99,18 @@ pub struct Recorder<'a> {
     regions: Vec<(u64, u64)>,
     tasks: Vec<TaskId>,
     hugetlb_sizes: Vec<u64>,
+    /// One record per step that reached the backend. A step may make
+    /// several calls (`mmap … align=` is an mmap and up to two munmaps,
+    /// and whether the head munmap happens depends on where the kernel put
+    /// the mapping), so calls are grouped by step: the runner takes the
+    /// trace exactly once after each step's calls, which closes the group.
     pub calls: Vec<CallRec>,
+    /// A call of the current step has been recorded.
+    in_step: bool,
+    /// The region the current step's first call mapped: munmaps of its
+    /// head or tail in the same step (the alignment trim) shrink it, so
+    /// places are offsets from the aligned start on both backends.
+    step_region: Option<usize>,
     /// Observations before the first call.
     pub initial: CallRec,
 }
@@ -107,6 +123,8 @@ impl<'a> Recorder<'a> {
             tasks: Vec::new(),
             hugetlb_sizes: Vec::new(),
             calls: Vec::new(),
+            in_step: false,
+            step_region: None,
             initial: CallRec::default(),
         }
     }
@@ -127,6 +145,17 @@ impl<'a> Recorder<'a> {
         match self.calls.last_mut() {
             Some(c) => c,
             None => &mut self.initial,
+        }
+    }
+
+    /// Cuts `[addr, addr+len)` off the head or the tail of region `i`.
+    fn trim_region(&mut self, i: usize, addr: u64, len: u64) {
+        let Some((a, l)) = self.regions.get_mut(i) else { return };
+        if addr == *a && len <= *l {
+            *a += len;
+            *l -= len;
+        } else if addr.checked_add(len) == a.checked_add(*l) && addr >= *a {
+            *l = addr - *a;
         }
     }
 
@@ -169,9 +198,12 @@ impl Backend for Recorder<'_> {
             _ => {}
         }
         let r = self.inner.call(task, call);
+        if let (true, Some(i), Call::Munmap { addr, len }, Ok(_)) = (self.in_step, self.step_region, call, &r) {
+            self.trim_region(i, *addr, *len);
+        }
         let mut rec = CallRec { task: self.task_index(task), ..CallRec::default() };
         rec.outcome = Some(match &r {
-            Ok(Ret::Addr(a)) => {
+            Ok(Ret::Addr(a)) if !self.in_step || self.step_region.is_none() => {
                 let len = match call {
                     Call::Mmap(m) => {
                         let unit = m.hugetlb.unwrap_or(4096).max(4096);
@@ -181,6 +213,7 @@ impl Backend for Recorder<'_> {
                     _ => 0,
                 };
                 self.regions.push((*a, len));
+                self.step_region = Some(self.regions.len() - 1);
                 Outcome::Ok(format!("ok, region #{}", self.regions.len() - 1))
             }
             Ok(Ret::Task(t)) => {
@@ -206,7 +239,21 @@ impl Backend for Recorder<'_> {
                 rec.tasks.push(s);
             }
         }
-        self.calls.push(rec);
+        match self.calls.last_mut().filter(|_| self.in_step) {
+            // A later call of the same step: the step's outcome is its first
+            // failure, the state is what the last call left.
+            Some(c) => {
+                if c.outcome.as_ref().is_none_or(|o| !o.is_failure()) && rec.outcome.as_ref().is_some_and(Outcome::is_failure) {
+                    c.outcome = rec.outcome;
+                }
+                c.pools = rec.pools;
+                c.tasks = rec.tasks;
+            }
+            None => {
+                self.calls.push(rec);
+                self.in_step = true;
+            }
+        }
         r
     }
     fn page(&mut self, task: TaskId, addr: u64) -> Result<Option<PageObs>, String> {
@@ -236,6 +283,8 @@ impl Backend for Recorder<'_> {
         self.inner.task_state(task)
     }
     fn take_trace(&mut self) -> Vec<TraceLine> {
+        self.in_step = false;
+        self.step_region = None;
         self.inner.take_trace()
     }
     fn self_check(&mut self) -> Result<(), String> {
@@ -251,6 +300,8 @@ pub struct Divergence {
     pub what: String,
     pub model: String,
     pub kernel: String,
+    /// The docs/divergences.md entry that explains it, if one does.
+    pub known: Option<crate::known::Known>,
 }
 
 /// The result of one differential run.
@@ -263,6 +314,11 @@ pub struct DiffResult {
 }
 
 impl DiffResult {
+    /// Divergences no docs/divergences.md entry explains.
+    pub fn undocumented(&self) -> impl Iterator<Item = &Divergence> {
+        self.divergences.iter().filter(|d| d.known.is_none())
+    }
+
     /// The side-by-side table.
     pub fn render(&self) -> String {
         let mut s = String::new();
@@ -274,13 +330,18 @@ impl DiffResult {
             let _ = writeln!(s, "{}: model and kernel agree", self.file);
             return s;
         }
-        let _ = writeln!(s, "{}: {} divergence(s)", self.file, self.divergences.len());
+        let documented = self.divergences.iter().filter(|d| d.known.is_some()).count();
+        let _ = match documented {
+            0 => writeln!(s, "{}: {} divergence(s)", self.file, self.divergences.len()),
+            n => writeln!(s, "{}: {} divergence(s), {n} documented", self.file, self.divergences.len()),
+        };
         let w0 = self.divergences.iter().map(|d| d.at.chars().count()).max().unwrap_or(4).clamp(4, 44);
         let w1 = self.divergences.iter().map(|d| d.what.chars().count()).max().unwrap_or(11).clamp(11, 30);
         let w2 = self.divergences.iter().map(|d| d.model.chars().count()).max().unwrap_or(5).clamp(5, 36);
         let _ = writeln!(s, "  {:w0$}  {:w1$}  {:w2$}  kernel", "step", "observation", "model");
         for d in &self.divergences {
-            let _ = writeln!(s, "  {:w0$}  {:w1$}  {:w2$}  {}", clip(&d.at, w0), clip(&d.what, w1), clip(&d.model, w2), d.kernel);
+            let label = d.known.map(|k| format!("  ({k})")).unwrap_or_default();
+            let _ = writeln!(s, "  {:w0$}  {:w1$}  {:w2$}  {}{label}", clip(&d.at, w0), clip(&d.what, w1), clip(&d.model, w2), d.kernel);
         }
         s
     }
@@ -388,7 +449,8 @@ pub fn compare(names: &Names, model: (&Report, &Recorder<'_>), live: (&Report, &
     let mut steps: Vec<usize> = ms.keys().chain(ls.keys()).copied().collect();
     steps.sort();
     steps.dedup();
-    let dv = |at: &str, what: String, m: String, k: String| Divergence { at: at.to_string(), what, model: m, kernel: k };
+    let dv = |at: &str, what: String, m: String, k: String| Divergence { at: at.to_string(), what, model: m, kernel: k, known: None };
+    let known = |d: Divergence, k: Option<crate::known::Known>| Divergence { known: k, ..d };
     for n in steps {
         let (m, l) = (ms.get(&n), ls.get(&n));
         let at = m.or(l).map(|x| x.0.clone()).unwrap_or_default();
@@ -414,7 +476,8 @@ pub fn compare(names: &Names, model: (&Report, &Recorder<'_>), live: (&Report, &
         for (p, (mf, _)) in &mc.pages {
             if let Some((lf, _)) = lc.pages.get(p) {
                 if mf != lf {
-                    out.push(dv(&at, format!("page {}", place_text(p, names)), facts_text(mf), facts_text(lf)));
+                    let d = dv(&at, format!("page {}", place_text(p, names)), facts_text(mf), facts_text(lf));
+                    out.push(known(d, crate::known::pagemap_facts(mf, lf)));
                 }
             }
         }
@@ -438,7 +501,8 @@ pub fn compare(names: &Names, model: (&Report, &Recorder<'_>), live: (&Report, &
             if let Some(lp) = lc.pools.get(size) {
                 if mp != lp {
                     let f = |p: &PoolObs| format!("total {} free {} resv {} surp {}", p.total, p.free, p.resv, p.surp);
-                    out.push(dv(&at, format!("hugetlb {} pool", scenario::ast::fmt_size(*size)), f(mp), f(lp)));
+                    let d = dv(&at, format!("hugetlb {} pool", scenario::ast::fmt_size(*size)), f(mp), f(lp));
+                    out.push(known(d, crate::known::pool(mp, lp)));
                 }
             }
         }

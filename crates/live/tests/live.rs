@@ -73,6 +73,25 @@ fn foreign_memory_is_refused() {
     assert_eq!(be.task_state(t), Ok(TaskObs::Running));
 }
 
+/// The scenario docs/divergences.md §2 was found with: every divergence
+/// it shows is the pagemap exclusive bit of the parent's PMD-mapped THP,
+/// and the classifier labels each one §2, and an aligned mapping's
+/// observations line up with their steps.
+fn documented_thp_exclusive_divergence_is_labelled() {
+    let Some(mut be) = backend() else { return };
+    let text = "thp 2M always\ntask P\nP: A = mmap 2M private anon align=2M\nP: write A fill 0x11\nP: fork C\n\
+        C: write A bytes 01\nP: read A 4K expect fill 0x11\n";
+    let l = scenario::load("thp.cow", text).map_err(|(_, d)| format!("{d:?}")).expect("scenario parses");
+    let mut model = scenario::model::ModelBackend::new();
+    let r = live::diff::diff_loaded(&l, &mut model, &mut be);
+    assert!(r.skipped.is_none(), "{}", r.render());
+    assert!(!r.divergences.is_empty(), "this kernel no longer shows §2: update docs/divergences.md\n{}", r.render());
+    for d in &r.divergences {
+        assert_eq!(d.known, Some(live::known::PAGEMAP_PMD_EXCLUSIVE), "{}", r.render());
+        assert!(d.at.starts_with("[4]") || d.at.starts_with("[5]"), "{}", r.render());
+    }
+}
+
 fn main() {
     live::enter_if_zygote();
     let tests: &[(&str, fn())] = &[
@@ -80,6 +99,7 @@ fn main() {
         ("zero_page_and_sigsegv", zero_page_and_sigsegv),
         ("pipes_files_and_io_uring", pipes_files_and_io_uring),
         ("foreign_memory_is_refused", foreign_memory_is_refused),
+        ("documented_thp_exclusive_divergence_is_labelled", documented_thp_exclusive_divergence_is_labelled),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     for (name, f) in tests {
