@@ -11,15 +11,16 @@
 //! Not here: §1 (1 GiB hugetlb fork skipping the PUD copy): its effects
 //! (a child without the mapping, SIGBUS, zero-filled data, wrong exclusive
 //! bits) look like any other bug, so no shape test can tell it apart. The
-//! fuzzer does not use 1 GiB pages for that reason.
+//! fuzzer does not use 1 GiB pages for that reason. Nor §4: the model was
+//! fixed, so a pool difference is news again.
 
 use crate::diff::Facts;
-use scenario::backend::PoolObs;
 
 /// A documented divergence: the section of docs/divergences.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Known {
     pub section: u32,
+    /// The entry's subject, for reports that want more than the number.
     pub title: &'static str,
 }
 
@@ -36,22 +37,11 @@ impl std::fmt::Display for Known {
 pub const PAGEMAP_PMD_EXCLUSIVE: Known =
     Known { section: 2, title: "pagemap \"exclusive\" of a PMD-mapped THP follows the PMD's first page" };
 
-/// §4: the model keeps a private hugetlb mapping's reservation after the
-/// mapping is gone; the kernel gives it back in `hugetlb_vm_op_close`. Only
-/// `resv` differs, and the model's is the larger.
-pub const HUGETLB_STALE_RESV: Known = Known { section: 4, title: "hugetlb reservation left over in the model" };
-
 /// Which documented entry explains a difference in pagemap facts, if any.
 pub fn pagemap_facts(model: &Option<Facts>, kernel: &Option<Facts>) -> Option<Known> {
     let (Some(m), Some(k)) = (model, kernel) else { return None };
     let only_exclusive = m.exclusive != k.exclusive && Facts { exclusive: k.exclusive, ..m.clone() } == *k;
     (only_exclusive && m.present && m.thp).then_some(PAGEMAP_PMD_EXCLUSIVE)
-}
-
-/// Which documented entry explains a difference in a hugetlb pool, if any.
-pub fn pool(model: &PoolObs, kernel: &PoolObs) -> Option<Known> {
-    let only_resv = model.total == kernel.total && model.free == kernel.free && model.surp == kernel.surp;
-    (only_resv && model.resv > kernel.resv).then_some(HUGETLB_STALE_RESV)
 }
 
 #[cfg(test)]
@@ -75,13 +65,5 @@ mod tests {
         assert_eq!(pagemap_facts(&thp(false), &None), None);
         let not_thp_on_kernel = Some(Facts { thp: false, ..thp(true).unwrap() });
         assert_eq!(pagemap_facts(&thp(false), &not_thp_on_kernel), None);
-    }
-
-    #[test]
-    fn a_larger_model_reservation_is_section_4() {
-        let p = |resv, free| PoolObs { total: 2, free, resv, surp: 0 };
-        assert_eq!(pool(&p(1, 1), &p(0, 1)), Some(HUGETLB_STALE_RESV));
-        assert_eq!(pool(&p(0, 1), &p(1, 1)), None);
-        assert_eq!(pool(&p(1, 1), &p(0, 2)), None);
     }
 }
