@@ -14,7 +14,7 @@ use crate::folio::{FolioId, FolioKind, InodeId, MmId};
 use crate::kernel::Kernel;
 use crate::memory::{FaultFlags, FaultResult, VmFault};
 use crate::pgtable::{Entry, Level, Present};
-use crate::policy::{HugetlbCowFail, HugetlbReuse};
+use crate::policy::{HugetlbCowFail, HugetlbPudFork, HugetlbReuse};
 use crate::types::*;
 use crate::vma::Vma;
 use std::collections::{BTreeMap, BTreeSet};
@@ -526,6 +526,15 @@ fn unmap_ref_private(k: &mut Kernel, pid: Pid, mm: MmId, folio: FolioId, haddr: 
 /// (`hugetlb_try_dup_anon_rmap()` fails): then the child gets its own copy
 /// now, from a page without reservation; if none can be had, fork fails
 /// with ENOMEM.
+///
+/// With `hugetlb_pud_fork=skip` a 1 GiB entry is not copied at all: the
+/// child's VMA stays empty and the parent's entry is left as it was
+/// (writable, exclusive). This is what 6.18 does on this machine in some
+/// runs (docs/divergences.md §1): the function skips entries whose child
+/// page table page "is shared" (`ptdesc_pmd_is_shared(dst)`), and for a PUD
+/// table that reads a `pt_share_count` nobody initialised. The kernel then
+/// skips the whole rest of that PUD table; the model skips entry by entry,
+/// which is the same for every 1 GiB entry of one table.
 pub(crate) fn copy_hugetlb_leaf(
     k: &mut Kernel,
     parent: MmId,
@@ -536,6 +545,13 @@ pub(crate) fn copy_hugetlb_leaf(
     p: Present,
 ) -> SysResult<()> {
     let level = level_of(h);
+    if h == HugeSize::Size1G && k.policy.hugetlb_pud_fork == HugetlbPudFork::Skip {
+        let cpid = k.pid_of_mm(child);
+        k.event(cpid, EventKind::Hugetlb, "copy_hugetlb_page_range", Some(addr), || {
+            "the child's PUD table looks shared (stale pt_share_count) → entry not copied".into()
+        });
+        return Ok(());
+    }
     let anon = k.folio_is_anon(p.folio);
     let cow = pvma.is_cow_mapping();
     if anon && !k.folio_try_dup_anon_rmap(p.folio, 0, k.folios.get(p.folio).nr_pages(), k.mm(parent).has_pinned) {

@@ -54,6 +54,18 @@ pub enum HugetlbCowFail {
     Sigbus,
 }
 
+/// What fork does with a present 1 GiB hugetlb entry
+/// (mm/hugetlb.c: copy_hugetlb_page_range()).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HugetlbPudFork {
+    /// Copy it, as intended and as most runs of 6.18 do.
+    Copy,
+    /// Skip it: the 6.18 outcome when the child's PUD table page carries a
+    /// stale `pt_share_count` (docs/divergences.md §1). The child has no
+    /// entry; its first touch faults in a new zeroed page or gets SIGBUS.
+    Skip,
+}
+
 /// The whole set of rule choices of one run.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Policy {
@@ -62,6 +74,7 @@ pub struct Policy {
     pub vmsplice: VmspliceGup,
     pub hugetlb_reuse: HugetlbReuse,
     pub hugetlb_cow_fail: HugetlbCowFail,
+    pub hugetlb_pud_fork: HugetlbPudFork,
     /// GUP-fast samples and rechecks `mm->write_protect_seq` for FOLL_PIN.
     pub gup_fast_seqcount: bool,
     /// GUP-fast re-reads the PMD/PTE after grabbing the folio.
@@ -92,6 +105,11 @@ pub const KNOBS: &[Knob] = &[
         values: &["steal", "sigbus"],
         about: "failed hugetlb COW: owner steals via unmap_ref_private (6.18) or SIGBUS",
     },
+    Knob {
+        name: "hugetlb_pud_fork",
+        values: &["copy", "skip"],
+        about: "fork of a 1 GiB hugetlb entry: copy, or skip as 6.18 does when a PUD table's pt_share_count is stale",
+    },
     Knob { name: "gup_fast_seqcount", values: &["on", "off"], about: "GUP-fast write_protect_seq check (FOLL_PIN)" },
     Knob { name: "gup_fast_recheck", values: &["on", "off"], about: "GUP-fast PMD/PTE recheck after grabbing" },
 ];
@@ -114,6 +132,7 @@ impl Policy {
             vmsplice: VmspliceGup::Get,
             hugetlb_reuse: HugetlbReuse::Mapcount,
             hugetlb_cow_fail: HugetlbCowFail::Steal,
+            hugetlb_pud_fork: HugetlbPudFork::Copy,
             gup_fast_seqcount: true,
             gup_fast_recheck: true,
         }
@@ -156,6 +175,8 @@ impl Policy {
             ("hugetlb_reuse", "refcount") => self.hugetlb_reuse = HugetlbReuse::Refcount,
             ("hugetlb_cow_fail", "steal") => self.hugetlb_cow_fail = HugetlbCowFail::Steal,
             ("hugetlb_cow_fail", "sigbus") => self.hugetlb_cow_fail = HugetlbCowFail::Sigbus,
+            ("hugetlb_pud_fork", "copy") => self.hugetlb_pud_fork = HugetlbPudFork::Copy,
+            ("hugetlb_pud_fork", "skip") => self.hugetlb_pud_fork = HugetlbPudFork::Skip,
             ("gup_fast_seqcount", v) => self.gup_fast_seqcount = on_off(v)?,
             ("gup_fast_recheck", v) => self.gup_fast_recheck = on_off(v)?,
             _ => return Err(bad()),
@@ -180,7 +201,7 @@ impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, gup_fast_seqcount={}, gup_fast_recheck={})",
+            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={})",
             self.profile,
             match self.anon_reuse {
                 AnonReuse::AnonExclusive => "anon_exclusive",
@@ -198,6 +219,10 @@ impl fmt::Display for Policy {
             match self.hugetlb_cow_fail {
                 HugetlbCowFail::Steal => "steal",
                 HugetlbCowFail::Sigbus => "sigbus",
+            },
+            match self.hugetlb_pud_fork {
+                HugetlbPudFork::Copy => "copy",
+                HugetlbPudFork::Skip => "skip",
             },
             if self.gup_fast_seqcount { "on" } else { "off" },
             if self.gup_fast_recheck { "on" } else { "off" },

@@ -357,3 +357,25 @@ fn surplus_pages_with_overcommit() {
     s.step(|k| k.munmap(p, a, 2 * M2)).unwrap();
     assert_eq!(s.pool(H2), (0, 0, 0, 0));
 }
+
+/// docs/divergences.md §1: `hugetlb_pud_fork=skip` is 6.18's fork when the
+/// child's PUD table carries a stale share count. The child gets no entry;
+/// with a spare page its first touch faults in a zeroed page (the data is
+/// lost), without one it gets SIGBUS; the parent's page stays exclusive.
+#[test]
+fn pud_fork_skip_leaves_the_child_without_the_1g_page() {
+    for (pool, child_read) in [(1, Err(SysError::Signal(Signal::SIGBUS))), (2, Ok(0u8))] {
+        let mut s = Sys::new().set("hugetlb_pud_fork", "skip");
+        s.hugetlb_pool(H1, pool);
+        let p = s.spawn();
+        let a = s.huge(p, PUD_SIZE, H1).unwrap();
+        s.fill(p, a, PUD_SIZE, 0x5a).unwrap();
+        let c = s.fork(p);
+        assert!(!s.k.pagemap(c, a).unwrap().present);
+        assert!(s.k.pagemap(p, a).unwrap().exclusive);
+        let got = s.read(c, a, 1).map(|d| d.single_byte().unwrap());
+        assert_eq!(got, child_read, "pool of {pool}");
+        s.fill(p, a, 1, 0xff).unwrap();
+        assert_eq!(s.copied(), 0, "the parent's page was never shared");
+    }
+}
