@@ -108,6 +108,11 @@ pub enum StepExpect {
     Any,
     /// `expect fill 0x00` / `expect bytes …` (reads only; implies ok).
     Data(DataSpec),
+    /// `expect same as step N` (reads only): the bytes the read at step N
+    /// returned (their first LEN bytes when this read is shorter) — a
+    /// snapshot taken then, as the selftests' children `memcpy()` their
+    /// memory right after fork and `memcmp()` it later.
+    SameAs(Spanned<usize>),
 }
 
 /// How an operation ended.

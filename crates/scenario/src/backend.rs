@@ -191,6 +191,48 @@ impl Contents {
         None
     }
 
+    /// The contents as maximal (byte, length) runs, whatever mix of fills
+    /// and literal bytes built them: two equal byte strings give equal runs.
+    pub fn byte_runs(&self) -> Vec<(u8, u64)> {
+        let mut out: Vec<(u8, u64)> = Vec::new();
+        let mut push = |b: u8, l: u64| match out.last_mut() {
+            Some((x, n)) if *x == b => *n += l,
+            _ => out.push((b, l)),
+        };
+        for r in &self.runs {
+            match r {
+                Run::Fill { byte, len } => push(*byte, *len),
+                Run::Bytes(v) => v.iter().for_each(|b| push(*b, 1)),
+            }
+        }
+        out
+    }
+
+    /// Offset of the first byte where `prefix` differs from the start of
+    /// `self` (`memcmp(self, prefix, prefix.len())`); a `prefix` longer than
+    /// `self` differs where `self` ends. `None` when `prefix` is a prefix.
+    pub fn first_difference_from(&self, prefix: &Contents) -> Option<u64> {
+        let (a, b) = (self.byte_runs(), prefix.byte_runs());
+        let mut off = 0;
+        let mut ai = a.iter().copied();
+        let mut cur = ai.next();
+        for (byte, mut len) in b {
+            while len > 0 {
+                let Some((x, n)) = cur.filter(|(_, n)| *n > 0) else {
+                    return Some(off);
+                };
+                if x != byte {
+                    return Some(off);
+                }
+                let k = n.min(len);
+                off += k;
+                len -= k;
+                cur = if n > k { Some((x, n - k)) } else { ai.next() };
+            }
+        }
+        None
+    }
+
     /// Short human form: `fill 0x00 ×4096`, `bytes 61 62 …`.
     pub fn describe(&self) -> String {
         if self.runs.is_empty() {
@@ -506,4 +548,24 @@ pub trait Backend {
     /// The backend's own consistency check after each step (the model's
     /// invariants); `Err` is a failure of the step.
     fn self_check(&mut self) -> Result<(), String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Contents;
+
+    #[test]
+    fn a_prefix_compares_byte_by_byte_whatever_the_runs() {
+        let mut whole = Contents::fill(1, 4);
+        whole.push_bytes(&[2, 2, 3]);
+        assert_eq!(whole.first_difference_from(&Contents::bytes(&[1, 1, 1, 1, 2])), None);
+        assert_eq!(whole.first_difference_from(&whole), None);
+        assert_eq!(whole.first_difference_from(&Contents::fill(1, 5)), Some(4));
+        assert_eq!(whole.first_difference_from(&Contents::bytes(&[1, 9])), Some(1));
+        assert_eq!(whole.first_difference_from(&Contents::fill(1, 4)), None);
+        let mut longer = whole.clone();
+        longer.push_fill(3, 1);
+        assert_eq!(whole.first_difference_from(&longer), Some(7), "a longer read differs where the snapshot ends");
+        assert_eq!(Contents::default().first_difference_from(&Contents::default()), None);
+    }
 }

@@ -36,6 +36,8 @@ pub struct Checked {
     pub snapshots: BTreeMap<usize, Vec<Loc>>,
     /// The kind of every name.
     pub kinds: BTreeMap<String, Kind>,
+    /// Read steps whose data a later `expect same as step N` compares with.
+    pub kept_reads: BTreeSet<usize>,
 }
 
 /// What a name stands for.
@@ -92,6 +94,8 @@ struct Checker {
     seen_step: bool,
     profile: Option<usize>,
     knobs: BTreeMap<String, usize>,
+    /// Step numbers of the reads so far.
+    reads: BTreeSet<usize>,
 }
 
 /// Checks a parsed scenario. All errors are returned, in source order.
@@ -366,11 +370,25 @@ impl Checker {
             self.err(b.span, format!("`{}` does not produce anything to name", step.op.keyword()));
         }
         if let Some(e) = &step.expect {
-            if matches!(e.value, StepExpect::Data(_)) && !matches!(step.op, Op::Read(_)) {
+            if matches!(e.value, StepExpect::Data(_) | StepExpect::SameAs(_)) && !matches!(step.op, Op::Read(_)) {
                 self.err(e.span, "contents can only be expected from a `read`")
                     .notes
                     .push("read the data, e.g. `P: read A expect fill 0x00`".into());
+            } else if let StepExpect::SameAs(n) = &e.value {
+                if self.reads.contains(&n.value) {
+                    self.out.kept_reads.insert(n.value);
+                } else {
+                    let reads: Vec<String> = self.reads.iter().map(|r| r.to_string()).collect();
+                    self.err(n.span, format!("step {} is not an earlier `read`", n.value)).expected.push(if reads.is_empty() {
+                        "an earlier read step (none yet)".to_string()
+                    } else {
+                        format!("one of the read steps {}", reads.join(", "))
+                    });
+                }
             }
+        }
+        if matches!(step.op, Op::Read(_)) {
+            self.reads.insert(self.steps);
         }
         match &step.op {
             Op::Mmap(m) => {
@@ -801,6 +819,15 @@ mod tests {
     fn empty_pipe() {
         let e = errs("task P\nP: p = pipe\nP: read p 4K expect fill 0\n");
         assert!(e[0].starts_with("t:3:9: error: pipe `p` has no data here"), "{e:?}");
+    }
+
+    #[test]
+    fn same_as_needs_an_earlier_read() {
+        let e = errs("task P\nP: A = mmap 4K\nP: read A expect same as step 1\n");
+        assert!(e[0].contains("step 1 is not an earlier `read`") && e[0].contains("none yet"), "{e:?}");
+        let e = errs("task P\nP: A = mmap 4K\nP: read A\nP: read A expect same as step 3\n");
+        assert!(e[0].contains("step 3 is not an earlier `read`") && e[0].contains("read steps 2"), "{e:?}");
+        assert!(errs("task P\nP: A = mmap 4K\nP: read A\nP: fork C\nC: read A expect same as step 2\n").is_empty());
     }
 
     #[test]

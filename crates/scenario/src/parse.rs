@@ -670,14 +670,14 @@ fn outcome_word(w: &str) -> Option<Outcome> {
     }
 }
 
-/// After an operation: `expect ok|any|SIGBUS|EINVAL|fill 0x00|bytes …`.
+/// After an operation: `expect ok|any|SIGBUS|EINVAL|fill 0x00|bytes …|same as step N`.
 fn step_expect(i: &mut In<'_>) -> PResult<Spanned<StepExpect>> {
     let _ = ws(i);
     let start = pos(i);
     let cp = i.checkpoint();
     let (w, span) = match word(i) {
         Ok(x) => x,
-        Err(_) => return expected(i, &["ok", "any", "a signal", "an errno", "fill", "bytes"]),
+        Err(_) => return expected(i, &["ok", "any", "a signal", "an errno", "fill", "bytes", "same as step N"]),
     };
     let e = if w == "any" {
         StepExpect::Any
@@ -686,8 +686,13 @@ fn step_expect(i: &mut In<'_>) -> PResult<Spanned<StepExpect>> {
     } else if w == "fill" || w == "bytes" {
         i.reset(&cp);
         StepExpect::Data(data_spec(i)?)
+    } else if w == "same" {
+        cut(keyword(i, "as"))?;
+        cut(keyword(i, "step"))?;
+        let n = cut(count(i))?;
+        StepExpect::SameAs(Spanned::new(usize::try_from(n.value).unwrap_or(usize::MAX), n.span))
     } else {
-        let mut list = vec!["ok", "any", "fill", "bytes"];
+        let mut list = vec!["ok", "any", "fill", "bytes", "same as step N"];
         list.extend_from_slice(SIGNALS);
         list.extend_from_slice(ERRNOS);
         return fail_at(span, format!("unknown expectation `{w}`"), &list);

@@ -56,6 +56,8 @@ struct Env {
     ring_bufs: BTreeMap<String, Vec<(u64, u64)>>,
     /// `changed since step N`: (step, place) → pfn then.
     snaps: BTreeMap<(usize, String), Option<u64>>,
+    /// `expect same as step N`: what the read at step N returned.
+    kept_reads: BTreeMap<usize, Contents>,
 }
 
 /// Things a step observed about one place, for deltas.
@@ -547,7 +549,7 @@ fn yes(b: bool) -> &'static str {
     }
 }
 
-fn run_step(src: &Source, item: &Item, step: &Step, n: usize, _checked: &Checked, be: &mut dyn Backend, env: &mut Env) -> StepReport {
+fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked, be: &mut dyn Backend, env: &mut Env) -> StepReport {
     let tname = step.task.value.clone();
     let mut sr = StepReport {
         step: n,
@@ -602,6 +604,9 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, _checked: &Checked
     match &res {
         Ok(ret) => {
             sr.result = apply(step, ret, &call, env, &tname);
+            if let (true, Ret::Data(c)) = (checked.kept_reads.contains(&n), ret) {
+                env.kept_reads.insert(n, c.clone());
+            }
         }
         Err(f) => {
             sr.result = f.to_string();
@@ -660,6 +665,21 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, _checked: &Checked
                 Ok(Ret::Data(c)) => judge_data(d, c),
                 Ok(other) => (Status::Fail, Some(format!("the read returned {other:?}, not data"))),
                 Err(_) => (Status::Fail, Some(format!("got {got}"))),
+            };
+            sr.checks.push(Check { line, column: col, text: exp_text(e), status, detail });
+        }
+        Some((StepExpect::SameAs(k), e)) => {
+            let (status, detail) = match (&res, env.kept_reads.get(&k.value)) {
+                (Ok(Ret::Data(c)), Some(then)) => match then.first_difference_from(c) {
+                    None => (Status::Pass, None),
+                    Some(off) => (
+                        Status::Fail,
+                        Some(format!("step {} read {}, now {} (first difference at offset {off})", k.value, then.describe(), c.describe())),
+                    ),
+                },
+                (Ok(Ret::Data(_)), None) => (Status::Fail, Some(format!("the read at step {} returned no data", k.value))),
+                (Ok(other), _) => (Status::Fail, Some(format!("the read returned {other:?}, not data"))),
+                (Err(_), _) => (Status::Fail, Some(format!("got {got}"))),
             };
             sr.checks.push(Check { line, column: col, text: exp_text(e), status, detail });
         }

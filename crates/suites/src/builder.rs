@@ -26,9 +26,26 @@ impl Text {
         self
     }
 
+    /// Adds an operation line and returns its step number (operation lines
+    /// are numbered from 1 in file order; settings, task declarations,
+    /// comments and standalone `expect` lines are not steps).
+    pub fn step(&mut self, s: impl Into<String>) -> usize {
+        self.lines.push(s.into());
+        self.lines.iter().filter(|l| is_step(l)).count()
+    }
+
     pub fn finish(self) -> (String, Vec<(usize, Verdict)>) {
         let mut s = self.lines.join("\n");
         s.push('\n');
         (s, self.verdicts)
+    }
+}
+
+fn is_step(line: &str) -> bool {
+    match line.split_once(": ") {
+        Some((task, rest)) => {
+            !task.is_empty() && task.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !rest.trim_start().starts_with("expect")
+        }
+        None => false,
     }
 }
