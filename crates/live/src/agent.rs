@@ -519,13 +519,17 @@ impl Agent {
                     Err(e) => Reply::Errno(e.raw_os_error()),
                 }
             }
-            Op::Tmpfile { size } => {
-                let dir = std::env::var("COWLAB_LIVE_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+            Op::Tmpfile { size, local } => {
+                // The agent's working directory is cowlab's.
+                let dir = if local { ".".into() } else { std::env::var("COWLAB_LIVE_TMPDIR").unwrap_or_else(|_| "/tmp".into()) };
                 match rustix::fs::open(
                     dir.as_str(),
                     rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::RDWR,
                     rustix::fs::Mode::from_raw_mode(0o600),
                 ) {
+                    Ok(f) if on_tmpfs(&f) => Reply::Error(format!(
+                        "{dir} is on tmpfs: a scenario's tmpfile is a disk file (set COWLAB_LIVE_TMPDIR, or run from a disk directory)"
+                    )),
                     Ok(f) => truncated(f, size),
                     Err(e) => Reply::Errno(e.raw_os_error()),
                 }
@@ -592,6 +596,14 @@ impl Agent {
 
 /// ftruncate + fallocate, as the cow selftest prepares its files (for
 /// hugetlb this takes the huge pages now, or fails with ENOSPC).
+/// Is this file on tmpfs (shmem), where the model's disk-file rules
+/// (dirty tracking, no writable long-term pins of shared mappings) do not
+/// hold?
+fn on_tmpfs(f: &OwnedFd) -> bool {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    rustix::fs::fstatfs(f).is_ok_and(|s| s.f_type as i64 == TMPFS_MAGIC)
+}
+
 fn truncated(f: OwnedFd, size: u64) -> Reply {
     if let Err(e) = rustix::fs::ftruncate(&f, size) {
         return Reply::Errno(e.raw_os_error());

@@ -73,6 +73,7 @@ struct Caps {
     io_uring: Option<String>,
     gup: String,
     soft_dirty: Option<String>,
+    swap: Option<String>,
 }
 
 pub struct LiveBackend {
@@ -122,7 +123,13 @@ fn probe(sysfs: &Path) -> Caps {
         "gup_test not available (no /sys/kernel/debug/gup_test: debugfs not mounted or CONFIG_GUP_TEST off)".to_string()
     };
     let soft_dirty = if Path::new("/proc/self/clear_refs").exists() { None } else { Some("no /proc/self/clear_refs".into()) };
-    Caps { hugetlb, thp, io_uring, gup, soft_dirty }
+    // Without swap MADV_PAGEOUT reclaims nothing anonymous: the model,
+    // which always has swap, would swap out what the kernel keeps.
+    let swap = match std::fs::read_to_string("/proc/swaps") {
+        Ok(s) if s.lines().count() > 1 => None,
+        _ => Some("no swap space (/proc/swaps lists none): MADV_PAGEOUT cannot swap anon pages out".into()),
+    };
+    Caps { hugetlb, thp, io_uring, gup, soft_dirty, swap }
 }
 
 fn pair() -> Result<(OwnedFd, OwnedFd), String> {
@@ -410,7 +417,7 @@ fn op_of(call: &Call) -> Result<Op, Failure> {
         Call::Pread { fd, offset, len } => Op::Pread { fd: fd.0, offset: *offset, len: *len },
         Call::Pwrite { fd, offset, data } => Op::Pwrite { fd: fd.0, offset: *offset, data: proto::data_from(data) },
         Call::Memfd { size, hugetlb } => Op::Memfd { size: *size, hugetlb: *hugetlb },
-        Call::Tmpfile { size } => Op::Tmpfile { size: *size },
+        Call::Tmpfile { size, local } => Op::Tmpfile { size: *size, local: *local },
         Call::IoUringSetup => Op::IoUringSetup,
         Call::IoUringRegister { ring, bufs } => Op::IoUringRegister { ring: ring.0, bufs: bufs.clone() },
         Call::IoUringUnregister { ring } => Op::IoUringUnregister { ring: ring.0 },
@@ -449,6 +456,7 @@ impl Backend for LiveBackend {
             Feature::IoUring => self.caps.io_uring.clone(),
             Feature::Files => None,
             Feature::SoftDirty => self.caps.soft_dirty.clone(),
+            Feature::Swap => self.caps.swap.clone(),
             Feature::Knobs => Some("the live kernel's rules cannot be changed".into()),
         }
     }

@@ -134,6 +134,7 @@ pub enum Op {
     },
     Tmpfile {
         size: u64,
+        local: bool,
     },
     IoUringSetup,
     IoUringRegister {

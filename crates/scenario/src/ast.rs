@@ -376,7 +376,10 @@ pub enum Op {
     /// `memfd SIZE [hugetlb=SIZE]`: memfd_create (MFD_HUGETLB), ftruncate
     /// and fallocate.
     Memfd(Spanned<u64>, Option<Spanned<u64>>),
-    Tmpfile(Spanned<u64>),
+    /// `tmpfile SIZE [local]`: an unlinked disk file (O_TMPFILE) in /tmp,
+    /// or with `local` in the working directory (gup_longterm's "local
+    /// tmpfile"); ftruncate and fallocate.
+    Tmpfile(Spanned<u64>, bool),
     IoUring,
     IoUringRegister {
         ring: Ident,
@@ -417,7 +420,7 @@ impl Op {
             Op::Pipe => "pipe",
             Op::Vmsplice { .. } => "vmsplice",
             Op::Memfd(..) => "memfd",
-            Op::Tmpfile(_) => "tmpfile",
+            Op::Tmpfile(..) => "tmpfile",
             Op::IoUring => "io_uring",
             Op::IoUringRegister { .. } => "io_uring register",
             Op::IoUringUnregister(_) => "io_uring unregister",

@@ -55,6 +55,8 @@ pub enum Feature {
     Files,
     /// Writing 4 to /proc/PID/clear_refs.
     SoftDirty,
+    /// Swap space, so that MADV_PAGEOUT swaps anon pages out.
+    Swap,
     /// Overriding policy knobs (`set`, `--set`): only a model can change
     /// the kernel's rules.
     Knobs,
@@ -74,6 +76,7 @@ impl fmt::Display for Feature {
             Feature::IoUring => "io_uring",
             Feature::Files => "files",
             Feature::SoftDirty => "soft-dirty tracking",
+            Feature::Swap => "swap space",
             Feature::Knobs => "policy knobs",
         })
     }
@@ -346,9 +349,11 @@ pub enum Call {
         hugetlb: Option<u64>,
     },
     /// An unlinked regular file on a disk filesystem, of this size,
-    /// allocated with fallocate.
+    /// allocated with fallocate; in /tmp, or in the working directory
+    /// (`local`). The model does not tell them apart.
     Tmpfile {
         size: u64,
+        local: bool,
     },
     IoUringSetup,
     IoUringRegister {

@@ -455,6 +455,9 @@ impl Checker {
                 if matches!(adv.value, Advice::Hugepage | Advice::Nohugepage | Advice::Collapse) {
                     self.out.needs.push((idx, Feature::Thp));
                 }
+                if adv.value == Advice::Pageout {
+                    self.out.needs.push((idx, Feature::Swap));
+                }
             }
             Op::Mremap { old, to, .. } => {
                 let k = self.name(&t, &old.name, &["a region"]);
@@ -615,7 +618,7 @@ impl Checker {
                     }
                 }
             }
-            Op::Memfd(size, _) | Op::Tmpfile(size) => {
+            Op::Memfd(size, _) | Op::Tmpfile(size, _) => {
                 self.out.needs.push((idx, Feature::Files));
                 if let Op::Memfd(_, Some(_)) = &step.op {
                     self.out.needs.push((idx, Feature::Hugetlb));
@@ -742,7 +745,7 @@ impl Checker {
 }
 
 fn binds(op: &Op) -> bool {
-    matches!(op, Op::Mmap(_) | Op::Mremap { .. } | Op::Pipe | Op::Memfd(..) | Op::Tmpfile(_) | Op::IoUring | Op::Gup { .. })
+    matches!(op, Op::Mmap(_) | Op::Mremap { .. } | Op::Pipe | Op::Memfd(..) | Op::Tmpfile(..) | Op::IoUring | Op::Gup { .. })
 }
 
 fn fmt_hex_size(n: u64) -> String {

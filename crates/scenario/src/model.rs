@@ -155,6 +155,7 @@ impl Backend for ModelBackend {
             | Feature::IoUring
             | Feature::Files
             | Feature::SoftDirty
+            | Feature::Swap
             | Feature::Knobs => None,
         }
     }
@@ -262,7 +263,7 @@ impl Backend for ModelBackend {
             Call::WriteFd { fd: f, data: d } => k.write_fd(p, fd(*f), &mm_contents(d)).map(Ret::Count),
             Call::Pread { fd: f, offset, len } => k.pread(p, fd(*f), *offset, *len).map(|c| Ret::Data(contents(&c))),
             Call::Pwrite { fd: f, offset, data: d } => k.pwrite(p, fd(*f), *offset, &mm_contents(d)).map(Ret::Count),
-            Call::Memfd { size, .. } | Call::Tmpfile { size } => {
+            Call::Memfd { size, .. } | Call::Tmpfile { size, .. } => {
                 let (kind, huge) = match call {
                     Call::Memfd { hugetlb: Some(h), .. } => match mm::HugeSize::from_bytes(*h) {
                         Some(h) => (mm::shmem::InodeKind::Hugetlbfs, Some(h)),

@@ -590,7 +590,10 @@ fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
             };
             Op::Memfd(len, huge)
         }
-        "tmpfile" => Op::Tmpfile(cut(size(i))?),
+        "tmpfile" => {
+            let len = cut(size(i))?;
+            Op::Tmpfile(len, opt_keyword(i, "local").is_some())
+        }
         "io_uring" => cut(io_uring(i, bound))?,
         "clear_soft_dirty" => Op::ClearSoftDirty,
         "get_user_pages" | "get_user_pages_fast" | "pin_user_pages" | "pin_user_pages_fast" => {
@@ -1100,6 +1103,7 @@ P: read h 4K expect fill 0xff
 P: unpin h
 P: r = io_uring
 P: F = memfd 4K
+P: L = tmpfile 4K local
 P: io_uring register r A 4K, B
 P: io_uring write_fixed r A 4K to F+0
 P: io_uring read_fixed r A 4K from F
@@ -1114,7 +1118,8 @@ expect A in P not same page as B in P
 expect hugetlb 2M free == 0
 expect P killed SIGBUS
 "#);
-        assert_eq!(s.items.len(), 29);
+        assert_eq!(s.items.len(), 30);
+        assert!(s.items.iter().any(|i| matches!(&i.kind, ItemKind::Step(st) if matches!(st.op, Op::Tmpfile(_, true)))));
         let ItemKind::Step(st) = &s.items[7].kind else { panic!() };
         assert!(matches!(&st.op, Op::Write(r, DataSpec::Bytes(b)) if r.off() == 4096 && b == &[b'a', 0, b'b', 1, 0xff]));
     }

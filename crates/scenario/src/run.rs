@@ -362,7 +362,7 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
             Call::Vmsplice { fd: fd_of(pipe)?, addr, len }
         }
         Op::Memfd(s, h) => Call::Memfd { size: s.value, hugetlb: h.as_ref().map(|h| h.value) },
-        Op::Tmpfile(s) => Call::Tmpfile { size: s.value },
+        Op::Tmpfile(s, local) => Call::Tmpfile { size: s.value, local: *local },
         Op::IoUring => Call::IoUringSetup,
         Op::IoUringRegister { ring, bufs } => {
             Call::IoUringRegister { ring: fd_of(ring)?, bufs: bufs.iter().map(|b| region(env, b)).collect::<Result<Vec<_>, _>>()? }
@@ -785,7 +785,7 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
             define(env, Val::Pipe { read: *read, write: *write });
             "ok".into()
         }
-        (Op::Memfd(s, _) | Op::Tmpfile(s), Ret::Fd(fd)) => {
+        (Op::Memfd(s, _) | Op::Tmpfile(s, _), Ret::Fd(fd)) => {
             define(env, Val::File { fd: *fd, size: s.value });
             "ok".into()
         }

@@ -73,7 +73,8 @@ fn body(t: &mut Text, cfg: &Config, kind: Kind, ty: Type, shared: bool) {
     t.line("task P");
     match kind {
         Kind::Memfd => t.judged("P: F = memfd 4K", Verdict::Skip("memfd_create() failed".into())),
-        Kind::Tmpfile | Kind::LocalTmpfile => t.judged("P: F = tmpfile 4K", Verdict::Fail(String::new())),
+        Kind::Tmpfile => t.judged("P: F = tmpfile 4K", Verdict::Fail(String::new())),
+        Kind::LocalTmpfile => t.judged("P: F = tmpfile 4K local", Verdict::Fail(String::new())),
         Kind::MemfdHugetlb(_) => t.judged(format!("P: F = memfd {z} hugetlb={z}"), Verdict::Skip("need more free huge pages".into())),
     };
     let map_fail = if huge && !shared { Verdict::Skip("need more free huge pages".into()) } else { Verdict::Fail("mmap() failed".into()) };
