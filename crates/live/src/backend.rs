@@ -210,8 +210,9 @@ impl LiveBackend {
         let me = std::process::id() as i32;
         let caps = probe(&opts.sysfs);
         let (ours, theirs) = pair()?;
-        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-        let child = Command::new(exe)
+        // /proc/self/exe, not the path: it is this very binary even when a
+        // rebuild has replaced (or is just writing) the file meanwhile.
+        let child = Command::new("/proc/self/exe")
             .env(crate::ZYGOTE_ENV, me.to_string())
             .env(crate::JOURNAL_ENV, &journal)
             .stdin(Stdio::from(theirs))

@@ -2,6 +2,8 @@
 //! generated scenarios on the model, printed as kselftest prints them.
 use super::{EXIT_FAIL, EXIT_OK, EXIT_USAGE};
 use scenario::RunOptions;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
 use suites::{ktap, Config, Judged, Outcome, SelfTest, Suite};
 
 /// Run the kernel's mm selftest matrices (cow.c, gup_longterm.c) on the
@@ -27,9 +29,11 @@ pub struct Args {
     /// Check the model's invariants after every step (slower).
     #[arg(long)]
     check_invariants: bool,
-    /// Where to run: the model, or the kernel this machine boots (root; its
-    /// hugetlb/THP settings are changed per test and restored).
-    #[arg(long, default_value = "model", value_parser = ["model", "live"])]
+    /// Where to run: the model, the kernel this machine boots (root; its
+    /// hugetlb/THP settings are changed per test and restored), or both:
+    /// the kernel's KTAP, then every test whose outcome differs between
+    /// model and kernel, and both wall times with their ratio.
+    #[arg(long, default_value = "model", value_parser = ["model", "live", "both"])]
     backend: String,
 }
 
@@ -76,7 +80,21 @@ pub fn main(a: Args) -> u8 {
                 return EXIT_USAGE;
             }
         }
-        let judged = match run_suite(&tests, &opts, a.check_invariants, a.backend == "live") {
+        let timed = |live: bool| {
+            let t0 = Instant::now();
+            run_suite(&tests, &opts, a.check_invariants, live).map(|j| (j, t0.elapsed()))
+        };
+        let model = match a.backend.as_str() {
+            "both" => match timed(false) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    eprintln!("cowlab: {e}");
+                    return EXIT_USAGE;
+                }
+            },
+            _ => None,
+        };
+        let (judged, took) = match timed(a.backend != "model") {
             Ok(j) => j,
             Err(e) => {
                 eprintln!("cowlab: {e}");
@@ -84,6 +102,7 @@ pub fn main(a: Args) -> u8 {
             }
         };
         any_fail |= judged.iter().any(|j| j.outcome == Outcome::Fail);
+        let side_by_side = model.map(|(m, mt)| compare(suite, &tests, &m, mt, &judged, took));
         let results: Vec<(&SelfTest, Judged)> = tests.iter().zip(judged).collect();
         match a.format.as_str() {
             "json" => {
@@ -101,6 +120,9 @@ pub fn main(a: Args) -> u8 {
             "summary" => print!("{}", ktap::summary(suite, &results)),
             _ => print!("{}", ktap::render(suite, &ktap::preamble(suite, &cfg), &results)),
         }
+        if let Some(c) = side_by_side {
+            print!("{c}");
+        }
     }
     if any_fail {
         EXIT_FAIL
@@ -116,4 +138,34 @@ fn emit(dir: &str, tests: &[SelfTest]) -> Result<(), String> {
         std::fs::write(&path, &t.scenario).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// The model's and the kernel's outcomes side by side: every test both ran
+/// with a different outcome (a kernel SKIP is listed apart: a test this
+/// machine cannot run), and both wall times with their ratio.
+fn compare(suite: Suite, tests: &[SelfTest], model: &[Judged], model_took: Duration, live: &[Judged], live_took: Duration) -> String {
+    let totals = |js: &[Judged]| {
+        let n = |o: Outcome| js.iter().filter(|j| j.outcome == o).count();
+        format!("pass {} fail {} xfail {} skip {}", n(Outcome::Pass), n(Outcome::Fail), n(Outcome::Xfail), n(Outcome::Skip))
+    };
+    let mut s = format!("# {} on the model and on this kernel\n", suite.name());
+    let _ = writeln!(s, "#   model:  {} in {:.2} s", totals(model), model_took.as_secs_f64());
+    let _ = writeln!(
+        s,
+        "#   kernel: {} in {:.2} s (×{:.0} the model's time)",
+        totals(live),
+        live_took.as_secs_f64(),
+        live_took.as_secs_f64() / model_took.as_secs_f64().max(1e-9)
+    );
+    let differ: Vec<_> = tests
+        .iter()
+        .zip(model.iter().zip(live))
+        .filter(|(_, (m, l))| m.outcome != l.outcome && l.outcome != Outcome::Skip && m.outcome != Outcome::Skip)
+        .collect();
+    let skipped = live.iter().zip(model).filter(|(l, m)| l.outcome == Outcome::Skip && m.outcome != Outcome::Skip).count();
+    let _ = writeln!(s, "#   {} test(s) with different outcomes; {skipped} the kernel skipped here", differ.len());
+    for (t, (m, l)) in differ {
+        let _ = writeln!(s, "#     {} {}: model {}, kernel {}", t.number, t.description, m.outcome, l.outcome);
+    }
+    s
 }
