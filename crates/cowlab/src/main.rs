@@ -22,6 +22,7 @@ enum Cmd {
     Check(cmd::check::Args),
     Selftest(cmd::selftest::Args),
     Diff(cmd::diff::Args),
+    Fuzz(cmd::fuzz::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Cmd::Check(a) => cmd::check::main(a),
         Cmd::Selftest(a) => cmd::selftest::main(a),
         Cmd::Diff(a) => cmd::diff::main(a),
+        Cmd::Fuzz(a) => cmd::fuzz::main(a),
     };
     ExitCode::from(code)
 }

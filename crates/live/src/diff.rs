@@ -501,7 +501,8 @@ pub fn compare(names: &Names, model: (&Report, &Recorder<'_>), live: (&Report, &
             if let Some(lp) = lc.pools.get(size) {
                 if mp != lp {
                     let f = |p: &PoolObs| format!("total {} free {} resv {} surp {}", p.total, p.free, p.resv, p.surp);
-                    out.push(dv(&at, format!("hugetlb {} pool", scenario::ast::fmt_size(*size)), f(mp), f(lp)));
+                    let d = dv(&at, format!("hugetlb {} pool", scenario::ast::fmt_size(*size)), f(mp), f(lp));
+                    out.push(known(d, crate::known::pool(mp, lp)));
                 }
             }
         }

@@ -92,6 +92,24 @@ fn documented_thp_exclusive_divergence_is_labelled() {
     }
 }
 
+/// A short campaign end to end: preflight, cases on both backends, the
+/// summary adds up. Findings are not asserted on (they are the model's
+/// news, reported by `cowlab fuzz`).
+fn fuzz_campaign_runs() {
+    let live = LiveOptions::default();
+    if let Err(why) = live::fuzz::preflight(&live) {
+        println!("skip: {why}");
+        return;
+    }
+    let out = std::env::temp_dir().join(format!("cowlab-fuzz-test-{}", std::process::id()));
+    let o = live::fuzz::Options { cases: 8, seed: 11, out_dir: out.clone(), max_shrink_iters: 20, reruns: 1, live };
+    let s = live::fuzz::campaign(&o, |l| println!("{l}"));
+    assert_eq!(s.cases, 8);
+    let found = s.findings.len() as u32 + s.repeats;
+    assert_eq!(s.agreed + s.documented + s.skipped + s.inconclusive + found, 8, "{s:?}");
+    let _ = std::fs::remove_dir_all(out);
+}
+
 fn main() {
     live::enter_if_zygote();
     let tests: &[(&str, fn())] = &[
@@ -100,6 +118,7 @@ fn main() {
         ("pipes_files_and_io_uring", pipes_files_and_io_uring),
         ("foreign_memory_is_refused", foreign_memory_is_refused),
         ("documented_thp_exclusive_divergence_is_labelled", documented_thp_exclusive_divergence_is_labelled),
+        ("fuzz_campaign_runs", fuzz_campaign_runs),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     for (name, f) in tests {
