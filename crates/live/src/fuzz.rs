@@ -305,11 +305,14 @@ pub fn case() -> impl Strategy<Value = Case> {
 #[derive(Clone, Debug)]
 enum Obj {
     /// `huge`: a hugetlb mapping (2M alignment for munmap and friends);
-    /// `anon`: private anonymous memory.
+    /// `anon`: private anonymous memory; `none`: mapped PROT_NONE;
+    /// `moved`: made by mremap.
     Region {
         len: u64,
         huge: bool,
         anon: bool,
+        none: bool,
+        moved: bool,
     },
     Pipe,
     File {
@@ -335,6 +338,9 @@ struct TaskSt {
 /// The renderer's picture of the scenario so far: who exists and what they
 /// can see, as the checker will see it.
 struct Render {
+    /// A THP size below 2M is on: what fits an mTHP must not depend on
+    /// where a backend places a mapping.
+    small_thp: bool,
     tasks: Vec<TaskSt>,
     objs: Vec<(String, Obj)>,
     lines: Vec<String>,
@@ -414,7 +420,12 @@ pub fn render(c: &Case) -> String {
     // 2M only: 1 GiB pages make fork nondeterministic (divergences.md §1).
     let _ = writeln!(out, "hugetlb 2M pages={} overcommit={}", s.hugetlb_pages, s.overcommit);
     out.push_str("task P\n");
-    let mut r = Render { tasks: vec![TaskSt { name: "P".into(), alive: true, sees: vec![] }], objs: vec![], lines: vec![] };
+    let mut r = Render {
+        small_thp: s.small_thp.is_some(),
+        tasks: vec![TaskSt { name: "P".into(), alive: true, sees: vec![] }],
+        objs: vec![],
+        lines: vec![],
+    };
     for op in &c.ops {
         render_op(&mut r, op);
     }
@@ -461,17 +472,34 @@ fn render_op(r: &mut Render, op: &FOp) {
                     // on where each backend puts the mapping. Shared (shmem)
                     // mappings are one page: the model has no fault-around
                     // (divergences.md §13).
-                    let len = if shared { PAGE } else { (1 + size as u64 % 8) * PAGE };
+                    // With mTHP on, lengths are whole 64K blocks, so no folio
+                    // can span two regions whose VMAs one backend merged.
+                    let len = if shared {
+                        PAGE
+                    } else if r.small_thp {
+                        (64 << 10) << (size % 2)
+                    } else {
+                        (1 + size as u64 % 8) * PAGE
+                    };
                     let sh = if shared { "shared" } else { "private" };
-                    (format!("mmap {} {sh} anon {prot} align=64K{pop}", fmt_size(len)), Obj::Region { len, huge: false, anon: !shared })
+                    (
+                        format!("mmap {} {sh} anon {prot} align=64K{pop}", fmt_size(len)),
+                        Obj::Region { len, huge: false, anon: !shared, none: prot == "none", moved: false },
+                    )
                 }
                 MapKind::Mthp => {
                     let len = (64 << 10) << (size % 2);
-                    (format!("mmap {} private anon {prot} align=64K{pop}", fmt_size(len)), Obj::Region { len, huge: false, anon: true })
+                    (
+                        format!("mmap {} private anon {prot} align=64K{pop}", fmt_size(len)),
+                        Obj::Region { len, huge: false, anon: true, none: prot == "none", moved: false },
+                    )
                 }
                 MapKind::Thp => {
                     let len = HPAGE << (size % 2);
-                    (format!("mmap {} private anon {prot} align=2M{pop}", fmt_size(len)), Obj::Region { len, huge: false, anon: true })
+                    (
+                        format!("mmap {} private anon {prot} align=2M{pop}", fmt_size(len)),
+                        Obj::Region { len, huge: false, anon: true, none: prot == "none", moved: false },
+                    )
                 }
                 MapKind::Hugetlb => {
                     // Private only: the model never releases the file behind
@@ -482,7 +510,10 @@ fn render_op(r: &mut Render, op: &FOp) {
                     // Not noreserve with populate: when the model cannot
                     // populate, mmap fails (divergences.md §11).
                     let nr = if noreserve && pop.is_empty() { " noreserve" } else { "" };
-                    (format!("mmap {} private hugetlb=2M {prot}{nr}{pop}", fmt_size(len)), Obj::Region { len, huge: true, anon: false })
+                    (
+                        format!("mmap {} private hugetlb=2M {prot}{nr}{pop}", fmt_size(len)),
+                        Obj::Region { len, huge: true, anon: false, none: prot == "none", moved: false },
+                    )
                 }
                 MapKind::File => {
                     let Some(f) = r.pick(t, file, |o| matches!(o, Obj::File { .. })) else { return };
@@ -495,7 +526,10 @@ fn render_op(r: &mut Render, op: &FOp) {
                     let len = if huge { (1 + size as u64 % (units - off)) * unit } else { PAGE };
                     let sh = if shared { "shared" } else { "private" };
                     let o = if off > 0 { format!(" offset={}", fmt_size(off * unit)) } else { String::new() };
-                    (format!("mmap {} {sh} file {fname}{o} {prot}{pop}", fmt_size(len)), Obj::Region { len, huge, anon: false })
+                    (
+                        format!("mmap {} {sh} file {fname}{o} {prot}{pop}", fmt_size(len)),
+                        Obj::Region { len, huge, anon: false, none: prot == "none", moved: false },
+                    )
                 }
             };
             let name = r.new_obj(t, "R", obj);
@@ -564,7 +598,13 @@ fn render_op(r: &mut Render, op: &FOp) {
         }
         FOp::Vmsplice { pipe, at, .. } => {
             let Some(p) = r.pick(t, pipe, |o| matches!(o, Obj::Pipe)) else { return };
-            let Some((_, name, off, len)) = r.range(t, at, false, PIPE_PAGES) else { return };
+            let Some((reg, name, off, len)) = r.range(t, at, false, PIPE_PAGES) else { return };
+            // Not from a region mapped PROT_NONE (parts of it may have been
+            // made accessible since): the model fails a vmsplice that the
+            // kernel ends early at an inaccessible page (divergences.md §17).
+            if matches!(r.objs[reg].1, Obj::Region { none: true, .. }) {
+                return;
+            }
             let pn = r.objs[p].0.clone();
             r.step(t, format!("vmsplice {pn} {}", range_text(&name, off, len)));
         }
@@ -635,20 +675,31 @@ fn render_op(r: &mut Render, op: &FOp) {
             r.step(t, format!("madvise {} {advice}", range_text(&name, off, len)));
         }
         FOp::Munmap { at, .. } => {
-            let Some((_, name, off, len)) = r.range(t, at, true, u64::MAX) else { return };
+            let Some((reg, name, off, len)) = r.range(t, at, true, u64::MAX) else { return };
             r.step(t, format!("munmap {}", range_text(&name, off, len)));
+            // A region unmapped whole is gone: whether a later mapping lands
+            // at its address depends on each backend's address allocator.
+            if matches!(r.objs[reg].1, Obj::Region { len: l, .. } if off == 0 && len == l) {
+                r.tasks[t].sees.retain(|&o| o != reg);
+            }
         }
         FOp::Mremap { at, pages, .. } => {
             // Private anon only: hugetlb wants 2M lengths, and the model
             // lets a grown shared mapping reach past the end of its shmem
-            // object (divergences.md §14).
-            let Some(reg) = r.pick(t, at.region, |o| matches!(o, Obj::Region { anon: true, .. })) else { return };
+            // object (divergences.md §14). Not with mTHP on: where a moved
+            // range lands decides whether an mTHP fits there.
+            if r.small_thp {
+                return;
+            }
+            // Not again: the model splits a range mremap grew and moved into
+            // two VMAs, so a second mremap of it fails (divergences.md §18).
+            let Some(reg) = r.pick(t, at.region, |o| matches!(o, Obj::Region { anon: true, moved: false, .. })) else { return };
             let Some((_, name, off, len)) = r.range_in(reg, at, false, u64::MAX) else { return };
-            // Same size or larger, up to twice: the model refuses a shrink
-            // whose old range spans several VMAs (divergences.md §7).
-            let new_len = len + (pages as u64 % (len / PAGE + 1)) * PAGE;
-            let anon = matches!(r.objs[reg].1, Obj::Region { anon: true, .. });
-            let new = r.new_obj(t, "R", Obj::Region { len: new_len, huge: false, anon });
+            // Larger, up to twice: the model refuses a shrink or a same-size
+            // call whose old range spans several VMAs (divergences.md §7).
+            let new_len = len + (1 + pages as u64 % (len / PAGE)) * PAGE;
+            let Obj::Region { anon, none, .. } = r.objs[reg].1 else { return };
+            let new = r.new_obj(t, "R", Obj::Region { len: new_len, huge: false, anon, none, moved: true });
             // The old range may now be free, and whether a later mapping
             // lands there depends on each backend's address allocator.
             r.tasks[t].sees.retain(|&o| o != reg);
@@ -716,7 +767,12 @@ pub fn signature(d: &Divergence) -> String {
     } else {
         d.what.as_str()
     };
-    format!("{kind}: model {} / kernel {}", d.model, d.kernel)
+    // "ok, region #3": which region number depends on what came before.
+    let plain = |s: &str| match s.find("region #") {
+        Some(i) => format!("{}region", &s[..i]),
+        None => s.to_string(),
+    };
+    format!("{kind}: model {} / kernel {}", plain(&d.model), plain(&d.kernel))
 }
 
 /// The model alone, with invariants checked after every step: a panic or a
