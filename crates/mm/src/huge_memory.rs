@@ -14,7 +14,12 @@ impl Kernel {
     /// `use_zero_page` is on; otherwise a zeroed 2 MiB folio is mapped by the
     /// PMD, writable (if VM_WRITE), as new exclusive anon. Left out:
     /// allocation failure and its fallback to small pages.
+    ///
+    /// The VMA gets its anon_vma first (`vmf_anon_prepare()`), also when only
+    /// the huge zero folio is mapped — unlike the small zero page in
+    /// `do_anonymous_page()` — so fork copies a huge zero PMD to the child.
     pub(crate) fn do_huge_pmd_anonymous_page(&mut self, pid: Pid, mm: MmId, vma: &Vma, haddr: u64, write: bool) -> FaultResult {
+        self.ensure_anon_vma(mm, vma.start);
         if !write && self.settings.use_zero_page {
             self.mm_mut(mm).pt.set(
                 Level::Pmd,

@@ -165,10 +165,13 @@ impl Kernel {
             }
         }
         for (id, f) in self.folios.iter() {
+            let e = exp.remove(&id).unwrap_or_default();
+            // The zero pages' reference counts are not tracked (the kernel
+            // does not count them either), but a FOLL_GET holder of one
+            // (a pipe after vmsplice of untouched memory) is legitimate.
             if f.kind == FolioKind::Zero {
                 continue;
             }
-            let e = exp.remove(&id).unwrap_or_default();
             ensure!(f.refcount == e.refs, "folio {:?} (pfn {:#x}): refcount {} but holders explain {}", id, f.pfn, f.refcount, e.refs);
             ensure!(f.refcount > 0, "live folio {:?} with refcount {}", id, f.refcount);
             ensure!(f.mapcount == e.maps, "folio {:?}: mapcount {} but {} mappings", id, f.mapcount, e.maps);

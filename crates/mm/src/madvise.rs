@@ -72,8 +72,14 @@ impl Kernel {
                 Ok(())
             }
             Advice::Collapse => self.madvise_collapse(pid, mm, addr, end),
+            // madvise_populate(): GUP with the VMA's own permissions and no
+            // FOLL_FORCE; a VMA that refuses the access (check_vma_flags())
+            // is EINVAL.
             Advice::PopulateRead | Advice::PopulateWrite => {
                 let write = advice == Advice::PopulateWrite;
+                if self.mm(mm).vmas.values().any(|v| v.start < end && addr < v.end && !(v.prot.read && (v.prot.write || !write))) {
+                    return Err(Errno::EINVAL.into());
+                }
                 let mut a = addr;
                 while a < end {
                     let ff = crate::memory::FaultFlags { write, unshare: false };
@@ -89,7 +95,10 @@ impl Kernel {
             }
             _ => {
                 if advice == Advice::WipeOnFork
-                    && self.mm(mm).vmas.values().any(|v| v.start < end && addr < v.end && (v.shared || !v.is_anonymous()))
+                    && self.mm(mm).vmas.values().any(|v| {
+                        // hugetlb mappings have a hugetlbfs file behind them
+                        v.start < end && addr < v.end && (v.shared || !v.is_anonymous() || v.hugetlb.is_some())
+                    })
                 {
                     return Err(Errno::EINVAL.into());
                 }

@@ -139,7 +139,7 @@ impl Kernel {
         }
         self.insert_vma(mm, vma);
         if req.populate {
-            self.populate(pid, start, len)?;
+            self.populate(pid, start, len);
         }
         Ok(start)
     }
@@ -288,20 +288,20 @@ impl Kernel {
         m.pt.free_empty_tables(start, end, |s, e| ranges.iter().any(|&(vs, ve)| vs < e && s < ve));
     }
 
-    /// MAP_POPULATE / MADV_POPULATE: fault every page in, as GUP would
-    /// (mm/gup.c: populate_vma_page_range(); writable private mappings are
-    /// populated with write faults).
-    fn populate(&mut self, pid: Pid, start: u64, len: u64) -> SysResult<()> {
-        let mm = self.mm_of(pid)?;
+    /// MAP_POPULATE: fault every page in, as GUP would (mm/gup.c:
+    /// `__mm_populate()` → `populate_vma_page_range()`; writable private
+    /// mappings are populated with write faults). A PROT_NONE VMA is left
+    /// alone (no FOLL_FORCE, so GUP refuses it), and a failure only ends the
+    /// population of its VMA: mmap() never reports it.
+    fn populate(&mut self, pid: Pid, start: u64, len: u64) {
+        let Ok(mm) = self.mm_of(pid) else { return };
         let mut addr = start;
         while addr < start + len {
             let Some(v) = self.mm(mm).vma(addr) else { break };
-            let write = v.prot.write && !v.shared;
+            let (write, end) = (v.prot.write && !v.shared, v.end);
             let step = v.hugetlb.map_or(PAGE_SIZE, |h| h.bytes());
-            self.handle_mm_fault(pid, mm, addr, crate::memory::FaultFlags { write, unshare: false })
-                .map_err(|_| SysError::Errno(Errno::ENOMEM))?;
-            addr += step;
+            let ok = v.prot.read && self.handle_mm_fault(pid, mm, addr, crate::memory::FaultFlags { write, unshare: false }).is_ok();
+            addr = if ok { addr + step } else { end };
         }
-        Ok(())
     }
 }

@@ -19,19 +19,21 @@ impl Kernel {
         let old_len = old_len.next_multiple_of(PAGE_SIZE);
         let new_len = new_len.next_multiple_of(PAGE_SIZE);
         let vma = self.mm(mm).vma(old).cloned().ok_or(Errno::EFAULT)?;
-        if old + old_len > vma.end {
-            return Err(Errno::EFAULT.into());
-        }
         if let Some(h) = vma.hugetlb {
             if !is_aligned(old, h.bytes()) || !is_aligned(old_len, h.bytes()) || !is_aligned(new_len, h.bytes()) {
                 return Err(Errno::EINVAL.into());
             }
         }
+        // Shrinking in place only unmaps the tail, whatever VMAs it spans;
+        // the old range must lie in one VMA only to grow or move it.
         if new_addr.is_none() && new_len <= old_len {
             if new_len < old_len {
                 self.do_munmap(pid, mm, old + new_len, old_len - new_len)?;
             }
             return Ok(old);
+        }
+        if old + old_len > vma.end {
+            return Err(Errno::EFAULT.into());
         }
         if !maymove {
             return Err(Errno::ENOMEM.into());
