@@ -3,7 +3,7 @@
 
 use crate::events::EventKind;
 use crate::folio::{FolioId, MmId};
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, ThpMode};
 use crate::memory::FaultFlags;
 use crate::pgtable::{Entry, Level};
 use crate::types::*;
@@ -11,21 +11,23 @@ use crate::types::*;
 impl Kernel {
     /// Collapses every PMD-sized, PMD-aligned range of `[start, end)` inside
     /// a private anonymous VMA into a new PMD-mapped THP. Like the kernel's
-    /// MADV_COLLAPSE it ignores the sysfs `enabled` settings (not
-    /// MADV_NOHUGEPAGE) and the max_ptes_* limits, swaps pages in first, and
+    /// MADV_COLLAPSE it ignores the sysfs `enabled` settings except `never`
+    /// for the PMD size (EINVAL, as MADV_NOHUGEPAGE; checked on this 6.18),
+    /// and the max_ptes_* limits; a range with no whole aligned 2 MiB block
+    /// has nothing to do and succeeds. It swaps pages in first, and
     /// fails (EAGAIN) if any page has references other than its mappings —
     /// a pinned or GUP'd page cannot be collapsed. The new THP is exclusive
     /// to this mm; pages shared with other mms stay theirs.
     pub(crate) fn madvise_collapse(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) -> SysResult<()> {
+        let pmd_never = matches!(self.settings.thp_mode(crate::kernel::THP_PMD_ORDER), ThpMode::Never | ThpMode::Inherit);
+        let refused = |v: &crate::vma::Vma| !v.is_anonymous() || v.nohugepage || v.hugetlb.is_some() || pmd_never;
+        if self.mm(mm).vmas.values().any(|v| v.start < end && start < v.end && refused(v)) {
+            return Err(Errno::EINVAL.into());
+        }
         let mut h = start.next_multiple_of(PMD_SIZE);
-        let mut any = false;
         while h + PMD_SIZE <= end {
-            any = true;
             self.collapse_huge_page(pid, mm, h)?;
             h += PMD_SIZE;
-        }
-        if !any {
-            return Err(Errno::EINVAL.into());
         }
         Ok(())
     }

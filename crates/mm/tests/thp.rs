@@ -128,6 +128,10 @@ fn partial_mremap_and_collapse() {
     let a = s.thp_area(p, M2);
     s.fill(p, a, M2, 7).unwrap();
     assert!(!s.k.pagemap(p, a).unwrap().thp);
+    // `never` refuses even MADV_COLLAPSE; `madvise` without MADV_HUGEPAGE
+    // does not.
+    assert_eq!(s.step(|k| k.madvise(p, a, M2, Advice::Collapse)), Err(Errno::EINVAL.into()));
+    s.k.settings.thp_global = ThpMode::Madvise;
     s.step(|k| k.madvise(p, a, M2, Advice::Collapse)).unwrap();
     assert!(s.k.pagemap(p, a).unwrap().thp);
     assert!(s.read(p, a + M2 - 1, 1).unwrap().is_fill(7));
