@@ -239,7 +239,7 @@ impl Kernel {
         }
         let a = align_down(addr, PUD_SIZE);
         if let Some(e) = pt.get(Level::Pud, a) {
-            return self.gup_fast_pud_leaf(Leaf { addr: a, level: Level::Pud, entry: e }, addr, flags, end);
+            return self.gup_fast_pud_leaf(mm, Leaf { addr: a, level: Level::Pud, entry: e }, addr, flags, end);
         }
         self.gup_fast_pmd_range(mm, addr, flags, end)
     }
@@ -253,17 +253,29 @@ impl Kernel {
         }
         let a = align_down(addr, PMD_SIZE);
         if let Some(e) = pt.get(Level::Pmd, a) {
-            return self.gup_fast_pmd_leaf(Leaf { addr: a, level: Level::Pmd, entry: e }, addr, flags, end);
+            return self.gup_fast_pmd_leaf(mm, Leaf { addr: a, level: Level::Pmd, entry: e }, addr, flags, end);
         }
         self.gup_fast_pte_range(mm, addr, flags)
     }
 
-    /// `gup_fast_pte_range()` for one PTE: not present, not writable enough
-    /// or special (the zero page) → bail.
+    /// `pte_access_permitted()` (and its PMD/PUD twins) for a present
+    /// entry: a PROT_NONE entry is present but not accessible. The model's
+    /// entries carry no protnone bit; mprotect() changes a VMA's protection
+    /// and its entries together, so an entry is inaccessible exactly when
+    /// its VMA is PROT_NONE, and that is read from the VMA here.
+    fn pte_access_permitted(&self, mm: MmId, addr: u64) -> bool {
+        self.mm(mm).vma(addr).is_some_and(|v| v.prot.read)
+    }
+
+    /// `gup_fast_pte_range()` for one PTE: not present, PROT_NONE, not
+    /// writable enough or special (the zero page) → bail.
     fn gup_fast_pte_range(&self, mm: MmId, addr: u64, flags: GupFlags) -> Walk {
         let f = "gup_fast_pte_range";
         let Some(entry) = self.mm(mm).pt.get(Level::Pte, addr) else { return Walk::Bail(f, "PTE none") };
         let Entry::Present(p) = entry else { return Walk::Bail(f, "swap entry") };
+        if !self.pte_access_permitted(mm, addr) {
+            return Walk::Bail(f, "PROT_NONE PTE (pte_access_permitted)");
+        }
         if flags.write && !p.write {
             return Walk::Bail(f, "write to a read-only PTE");
         }
@@ -275,17 +287,20 @@ impl Kernel {
 
     /// `gup_fast_pmd_leaf()`: grab all the requested pages of the leaf in one
     /// go; the huge zero PMD is special and bails.
-    fn gup_fast_pmd_leaf(&self, leaf: Leaf, addr: u64, flags: GupFlags, end: u64) -> Walk {
-        self.gup_fast_leaf("gup_fast_pmd_leaf", leaf, addr, flags, end)
+    fn gup_fast_pmd_leaf(&self, mm: MmId, leaf: Leaf, addr: u64, flags: GupFlags, end: u64) -> Walk {
+        self.gup_fast_leaf("gup_fast_pmd_leaf", mm, leaf, addr, flags, end)
     }
 
     /// `gup_fast_pud_leaf()`: as the PMD leaf, for 1 GiB hugetlb.
-    fn gup_fast_pud_leaf(&self, leaf: Leaf, addr: u64, flags: GupFlags, end: u64) -> Walk {
-        self.gup_fast_leaf("gup_fast_pud_leaf", leaf, addr, flags, end)
+    fn gup_fast_pud_leaf(&self, mm: MmId, leaf: Leaf, addr: u64, flags: GupFlags, end: u64) -> Walk {
+        self.gup_fast_leaf("gup_fast_pud_leaf", mm, leaf, addr, flags, end)
     }
 
-    fn gup_fast_leaf(&self, f: &'static str, leaf: Leaf, addr: u64, flags: GupFlags, end: u64) -> Walk {
+    fn gup_fast_leaf(&self, f: &'static str, mm: MmId, leaf: Leaf, addr: u64, flags: GupFlags, end: u64) -> Walk {
         let Entry::Present(p) = leaf.entry else { return Walk::Bail(f, "leaf not present") };
+        if !self.pte_access_permitted(mm, addr) {
+            return Walk::Bail(f, "PROT_NONE leaf (pmd_access_permitted)");
+        }
         if flags.write && !p.write {
             return Walk::Bail(f, "write to a read-only leaf");
         }
