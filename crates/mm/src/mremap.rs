@@ -26,6 +26,10 @@ impl Kernel {
         }
         // Shrinking in place only unmaps the tail, whatever VMAs it spans;
         // the old range must lie in one VMA only to grow or move it.
+        // hugetlb mappings never grow (EINVAL, checked on 6.18).
+        if vma.hugetlb.is_some() && new_len > old_len {
+            return Err(Errno::EINVAL.into());
+        }
         if new_addr.is_none() && new_len <= old_len {
             if new_len < old_len {
                 self.do_munmap(pid, mm, old + new_len, old_len - new_len)?;
@@ -70,20 +74,14 @@ impl Kernel {
             m.pt.clear(leaf.level, leaf.addr);
             m.pt.set(leaf.level, leaf.addr - old + target, leaf.entry);
         }
+        // The moved VMA grows in place at its new home (vma_expand()): the
+        // same file and offsets go on, so a shared anonymous mapping grows
+        // past its shmem object, whose size stays (SIGBUS there).
         let mut v = self.mm_mut(mm).vmas.remove(&old).expect("split above");
         v.start = target;
-        v.end = target + len;
+        v.end = target + new_len.max(len);
         self.insert_vma(mm, v);
         self.free_pgtables(mm, old, old + len);
-        if new_len > len {
-            let extra = crate::mmap::MmapRequest {
-                addr: Some(target + len),
-                fixed: true,
-                prot: vma.prot,
-                ..crate::mmap::MmapRequest::anon(new_len - len)
-            };
-            self.mmap(pid, extra)?;
-        }
         Ok(target)
     }
 }
