@@ -37,7 +37,7 @@ impl Kernel {
             self.zap_page_range(pid, mm, start, end);
         }
         for v in std::mem::take(&mut self.mm_mut(mm).vmas).into_values() {
-            crate::hugetlb::hugetlb_vm_op_close(self, &v);
+            self.remove_vma(&v);
         }
     }
 }

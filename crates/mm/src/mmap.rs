@@ -275,10 +275,20 @@ impl Kernel {
         let keys: Vec<u64> = self.mm(mm).vmas.range(addr..end).map(|(k, _)| *k).collect();
         for k in keys {
             let v = self.mm_mut(mm).vmas.remove(&k).expect("key taken from the map");
-            crate::hugetlb::hugetlb_vm_op_close(self, &v);
+            self.remove_vma(&v);
         }
         self.free_pgtables(mm, addr, end);
         Ok(())
+    }
+
+    /// `remove_vma()` for a VMA already taken out of its mm: the VMA's
+    /// close (hugetlb reservations) and the drop of its file reference,
+    /// which may be the file's last.
+    pub(crate) fn remove_vma(&mut self, v: &crate::vma::Vma) {
+        crate::hugetlb::hugetlb_vm_op_close(self, v);
+        if let Some(ino) = v.inode() {
+            self.iput(ino);
+        }
     }
 
     /// `free_pgtables()`: PTE tables of ranges no VMA covers any more go.

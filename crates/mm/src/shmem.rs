@@ -102,6 +102,22 @@ impl Kernel {
         Ok(())
     }
 
+    /// `iput()` → `evict()` when nothing refers to the inode any more (no
+    /// open file, no mapping): all our files are unlinked (memfd, O_TMPFILE,
+    /// the shmem or hugetlbfs object of a MAP_SHARED|MAP_ANONYMOUS mapping),
+    /// so the last reference frees the page cache and, for hugetlbfs, gives
+    /// the pages and the reservations back to the pool
+    /// (`shmem_evict_inode()`, `hugetlbfs_evict_inode()` →
+    /// `remove_inode_hugepages()`). Pages still held elsewhere (a pipe)
+    /// live on without the file. The emptied inode stays in the map so that
+    /// such pages can still name it.
+    pub(crate) fn iput(&mut self, ino: InodeId) {
+        if self.inodes[&ino].opens > 0 || self.mms.values().any(|m| m.vmas.values().any(|v| v.inode() == Some(ino))) {
+            return;
+        }
+        self.truncate_cache(ino, 0);
+    }
+
     fn truncate_cache(&mut self, ino: InodeId, size: u64) {
         let first = size.div_ceil(PAGE_SIZE);
         let gone: Vec<(u64, FolioId)> = self.inodes[&ino].cache.range(first..).map(|(k, v)| (*k, *v)).collect();
@@ -255,6 +271,7 @@ impl Kernel {
             File::Inode(i) => {
                 let inode = self.inodes.get_mut(&i).expect("fd refers to a live inode");
                 inode.opens -= 1;
+                self.iput(i);
             }
             File::PipeRead(p) | File::PipeWrite(p) => self.pipe_file_put(p, matches!(file, File::PipeWrite(_))),
             File::Ring(r) => self.ring_file_put(r),

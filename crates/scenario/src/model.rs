@@ -273,11 +273,16 @@ impl Backend for ModelBackend {
                     _ => (mm::shmem::InodeKind::DiskFile, None),
                 };
                 k.create_file(p, kind, huge).and_then(|f| {
-                    k.ftruncate(p, f, *size)?;
-                    if *size > 0 {
-                        k.fallocate(p, f, 0, *size)?;
+                    let sized = k.ftruncate(p, f, *size).and_then(|()| if *size > 0 { k.fallocate(p, f, 0, *size) } else { Ok(()) });
+                    match sized {
+                        Ok(()) => Ok(Ret::Fd(bfd(f))),
+                        // The file is closed again, as the live agent
+                        // drops it: its pages go with it.
+                        Err(e) => {
+                            k.close(p, f)?;
+                            Err(e)
+                        }
                     }
-                    Ok(Ret::Fd(bfd(f)))
                 })
             }
             Call::IoUringSetup => k.io_uring_setup(p).map(|f| Ret::Fd(bfd(f))),
