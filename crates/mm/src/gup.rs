@@ -277,22 +277,31 @@ impl Kernel {
 
     /// Collects exactly `nr` pages or fails having released all of them.
     pub(crate) fn gup_pages(&mut self, pid: Pid, addr: u64, nr: u64, flags: GupFlags, fast: bool) -> SysResult<Vec<(FolioId, u64)>> {
+        let (pages, err) = self.gup_pages_upto(pid, addr, nr, flags, fast)?;
+        match err {
+            None => Ok(pages),
+            Some(e) => {
+                self.release_pages(&pages, flags.pin);
+                Err(e)
+            }
+        }
+    }
+
+    /// GUP as the kernel answers it: the pages got before the first failure
+    /// (held), and that failure. `Err` only for arguments GUP rejects.
+    pub(crate) fn gup_pages_upto(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+        nr: u64,
+        flags: GupFlags,
+        fast: bool,
+    ) -> SysResult<(Vec<(FolioId, u64)>, Option<SysError>)> {
         let mm = self.mm_of(pid)?;
         if nr == 0 || !is_aligned(addr, PAGE_SIZE) || addr.checked_add(nr * PAGE_SIZE).is_none_or(|e| e > TASK_SIZE) {
             return Err(Errno::EINVAL.into());
         }
-        if fast {
-            self.gup_fast_fallback(pid, mm, addr, nr, flags)
-        } else {
-            let (pages, err) = self.get_user_pages_slow(pid, mm, addr, nr, flags);
-            match err {
-                None => Ok(pages),
-                Some(e) => {
-                    self.release_pages(&pages, flags.pin);
-                    Err(e)
-                }
-            }
-        }
+        Ok(if fast { self.gup_fast_fallback(pid, mm, addr, nr, flags) } else { self.get_user_pages_slow(pid, mm, addr, nr, flags) })
     }
 
     /// unpin_user_pages() / put_page() for everything a handle holds.

@@ -206,18 +206,21 @@ impl Kernel {
         false
     }
 
-    /// `gup_fast_fallback()` run to completion: all `nr` pages, or an error
-    /// with everything released.
-    pub(crate) fn gup_fast_fallback(&mut self, pid: Pid, mm: MmId, start: u64, nr: u64, flags: GupFlags) -> SysResult<Vec<(FolioId, u64)>> {
+    /// `gup_fast_fallback()` run to completion: the pages it got, in order,
+    /// and the error that stopped it before `nr`, if any (the kernel
+    /// returns the count of the pages it got when that is not zero).
+    pub(crate) fn gup_fast_fallback(
+        &mut self,
+        pid: Pid,
+        mm: MmId,
+        start: u64,
+        nr: u64,
+        flags: GupFlags,
+    ) -> (Vec<(FolioId, u64)>, Option<SysError>) {
         let mut g = self.gup_fast_begin(pid, mm, start, nr, flags);
         while self.gup_fast_step(&mut g) {}
-        match g.result.expect("set when done") {
-            Ok(()) => Ok(g.pages),
-            Err(e) => {
-                self.release_pages(&g.pages, flags.pin);
-                Err(e)
-            }
-        }
+        let err = g.result.expect("set when done").err();
+        (g.pages, err)
     }
 
     /// `gup_fast_pgd_range()`: the PGD and P4D levels are never empty below

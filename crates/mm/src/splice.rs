@@ -107,7 +107,13 @@ impl Kernel {
         let end = addr.checked_add(len).ok_or(Errno::EFAULT)?;
         let nr = (end.next_multiple_of(PAGE_SIZE) - first) / PAGE_SIZE;
         let nr = nr.min(room as u64);
-        let pages = self.gup_pages(pid, first, nr, flags, true).map_err(|_| Errno::EFAULT)?;
+        // iov_iter_get_pages2() takes what GUP got; vmsplice() reports the
+        // bytes it spliced and fails only when that is nothing.
+        let (pages, err) = self.gup_pages_upto(pid, first, nr, flags, true).map_err(|_| Errno::EFAULT)?;
+        if pages.is_empty() && err.is_some() {
+            return Err(Errno::EFAULT.into());
+        }
+        let nr = pages.len() as u64;
         let mut done = 0u64;
         for (i, (folio, page)) in pages.into_iter().enumerate() {
             let pa = first + i as u64 * PAGE_SIZE;
