@@ -600,8 +600,7 @@ impl Agent {
 /// (dirty tracking, no writable long-term pins of shared mappings) do not
 /// hold?
 fn on_tmpfs(f: &OwnedFd) -> bool {
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    rustix::fs::fstatfs(f).is_ok_and(|s| s.f_type as i64 == TMPFS_MAGIC)
+    rustix::fs::fstatfs(f).is_ok_and(|s| s.f_type == libc::TMPFS_MAGIC)
 }
 
 fn truncated(f: OwnedFd, size: u64) -> Reply {

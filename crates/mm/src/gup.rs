@@ -10,6 +10,10 @@ use crate::types::*;
 use crate::vma::Vma;
 use std::fmt;
 
+/// What a GUP call got: the pages, in order, each held by one reference or
+/// pin, and the error that stopped it before the requested count, if any.
+pub(crate) type PagesGot = (Vec<(FolioId, u64)>, Option<SysError>);
+
 /// FOLL_* flags a caller passes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct GupFlags {
@@ -175,14 +179,7 @@ impl Kernel {
     /// `__get_user_pages()`: walk, fault in what is missing or must be
     /// unshared, grab. Returns the pages collected and the error that ended
     /// the walk early, if any.
-    pub(crate) fn get_user_pages_slow(
-        &mut self,
-        pid: Pid,
-        mm: MmId,
-        start: u64,
-        nr: u64,
-        flags: GupFlags,
-    ) -> (Vec<(FolioId, u64)>, Option<SysError>) {
+    pub(crate) fn get_user_pages_slow(&mut self, pid: Pid, mm: MmId, start: u64, nr: u64, flags: GupFlags) -> PagesGot {
         if flags.pin {
             self.mm_mut(mm).has_pinned = true;
         }
@@ -289,14 +286,7 @@ impl Kernel {
 
     /// GUP as the kernel answers it: the pages got before the first failure
     /// (held), and that failure. `Err` only for arguments GUP rejects.
-    pub(crate) fn gup_pages_upto(
-        &mut self,
-        pid: Pid,
-        addr: u64,
-        nr: u64,
-        flags: GupFlags,
-        fast: bool,
-    ) -> SysResult<(Vec<(FolioId, u64)>, Option<SysError>)> {
+    pub(crate) fn gup_pages_upto(&mut self, pid: Pid, addr: u64, nr: u64, flags: GupFlags, fast: bool) -> SysResult<PagesGot> {
         let mm = self.mm_of(pid)?;
         if nr == 0 || !is_aligned(addr, PAGE_SIZE) || addr.checked_add(nr * PAGE_SIZE).is_none_or(|e| e > TASK_SIZE) {
             return Err(Errno::EINVAL.into());

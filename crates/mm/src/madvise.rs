@@ -112,26 +112,36 @@ impl Kernel {
                 {
                     return Err(Errno::EINVAL.into());
                 }
+                let set = |v: &mut crate::vma::Vma| match advice {
+                    Advice::DontFork => v.dontcopy = true,
+                    Advice::DoFork => v.dontcopy = false,
+                    Advice::WipeOnFork => v.wipeonfork = true,
+                    Advice::KeepOnFork => v.wipeonfork = false,
+                    Advice::HugePage => {
+                        v.hugepage = true;
+                        v.nohugepage = false;
+                    }
+                    Advice::NoHugePage => {
+                        v.nohugepage = true;
+                        v.hugepage = false;
+                    }
+                    // Advice that changes no VMA flag took the arms above.
+                    Advice::DontNeed | Advice::PageOut | Advice::Collapse | Advice::PopulateRead | Advice::PopulateWrite => {}
+                };
+                // madvise_update_vma(): a VMA whose flags stay as they are
+                // is neither split nor touched (its huge PMDs stay whole).
+                let changes = |v: &crate::vma::Vma| {
+                    let mut n = v.clone();
+                    set(&mut n);
+                    n != *v
+                };
+                if !self.mm(mm).vmas.values().any(|v| v.start < end && addr < v.end && changes(v)) {
+                    return Ok(());
+                }
                 self.split_vmas_around(mm, addr, end)?;
                 let keys: Vec<u64> = self.mm(mm).vmas.range(addr..end).map(|(k, _)| *k).collect();
                 for k in keys {
-                    let v = self.mm_mut(mm).vmas.get_mut(&k).expect("listed");
-                    match advice {
-                        Advice::DontFork => v.dontcopy = true,
-                        Advice::DoFork => v.dontcopy = false,
-                        Advice::WipeOnFork => v.wipeonfork = true,
-                        Advice::KeepOnFork => v.wipeonfork = false,
-                        Advice::HugePage => {
-                            v.hugepage = true;
-                            v.nohugepage = false;
-                        }
-                        Advice::NoHugePage => {
-                            v.nohugepage = true;
-                            v.hugepage = false;
-                        }
-                        // Advice that changes no VMA flag took the arms above.
-                        Advice::DontNeed | Advice::PageOut | Advice::Collapse | Advice::PopulateRead | Advice::PopulateWrite => {}
-                    }
+                    set(self.mm_mut(mm).vmas.get_mut(&k).expect("listed"));
                 }
                 self.merge_vmas(mm, addr, end);
                 Ok(())
