@@ -222,12 +222,10 @@ pub struct Case {
 }
 
 const PROTS: [&str; 4] = ["rw", "rw", "r", "none"];
-/// Not `populate_read`/`populate_write`: the model ignores the VMA's
-/// protection there (divergences.md §9). Not `collapse`: the model refuses
-/// ranges without a whole aligned 2M block and collapses under THP `never`
-/// (§12). Not `dofork`/`keeponfork`, which mostly change nothing, and the
-/// model splits the VMA (and a huge PMD in it) even then (§19).
-const ADVICES: [&str; 5] = ["dontneed", "dontfork", "wipeonfork", "hugepage", "nohugepage"];
+/// Not `pageout`: without swap the kernel reclaims no anon page (the live
+/// backend skips such scenarios).
+const ADVICES: [&str; 10] =
+    ["dontneed", "dontfork", "dofork", "wipeonfork", "keeponfork", "hugepage", "nohugepage", "populate_read", "populate_write", "collapse"];
 
 fn at() -> impl Strategy<Value = At> {
     // Offsets near the start of a region (page 0 and 1 of a THP) matter
@@ -305,15 +303,10 @@ pub fn case() -> impl Strategy<Value = Case> {
 
 #[derive(Clone, Debug)]
 enum Obj {
-    /// `huge`: a hugetlb mapping (2M alignment for munmap and friends);
-    /// `anon`: private anonymous memory; `none`: mapped PROT_NONE;
-    /// `moved`: made by mremap.
+    /// `huge`: a hugetlb mapping (2M alignment for munmap and friends).
     Region {
         len: u64,
         huge: bool,
-        anon: bool,
-        none: bool,
-        moved: bool,
     },
     Pipe,
     File {
@@ -464,9 +457,7 @@ fn render_op(r: &mut Render, op: &FOp) {
     match *op {
         FOp::Map { kind, size, shared, prot, populate, noreserve, file, offset, .. } => {
             let prot = PROTS[prot as usize % PROTS.len()];
-            // Not populate with PROT_NONE: the model faults the range in
-            // (divergences.md §9).
-            let pop = if populate && prot != "none" { " populate" } else { "" };
+            let pop = if populate { " populate" } else { "" };
             let (text, obj) = match kind {
                 MapKind::Anon => {
                     // 64K-aligned, so whether an mTHP fits does not depend
@@ -483,38 +474,21 @@ fn render_op(r: &mut Render, op: &FOp) {
                         (1 + size as u64 % 8) * PAGE
                     };
                     let sh = if shared { "shared" } else { "private" };
-                    (
-                        format!("mmap {} {sh} anon {prot} align=64K{pop}", fmt_size(len)),
-                        Obj::Region { len, huge: false, anon: !shared, none: prot == "none", moved: false },
-                    )
+                    (format!("mmap {} {sh} anon {prot} align=64K{pop}", fmt_size(len)), Obj::Region { len, huge: false })
                 }
                 MapKind::Mthp => {
                     let len = (64 << 10) << (size % 2);
-                    (
-                        format!("mmap {} private anon {prot} align=64K{pop}", fmt_size(len)),
-                        Obj::Region { len, huge: false, anon: true, none: prot == "none", moved: false },
-                    )
+                    (format!("mmap {} private anon {prot} align=64K{pop}", fmt_size(len)), Obj::Region { len, huge: false })
                 }
                 MapKind::Thp => {
                     let len = HPAGE << (size % 2);
-                    (
-                        format!("mmap {} private anon {prot} align=2M{pop}", fmt_size(len)),
-                        Obj::Region { len, huge: false, anon: true, none: prot == "none", moved: false },
-                    )
+                    (format!("mmap {} private anon {prot} align=2M{pop}", fmt_size(len)), Obj::Region { len, huge: false })
                 }
                 MapKind::Hugetlb => {
-                    // Private only: the model never releases the file behind
-                    // a shared anonymous hugetlb mapping (divergences.md §8).
-                    // Shared hugetlb memory comes from hugetlb memfds, whose
-                    // file the first task keeps open to the end.
                     let len = HPAGE << (size % 2);
-                    // Not noreserve with populate: when the model cannot
-                    // populate, mmap fails (divergences.md §11).
-                    let nr = if noreserve && pop.is_empty() { " noreserve" } else { "" };
-                    (
-                        format!("mmap {} private hugetlb=2M {prot}{nr}{pop}", fmt_size(len)),
-                        Obj::Region { len, huge: true, anon: false, none: prot == "none", moved: false },
-                    )
+                    let nr = if noreserve { " noreserve" } else { "" };
+                    let sh = if shared { "shared" } else { "private" };
+                    (format!("mmap {} {sh} hugetlb=2M {prot}{nr}{pop}", fmt_size(len)), Obj::Region { len, huge: true })
                 }
                 MapKind::File => {
                     let Some(f) = r.pick(t, file, |o| matches!(o, Obj::File { .. })) else { return };
@@ -527,10 +501,7 @@ fn render_op(r: &mut Render, op: &FOp) {
                     let len = if huge { (1 + size as u64 % (units - off)) * unit } else { PAGE };
                     let sh = if shared { "shared" } else { "private" };
                     let o = if off > 0 { format!(" offset={}", fmt_size(off * unit)) } else { String::new() };
-                    (
-                        format!("mmap {} {sh} file {fname}{o} {prot}{pop}", fmt_size(len)),
-                        Obj::Region { len, huge, anon: false, none: prot == "none", moved: false },
-                    )
+                    (format!("mmap {} {sh} file {fname}{o} {prot}{pop}", fmt_size(len)), Obj::Region { len, huge })
                 }
             };
             let name = r.new_obj(t, "R", obj);
@@ -544,15 +515,8 @@ fn render_op(r: &mut Render, op: &FOp) {
                     (format!("{what} {}", fmt_size(len)), Obj::File { size: len, huge: false })
                 }
                 FileKind::MemfdHugetlb => {
-                    // Only by the first task, which never exits: the model
-                    // does not free a hugetlb file when its last reference
-                    // goes (divergences.md §8).
-                    if t != 0 {
-                        return;
-                    }
-                    // One page: a fallocate that gets only part of a longer
-                    // file leaves its pages allocated in the model (§8).
-                    (format!("memfd {} hugetlb=2M", fmt_size(HPAGE)), Obj::File { size: HPAGE, huge: true })
+                    let len = HPAGE << (size % 2);
+                    (format!("memfd {} hugetlb=2M", fmt_size(len)), Obj::File { size: len, huge: true })
                 }
             };
             let name = r.new_obj(t, "F", obj);
@@ -568,8 +532,7 @@ fn render_op(r: &mut Render, op: &FOp) {
             r.tasks.push(TaskSt { name: child, alive: true, sees });
         }
         FOp::Exit { .. } => {
-            // The first task stays, so its hugetlb memfds stay open
-            // (divergences.md §8); and someone must be left to run the rest.
+            // Someone must be left to run the rest.
             if t == 0 {
                 return;
             }
@@ -599,13 +562,7 @@ fn render_op(r: &mut Render, op: &FOp) {
         }
         FOp::Vmsplice { pipe, at, .. } => {
             let Some(p) = r.pick(t, pipe, |o| matches!(o, Obj::Pipe)) else { return };
-            let Some((reg, name, off, len)) = r.range(t, at, false, PIPE_PAGES) else { return };
-            // Not from a region mapped PROT_NONE (parts of it may have been
-            // made accessible since): the model fails a vmsplice that the
-            // kernel ends early at an inaccessible page (divergences.md §17).
-            if matches!(r.objs[reg].1, Obj::Region { none: true, .. }) {
-                return;
-            }
+            let Some((_, name, off, len)) = r.range(t, at, false, PIPE_PAGES) else { return };
             let pn = r.objs[p].0.clone();
             r.step(t, format!("vmsplice {pn} {}", range_text(&name, off, len)));
         }
@@ -660,19 +617,12 @@ fn render_op(r: &mut Render, op: &FOp) {
         }
         FOp::Mprotect { at, prot, .. } => {
             let Some((_, name, off, len)) = r.range(t, at, true, u64::MAX) else { return };
-            // Not `none`: the model's GUP-fast takes pages whose PTE was made
-            // PROT_NONE (divergences.md §16).
-            let prot = if prot % 2 == 0 { "rw" } else { "r" };
+            let prot = PROTS[prot as usize % PROTS.len()];
             r.step(t, format!("mprotect {} {prot}", range_text(&name, off, len)));
         }
         FOp::Madvise { at, advice, .. } => {
-            let Some((reg, name, off, len)) = r.range(t, at, true, u64::MAX) else { return };
+            let Some((_, name, off, len)) = r.range(t, at, true, u64::MAX) else { return };
             let advice = ADVICES[advice as usize % ADVICES.len()];
-            // MADV_WIPEONFORK only on private anon memory: the model
-            // accepts it elsewhere (divergences.md §6).
-            if advice == "wipeonfork" && !matches!(r.objs[reg].1, Obj::Region { anon: true, .. }) {
-                return;
-            }
             r.step(t, format!("madvise {} {advice}", range_text(&name, off, len)));
         }
         FOp::Munmap { at, .. } => {
@@ -685,22 +635,17 @@ fn render_op(r: &mut Render, op: &FOp) {
             }
         }
         FOp::Mremap { at, pages, .. } => {
-            // Private anon only: hugetlb wants 2M lengths, and the model
-            // lets a grown shared mapping reach past the end of its shmem
-            // object (divergences.md §14). Not with mTHP on: where a moved
-            // range lands decides whether an mTHP fits there.
+            // Not hugetlb, which wants 2M lengths. Not with mTHP on: where a
+            // moved range lands decides whether an mTHP fits there.
             if r.small_thp {
                 return;
             }
-            // Not again: the model splits a range mremap grew and moved into
-            // two VMAs, so a second mremap of it fails (divergences.md §18).
-            let Some(reg) = r.pick(t, at.region, |o| matches!(o, Obj::Region { anon: true, moved: false, .. })) else { return };
+            let Some(reg) = r.pick(t, at.region, |o| matches!(o, Obj::Region { huge: false, .. })) else { return };
             let Some((_, name, off, len)) = r.range_in(reg, at, false, u64::MAX) else { return };
-            // Larger, up to twice: the model refuses a shrink or a same-size
-            // call whose old range spans several VMAs (divergences.md §7).
-            let new_len = len + (1 + pages as u64 % (len / PAGE)) * PAGE;
-            let Obj::Region { anon, none, .. } = r.objs[reg].1 else { return };
-            let new = r.new_obj(t, "R", Obj::Region { len: new_len, huge: false, anon, none, moved: true });
+            // From one page up to twice the length: shrinking, keeping the
+            // size or growing (which moves it).
+            let new_len = (1 + pages as u64 % (2 * len / PAGE)) * PAGE;
+            let new = r.new_obj(t, "R", Obj::Region { len: new_len, huge: false });
             // The old range may now be free, and whether a later mapping
             // lands there depends on each backend's address allocator.
             r.tasks[t].sees.retain(|&o| o != reg);
@@ -811,7 +756,7 @@ pub fn evaluate(c: &Case, live: &LiveOptions) -> Verdict {
     };
     // A documented model bug does not stop the comparison: what the kernel
     // and the model did can still differ in a new way.
-    if let Some(bug) = model_bug(&l).filter(|b| crate::known::model_bug(b).is_none()) {
+    if let Some(bug) = model_bug(&l) {
         return Verdict::ModelBug(bug);
     }
     let mut be = match LiveBackend::new(live.clone()) {
@@ -1087,7 +1032,7 @@ mod tests {
         #[test]
         fn the_model_runs_every_case_keeping_its_invariants(c in case()) {
             let l = loads(&c).map_err(TestCaseError::fail)?;
-            if let Some(bug) = model_bug(&l).filter(|b| crate::known::model_bug(b).is_none()) {
+            if let Some(bug) = model_bug(&l) {
                 prop_assert!(false, "{}\n--- scenario:\n{}", bug, render(&c));
             }
         }

@@ -12,7 +12,8 @@ impl Kernel {
     /// Collapses every PMD-sized, PMD-aligned range of `[start, end)` inside
     /// a private anonymous VMA into a new PMD-mapped THP. Like the kernel's
     /// MADV_COLLAPSE it ignores the sysfs `enabled` settings except `never`
-    /// for the PMD size (EINVAL, as MADV_NOHUGEPAGE; checked on this 6.18),
+    /// for the PMD size (EINVAL, as MADV_NOHUGEPAGE, or a VMA too small for
+    /// any aligned 2 MiB range; checked on this 6.18),
     /// and the max_ptes_* limits; a range with no whole aligned 2 MiB block
     /// has nothing to do and succeeds. It swaps pages in first, and
     /// fails (EAGAIN) if any page has references other than its mappings —
@@ -20,7 +21,10 @@ impl Kernel {
     /// to this mm; pages shared with other mms stay theirs.
     pub(crate) fn madvise_collapse(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) -> SysResult<()> {
         let pmd_never = matches!(self.settings.thp_mode(crate::kernel::THP_PMD_ORDER), ThpMode::Never | ThpMode::Inherit);
-        let refused = |v: &crate::vma::Vma| !v.is_anonymous() || v.nohugepage || v.hugetlb.is_some() || pmd_never;
+        // __thp_vma_allowable_orders() outside a fault also wants the VMA
+        // to hold at least one aligned PMD-sized range.
+        let holds_pmd = |v: &crate::vma::Vma| v.end >= PMD_SIZE && align_down(v.end - PMD_SIZE, PMD_SIZE) >= v.start;
+        let refused = |v: &crate::vma::Vma| !v.is_anonymous() || v.nohugepage || v.hugetlb.is_some() || pmd_never || !holds_pmd(v);
         if self.mm(mm).vmas.values().any(|v| v.start < end && start < v.end && refused(v)) {
             return Err(Errno::EINVAL.into());
         }
