@@ -1,5 +1,6 @@
 //! madvise(2) (mm/madvise.c).
 
+use crate::folio::MmId;
 use crate::kernel::Kernel;
 use crate::types::*;
 
@@ -44,6 +45,31 @@ impl Kernel {
     /// huge-aligned start, length rounded down); PAGEOUT reclaims to swap;
     /// COLLAPSE builds a PMD-mapped THP (`madvise_collapse()`); POPULATE_*
     /// faults pages in. Unmapped parts of the range give ENOMEM.
+    /// `madvise_populate()`: GUP with the VMA's own permissions and no
+    /// FOLL_FORCE, one VMA after the other in address order, stopping at
+    /// the first problem: a hole is ENOMEM, a VMA that refuses the access
+    /// (`check_vma_flags()`) EINVAL — what came before stays populated.
+    fn madvise_populate(&mut self, pid: Pid, mm: MmId, start: u64, end: u64, write: bool) -> SysResult<()> {
+        let mut a = start;
+        while a < end {
+            let Some(v) = self.mm(mm).vma(a).cloned() else { return Err(Errno::ENOMEM.into()) };
+            if !(v.prot.read && (v.prot.write || !write)) {
+                return Err(Errno::EINVAL.into());
+            }
+            while a < end.min(v.end) {
+                let ff = crate::memory::FaultFlags { write, unshare: false };
+                if let Err(e) = self.handle_mm_fault(pid, mm, a, ff) {
+                    return Err(match e {
+                        crate::memory::VmFault::Oom => Errno::ENOMEM.into(),
+                        _ => Errno::EFAULT.into(),
+                    });
+                }
+                a += PAGE_SIZE;
+            }
+        }
+        Ok(())
+    }
+
     pub fn madvise(&mut self, pid: Pid, addr: u64, len: u64, advice: Advice) -> SysResult<()> {
         let mm = self.mm_of(pid)?;
         if !is_aligned(addr, PAGE_SIZE) {
@@ -54,6 +80,9 @@ impl Kernel {
             return Ok(());
         }
         let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        if matches!(advice, Advice::PopulateRead | Advice::PopulateWrite) {
+            return self.madvise_populate(pid, mm, addr, end, advice == Advice::PopulateWrite);
+        }
         self.check_fully_mapped(mm, addr, end)?;
         match advice {
             Advice::DontNeed => {
@@ -72,27 +101,6 @@ impl Kernel {
                 Ok(())
             }
             Advice::Collapse => self.madvise_collapse(pid, mm, addr, end),
-            // madvise_populate(): GUP with the VMA's own permissions and no
-            // FOLL_FORCE; a VMA that refuses the access (check_vma_flags())
-            // is EINVAL.
-            Advice::PopulateRead | Advice::PopulateWrite => {
-                let write = advice == Advice::PopulateWrite;
-                if self.mm(mm).vmas.values().any(|v| v.start < end && addr < v.end && !(v.prot.read && (v.prot.write || !write))) {
-                    return Err(Errno::EINVAL.into());
-                }
-                let mut a = addr;
-                while a < end {
-                    let ff = crate::memory::FaultFlags { write, unshare: false };
-                    if let Err(e) = self.handle_mm_fault(pid, mm, a, ff) {
-                        return Err(match e {
-                            crate::memory::VmFault::Oom => Errno::ENOMEM.into(),
-                            _ => Errno::EFAULT.into(),
-                        });
-                    }
-                    a += PAGE_SIZE;
-                }
-                Ok(())
-            }
             _ => {
                 if advice == Advice::WipeOnFork
                     && self.mm(mm).vmas.values().any(|v| {

@@ -29,9 +29,17 @@ impl Kernel {
                 return Err(Errno::EACCES.into());
             }
         }
+        // mprotect_fixup(): a VMA that already has the protection is
+        // neither split nor touched (its huge PMDs stay whole).
+        if self.mm(mm).vmas.values().all(|v| !(v.start < end && addr < v.end) || v.prot == prot) {
+            return Ok(());
+        }
         self.split_vmas_around(mm, addr, end)?;
         let keys: Vec<u64> = self.mm(mm).vmas.range(addr..end).map(|(k, _)| *k).collect();
         for k in keys {
+            if self.mm(mm).vmas[&k].prot == prot {
+                continue;
+            }
             self.mm_mut(mm).vmas.get_mut(&k).expect("listed").prot = prot;
             let v = self.mm(mm).vmas[&k].clone();
             self.change_protection(mm, &v);

@@ -39,6 +39,17 @@ impl Kernel {
         if old + old_len > vma.end {
             return Err(Errno::EFAULT.into());
         }
+        // Grow in place when the range ends the VMA and the addresses after
+        // it are free (`vma_expandable()` → `vma_expand()`).
+        let grow_end = old.checked_add(new_len).ok_or(Errno::EINVAL)?;
+        if new_addr.is_none()
+            && old + old_len == vma.end
+            && grow_end <= TASK_SIZE
+            && !self.mm(mm).vmas.values().any(|v| v.start < grow_end && vma.end < v.end)
+        {
+            self.mm_mut(mm).vmas.get_mut(&vma.start).expect("looked up above").end = grow_end;
+            return Ok(old);
+        }
         if !maymove {
             return Err(Errno::ENOMEM.into());
         }
