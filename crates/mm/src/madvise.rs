@@ -83,7 +83,18 @@ impl Kernel {
         if matches!(advice, Advice::PopulateRead | Advice::PopulateWrite) {
             return self.madvise_populate(pid, mm, addr, end, advice == Advice::PopulateWrite);
         }
-        self.check_fully_mapped(mm, addr, end)?;
+        // madvise_walk_vmas(): holes do not stop the walk; the advice is
+        // applied to every mapped part and ENOMEM reported at the end.
+        let hole = self.check_fully_mapped(mm, addr, end).err();
+        if !self.mm(mm).vmas.values().any(|v| v.start < end && addr < v.end) {
+            return Err(Errno::ENOMEM.into());
+        }
+        self.madvise_mapped(pid, mm, addr, end, advice)?;
+        hole.map_or(Ok(()), Err)
+    }
+
+    /// The advice for the mapped parts of `[addr, end)`.
+    fn madvise_mapped(&mut self, pid: Pid, mm: MmId, addr: u64, end: u64, advice: Advice) -> SysResult<()> {
         match advice {
             Advice::DontNeed => {
                 let vmas: Vec<crate::vma::Vma> = self.mm(mm).vmas.values().filter(|v| v.start < end && addr < v.end).cloned().collect();

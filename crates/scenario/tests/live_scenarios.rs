@@ -12,7 +12,6 @@ use std::path::Path;
 const OPEN: &[(&str, &str)] = &[
     ("fuzz-shared-fault-around.cow", "§13: no fault-around in the model"),
     ("fuzz-madvise-collapse-open-einval-aligned-4k.cow", "§12: MADV_COLLAPSE EINVAL not modelled"),
-    ("fuzz-madvise-collapse-open-einval-hole.cow", "§12: MADV_COLLAPSE EINVAL not modelled"),
 ];
 
 #[test]
