@@ -52,22 +52,6 @@ fn show_runs(runs: &[(u8, u64)]) -> String {
     }
 }
 
-/// Contents as (byte, length) runs, whatever their representation.
-pub fn canon(c: &Contents) -> Vec<(u8, u64)> {
-    let mut out: Vec<(u8, u64)> = Vec::new();
-    let mut push = |b: u8, l: u64| match out.last_mut() {
-        Some((x, n)) if *x == b => *n += l,
-        _ => out.push((b, l)),
-    };
-    for r in c.runs() {
-        match r {
-            Run::Fill { byte, len } => push(*byte, *len),
-            Run::Bytes(v) => v.iter().for_each(|b| push(*b, 1)),
-        }
-    }
-    out
-}
-
 /// A place both backends can name: (task, region, offset in the region).
 pub type Place = (usize, usize, u64);
 
@@ -220,7 +204,7 @@ impl Backend for Recorder<'_> {
                 self.tasks.push(*t);
                 Outcome::Ok(format!("ok, task #{}", self.tasks.len() - 1))
             }
-            Ok(Ret::Data(c)) => Outcome::Data(canon(c)),
+            Ok(Ret::Data(c)) => Outcome::Data(c.byte_runs()),
             Ok(Ret::Count(n)) => Outcome::Ok(format!("ok, {n} bytes")),
             Ok(_) => Outcome::Ok("ok".into()),
             Err(Failure::Errno(e)) => Outcome::Errno(e.clone()),
@@ -610,14 +594,6 @@ fn kernel_skipped_pud_fork(l: &scenario::Loaded, names: &Names, lreport: &Report
 mod tests {
     use super::*;
     use scenario::model::ModelBackend;
-
-    #[test]
-    fn canon_merges_fill_and_bytes() {
-        let mut a = Contents::default();
-        a.push_fill(0, 3);
-        a.push_bytes(&[0, 0, 1]);
-        assert_eq!(canon(&a), vec![(0, 5), (1, 1)]);
-    }
 
     #[test]
     fn model_against_itself_has_no_divergence() {

@@ -3,10 +3,11 @@
 //! `cowlab diff` and `cowlab fuzz` must tell a new disagreement between the
 //! model and the kernel from one that has been investigated and written
 //! up. Each rule here recognises one documented entry by the shape of the
-//! observations (never by scenario text, so it also catches the entry in
-//! scenarios nobody wrote by hand) and names its section. A rule matches
-//! only the observation the entry explains; anything the documented cause
-//! leads to further down a scenario is still reported as new.
+//! observations (and, for §1, by whether the scenario sets up a 1 GiB pool,
+//! because the observed facts do not carry a page size) and names its
+//! section. A rule matches only the observation the entry explains;
+//! anything the documented cause leads to further down a scenario is still
+//! reported as new — except for §1, below.
 //!
 //! §1 (6.18's fork sometimes skips a 1 GiB hugetlb entry) has no shape of
 //! its own: a child without the mapping, zeroed data, odd exclusive bits.

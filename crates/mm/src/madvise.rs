@@ -44,7 +44,31 @@ impl Kernel {
     /// WIPEONFORK on private anon only, HUGEPAGE…); DONTNEED zaps (hugetlb:
     /// huge-aligned start, length rounded down); PAGEOUT reclaims to swap;
     /// COLLAPSE builds a PMD-mapped THP (`madvise_collapse()`); POPULATE_*
-    /// faults pages in. Unmapped parts of the range give ENOMEM.
+    /// faults pages in. Unmapped parts of the range give ENOMEM, after the
+    /// advice was applied to the mapped parts (POPULATE stops at the hole).
+    pub fn madvise(&mut self, pid: Pid, addr: u64, len: u64, advice: Advice) -> SysResult<()> {
+        let mm = self.mm_of(pid)?;
+        if !is_aligned(addr, PAGE_SIZE) {
+            return Err(Errno::EINVAL.into());
+        }
+        let len = len.next_multiple_of(PAGE_SIZE);
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        if matches!(advice, Advice::PopulateRead | Advice::PopulateWrite) {
+            return self.madvise_populate(pid, mm, addr, end, advice == Advice::PopulateWrite);
+        }
+        // madvise_walk_vmas(): holes do not stop the walk; the advice is
+        // applied to every mapped part and ENOMEM reported at the end.
+        let hole = self.check_fully_mapped(mm, addr, end).err();
+        if !self.mm(mm).vmas.values().any(|v| v.start < end && addr < v.end) {
+            return Err(Errno::ENOMEM.into());
+        }
+        self.madvise_mapped(pid, mm, addr, end, advice)?;
+        hole.map_or(Ok(()), Err)
+    }
+
     /// `madvise_populate()`: GUP with the VMA's own permissions and no
     /// FOLL_FORCE, one VMA after the other in address order, stopping at
     /// the first problem: a hole is ENOMEM, a VMA that refuses the access
@@ -68,29 +92,6 @@ impl Kernel {
             }
         }
         Ok(())
-    }
-
-    pub fn madvise(&mut self, pid: Pid, addr: u64, len: u64, advice: Advice) -> SysResult<()> {
-        let mm = self.mm_of(pid)?;
-        if !is_aligned(addr, PAGE_SIZE) {
-            return Err(Errno::EINVAL.into());
-        }
-        let len = len.next_multiple_of(PAGE_SIZE);
-        if len == 0 {
-            return Ok(());
-        }
-        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
-        if matches!(advice, Advice::PopulateRead | Advice::PopulateWrite) {
-            return self.madvise_populate(pid, mm, addr, end, advice == Advice::PopulateWrite);
-        }
-        // madvise_walk_vmas(): holes do not stop the walk; the advice is
-        // applied to every mapped part and ENOMEM reported at the end.
-        let hole = self.check_fully_mapped(mm, addr, end).err();
-        if !self.mm(mm).vmas.values().any(|v| v.start < end && addr < v.end) {
-            return Err(Errno::ENOMEM.into());
-        }
-        self.madvise_mapped(pid, mm, addr, end, advice)?;
-        hole.map_or(Ok(()), Err)
     }
 
     /// The advice for the mapped parts of `[addr, end)`.

@@ -560,6 +560,14 @@ mod tests {
     use super::Contents;
 
     #[test]
+    fn byte_runs_merge_fills_and_bytes() {
+        let mut a = Contents::default();
+        a.push_fill(0, 3);
+        a.push_bytes(&[0, 0, 1]);
+        assert_eq!(a.byte_runs(), vec![(0, 5), (1, 1)]);
+    }
+
+    #[test]
     fn a_prefix_compares_byte_by_byte_whatever_the_runs() {
         let mut whole = Contents::fill(1, 4);
         whole.push_bytes(&[2, 2, 3]);
