@@ -36,6 +36,7 @@ pub mod swap;
 pub mod task_mmu;
 pub mod types;
 pub mod uaccess;
+pub mod view;
 pub mod vma;
 
 pub use contents::Contents;

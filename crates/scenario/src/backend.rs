@@ -553,6 +553,13 @@ pub trait Backend {
     /// The backend's own consistency check after each step (the model's
     /// invariants); `Err` is a failure of the step.
     fn self_check(&mut self) -> Result<(), String>;
+
+    /// The whole state after a step, for pictures and the JSON trace: only
+    /// a model can see it, and only when asked (it costs a walk of every
+    /// page table), so the default is `None`.
+    fn state_view(&mut self) -> Option<mm::view::StateView> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub struct ModelBackend {
     /// Run `check_invariants()` after every step (on unless a bulk run such
     /// as `cowlab selftest` turns it off for speed; tests keep it on).
     self_check: bool,
+    /// Describe the whole state after every step (`Backend::state_view`).
+    state_views: bool,
 }
 
 impl Default for ModelBackend {
@@ -38,8 +40,14 @@ impl ModelBackend {
         self
     }
 
+    /// Turns on the state description after every step (for pictures).
+    pub fn with_state_views(mut self, on: bool) -> ModelBackend {
+        self.state_views = on;
+        self
+    }
+
     pub fn new() -> ModelBackend {
-        ModelBackend { kernel: Kernel::new(Policy::default()), pins: BTreeMap::new(), next_pin: 1, self_check: true }
+        ModelBackend { kernel: Kernel::new(Policy::default()), pins: BTreeMap::new(), next_pin: 1, self_check: true, state_views: false }
     }
 
     /// The kernel, for tests that want to look deeper than the trait allows.
@@ -390,5 +398,9 @@ impl Backend for ModelBackend {
             return Ok(());
         }
         self.kernel.check_invariants().map_err(|v| v.to_string())
+    }
+
+    fn state_view(&mut self) -> Option<mm::view::StateView> {
+        self.state_views.then(|| self.kernel.view())
     }
 }

@@ -46,6 +46,10 @@ pub struct StepReport {
     /// Counter changes of the pages the step touched.
     pub deltas: Vec<String>,
     pub checks: Vec<Check>,
+    /// The whole state after the step, when the backend was asked for it
+    /// (`ModelBackend::with_state_views`): what `cowlab run --html` draws.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<mm::view::StateView>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -70,9 +74,15 @@ pub struct Summary {
     pub skipped: usize,
 }
 
+/// The version of the JSON trace ([`Report::to_json`]); docs/trace-format.md
+/// describes it. Bumped when a field changes meaning or goes away.
+pub const TRACE_VERSION: u32 = 1;
+
 /// The result of running one scenario file.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// [`TRACE_VERSION`] (serialised first, so readers can check it).
+    pub trace_version: u32,
     pub file: String,
     pub backend: String,
     pub profile: String,
@@ -83,6 +93,8 @@ pub struct Report {
     pub skip_reason: Option<String>,
     pub entries: Vec<Entry>,
     pub summary: Summary,
+    /// The scenario's name of each backend task id (the model's pid).
+    pub task_names: std::collections::BTreeMap<u32, String>,
 }
 
 impl Report {

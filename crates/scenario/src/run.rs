@@ -90,6 +90,7 @@ pub fn run(src: &Source, sc: &Scenario, checked: &Checked, be: &mut dyn Backend,
         knob_spans.push(None);
     }
     let mut report = Report {
+        trace_version: crate::report::TRACE_VERSION,
         file: src.name.clone(),
         backend: be.name().to_string(),
         profile: profile.clone(),
@@ -98,6 +99,7 @@ pub fn run(src: &Source, sc: &Scenario, checked: &Checked, be: &mut dyn Backend,
         skip_reason: None,
         entries: Vec::new(),
         summary: Summary::default(),
+        task_names: BTreeMap::new(),
     };
 
     // Operations the backend cannot perform make the whole scenario moot.
@@ -174,7 +176,8 @@ pub fn run(src: &Source, sc: &Scenario, checked: &Checked, be: &mut dyn Backend,
             },
             ItemKind::Step(step) => {
                 let n = checked.step_of_item.get(idx).copied().flatten().unwrap_or(0);
-                let sr = run_step(src, item, step, n, checked, be, &mut env);
+                let mut sr = run_step(src, item, step, n, checked, be, &mut env);
+                sr.state = be.state_view();
                 report.entries.push(Entry::Step(sr));
                 if let Some(locs) = checked.snapshots.get(&n) {
                     for l in locs {
@@ -189,6 +192,7 @@ pub fn run(src: &Source, sc: &Scenario, checked: &Checked, be: &mut dyn Backend,
             }
         }
     }
+    report.task_names = env.names_of.iter().map(|(id, n)| (id.0, n.clone())).collect();
     report.finish();
     Ok(report)
 }
@@ -560,6 +564,7 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
         kernel: Vec::new(),
         deltas: Vec::new(),
         checks: Vec::new(),
+        state: None,
     };
     let expect = step.expect.as_ref();
     let exp_text = |e: &Spanned<StepExpect>| format!("expect {}", src.snippet(e.span));

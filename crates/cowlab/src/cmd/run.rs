@@ -10,9 +10,15 @@ pub struct Args {
     /// Only print failures and one result line per scenario.
     #[arg(long)]
     quiet: bool,
-    /// One JSON document per scenario (one per line) instead of the trace.
+    /// One JSON document per scenario (one per line) instead of the trace:
+    /// the versioned trace of docs/trace-format.md, with the whole state
+    /// after every step.
     #[arg(long)]
     json: bool,
+    /// Also write the step-through page (one self-contained HTML file:
+    /// every step's state as a diagram) to OUT; needs exactly one file.
+    #[arg(long, value_name = "OUT.html")]
+    html: Option<String>,
     /// Kernel profile to model (overrides the file's `profile`).
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
@@ -33,6 +39,10 @@ pub fn parse_knob(s: &str) -> Result<(String, String), String> {
 
 pub fn main(a: Args) -> u8 {
     let opts = RunOptions { profile: a.profile.clone(), knobs: a.set.clone() };
+    if a.html.is_some() && a.files.len() != 1 {
+        eprintln!("cowlab run: --html draws one scenario; {} files were given", a.files.len());
+        return EXIT_USAGE;
+    }
     let mut usage = false;
     let mut failed = false;
     for f in &a.files {
@@ -40,7 +50,7 @@ pub fn main(a: Args) -> u8 {
             usage = true;
             continue;
         };
-        let mut backend = scenario::model::ModelBackend::new();
+        let mut backend = scenario::model::ModelBackend::new().with_state_views(a.json || a.html.is_some());
         match scenario::run_loaded(&l, &mut backend, &opts) {
             Ok(report) => {
                 if a.json {
@@ -50,6 +60,12 @@ pub fn main(a: Args) -> u8 {
                 }
                 if report.status == Status::Fail {
                     failed = true;
+                }
+                if let Some(out) = &a.html {
+                    if let Err(e) = std::fs::write(out, picture::report_page(&report)) {
+                        eprintln!("cowlab run: cannot write {out}: {e}");
+                        usage = true;
+                    }
                 }
             }
             Err(diags) => {

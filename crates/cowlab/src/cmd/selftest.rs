@@ -26,6 +26,11 @@ pub struct Args {
     /// Also write every generated test as a scenario file into DIR.
     #[arg(long, value_name = "DIR")]
     emit_scenarios: Option<String>,
+    /// Also write every test's step-through page (cowlab run --html) into
+    /// DIR: the test run once more on the model with the whole state drawn
+    /// after every step.
+    #[arg(long, value_name = "DIR")]
+    emit_html: Option<String>,
     /// Check the model's invariants after every step (slower).
     #[arg(long)]
     check_invariants: bool,
@@ -76,6 +81,12 @@ pub fn main(a: Args) -> u8 {
         let tests = suites::generate(suite, &cfg);
         if let Some(dir) = &a.emit_scenarios {
             if let Err(e) = emit(dir, &tests) {
+                eprintln!("cowlab: {e}");
+                return EXIT_USAGE;
+            }
+        }
+        if let Some(dir) = &a.emit_html {
+            if let Err(e) = emit_html(dir, &tests, &opts) {
                 eprintln!("cowlab: {e}");
                 return EXIT_USAGE;
             }
@@ -136,6 +147,19 @@ fn emit(dir: &str, tests: &[SelfTest]) -> Result<(), String> {
     for t in tests {
         let path = std::path::Path::new(dir).join(t.file_name());
         std::fs::write(&path, &t.scenario).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn emit_html(dir: &str, tests: &[SelfTest], opts: &RunOptions) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {dir}: {e}"))?;
+    for t in tests {
+        let mut be = scenario::model::ModelBackend::new().with_state_views(true);
+        let (_, report) = suites::run(t, &mut be, opts).map_err(|e| format!("{}: {e}", t.description))?;
+        let title = format!("{} {} — {}", t.suite.name(), t.number, t.description);
+        let page = picture::page(&title, &[("model".to_string(), &report)], picture::Columns::PerReport);
+        let path = std::path::Path::new(dir).join(t.file_name().replace(".cow", ".html"));
+        std::fs::write(&path, page).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
 }
