@@ -1,6 +1,7 @@
 //! `cowlab selftest`: the kernel's cow and gup_longterm selftests, run as
 //! generated scenarios on the model, printed as kselftest prints them.
 use super::{EXIT_FAIL, EXIT_OK, EXIT_USAGE};
+use rayon::prelude::*;
 use scenario::RunOptions;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -42,23 +43,29 @@ pub struct Args {
     backend: String,
 }
 
-/// Runs one suite test by test, each on a fresh backend (for the live
-/// kernel: fresh processes, settings restored between tests). A backend
-/// that cannot start (not root, …) skips the test with its reason.
+/// Runs one suite test by test, each on a fresh backend, results in the
+/// suite's order. On the model the tests are independent kernels, so they
+/// run in parallel across cores; on the live kernel one after another
+/// (fresh processes, settings restored between tests; the machine lock
+/// allows one live run at a time). A live backend that cannot start (not
+/// root, …) skips the test with its reason.
 pub fn run_suite(tests: &[SelfTest], opts: &RunOptions, check_invariants: bool, live: bool) -> Result<Vec<Judged>, String> {
+    let judged =
+        |t: &SelfTest, r: Result<(Judged, scenario::Report), String>| r.map(|(j, _)| j).map_err(|e| format!("{}: {e}", t.description));
+    if live {
+        return tests
+            .iter()
+            .map(|t| match live::LiveBackend::new(live::LiveOptions::default()) {
+                Ok(mut be) => judged(t, suites::run(t, &mut be, opts)),
+                Err(e) => Ok(Judged { outcome: Outcome::Skip, messages: vec![e], raw: None }),
+            })
+            .collect();
+    }
     tests
-        .iter()
+        .par_iter()
         .map(|t| {
-            let r = if live {
-                match live::LiveBackend::new(live::LiveOptions::default()) {
-                    Ok(mut be) => suites::run(t, &mut be, opts),
-                    Err(e) => return Ok(Judged { outcome: Outcome::Skip, messages: vec![e], raw: None }),
-                }
-            } else {
-                let mut be = scenario::model::ModelBackend::new().with_self_check(check_invariants);
-                suites::run(t, &mut be, opts)
-            };
-            r.map(|(j, _)| j).map_err(|e| format!("{}: {e}", t.description))
+            let mut be = scenario::model::ModelBackend::new().with_self_check(check_invariants);
+            judged(t, suites::run(t, &mut be, opts))
         })
         .collect()
 }
