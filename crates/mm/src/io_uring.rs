@@ -10,7 +10,7 @@
 //! accounting, huge-page coalescing of buffers, the submission queue itself.
 
 use crate::events::EventKind;
-use crate::folio::FolioId;
+use crate::folio::{FolioId, InodeId};
 use crate::gup::GupFlags;
 use crate::kernel::{File, Kernel, RingId};
 use crate::types::*;
@@ -107,6 +107,13 @@ impl Kernel {
         Ok((b, addr - page_align_down(b.addr)))
     }
 
+    /// What a fixed-buffer read and write both start with: the ring behind
+    /// `ring`, then the file behind `file`; a failed lookup is the call's
+    /// errno.
+    fn fixed_op_fds(&self, pid: Pid, ring: Fd, file: Fd) -> SysResult<(RingId, InodeId)> {
+        Ok((self.ring_of_fd(pid, ring)?, self.inode_of_fd(pid, file)?))
+    }
+
     /// IORING_OP_WRITE_FIXED: file ← pinned buffer.
     #[allow(clippy::too_many_arguments)]
     pub fn io_uring_write_fixed(
@@ -119,8 +126,7 @@ impl Kernel {
         addr: u64,
         len: u64,
     ) -> SysResult<u64> {
-        let r = self.ring_of_fd(pid, ring)?;
-        let ino = self.inode_of_fd(pid, file)?;
+        let (r, ino) = self.fixed_op_fds(pid, ring, file)?;
         let (b, off) = self.fixed_range(r, index, addr, len)?;
         let data = self.read_pages(&b.pages, off, len);
         self.file_write(ino, file_off, &data)?;
@@ -139,8 +145,7 @@ impl Kernel {
         addr: u64,
         len: u64,
     ) -> SysResult<u64> {
-        let r = self.ring_of_fd(pid, ring)?;
-        let ino = self.inode_of_fd(pid, file)?;
+        let (r, ino) = self.fixed_op_fds(pid, ring, file)?;
         let data = self.file_read(ino, file_off, len);
         let (b, off) = self.fixed_range(r, index, addr, data.len())?;
         let pages = b.pages.clone();
