@@ -25,7 +25,9 @@
 //! libraries) is refused, so a scenario can fault or fail but never corrupt
 //! the agent.
 
-use crate::proto::{self, Chunk, Cmd, Data, Op, PageInfo, ProtP, Reply, Ret};
+use crate::proto::{self, Cmd, PageInfo, Reply, Ret};
+use scenario::ast::{Advice, Prot};
+use scenario::backend::{Call, Contents, Fd, MmapCall};
 use io_uring::{opcode, types, IoUring};
 use rustix::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::collections::BTreeMap;
@@ -66,15 +68,15 @@ fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
-fn prot_bits(p: ProtP) -> i32 {
+fn prot_bits(p: Prot) -> i32 {
     let mut v = libc::PROT_NONE;
-    if p.r {
+    if p.read {
         v |= libc::PROT_READ;
     }
-    if p.w {
+    if p.write {
         v |= libc::PROT_WRITE;
     }
-    if p.x {
+    if p.exec {
         v |= libc::PROT_EXEC;
     }
     v
@@ -264,7 +266,7 @@ impl Agent {
                 }
                 Cmd::Shutdown => Reply::Error("only the zygote shuts down".into()),
                 Cmd::Page { addr } => Reply::Ok(Ret::Page(page_info(addr))),
-                Cmd::Op(Op::Exit) => {
+                Cmd::Op(Call::Exit) => {
                     let _ = proto::send(self.sock.as_fd(), &Reply::Ok(Ret::Done));
                     // SAFETY: as above.
                     unsafe { libc::_exit(0) }
@@ -309,9 +311,9 @@ impl Agent {
         Some(Reply::Ok(Ret::Pid(pid)))
     }
 
-    fn op(&mut self, op: Op) -> Reply {
-        match op {
-            Op::Mmap { addr, len, prot, shared, fixed, noreserve, hugetlb, populate, file } => {
+    fn op(&mut self, call: Call) -> Reply {
+        match call {
+            Call::Mmap(MmapCall { addr, len, prot, shared, fixed, noreserve, hugetlb, populate, file }) => {
                 let mut flags = if shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
                 if file.is_none() {
                     flags |= libc::MAP_ANONYMOUS;
@@ -331,7 +333,7 @@ impl Agent {
                 if let Some(h) = hugetlb {
                     flags |= libc::MAP_HUGETLB | ((h.trailing_zeros() as i32) << libc::MAP_HUGE_SHIFT);
                 }
-                let (fd, off) = file.unwrap_or((-1, 0));
+                let (fd, off) = file.map_or((-1, 0), |(f, o)| (f.0, o));
                 // SAFETY: a new mapping, or MAP_FIXED over scenario memory
                 // only (checked above); nothing in this process refers to it.
                 let r = unsafe {
@@ -345,7 +347,7 @@ impl Agent {
                 self.regions.add(a, a.saturating_add(len.div_ceil(unit).saturating_mul(unit)));
                 Reply::Ok(Ret::Addr(a))
             }
-            Op::Munmap { addr, len } => {
+            Call::Munmap { addr, len } => {
                 if touches_foreign(&self.regions, addr, len) {
                     return refuse();
                 }
@@ -356,7 +358,7 @@ impl Agent {
                 self.regions.remove(addr, addr.saturating_add(len.div_ceil(PAGE) * PAGE));
                 Reply::Ok(Ret::Done)
             }
-            Op::Mprotect { addr, len, prot } => {
+            Call::Mprotect { addr, len, prot } => {
                 if touches_foreign(&self.regions, addr, len) {
                     return refuse();
                 }
@@ -364,15 +366,15 @@ impl Agent {
                 let r = unsafe { libc::mprotect(addr as *mut libc::c_void, len as usize, prot_bits(prot)) };
                 done_or_errno(r)
             }
-            Op::Madvise { addr, len, advice } => {
+            Call::Madvise { addr, len, advice } => {
                 if touches_foreign(&self.regions, addr, len) {
                     return refuse();
                 }
                 // SAFETY: scenario memory only.
-                let r = unsafe { libc::madvise(addr as *mut libc::c_void, len as usize, advice) };
+                let r = unsafe { libc::madvise(addr as *mut libc::c_void, len as usize, madv(advice)) };
                 done_or_errno(r)
             }
-            Op::Mremap { old_addr, old_len, new_len, new_addr } => {
+            Call::Mremap { old_addr, old_len, new_len, new_addr } => {
                 if touches_foreign(&self.regions, old_addr, old_len) || new_addr.is_some_and(|n| touches_foreign(&self.regions, n, new_len))
                 {
                     return refuse();
@@ -399,24 +401,29 @@ impl Agent {
                 self.regions.add(a, a.saturating_add(new_len.div_ceil(PAGE) * PAGE));
                 Reply::Ok(Ret::Addr(a))
             }
-            Op::Exit => Reply::Error("exit is handled by the loop".into()),
-            Op::WriteMem { addr, data } => {
-                let len = data_len(&data);
+            Call::Exit => Reply::Error("exit is handled by the loop".into()),
+            // The controller sends fork as its own command and keeps GUP
+            // calls (model-only) to itself.
+            Call::Fork | Call::Gup { .. } | Call::Unpin { .. } | Call::ReadPinned { .. } => {
+                Reply::Error("not an agent operation".into())
+            }
+            Call::WriteMem { addr, data } => {
+                let len = data.len();
                 if touches_foreign(&self.regions, addr, len) {
                     return refuse();
                 }
                 let mut p = addr;
-                for ch in &data {
+                for run in data.runs() {
                     // SAFETY: scenario memory or nothing (checked above); a
                     // fault here is the scenario's signal, reported by the
                     // handler.
                     unsafe {
-                        match ch {
-                            Chunk::Fill(b, l) => {
-                                std::ptr::write_bytes(p as *mut u8, *b, *l as usize);
+                        match run {
+                            Ok((b, l)) => {
+                                std::ptr::write_bytes(p as *mut u8, b, l as usize);
                                 p += l;
                             }
-                            Chunk::Bytes(v) => {
+                            Err(v) => {
                                 std::ptr::copy_nonoverlapping(v.as_ptr(), p as *mut u8, v.len());
                                 p += v.len() as u64;
                             }
@@ -425,11 +432,11 @@ impl Agent {
                 }
                 Reply::Ok(Ret::Done)
             }
-            Op::ReadMem { addr, len } => {
+            Call::ReadMem { addr, len } => {
                 if touches_foreign(&self.regions, addr, len) {
                     return refuse();
                 }
-                let mut out = scenario::backend::Contents::default();
+                let mut out = Vec::new();
                 let mut buf = vec![0u8; PAGE as usize];
                 let mut off = 0;
                 while off < len {
@@ -442,13 +449,13 @@ impl Agent {
                     push(&mut out, &buf[..n]);
                     off += n as u64;
                 }
-                Reply::Ok(Ret::Data(proto::data_from(&out)))
+                Reply::Ok(Ret::Data(Contents::concat(&out)))
             }
-            Op::Pipe => match rustix::pipe::pipe() {
+            Call::Pipe => match rustix::pipe::pipe() {
                 Ok((r, w)) => Reply::Ok(Ret::Pipe(r.into_raw_fd(), w.into_raw_fd())),
                 Err(e) => Reply::Errno(e.raw_os_error()),
             },
-            Op::Vmsplice { fd, addr, len } => {
+            Call::Vmsplice { fd: Fd(fd), addr, len } => {
                 let iov = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: len as usize };
                 // NONBLOCK: a full pipe answers EAGAIN (as the model does)
                 // instead of hanging the task.
@@ -456,9 +463,9 @@ impl Agent {
                 let r = unsafe { libc::vmsplice(fd, &iov, 1, libc::SPLICE_F_NONBLOCK) };
                 count_or_errno(r as i64)
             }
-            Op::ReadFd { fd, len } => read_fd_nonblocking(fd, len),
-            Op::WriteFd { fd, data } => {
-                let bytes = flatten(&data);
+            Call::ReadFd { fd: Fd(fd), len } => read_fd_nonblocking(fd, len),
+            Call::WriteFd { fd: Fd(fd), data } => {
+                let bytes = data.to_vec();
                 let mut done = 0usize;
                 while done < bytes.len() {
                     // SAFETY: a valid buffer of the given length.
@@ -473,8 +480,8 @@ impl Agent {
                 }
                 Reply::Ok(Ret::Count(done as u64))
             }
-            Op::Pread { fd, offset, len } => {
-                let mut out = scenario::backend::Contents::default();
+            Call::Pread { fd: Fd(fd), offset, len } => {
+                let mut out = Vec::new();
                 let mut buf = vec![0u8; 1 << 16];
                 let mut off = 0u64;
                 while off < len {
@@ -492,10 +499,10 @@ impl Agent {
                     }
                     off += r as u64;
                 }
-                Reply::Ok(Ret::Data(proto::data_from(&out)))
+                Reply::Ok(Ret::Data(Contents::concat(&out)))
             }
-            Op::Pwrite { fd, offset, data } => {
-                let bytes = flatten(&data);
+            Call::Pwrite { fd: Fd(fd), offset, data } => {
+                let bytes = data.to_vec();
                 let mut done = 0usize;
                 while done < bytes.len() {
                     // SAFETY: a valid buffer.
@@ -509,7 +516,7 @@ impl Agent {
                 }
                 Reply::Ok(Ret::Count(done as u64))
             }
-            Op::Memfd { size, hugetlb } => {
+            Call::Memfd { size, hugetlb } => {
                 let mut flags = 0u32;
                 if let Some(h) = hugetlb {
                     flags = libc::MFD_HUGETLB | (h.trailing_zeros() << libc::MFD_HUGE_SHIFT);
@@ -519,7 +526,7 @@ impl Agent {
                     Err(e) => Reply::Errno(e.raw_os_error()),
                 }
             }
-            Op::Tmpfile { size, local } => {
+            Call::Tmpfile { size, local } => {
                 // The agent's working directory is cowlab's.
                 let dir = if local { ".".into() } else { std::env::var("COWLAB_LIVE_TMPDIR").unwrap_or_else(|_| "/tmp".into()) };
                 match rustix::fs::open(
@@ -534,7 +541,7 @@ impl Agent {
                     Err(e) => Reply::Errno(e.raw_os_error()),
                 }
             }
-            Op::IoUringSetup => match IoUring::new(1) {
+            Call::IoUringSetup => match IoUring::new(1) {
                 Ok(r) => {
                     let fd = r.as_raw_fd();
                     self.rings.insert(fd, r);
@@ -542,7 +549,7 @@ impl Agent {
                 }
                 Err(e) => Reply::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
             },
-            Op::IoUringRegister { ring, bufs } => {
+            Call::IoUringRegister { ring: Fd(ring), bufs } => {
                 let Some(r) = self.rings.get(&ring) else {
                     return Reply::Errno(libc::EBADF);
                 };
@@ -556,14 +563,16 @@ impl Agent {
                     Err(e) => Reply::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
                 }
             }
-            Op::IoUringUnregister { ring } => match self.rings.get(&ring) {
+            Call::IoUringUnregister { ring: Fd(ring) } => match self.rings.get(&ring) {
                 Some(r) => match r.submitter().unregister_buffers() {
                     Ok(()) => Reply::Ok(Ret::Done),
                     Err(e) => Reply::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
                 },
                 None => Reply::Errno(libc::EBADF),
             },
-            Op::IoUringFixed { write, ring, buf_index, fd, file_offset, addr, len } => {
+            Call::IoUringWriteFixed { ring: Fd(ring), buf_index, fd: Fd(fd), file_offset, addr, len }
+            | Call::IoUringReadFixed { ring: Fd(ring), buf_index, fd: Fd(fd), file_offset, addr, len } => {
+                let write = matches!(call, Call::IoUringWriteFixed { .. });
                 let Some(r) = self.rings.get_mut(&ring) else {
                     return Reply::Errno(libc::EBADF);
                 };
@@ -586,7 +595,7 @@ impl Agent {
                     None => Reply::Error("io_uring: no completion".into()),
                 }
             }
-            Op::ClearSoftDirty => match std::fs::write("/proc/self/clear_refs", "4") {
+            Call::ClearSoftDirty => match std::fs::write("/proc/self/clear_refs", "4") {
                 Ok(()) => Reply::Ok(Ret::Done),
                 Err(e) => Reply::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
             },
@@ -642,7 +651,7 @@ fn read_fd_nonblocking(fd: i32, len: u64) -> Reply {
     // SAFETY: as above. Steps are sequential, so no other task is using
     // the shared file description while the flag is set.
     unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) };
-    let mut out = scenario::backend::Contents::default();
+    let mut out = Vec::new();
     let mut buf = vec![0u8; PAGE as usize];
     let mut got = 0u64;
     let mut err = None;
@@ -666,35 +675,35 @@ fn read_fd_nonblocking(fd: i32, len: u64) -> Reply {
     unsafe { libc::fcntl(fd, libc::F_SETFL, fl) };
     match err {
         Some(e) => Reply::Errno(e),
-        None => Reply::Ok(Ret::Data(proto::data_from(&out))),
+        None => Reply::Ok(Ret::Data(Contents::concat(&out))),
     }
 }
 
-fn push(out: &mut scenario::backend::Contents, piece: &[u8]) {
-    match piece.first() {
-        Some(&b0) if piece.iter().all(|&b| b == b0) => out.push_fill(b0, piece.len() as u64),
-        _ => out.push_bytes(piece),
-    }
+/// One piece of a read: whole pages become fills in `Contents`'s
+/// canonical form, so a 1 GiB read of one byte value stays small; the
+/// pieces are joined once at the end.
+fn push(out: &mut Vec<Contents>, piece: &[u8]) {
+    out.push(Contents::from_bytes(piece));
 }
 
-fn data_len(d: &Data) -> u64 {
-    d.iter()
-        .map(|c| match c {
-            Chunk::Fill(_, l) => *l,
-            Chunk::Bytes(v) => v.len() as u64,
-        })
-        .sum()
-}
-
-fn flatten(d: &Data) -> Vec<u8> {
-    let mut v = Vec::new();
-    for c in d {
-        match c {
-            Chunk::Fill(b, l) => v.resize(v.len() + *l as usize, *b),
-            Chunk::Bytes(x) => v.extend_from_slice(x),
-        }
+/// The MADV_* number of an advice.
+fn madv(a: Advice) -> i32 {
+    match a {
+        Advice::Dontneed => libc::MADV_DONTNEED,
+        Advice::Free => libc::MADV_FREE,
+        Advice::Remove => libc::MADV_REMOVE,
+        Advice::Dontfork => libc::MADV_DONTFORK,
+        Advice::Dofork => libc::MADV_DOFORK,
+        Advice::Wipeonfork => libc::MADV_WIPEONFORK,
+        Advice::Keeponfork => libc::MADV_KEEPONFORK,
+        Advice::Hugepage => libc::MADV_HUGEPAGE,
+        Advice::Nohugepage => libc::MADV_NOHUGEPAGE,
+        Advice::Collapse => 25,
+        Advice::Pageout => libc::MADV_PAGEOUT,
+        Advice::Cold => libc::MADV_COLD,
+        Advice::PopulateRead => 22,
+        Advice::PopulateWrite => 23,
     }
-    v
 }
 
 fn pread_u64(path: &str, index: u64) -> Option<u64> {

@@ -5,7 +5,7 @@
 //! to one agent with a time bound; a task that does not answer in time is
 //! killed (through its pidfd, so only that very process).
 
-use crate::proto::{self, Cmd, Op, PageInfo, Reply, Ret as R};
+use crate::proto::{self, Cmd, PageInfo, Reply, Ret as R};
 use crate::settings::{self, Settings};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::{AsFd, AsRawFd, OwnedFd};
@@ -275,7 +275,7 @@ impl LiveBackend {
             t.sock = None;
             return Err(Failure::Backend(format!("no answer within {} s; the task was killed", timeout.as_secs_f64())));
         }
-        let exit = matches!(cmd, Cmd::Op(Op::Exit));
+        let exit = matches!(cmd, Cmd::Op(Call::Exit));
         let deadline = Instant::now() + timeout;
         match proto::recv::<Reply>(sock.as_fd()) {
             Ok(Some(Reply::Killed(sig))) => {
@@ -386,57 +386,6 @@ pub fn page_obs(p: &PageInfo) -> Option<PageObs> {
         exclusive: present && p.pagemap >> 56 & 1 == 1,
         anon_exclusive: None,
         writable: None,
-    })
-}
-
-fn op_of(call: &Call) -> Result<Op, Failure> {
-    Ok(match call {
-        Call::Mmap(m) => Op::Mmap {
-            addr: m.addr,
-            len: m.len,
-            prot: m.prot.into(),
-            shared: m.shared,
-            fixed: m.fixed,
-            noreserve: m.noreserve,
-            hugetlb: m.hugetlb,
-            populate: m.populate,
-            file: m.file.map(|(f, o)| (f.0, o)),
-        },
-        Call::Munmap { addr, len } => Op::Munmap { addr: *addr, len: *len },
-        Call::Mprotect { addr, len, prot } => Op::Mprotect { addr: *addr, len: *len, prot: (*prot).into() },
-        Call::Madvise { addr, len, advice } => Op::Madvise { addr: *addr, len: *len, advice: proto::madv(*advice) },
-        Call::Mremap { old_addr, old_len, new_len, new_addr } => {
-            Op::Mremap { old_addr: *old_addr, old_len: *old_len, new_len: *new_len, new_addr: *new_addr }
-        }
-        Call::Exit => Op::Exit,
-        Call::WriteMem { addr, data } => Op::WriteMem { addr: *addr, data: proto::data_from(data) },
-        Call::ReadMem { addr, len } => Op::ReadMem { addr: *addr, len: *len },
-        Call::Pipe => Op::Pipe,
-        Call::Vmsplice { fd, addr, len } => Op::Vmsplice { fd: fd.0, addr: *addr, len: *len },
-        Call::ReadFd { fd, len } => Op::ReadFd { fd: fd.0, len: *len },
-        Call::WriteFd { fd, data } => Op::WriteFd { fd: fd.0, data: proto::data_from(data) },
-        Call::Pread { fd, offset, len } => Op::Pread { fd: fd.0, offset: *offset, len: *len },
-        Call::Pwrite { fd, offset, data } => Op::Pwrite { fd: fd.0, offset: *offset, data: proto::data_from(data) },
-        Call::Memfd { size, hugetlb } => Op::Memfd { size: *size, hugetlb: *hugetlb },
-        Call::Tmpfile { size, local } => Op::Tmpfile { size: *size, local: *local },
-        Call::IoUringSetup => Op::IoUringSetup,
-        Call::IoUringRegister { ring, bufs } => Op::IoUringRegister { ring: ring.0, bufs: bufs.clone() },
-        Call::IoUringUnregister { ring } => Op::IoUringUnregister { ring: ring.0 },
-        Call::IoUringWriteFixed { ring, buf_index, fd, file_offset, addr, len }
-        | Call::IoUringReadFixed { ring, buf_index, fd, file_offset, addr, len } => Op::IoUringFixed {
-            write: matches!(call, Call::IoUringWriteFixed { .. }),
-            ring: ring.0,
-            buf_index: *buf_index,
-            fd: fd.0,
-            file_offset: *file_offset,
-            addr: *addr,
-            len: *len,
-        },
-        Call::ClearSoftDirty => Op::ClearSoftDirty,
-        Call::Fork => return Err(Failure::Backend("fork is not an agent op".into())),
-        Call::Gup { .. } | Call::Unpin { .. } | Call::ReadPinned { .. } => {
-            return Err(Failure::Backend("GUP operations need gup_test, which this kernel lacks".into()))
-        }
     })
 }
 
@@ -555,8 +504,10 @@ impl Backend for LiveBackend {
                 r => Err(Failure::Backend(format!("fork: {r:?}"))),
             };
         }
-        let op = op_of(call)?;
-        let r = self.request(task, &Cmd::Op(op), None)?;
+        if let Call::Gup { .. } | Call::Unpin { .. } | Call::ReadPinned { .. } = call {
+            return Err(Failure::Backend("GUP operations need gup_test, which this kernel lacks".into()));
+        }
+        let r = self.request(task, &Cmd::Op(call.clone()), None)?;
         match r {
             Reply::Ok(ret) => Ok(match ret {
                 R::Done => Ret::Done,
@@ -564,7 +515,7 @@ impl Backend for LiveBackend {
                 R::Pipe(r, w) => Ret::Pipe { read: Fd(r), write: Fd(w) },
                 R::Fd(f) => Ret::Fd(Fd(f)),
                 R::Count(n) => Ret::Count(n),
-                R::Data(d) => Ret::Data(proto::data_into(&d)),
+                R::Data(d) => Ret::Data(d),
                 R::Pid(_) | R::Page(_) => return Err(Failure::Backend("unexpected reply".into())),
             }),
             Reply::Errno(e) => Err(Failure::Errno(errno_name(e))),

@@ -1,4 +1,5 @@
-//! What cowlab and a task agent say to each other.
+//! What cowlab and a task agent say to each other: commands (a scenario
+//! [`Call`] as it is, fork, a page query) and replies.
 //!
 //! One stream socket per agent. Every message is a frame: a little-endian
 //! `u32` length, then that many bytes of JSON. `Fork` is followed by one
@@ -11,175 +12,17 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::net::{
     recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
 };
-use scenario::ast::{Advice, Prot};
+use scenario::backend::{Call, Contents};
 use serde::{Deserialize, Serialize};
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 
-/// Bytes as runs, so a 1 GiB fill is a few bytes on the wire.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Chunk {
-    Fill(u8, u64),
-    Bytes(Vec<u8>),
-}
-
-pub type Data = Vec<Chunk>;
-
-pub fn data_from(c: &scenario::backend::Contents) -> Data {
-    c.runs()
-        .iter()
-        .map(|r| match r {
-            scenario::backend::Run::Fill { byte, len } => Chunk::Fill(*byte, *len),
-            scenario::backend::Run::Bytes(v) => Chunk::Bytes(v.clone()),
-        })
-        .collect()
-}
-
-pub fn data_into(d: &Data) -> scenario::backend::Contents {
-    let mut c = scenario::backend::Contents::default();
-    for ch in d {
-        match ch {
-            Chunk::Fill(b, l) => c.push_fill(*b, *l),
-            Chunk::Bytes(v) => c.push_bytes(v),
-        }
-    }
-    c
-}
-
-/// PROT_* as three booleans (the scenario's own type is not serde).
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub struct ProtP {
-    pub r: bool,
-    pub w: bool,
-    pub x: bool,
-}
-
-impl From<Prot> for ProtP {
-    fn from(p: Prot) -> ProtP {
-        ProtP { r: p.read, w: p.write, x: p.exec }
-    }
-}
-
-/// A program operation, with every name resolved to a number.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Op {
-    Mmap {
-        addr: Option<u64>,
-        len: u64,
-        prot: ProtP,
-        shared: bool,
-        fixed: bool,
-        noreserve: bool,
-        hugetlb: Option<u64>,
-        populate: bool,
-        file: Option<(i32, u64)>,
-    },
-    Munmap {
-        addr: u64,
-        len: u64,
-    },
-    Mprotect {
-        addr: u64,
-        len: u64,
-        prot: ProtP,
-    },
-    /// The MADV_* value.
-    Madvise {
-        addr: u64,
-        len: u64,
-        advice: i32,
-    },
-    Mremap {
-        old_addr: u64,
-        old_len: u64,
-        new_len: u64,
-        new_addr: Option<u64>,
-    },
-    Exit,
-    WriteMem {
-        addr: u64,
-        data: Data,
-    },
-    ReadMem {
-        addr: u64,
-        len: u64,
-    },
-    Pipe,
-    Vmsplice {
-        fd: i32,
-        addr: u64,
-        len: u64,
-    },
-    ReadFd {
-        fd: i32,
-        len: u64,
-    },
-    WriteFd {
-        fd: i32,
-        data: Data,
-    },
-    Pread {
-        fd: i32,
-        offset: u64,
-        len: u64,
-    },
-    Pwrite {
-        fd: i32,
-        offset: u64,
-        data: Data,
-    },
-    Memfd {
-        size: u64,
-        hugetlb: Option<u64>,
-    },
-    Tmpfile {
-        size: u64,
-        local: bool,
-    },
-    IoUringSetup,
-    IoUringRegister {
-        ring: i32,
-        bufs: Vec<(u64, u64)>,
-    },
-    IoUringUnregister {
-        ring: i32,
-    },
-    IoUringFixed {
-        write: bool,
-        ring: i32,
-        buf_index: u32,
-        fd: i32,
-        file_offset: u64,
-        addr: u64,
-        len: u64,
-    },
-    ClearSoftDirty,
-}
-
-/// The MADV_* number of an advice.
-pub fn madv(a: Advice) -> i32 {
-    match a {
-        Advice::Dontneed => libc::MADV_DONTNEED,
-        Advice::Free => libc::MADV_FREE,
-        Advice::Remove => libc::MADV_REMOVE,
-        Advice::Dontfork => libc::MADV_DONTFORK,
-        Advice::Dofork => libc::MADV_DOFORK,
-        Advice::Wipeonfork => libc::MADV_WIPEONFORK,
-        Advice::Keeponfork => libc::MADV_KEEPONFORK,
-        Advice::Hugepage => libc::MADV_HUGEPAGE,
-        Advice::Nohugepage => libc::MADV_NOHUGEPAGE,
-        Advice::Collapse => 25,
-        Advice::Pageout => libc::MADV_PAGEOUT,
-        Advice::Cold => libc::MADV_COLD,
-        Advice::PopulateRead => 22,
-        Advice::PopulateWrite => 23,
-    }
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Cmd {
-    /// Perform one operation.
-    Op(Op),
+    /// Perform one operation: the scenario's own call, every name
+    /// resolved to a number (never `Fork`, which is the command below,
+    /// nor the model-only GUP calls).
+    Op(Call),
     /// fork(2); the child serves the socket that follows as SCM_RIGHTS.
     Fork,
     /// What pagemap and kpageflags say about the page at `addr`.
@@ -207,7 +50,7 @@ pub enum Ret {
     Pipe(i32, i32),
     Fd(i32),
     Count(u64),
-    Data(Data),
+    Data(Contents),
     Page(Option<PageInfo>),
 }
 
@@ -338,7 +181,7 @@ mod tests {
     fn frames_round_trip_over_a_socketpair() {
         use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
         let (a, bb) = socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None).unwrap();
-        let d = vec![Chunk::Fill(0xff, 1 << 30), Chunk::Bytes(vec![1, 2, 3])];
+        let d = Contents::concat([&Contents::filled(1 << 30, 0xff), &Contents::from_bytes(&[1, 2, 3])]);
         send(b(&a), &Ret::Data(d.clone())).unwrap();
         match recv::<Ret>(b(&bb)).unwrap() {
             Some(Ret::Data(got)) => assert_eq!(got, d),

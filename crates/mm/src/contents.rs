@@ -11,7 +11,7 @@ use std::fmt;
 /// Shortest stretch of equal bytes stored as a fill run.
 const MIN_FILL: u64 = 32;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 enum Run {
     Fill { len: u64, byte: u8 },
     Lit(Vec<u8>),
@@ -40,12 +40,13 @@ impl fmt::Debug for Contents {
 }
 
 impl fmt::Display for Contents {
-    /// Short human form: `fill 0x00 ×4096` or a run list.
+    /// Short human form: `fill 0x00 ×4096`, `bytes 61 62 …`; the first
+    /// four runs, the first eight bytes of each.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.len == 0 {
             return f.write_str("(empty)");
         }
-        for (i, r) in self.runs.iter().enumerate() {
+        for (i, r) in self.runs.iter().take(4).enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
@@ -53,14 +54,17 @@ impl fmt::Display for Contents {
                 Run::Fill { len, byte } => write!(f, "fill 0x{byte:02x} ×{len}")?,
                 Run::Lit(v) => {
                     f.write_str("bytes")?;
-                    for b in v.iter().take(16) {
+                    for b in v.iter().take(8) {
                         write!(f, " {b:02x}")?;
                     }
-                    if v.len() > 16 {
+                    if v.len() > 8 {
                         write!(f, " … ({} bytes)", v.len())?;
                     }
                 }
             }
+        }
+        if self.runs.len() > 4 {
+            write!(f, ", … ({} runs)", self.runs.len())?;
         }
         Ok(())
     }
@@ -125,15 +129,82 @@ impl Contents {
         out
     }
 
-    /// Offset of the first byte where `self` and `other` differ, if any.
-    pub fn first_difference(&self, other: &Contents) -> Option<u64> {
-        if self == other {
-            return None;
+    /// The byte at `off`, if in range.
+    pub fn byte_at(&self, mut off: u64) -> Option<u8> {
+        for r in &self.runs {
+            if off < r.len() {
+                return Some(match r {
+                    Run::Fill { byte, .. } => *byte,
+                    Run::Lit(v) => v[off as usize],
+                });
+            }
+            off -= r.len();
         }
-        let a = self.to_vec();
-        let b = other.to_vec();
-        let n = a.len().min(b.len());
-        (0..n).find(|&i| a[i] != b[i]).map(|i| i as u64).or(Some(n as u64))
+        None
+    }
+
+    /// Offset of the first byte that is not `byte`.
+    pub fn first_not(&self, byte: u8) -> Option<u64> {
+        let mut off = 0;
+        for r in &self.runs {
+            match r {
+                Run::Fill { byte: b, len } => {
+                    if *b != byte {
+                        return Some(off);
+                    }
+                    off += len;
+                }
+                Run::Lit(v) => {
+                    if let Some(k) = v.iter().position(|x| *x != byte) {
+                        return Some(off + k as u64);
+                    }
+                    off += v.len() as u64;
+                }
+            }
+        }
+        None
+    }
+
+    /// The contents as maximal (byte, length) runs: literal bytes too are
+    /// counted run by run.
+    pub fn byte_runs(&self) -> Vec<(u8, u64)> {
+        let mut out: Vec<(u8, u64)> = Vec::new();
+        let mut push = |b: u8, l: u64| match out.last_mut() {
+            Some((x, n)) if *x == b => *n += l,
+            _ => out.push((b, l)),
+        };
+        for r in &self.runs {
+            match r {
+                Run::Fill { byte, len } => push(*byte, *len),
+                Run::Lit(v) => v.iter().for_each(|b| push(*b, 1)),
+            }
+        }
+        out
+    }
+
+    /// Offset of the first byte where `prefix` differs from the start of
+    /// `self` (`memcmp(self, prefix, prefix.len())`); a `prefix` longer than
+    /// `self` differs where `self` ends. `None` when `prefix` is a prefix.
+    pub fn first_difference_from(&self, prefix: &Contents) -> Option<u64> {
+        let (a, b) = (self.byte_runs(), prefix.byte_runs());
+        let mut off = 0;
+        let mut ai = a.iter().copied();
+        let mut cur = ai.next();
+        for (byte, mut len) in b {
+            while len > 0 {
+                let Some((x, n)) = cur.filter(|(_, n)| *n > 0) else {
+                    return Some(off);
+                };
+                if x != byte {
+                    return Some(off);
+                }
+                let k = n.min(len);
+                off += k;
+                len -= k;
+                cur = if n > k { Some((x, n - k)) } else { ai.next() };
+            }
+        }
+        None
     }
 
     /// The bytes `[off, off + len)`; the caller keeps within bounds.
@@ -186,6 +257,12 @@ impl Contents {
         *self = Self::from_runs(runs);
     }
 
+    /// `parts` one after another, canonicalised once (appending them one
+    /// by one would redo the whole string each time).
+    pub fn concat<'a>(parts: impl IntoIterator<Item = &'a Contents>) -> Contents {
+        Self::from_runs(parts.into_iter().flat_map(|c| c.runs.iter().cloned()).collect())
+    }
+
     /// Brings any run list into canonical form: run-length encode everything,
     /// merge equal neighbours, then keep stretches of at least [`MIN_FILL`]
     /// as fills and gather the rest into literals.
@@ -220,6 +297,20 @@ impl Contents {
             out.push(Run::Lit(lit));
         }
         Contents { runs: out, len }
+    }
+}
+
+/// On the wire (the live backend's protocol) a string is its run list;
+/// whatever runs arrive, the value read back is canonical.
+impl serde::Serialize for Contents {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.runs.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Contents {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Run>::deserialize(d).map(Self::from_runs)
     }
 }
 
@@ -278,5 +369,57 @@ mod tests {
             assert_eq!(c, Contents::from_bytes(&v));
             assert_eq!(c.slice(off, len).to_vec(), v[off as usize..(off + len) as usize].to_vec());
         }
+    }
+    #[test]
+    fn byte_runs_merge_fills_and_bytes() {
+        let mut a = Contents::filled(3, 0);
+        a.append(&Contents::from_bytes(&[0, 0, 1]));
+        assert_eq!(a.byte_runs(), vec![(0, 5), (1, 1)]);
+    }
+
+    #[test]
+    fn a_prefix_compares_byte_by_byte_whatever_the_runs() {
+        let whole = Contents::concat([&Contents::filled(4, 1), &Contents::from_bytes(&[2, 2, 3])]);
+        assert_eq!(whole.first_difference_from(&Contents::from_bytes(&[1, 1, 1, 1, 2])), None);
+        assert_eq!(whole.first_difference_from(&whole), None);
+        assert_eq!(whole.first_difference_from(&Contents::filled(5, 1)), Some(4));
+        assert_eq!(whole.first_difference_from(&Contents::from_bytes(&[1, 9])), Some(1));
+        assert_eq!(whole.first_difference_from(&Contents::filled(4, 1)), None);
+        let longer = Contents::concat([&whole, &Contents::filled(1, 3)]);
+        assert_eq!(whole.first_difference_from(&longer), Some(7), "a longer read differs where the snapshot ends");
+        assert_eq!(Contents::default().first_difference_from(&Contents::default()), None);
+    }
+
+    #[test]
+    fn bytes_are_found_by_offset() {
+        let c = Contents::concat([&Contents::filled(40, 7), &Contents::from_bytes(&[7, 8, 9])]);
+        assert_eq!((c.byte_at(0), c.byte_at(40), c.byte_at(41), c.byte_at(42), c.byte_at(43)), (Some(7), Some(7), Some(8), Some(9), None));
+        assert_eq!(c.first_not(7), Some(41));
+        assert_eq!(Contents::filled(64, 7).first_not(7), None);
+    }
+
+    #[test]
+    fn concatenation_is_appending_in_turn() {
+        let parts = [Contents::from_bytes(&[5; 20]), Contents::from_bytes(&[5; 20]), Contents::from_bytes(b"xy"), Contents::zeroed(100)];
+        let mut one_by_one = Contents::default();
+        parts.iter().for_each(|p| one_by_one.append(p));
+        assert_eq!(Contents::concat(&parts), one_by_one);
+        assert_eq!(Contents::concat(&parts).runs().next(), Some(Ok((5, 40))), "two short literals join into one fill");
+    }
+
+    #[test]
+    fn the_short_form_shows_four_runs_and_eight_bytes() {
+        let c = Contents::concat([
+            &Contents::zeroed(64),
+            &Contents::from_bytes(b"0123456789"),
+            &Contents::filled(64, 1),
+            &Contents::from_bytes(b"ab"),
+            &Contents::filled(64, 2),
+        ]);
+        assert_eq!(
+            c.to_string(),
+            "fill 0x00 ×64, bytes 30 31 32 33 34 35 36 37 … (10 bytes), fill 0x01 ×64, bytes 61 62, … (5 runs)"
+        );
+        assert_eq!(Contents::default().to_string(), "(empty)");
     }
 }

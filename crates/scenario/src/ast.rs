@@ -5,7 +5,7 @@
 //! errors and expectation results at the exact token.
 
 use crate::diag::Span;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A parsed scenario file.
@@ -218,7 +218,7 @@ impl Addr {
 
 /// PROT_* as written: `r`, `rw`, `none`, `w` (x is accepted and ignored by
 /// the model, which has no exec semantics).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prot {
     pub read: bool,
     pub write: bool,
@@ -267,7 +267,7 @@ pub struct MmapArgs {
 }
 
 /// madvise() advice, named like MADV_* without the prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Advice {
     Dontneed,
@@ -311,7 +311,7 @@ impl fmt::Display for Advice {
 }
 
 /// The four gup_test-style entry points.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GupKind {
     GetUserPages,
@@ -339,7 +339,7 @@ impl GupKind {
 
 /// FOLL_* flags a scenario may pass (FOLL_GET/FOLL_PIN come from the entry
 /// point's name, as in the kernel).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Foll {
     Write,
     Longterm,

@@ -14,7 +14,7 @@
 //! an expectation it cannot observe.
 
 use crate::ast::{Advice, Foll, GupKind, Prot, ThpMode, ThpSize};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A task as the backend knows it.
@@ -22,11 +22,11 @@ use std::fmt;
 pub struct TaskId(pub u32);
 
 /// A file descriptor in a task's table (inherited by `fork`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Fd(pub i32);
 
 /// A set of pages taken by one GUP call (model-only).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PinId(pub u64);
 
 /// Capabilities a backend may lack.
@@ -82,190 +82,12 @@ impl fmt::Display for Feature {
     }
 }
 
-/// Bytes, stored as runs so that a 1 GiB fill costs nothing.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Contents {
-    runs: Vec<Run>,
-}
-
-/// One stretch of [`Contents`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Run {
-    Fill { byte: u8, len: u64 },
-    Bytes(Vec<u8>),
-}
-
-impl Contents {
-    pub fn fill(byte: u8, len: u64) -> Contents {
-        let mut c = Contents::default();
-        c.push_fill(byte, len);
-        c
-    }
-
-    pub fn bytes(b: &[u8]) -> Contents {
-        let mut c = Contents::default();
-        c.push_bytes(b);
-        c
-    }
-
-    pub fn push_fill(&mut self, byte: u8, len: u64) {
-        if len == 0 {
-            return;
-        }
-        if let Some(Run::Fill { byte: b, len: l }) = self.runs.last_mut() {
-            if *b == byte {
-                *l += len;
-                return;
-            }
-        }
-        self.runs.push(Run::Fill { byte, len });
-    }
-
-    pub fn push_bytes(&mut self, b: &[u8]) {
-        if b.is_empty() {
-            return;
-        }
-        if let Some(Run::Bytes(v)) = self.runs.last_mut() {
-            v.extend_from_slice(b);
-            return;
-        }
-        self.runs.push(Run::Bytes(b.to_vec()));
-    }
-
-    /// The runs, in order (adjacent runs may hold equal bytes).
-    pub fn runs(&self) -> &[Run] {
-        &self.runs
-    }
-
-    pub fn len(&self) -> u64 {
-        self.runs
-            .iter()
-            .map(|r| match r {
-                Run::Fill { len, .. } => *len,
-                Run::Bytes(v) => v.len() as u64,
-            })
-            .sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The byte at `off`, if in range.
-    pub fn byte_at(&self, mut off: u64) -> Option<u8> {
-        for r in &self.runs {
-            match r {
-                Run::Fill { byte, len } => {
-                    if off < *len {
-                        return Some(*byte);
-                    }
-                    off -= len;
-                }
-                Run::Bytes(v) => {
-                    if let Some(b) = usize::try_from(off).ok().and_then(|o| v.get(o)) {
-                        return Some(*b);
-                    }
-                    off -= v.len() as u64;
-                }
-            }
-        }
-        None
-    }
-
-    /// Offset of the first byte that is not `byte`.
-    pub fn first_not(&self, byte: u8) -> Option<u64> {
-        let mut off = 0;
-        for r in &self.runs {
-            match r {
-                Run::Fill { byte: b, len } => {
-                    if *b != byte {
-                        return Some(off);
-                    }
-                    off += len;
-                }
-                Run::Bytes(v) => {
-                    if let Some(k) = v.iter().position(|x| *x != byte) {
-                        return Some(off + k as u64);
-                    }
-                    off += v.len() as u64;
-                }
-            }
-        }
-        None
-    }
-
-    /// The contents as maximal (byte, length) runs, whatever mix of fills
-    /// and literal bytes built them: two equal byte strings give equal runs.
-    pub fn byte_runs(&self) -> Vec<(u8, u64)> {
-        let mut out: Vec<(u8, u64)> = Vec::new();
-        let mut push = |b: u8, l: u64| match out.last_mut() {
-            Some((x, n)) if *x == b => *n += l,
-            _ => out.push((b, l)),
-        };
-        for r in &self.runs {
-            match r {
-                Run::Fill { byte, len } => push(*byte, *len),
-                Run::Bytes(v) => v.iter().for_each(|b| push(*b, 1)),
-            }
-        }
-        out
-    }
-
-    /// Offset of the first byte where `prefix` differs from the start of
-    /// `self` (`memcmp(self, prefix, prefix.len())`); a `prefix` longer than
-    /// `self` differs where `self` ends. `None` when `prefix` is a prefix.
-    pub fn first_difference_from(&self, prefix: &Contents) -> Option<u64> {
-        let (a, b) = (self.byte_runs(), prefix.byte_runs());
-        let mut off = 0;
-        let mut ai = a.iter().copied();
-        let mut cur = ai.next();
-        for (byte, mut len) in b {
-            while len > 0 {
-                let Some((x, n)) = cur.filter(|(_, n)| *n > 0) else {
-                    return Some(off);
-                };
-                if x != byte {
-                    return Some(off);
-                }
-                let k = n.min(len);
-                off += k;
-                len -= k;
-                cur = if n > k { Some((x, n - k)) } else { ai.next() };
-            }
-        }
-        None
-    }
-
-    /// Short human form: `fill 0x00 ×4096`, `bytes 61 62 …`.
-    pub fn describe(&self) -> String {
-        if self.runs.is_empty() {
-            return "(empty)".into();
-        }
-        let mut parts = Vec::new();
-        for r in self.runs.iter().take(4) {
-            parts.push(match r {
-                Run::Fill { byte, len } => format!("fill 0x{byte:02x} ×{len}"),
-                Run::Bytes(v) => {
-                    let mut s = "bytes".to_string();
-                    for b in v.iter().take(8) {
-                        s.push_str(&format!(" {b:02x}"));
-                    }
-                    if v.len() > 8 {
-                        s.push_str(&format!(" … ({} bytes)", v.len()));
-                    }
-                    s
-                }
-            });
-        }
-        if self.runs.len() > 4 {
-            parts.push(format!("… ({} runs)", self.runs.len()));
-        }
-        parts.join(", ")
-    }
-}
+/// Bytes of memory, a file or a pipe: the model's own byte strings, so a
+/// 1 GiB fill is one run on both sides of the boundary.
+pub use mm::Contents;
 
 /// An mmap request with everything resolved to numbers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MmapCall {
     /// A hint, or the address with `fixed`.
     pub addr: Option<u64>,
@@ -280,8 +102,9 @@ pub struct MmapCall {
     pub file: Option<(Fd, u64)>,
 }
 
-/// One program operation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One program operation. Serialisable: the live backend sends it to its
+/// task agents as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Call {
     Mmap(MmapCall),
     Munmap {
@@ -564,28 +387,38 @@ pub trait Backend {
 
 #[cfg(test)]
 mod tests {
-    use super::Contents;
+    use super::*;
 
     #[test]
-    fn byte_runs_merge_fills_and_bytes() {
-        let mut a = Contents::default();
-        a.push_fill(0, 3);
-        a.push_bytes(&[0, 0, 1]);
-        assert_eq!(a.byte_runs(), vec![(0, 5), (1, 1)]);
+    fn calls_round_trip_through_json_and_a_gibibyte_fill_stays_small() {
+        let big = Contents::concat([&Contents::filled(1 << 30, 0xff), &Contents::from_bytes(b"xyz")]);
+        let calls = [
+            Call::WriteMem { addr: 1 << 21, data: big },
+            Call::Mmap(MmapCall {
+                addr: Some(0x7000_0000),
+                len: 2 << 20,
+                prot: Prot { read: true, write: false, exec: true },
+                shared: true,
+                fixed: false,
+                noreserve: true,
+                hugetlb: Some(2 << 20),
+                populate: false,
+                file: Some((Fd(5), 4096)),
+            }),
+            Call::Madvise { addr: 0, len: 4096, advice: Advice::PopulateWrite },
+            Call::Gup { kind: GupKind::PinUserPagesFast, addr: 4096, nr_pages: 2, flags: vec![Foll::Write, Foll::Longterm] },
+            Call::Unpin { pin: PinId(3) },
+        ];
+        for c in calls {
+            let json = serde_json::to_string(&c).unwrap();
+            assert!(json.len() < 300, "{json}");
+            assert_eq!(serde_json::from_str::<Call>(&json).unwrap(), c, "{json}");
+        }
     }
 
     #[test]
-    fn a_prefix_compares_byte_by_byte_whatever_the_runs() {
-        let mut whole = Contents::fill(1, 4);
-        whole.push_bytes(&[2, 2, 3]);
-        assert_eq!(whole.first_difference_from(&Contents::bytes(&[1, 1, 1, 1, 2])), None);
-        assert_eq!(whole.first_difference_from(&whole), None);
-        assert_eq!(whole.first_difference_from(&Contents::fill(1, 5)), Some(4));
-        assert_eq!(whole.first_difference_from(&Contents::bytes(&[1, 9])), Some(1));
-        assert_eq!(whole.first_difference_from(&Contents::fill(1, 4)), None);
-        let mut longer = whole.clone();
-        longer.push_fill(3, 1);
-        assert_eq!(whole.first_difference_from(&longer), Some(7), "a longer read differs where the snapshot ends");
-        assert_eq!(Contents::default().first_difference_from(&Contents::default()), None);
+    fn contents_read_from_the_wire_are_canonical() {
+        let c: Contents = serde_json::from_str(r#"[{"Lit":[7,7]},{"Fill":{"len":40,"byte":7}}]"#).unwrap();
+        assert_eq!(c, Contents::filled(42, 7));
     }
 }

@@ -104,44 +104,12 @@ fn advice(a: ast::Advice) -> Result<mm::madvise::Advice, Failure> {
     })
 }
 
-/// `mm` contents to the backend's run form, without materialising huge
-/// fills: page-sized slices that are one byte value stay fills.
-fn contents(c: &mm::contents::Contents) -> Contents {
-    let mut out = Contents::default();
-    for r in c.runs() {
-        match r {
-            Ok((byte, len)) => out.push_fill(byte, len),
-            Err(bytes) => out.push_bytes(bytes),
-        }
-    }
-    out
-}
-
-fn mm_contents(c: &Contents) -> mm::contents::Contents {
-    let mut out = mm::contents::Contents::default();
-    for r in c.runs() {
-        match r {
-            Run::Fill { byte, len } => out.append(&mm::contents::Contents::filled(*len, *byte)),
-            Run::Bytes(v) => out.append(&mm::contents::Contents::from_bytes(v)),
-        }
-    }
-    out
-}
-
-/// A store: fills stay compact, anything else is literal bytes.
+/// A store: a single fill stays compact, anything else is literal bytes.
 fn data(c: &Contents) -> mm::uaccess::Data {
-    match c.runs() {
-        [Run::Fill { byte, len }] => mm::uaccess::Data::Fill { byte: *byte, len: *len },
-        runs => {
-            let mut v = Vec::new();
-            for r in runs {
-                match r {
-                    Run::Fill { byte, len } => v.resize(v.len() + usize::try_from(*len).unwrap_or(0), *byte),
-                    Run::Bytes(b) => v.extend_from_slice(b),
-                }
-            }
-            mm::uaccess::Data::Bytes(v)
-        }
+    let mut runs = c.runs();
+    match (runs.next(), runs.next()) {
+        (Some(Ok((byte, len))), None) => mm::uaccess::Data::Fill { byte, len },
+        _ => mm::uaccess::Data::Bytes(c.to_vec()),
     }
 }
 
@@ -264,13 +232,13 @@ impl Backend for ModelBackend {
             Call::Fork => k.fork(p).map(|c| Ret::Task(TaskId(c.0))),
             Call::Exit => k.exit(p).map(|_| Ret::Done),
             Call::WriteMem { addr, data: d } => k.write_mem(p, *addr, &data(d)).map(|_| Ret::Done),
-            Call::ReadMem { addr, len } => k.read_mem(p, *addr, *len).map(|c| Ret::Data(contents(&c))),
+            Call::ReadMem { addr, len } => k.read_mem(p, *addr, *len).map(|c| Ret::Data(c)),
             Call::Pipe => k.pipe(p).map(|(r, w)| Ret::Pipe { read: bfd(r), write: bfd(w) }),
             Call::Vmsplice { fd: f, addr, len } => k.vmsplice(p, fd(*f), *addr, *len).map(Ret::Count),
-            Call::ReadFd { fd: f, len } => k.read_fd(p, fd(*f), *len).map(|c| Ret::Data(contents(&c))),
-            Call::WriteFd { fd: f, data: d } => k.write_fd(p, fd(*f), &mm_contents(d)).map(Ret::Count),
-            Call::Pread { fd: f, offset, len } => k.pread(p, fd(*f), *offset, *len).map(|c| Ret::Data(contents(&c))),
-            Call::Pwrite { fd: f, offset, data: d } => k.pwrite(p, fd(*f), *offset, &mm_contents(d)).map(Ret::Count),
+            Call::ReadFd { fd: f, len } => k.read_fd(p, fd(*f), *len).map(|c| Ret::Data(c)),
+            Call::WriteFd { fd: f, data: d } => k.write_fd(p, fd(*f), d).map(Ret::Count),
+            Call::Pread { fd: f, offset, len } => k.pread(p, fd(*f), *offset, *len).map(|c| Ret::Data(c)),
+            Call::Pwrite { fd: f, offset, data: d } => k.pwrite(p, fd(*f), *offset, d).map(Ret::Count),
             Call::Memfd { size, .. } | Call::Tmpfile { size, .. } => {
                 let (kind, huge) = match call {
                     Call::Memfd { hugetlb: Some(h), .. } => match mm::HugeSize::from_bytes(*h) {
@@ -328,7 +296,7 @@ impl Backend for ModelBackend {
                 None => return Err(Failure::Backend(format!("no pin {}", pin.0))),
             },
             Call::ReadPinned { pin, offset, len } => match self.pins.get(&pin.0) {
-                Some((_, h)) => self.kernel.gup_read(*h, *offset, *len).map(|c| Ret::Data(contents(&c))),
+                Some((_, h)) => self.kernel.gup_read(*h, *offset, *len).map(|c| Ret::Data(c)),
                 None => return Err(Failure::Backend(format!("no pin {} (already released)", pin.0))),
             },
         };

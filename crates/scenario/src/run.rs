@@ -243,8 +243,8 @@ fn resolve_addr(env: &Env, a: &Addr) -> Result<u64, String> {
 
 fn data_of(d: &DataSpec, len: u64) -> Contents {
     match d {
-        DataSpec::Fill(b) => Contents::fill(*b, len),
-        DataSpec::Bytes(v) => Contents::bytes(v),
+        DataSpec::Fill(b) => Contents::filled(len, *b),
+        DataSpec::Bytes(v) => Contents::from_bytes(v),
     }
 }
 
@@ -679,7 +679,7 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
                     None => (Status::Pass, None),
                     Some(off) => (
                         Status::Fail,
-                        Some(format!("step {} read {}, now {} (first difference at offset {off})", k.value, then.describe(), c.describe())),
+                        Some(format!("step {} read {}, now {} (first difference at offset {off})", k.value, then, c)),
                     ),
                 },
                 (Ok(Ret::Data(_)), None) => (Status::Fail, Some(format!("the read at step {} returned no data", k.value))),
@@ -746,17 +746,17 @@ fn judge_data(d: &DataSpec, c: &Contents) -> (Status, Option<String>) {
                 Status::Fail,
                 Some(format!(
                     "got {} (first byte that is not 0x{b:02x}: offset {off}, 0x{:02x})",
-                    c.describe(),
+                    c,
                     c.byte_at(off).unwrap_or(0)
                 )),
             ),
         },
         DataSpec::Bytes(v) => {
-            let want = Contents::bytes(v);
-            if &want == c || (c.len() == v.len() as u64 && (0..v.len() as u64).all(|i| c.byte_at(i) == v.get(i as usize).copied())) {
+            // Canonical form: equal bytes are equal values.
+            if *c == Contents::from_bytes(v) {
                 (Status::Pass, None)
             } else {
-                (Status::Fail, Some(format!("got {}", c.describe())))
+                (Status::Fail, Some(format!("got {c}")))
             }
         }
     }
@@ -832,7 +832,7 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
             }
             "ok".into()
         }
-        (_, Ret::Data(c)) => format!("ok, {}", c.describe()),
+        (_, Ret::Data(c)) => format!("ok, {c}"),
         (_, Ret::Count(n)) => format!("ok, {n} bytes"),
         _ => "ok".into(),
     }
