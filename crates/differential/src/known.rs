@@ -12,14 +12,14 @@
 //! §1 (6.18's fork sometimes skips a 1 GiB hugetlb entry) has no shape of
 //! its own: a child without the mapping, zeroed data, odd exclusive bits.
 //! It is recognised by the model instead: when a scenario with a 1 GiB pool
-//! diverges, [`crate::diff::diff_loaded`] runs the model again with
+//! diverges, the diff (`diff_loaded`) runs the model again with
 //! `hugetlb_pud_fork=skip`, and if the kernel agrees with that run, every
 //! divergence from the default run is [`PUD_FORK_SKIPPED`].
 //!
 //! Model bugs the fuzzer found (§6–§19) were fixed in the model, so their
 //! shapes are news again and have no rule here.
 
-use crate::diff::Facts;
+use crate::record::Facts;
 
 /// A documented divergence: the section of docs/divergences.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

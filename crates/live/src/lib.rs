@@ -18,9 +18,6 @@
 
 pub mod agent;
 pub mod backend;
-pub mod diff;
-pub mod fuzz;
-pub mod known;
 pub mod proto;
 pub mod settings;
 mod signals;

@@ -9,12 +9,16 @@
 //! selftest marks it so. Because they are plain scenarios they run on any
 //! backend, and `--emit-scenarios` writes them out for `cowlab run`.
 //! docs/selftests.md is the reading of the kernel sources behind this.
+//!
+//! [`random`] generates the other kind: random scenarios for differential
+//! fuzzing, written so that both the model and a kernel can run them.
 #![forbid(unsafe_code)]
 
 mod builder;
 pub mod cow;
 pub mod gup_longterm;
 pub mod ktap;
+pub mod random;
 
 use scenario::report::{Report, Status};
 use serde::Serialize;

@@ -1,7 +1,7 @@
 //! `cowlab diff [FILE…] [--suite NAME]`: every scenario on the model and on
 //! the live kernel, divergences side by side.
 use super::{load, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
-use live::diff::{diff_loaded, DiffResult};
+use differential::diff::{diff_loaded, DiffResult};
 use live::{LiveBackend, LiveOptions};
 use scenario::model::ModelBackend;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! the live kernel; each undocumented divergence shrunk to a minimal
 //! scenario file.
 use super::{EXIT_FAIL, EXIT_OK};
-use live::fuzz::{self, Options};
+use differential::fuzz::{self, Options};
 use live::LiveOptions;
 use std::path::PathBuf;
 use std::time::Duration;
