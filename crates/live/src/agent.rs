@@ -26,10 +26,10 @@
 //! the agent.
 
 use crate::proto::{self, Cmd, PageInfo, Reply, Ret};
-use scenario::ast::{Advice, Prot};
-use scenario::backend::{Call, Contents, Fd, MmapCall};
 use io_uring::{opcode, types, IoUring};
 use rustix::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use scenario::ast::{Advice, Prot};
+use scenario::backend::{Call, Contents, Fd, MmapCall};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -404,9 +404,7 @@ impl Agent {
             Call::Exit => Reply::Error("exit is handled by the loop".into()),
             // The controller sends fork as its own command and keeps GUP
             // calls (model-only) to itself.
-            Call::Fork | Call::Gup { .. } | Call::Unpin { .. } | Call::ReadPinned { .. } => {
-                Reply::Error("not an agent operation".into())
-            }
+            Call::Fork | Call::Gup { .. } | Call::Unpin { .. } | Call::ReadPinned { .. } => Reply::Error("not an agent operation".into()),
             Call::WriteMem { addr, data } => {
                 let len = data.len();
                 if touches_foreign(&self.regions, addr, len) {

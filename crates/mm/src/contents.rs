@@ -416,10 +416,7 @@ mod tests {
             &Contents::from_bytes(b"ab"),
             &Contents::filled(64, 2),
         ]);
-        assert_eq!(
-            c.to_string(),
-            "fill 0x00 ×64, bytes 30 31 32 33 34 35 36 37 … (10 bytes), fill 0x01 ×64, bytes 61 62, … (5 runs)"
-        );
+        assert_eq!(c.to_string(), "fill 0x00 ×64, bytes 30 31 32 33 34 35 36 37 … (10 bytes), fill 0x01 ×64, bytes 61 62, … (5 runs)");
         assert_eq!(Contents::default().to_string(), "(empty)");
     }
 }

@@ -677,10 +677,9 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
             let (status, detail) = match (&res, env.kept_reads.get(&k.value)) {
                 (Ok(Ret::Data(c)), Some(then)) => match then.first_difference_from(c) {
                     None => (Status::Pass, None),
-                    Some(off) => (
-                        Status::Fail,
-                        Some(format!("step {} read {}, now {} (first difference at offset {off})", k.value, then, c)),
-                    ),
+                    Some(off) => {
+                        (Status::Fail, Some(format!("step {} read {}, now {} (first difference at offset {off})", k.value, then, c)))
+                    }
                 },
                 (Ok(Ret::Data(_)), None) => (Status::Fail, Some(format!("the read at step {} returned no data", k.value))),
                 (Ok(other), _) => (Status::Fail, Some(format!("the read returned {other:?}, not data"))),
@@ -744,11 +743,7 @@ fn judge_data(d: &DataSpec, c: &Contents) -> (Status, Option<String>) {
             None => (Status::Fail, Some("the read returned no data".into())),
             Some(off) => (
                 Status::Fail,
-                Some(format!(
-                    "got {} (first byte that is not 0x{b:02x}: offset {off}, 0x{:02x})",
-                    c,
-                    c.byte_at(off).unwrap_or(0)
-                )),
+                Some(format!("got {} (first byte that is not 0x{b:02x}: offset {off}, 0x{:02x})", c, c.byte_at(off).unwrap_or(0))),
             ),
         },
         DataSpec::Bytes(v) => {
