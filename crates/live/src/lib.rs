@@ -15,6 +15,9 @@
 //!
 //! A binary that uses [`LiveBackend`] must call [`enter_if_zygote`] first
 //! thing in `main`: the zygote is that binary re-executed.
+//!
+//! This crate only runs scenarios; comparing its runs with the model's is
+//! the `differential` crate's job.
 
 pub mod agent;
 pub mod backend;

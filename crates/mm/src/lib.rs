@@ -7,6 +7,10 @@
 //! Files mirror the kernel's own layout: a rule lives where an mm developer
 //! would look for it (`memory.rs` for `do_wp_page()`, `gup_fast.rs` for
 //! `gup_fast_pte_range()`, `hugetlb.rs` for `hugetlb_wp()` …).
+//!
+//! [`Contents`] is the one byte-string type of the project: the scenario
+//! language and the live backend use it too (feature `serde` makes it
+//! serialisable for the live backend's protocol).
 #![forbid(unsafe_code)]
 
 pub mod contents;

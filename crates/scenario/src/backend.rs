@@ -1,7 +1,7 @@
 //! The boundary between the scenario language and whatever executes it.
 //!
-//! A [`Backend`] is a machine that runs programs: the model kernel today, the
-//! host kernel later. The trait is deliberately narrow — the system calls a
+//! A [`Backend`] is a machine that runs programs: the model kernel
+//! ([`crate::model`]) or the host kernel (the `live` crate). The trait is deliberately narrow — the system calls a
 //! program can make, the few model-only GUP entry points (what the kernel's
 //! `gup_test` module offers), and observations of the kind `/proc/*/pagemap`,
 //! `/proc/kpagecount` and sysfs give. Nothing model-internal crosses it: no

@@ -3,7 +3,8 @@
 //! Data flows one way: scenario text → [`parse`] → [`check`] → a
 //! [`Backend`](backend::Backend) runs the steps → observations → [`report`].
 //! Nothing flows back into the backend except program operations, so the same
-//! scenario can run on the model kernel and, later, on the live one.
+//! scenario runs on the model kernel (`model`) and on the live one (the `live`
+//! crate); the `differential` crate compares the two.
 #![forbid(unsafe_code)]
 
 pub mod ast;

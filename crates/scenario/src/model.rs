@@ -232,12 +232,12 @@ impl Backend for ModelBackend {
             Call::Fork => k.fork(p).map(|c| Ret::Task(TaskId(c.0))),
             Call::Exit => k.exit(p).map(|_| Ret::Done),
             Call::WriteMem { addr, data: d } => k.write_mem(p, *addr, &data(d)).map(|_| Ret::Done),
-            Call::ReadMem { addr, len } => k.read_mem(p, *addr, *len).map(|c| Ret::Data(c)),
+            Call::ReadMem { addr, len } => k.read_mem(p, *addr, *len).map(Ret::Data),
             Call::Pipe => k.pipe(p).map(|(r, w)| Ret::Pipe { read: bfd(r), write: bfd(w) }),
             Call::Vmsplice { fd: f, addr, len } => k.vmsplice(p, fd(*f), *addr, *len).map(Ret::Count),
-            Call::ReadFd { fd: f, len } => k.read_fd(p, fd(*f), *len).map(|c| Ret::Data(c)),
+            Call::ReadFd { fd: f, len } => k.read_fd(p, fd(*f), *len).map(Ret::Data),
             Call::WriteFd { fd: f, data: d } => k.write_fd(p, fd(*f), d).map(Ret::Count),
-            Call::Pread { fd: f, offset, len } => k.pread(p, fd(*f), *offset, *len).map(|c| Ret::Data(c)),
+            Call::Pread { fd: f, offset, len } => k.pread(p, fd(*f), *offset, *len).map(Ret::Data),
             Call::Pwrite { fd: f, offset, data: d } => k.pwrite(p, fd(*f), *offset, d).map(Ret::Count),
             Call::Memfd { size, .. } | Call::Tmpfile { size, .. } => {
                 let (kind, huge) = match call {
@@ -296,7 +296,7 @@ impl Backend for ModelBackend {
                 None => return Err(Failure::Backend(format!("no pin {}", pin.0))),
             },
             Call::ReadPinned { pin, offset, len } => match self.pins.get(&pin.0) {
-                Some((_, h)) => self.kernel.gup_read(*h, *offset, *len).map(|c| Ret::Data(c)),
+                Some((_, h)) => self.kernel.gup_read(*h, *offset, *len).map(Ret::Data),
                 None => return Err(Failure::Backend(format!("no pin {} (already released)", pin.0))),
             },
         };
