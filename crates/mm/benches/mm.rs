@@ -15,7 +15,7 @@ fn populated(len: u64) -> (Kernel, Pid, u64) {
     k.settings.thp_global = ThpMode::Never;
     let p = k.spawn();
     let a = k.mmap(p, MmapRequest::anon(len)).unwrap();
-    k.write_mem(p, a, &Data::Fill { byte: 1, len }).unwrap();
+    k.write_mem(p, a, &Contents::filled(len, 1)).unwrap();
     (k, p, a)
 }
 
@@ -65,9 +65,9 @@ fn hugetlb_1g_cow(c: &mut Criterion) {
             k.set_nr_hugepages(HugeSize::Size1G, 2);
             let p = k.spawn();
             let a = k.mmap(p, MmapRequest { hugetlb: Some(HugeSize::Size1G), ..MmapRequest::anon(GIB) }).unwrap();
-            k.write_mem(p, a, &Data::Fill { byte: 1, len: GIB }).unwrap();
+            k.write_mem(p, a, &Contents::filled(GIB, 1)).unwrap();
             let c = k.fork(p).unwrap();
-            k.write_mem(c, a, &Data::Fill { byte: 2, len: 1 }).unwrap();
+            k.write_mem(c, a, &Contents::filled(1, 2)).unwrap();
             k
         })
     });

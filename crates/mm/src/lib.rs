@@ -56,4 +56,3 @@ pub use policy::Policy;
 pub use shmem::InodeKind;
 pub use task_mmu::{FolioInfo, PagemapEntry};
 pub use types::*;
-pub use uaccess::Data;

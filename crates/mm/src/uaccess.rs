@@ -12,41 +12,13 @@ use crate::memory::FaultFlags;
 use crate::pgtable::Entry;
 use crate::types::*;
 
-/// Data a program writes: a fill or literal bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Data {
-    Fill { byte: u8, len: u64 },
-    Bytes(Vec<u8>),
-}
-
-impl Data {
-    pub fn len(&self) -> u64 {
-        match self {
-            Data::Fill { len, .. } => *len,
-            Data::Bytes(b) => b.len() as u64,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn to_contents(&self) -> Contents {
-        match self {
-            Data::Fill { byte, len } => Contents::filled(*len, *byte),
-            Data::Bytes(b) => Contents::from_bytes(b),
-        }
-    }
-}
-
 /// A bound on faults for one page of one access; the kernel would retry
 /// until it succeeds or a signal is pending.
 const MAX_ACCESS_RETRIES: u32 = 8;
 
 impl Kernel {
-    /// Stores `data` at `addr` in `pid`'s memory.
-    pub fn write_mem(&mut self, pid: Pid, addr: u64, data: &Data) -> SysResult<()> {
-        let src = data.to_contents();
+    /// Stores `src` at `addr` in `pid`'s memory.
+    pub fn write_mem(&mut self, pid: Pid, addr: u64, src: &Contents) -> SysResult<()> {
         self.access(pid, addr, src.len(), true, |k, folio, off, done, n| {
             let chunk = src.slice(done, n);
             let f = k.folios.get_mut(folio);

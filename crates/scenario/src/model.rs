@@ -104,15 +104,6 @@ fn advice(a: ast::Advice) -> Result<mm::madvise::Advice, Failure> {
     })
 }
 
-/// A store: a single fill stays compact, anything else is literal bytes.
-fn data(c: &Contents) -> mm::uaccess::Data {
-    let mut runs = c.runs();
-    match (runs.next(), runs.next()) {
-        (Some(Ok((byte, len))), None) => mm::uaccess::Data::Fill { byte, len },
-        _ => mm::uaccess::Data::Bytes(c.to_vec()),
-    }
-}
-
 impl Backend for ModelBackend {
     fn name(&self) -> &str {
         "model"
@@ -231,7 +222,7 @@ impl Backend for ModelBackend {
             }
             Call::Fork => k.fork(p).map(|c| Ret::Task(TaskId(c.0))),
             Call::Exit => k.exit(p).map(|_| Ret::Done),
-            Call::WriteMem { addr, data: d } => k.write_mem(p, *addr, &data(d)).map(|_| Ret::Done),
+            Call::WriteMem { addr, data: d } => k.write_mem(p, *addr, d).map(|_| Ret::Done),
             Call::ReadMem { addr, len } => k.read_mem(p, *addr, *len).map(Ret::Data),
             Call::Pipe => k.pipe(p).map(|(r, w)| Ret::Pipe { read: bfd(r), write: bfd(w) }),
             Call::Vmsplice { fd: f, addr, len } => k.vmsplice(p, fd(*f), *addr, *len).map(Ret::Count),

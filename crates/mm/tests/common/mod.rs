@@ -55,7 +55,7 @@ impl Sys {
     }
 
     pub fn fill(&mut self, p: Pid, a: u64, len: u64, b: u8) -> SysResult<()> {
-        self.step(|k| k.write_mem(p, a, &Data::Fill { byte: b, len }))
+        self.step(|k| k.write_mem(p, a, &Contents::filled(len, b)))
     }
 
     pub fn read(&mut self, p: Pid, a: u64, len: u64) -> SysResult<Contents> {
