@@ -384,73 +384,34 @@ mod tests {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/cve-2020-29374-vmsplice-child-unmap.cow"))
             .unwrap();
         let l = scenario::load("cve.cow", &text).map_err(|_| "parse").unwrap();
+        // run_loaded configures with the file's profile, so the other side
+        // is a wrapper that forces the old rule.
+        let mut old = Twisted { model: ModelBackend::new(), profile: Some("linux-5.7"), flip: |_| false };
         let mut a = ModelBackend::new();
-        let mut b = ModelBackend::new();
-        b.configure("linux-5.7", &[]).unwrap();
-        // run_loaded configures again with the file's profile, so compare
-        // with a knob instead through a wrapper that forces the old rule.
-        struct Old(ModelBackend);
-        impl Backend for Old {
-            fn name(&self) -> &str {
-                "old"
-            }
-            fn lacks(&self, f: Feature) -> Option<String> {
-                self.0.lacks(f)
-            }
-            fn configure(&mut self, _p: &str, _k: &[(String, String)]) -> Result<(), ConfigError> {
-                self.0.configure("linux-5.7", &[])
-            }
-            fn set(&mut self, s: &Setting) -> Result<(), String> {
-                self.0.set(s)
-            }
-            fn spawn(&mut self) -> Result<TaskId, String> {
-                self.0.spawn()
-            }
-            fn call(&mut self, t: TaskId, c: &Call) -> Result<Ret, Failure> {
-                self.0.call(t, c)
-            }
-            fn page(&mut self, t: TaskId, a: u64) -> Result<Option<PageObs>, String> {
-                self.0.page(t, a)
-            }
-            fn folio(&mut self, t: TaskId, a: u64) -> Result<Option<FolioObs>, String> {
-                self.0.folio(t, a)
-            }
-            fn pool(&mut self, s: u64) -> Result<PoolObs, String> {
-                self.0.pool(s)
-            }
-            fn task_state(&mut self, t: TaskId) -> Result<TaskObs, String> {
-                self.0.task_state(t)
-            }
-            fn take_trace(&mut self) -> Vec<TraceLine> {
-                self.0.take_trace()
-            }
-            fn self_check(&mut self) -> Result<(), String> {
-                self.0.self_check()
-            }
-        }
-        let mut old = Old(b);
         let r = diff_loaded(&l, &mut a, &mut old);
         assert!(r.divergences.iter().any(|d| d.what == "data read"), "{}", r.render());
         let text = r.render();
         assert!(text.contains("0x00×4096") && text.contains("0xff×4096"), "{text}");
     }
-    /// The model with pagemap's exclusive bit inverted where `flip` says:
-    /// a stand-in for a kernel that differs from the model in that bit
-    /// alone.
-    struct FlipExclusive {
+
+    /// The model under another profile than the scenario's, and with
+    /// pagemap's exclusive bit inverted where `flip` says: a stand-in for a
+    /// kernel that differs from the model in a known way.
+    struct Twisted {
         model: ModelBackend,
+        profile: Option<&'static str>,
         flip: fn(&PageObs) -> bool,
     }
 
-    impl Backend for FlipExclusive {
+    impl Backend for Twisted {
         fn name(&self) -> &str {
-            "flipped"
+            "twisted"
         }
         fn lacks(&self, f: Feature) -> Option<String> {
             self.model.lacks(f)
         }
         fn configure(&mut self, p: &str, k: &[(String, String)]) -> Result<(), ConfigError> {
-            self.model.configure(p, k)
+            self.model.configure(self.profile.unwrap_or(p), k)
         }
         fn set(&mut self, s: &Setting) -> Result<(), String> {
             self.model.set(s)
@@ -487,7 +448,7 @@ mod tests {
 
     fn diff_flipped(text: &str, flip: fn(&PageObs) -> bool) -> DiffResult {
         let l = scenario::load("t.cow", text).map_err(|_| "parse").unwrap();
-        let mut kernel = FlipExclusive { model: ModelBackend::new(), flip };
+        let mut kernel = Twisted { model: ModelBackend::new(), profile: None, flip };
         diff_loaded(&l, &mut ModelBackend::new(), &mut kernel)
     }
 

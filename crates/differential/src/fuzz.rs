@@ -136,8 +136,7 @@ pub fn evaluate(c: &Case, live: &LiveOptions) -> Verdict {
     }
     // The only standalone expectations generated are `present` checks,
     // whose page facts the diff compares (and labels) directly: their
-    // pass/fail adds nothing, and would repeat a documented difference
-    // unlabelled.
+    // pass/fail adds nothing to a finding.
     r.divergences.retain(|d| !d.at.starts_with("line "));
     if r.undocumented().next().is_some() {
         Verdict::Diverged(r)
