@@ -9,8 +9,7 @@
 //! `gup_fast_pte_range()`, `hugetlb.rs` for `hugetlb_wp()` …).
 //!
 //! [`Contents`] is the one byte-string type of the project: the scenario
-//! language and the live backend use it too (feature `serde` makes it
-//! serialisable for the live backend's protocol).
+//! language and the live backend's protocol use it too.
 #![forbid(unsafe_code)]
 
 pub mod contents;
