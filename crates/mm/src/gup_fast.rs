@@ -26,7 +26,7 @@ use crate::events::EventKind;
 use crate::folio::{FolioId, MmId, HUGE_ZERO_FOLIO};
 use crate::gup::GupFlags;
 use crate::kernel::Kernel;
-use crate::pgtable::{Entry, Leaf, Level};
+use crate::pgtable::{Entry, Leaf, Level, PmdVal};
 use crate::types::*;
 
 /// Where a GUP-fast call stands.
@@ -64,8 +64,30 @@ pub struct GupFast {
     pub pages: Vec<(FolioId, u64)>,
     /// `write_protect_seq` as sampled at the start (FOLL_PIN only).
     pub seq: Option<u64>,
+    /// The PMD read on the way to the current PTE table, for the recheck
+    /// after each grab in it (`gup_fast_pte_range()`'s `pmd` argument).
+    pub pmd: Option<PmdVal>,
     /// How the call ended, once `Done`.
     pub result: Option<SysResult<()>>,
+}
+
+impl GupFast {
+    /// Between `local_irq_save()` and `local_irq_restore()` in `gup_fast()`:
+    /// the walk holds off IPIs such as `tlb_remove_table_sync_one()`'s.
+    pub fn irqs_disabled(&self) -> bool {
+        matches!(self.state, GupFastState::Walk { .. } | GupFastState::PteRange { .. } | GupFastState::Grabbed { .. })
+    }
+
+    /// References this call holds that no kernel structure records yet:
+    /// the pages collected and the folio grabbed but not yet rechecked, as
+    /// (folio, count, FOLL_PIN).
+    pub fn held(&self) -> Vec<(FolioId, u64, bool)> {
+        let mut out: Vec<(FolioId, u64, bool)> = self.pages.iter().map(|&(f, _)| (f, 1, self.flags.pin)).collect();
+        if let GupFastState::Grabbed { folio, refs, .. } = self.state {
+            out.push((folio, refs, self.flags.pin));
+        }
+        out
+    }
 }
 
 /// What the lockless walk found for one address.
@@ -86,6 +108,7 @@ impl Kernel {
             state: GupFastState::Begin,
             pages: Vec::with_capacity(nr.min(1 << 20) as usize),
             seq: None,
+            pmd: None,
             result: None,
         }
     }
@@ -129,6 +152,9 @@ impl Kernel {
                         g.state = GupFastState::End;
                     }
                     Walk::Found { leaf, folio, page, refs } => {
+                        if matches!(g.state, GupFastState::Walk { .. }) {
+                            g.pmd = Some(self.mm(g.mm).pt.pmd_val(addr));
+                        }
                         if self.try_grab_folio(folio, refs, g.flags) {
                             g.state = GupFastState::Grabbed { addr, leaf, folio, page, refs };
                         } else {
@@ -145,11 +171,17 @@ impl Kernel {
                     Level::Pmd => "gup_fast_pmd_leaf",
                     Level::Pud => "gup_fast_pud_leaf",
                 };
-                let bail = if self.policy.gup_fast_recheck && now != Some(leaf.entry) {
+                let pmd_moved = leaf.level == Level::Pte && g.pmd.is_some_and(|v| self.mm(g.mm).pt.pmd_val(addr) != v);
+                let bail = if self.policy.gup_fast_pmd_recheck && pmd_moved {
+                    Some("PMD changed under us (PTE table taken away)")
+                } else if self.policy.gup_fast_recheck && now != Some(leaf.entry) {
                     Some("entry changed under us")
                 } else if !self.gup_fast_folio_allowed(folio, g.flags) {
                     Some("file-backed folio for a writable long-term pin")
-                } else if !leaf.entry.present().is_some_and(|p| p.write) && self.gup_must_unshare(None, g.flags, folio, page) {
+                } else if self.policy.gup_fast_ae_recheck
+                    && !leaf.entry.present().is_some_and(|p| p.write)
+                    && self.gup_must_unshare(None, g.flags, folio, page)
+                {
                     Some("read-only entry, gup_must_unshare")
                 } else {
                     None

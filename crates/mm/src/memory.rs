@@ -412,35 +412,66 @@ impl Kernel {
         self.stats.pages_copied += pages;
     }
 
-    /// `zap_page_range_single()` / `unmap_page_range()`: remove every mapping
-    /// in `[start, end)`. A PMD-mapped THP only partly covered is split into
-    /// PTEs first (`__split_huge_pmd()`); hugetlb leaves are removed whole
-    /// (callers keep hugetlb ranges aligned). Swap entries free their slot.
+    /// `zap_page_range_single()` / `unmap_page_range()` run to completion:
+    /// the [`Zap`] step machine driven to its end.
     pub(crate) fn zap_page_range(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {
-        for leaf in self.mm(mm).pt.leaves(start, end) {
-            if leaf.level != Level::Pte
-                && (leaf.addr < start || leaf.addr + leaf.level.size() > end)
-                && self.folio_of_leaf(&leaf).is_some_and(|f| self.folios.get(f).hugetlb.is_none())
-            {
-                self.split_huge_pmd(pid, mm, leaf.addr);
-            }
-        }
-        for leaf in self.mm(mm).pt.leaves(start, end) {
-            if leaf.level != Level::Pte && (leaf.addr < start || leaf.addr + leaf.level.size() > end) {
-                continue;
-            }
-            self.mm_mut(mm).pt.clear(leaf.level, leaf.addr);
-            match leaf.entry {
-                Entry::Present(p) if p.special => {}
-                Entry::Present(p) => {
-                    if let Some(h) = self.folios.get(p.folio).hugetlb {
-                        crate::hugetlb::note_hugetlb_unmap(self, mm, leaf.addr, h, p.folio);
+        let mut z = Zap::begin(pid, mm, start, end);
+        while self.zap_step(&mut z) {}
+    }
+
+    /// One atomic step of a zap; false once done.
+    pub fn zap_step(&mut self, z: &mut Zap) -> bool {
+        match z.state {
+            ZapState::Split => {
+                for leaf in self.mm(z.mm).pt.leaves(z.start, z.end) {
+                    if leaf.level != Level::Pte
+                        && (leaf.addr < z.start || leaf.addr + leaf.level.size() > z.end)
+                        && self.folio_of_leaf(&leaf).is_some_and(|f| self.folios.get(f).hugetlb.is_none())
+                    {
+                        self.split_huge_pmd(z.pid, z.mm, leaf.addr);
                     }
-                    let entire = leaf.level != Level::Pte;
-                    self.rmap_remove(p.folio, mm, 1, entire);
                 }
-                Entry::Swap { slot, .. } => self.swap_free(slot),
+                z.state = ZapState::Clear { addr: z.start };
+                true
             }
+            ZapState::Clear { addr } => {
+                let Some(leaf) = self.mm(z.mm).pt.next_leaf(addr, z.end) else {
+                    z.state = ZapState::Flush;
+                    return true;
+                };
+                z.state = ZapState::Clear { addr: leaf.addr + leaf.level.size() };
+                if leaf.addr + leaf.level.size() > z.end {
+                    // A hugetlb leaf the range only cuts (callers align
+                    // hugetlb ranges, so nothing is left behind).
+                    return true;
+                }
+                self.mm_mut(z.mm).pt.clear(leaf.level, leaf.addr);
+                match leaf.entry {
+                    Entry::Present(p) if p.special => {}
+                    Entry::Present(p) => {
+                        if let Some(h) = self.folios.get(p.folio).hugetlb {
+                            crate::hugetlb::note_hugetlb_unmap(self, z.mm, leaf.addr, h, p.folio);
+                        }
+                        let refs = self.folio_remove_rmap(p.folio, z.mm, 1, leaf.level != Level::Pte);
+                        if refs > 0 {
+                            match z.gathered.iter_mut().find(|(f, _)| *f == p.folio) {
+                                Some((_, n)) => *n += refs,
+                                None => z.gathered.push((p.folio, refs)),
+                            }
+                        }
+                    }
+                    Entry::Swap { slot, .. } => self.swap_free(slot),
+                }
+                true
+            }
+            ZapState::Flush => {
+                for (f, n) in std::mem::take(&mut z.gathered) {
+                    self.folio_put_refs(f, n as i64);
+                }
+                z.state = ZapState::Done;
+                false
+            }
+            ZapState::Done => false,
         }
     }
 
@@ -457,3 +488,64 @@ impl Kernel {
 /// The smallest mTHP order (16 KiB) and the PMD order.
 const THP_MIN: u8 = crate::kernel::THP_MIN_ORDER;
 const THP_PMD: u8 = crate::kernel::THP_PMD_ORDER;
+
+/// Where a zap stands.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ZapState {
+    /// Next: split the PMD-mapped THPs the range only partly covers
+    /// (`__split_huge_pmd()`, under the PMD lock).
+    Split,
+    /// Next: clear the first entry at or after `addr` (`zap_pte_range()`
+    /// and its PMD/PUD twins, under the page-table lock).
+    Clear {
+        addr: u64,
+    },
+    /// Every entry cleared; next: `tlb_finish_mmu()` flushes the TLB and
+    /// only then frees the pages the zap gathered.
+    Flush,
+    Done,
+}
+
+/// One zap of `[start, end)` in progress (`zap_page_range_single()` →
+/// `unmap_page_range()` → `zap_pte_range()`, then `tlb_finish_mmu()`).
+///
+/// A zap clears one entry per step and takes the mapping out of the rmap
+/// at once, but the mapping's folio reference goes into the mmu_gather
+/// batch and is dropped only after the TLB flush, as `tlb_finish_mmu()`
+/// does: until then another CPU may still be using the old translation.
+/// The model's TLB flush does not wait for CPUs that run with interrupts
+/// off (broadcast invalidation, as arm64 and x86 INVLPGB do), so GUP-fast
+/// may run across it; that is why it must recheck what it read. Left out:
+/// page-table freeing (the model never frees a table under a walker), the
+/// batch size limit, dirty/accessed transfer to the folio.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Zap {
+    pub pid: Pid,
+    pub mm: MmId,
+    pub start: u64,
+    pub end: u64,
+    pub state: ZapState,
+    /// References gathered for freeing after the flush.
+    pub gathered: Vec<(FolioId, u64)>,
+}
+
+impl Zap {
+    pub fn begin(pid: Pid, mm: MmId, start: u64, end: u64) -> Zap {
+        Zap { pid, mm, start, end, state: ZapState::Split, gathered: Vec::new() }
+    }
+
+    /// The kernel function the next step plays.
+    pub fn next_func(&self) -> &'static str {
+        match self.state {
+            ZapState::Split => "__split_huge_pmd",
+            ZapState::Clear { .. } => "zap_pte_range",
+            ZapState::Flush => "tlb_finish_mmu",
+            ZapState::Done => "",
+        }
+    }
+
+    /// References held outside the kernel's books (folio, count, FOLL_PIN).
+    pub fn held(&self) -> Vec<(FolioId, u64, bool)> {
+        self.gathered.iter().map(|&(f, n)| (f, n, false)).collect()
+    }
+}

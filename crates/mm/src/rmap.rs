@@ -30,9 +30,17 @@ impl Kernel {
     /// Undoes [`Kernel::rmap_add`] for `nr` PTEs (or one entire mapping) and
     /// drops their references (folio_remove_rmap_*() + folio_put()).
     pub(crate) fn rmap_remove(&mut self, folio: FolioId, mm: MmId, nr: u64, entire: bool) {
+        let n = self.folio_remove_rmap(folio, mm, nr, entire);
+        self.folio_put_refs(folio, n as i64);
+    }
+
+    /// The mapcount half of [`Kernel::rmap_remove`] (`folio_remove_rmap_*()`):
+    /// returns the references the removed mappings held, for the caller to
+    /// drop now or after a TLB flush.
+    pub(crate) fn folio_remove_rmap(&mut self, folio: FolioId, mm: MmId, nr: u64, entire: bool) -> u64 {
         let f = self.folios.get_mut(folio);
         if f.is_zero() {
-            return;
+            return 0;
         }
         let n = if entire { 1 } else { nr as i64 };
         f.mapcount -= n;
@@ -42,7 +50,7 @@ impl Kernel {
         if f.is_large() {
             f.sub_mm_map(mm, n as u32);
         }
-        self.folio_put_refs(folio, n);
+        n as u64
     }
 
     /// `folio_add_new_anon_rmap()` with RMAP_EXCLUSIVE: a freshly allocated
