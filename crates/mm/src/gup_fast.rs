@@ -72,6 +72,22 @@ pub struct GupFast {
 }
 
 impl GupFast {
+    /// The kernel function the next step plays.
+    pub fn next_func(&self) -> &'static str {
+        match &self.state {
+            GupFastState::Begin | GupFastState::End => "gup_fast",
+            GupFastState::Walk { .. } => "gup_fast_pgd_range",
+            GupFastState::PteRange { .. } => "gup_fast_pte_range",
+            GupFastState::Grabbed { leaf, .. } => match leaf.level {
+                Level::Pte => "gup_fast_pte_range",
+                Level::Pmd => "gup_fast_pmd_leaf",
+                Level::Pud => "gup_fast_pud_leaf",
+            },
+            GupFastState::Slow => "__get_user_pages",
+            GupFastState::Done => "",
+        }
+    }
+
     /// Between `local_irq_save()` and `local_irq_restore()` in `gup_fast()`:
     /// the walk holds off IPIs such as `tlb_remove_table_sync_one()`'s.
     pub fn irqs_disabled(&self) -> bool {
