@@ -15,9 +15,11 @@
 //!
 //! The walker is a step machine: [`GupFastState`] names what has been read
 //! without a lock and what must still be rechecked. One call of
-//! [`Kernel::gup_fast_step`] is one atomic step (B1+B3 for an entry, then
-//! B4+B5 for it), so an explorer can interleave it with fork's steps; a
-//! sequential run drives it to the end. Left out: interrupts and the
+//! [`Kernel::gup_fast_step`] is one atomic step (B1, B3, then B4+B5 for an
+//! entry), so an explorer can interleave it with fork, zap, collapse and
+//! swap-out; a sequential run drives it to the end. Within a PTE table,
+//! B4 also re-reads the PMD the walk came through: a THP collapse may have
+//! taken the table away while its entries still look the same. Left out: interrupts and the
 //! page-table freeing they block (the model never frees a table under a
 //! walker), architecture vetoes, P2PDMA, secretmem, long-term placement
 //! (every folio is long-term pinnable).
@@ -40,6 +42,9 @@ pub enum GupFastState {
     /// Next: the PTE at `addr`, in the PTE table whose PMD was already read
     /// for the previous address (`gup_fast_pte_range()`'s loop).
     PteRange { addr: u64 },
+    /// The entry `leaf` was read without a lock (B1); next: grab `refs`
+    /// references on its folio (B3, `try_grab_folio_fast()`).
+    Read { addr: u64, leaf: Leaf, folio: FolioId, page: u64, refs: u64 },
     /// References taken on the folio of `leaf` (read without a lock) for
     /// `refs` pages from `addr`; next: re-read the entry and check AE.
     Grabbed { addr: u64, leaf: Leaf, folio: FolioId, page: u64, refs: u64 },
@@ -78,6 +83,7 @@ impl GupFast {
             GupFastState::Begin | GupFastState::End => "gup_fast",
             GupFastState::Walk { .. } => "gup_fast_pgd_range",
             GupFastState::PteRange { .. } => "gup_fast_pte_range",
+            GupFastState::Read { .. } => "try_grab_folio_fast",
             GupFastState::Grabbed { leaf, .. } => match leaf.level {
                 Level::Pte => "gup_fast_pte_range",
                 Level::Pmd => "gup_fast_pmd_leaf",
@@ -91,7 +97,10 @@ impl GupFast {
     /// Between `local_irq_save()` and `local_irq_restore()` in `gup_fast()`:
     /// the walk holds off IPIs such as `tlb_remove_table_sync_one()`'s.
     pub fn irqs_disabled(&self) -> bool {
-        matches!(self.state, GupFastState::Walk { .. } | GupFastState::PteRange { .. } | GupFastState::Grabbed { .. })
+        matches!(
+            self.state,
+            GupFastState::Walk { .. } | GupFastState::PteRange { .. } | GupFastState::Read { .. } | GupFastState::Grabbed { .. }
+        )
     }
 
     /// References this call holds that no kernel structure records yet:
@@ -171,13 +180,17 @@ impl Kernel {
                         if matches!(g.state, GupFastState::Walk { .. }) {
                             g.pmd = Some(self.mm(g.mm).pt.pmd_val(addr));
                         }
-                        if self.try_grab_folio(folio, refs, g.flags) {
-                            g.state = GupFastState::Grabbed { addr, leaf, folio, page, refs };
-                        } else {
-                            g.state = GupFastState::End;
-                        }
+                        g.state = GupFastState::Read { addr, leaf, folio, page, refs };
                     }
                 }
+                true
+            }
+            GupFastState::Read { addr, leaf, folio, page, refs } => {
+                g.state = if self.try_grab_folio(folio, refs, g.flags) {
+                    GupFastState::Grabbed { addr, leaf, folio, page, refs }
+                } else {
+                    GupFastState::End
+                };
                 true
             }
             GupFastState::Grabbed { addr, leaf, folio, page, refs } => {

@@ -197,7 +197,7 @@ impl Kernel {
             }
             TryToUnmapState::Next { from } => match self.pageout_candidate(mm, from, t.start, t.end, &t.done) {
                 None => return false,
-                Some((_, folio, mapped)) => {
+                Some((folio, mapped)) => {
                     t.done.push(folio);
                     if self.policy.swapout_clear_pte_first {
                         TryToUnmapState::Clear { folio, mapped }

@@ -108,7 +108,7 @@ impl Kernel {
         start: u64,
         end: u64,
         done: &[FolioId],
-    ) -> Option<(u64, FolioId, Vec<(u64, Present)>)> {
+    ) -> Option<(FolioId, Vec<(u64, Present)>)> {
         for leaf in self.mm(mm).pt.leaves(from, end) {
             let Entry::Present(p) = leaf.entry else { continue };
             if leaf.addr < from || leaf.level != Level::Pte || p.special || done.contains(&p.folio) {
@@ -132,7 +132,7 @@ impl Kernel {
             if mapped.len() as i64 != f.mapcount {
                 continue;
             }
-            return Some((leaf.addr, p.folio, mapped));
+            return Some((p.folio, mapped));
         }
         None
     }
