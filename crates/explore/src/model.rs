@@ -409,6 +409,16 @@ impl Model for Race {
         Some(self.advance(s, i))
     }
 
+    fn format_action(&self, i: &usize) -> String {
+        format!("T{i}")
+    }
+
+    /// What the web explorer shows for a step: the task and the kernel
+    /// function it plays.
+    fn format_step(&self, s: &State, i: usize) -> Option<String> {
+        Some(format!("T{i} {}", s.m[i].next_func(&self.tasks[i].op)))
+    }
+
     fn properties(&self) -> Vec<Property<Self>> {
         let mut p = vec![
             Property::always("no-freed", holds_no_freed),
