@@ -10,6 +10,9 @@ use explore::races::{BuiltIn, BUILT_IN};
 /// one column per task (exit 0: none, 1: a property broken, 2: usage).
 #[derive(clap::Args)]
 pub struct Args {
+    /// A scenario file with a `race { }` block.
+    #[arg(value_name = "FILE", conflicts_with = "race")]
+    file: Option<String>,
     /// A built-in race (`--list` names them).
     #[arg(long, value_name = "NAME")]
     race: Option<String>,
@@ -91,8 +94,24 @@ pub fn main(a: Args) -> u8 {
             }
         };
     }
+    if let Some(f) = a.file.as_deref() {
+        let Some(l) = super::load(f) else { return EXIT_USAGE };
+        let opts = scenario::RunOptions { profile: None, knobs: a.set.clone() };
+        let race = match explore::file::race_of(&l, &opts) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("cowlab explore: {f}: {e}");
+                return EXIT_USAGE;
+            }
+        };
+        if let Some(addr) = &a.serve {
+            return serve(race, addr);
+        }
+        let r = explore(&race, Options { threads: a.threads, shard: a.shard });
+        return emit(&a, &r);
+    }
     let Some(name) = a.race.as_deref() else {
-        eprintln!("cowlab explore: give --race NAME (see --list) or --merge FILES");
+        eprintln!("cowlab explore: give a scenario FILE, --race NAME (see --list) or --merge FILES");
         return EXIT_USAGE;
     };
     let Some(b) = BuiltIn::by_name(name) else {
