@@ -23,6 +23,7 @@ enum Cmd {
     Selftest(cmd::selftest::Args),
     Diff(cmd::diff::Args),
     Fuzz(cmd::fuzz::Args),
+    Explore(cmd::explore::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         Cmd::Selftest(a) => cmd::selftest::main(a),
         Cmd::Diff(a) => cmd::diff::main(a),
         Cmd::Fuzz(a) => cmd::fuzz::main(a),
+        Cmd::Explore(a) => cmd::explore::main(a),
     };
     ExitCode::from(code)
 }

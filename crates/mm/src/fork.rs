@@ -50,6 +50,18 @@ pub struct Fork {
     pub result: Option<SysResult<Pid>>,
 }
 
+impl Fork {
+    /// The kernel function the next step plays.
+    pub fn next_func(&self) -> &'static str {
+        match self.state {
+            ForkState::Vma { .. } | ForkState::Finish => "dup_mmap",
+            ForkState::Copy { .. } => "copy_present_pte",
+            ForkState::Install { .. } => "ptep_set_wrprotect",
+            ForkState::Done => "",
+        }
+    }
+}
+
 impl Kernel {
     /// fork(2) run to completion.
     pub fn fork(&mut self, pid: Pid) -> SysResult<Pid> {

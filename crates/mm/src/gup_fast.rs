@@ -15,9 +15,11 @@
 //!
 //! The walker is a step machine: [`GupFastState`] names what has been read
 //! without a lock and what must still be rechecked. One call of
-//! [`Kernel::gup_fast_step`] is one atomic step (B1+B3 for an entry, then
-//! B4+B5 for it), so an explorer can interleave it with fork's steps; a
-//! sequential run drives it to the end. Left out: interrupts and the
+//! [`Kernel::gup_fast_step`] is one atomic step (B1, B3, then B4+B5 for an
+//! entry), so an explorer can interleave it with fork, zap, collapse and
+//! swap-out; a sequential run drives it to the end. Within a PTE table,
+//! B4 also re-reads the PMD the walk came through: a THP collapse may have
+//! taken the table away while its entries still look the same. Left out: interrupts and the
 //! page-table freeing they block (the model never frees a table under a
 //! walker), architecture vetoes, P2PDMA, secretmem, long-term placement
 //! (every folio is long-term pinnable).
@@ -26,7 +28,7 @@ use crate::events::EventKind;
 use crate::folio::{FolioId, MmId, HUGE_ZERO_FOLIO};
 use crate::gup::GupFlags;
 use crate::kernel::Kernel;
-use crate::pgtable::{Entry, Leaf, Level};
+use crate::pgtable::{Entry, Leaf, Level, PmdVal};
 use crate::types::*;
 
 /// Where a GUP-fast call stands.
@@ -40,6 +42,9 @@ pub enum GupFastState {
     /// Next: the PTE at `addr`, in the PTE table whose PMD was already read
     /// for the previous address (`gup_fast_pte_range()`'s loop).
     PteRange { addr: u64 },
+    /// The entry `leaf` was read without a lock (B1); next: grab `refs`
+    /// references on its folio (B3, `try_grab_folio_fast()`).
+    Read { addr: u64, leaf: Leaf, folio: FolioId, page: u64, refs: u64 },
     /// References taken on the folio of `leaf` (read without a lock) for
     /// `refs` pages from `addr`; next: re-read the entry and check AE.
     Grabbed { addr: u64, leaf: Leaf, folio: FolioId, page: u64, refs: u64 },
@@ -64,8 +69,50 @@ pub struct GupFast {
     pub pages: Vec<(FolioId, u64)>,
     /// `write_protect_seq` as sampled at the start (FOLL_PIN only).
     pub seq: Option<u64>,
+    /// The PMD read on the way to the current PTE table, for the recheck
+    /// after each grab in it (`gup_fast_pte_range()`'s `pmd` argument).
+    pub pmd: Option<PmdVal>,
     /// How the call ended, once `Done`.
     pub result: Option<SysResult<()>>,
+}
+
+impl GupFast {
+    /// The kernel function the next step plays.
+    pub fn next_func(&self) -> &'static str {
+        match &self.state {
+            GupFastState::Begin | GupFastState::End => "gup_fast",
+            GupFastState::Walk { .. } => "gup_fast_pgd_range",
+            GupFastState::PteRange { .. } => "gup_fast_pte_range",
+            GupFastState::Read { .. } => "try_grab_folio_fast",
+            GupFastState::Grabbed { leaf, .. } => match leaf.level {
+                Level::Pte => "gup_fast_pte_range",
+                Level::Pmd => "gup_fast_pmd_leaf",
+                Level::Pud => "gup_fast_pud_leaf",
+            },
+            GupFastState::Slow => "__get_user_pages",
+            GupFastState::Done => "",
+        }
+    }
+
+    /// Between `local_irq_save()` and `local_irq_restore()` in `gup_fast()`:
+    /// the walk holds off IPIs such as `tlb_remove_table_sync_one()`'s.
+    pub fn irqs_disabled(&self) -> bool {
+        matches!(
+            self.state,
+            GupFastState::Walk { .. } | GupFastState::PteRange { .. } | GupFastState::Read { .. } | GupFastState::Grabbed { .. }
+        )
+    }
+
+    /// References this call holds that no kernel structure records yet:
+    /// the pages collected and the folio grabbed but not yet rechecked, as
+    /// (folio, count, FOLL_PIN).
+    pub fn held(&self) -> Vec<(FolioId, u64, bool)> {
+        let mut out: Vec<(FolioId, u64, bool)> = self.pages.iter().map(|&(f, _)| (f, 1, self.flags.pin)).collect();
+        if let GupFastState::Grabbed { folio, refs, .. } = self.state {
+            out.push((folio, refs, self.flags.pin));
+        }
+        out
+    }
 }
 
 /// What the lockless walk found for one address.
@@ -86,6 +133,7 @@ impl Kernel {
             state: GupFastState::Begin,
             pages: Vec::with_capacity(nr.min(1 << 20) as usize),
             seq: None,
+            pmd: None,
             result: None,
         }
     }
@@ -129,13 +177,20 @@ impl Kernel {
                         g.state = GupFastState::End;
                     }
                     Walk::Found { leaf, folio, page, refs } => {
-                        if self.try_grab_folio(folio, refs, g.flags) {
-                            g.state = GupFastState::Grabbed { addr, leaf, folio, page, refs };
-                        } else {
-                            g.state = GupFastState::End;
+                        if matches!(g.state, GupFastState::Walk { .. }) {
+                            g.pmd = Some(self.mm(g.mm).pt.pmd_val(addr));
                         }
+                        g.state = GupFastState::Read { addr, leaf, folio, page, refs };
                     }
                 }
+                true
+            }
+            GupFastState::Read { addr, leaf, folio, page, refs } => {
+                g.state = if self.try_grab_folio(folio, refs, g.flags) {
+                    GupFastState::Grabbed { addr, leaf, folio, page, refs }
+                } else {
+                    GupFastState::End
+                };
                 true
             }
             GupFastState::Grabbed { addr, leaf, folio, page, refs } => {
@@ -145,11 +200,17 @@ impl Kernel {
                     Level::Pmd => "gup_fast_pmd_leaf",
                     Level::Pud => "gup_fast_pud_leaf",
                 };
-                let bail = if self.policy.gup_fast_recheck && now != Some(leaf.entry) {
+                let pmd_moved = leaf.level == Level::Pte && g.pmd.is_some_and(|v| self.mm(g.mm).pt.pmd_val(addr) != v);
+                let bail = if self.policy.gup_fast_pmd_recheck && pmd_moved {
+                    Some("PMD changed under us (PTE table taken away)")
+                } else if self.policy.gup_fast_recheck && now != Some(leaf.entry) {
                     Some("entry changed under us")
                 } else if !self.gup_fast_folio_allowed(folio, g.flags) {
                     Some("file-backed folio for a writable long-term pin")
-                } else if !leaf.entry.present().is_some_and(|p| p.write) && self.gup_must_unshare(None, g.flags, folio, page) {
+                } else if self.policy.gup_fast_ae_recheck
+                    && !leaf.entry.present().is_some_and(|p| p.write)
+                    && self.gup_must_unshare(None, g.flags, folio, page)
+                {
                     Some("read-only entry, gup_must_unshare")
                 } else {
                     None

@@ -67,6 +67,16 @@ impl Kernel {
     /// and checks them against the counters; checks anon-exclusive rules,
     /// swap counts and hugetlb pool balance.
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        self.check_invariants_holding(&[])
+    }
+
+    /// [`Kernel::check_invariants`] while racing paths are half done:
+    /// `in_flight` lists the references their step machines hold outside
+    /// the kernel's books (GUP-fast's grabbed pages, a fault's new page not
+    /// yet mapped, pages a zap gathered for freeing after the TLB flush), as
+    /// (folio, count, FOLL_PIN). They count as holders, never as pins a
+    /// pinned-page rule applies to: they may still be dropped.
+    pub fn check_invariants_holding(&self, in_flight: &[(FolioId, u64, bool)]) -> Result<(), InvariantViolation> {
         let mut exp: BTreeMap<FolioId, Expect> = BTreeMap::new();
         let mut swap_refs: BTreeMap<crate::pgtable::SwapSlot, u32> = BTreeMap::new();
         let ae_rules = self.policy.anon_reuse == AnonReuse::AnonExclusive;
@@ -148,6 +158,21 @@ impl Kernel {
         for r in self.gup.values() {
             for &(f, page) in &r.pages {
                 add_gup(&mut exp, f, page, r.pin);
+            }
+        }
+        for &(f, n, pin) in in_flight {
+            let fo = self.folios.get(f);
+            if !(pin && fo.is_zero()) {
+                let e = exp.entry(f).or_default();
+                let n = n as i64;
+                match (pin, fo.is_large()) {
+                    (false, _) => e.refs += n,
+                    (true, true) => {
+                        e.refs += n;
+                        e.pins += n;
+                    }
+                    (true, false) => e.refs += n * GUP_PIN_COUNTING_BIAS,
+                }
             }
         }
         for p in self.pipes.values() {

@@ -256,14 +256,24 @@ impl Kernel {
     /// by `wp_page_copy()`. The reuse rule is a policy knob. Left out:
     /// userfaultfd-wp, KSM.
     pub(crate) fn do_wp_page(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present, flags: FaultFlags) -> FaultResult {
+        if let Some(c) = self.do_wp_page_begin(pid, mm, vma, addr, p, flags) {
+            self.wp_page_copy_finish(c);
+        }
+        Ok(())
+    }
+
+    /// [`Kernel::do_wp_page`] up to the point where `wp_page_copy()` has
+    /// dropped the PTE lock and copied the page: the copy still to be
+    /// installed, if the fault copies.
+    pub(crate) fn do_wp_page_begin(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present, flags: FaultFlags) -> Option<WpCopy> {
         if vma.shared {
             self.wp_page_shared(pid, mm, vma, addr, p);
-            return Ok(());
+            return None;
         }
         let f = self.folios.get(p.folio);
         if p.special || f.is_zero() || !f.is_anon() {
             let why = if p.special || f.is_zero() { "zero page" } else { "page-cache page" };
-            return self.wp_page_copy(pid, mm, vma, addr, p, flags, why.into());
+            return Some(self.wp_page_copy_prepare(pid, mm, vma, addr, p, flags, why.into()));
         }
         let (reuse, why) = match self.policy.anon_reuse {
             AnonReuse::AnonExclusive if f.page_ae(p.page) => (true, "PageAnonExclusive".to_string()),
@@ -282,9 +292,9 @@ impl Kernel {
         };
         if reuse {
             self.wp_page_reuse(pid, mm, vma, addr, p, flags, why);
-            Ok(())
+            None
         } else {
-            self.wp_page_copy(pid, mm, vma, addr, p, flags, why)
+            Some(self.wp_page_copy_prepare(pid, mm, vma, addr, p, flags, why))
         }
     }
 
@@ -344,17 +354,35 @@ impl Kernel {
         self.event(pid, EventKind::Reuse, "do_wp_page", Some(addr), || format!("{} fault: {func}: {why} → reuse", flags.name()));
     }
 
-    /// `wp_page_copy()`: allocate a new anon page (zeroed for the zero page,
-    /// else a copy), map it exclusively — writable+dirty for a write,
-    /// read-only with the soft-dirty bit kept for an unshare — and only then
-    /// drop the old page's mapping and reference.
+    /// `wp_page_copy()`, first half: with the PTE lock dropped, allocate a
+    /// new anon page (zeroed for the zero page, else a copy of the old one).
     #[allow(clippy::too_many_arguments)]
-    fn wp_page_copy(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present, flags: FaultFlags, why: String) -> FaultResult {
+    fn wp_page_copy_prepare(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present, flags: FaultFlags, why: String) -> WpCopy {
         let new = self.alloc_anon_folio(0);
         let old_is_zero = p.special || self.folios.get(p.folio).is_zero();
         if !old_is_zero {
             self.copy_page_data(new, 0, p.folio, p.page);
         }
+        WpCopy { pid, mm, vma: vma.clone(), addr, orig: p, new, flags, why }
+    }
+
+    /// `wp_page_copy()`, second half: retake the PTE lock and recheck that
+    /// the PTE is still the one the fault started from (`pte_same()`); if
+    /// not, someone else resolved the fault or unmapped the page: drop the
+    /// copy and let the access retry. Otherwise map the copy exclusively —
+    /// writable+dirty for a write, read-only with the soft-dirty bit kept
+    /// for an unshare — and only then drop the old page's mapping and
+    /// reference. Returns whether the copy was installed.
+    pub(crate) fn wp_page_copy_finish(&mut self, c: WpCopy) -> bool {
+        let WpCopy { pid, mm, vma, addr, orig: p, new, flags, why } = c;
+        if self.mm(mm).pt.get(Level::Pte, addr) != Some(Entry::Present(p)) {
+            self.folio_put(new);
+            self.event(pid, EventKind::Note, "wp_page_copy", Some(addr), || {
+                "PTE changed while copying (pte_same failed) → drop the copy, retry".into()
+            });
+            return false;
+        }
+        let old_is_zero = p.special || self.folios.get(p.folio).is_zero();
         self.ensure_anon_vma(mm, vma.start);
         self.add_new_anon_rmap(new, mm, 1, false);
         let entry = if flags.unshare {
@@ -383,7 +411,7 @@ impl Kernel {
                 format!("{} fault: {func}{why} → copy", flags.name())
             }
         });
-        Ok(())
+        true
     }
 
     /// The kernel function that makes the anon reuse decision under the
@@ -412,35 +440,66 @@ impl Kernel {
         self.stats.pages_copied += pages;
     }
 
-    /// `zap_page_range_single()` / `unmap_page_range()`: remove every mapping
-    /// in `[start, end)`. A PMD-mapped THP only partly covered is split into
-    /// PTEs first (`__split_huge_pmd()`); hugetlb leaves are removed whole
-    /// (callers keep hugetlb ranges aligned). Swap entries free their slot.
+    /// `zap_page_range_single()` / `unmap_page_range()` run to completion:
+    /// the [`Zap`] step machine driven to its end.
     pub(crate) fn zap_page_range(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {
-        for leaf in self.mm(mm).pt.leaves(start, end) {
-            if leaf.level != Level::Pte
-                && (leaf.addr < start || leaf.addr + leaf.level.size() > end)
-                && self.folio_of_leaf(&leaf).is_some_and(|f| self.folios.get(f).hugetlb.is_none())
-            {
-                self.split_huge_pmd(pid, mm, leaf.addr);
-            }
-        }
-        for leaf in self.mm(mm).pt.leaves(start, end) {
-            if leaf.level != Level::Pte && (leaf.addr < start || leaf.addr + leaf.level.size() > end) {
-                continue;
-            }
-            self.mm_mut(mm).pt.clear(leaf.level, leaf.addr);
-            match leaf.entry {
-                Entry::Present(p) if p.special => {}
-                Entry::Present(p) => {
-                    if let Some(h) = self.folios.get(p.folio).hugetlb {
-                        crate::hugetlb::note_hugetlb_unmap(self, mm, leaf.addr, h, p.folio);
+        let mut z = Zap::begin(pid, mm, start, end);
+        while self.zap_step(&mut z) {}
+    }
+
+    /// One atomic step of a zap; false once done.
+    pub fn zap_step(&mut self, z: &mut Zap) -> bool {
+        match z.state {
+            ZapState::Split => {
+                for leaf in self.mm(z.mm).pt.leaves(z.start, z.end) {
+                    if leaf.level != Level::Pte
+                        && (leaf.addr < z.start || leaf.addr + leaf.level.size() > z.end)
+                        && self.folio_of_leaf(&leaf).is_some_and(|f| self.folios.get(f).hugetlb.is_none())
+                    {
+                        self.split_huge_pmd(z.pid, z.mm, leaf.addr);
                     }
-                    let entire = leaf.level != Level::Pte;
-                    self.rmap_remove(p.folio, mm, 1, entire);
                 }
-                Entry::Swap { slot, .. } => self.swap_free(slot),
+                z.state = ZapState::Clear { addr: z.start };
+                true
             }
+            ZapState::Clear { addr } => {
+                let Some(leaf) = self.mm(z.mm).pt.next_leaf(addr, z.end) else {
+                    z.state = ZapState::Flush;
+                    return true;
+                };
+                z.state = ZapState::Clear { addr: leaf.addr + leaf.level.size() };
+                if leaf.addr + leaf.level.size() > z.end {
+                    // A hugetlb leaf the range only cuts (callers align
+                    // hugetlb ranges, so nothing is left behind).
+                    return true;
+                }
+                self.mm_mut(z.mm).pt.clear(leaf.level, leaf.addr);
+                match leaf.entry {
+                    Entry::Present(p) if p.special => {}
+                    Entry::Present(p) => {
+                        if let Some(h) = self.folios.get(p.folio).hugetlb {
+                            crate::hugetlb::note_hugetlb_unmap(self, z.mm, leaf.addr, h, p.folio);
+                        }
+                        let refs = self.folio_remove_rmap(p.folio, z.mm, 1, leaf.level != Level::Pte);
+                        if refs > 0 {
+                            match z.gathered.iter_mut().find(|(f, _)| *f == p.folio) {
+                                Some((_, n)) => *n += refs,
+                                None => z.gathered.push((p.folio, refs)),
+                            }
+                        }
+                    }
+                    Entry::Swap { slot, .. } => self.swap_free(slot),
+                }
+                true
+            }
+            ZapState::Flush => {
+                for (f, n) in std::mem::take(&mut z.gathered) {
+                    self.folio_put_refs(f, n as i64);
+                }
+                z.state = ZapState::Done;
+                false
+            }
+            ZapState::Done => false,
         }
     }
 
@@ -457,3 +516,222 @@ impl Kernel {
 /// The smallest mTHP order (16 KiB) and the PMD order.
 const THP_MIN: u8 = crate::kernel::THP_MIN_ORDER;
 const THP_PMD: u8 = crate::kernel::THP_PMD_ORDER;
+
+/// Where a zap stands.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ZapState {
+    /// Next: split the PMD-mapped THPs the range only partly covers
+    /// (`__split_huge_pmd()`, under the PMD lock).
+    Split,
+    /// Next: clear the first entry at or after `addr` (`zap_pte_range()`
+    /// and its PMD/PUD twins, under the page-table lock).
+    Clear {
+        addr: u64,
+    },
+    /// Every entry cleared; next: `tlb_finish_mmu()` flushes the TLB and
+    /// only then frees the pages the zap gathered.
+    Flush,
+    Done,
+}
+
+/// One zap of `[start, end)` in progress (`zap_page_range_single()` →
+/// `unmap_page_range()` → `zap_pte_range()`, then `tlb_finish_mmu()`).
+///
+/// A zap clears one entry per step and takes the mapping out of the rmap
+/// at once, but the mapping's folio reference goes into the mmu_gather
+/// batch and is dropped only after the TLB flush, as `tlb_finish_mmu()`
+/// does: until then another CPU may still be using the old translation.
+/// The model's TLB flush does not wait for CPUs that run with interrupts
+/// off (broadcast invalidation, as arm64 and x86 INVLPGB do), so GUP-fast
+/// may run across it; that is why it must recheck what it read. Left out:
+/// page-table freeing (the model never frees a table under a walker), the
+/// batch size limit, dirty/accessed transfer to the folio.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Zap {
+    pub pid: Pid,
+    pub mm: MmId,
+    pub start: u64,
+    pub end: u64,
+    pub state: ZapState,
+    /// References gathered for freeing after the flush.
+    pub gathered: Vec<(FolioId, u64)>,
+}
+
+impl Zap {
+    pub fn begin(pid: Pid, mm: MmId, start: u64, end: u64) -> Zap {
+        Zap { pid, mm, start, end, state: ZapState::Split, gathered: Vec::new() }
+    }
+
+    /// The kernel function the next step plays.
+    pub fn next_func(&self) -> &'static str {
+        match self.state {
+            ZapState::Split => "__split_huge_pmd",
+            ZapState::Clear { .. } => "zap_pte_range",
+            ZapState::Flush => "tlb_finish_mmu",
+            ZapState::Done => "",
+        }
+    }
+
+    /// References held outside the kernel's books (folio, count, FOLL_PIN).
+    pub fn held(&self) -> Vec<(FolioId, u64, bool)> {
+        self.gathered.iter().map(|&(f, n)| (f, n, false)).collect()
+    }
+}
+
+/// A copy `wp_page_copy()` made with the PTE lock dropped, waiting to be
+/// installed by [`Kernel::wp_page_copy_finish`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WpCopy {
+    pid: Pid,
+    mm: MmId,
+    vma: Vma,
+    addr: u64,
+    /// The PTE the fault started from, for `pte_same()`.
+    orig: Present,
+    new: FolioId,
+    flags: FaultFlags,
+    why: String,
+}
+
+/// Where a store by a task stands.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum WpFaultState {
+    /// Next: store at `addr` if it is mapped writable, else fault.
+    Access {
+        addr: u64,
+    },
+    /// `wp_page_copy()` copied the page with the PTE lock dropped; next:
+    /// retake the lock, recheck the PTE, install.
+    Copied {
+        addr: u64,
+        copy: WpCopy,
+    },
+    Done,
+}
+
+/// A user store of `data` at `start` racing other paths: the write fault
+/// (`handle_mm_fault()` → `do_wp_page()` → `wp_page_copy()`) split where
+/// the kernel drops the PTE lock to copy, then the store itself. Faults
+/// other than a write to a present read-only PTE (first touch, swap-in,
+/// huge PMDs, hugetlb) run as one step.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WpFault {
+    pub pid: Pid,
+    pub mm: MmId,
+    pub start: u64,
+    pub data: crate::contents::Contents,
+    pub state: WpFaultState,
+    /// Faults taken for the current page (bounded like a user access).
+    faults: u32,
+    pub result: Option<SysResult<()>>,
+}
+
+/// Faults one page of a store may take before the model calls it a livelock.
+const MAX_STORE_FAULTS: u32 = 8;
+
+impl WpFault {
+    pub fn begin(pid: Pid, mm: MmId, start: u64, data: crate::contents::Contents) -> WpFault {
+        WpFault { pid, mm, start, data, state: WpFaultState::Access { addr: start }, faults: 0, result: None }
+    }
+
+    /// The kernel function the next step plays.
+    pub fn next_func(&self) -> &'static str {
+        match self.state {
+            WpFaultState::Access { .. } => "handle_mm_fault",
+            WpFaultState::Copied { .. } => "wp_page_copy",
+            WpFaultState::Done => "",
+        }
+    }
+
+    /// Between the two halves of `wp_page_copy()` (mmap_lock held for reading).
+    pub fn in_fault(&self) -> bool {
+        matches!(self.state, WpFaultState::Copied { .. })
+    }
+
+    /// The next step faults (it needs mmap_lock) rather than just storing.
+    pub fn needs_fault(&self, k: &Kernel) -> bool {
+        match self.state {
+            WpFaultState::Access { addr } => !k.mm(self.mm).pt.lookup(addr).is_some_and(|l| l.entry.present().is_some_and(|p| p.write)),
+            WpFaultState::Copied { .. } => true,
+            WpFaultState::Done => false,
+        }
+    }
+
+    /// The new page of a copy not yet installed.
+    pub fn held(&self) -> Vec<(FolioId, u64, bool)> {
+        match &self.state {
+            WpFaultState::Copied { copy, .. } => vec![(copy.new, 1, false)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Kernel {
+    /// One atomic step of a store; false once done.
+    pub fn wp_fault_step(&mut self, w: &mut WpFault) -> bool {
+        let r = match std::mem::replace(&mut w.state, WpFaultState::Done) {
+            WpFaultState::Done => return false,
+            WpFaultState::Copied { addr, copy } => {
+                self.wp_page_copy_finish(copy);
+                w.state = WpFaultState::Access { addr };
+                return true;
+            }
+            WpFaultState::Access { addr } => self.store_step(w, addr),
+        };
+        match r {
+            Ok(()) => !matches!(w.state, WpFaultState::Done),
+            Err(e) => {
+                w.result = Some(Err(e));
+                false
+            }
+        }
+    }
+
+    fn store_step(&mut self, w: &mut WpFault, a: u64) -> SysResult<()> {
+        let (pid, mm) = (w.pid, w.mm);
+        let end = w.start + w.data.len();
+        let Some(vma) = self.mm(mm).vma(a).cloned() else { return self.deliver(pid, Signal::SIGSEGV, a) };
+        if !vma.prot.write {
+            return self.deliver(pid, Signal::SIGSEGV, a);
+        }
+        match self.mm(mm).pt.lookup(a) {
+            Some(leaf) if leaf.entry.present().is_some_and(|p| p.write) => {
+                let (folio, page) = leaf.page_for(a).expect("present");
+                let n = (leaf.addr + leaf.level.size() - a).min(end - a);
+                let chunk = w.data.slice(a - w.start, n);
+                let f = self.folios.get_mut(folio);
+                f.data.overwrite(page * PAGE_SIZE + a % PAGE_SIZE, &chunk);
+                f.dirty = true;
+                self.touch_leaf(mm, leaf.level, leaf.addr, true);
+                w.faults = 0;
+                w.state = if a + n >= end { WpFaultState::Done } else { WpFaultState::Access { addr: a + n } };
+                if a + n >= end {
+                    w.result = Some(Ok(()));
+                }
+                return Ok(());
+            }
+            leaf => {
+                w.faults += 1;
+                if w.faults > MAX_STORE_FAULTS {
+                    return Err(SysError::Livelock);
+                }
+                w.state = WpFaultState::Access { addr: a };
+                if let Some(Entry::Present(p)) = leaf.filter(|l| l.level == Level::Pte && vma.hugetlb.is_none()).map(|l| l.entry) {
+                    // handle_pte_fault(): a write to a present read-only PTE.
+                    self.stats.faults += 1;
+                    if let Some(copy) = self.do_wp_page_begin(pid, mm, &vma, page_align_down(a), p, FaultFlags::WRITE) {
+                        w.state = WpFaultState::Copied { addr: a, copy };
+                    }
+                    return Ok(());
+                }
+                if let Err(e) = self.handle_mm_fault(pid, mm, a, FaultFlags::WRITE) {
+                    return match e.to_sys_error() {
+                        SysError::Signal(s) => self.deliver(pid, s, a),
+                        other => Err(other),
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+}

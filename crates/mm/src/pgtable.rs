@@ -113,12 +113,28 @@ const PTRS_PER_PTE: usize = 512;
 pub struct PteTable {
     slots: Box<[Option<Entry>; PTRS_PER_PTE]>,
     used: u16,
+    /// The PMD no longer points here (a THP collapse cleared it with
+    /// `pmdp_collapse_flush()`), but the table and its entries still exist:
+    /// a GUP-fast walker that read the PMD before reads them through its
+    /// stale pointer, and the collapse either puts the table back or
+    /// replaces it by a huge PMD.
+    detached: bool,
 }
 
 impl PteTable {
     fn new() -> Self {
-        PteTable { slots: Box::new([None; PTRS_PER_PTE]), used: 0 }
+        PteTable { slots: Box::new([None; PTRS_PER_PTE]), used: 0, detached: false }
     }
+}
+
+/// What a PMD holds, as GUP-fast compares it (`pmd_val()`): nothing, a
+/// PTE table, or a leaf. The model has one table per PMD range for its
+/// whole life, so "the same table" is all a table value says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PmdVal {
+    None,
+    Table,
+    Leaf(Entry),
 }
 
 fn pte_index(addr: u64) -> usize {
@@ -209,10 +225,49 @@ impl PageTable {
         None
     }
 
-    /// `pmd_none()` for the PMD covering `addr`: no leaf and no PTE table.
+    /// `pmd_none()` for the PMD covering `addr`: no leaf and no PTE table
+    /// (a detached table does not count).
     pub fn pmd_none(&self, addr: u64) -> bool {
+        self.pmd_val(addr) == PmdVal::None
+    }
+
+    /// `pmd_val()` of the PMD covering `addr`.
+    pub fn pmd_val(&self, addr: u64) -> PmdVal {
         let a = addr & !(PMD_SIZE - 1);
-        !self.pmds.contains_key(&a) && !self.tables.contains_key(&a)
+        if let Some(e) = self.pmds.get(&a) {
+            return PmdVal::Leaf(*e);
+        }
+        match self.tables.get(&a) {
+            Some(t) if !t.detached => PmdVal::Table,
+            _ => PmdVal::None,
+        }
+    }
+
+    /// `pmdp_collapse_flush()`: the PMD at `haddr` stops pointing to its PTE
+    /// table; false if there is no attached table.
+    pub fn pmd_detach_table(&mut self, haddr: u64) -> bool {
+        match self.tables.get_mut(&haddr) {
+            Some(t) if !t.detached => {
+                t.detached = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `pmd_populate()` with the table taken by [`PageTable::pmd_detach_table`].
+    pub fn pmd_reattach_table(&mut self, haddr: u64) {
+        if let Some(t) = self.tables.get_mut(&haddr) {
+            t.detached = false;
+        }
+    }
+
+    /// The table at `haddr` leaves the page tables for good (collapse
+    /// deposits it under the new huge PMD); its entries must be gone.
+    pub fn pmd_drop_table(&mut self, haddr: u64) {
+        if self.tables.get(&haddr).is_some_and(|t| t.used == 0) {
+            self.tables.remove(&haddr);
+        }
     }
 
     /// `pud_none()` for the PUD covering `addr`.

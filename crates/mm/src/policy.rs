@@ -75,10 +75,47 @@ pub struct Policy {
     pub hugetlb_reuse: HugetlbReuse,
     pub hugetlb_cow_fail: HugetlbCowFail,
     pub hugetlb_pud_fork: HugetlbPudFork,
-    /// GUP-fast samples and rechecks `mm->write_protect_seq` for FOLL_PIN.
+    // ----- the race explorer's checks (cowlab explore): each one a
+    // historical fix that can be switched off to let the explorer find the
+    // race it closes. -----
+    /// GUP-fast samples `mm->write_protect_seq` before the walk and, for
+    /// FOLL_PIN, drops everything if a fork write-protected the mm meanwhile
+    /// (mm/gup.c: gup_fast(); 57efa1fe5957 "mm/gup: prevent gup_fast from
+    /// racing with COW during fork").
     pub gup_fast_seqcount: bool,
-    /// GUP-fast re-reads the PMD/PTE after grabbing the folio.
+    /// GUP-fast re-reads the PTE (or the PMD/PUD leaf) after grabbing its
+    /// folio and backs off if it changed (mm/gup.c: gup_fast_pte_range(),
+    /// gup_fast_pmd_leaf(); in the generic GUP-fast since 2667f50e8b81 "mm:
+    /// introduce a general RCU get_user_pages_fast()", which could no longer
+    /// count on a TLB-flush IPI to hold a zap off).
     pub gup_fast_recheck: bool,
+    /// gup_fast_pte_range() also re-reads the PMD that pointed to the PTE
+    /// table and backs off if it changed: the table may have been taken
+    /// away by a THP collapse (70cbc3cc78a9 "mm: gup: fix the fast GUP race
+    /// against THP collapse").
+    pub gup_fast_pmd_recheck: bool,
+    /// GUP-fast tests PageAnonExclusive of a read-only entry's page after
+    /// the pin and the entry recheck (B5 in include/linux/rmap.h) and backs
+    /// off to the slow path (which unshares) when it is clear; off, GUP-fast
+    /// R/O-pins whatever the entry maps, as before a7f226604170 "mm/gup:
+    /// trigger FAULT_FLAG_UNSHARE when R/O-pinning a possibly shared
+    /// anonymous page".
+    pub gup_fast_ae_recheck: bool,
+    /// collapse_huge_page() sends tlb_remove_table_sync_one()'s IPI after
+    /// clearing the PMD, which waits for every GUP-fast walking with
+    /// interrupts off (2ba99c5e0881 "mm/khugepaged: fix GUP-fast interaction
+    /// by sending IPI").
+    pub collapse_table_sync: bool,
+    /// __collapse_huge_page_isolate() refuses a page with references
+    /// other than its mappings (a GUP pin): the check khugepaged has had
+    /// since ba76149f47d8 "thp: khugepaged".
+    pub collapse_refcount_check: bool,
+    /// try_to_unmap_one() clears the PTE before folio_try_share_anon_rmap_pte()
+    /// looks for pins and clears PageAnonExclusive (A1 before A2/A3 in
+    /// include/linux/rmap.h; 088b8aa537c2 "mm: fix PageAnonExclusive clearing
+    /// racing with concurrent RCU GUP-fast"); off, it checks for pins and
+    /// clears AE while the PTE is still mapped, then clears it.
+    pub swapout_clear_pte_first: bool,
 }
 
 /// Description of one knob, for `cowlab policies` and error messages.
@@ -110,8 +147,33 @@ pub const KNOBS: &[Knob] = &[
         values: &["copy", "skip"],
         about: "fork of a 1 GiB hugetlb entry: copy, or skip as 6.18 does when a PUD table's pt_share_count is stale",
     },
-    Knob { name: "gup_fast_seqcount", values: &["on", "off"], about: "GUP-fast write_protect_seq check (FOLL_PIN)" },
-    Knob { name: "gup_fast_recheck", values: &["on", "off"], about: "GUP-fast PMD/PTE recheck after grabbing" },
+    Knob { name: "gup_fast_seqcount", values: &["on", "off"], about: "GUP-fast write_protect_seq check for FOLL_PIN (57efa1fe5957)" },
+    Knob { name: "gup_fast_recheck", values: &["on", "off"], about: "GUP-fast PTE/leaf recheck after grabbing (2667f50e8b81)" },
+    Knob {
+        name: "gup_fast_pmd_recheck",
+        values: &["on", "off"],
+        about: "gup_fast_pte_range() rechecks the PMD of its PTE table (70cbc3cc78a9)",
+    },
+    Knob {
+        name: "gup_fast_ae_recheck",
+        values: &["on", "off"],
+        about: "GUP-fast tests PageAnonExclusive of a R/O entry after the pin (a7f226604170)",
+    },
+    Knob {
+        name: "collapse_table_sync",
+        values: &["on", "off"],
+        about: "THP collapse waits for IRQ-disabled GUP-fast walkers by IPI (2ba99c5e0881)",
+    },
+    Knob {
+        name: "collapse_refcount_check",
+        values: &["on", "off"],
+        about: "THP collapse refuses pages with extra references (ba76149f47d8)",
+    },
+    Knob {
+        name: "swapout_clear_pte_first",
+        values: &["on", "off"],
+        about: "swap-out clears the PTE before checking for pins and clearing AE (088b8aa537c2)",
+    },
 ];
 
 /// Names of the built-in profiles.
@@ -135,6 +197,11 @@ impl Policy {
             hugetlb_pud_fork: HugetlbPudFork::Copy,
             gup_fast_seqcount: true,
             gup_fast_recheck: true,
+            gup_fast_pmd_recheck: true,
+            gup_fast_ae_recheck: true,
+            collapse_table_sync: true,
+            collapse_refcount_check: true,
+            swapout_clear_pte_first: true,
         }
     }
 
@@ -179,6 +246,11 @@ impl Policy {
             ("hugetlb_pud_fork", "skip") => self.hugetlb_pud_fork = HugetlbPudFork::Skip,
             ("gup_fast_seqcount", v) => self.gup_fast_seqcount = on_off(v)?,
             ("gup_fast_recheck", v) => self.gup_fast_recheck = on_off(v)?,
+            ("gup_fast_pmd_recheck", v) => self.gup_fast_pmd_recheck = on_off(v)?,
+            ("gup_fast_ae_recheck", v) => self.gup_fast_ae_recheck = on_off(v)?,
+            ("collapse_table_sync", v) => self.collapse_table_sync = on_off(v)?,
+            ("collapse_refcount_check", v) => self.collapse_refcount_check = on_off(v)?,
+            ("swapout_clear_pte_first", v) => self.swapout_clear_pte_first = on_off(v)?,
             _ => return Err(bad()),
         }
         Ok(())
@@ -201,7 +273,7 @@ impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={})",
+            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={}, gup_fast_pmd_recheck={}, gup_fast_ae_recheck={}, collapse_table_sync={}, collapse_refcount_check={}, swapout_clear_pte_first={})",
             self.profile,
             match self.anon_reuse {
                 AnonReuse::AnonExclusive => "anon_exclusive",
@@ -226,6 +298,19 @@ impl fmt::Display for Policy {
             },
             if self.gup_fast_seqcount { "on" } else { "off" },
             if self.gup_fast_recheck { "on" } else { "off" },
+            on_off(self.gup_fast_pmd_recheck),
+            on_off(self.gup_fast_ae_recheck),
+            on_off(self.collapse_table_sync),
+            on_off(self.collapse_refcount_check),
+            on_off(self.swapout_clear_pte_first),
         )
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
     }
 }

@@ -4,6 +4,7 @@
 use crate::events::EventKind;
 use crate::folio::{FolioId, MmId};
 use crate::kernel::Kernel;
+use crate::pgtable::{Entry, Level, Present};
 use crate::types::Pid;
 
 impl Kernel {
@@ -30,9 +31,17 @@ impl Kernel {
     /// Undoes [`Kernel::rmap_add`] for `nr` PTEs (or one entire mapping) and
     /// drops their references (folio_remove_rmap_*() + folio_put()).
     pub(crate) fn rmap_remove(&mut self, folio: FolioId, mm: MmId, nr: u64, entire: bool) {
+        let n = self.folio_remove_rmap(folio, mm, nr, entire);
+        self.folio_put_refs(folio, n as i64);
+    }
+
+    /// The mapcount half of [`Kernel::rmap_remove`] (`folio_remove_rmap_*()`):
+    /// returns the references the removed mappings held, for the caller to
+    /// drop now or after a TLB flush.
+    pub(crate) fn folio_remove_rmap(&mut self, folio: FolioId, mm: MmId, nr: u64, entire: bool) -> u64 {
         let f = self.folios.get_mut(folio);
         if f.is_zero() {
-            return;
+            return 0;
         }
         let n = if entire { 1 } else { nr as i64 };
         f.mapcount -= n;
@@ -42,7 +51,7 @@ impl Kernel {
         if f.is_large() {
             f.sub_mm_map(mm, n as u32);
         }
-        self.folio_put_refs(folio, n);
+        n as u64
     }
 
     /// `folio_add_new_anon_rmap()` with RMAP_EXCLUSIVE: a freshly allocated
@@ -91,5 +100,175 @@ impl Kernel {
             f.anon_exclusive.set(p, false);
         }
         true
+    }
+}
+
+/// Where a swap-out of a range stands.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TryToUnmapState {
+    /// Next: split the range's PMD-mapped THPs.
+    Split,
+    /// Next: pick the next folio at or after `from` that reclaim would take.
+    Next {
+        from: u64,
+    },
+    /// (A2 first, policy `swapout_clear_pte_first` off) next: look for
+    /// pins while the PTEs are still mapped.
+    CheckPinned {
+        folio: FolioId,
+        mapped: Vec<(u64, Present)>,
+    },
+    /// (A1) next: clear the folio's PTEs (`ptep_clear_flush()`).
+    Clear {
+        folio: FolioId,
+        mapped: Vec<(u64, Present)>,
+    },
+    /// (A2+A3) next: `folio_try_share_anon_rmap_pte()` — back off if maybe
+    /// pinned (restoring the PTEs), else clear PageAnonExclusive.
+    Share {
+        folio: FolioId,
+        mapped: Vec<(u64, Present)>,
+    },
+    /// Next: install the swap entries, carrying each page's AE bit as it was
+    /// before the unmap, and free the folio.
+    Swap {
+        folio: FolioId,
+        mapped: Vec<(u64, Present)>,
+        exclusive: Vec<bool>,
+    },
+    Done,
+}
+
+/// Swap-out of the anon folios of `[start, end)` (MADV_PAGEOUT →
+/// shrink_folio_list() → try_to_unmap() → try_to_unmap_one()), one folio at
+/// a time, each split into the steps include/linux/rmap.h orders against
+/// GUP-fast: (A1) clear the PTE, (A2) check for pins, (A3) clear
+/// PageAnonExclusive — a pin taken before A2 is seen and the PTE put back
+/// (A4); one taken after A1 is a pin GUP-fast's recheck of the PTE undoes.
+/// rmap's walk needs no mmap_lock; MADV_PAGEOUT's page-table walk holds it
+/// for reading. Left out: writeback (the model's swap device is
+/// synchronous), the swap cache after swap-out, large-folio swap entries.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TryToUnmap {
+    pub pid: Pid,
+    pub mm: MmId,
+    pub start: u64,
+    pub end: u64,
+    pub state: TryToUnmapState,
+    /// Folios already tried.
+    done: Vec<FolioId>,
+    /// Mapping references taken off the rmap by A1 and not yet dropped.
+    unmapped: Option<(FolioId, u64)>,
+}
+
+impl TryToUnmap {
+    pub fn begin(pid: Pid, mm: MmId, start: u64, end: u64) -> TryToUnmap {
+        TryToUnmap { pid, mm, start, end, state: TryToUnmapState::Split, done: Vec::new(), unmapped: None }
+    }
+
+    /// The kernel function the next step plays.
+    pub fn next_func(&self) -> &'static str {
+        match self.state {
+            TryToUnmapState::Split => "split_huge_pmd",
+            TryToUnmapState::Next { .. } => "shrink_folio_list",
+            TryToUnmapState::CheckPinned { .. } => "folio_maybe_dma_pinned",
+            TryToUnmapState::Clear { .. } => "ptep_clear_flush",
+            TryToUnmapState::Share { .. } => "folio_try_share_anon_rmap_pte",
+            TryToUnmapState::Swap { .. } => "try_to_unmap_one",
+            TryToUnmapState::Done => "",
+        }
+    }
+
+    /// The references of mappings already cleared from the page tables.
+    pub fn held(&self) -> Vec<(FolioId, u64, bool)> {
+        self.unmapped.iter().map(|&(f, n)| (f, n, false)).collect()
+    }
+}
+
+impl Kernel {
+    /// One atomic step of a swap-out; false once done.
+    pub fn try_to_unmap_step(&mut self, t: &mut TryToUnmap) -> bool {
+        let (pid, mm) = (t.pid, t.mm);
+        t.state = match std::mem::replace(&mut t.state, TryToUnmapState::Done) {
+            TryToUnmapState::Done => return false,
+            TryToUnmapState::Split => {
+                self.pageout_split(pid, mm, t.start, t.end);
+                TryToUnmapState::Next { from: t.start }
+            }
+            TryToUnmapState::Next { from } => match self.pageout_candidate(mm, from, t.start, t.end, &t.done) {
+                None => return false,
+                Some((folio, mapped)) => {
+                    t.done.push(folio);
+                    if self.policy.swapout_clear_pte_first {
+                        TryToUnmapState::Clear { folio, mapped }
+                    } else {
+                        TryToUnmapState::CheckPinned { folio, mapped }
+                    }
+                }
+            },
+            TryToUnmapState::CheckPinned { folio, mapped } => {
+                let from = mapped.last().map_or(t.end, |(a, _)| a + crate::types::PAGE_SIZE);
+                if self.folios.get(folio).maybe_dma_pinned() {
+                    let addr = mapped[0].0;
+                    self.event(pid, EventKind::Note, "folio_try_share_anon_rmap", Some(addr), || "folio maybe pinned → keep mapped".into());
+                    TryToUnmapState::Next { from }
+                } else {
+                    TryToUnmapState::Clear { folio, mapped }
+                }
+            }
+            TryToUnmapState::Clear { folio, mapped } => {
+                for (addr, _) in &mapped {
+                    self.mm_mut(mm).pt.clear(Level::Pte, *addr);
+                }
+                let refs = self.folio_remove_rmap(folio, mm, mapped.len() as u64, false);
+                t.unmapped = Some((folio, refs));
+                if self.policy.swapout_clear_pte_first {
+                    TryToUnmapState::Share { folio, mapped }
+                } else {
+                    // The pin check came first; A3 follows the clear.
+                    let exclusive = self.clear_ae(folio, &mapped);
+                    TryToUnmapState::Swap { folio, mapped, exclusive }
+                }
+            }
+            TryToUnmapState::Share { folio, mapped } => {
+                let addr = mapped[0].0;
+                let exclusive: Vec<bool> = mapped.iter().map(|(_, q)| self.folios.get(folio).page_ae(q.page)).collect();
+                if self.folio_try_share_anon_rmap(pid, folio, addr) {
+                    TryToUnmapState::Swap { folio, mapped, exclusive }
+                } else {
+                    // A4: put the PTEs back; their references become the
+                    // mappings' again.
+                    let (_, refs) = t.unmapped.take().expect("set by the clear");
+                    for (a, q) in &mapped {
+                        self.mm_mut(mm).pt.set(Level::Pte, *a, Entry::Present(*q));
+                    }
+                    self.rmap_add(folio, mm, mapped.len() as u64, false);
+                    self.folio_ref_add(folio, -(refs as i64));
+                    let from = mapped.last().map_or(t.end, |(a, _)| a + crate::types::PAGE_SIZE);
+                    TryToUnmapState::Next { from }
+                }
+            }
+            TryToUnmapState::Swap { mapped, exclusive, .. } => {
+                let from = mapped.last().map_or(t.end, |(a, _)| a + crate::types::PAGE_SIZE);
+                let addr = mapped[0].0;
+                for ((a, q), ex) in mapped.into_iter().zip(exclusive) {
+                    self.swap_out_page(mm, a, q, ex);
+                }
+                if let Some((f, refs)) = t.unmapped.take() {
+                    self.folio_put_refs(f, refs as i64);
+                }
+                self.event(pid, EventKind::Swap, "shrink_folio_list", Some(addr), || "folio swapped out".into());
+                TryToUnmapState::Next { from }
+            }
+        };
+        true
+    }
+
+    /// A3 for the pages of `mapped`, returning their AE bits before.
+    fn clear_ae(&mut self, folio: FolioId, mapped: &[(u64, Present)]) -> Vec<bool> {
+        let f = self.folios.get_mut(folio);
+        let was: Vec<bool> = mapped.iter().map(|(_, q)| f.page_ae(q.page)).collect();
+        f.anon_exclusive.set_all(false);
+        was
     }
 }

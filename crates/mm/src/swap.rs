@@ -78,7 +78,15 @@ impl Kernel {
     /// entries that carry the page's anon-exclusive bit, then freed. A folio
     /// that may be pinned is skipped (`folio_try_share_anon_rmap()` refuses);
     /// so is one shared with another mm or holding other references.
+    /// Runs the [`crate::rmap::TryToUnmap`] step machine to its end.
     pub(crate) fn pageout(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {
+        let mut t = crate::rmap::TryToUnmap::begin(pid, mm, start, end);
+        while self.try_to_unmap_step(&mut t) {}
+    }
+
+    /// Splits the PMD-mapped anon THPs wholly inside `[start, end)` so that
+    /// they are swapped out page by page.
+    pub(crate) fn pageout_split(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {
         for leaf in self.mm(mm).pt.leaves(start, end) {
             if leaf.level == Level::Pmd && leaf.addr >= start && leaf.addr + PMD_SIZE <= end {
                 if let Some(f) = self.folio_of_leaf(&leaf) {
@@ -88,13 +96,24 @@ impl Kernel {
                 }
             }
         }
-        let mut done: Vec<FolioId> = Vec::new();
-        for leaf in self.mm(mm).pt.leaves(start, end) {
+    }
+
+    /// The next folio at or after `from` that reclaim would try to swap
+    /// out: a private anon folio whose every reference is a mapping by PTEs
+    /// of this range of this mm. Returns it with those mappings.
+    pub(crate) fn pageout_candidate(
+        &self,
+        mm: MmId,
+        from: u64,
+        start: u64,
+        end: u64,
+        done: &[FolioId],
+    ) -> Option<(FolioId, Vec<(u64, Present)>)> {
+        for leaf in self.mm(mm).pt.leaves(from, end) {
             let Entry::Present(p) = leaf.entry else { continue };
-            if leaf.level != Level::Pte || p.special || done.contains(&p.folio) {
+            if leaf.addr < from || leaf.level != Level::Pte || p.special || done.contains(&p.folio) {
                 continue;
             }
-            done.push(p.folio);
             let f = self.folios.get(p.folio);
             if !f.is_anon() || f.hugetlb.is_some() || f.maybe_mapped_shared() || f.mapcount != f.refcount {
                 continue;
@@ -110,23 +129,22 @@ impl Kernel {
                 .into_iter()
                 .filter_map(|l| l.entry.present().filter(|q| q.folio == p.folio && l.level == Level::Pte).map(|q| (l.addr, *q)))
                 .collect();
-            if mapped.len() as i64 != self.folios.get(p.folio).mapcount {
+            if mapped.len() as i64 != f.mapcount {
                 continue;
             }
-            let ae: Vec<bool> = mapped.iter().map(|(_, q)| self.folios.get(p.folio).page_ae(q.page)).collect();
-            if !self.folio_try_share_anon_rmap(pid, p.folio, leaf.addr) {
-                continue;
-            }
-            for ((addr, q), exclusive) in mapped.into_iter().zip(ae) {
-                let slot = SwapSlot(self.swap.next);
-                self.swap.next += 1;
-                let data = self.folios.get(q.folio).page_data(q.page);
-                self.swap.slots.insert(slot, Slot { data, count: 1, cache: None });
-                self.mm_mut(mm).pt.set(Level::Pte, addr, Entry::Swap { slot, exclusive, soft_dirty: q.soft_dirty });
-                self.rmap_remove(q.folio, mm, 1, false);
-            }
-            self.event(pid, EventKind::Swap, "shrink_folio_list", Some(leaf.addr), || "folio swapped out".into());
+            return Some((p.folio, mapped));
         }
+        None
+    }
+
+    /// Puts one page into a new swap slot and its swap entry at `addr`
+    /// (`try_to_unmap_one()`'s `set_pte_at()` of the swap PTE).
+    pub(crate) fn swap_out_page(&mut self, mm: MmId, addr: u64, q: Present, exclusive: bool) {
+        let slot = SwapSlot(self.swap.next);
+        self.swap.next += 1;
+        let data = self.folios.get(q.folio).page_data(q.page);
+        self.swap.slots.insert(slot, Slot { data, count: 1, cache: None });
+        self.mm_mut(mm).pt.set(Level::Pte, addr, Entry::Swap { slot, exclusive, soft_dirty: q.soft_dirty });
     }
 
     /// `do_swap_page()`: fault on a swap entry. The folio comes from the swap

@@ -17,20 +17,26 @@ use crate::types::*;
 const MAX_ACCESS_RETRIES: u32 = 8;
 
 impl Kernel {
-    /// Stores `src` at `addr` in `pid`'s memory.
-    pub fn write_mem(&mut self, pid: Pid, addr: u64, src: &Contents) -> SysResult<()> {
-        self.access(pid, addr, src.len(), true, |k, folio, off, done, n| {
-            let chunk = src.slice(done, n);
-            let f = k.folios.get_mut(folio);
-            f.data.overwrite(off, &chunk);
-            f.dirty = true;
-        })
+    /// Stores `data` at `addr` in `pid`'s memory: the store step machine
+    /// ([`crate::memory::WpFault`], which faults like the MMU would) run to
+    /// its end.
+    pub fn write_mem(&mut self, pid: Pid, addr: u64, data: &Contents) -> SysResult<()> {
+        let mm = self.mm_of(pid)?;
+        if addr.checked_add(data.len()).is_none_or(|e| e > TASK_SIZE) {
+            return self.deliver(pid, Signal::SIGSEGV, addr);
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let mut w = crate::memory::WpFault::begin(pid, mm, addr, data.clone());
+        while self.wp_fault_step(&mut w) {}
+        w.result.unwrap_or(Ok(()))
     }
 
     /// Loads `len` bytes from `addr` in `pid`'s memory.
     pub fn read_mem(&mut self, pid: Pid, addr: u64, len: u64) -> SysResult<Contents> {
         let mut out = Contents::default();
-        self.access(pid, addr, len, false, |k, folio, off, _, n| out.append(&k.folios.get(folio).data.slice(off, n)))?;
+        self.access(pid, addr, len, |k, folio, off, _, n| out.append(&k.folios.get(folio).data.slice(off, n)))?;
         Ok(out)
     }
 
@@ -42,7 +48,6 @@ impl Kernel {
         pid: Pid,
         addr: u64,
         len: u64,
-        write: bool,
         mut f: impl FnMut(&mut Kernel, crate::folio::FolioId, u64, u64, u64),
     ) -> SysResult<()> {
         let mm = self.mm_of(pid)?;
@@ -55,22 +60,19 @@ impl Kernel {
             let mut tries = 0;
             let leaf = loop {
                 let Some(vma) = self.mm(mm).vma(a) else { return self.deliver(pid, Signal::SIGSEGV, a) };
-                if (write && !vma.prot.write) || (!write && !vma.prot.read) {
+                if !vma.prot.read {
                     return self.deliver(pid, Signal::SIGSEGV, a);
                 }
                 if let Some(leaf) = self.mm(mm).pt.lookup(a) {
-                    if let Entry::Present(p) = leaf.entry {
-                        if !write || p.write {
-                            break leaf;
-                        }
+                    if let Entry::Present(_) = leaf.entry {
+                        break leaf;
                     }
                 }
                 tries += 1;
                 if tries > MAX_ACCESS_RETRIES {
                     return Err(SysError::Livelock);
                 }
-                let flags = if write { FaultFlags::WRITE } else { FaultFlags::READ };
-                if let Err(e) = self.handle_mm_fault(pid, mm, a, flags) {
+                if let Err(e) = self.handle_mm_fault(pid, mm, a, FaultFlags::READ) {
                     return match e.to_sys_error() {
                         SysError::Signal(s) => self.deliver(pid, s, a),
                         other => Err(other),
@@ -85,9 +87,6 @@ impl Kernel {
             let n = (leaf_end - a).min(len - done);
             // The zero folio is one page when mapped by PTEs; its bytes are zero.
             let off = if self.folios.get(folio).is_zero() { 0 } else { page * PAGE_SIZE + in_page };
-            if write {
-                self.touch_leaf(mm, leaf.level, leaf.addr, true);
-            }
             if self.folios.get(folio).is_zero() {
                 self.zero_read(&mut f, folio, done, n);
             } else {

@@ -58,6 +58,17 @@ pub enum ItemKind {
     Step(Step),
     /// `expect …` (or `P: expect …`): a check on the current state.
     Expect(Expectation),
+    /// `race {`: the operations up to `}` run concurrently, each as its own
+    /// thread of the process that names it;
+    /// `cowlab explore` tries every interleaving of their atomic steps,
+    /// `cowlab run` runs them in the order written (one interleaving).
+    RaceBegin,
+    /// `}`: the end of a `race {` block.
+    RaceEnd,
+    /// `expect … in some interleaving`: after a race, the expectation must
+    /// hold at the end of at least one interleaving (plain expectations
+    /// must hold at the end of all of them).
+    ExpectSome(Expectation),
 }
 
 /// Which THP size a `thp` line sets.
@@ -402,6 +413,20 @@ pub enum Op {
         flags: Vec<Spanned<Foll>>,
     },
     Unpin(Ident),
+}
+
+/// The operations a `race { }` block can run: those whose kernel path is
+/// a step machine (mm's GUP-fast, fork, zap, write fault, collapse,
+/// swap-out) — returns the reason another one cannot be raced.
+pub fn race_step_machine(op: &Op) -> Result<(), &'static str> {
+    match op {
+        Op::Fork(_) | Op::Write(..) => Ok(()),
+        Op::Gup { kind: GupKind::GetUserPagesFast | GupKind::PinUserPagesFast, .. } => Ok(()),
+        Op::Madvise(_, a) if matches!(a.value, Advice::Dontneed | Advice::Pageout | Advice::Collapse) => Ok(()),
+        Op::Madvise(..) => Err("only madvise dontneed, pageout and collapse are step machines"),
+        Op::Gup { .. } => Err("slow GUP runs under mmap_lock as one step; race its fast variant"),
+        _ => Err("its kernel path is not split into steps"),
+    }
 }
 
 impl Op {

@@ -96,6 +96,10 @@ struct Checker {
     knobs: BTreeMap<String, usize>,
     /// Step numbers of the reads so far.
     reads: BTreeSet<usize>,
+    /// Inside `race {`: its line and how many operations it holds.
+    race: Option<(usize, usize)>,
+    /// A race block has ended (so `in some interleaving` means something).
+    raced: bool,
 }
 
 /// Checks a parsed scenario. All errors are returned, in source order.
@@ -104,6 +108,10 @@ pub fn check(s: &Scenario) -> Result<Checked, Vec<Diagnostic>> {
     for (idx, item) in s.items.iter().enumerate() {
         let step = c.item(idx, item);
         c.out.step_of_item.push(step);
+    }
+    if let Some((line, _)) = &c.race {
+        let end = s.items.last().map_or(Span::default(), |i| i.span);
+        c.err(end, format!("the `race {{` block of line {line} is not closed")).expected.push("`}`".into());
     }
     if c.errors.is_empty() {
         c.out.kinds = c.names.iter().map(|(k, v)| (k.clone(), v.kind.clone())).collect();
@@ -171,13 +179,56 @@ impl Checker {
                 self.seen_step = true;
                 self.steps += 1;
                 let n = self.steps;
+                self.race_step(item, step);
                 self.step(idx, item, step);
                 Some(n)
             }
             ItemKind::Expect(e) => {
+                if self.race.is_some() {
+                    self.err(item.span, "a `race { }` block holds operations only").notes.push("put expectations after its `}`".into());
+                }
                 self.expectation(e);
                 None
             }
+            ItemKind::ExpectSome(e) => {
+                if !self.raced || self.race.is_some() {
+                    self.err(item.span, "`in some interleaving` needs a `race { }` block before it");
+                }
+                self.expectation(e);
+                None
+            }
+            ItemKind::RaceBegin => {
+                if let Some((line, _)) = &self.race {
+                    let line = *line;
+                    self.err(item.span, "race blocks do not nest").notes.push(format!("the open one starts at line {line}"));
+                } else {
+                    self.race = Some((item.line, 0));
+                }
+                None
+            }
+            ItemKind::RaceEnd => {
+                match self.race.take() {
+                    None => {
+                        self.err(item.span, "`}` without a `race {`");
+                    }
+                    Some((line, ops)) if ops < 2 => {
+                        self.err(item.span, format!("the race of line {line} needs two operations or more"));
+                    }
+                    Some(_) => self.raced = true,
+                }
+                None
+            }
+        }
+    }
+
+    /// Inside a race: every operation needs a step machine. Each line is
+    /// one racing thread of its process, so a process may race itself.
+    fn race_step(&mut self, item: &Item, step: &Step) {
+        let Some((_, ops)) = &mut self.race else { return };
+        *ops += 1;
+        if let Err(why) = race_step_machine(&step.op) {
+            let name = step.op.keyword();
+            self.err(step.op_span, format!("`{name}` (line {}) has no step machine, so it cannot race", item.line)).notes.push(why.into());
         }
     }
 

@@ -19,7 +19,7 @@ pub mod run;
 pub use backend::Backend;
 pub use diag::{Diagnostic, Source, Span};
 pub use report::{Report, Status};
-pub use run::{RunOptions, DEFAULT_PROFILE};
+pub use run::{Bindings, RunOptions, DEFAULT_PROFILE};
 
 /// A scenario file that parsed and checked.
 pub struct Loaded {

@@ -50,6 +50,13 @@ impl ModelBackend {
         ModelBackend { kernel: Kernel::new(Policy::default()), pins: BTreeMap::new(), next_pin: 1, self_check: true, state_views: false }
     }
 
+    /// A backend over a kernel some other driver ran (the race explorer's
+    /// end states), to judge expectations on it. Its pins are the kernel's
+    /// own GUP handles; the backend knows none by id.
+    pub fn from_kernel(kernel: Kernel) -> ModelBackend {
+        ModelBackend { kernel, ..ModelBackend::new().with_self_check(false) }
+    }
+
     /// The kernel, for tests that want to look deeper than the trait allows.
     pub fn kernel(&self) -> &Kernel {
         &self.kernel

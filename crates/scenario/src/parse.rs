@@ -852,7 +852,7 @@ fn opt_task_state(i: &mut In<'_>) -> PResult<Option<TaskStateExp>> {
     }
 }
 
-const STATEMENTS: &[&str] = &["profile", "set", "thp", "hugetlb", "task", "expect", "TASK: operation"];
+const STATEMENTS: &[&str] = &["profile", "set", "thp", "hugetlb", "task", "expect", "race {", "}", "TASK: operation"];
 
 /// One statement (a line without its comment).
 fn statement(i: &mut In<'_>) -> PResult<ItemKind> {
@@ -940,14 +940,25 @@ fn statement(i: &mut In<'_>) -> PResult<ItemKind> {
             };
             Ok(ItemKind::Hugetlb { size, pages, overcommit })
         }
+        "race" => {
+            cut(punct(i, "{"))?;
+            Ok(ItemKind::RaceBegin)
+        }
         "task" => Ok(ItemKind::Task(cut(ident(i, "a task name"))?)),
         "expect" => Ok(ItemKind::Expect(cut(expectation(i, None))?)),
         other => {
             i.reset(&cp);
-            fail_at(span, format!("unknown statement `{other}`"), &["profile", "set", "thp", "hugetlb", "task", "expect", "TASK: …"])
+            fail_at(
+                span,
+                format!("unknown statement `{other}`"),
+                &["profile", "set", "thp", "hugetlb", "task", "expect", "race {", "TASK: …"],
+            )
         }
     }
 }
+
+/// The suffix that makes an expectation existential over interleavings.
+const SOME_INTERLEAVING: &str = "in some interleaving";
 
 /// Byte offset of a `#` comment start outside a string, if any.
 fn comment_start(line: &str) -> Option<usize> {
@@ -980,11 +991,27 @@ pub fn parse(text: &str) -> Result<Scenario, Diagnostic> {
         let line_no = n + 1;
         let this_start = line_start;
         line_start += raw.len() + 1;
-        let body_end = this_start + comment_start(raw).unwrap_or(raw.len());
+        let mut body_end = this_start + comment_start(raw).unwrap_or(raw.len());
         let body = &text[this_start..body_end];
         if body.trim().is_empty() {
             continue;
         }
+        let lead = body.len() - body.trim_start().len();
+        if body.trim() == "}" {
+            items.push(Item {
+                line: line_no,
+                span: Span::new(this_start + lead, this_start + body.trim_end().len()),
+                kind: ItemKind::RaceEnd,
+            });
+            continue;
+        }
+        // `expect … in some interleaving`: the suffix is cut off and the
+        // rest parsed as any expectation.
+        let some = body.trim_end().strip_suffix(SOME_INTERLEAVING).filter(|b| b.ends_with(char::is_whitespace) && b.contains("expect"));
+        if let Some(b) = some {
+            body_end = this_start + b.trim_end().len();
+        }
+        let body = &text[this_start..body_end];
         let mut input = LocatingSlice::new(&text[..body_end]);
         let _ = input.next_slice(this_start);
         let parsed = statement(&mut input).and_then(|k| {
@@ -1002,7 +1029,14 @@ pub fn parse(text: &str) -> Result<Scenario, Diagnostic> {
         });
         match parsed {
             Ok(kind) => {
-                let lead = body.len() - body.trim_start().len();
+                let kind = match (kind, some.is_some()) {
+                    (ItemKind::Expect(e), true) => ItemKind::ExpectSome(e),
+                    (_, true) => {
+                        let at = this_start + lead;
+                        return Err(Diagnostic::new(Span::new(at, body_end), "`in some interleaving` only follows an expectation"));
+                    }
+                    (k, false) => k,
+                };
                 items.push(Item { line: line_no, span: Span::new(this_start + lead, this_start + body.trim_end().len()), kind })
             }
             Err(ErrMode::Backtrack(e)) | Err(ErrMode::Cut(e)) => {

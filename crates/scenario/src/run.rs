@@ -70,6 +70,59 @@ struct Seen {
 /// Runs one scenario. `Err` only for configuration errors the user must fix
 /// (unknown profile or knob): those are usage errors, not failures.
 pub fn run(src: &Source, sc: &Scenario, checked: &Checked, be: &mut dyn Backend, opts: &RunOptions) -> Result<Report, Vec<Diagnostic>> {
+    run_bound(src, sc, checked, be, opts).map(|(r, _)| r)
+}
+
+/// The names a run bound: tasks and regions. A driver that continues from
+/// where a run stopped (the race explorer) resolves the rest with them.
+#[derive(Clone, Debug, Default)]
+pub struct Bindings {
+    pub tasks: BTreeMap<String, TaskId>,
+    pub regions: BTreeMap<String, (u64, u64)>,
+}
+
+impl Env {
+    fn bindings(&self) -> Bindings {
+        Bindings {
+            tasks: self.tasks.iter().filter(|(_, t)| t.dead.is_none()).map(|(n, t)| (n.clone(), t.id)).collect(),
+            regions: self
+                .vals
+                .iter()
+                .filter_map(|(n, v)| match v {
+                    Val::Region { addr, len } => Some((n.clone(), (*addr, *len))),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    fn from_bindings(b: &Bindings) -> Env {
+        let mut env = Env::default();
+        for (n, &id) in &b.tasks {
+            env.names_of.insert(id, n.clone());
+            env.tasks.insert(n.clone(), TaskRt { id, dead: None, names: BTreeSet::new() });
+        }
+        for (n, &(addr, len)) in &b.regions {
+            env.vals.insert(n.clone(), Val::Region { addr, len });
+        }
+        env
+    }
+}
+
+/// Judges one expectation on a backend whose state a driver produced,
+/// with the names in `b`.
+pub fn judge(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend, b: &Bindings) -> Check {
+    expectation(src, item, e, be, &Env::from_bindings(b))
+}
+
+/// [`run`], also returning the names the run bound.
+pub fn run_bound(
+    src: &Source,
+    sc: &Scenario,
+    checked: &Checked,
+    be: &mut dyn Backend,
+    opts: &RunOptions,
+) -> Result<(Report, Bindings), Vec<Diagnostic>> {
     let file_profile = sc.items.iter().find_map(|i| match &i.kind {
         ItemKind::Profile(p) => Some(p.clone()),
         _ => None,
@@ -115,7 +168,7 @@ pub fn run(src: &Source, sc: &Scenario, checked: &Checked, be: &mut dyn Backend,
             };
             report.status = Status::Skip;
             report.skip_reason = Some(format!("needs {f} ({what}), which the {} backend cannot do: {why}", be.name()));
-            return Ok(report);
+            return Ok((report, Bindings::default()));
         }
     }
 
@@ -171,7 +224,7 @@ pub fn run(src: &Source, sc: &Scenario, checked: &Checked, be: &mut dyn Backend,
                 Err(e) => {
                     report.status = Status::Skip;
                     report.skip_reason = Some(format!("cannot start task {}: {e}", name.value));
-                    return Ok(report);
+                    return Ok((report, env.bindings()));
                 }
             },
             ItemKind::Step(step) => {
@@ -190,11 +243,26 @@ pub fn run(src: &Source, sc: &Scenario, checked: &Checked, be: &mut dyn Backend,
                 let c = expectation(src, item, e, be, &env);
                 report.entries.push(Entry::Expect(c));
             }
+            // A race's operations run in the order written: one of its
+            // interleavings (`cowlab explore` tries them all).
+            ItemKind::RaceBegin | ItemKind::RaceEnd => {}
+            ItemKind::ExpectSome(e) => {
+                let mut c = expectation(src, item, e, be, &env);
+                if c.status == Status::Fail {
+                    // Not met in this interleaving says nothing of the others.
+                    c.status = Status::Skip;
+                    c.detail = Some(format!(
+                        "not in the written order ({}); cowlab explore tries every interleaving",
+                        c.detail.unwrap_or_default()
+                    ));
+                }
+                report.entries.push(Entry::Expect(c));
+            }
         }
     }
     report.task_names = env.names_of.iter().map(|(id, n)| (id.0, n.clone())).collect();
     report.finish();
-    Ok(report)
+    Ok((report, env.bindings()))
 }
 
 fn setting(report: &mut Report, item: &Item, text: String, r: Result<(), String>) {

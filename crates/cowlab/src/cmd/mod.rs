@@ -2,6 +2,7 @@
 //! failed, 2 a usage, parse or check error.
 pub mod check;
 pub mod diff;
+pub mod explore;
 pub mod fuzz;
 pub mod run;
 pub mod selftest;
