@@ -26,6 +26,9 @@ pub struct LiveOptions {
     pub state_dir: PathBuf,
     /// Root of the mm sysfs tree (`/sys/kernel/mm`).
     pub sysfs: PathBuf,
+    /// Longest a new run waits for the machine's run lock while another
+    /// run holds it (`COWLAB_LIVE_LOCK_WAIT` seconds, default 300).
+    pub lock_wait: Duration,
 }
 
 impl Default for LiveOptions {
@@ -37,7 +40,13 @@ impl Default for LiveOptions {
                 std::env::temp_dir().join("cowlab")
             }
         });
-        LiveOptions { step_timeout: Duration::from_secs(10), state_dir, sysfs: PathBuf::from("/sys/kernel/mm") }
+        let lock_wait = std::env::var("COWLAB_LIVE_LOCK_WAIT").ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(300);
+        LiveOptions {
+            step_timeout: Duration::from_secs(10),
+            state_dir,
+            sysfs: PathBuf::from("/sys/kernel/mm"),
+            lock_wait: Duration::from_secs(lock_wait),
+        }
     }
 }
 
@@ -155,6 +164,68 @@ fn wait_readable(fd: &OwnedFd, deadline: Instant) -> bool {
     }
 }
 
+/// Who holds the run lock, as its holder wrote it into the lock file:
+/// `pid N (command line)`, or what is known when the file says nothing.
+fn lock_holder(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let pid = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok());
+    let Some(pid) = pid else {
+        return "a process that did not say who it is".into();
+    };
+    // The live command line, not the recorded one, when the process is
+    // still there (the record could be older than a pid reuse).
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).split('\0').filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" "))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| text.lines().nth(1).unwrap_or("?").to_string());
+    format!("pid {pid} ({cmd})")
+}
+
+/// Takes the machine's run lock (one live run at a time: they would change
+/// the same sysfs settings). While another run holds it, says once who that
+/// is and waits, polling, at most `wait`; then gives up with a message that
+/// names the holder. The holder's pid and command line go into the file.
+fn take_run_lock(path: &Path, wait: Duration) -> Result<std::fs::File, String> {
+    use std::io::Write;
+    let mut lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("cannot open the run lock {}: {e}", path.display()))?;
+    let start = Instant::now();
+    let mut told = false;
+    loop {
+        match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => break,
+            Err(rustix::io::Errno::WOULDBLOCK) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(format!("cannot take the run lock {}: {e}", path.display())),
+        }
+        let holder = lock_holder(path);
+        if start.elapsed() >= wait {
+            return Err(format!(
+                "gave up after {} s waiting for the live run lock {}: held by {holder} (another live run; \
+                 wait for it, or raise COWLAB_LIVE_LOCK_WAIT)",
+                wait.as_secs(),
+                path.display()
+            ));
+        }
+        if !told {
+            eprintln!("cowlab: live: waiting up to {} s for the run lock, held by {holder}", wait.as_secs());
+            told = true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cmd = std::fs::read("/proc/self/cmdline")
+        .map(|b| String::from_utf8_lossy(&b).split('\0').filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    let _ = lock.set_len(0);
+    let _ = lock.write_all(format!("{}\n{cmd}\n", std::process::id()).as_bytes());
+    Ok(lock)
+}
+
 /// The errno's name as the scenario language spells it.
 pub fn errno_name(e: i32) -> String {
     let n = match e {
@@ -194,13 +265,7 @@ impl LiveBackend {
             return Err("the live backend needs root (pagemap PFNs, kpageflags, sysfs settings)".into());
         }
         std::fs::create_dir_all(&opts.state_dir).map_err(|e| format!("cannot create {}: {e}", opts.state_dir.display()))?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(opts.state_dir.join("lock"))
-            .map_err(|e| format!("cannot open the run lock: {e}"))?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| format!("cannot take the run lock: {e}"))?;
+        let lock = take_run_lock(&opts.state_dir.join("lock"), opts.lock_wait)?;
         let journal = opts.state_dir.join("settings.journal");
         let mut notes = Vec::new();
         if let Some(n) = settings::restore_stale(&journal) {
@@ -560,5 +625,29 @@ impl Backend for LiveBackend {
 
     fn self_check(&mut self) -> Result<(), String> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A second run waits a bounded time, then names the holder; once the
+    /// holder lets go the lock is free again. A private lock file: nothing
+    /// of the host is touched.
+    #[test]
+    fn a_held_run_lock_names_its_holder_and_gives_up_in_time() {
+        let dir = std::env::temp_dir().join(format!("cowlab-lock-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lock");
+        let held = take_run_lock(&path, Duration::from_secs(1)).expect("a free lock is taken at once");
+        let t0 = Instant::now();
+        let e = take_run_lock(&path, Duration::from_millis(300)).expect_err("the lock is held");
+        assert!(t0.elapsed() >= Duration::from_millis(300), "gave up too early");
+        assert!(e.contains(&format!("held by pid {}", std::process::id())), "{e}");
+        assert!(e.contains("gave up after"), "{e}");
+        drop(held);
+        assert!(take_run_lock(&path, Duration::from_millis(300)).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -32,6 +32,21 @@ pub use backend::{LiveBackend, LiveOptions};
 pub const ZYGOTE_ENV: &str = "COWLAB_LIVE_ZYGOTE";
 const JOURNAL_ENV: &str = "COWLAB_LIVE_JOURNAL";
 
+/// The environment variable that lets tests use the host kernel:
+/// `cargo test` starts a live backend (which changes hugetlb/THP settings,
+/// if only for a while) only when it is `1`. `.ci/run` sets it.
+pub const LIVE_TESTS_ENV: &str = "COWLAB_LIVE_TESTS";
+
+/// For tests that start the live backend: `None` when asked to
+/// (`COWLAB_LIVE_TESTS=1`), otherwise the one line to print before
+/// passing without touching the kernel.
+pub fn live_tests_skip() -> Option<String> {
+    match std::env::var(LIVE_TESTS_ENV) {
+        Ok(v) if v == "1" => None,
+        _ => Some(format!("skip: live-kernel test (set {LIVE_TESTS_ENV}=1 to run it on this machine's kernel)")),
+    }
+}
+
 /// If this process was started as a live-backend zygote, become it (never
 /// returns); otherwise return at once.
 pub fn enter_if_zygote() {
