@@ -5,10 +5,13 @@
 //! scenario's order; see [`agent`] for the process tree, signals and the
 //! crate's `unsafe`. Observations come from what user space can see:
 //! memory contents, pipes, files, `/proc/self/pagemap`, `/proc/kpageflags`,
-//! `/proc/kpagecount`, the hugetlb sysfs counters and the signal that ended
-//! a task. Folio refcounts, pincounts, PageAnonExclusive and PTE write bits
-//! are invisible to user space, so [`LiveBackend`] says it lacks them and
-//! the runner skips those expectations.
+//! `/proc/kpagecount` (mapcounts), PAGEMAP_SCAN (PMD- or PTE-mapped),
+//! `/dev/kmsg` (the kernel log lines a step produced), the hugetlb sysfs
+//! counters and the signal that ended a task. Folio refcounts, pincounts
+//! and PTE write bits are invisible to user space, so [`LiveBackend`] says
+//! it lacks them and the runner skips those expectations; see
+//! [`backend::page_obs`] for what kpageflags and kpagecount do and do not
+//! show of large folios.
 //!
 //! System settings (hugetlb pools, THP sizes, the huge zero page) are
 //! journaled and restored; see [`settings`].
