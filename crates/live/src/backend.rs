@@ -270,11 +270,25 @@ fn wait_readable(fd: &OwnedFd, deadline: Instant) -> bool {
     }
 }
 
-/// Who holds the run lock, as its holder wrote it into the lock file:
-/// `pid N (command line)`, or what is known when the file says nothing.
-fn lock_holder(path: &Path) -> String {
+/// The pid holding a flock on the file with inode `ino`, from /proc/locks
+/// (`N: FLOCK  ADVISORY  WRITE PID MAJ:MIN:INODE START END`).
+fn flock_holder(ino: u64) -> Option<i32> {
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let inode = f.get(5)?.rsplit(':').next()?.parse::<u64>().ok()?;
+        (f.get(1) == Some(&"FLOCK") && inode == ino).then(|| f.get(4)?.parse().ok()).flatten()
+    })
+}
+
+/// Who holds the run lock: the pid the kernel names in /proc/locks (a
+/// holder may be an older cowlab that does not record itself), else the
+/// one written into the lock file; with its command line.
+fn lock_holder(lock: &std::fs::File, path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let pid = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok());
+    let recorded = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok());
+    let ino = rustix::fs::fstat(lock).map(|st| st.st_ino).ok();
+    let pid = ino.and_then(flock_holder).or(recorded);
     let Some(pid) = pid else {
         return "a process that did not say who it is".into();
     };
@@ -284,7 +298,7 @@ fn lock_holder(path: &Path) -> String {
         .ok()
         .map(|b| String::from_utf8_lossy(&b).split('\0').filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" "))
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| text.lines().nth(1).unwrap_or("?").to_string());
+        .unwrap_or_else(|| if Some(pid) == recorded { text.lines().nth(1).unwrap_or("?").to_string() } else { "?".into() });
     format!("pid {pid} ({cmd})")
 }
 
@@ -309,7 +323,7 @@ fn take_run_lock(path: &Path, wait: Duration) -> Result<std::fs::File, String> {
             Err(rustix::io::Errno::WOULDBLOCK) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(format!("cannot take the run lock {}: {e}", path.display())),
         }
-        let holder = lock_holder(path);
+        let holder = lock_holder(&lock, path);
         if start.elapsed() >= wait {
             return Err(format!(
                 "gave up after {} s waiting for the live run lock {}: held by {holder} (another live run; \

@@ -860,8 +860,14 @@ fn expectation(i: &mut In<'_>, prefix: Option<&Ident>) -> PResult<Expectation> {
         Ok(("no", _)) if opt_keyword(i, "log").is_some() => Some(false),
         _ => None,
     };
+    let ends = {
+        let cp2 = i.checkpoint();
+        let e = at_end(i);
+        i.reset(&cp2);
+        e
+    };
     match present {
-        Some(present) if peek_punct(i, "\"") || !present => {
+        Some(present) if peek_punct(i, "\"") || (!present && ends) => {
             let text = if peek_punct(i, "\"") {
                 let _ = ws(i);
                 let start = pos(i);
@@ -876,7 +882,7 @@ fn expectation(i: &mut In<'_>, prefix: Option<&Ident>) -> PResult<Expectation> {
             };
             return Ok(Expectation::Log { text, present });
         }
-        Some(true) => return cut(expected(i, &["a string like \"inadequate hugepage pool\""])),
+        Some(true) if ends => return cut(expected(i, &["a string like \"inadequate hugepage pool\""])),
         _ => i.reset(&cp),
     }
     // Task state: `C exited`, `C killed SIGBUS`, `C running`.
