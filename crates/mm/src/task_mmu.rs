@@ -113,6 +113,14 @@ impl Kernel {
         if leaf.entry.present().is_some_and(|p| p.special) || f.kind == FolioKind::Zero {
             return Ok(Some(0));
         }
+        // A small folio's only page carries all its mappings, and a hugetlb
+        // folio is only ever mapped whole: no walk needed.
+        if !f.is_large() {
+            return Ok(Some(f.mapcount));
+        }
+        if f.hugetlb.is_some() {
+            return Ok(Some(f.entire_mapcount));
+        }
         let ptes = self
             .mms
             .values()

@@ -1248,7 +1248,7 @@ expect hugetlb 2M free == 0
 expect P killed SIGBUS
 "#);
         assert_eq!(s.items.len(), 30);
-        assert!(s.items.iter().any(|i| matches!(&i.kind, ItemKind::Step(st) if matches!(st.op, Op::Tmpfile(_, true)))));
+        assert!(s.items.iter().any(|i| matches!(&i.kind, ItemKind::Step(st) if matches!(st.op, Op::Tmpfile(_, true, false)))));
         let ItemKind::Step(st) = &s.items[7].kind else { panic!() };
         assert!(matches!(&st.op, Op::Write(r, DataSpec::Bytes(b)) if r.off() == 4096 && b == &[b'a', 0, b'b', 1, 0xff]));
     }
