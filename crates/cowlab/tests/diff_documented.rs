@@ -12,8 +12,8 @@ const SCENARIO: &str = "thp 2M always\ntask P\nP: A = mmap 2M private anon align
 
 #[test]
 fn a_run_whose_every_difference_is_documented_exits_0() {
-    if std::env::var("COWLAB_LIVE_TESTS").as_deref() != Ok("1") {
-        println!("skip: set COWLAB_LIVE_TESTS=1 to run live tests");
+    if let Some(skip) = live::live_tests_skip() {
+        println!("{skip}");
         return;
     }
     let dir = std::env::temp_dir().join(format!("cowlab-diff-documented-{}", std::process::id()));

@@ -207,6 +207,7 @@ impl Backend for Recorder<'_> {
             Err(Failure::Errno(e)) => Outcome::Errno(e.clone()),
             Err(Failure::Signal(s)) => Outcome::Signal(s.clone()),
             Err(Failure::Backend(m)) => Outcome::Backend(m.clone()),
+            Err(Failure::Livelock) => Outcome::Signal("livelock".into()),
         });
         for s in self.hugetlb_sizes.clone() {
             if self.inner.lacks(Feature::HugetlbPool).is_none() {

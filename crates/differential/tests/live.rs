@@ -1,8 +1,9 @@
 //! Differential tests on the live kernel. `harness = false`: the live
 //! backend's zygote is this binary re-executed, so `main` must hand over
 //! to it before anything else. Tests run one after another (the live
-//! backend takes a machine-wide lock anyway). Without root every test
-//! prints one line and passes.
+//! backend takes a machine-wide lock anyway). They touch the host kernel
+//! only with `COWLAB_LIVE_TESTS=1`; without it, or without root, the
+//! binary prints one line and passes.
 
 use live::{LiveBackend, LiveOptions};
 
@@ -55,6 +56,10 @@ fn fuzz_campaign_runs() {
 
 fn main() {
     live::enter_if_zygote();
+    if let Some(skip) = live::live_tests_skip() {
+        println!("{skip}");
+        return;
+    }
     let tests: &[(&str, fn())] = &[
         ("documented_thp_exclusive_divergence_is_labelled", documented_thp_exclusive_divergence_is_labelled),
         ("fuzz_campaign_runs", fuzz_campaign_runs),

@@ -13,9 +13,15 @@
 //!
 //! Signals. An agent installs handlers for SIGBUS and SIGSEGV that write a
 //! canned "killed by" frame to the agent's socket, restore the default
-//! action and return: the faulting access runs again and the kernel kills
-//! the task with that very signal. Core dumps are off (not dumpable,
-//! RLIMIT_CORE 0) so a 1 GiB mapping does not get written out.
+//! action, unblock the signal and raise it: the task dies of that very
+//! signal inside the handler, so the faulting access is not run again and
+//! the kernel handles the fault exactly once, as for a program without a
+//! handler (a second fault would log "killed due to inadequate hugepage
+//! pool" twice for one task). One difference stays: a handled signal is not
+//! "unhandled", so x86's "segfault at …" log line (printed only for
+//! unhandled SIGSEGV, `show_signal_msg()`) does not appear. Core dumps are
+//! off (not dumpable, RLIMIT_CORE 0) so a 1 GiB mapping does not get
+//! written out.
 //!
 //! Safety. This module holds the crate's `unsafe`: raw-address system calls
 //! (mmap, munmap, mprotect, madvise, mremap, vmsplice, io_uring buffers),
@@ -41,10 +47,17 @@ const PAGE: u64 = 4096;
 extern "C" fn on_fatal(sig: libc::c_int) {
     let fd = SOCK.load(Ordering::Relaxed);
     let f = proto::killed_frame(sig);
-    // SAFETY: write(2) and signal(2) are async-signal-safe; `f` is static.
+    // SAFETY: write(2), signal(2), sigprocmask(2) and raise(3) are
+    // async-signal-safe; `f` is static. With the default action restored
+    // and the signal unblocked, raise() ends the process here.
     unsafe {
         libc::write(fd, f.as_ptr().cast(), f.len());
         libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
     }
 }
 
@@ -266,10 +279,10 @@ impl Agent {
                 }
                 Cmd::Shutdown => Reply::Error("only the zygote shuts down".into()),
                 Cmd::Page { addr } => Reply::Ok(Ret::Page(page_info(addr))),
-                Cmd::Op(Call::Exit) => {
+                Cmd::Op(Call::Exit { code }) => {
                     let _ = proto::send(self.sock.as_fd(), &Reply::Ok(Ret::Done));
                     // SAFETY: as above.
-                    unsafe { libc::_exit(0) }
+                    unsafe { libc::_exit(code.into()) }
                 }
                 Cmd::Op(op) if !self.zygote => self.op(op),
                 Cmd::Op(_) => Reply::Error("the zygote runs no scenario operations".into()),
@@ -401,7 +414,7 @@ impl Agent {
                 self.regions.add(a, a.saturating_add(new_len.div_ceil(PAGE) * PAGE));
                 Reply::Ok(Ret::Addr(a))
             }
-            Call::Exit => Reply::Error("exit is handled by the loop".into()),
+            Call::Exit { .. } => Reply::Error("exit is handled by the loop".into()),
             // The controller sends fork as its own command and keeps GUP
             // calls (model-only) to itself.
             Call::Fork | Call::Gup { .. } | Call::Unpin { .. } | Call::ReadPinned { .. } => Reply::Error("not an agent operation".into()),
@@ -514,17 +527,17 @@ impl Agent {
                 }
                 Reply::Ok(Ret::Count(done as u64))
             }
-            Call::Memfd { size, hugetlb } => {
+            Call::Memfd { size, hugetlb, sparse } => {
                 let mut flags = 0u32;
                 if let Some(h) = hugetlb {
                     flags = libc::MFD_HUGETLB | (h.trailing_zeros() << libc::MFD_HUGE_SHIFT);
                 }
                 match rustix::fs::memfd_create("cowlab", rustix::fs::MemfdFlags::from_bits_retain(flags)) {
-                    Ok(f) => truncated(f, size),
+                    Ok(f) => truncated(f, size, sparse),
                     Err(e) => Reply::Errno(e.raw_os_error()),
                 }
             }
-            Call::Tmpfile { size, local } => {
+            Call::Tmpfile { size, local, sparse } => {
                 // The agent's working directory is cowlab's.
                 let dir = if local { ".".into() } else { std::env::var("COWLAB_LIVE_TMPDIR").unwrap_or_else(|_| "/tmp".into()) };
                 match rustix::fs::open(
@@ -535,7 +548,7 @@ impl Agent {
                     Ok(f) if on_tmpfs(&f) => Reply::Error(format!(
                         "{dir} is on tmpfs: a scenario's tmpfile is a disk file (set COWLAB_LIVE_TMPDIR, or run from a disk directory)"
                     )),
-                    Ok(f) => truncated(f, size),
+                    Ok(f) => truncated(f, size, sparse),
                     Err(e) => Reply::Errno(e.raw_os_error()),
                 }
             }
@@ -601,8 +614,6 @@ impl Agent {
     }
 }
 
-/// ftruncate + fallocate, as the cow selftest prepares its files (for
-/// hugetlb this takes the huge pages now, or fails with ENOSPC).
 /// Is this file on tmpfs (shmem), where the model's disk-file rules
 /// (dirty tracking, no writable long-term pins of shared mappings) do not
 /// hold?
@@ -610,11 +621,14 @@ fn on_tmpfs(f: &OwnedFd) -> bool {
     rustix::fs::fstatfs(f).is_ok_and(|s| s.f_type == libc::TMPFS_MAGIC)
 }
 
-fn truncated(f: OwnedFd, size: u64) -> Reply {
+/// ftruncate + fallocate, as the cow selftest prepares its files (for
+/// hugetlb this takes the huge pages now, or fails with ENOSPC); a
+/// `sparse` file is only ftruncated, so nothing is allocated until used.
+fn truncated(f: OwnedFd, size: u64, sparse: bool) -> Reply {
     if let Err(e) = rustix::fs::ftruncate(&f, size) {
         return Reply::Errno(e.raw_os_error());
     }
-    if size > 0 {
+    if size > 0 && !sparse {
         if let Err(e) = rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, size) {
             return Reply::Errno(e.raw_os_error());
         }
@@ -711,19 +725,87 @@ fn pread_u64(path: &str, index: u64) -> Option<u64> {
     Some(u64::from_le_bytes(b))
 }
 
-/// /proc/self/pagemap of the page at `addr`, and kpageflags/kpagecount of
-/// its frame. Never faults the page in.
+/// /proc/self/pagemap of the page at `addr`, kpageflags/kpagecount of
+/// its frame, whether a VMA covers it and its PAGEMAP_SCAN categories.
+/// Never faults the page in.
 fn page_info(addr: u64) -> Option<PageInfo> {
     let pm = pread_u64("/proc/self/pagemap", addr / PAGE)?;
     let mut info = PageInfo { pagemap: pm, ..PageInfo::default() };
-    if pm >> 63 & 1 == 1 {
+    let present = pm >> 63 & 1 == 1;
+    if present {
         let pfn = pm & ((1 << 55) - 1);
         if pfn != 0 {
             info.kflags = pread_u64("/proc/kpageflags", pfn).unwrap_or(0);
             info.kcount = pread_u64("/proc/kpagecount", pfn).unwrap_or(0);
         }
     }
+    info.vma = present || pm >> 62 & 1 == 1 || vma_covers(addr);
+    info.scan = pagemap_scan(addr & !(PAGE - 1));
     Some(info)
+}
+
+/// Whether a VMA of this process covers `addr` (/proc/self/maps).
+fn vma_covers(addr: u64) -> bool {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return false;
+    };
+    maps.lines()
+        .filter_map(|l| l.split_once(' ')?.0.split_once('-'))
+        .any(|(a, b)| matches!((u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)), (Ok(a), Ok(b)) if a <= addr && addr < b))
+}
+
+/// include/uapi/linux/fs.h: `struct pm_scan_arg` and `struct page_region`.
+#[repr(C)]
+#[derive(Default)]
+struct PmScanArg {
+    size: u64,
+    flags: u64,
+    start: u64,
+    end: u64,
+    walk_end: u64,
+    vec: u64,
+    vec_len: u64,
+    max_pages: u64,
+    category_inverted: u64,
+    category_mask: u64,
+    category_anyof_mask: u64,
+    return_mask: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct PageRegion {
+    start: u64,
+    end: u64,
+    categories: u64,
+}
+
+/// PAGEMAP_SCAN = _IOWR('f', 16, struct pm_scan_arg).
+const PAGEMAP_SCAN: u64 = (3 << 30) | ((std::mem::size_of::<PmScanArg>() as u64) << 16) | ((b'f' as u64) << 8) | 16;
+/// Every PAGE_IS_* category 6.18 knows (bits 0-8).
+const PAGE_IS_ALL: u64 = (1 << 9) - 1;
+
+/// The PAGE_IS_* categories of the page at `addr` (fs/proc/task_mmu.c,
+/// `do_pagemap_scan()`): PAGE_IS_HUGE is how user space tells a PMD (or
+/// hugetlb) mapping from PTEs. `None` when the ioctl fails (a kernel before
+/// 6.7) or reports nothing (no VMA).
+fn pagemap_scan(addr: u64) -> Option<u64> {
+    let f = std::fs::File::open("/proc/self/pagemap").ok()?;
+    let mut region = PageRegion::default();
+    let mut arg = PmScanArg {
+        size: std::mem::size_of::<PmScanArg>() as u64,
+        start: addr,
+        end: addr + PAGE,
+        vec: &mut region as *mut PageRegion as u64,
+        vec_len: 1,
+        return_mask: PAGE_IS_ALL,
+        ..PmScanArg::default()
+    };
+    // SAFETY: the argument and the one-entry output vector are valid for
+    // the duration of the call; the kernel writes only `region` and the
+    // argument's walk_end.
+    let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&f), PAGEMAP_SCAN as _, &mut arg as *mut PmScanArg) };
+    (r == 1 && region.start <= addr && addr < region.end).then_some(region.categories)
 }
 
 /// Takes the zygote's socket from fd 0 (where the controller put it) and

@@ -26,6 +26,9 @@ pub struct LiveOptions {
     pub state_dir: PathBuf,
     /// Root of the mm sysfs tree (`/sys/kernel/mm`).
     pub sysfs: PathBuf,
+    /// Longest a new run waits for the machine's run lock while another
+    /// run holds it (`COWLAB_LIVE_LOCK_WAIT` seconds, default 300).
+    pub lock_wait: Duration,
 }
 
 impl Default for LiveOptions {
@@ -37,7 +40,13 @@ impl Default for LiveOptions {
                 std::env::temp_dir().join("cowlab")
             }
         });
-        LiveOptions { step_timeout: Duration::from_secs(10), state_dir, sysfs: PathBuf::from("/sys/kernel/mm") }
+        let lock_wait = std::env::var("COWLAB_LIVE_LOCK_WAIT").ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(300);
+        LiveOptions {
+            step_timeout: Duration::from_secs(10),
+            state_dir,
+            sysfs: PathBuf::from("/sys/kernel/mm"),
+            lock_wait: Duration::from_secs(lock_wait),
+        }
     }
 }
 
@@ -60,8 +69,65 @@ impl TaskH {
         self.state = state;
         self.sock = None;
         if let Some(p) = &self.pidfd {
-            wait_readable(p, deadline);
+            if wait_readable(p, deadline) {
+                if let (TaskObs::Exited(_), Some(status)) = (&self.state, exit_status(p, deadline)) {
+                    // The kernel's wait status: exited with a code, or a
+                    // signal after all.
+                    self.state = match (status & 0x7f, (status >> 8) & 0xff) {
+                        (0, code) => TaskObs::Exited(Some(code as u8)),
+                        (sig, _) => TaskObs::Killed(signal_name(sig)),
+                    };
+                }
+            }
         }
+    }
+}
+
+/// include/uapi/linux/pidfd.h: `struct pidfd_info` (second version, 72
+/// bytes).
+#[repr(C)]
+#[derive(Default)]
+struct PidfdInfo {
+    mask: u64,
+    cgroupid: u64,
+    ids: [u32; 11],
+    exit_code: i32,
+    coredump_mask: u32,
+    spare: u32,
+}
+
+/// PIDFD_GET_INFO = _IOWR(0xFF, 11, struct pidfd_info); PIDFD_INFO_EXIT.
+const PIDFD_GET_INFO: u64 = (3 << 30) | ((std::mem::size_of::<PidfdInfo>() as u64) << 16) | (0xff << 8) | 11;
+const PIDFD_INFO_EXIT: u64 = 1 << 3;
+
+/// The wait status of an ended process, as the kernel keeps it for its
+/// pidfd (fs/pidfs.c, `pidfd_info()` with PIDFD_INFO_EXIT, 6.15 on): works
+/// for processes that are not our children and were reaped at once. The
+/// exit information is stored when the process is released, a moment
+/// after the pidfd turns readable: retried until `deadline`.
+fn exit_status(pidfd: &OwnedFd, deadline: Instant) -> Option<i32> {
+    loop {
+        let mut info = PidfdInfo { mask: PIDFD_INFO_EXIT, ..PidfdInfo::default() };
+        // SAFETY: a valid pidfd and a correctly sized struct the kernel
+        // fills in.
+        let r = unsafe { libc::ioctl(pidfd.as_raw_fd(), PIDFD_GET_INFO as _, &mut info as *mut PidfdInfo) };
+        if r == 0 && info.mask & PIDFD_INFO_EXIT != 0 {
+            return Some(info.exit_code);
+        }
+        if Instant::now() >= deadline || (r != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGBUS => "SIGBUS".into(),
+        libc::SIGSEGV => "SIGSEGV".into(),
+        libc::SIGKILL => "SIGKILL".into(),
+        libc::SIGPIPE => "SIGPIPE".into(),
+        s => format!("signal {s}"),
     }
 }
 
@@ -89,6 +155,55 @@ pub struct LiveBackend {
     _lock: std::fs::File,
     /// What happened at start (a stale journal restored …).
     pub notes: Vec<String>,
+    /// /dev/kmsg, read without blocking from where it stood when the run
+    /// began (or why it cannot be read).
+    kmsg: Result<std::fs::File, String>,
+    /// Trace lines of the current step so far.
+    trace: Vec<TraceLine>,
+    /// A call of the current step has been made (the kernel log before
+    /// it belongs to no step).
+    in_step: bool,
+}
+
+/// /dev/kmsg positioned after the last record already logged.
+fn open_kmsg() -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+        .map_err(|e| format!("cannot read /dev/kmsg: {e}"))?;
+    rustix::fs::seek(&f, rustix::fs::SeekFrom::End(0)).map_err(|e| format!("cannot seek /dev/kmsg: {e}"))?;
+    Ok(f)
+}
+
+/// The message of one /dev/kmsg record (`PRI,SEQ,TS,FLAGS;TEXT\n` then
+/// dictionary lines), if it comes from the kernel (facility 0) rather than
+/// from user space writing to /dev/kmsg.
+fn kmsg_text(record: &str) -> Option<&str> {
+    let (head, rest) = record.split_once(';')?;
+    let pri: u32 = head.split(',').next()?.parse().ok()?;
+    (pri >> 3 == 0).then(|| rest.split('\n').next().unwrap_or(""))
+}
+
+/// The pids a log line names (`PID 123`, `pid 123`, `comm[123]`): the
+/// kernel writes the task a message is about in one of these forms.
+fn pids_named(text: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    let num = |s: &str| -> Option<i32> { s.split(|c: char| !c.is_ascii_digit()).next().filter(|n| !n.is_empty())?.parse().ok() };
+    for key in ["PID ", "pid "] {
+        for (k, _) in text.match_indices(key) {
+            out.extend(num(&text[k + key.len()..]));
+        }
+    }
+    for (k, _) in text.match_indices('[') {
+        if k > 0 && !text[..k].ends_with(' ') {
+            if let Some(n) = num(&text[k + 1..]).filter(|n| text[k + 1..].starts_with(&format!("{n}]"))) {
+                out.push(n);
+            }
+        }
+    }
+    out
 }
 
 /// `linux-6.18` for the running kernel.
@@ -155,6 +270,82 @@ fn wait_readable(fd: &OwnedFd, deadline: Instant) -> bool {
     }
 }
 
+/// The pid holding a flock on the file with inode `ino`, from /proc/locks
+/// (`N: FLOCK  ADVISORY  WRITE PID MAJ:MIN:INODE START END`).
+fn flock_holder(ino: u64) -> Option<i32> {
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let inode = f.get(5)?.rsplit(':').next()?.parse::<u64>().ok()?;
+        (f.get(1) == Some(&"FLOCK") && inode == ino).then(|| f.get(4)?.parse().ok()).flatten()
+    })
+}
+
+/// Who holds the run lock: the pid the kernel names in /proc/locks (a
+/// holder may be an older cowlab that does not record itself), else the
+/// one written into the lock file; with its command line.
+fn lock_holder(lock: &std::fs::File, path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let recorded = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok());
+    let ino = rustix::fs::fstat(lock).map(|st| st.st_ino).ok();
+    let pid = ino.and_then(flock_holder).or(recorded);
+    let Some(pid) = pid else {
+        return "a process that did not say who it is".into();
+    };
+    // The live command line, not the recorded one, when the process is
+    // still there (the record could be older than a pid reuse).
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).split('\0').filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" "))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| if Some(pid) == recorded { text.lines().nth(1).unwrap_or("?").to_string() } else { "?".into() });
+    format!("pid {pid} ({cmd})")
+}
+
+/// Takes the machine's run lock (one live run at a time: they would change
+/// the same sysfs settings). While another run holds it, says once who that
+/// is and waits, polling, at most `wait`; then gives up with a message that
+/// names the holder. The holder's pid and command line go into the file.
+fn take_run_lock(path: &Path, wait: Duration) -> Result<std::fs::File, String> {
+    use std::io::Write;
+    let mut lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("cannot open the run lock {}: {e}", path.display()))?;
+    let start = Instant::now();
+    let mut told = false;
+    loop {
+        match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => break,
+            Err(rustix::io::Errno::WOULDBLOCK) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(format!("cannot take the run lock {}: {e}", path.display())),
+        }
+        let holder = lock_holder(&lock, path);
+        if start.elapsed() >= wait {
+            return Err(format!(
+                "gave up after {} s waiting for the live run lock {}: held by {holder} (another live run; \
+                 wait for it, or raise COWLAB_LIVE_LOCK_WAIT)",
+                wait.as_secs(),
+                path.display()
+            ));
+        }
+        if !told {
+            eprintln!("cowlab: live: waiting up to {} s for the run lock, held by {holder}", wait.as_secs());
+            told = true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cmd = std::fs::read("/proc/self/cmdline")
+        .map(|b| String::from_utf8_lossy(&b).split('\0').filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    let _ = lock.set_len(0);
+    let _ = lock.write_all(format!("{}\n{cmd}\n", std::process::id()).as_bytes());
+    Ok(lock)
+}
+
 /// The errno's name as the scenario language spells it.
 pub fn errno_name(e: i32) -> String {
     let n = match e {
@@ -194,13 +385,7 @@ impl LiveBackend {
             return Err("the live backend needs root (pagemap PFNs, kpageflags, sysfs settings)".into());
         }
         std::fs::create_dir_all(&opts.state_dir).map_err(|e| format!("cannot create {}: {e}", opts.state_dir.display()))?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(opts.state_dir.join("lock"))
-            .map_err(|e| format!("cannot open the run lock: {e}"))?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| format!("cannot take the run lock: {e}"))?;
+        let lock = take_run_lock(&opts.state_dir.join("lock"), opts.lock_wait)?;
         let journal = opts.state_dir.join("settings.journal");
         let mut notes = Vec::new();
         if let Some(n) = settings::restore_stale(&journal) {
@@ -232,6 +417,9 @@ impl LiveBackend {
             profile: kernel_profile(),
             _lock: lock,
             notes,
+            kmsg: open_kmsg(),
+            trace: Vec::new(),
+            in_step: false,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         let hello = match &be.zsock {
@@ -273,9 +461,16 @@ impl LiveBackend {
             }
             t.state = TaskObs::Killed("SIGKILL".into());
             t.sock = None;
+            // A call the kernel does not finish is how a livelock (a fault
+            // retried forever) shows from user space.
+            if let Cmd::Op(_) = cmd {
+                let text = format!("no answer within {} s: the call did not finish (livelock); the task was killed", timeout.as_secs_f64());
+                self.trace.push(TraceLine { task: Some(task), text, log: false });
+                return Err(Failure::Livelock);
+            }
             return Err(Failure::Backend(format!("no answer within {} s; the task was killed", timeout.as_secs_f64())));
         }
-        let exit = matches!(cmd, Cmd::Op(Call::Exit));
+        let exit = matches!(cmd, Cmd::Op(Call::Exit { .. }));
         let deadline = Instant::now() + timeout;
         match proto::recv::<Reply>(sock.as_fd()) {
             Ok(Some(Reply::Killed(sig))) => {
@@ -284,7 +479,7 @@ impl LiveBackend {
             }
             Ok(Some(r)) => {
                 if exit {
-                    t.end(TaskObs::Exited, deadline);
+                    t.end(TaskObs::Exited(None), deadline);
                 }
                 Ok(r)
             }
@@ -310,6 +505,35 @@ impl LiveBackend {
 
     fn hugetlb_dir(&self, size: u64) -> PathBuf {
         self.opts.sysfs.join(format!("hugepages/hugepages-{}kB", size / 1024))
+    }
+
+    /// Moves the kernel log records that arrived since the last read into
+    /// the step's trace. The log is the whole machine's: a line that names
+    /// a pid (`PID 123`, `comm[123]`) that is none of this run's tasks is
+    /// another process's and is left out; a line that names none is kept.
+    /// Lines the kernel rate-limited away (`pr_warn_ratelimited()`: 10 per
+    /// 5 s per call site) are simply not there.
+    fn read_kmsg(&mut self) {
+        let Ok(f) = &self.kmsg else { return };
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match rustix::io::read(f, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let rec = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    let Some(text) = kmsg_text(&rec) else { continue };
+                    let named = pids_named(text);
+                    let task = self.tasks.iter().find(|(_, t)| named.contains(&t.pid)).map(|(id, _)| TaskId(*id));
+                    if named.is_empty() || task.is_some() {
+                        self.trace.push(TraceLine { task, text: text.to_string(), log: true });
+                    }
+                }
+                // Records overwritten before we read them: go on with the
+                // next one.
+                Err(rustix::io::Errno::PIPE) => continue,
+                Err(_) => break,
+            }
+        }
     }
 
     /// Pid of a task (for experiments that look at /proc/PID).
@@ -362,19 +586,51 @@ impl Drop for LiveBackend {
     }
 }
 
-/// PageObs from the raw pagemap entry and kpageflags.
+/// PageObs from the raw pagemap entry, kpageflags and kpagecount
+/// (include/uapi/linux/kernel-page-flags.h; fs/proc/page.c,
+/// `stable_page_flags()` and `get_kpage_count()` in 6.18):
+///
+/// - kpageflags are the *folio's* flags (the head page's), read from a
+///   snapshot of the folio. Bit 34 (KPF_OWNER_2) is PG_owner_2, which on an
+///   anon page is PG_anon_exclusive. For a small folio, a hugetlb folio or
+///   a PMD-mapped THP that is PageAnonExclusive of the page as the kernel
+///   keeps it (on the head); for a tail page of a PTE-mapped THP the
+///   kernel keeps the bit per page and kpageflags shows the head's, so
+///   `anon_exclusive` is unknown there.
+/// - kpagecount is `folio_precise_page_mapcount()` with
+///   CONFIG_PAGE_MAPCOUNT=y (this kernel): this page's PTE mappings plus
+///   the folio's entire mappings, 0 for the zero pages. That is the folio's
+///   mapcount only where every mapping covers every page: small folios and
+///   hugetlb. For a THP it is per page, so `mapcount` is unknown there.
+///   (Without CONFIG_PAGE_MAPCOUNT the kernel shows the folio's average
+///   instead; this backend assumes the config of the kernel it runs on.)
 pub fn page_obs(p: &PageInfo) -> Option<PageObs> {
     let present = p.pagemap >> 63 & 1 == 1;
     let swapped = p.pagemap >> 62 & 1 == 1;
     if !present && !swapped {
-        return None;
+        return p.vma.then(PageObs::default);
     }
     let pfn = p.pagemap & ((1 << 55) - 1);
+    const KPF_ANON: u64 = 12;
+    const KPF_COMPOUND_TAIL: u64 = 16;
     const KPF_HUGE: u64 = 17;
     const KPF_THP: u64 = 22;
     const KPF_ZERO_PAGE: u64 = 24;
+    const KPF_OWNER_2: u64 = 34;
+    const PAGE_IS_HUGE: u64 = 1 << 6;
     let f = |bit: u64| present && p.kflags >> bit & 1 == 1;
+    let pmd_mapped = if present { p.scan.map(|c| c & PAGE_IS_HUGE != 0) } else { None };
+    let zero = f(KPF_ZERO_PAGE);
+    let thp = f(KPF_THP) && !zero;
+    let anon = f(KPF_ANON);
+    let per_page_ae = thp && f(KPF_COMPOUND_TAIL) && pmd_mapped != Some(true);
+    let count = p.kcount as i64;
     Some(PageObs {
+        anon: present.then_some(anon),
+        pmd_mapped,
+        anon_exclusive: (present && !per_page_ae).then_some(anon && f(KPF_OWNER_2)),
+        mapcount: (present && !thp).then_some(count),
+        page_mapcount: present.then_some(count),
         present,
         swapped,
         pfn: if present && pfn != 0 { Some(pfn) } else { None },
@@ -384,7 +640,6 @@ pub fn page_obs(p: &PageInfo) -> Option<PageObs> {
         thp: f(KPF_THP) && !f(KPF_ZERO_PAGE),
         hugetlb: f(KPF_HUGE),
         exclusive: present && p.pagemap >> 56 & 1 == 1,
-        anon_exclusive: None,
         writable: None,
     })
 }
@@ -397,8 +652,10 @@ impl Backend for LiveBackend {
     fn lacks(&self, f: Feature) -> Option<String> {
         match f {
             Feature::Gup => Some(self.caps.gup.clone()),
-            Feature::FolioCounters => Some("the kernel does not show folio refcount/mapcount/pincount to user space".into()),
-            Feature::AnonExclusive => Some("PageAnonExclusive is not visible to user space".into()),
+            Feature::FolioCounters => {
+                Some("the kernel does not show folio refcounts or pincounts to user space (mapcounts come from /proc/kpagecount)".into())
+            }
+            Feature::AnonExclusive => None,
             Feature::PteWritable => Some("PTE write bits are not visible to user space".into()),
             Feature::PageFrames => None,
             Feature::HugetlbPool | Feature::Hugetlb => self.caps.hugetlb.clone(),
@@ -408,6 +665,7 @@ impl Backend for LiveBackend {
             Feature::SoftDirty => self.caps.soft_dirty.clone(),
             Feature::Swap => self.caps.swap.clone(),
             Feature::Knobs => Some("the live kernel's rules cannot be changed".into()),
+            Feature::KernelLog => self.kmsg.as_ref().err().cloned(),
         }
     }
 
@@ -493,6 +751,12 @@ impl Backend for LiveBackend {
     }
 
     fn call(&mut self, task: TaskId, call: &Call) -> Result<Ret, Failure> {
+        if !self.in_step {
+            // What the kernel logged between steps is no step's.
+            self.read_kmsg();
+            self.trace.clear();
+            self.in_step = true;
+        }
         if let Call::Fork = call {
             let (ours, theirs) = pair().map_err(Failure::Backend)?;
             return match self.request(task, &Cmd::Fork, Some(&theirs))? {
@@ -555,10 +819,36 @@ impl Backend for LiveBackend {
     }
 
     fn take_trace(&mut self) -> Vec<TraceLine> {
-        Vec::new()
+        self.read_kmsg();
+        self.in_step = false;
+        std::mem::take(&mut self.trace)
     }
 
     fn self_check(&mut self) -> Result<(), String> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A second run waits a bounded time, then names the holder; once the
+    /// holder lets go the lock is free again. A private lock file: nothing
+    /// of the host is touched.
+    #[test]
+    fn a_held_run_lock_names_its_holder_and_gives_up_in_time() {
+        let dir = std::env::temp_dir().join(format!("cowlab-lock-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lock");
+        let held = take_run_lock(&path, Duration::from_secs(1)).expect("a free lock is taken at once");
+        let t0 = Instant::now();
+        let e = take_run_lock(&path, Duration::from_millis(300)).expect_err("the lock is held");
+        assert!(t0.elapsed() >= Duration::from_millis(300), "gave up too early");
+        assert!(e.contains(&format!("held by pid {}", std::process::id())), "{e}");
+        assert!(e.contains("gave up after"), "{e}");
+        drop(held);
+        assert!(take_run_lock(&path, Duration::from_millis(300)).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

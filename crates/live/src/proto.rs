@@ -38,8 +38,18 @@ pub struct PageInfo {
     pub pagemap: u64,
     /// /proc/kpageflags of the PFN (0 if not present).
     pub kflags: u64,
-    /// /proc/kpagecount of the PFN (mapcount-like; 0 if not present).
+    /// /proc/kpagecount of the PFN (0 if not present): on this 6.18
+    /// kernel (CONFIG_PAGE_MAPCOUNT=y) `folio_precise_page_mapcount()`,
+    /// the mappings of this very page — its PTEs plus the folio's entire
+    /// (PMD/PUD) mappings — not the folio's total; 0 for the zero pages.
     pub kcount: u64,
+    /// A VMA covers the address (/proc/self/maps).
+    #[serde(default)]
+    pub vma: bool,
+    /// PAGEMAP_SCAN's PAGE_IS_* categories of the page (`None`: the ioctl
+    /// failed or found nothing).
+    #[serde(default)]
+    pub scan: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -1,7 +1,8 @@
 //! Live-kernel tests. `harness = false`: the zygote is this binary
 //! re-executed, so `main` must hand over to it before anything else. Tests
 //! run one after another (the live backend takes a machine-wide lock
-//! anyway). Without root every test prints one line and passes.
+//! anyway). They touch the host kernel only with `COWLAB_LIVE_TESTS=1`;
+//! without it, or without root, the binary prints one line and passes.
 
 use live::{LiveBackend, LiveOptions};
 use scenario::backend::{Backend, TaskObs};
@@ -75,6 +76,10 @@ fn foreign_memory_is_refused() {
 
 fn main() {
     live::enter_if_zygote();
+    if let Some(skip) = live::live_tests_skip() {
+        println!("{skip}");
+        return;
+    }
     let tests: &[(&str, fn())] = &[
         ("anon_cow_fork", anon_cow_fork),
         ("zero_page_and_sigsegv", zero_page_and_sigsegv),

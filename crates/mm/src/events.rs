@@ -26,6 +26,9 @@ pub enum EventKind {
     Swap,
     /// hugetlb pool or reservation activity.
     Hugetlb,
+    /// A line the kernel writes to its log (printk), worded exactly as
+    /// the 6.18 source has it; the event's detail is the line.
+    Printk,
     /// Anything else worth a line in the trace.
     Note,
 }

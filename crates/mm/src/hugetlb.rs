@@ -348,7 +348,10 @@ pub(crate) fn hugetlb_fault(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, addr:
 }
 
 /// `hugetlb_no_page()`. There is no zero page: even a read allocates.
-/// A VMA marked HPAGE_RESV_UNMAPPED (its page was stolen) gets SIGBUS.
+/// A VMA marked HPAGE_RESV_UNMAPPED (its page was stolen) gets SIGBUS, and
+/// the kernel logs `PID <pid> killed due to inadequate hugepage pool`
+/// (the model logs it every time; the kernel's pr_warn_ratelimited() drops
+/// it after 10 in 5 s).
 /// Shared mappings use (or fill) the page cache and map writable; private
 /// mappings map a page-cache page read-only, or a new anon page read-only
 /// and then, for a write, run `hugetlb_wp()` at once (which reuses it).
@@ -358,6 +361,7 @@ fn hugetlb_no_page(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, h
         k.event(pid, EventKind::Signal, "hugetlb_no_page", Some(haddr), || {
             "VMA marked HPAGE_RESV_UNMAPPED: killed due to inadequate hugepage pool".into()
         });
+        k.event(pid, EventKind::Printk, "hugetlb_no_page", None, || format!("PID {} killed due to inadequate hugepage pool", pid.0));
         return Err(VmFault::Sigbus);
     }
     let cached = vma.inode().and_then(|ino| k.pagecache_lookup(ino, vma.page_index(haddr)));

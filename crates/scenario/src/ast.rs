@@ -124,6 +124,11 @@ pub enum StepExpect {
     /// snapshot taken then, as the selftests' children `memcpy()` their
     /// memory right after fork and `memcmp()` it later.
     SameAs(Spanned<usize>),
+    /// `expect count 4K`: the call succeeded and returned this byte count
+    /// (vmsplice, write, pwrite, an io_uring CQE's res).
+    Count(u64),
+    /// `expect one of ok, EFAULT, count 4K`: any one of these.
+    OneOf(Vec<StepExpect>),
 }
 
 /// How an operation ended.
@@ -133,6 +138,9 @@ pub enum Outcome {
     Ok,
     Signal(String),
     Errno(String),
+    /// The kernel retried without progress (live: the step did not finish
+    /// within the step timeout and its task was killed).
+    Livelock,
 }
 
 impl fmt::Display for Outcome {
@@ -140,6 +148,7 @@ impl fmt::Display for Outcome {
         match self {
             Outcome::Ok => f.write_str("ok"),
             Outcome::Signal(s) | Outcome::Errno(s) => f.write_str(s),
+            Outcome::Livelock => f.write_str("livelock"),
         }
     }
 }
@@ -373,7 +382,8 @@ pub enum Op {
         to: Option<Addr>,
     },
     Fork(Ident),
-    Exit,
+    /// `exit [CODE]`: _exit(CODE), 0 by default.
+    Exit(u8),
     /// `write A[+off] [LEN] fill 0xff` (memory, a file, a pipe).
     Write(Range, DataSpec),
     /// `read A[+off] [LEN]` (memory, a pipe, a file, or through a pin).
@@ -384,13 +394,13 @@ pub enum Op {
         pipe: Ident,
         range: Range,
     },
-    /// `memfd SIZE [hugetlb=SIZE]`: memfd_create (MFD_HUGETLB), ftruncate
-    /// and fallocate.
-    Memfd(Spanned<u64>, Option<Spanned<u64>>),
-    /// `tmpfile SIZE [local]`: an unlinked disk file (O_TMPFILE) in /tmp,
-    /// or with `local` in the working directory (gup_longterm's "local
-    /// tmpfile"); ftruncate and fallocate.
-    Tmpfile(Spanned<u64>, bool),
+    /// `memfd SIZE [hugetlb=SIZE] [sparse]`: memfd_create (MFD_HUGETLB),
+    /// ftruncate and, unless `sparse`, fallocate.
+    Memfd(Spanned<u64>, Option<Spanned<u64>>, bool),
+    /// `tmpfile SIZE [local] [sparse]`: an unlinked disk file (O_TMPFILE)
+    /// in /tmp, or with `local` in the working directory (gup_longterm's
+    /// "local tmpfile"); ftruncate and, unless `sparse`, fallocate.
+    Tmpfile(Spanned<u64>, bool, bool),
     IoUring,
     IoUringRegister {
         ring: Ident,
@@ -439,7 +449,7 @@ impl Op {
             Op::Madvise(..) => "madvise",
             Op::Mremap { .. } => "mremap",
             Op::Fork(_) => "fork",
-            Op::Exit => "exit",
+            Op::Exit(_) => "exit",
             Op::Write(..) => "write",
             Op::Read(_) => "read",
             Op::Pipe => "pipe",
@@ -464,11 +474,15 @@ impl Op {
     }
 }
 
-/// A place in one task's address space: `A+4K in P`.
+/// A place in one task's address space: `A+4K in P`, or a range of
+/// places `A..A+2M in P` (every page from the first offset up to, not
+/// including, the second).
 #[derive(Clone, Debug)]
 pub struct Loc {
     pub name: Ident,
     pub offset: Option<Spanned<u64>>,
+    /// `..A+END`: the end offset of a range.
+    pub end: Option<Spanned<u64>>,
     /// The task; from `in P` or from a `P:` prefix.
     pub task: Ident,
     pub span: Span,
@@ -485,6 +499,9 @@ impl fmt::Display for Loc {
         f.write_str(&self.name.value)?;
         if let Some(o) = &self.offset {
             write!(f, "+{}", fmt_size(o.value))?;
+        }
+        if let Some(e) = &self.end {
+            write!(f, "..{}+{}", self.name.value, fmt_size(e.value))?;
         }
         write!(f, " in {}", self.task.value)
     }
@@ -505,6 +522,17 @@ pub enum PagePred {
     AnonExclusive,
     /// The PTE/PMD allows writes without a fault: model-only.
     Writable,
+    /// A VMA covers the place (whether or not a page is there).
+    Mapped,
+    /// An anonymous page (KPF_ANON).
+    Anon,
+    /// A page-cache page (present, neither anonymous nor a zero page).
+    Pagecache,
+    /// Mapped by one leaf entry above the PTE level: a PMD-mapped THP, a
+    /// hugetlb page (PAGEMAP_SCAN's PAGE_IS_HUGE).
+    PmdMapped,
+    /// Present and mapped by a PTE.
+    PteMapped,
 }
 
 pub const PAGE_PREDS: &[(&str, PagePred)] = &[
@@ -516,6 +544,11 @@ pub const PAGE_PREDS: &[(&str, PagePred)] = &[
     ("exclusive", PagePred::Exclusive),
     ("anon_exclusive", PagePred::AnonExclusive),
     ("writable", PagePred::Writable),
+    ("mapped", PagePred::Mapped),
+    ("anon", PagePred::Anon),
+    ("pagecache", PagePred::Pagecache),
+    ("pmd_mapped", PagePred::PmdMapped),
+    ("pte_mapped", PagePred::PteMapped),
 ];
 
 impl fmt::Display for PagePred {
@@ -525,17 +558,26 @@ impl fmt::Display for PagePred {
     }
 }
 
-/// Folio counters (model-only).
+/// Folio and page counters (refcount and pincount are model-only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Counter {
     Refcount,
+    /// The folio's mapcount (`folio_mapcount()`).
     Mapcount,
     Pincount,
+    /// This page's own mapcount (`folio_precise_page_mapcount()`, what
+    /// /proc/kpagecount shows): for a large folio, the PTEs mapping this
+    /// subpage plus the folio's PMD/PUD mappings.
+    PageMapcount,
 }
 
-pub const COUNTERS: &[(&str, Counter)] =
-    &[("refcount", Counter::Refcount), ("mapcount", Counter::Mapcount), ("pincount", Counter::Pincount)];
+pub const COUNTERS: &[(&str, Counter)] = &[
+    ("refcount", Counter::Refcount),
+    ("mapcount", Counter::Mapcount),
+    ("pincount", Counter::Pincount),
+    ("page_mapcount", Counter::PageMapcount),
+];
 
 impl fmt::Display for Counter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -543,6 +585,7 @@ impl fmt::Display for Counter {
             Counter::Refcount => "refcount",
             Counter::Mapcount => "mapcount",
             Counter::Pincount => "pincount",
+            Counter::PageMapcount => "page_mapcount",
         })
     }
 }
@@ -617,7 +660,8 @@ impl fmt::Display for Cmp {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TaskStateExp {
     Running,
-    Exited,
+    /// `exited` (any status) or `exited CODE`.
+    Exited(Option<u8>),
     Killed(String),
 }
 
@@ -636,6 +680,10 @@ pub enum Expectation {
     Pool { size: Spanned<u64>, field: PoolField, cmp: Cmp, value: i64 },
     /// `expect C killed SIGBUS`, `expect C running`.
     Task { task: Ident, state: TaskStateExp },
+    /// `expect log "TEXT"`: a kernel log line the previous step produced
+    /// contains TEXT; `expect no log ["TEXT"]`: none does (none at all
+    /// without TEXT).
+    Log { text: Option<Spanned<String>>, present: bool },
 }
 
 /// Human form of a byte count: `4K`, `2M`, `1G`, or plain bytes.

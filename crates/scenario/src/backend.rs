@@ -60,6 +60,8 @@ pub enum Feature {
     /// Overriding policy knobs (`set`, `--set`): only a model can change
     /// the kernel's rules.
     Knobs,
+    /// The kernel log lines a step produced (`expect log`).
+    KernelLog,
 }
 
 impl fmt::Display for Feature {
@@ -78,6 +80,7 @@ impl fmt::Display for Feature {
             Feature::SoftDirty => "soft-dirty tracking",
             Feature::Swap => "swap space",
             Feature::Knobs => "policy knobs",
+            Feature::KernelLog => "the kernel log",
         })
     }
 }
@@ -129,7 +132,10 @@ pub enum Call {
         new_addr: Option<u64>,
     },
     Fork,
-    Exit,
+    /// _exit(code).
+    Exit {
+        code: u8,
+    },
     /// A store of these bytes at `addr` (faults as a CPU store would).
     WriteMem {
         addr: u64,
@@ -166,17 +172,20 @@ pub enum Call {
         offset: u64,
         data: Contents,
     },
-    /// memfd_create (MFD_HUGETLB with a page size) + ftruncate + fallocate.
+    /// memfd_create (MFD_HUGETLB with a page size) + ftruncate +
+    /// fallocate (not when `sparse`).
     Memfd {
         size: u64,
         hugetlb: Option<u64>,
+        sparse: bool,
     },
     /// An unlinked regular file on a disk filesystem, of this size,
-    /// allocated with fallocate; in /tmp, or in the working directory
-    /// (`local`). The model does not tell them apart.
+    /// allocated with fallocate unless `sparse`; in /tmp, or in the working
+    /// directory (`local`). The model does not tell them apart.
     Tmpfile {
         size: u64,
         local: bool,
+        sparse: bool,
     },
     IoUringSetup,
     IoUringRegister {
@@ -252,11 +261,16 @@ pub enum Failure {
     /// The backend could not carry the call out at all (not a kernel
     /// outcome: a missing feature, a broken environment).
     Backend(String),
+    /// The kernel retried without making progress: the model detects it,
+    /// the live kernel shows it as a step that does not finish within the
+    /// step timeout (its task is then killed).
+    Livelock,
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Failure::Livelock => f.write_str("livelock"),
             Failure::Errno(e) | Failure::Signal(e) => f.write_str(e),
             Failure::Backend(m) => write!(f, "backend error: {m}"),
         }
@@ -284,7 +298,9 @@ pub enum ConfigError {
     },
 }
 
-/// What pagemap-style observation shows about one virtual page.
+/// What pagemap-style observation shows about one virtual page. A backend
+/// returns one whenever a VMA covers the address (`present: false` when no
+/// page is there yet) and `None` only when nothing is mapped at all.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize)]
 pub struct PageObs {
     pub present: bool,
@@ -295,9 +311,22 @@ pub struct PageObs {
     pub hugetlb: bool,
     /// Mapped by this mm only (pagemap bit 56).
     pub exclusive: bool,
-    /// Model-only details, `None` where the backend cannot see them.
+    /// Details a backend may not see: `None` where it cannot.
+    /// PageAnonExclusive (live: kpageflags bit 34 of an anon page, where
+    /// it is the page's own flag).
     pub anon_exclusive: Option<bool>,
     pub writable: Option<bool>,
+    /// An anonymous page (live: KPF_ANON), as opposed to page cache.
+    pub anon: Option<bool>,
+    /// Mapped by one leaf entry above the PTE level (a PMD-mapped THP, a
+    /// hugetlb page; live: PAGEMAP_SCAN's PAGE_IS_HUGE).
+    pub pmd_mapped: Option<bool>,
+    /// The folio's mapcount (`folio_mapcount()`; live: /proc/kpagecount
+    /// where it equals it — small folios and hugetlb).
+    pub mapcount: Option<i64>,
+    /// This page's own mapcount, `folio_precise_page_mapcount()` (live:
+    /// /proc/kpagecount with CONFIG_PAGE_MAPCOUNT=y).
+    pub page_mapcount: Option<i64>,
 }
 
 /// Model-only counters of the folio mapped at an address.
@@ -325,7 +354,9 @@ pub struct PoolObs {
 #[serde(rename_all = "snake_case")]
 pub enum TaskObs {
     Running,
-    Exited,
+    /// Ended with _exit(code) (the kernel's wait status, where the backend
+    /// can read it; `None` where it cannot).
+    Exited(Option<u8>),
     Killed(String),
 }
 
@@ -334,6 +365,9 @@ pub enum TaskObs {
 pub struct TraceLine {
     pub task: Option<TaskId>,
     pub text: String,
+    /// A line of the kernel log (printk, what /dev/kmsg shows) rather
+    /// than a narrated decision; `expect log` judges these.
+    pub log: bool,
 }
 
 /// A machine that runs scenario programs.

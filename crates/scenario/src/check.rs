@@ -415,8 +415,17 @@ impl Checker {
         let expect = step.expect.as_ref().map(|e| &e.value);
         // An expected errno or "any" means the operation may be refused:
         // leave bounds and alignment to the kernel.
-        let lenient = matches!(expect, Some(StepExpect::Outcome(Outcome::Errno(_))) | Some(StepExpect::Any));
-        let fails = matches!(expect, Some(StepExpect::Outcome(Outcome::Errno(_))) | Some(StepExpect::Outcome(Outcome::Signal(_))));
+        let lenient = expect.is_some_and(may_refuse);
+        let fails = expect.is_some_and(surely_fails);
+        if let Some(e) = &step.expect {
+            let to_memory =
+                matches!(&step.op, Op::Write(r, _) if matches!(self.names.get(&r.name.value).map(|n| &n.kind), Some(Kind::Region { .. })));
+            if expects_count(&e.value) && (!returns_count(&step.op) || to_memory) {
+                self.err(e.span, format!("`{}` returns no byte count", step.op.keyword()))
+                    .notes
+                    .push("a count comes from vmsplice, write (to a pipe or file) and io_uring read_fixed/write_fixed".into());
+            }
+        }
         if let (Some(b), false) = (&step.bind, binds(&step.op)) {
             self.err(b.span, format!("`{}` does not produce anything to name", step.op.keyword()));
         }
@@ -543,7 +552,7 @@ impl Checker {
                     );
                 }
             }
-            Op::Exit => {
+            Op::Exit(_) => {
                 if let Some(task) = self.tasks.get_mut(&t) {
                     task.dead = Some((item.line, "exited".into()));
                 }
@@ -669,9 +678,9 @@ impl Checker {
                     }
                 }
             }
-            Op::Memfd(size, _) | Op::Tmpfile(size, _) => {
+            Op::Memfd(size, ..) | Op::Tmpfile(size, ..) => {
                 self.out.needs.push((idx, Feature::Files));
-                if let Op::Memfd(_, Some(_)) = &step.op {
+                if let Op::Memfd(_, Some(_), _) = &step.op {
                     self.out.needs.push((idx, Feature::Hugetlb));
                 }
                 if let Some(b) = self.need_bind(step, "a file") {
@@ -735,9 +744,20 @@ impl Checker {
                 }
             }
         }
-        if let Some(StepExpect::Outcome(Outcome::Signal(s))) = expect {
+        let death = match expect {
+            Some(StepExpect::Outcome(Outcome::Signal(s))) => Some(format!("was killed by {s}")),
+            // A livelocked task never comes back (the live backend kills it).
+            Some(StepExpect::Outcome(Outcome::Livelock)) => Some("livelocked".to_string()),
+            Some(StepExpect::OneOf(alts))
+                if alts.iter().all(|a| matches!(a, StepExpect::Outcome(Outcome::Signal(_) | Outcome::Livelock))) =>
+            {
+                Some("was killed (every expected outcome ends it)".to_string())
+            }
+            _ => None,
+        };
+        if let Some(why) = death {
             if let Some(task) = self.tasks.get_mut(&t) {
-                task.dead = Some((item.line, format!("was killed by {s}")));
+                task.dead = Some((item.line, why));
             }
         }
     }
@@ -752,6 +772,18 @@ impl Checker {
                     let span = l.offset.as_ref().map(|o| o.span).unwrap_or(l.name.span);
                     self.err(span, format!("offset {} is past the end of `{}` ({})", fmt_size(l.off()), l.name.value, fmt_size(len)));
                     return false;
+                }
+                if let Some(e) = &l.end {
+                    if e.value <= l.off() {
+                        self.err(e.span, format!("the range ends at {} but starts at {}", fmt_size(e.value), fmt_size(l.off())))
+                            .expected
+                            .push("an end past the start".into());
+                        return false;
+                    }
+                    if e.value > len {
+                        self.err(e.span, format!("the range ends past the end of `{}` ({})", l.name.value, fmt_size(len)));
+                        return false;
+                    }
                 }
                 true
             }
@@ -791,8 +823,49 @@ impl Checker {
             Expectation::Task { task, .. } => {
                 self.task(task, true);
             }
+            Expectation::Log { text, .. } => {
+                if self.steps == 0 {
+                    let span = text.as_ref().map(|t| t.span).unwrap_or_default();
+                    self.err(span, "`expect log` judges the log lines of the step before it, and there is none yet")
+                        .expected
+                        .push("an operation line before this one".into());
+                }
+            }
         }
     }
+}
+
+/// The step may be refused (an errno, `any`, or a choice with an errno):
+/// bounds and alignment are the kernel's to judge.
+fn may_refuse(e: &StepExpect) -> bool {
+    match e {
+        StepExpect::Any | StepExpect::Outcome(Outcome::Errno(_)) => true,
+        StepExpect::OneOf(alts) => alts.iter().any(may_refuse),
+        _ => false,
+    }
+}
+
+/// The step is expected to fail whatever happens (no success among the
+/// outcomes it allows).
+fn surely_fails(e: &StepExpect) -> bool {
+    match e {
+        StepExpect::Outcome(o) => *o != Outcome::Ok,
+        StepExpect::OneOf(alts) => alts.iter().all(surely_fails),
+        _ => false,
+    }
+}
+
+fn expects_count(e: &StepExpect) -> bool {
+    match e {
+        StepExpect::Count(_) => true,
+        StepExpect::OneOf(alts) => alts.iter().any(expects_count),
+        _ => false,
+    }
+}
+
+/// Operations whose success is a byte count.
+fn returns_count(op: &Op) -> bool {
+    matches!(op, Op::Vmsplice { .. } | Op::Write(..) | Op::IoUringFixed { .. })
 }
 
 fn binds(op: &Op) -> bool {

@@ -25,6 +25,9 @@ pub struct ModelBackend {
     self_check: bool,
     /// Describe the whole state after every step (`Backend::state_view`).
     state_views: bool,
+    /// The status each exited task passed to _exit (the mm model has no
+    /// exit codes: it is what wait() would report).
+    exit_codes: BTreeMap<u32, u8>,
 }
 
 impl Default for ModelBackend {
@@ -47,7 +50,14 @@ impl ModelBackend {
     }
 
     pub fn new() -> ModelBackend {
-        ModelBackend { kernel: Kernel::new(Policy::default()), pins: BTreeMap::new(), next_pin: 1, self_check: true, state_views: false }
+        ModelBackend {
+            kernel: Kernel::new(Policy::default()),
+            pins: BTreeMap::new(),
+            next_pin: 1,
+            self_check: true,
+            state_views: false,
+            exit_codes: BTreeMap::new(),
+        }
     }
 
     /// A backend over a kernel some other driver ran (the race explorer's
@@ -79,7 +89,7 @@ fn failure(e: SysError) -> Failure {
     match e {
         SysError::Errno(e) => Failure::Errno(e.name().to_string()),
         SysError::Signal(s) => Failure::Signal(s.name().to_string()),
-        SysError::Livelock => Failure::Backend("the model kernel livelocked (retried without progress)".into()),
+        SysError::Livelock => Failure::Livelock,
     }
 }
 
@@ -130,7 +140,8 @@ impl Backend for ModelBackend {
             | Feature::Files
             | Feature::SoftDirty
             | Feature::Swap
-            | Feature::Knobs => None,
+            | Feature::Knobs
+            | Feature::KernelLog => None,
         }
     }
 
@@ -228,7 +239,10 @@ impl Backend for ModelBackend {
                 k.mremap(p, *old_addr, *old_len, *new_len, true, *new_addr).map(Ret::Addr)
             }
             Call::Fork => k.fork(p).map(|c| Ret::Task(TaskId(c.0))),
-            Call::Exit => k.exit(p).map(|_| Ret::Done),
+            Call::Exit { code } => k.exit(p).map(|_| {
+                self.exit_codes.insert(task.0, *code);
+                Ret::Done
+            }),
             Call::WriteMem { addr, data: d } => k.write_mem(p, *addr, d).map(|_| Ret::Done),
             Call::ReadMem { addr, len } => k.read_mem(p, *addr, *len).map(Ret::Data),
             Call::Pipe => k.pipe(p).map(|(r, w)| Ret::Pipe { read: bfd(r), write: bfd(w) }),
@@ -237,7 +251,7 @@ impl Backend for ModelBackend {
             Call::WriteFd { fd: f, data: d } => k.write_fd(p, fd(*f), d).map(Ret::Count),
             Call::Pread { fd: f, offset, len } => k.pread(p, fd(*f), *offset, *len).map(Ret::Data),
             Call::Pwrite { fd: f, offset, data: d } => k.pwrite(p, fd(*f), *offset, d).map(Ret::Count),
-            Call::Memfd { size, .. } | Call::Tmpfile { size, .. } => {
+            Call::Memfd { size, sparse, .. } | Call::Tmpfile { size, sparse, .. } => {
                 let (kind, huge) = match call {
                     Call::Memfd { hugetlb: Some(h), .. } => match mm::HugeSize::from_bytes(*h) {
                         Some(h) => (mm::shmem::InodeKind::Hugetlbfs, Some(h)),
@@ -247,7 +261,8 @@ impl Backend for ModelBackend {
                     _ => (mm::shmem::InodeKind::DiskFile, None),
                 };
                 k.create_file(p, kind, huge).and_then(|f| {
-                    let sized = k.ftruncate(p, f, *size).and_then(|()| if *size > 0 { k.fallocate(p, f, 0, *size) } else { Ok(()) });
+                    let sized =
+                        k.ftruncate(p, f, *size).and_then(|()| if *size > 0 && !*sparse { k.fallocate(p, f, 0, *size) } else { Ok(()) });
                     match sized {
                         Ok(()) => Ok(Ret::Fd(bfd(f))),
                         // The file is closed again, as the live agent
@@ -302,16 +317,21 @@ impl Backend for ModelBackend {
     }
 
     fn page(&mut self, task: TaskId, addr: u64) -> Result<Option<PageObs>, String> {
-        let e = self.kernel.pagemap(pid(task), addr).map_err(|e| e.to_string())?;
+        let k = &self.kernel;
+        let e = k.pagemap(pid(task), addr).map_err(|e| e.to_string())?;
         if !e.present && !e.swapped {
-            return Ok(None);
+            let vma = k.task_mm(pid(task)).is_some_and(|m| k.mm(m).vma(addr).is_some());
+            return Ok(vma.then(PageObs::default));
         }
         // PageAnonExclusive is a folio (page) flag, not a pagemap bit.
-        let ae = match self.kernel.folio_info(pid(task), addr) {
-            Ok(Some(f)) => f.anon && f.anon_exclusive,
-            _ => false,
-        };
+        let info = k.folio_info(pid(task), addr).ok().flatten();
+        let ae = info.is_some_and(|f| f.anon && f.anon_exclusive);
+        let zero = e.present && e.zero_page;
         Ok(Some(PageObs {
+            anon: e.present.then_some(e.anon),
+            pmd_mapped: e.present.then_some(e.level.is_some_and(|l| l != mm::pgtable::Level::Pte)),
+            mapcount: if zero { Some(0) } else { info.map(|f| f.mapcount) },
+            page_mapcount: k.page_mapcount(pid(task), addr).ok().flatten(),
             present: e.present,
             swapped: e.swapped,
             pfn: e.pfn,
@@ -349,14 +369,21 @@ impl Backend for ModelBackend {
     fn task_state(&mut self, task: TaskId) -> Result<TaskObs, String> {
         match self.kernel.task_state(pid(task)) {
             Some(TaskState::Running) => Ok(TaskObs::Running),
-            Some(TaskState::Exited) => Ok(TaskObs::Exited),
+            Some(TaskState::Exited) => Ok(TaskObs::Exited(Some(self.exit_codes.get(&task.0).copied().unwrap_or(0)))),
             Some(TaskState::Killed(s)) => Ok(TaskObs::Killed(s.name().to_string())),
             None => Err(format!("no task {}", task.0)),
         }
     }
 
     fn take_trace(&mut self) -> Vec<TraceLine> {
-        self.kernel.take_events().into_iter().map(|e| TraceLine { task: Some(TaskId(e.pid.0)), text: e.to_string() }).collect()
+        self.kernel
+            .take_events()
+            .into_iter()
+            .map(|e| {
+                let log = e.kind == mm::events::EventKind::Printk;
+                TraceLine { task: Some(TaskId(e.pid.0)), text: if log { e.detail } else { e.to_string() }, log }
+            })
+            .collect()
     }
 
     fn self_check(&mut self) -> Result<(), String> {

@@ -568,7 +568,17 @@ fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
             Op::Mremap { old, new_len, to }
         }
         "fork" => Op::Fork(cut(ident(i, "a name for the child task"))?),
-        "exit" => Op::Exit,
+        "exit" => {
+            let code = match opt_size_free(i) {
+                true => {
+                    let n = cut(count(i))?;
+                    u8::try_from(n.value)
+                        .or_else(|_| fail_at(n.span, format!("exit status {} does not fit in 0..255", n.value), &["0..255"]))?
+                }
+                false => 0,
+            };
+            Op::Exit(code)
+        }
         "write" => {
             let r = cut(range(i, "a region, file or pipe name"))?;
             Op::Write(r, cut(data_spec(i))?)
@@ -581,18 +591,33 @@ fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
         }
         "memfd" => {
             let len = cut(size(i))?;
-            let huge = if peek_word_is(i, "hugetlb") {
-                let _ = word(i);
-                cut(punct(i, "="))?;
-                Some(cut(size(i))?)
-            } else {
-                None
-            };
-            Op::Memfd(len, huge)
+            let (mut huge, mut sparse) = (None, false);
+            loop {
+                if huge.is_none() && peek_word_is(i, "hugetlb") {
+                    let _ = word(i);
+                    cut(punct(i, "="))?;
+                    huge = Some(cut(size(i))?);
+                } else if !sparse && opt_keyword(i, "sparse").is_some() {
+                    sparse = true;
+                } else {
+                    break;
+                }
+            }
+            Op::Memfd(len, huge, sparse)
         }
         "tmpfile" => {
             let len = cut(size(i))?;
-            Op::Tmpfile(len, opt_keyword(i, "local").is_some())
+            let (mut local, mut sparse) = (false, false);
+            loop {
+                if !local && opt_keyword(i, "local").is_some() {
+                    local = true;
+                } else if !sparse && opt_keyword(i, "sparse").is_some() {
+                    sparse = true;
+                } else {
+                    break;
+                }
+            }
+            Op::Tmpfile(len, local, sparse)
         }
         "io_uring" => cut(io_uring(i, bound))?,
         "clear_soft_dirty" => Op::ClearSoftDirty,
@@ -664,6 +689,8 @@ fn foll_flags(i: &mut In<'_>) -> PResult<Vec<Spanned<Foll>>> {
 fn outcome_word(w: &str) -> Option<Outcome> {
     if w == "ok" {
         Some(Outcome::Ok)
+    } else if w == "livelock" {
+        Some(Outcome::Livelock)
     } else if SIGNALS.contains(&w) {
         Some(Outcome::Signal(w.to_string()))
     } else if ERRNOS.contains(&w) {
@@ -673,16 +700,56 @@ fn outcome_word(w: &str) -> Option<Outcome> {
     }
 }
 
-/// After an operation: `expect ok|any|SIGBUS|EINVAL|fill 0x00|bytes …|same as step N`.
+/// Whether a number comes next (without consuming anything).
+fn opt_size_free(i: &mut In<'_>) -> bool {
+    let cp = i.checkpoint();
+    let _ = ws(i);
+    let s: &str = i;
+    let r = s.starts_with(|c: char| c.is_ascii_digit());
+    i.reset(&cp);
+    r
+}
+
+/// One alternative of `expect one of …`: an outcome word or `count N`.
+fn one_outcome(i: &mut In<'_>) -> PResult<StepExpect> {
+    let (w, span) = match word(i) {
+        Ok(x) => x,
+        Err(_) => return expected(i, &["ok", "livelock", "a signal", "an errno", "count N"]),
+    };
+    if w == "count" {
+        return Ok(StepExpect::Count(cut(size(i))?.value));
+    }
+    match outcome_word(w) {
+        Some(o) => Ok(StepExpect::Outcome(o)),
+        None => {
+            let mut list = vec!["ok", "livelock", "count N"];
+            list.extend_from_slice(SIGNALS);
+            list.extend_from_slice(ERRNOS);
+            fail_at(span, format!("`{w}` is not an outcome"), &list)
+        }
+    }
+}
+
+/// After an operation: `expect ok|any|livelock|SIGBUS|EINVAL|count N|one of …|fill 0x00|bytes …|same as step N`.
 fn step_expect(i: &mut In<'_>) -> PResult<Spanned<StepExpect>> {
     let _ = ws(i);
     let start = pos(i);
     let cp = i.checkpoint();
     let (w, span) = match word(i) {
         Ok(x) => x,
-        Err(_) => return expected(i, &["ok", "any", "a signal", "an errno", "fill", "bytes", "same as step N"]),
+        Err(_) => return expected(i, &["ok", "any", "a signal", "an errno", "fill", "bytes", "same as step N", "count N", "one of …"]),
     };
-    let e = if w == "any" {
+    let e = if w == "count" {
+        StepExpect::Count(cut(size(i))?.value)
+    } else if w == "one" {
+        cut(keyword(i, "of"))?;
+        let mut alts = vec![cut(one_outcome(i))?];
+        while peek_punct(i, ",") {
+            let _ = punct(i, ",");
+            alts.push(cut(one_outcome(i))?);
+        }
+        StepExpect::OneOf(alts)
+    } else if w == "any" {
         StepExpect::Any
     } else if let Some(o) = outcome_word(w) {
         StepExpect::Outcome(o)
@@ -695,7 +762,7 @@ fn step_expect(i: &mut In<'_>) -> PResult<Spanned<StepExpect>> {
         let n = cut(count(i))?;
         StepExpect::SameAs(Spanned::new(usize::try_from(n.value).unwrap_or(usize::MAX), n.span))
     } else {
-        let mut list = vec!["ok", "any", "fill", "bytes", "same as step N"];
+        let mut list = vec!["ok", "any", "livelock", "fill", "bytes", "same as step N", "count N", "one of"];
         list.extend_from_slice(SIGNALS);
         list.extend_from_slice(ERRNOS);
         return fail_at(span, format!("unknown expectation `{w}`"), &list);
@@ -703,9 +770,20 @@ fn step_expect(i: &mut In<'_>) -> PResult<Spanned<StepExpect>> {
     Ok(Spanned::new(e, Span::new(start, pos(i))))
 }
 
-/// `NAME[+OFF] [in TASK]`; `in TASK` may be left out on a `TASK:` line.
+/// `NAME[+OFF][..NAME+END] [in TASK]`; `in TASK` may be left out on a
+/// `TASK:` line.
 fn loc(i: &mut In<'_>, prefix: Option<&Ident>) -> PResult<Loc> {
     let (name, offset) = name_offset(i, "a region name")?;
+    let end = if peek_punct(i, "..") {
+        let _ = punct(i, "..");
+        let (n2, off2) = cut(name_offset(i, "the same region name"))?;
+        if n2.value != name.value {
+            return fail_at(n2.span, format!("a range ends in the region it starts in (`{}`)", name.value), &[&name.value]);
+        }
+        Some(off2.unwrap_or(Spanned::new(0, n2.span)))
+    } else {
+        None
+    };
     let task = match opt_keyword(i, "in") {
         Some(_) => cut(ident(i, "a task name"))?,
         None => match prefix {
@@ -713,8 +791,12 @@ fn loc(i: &mut In<'_>, prefix: Option<&Ident>) -> PResult<Loc> {
             None => return cut(expected(i, &["`in TASK`"])),
         },
     };
-    let end = if task.span.start > name.span.start { task.span.end } else { offset.as_ref().map(|o| o.span.end).unwrap_or(name.span.end) };
-    Ok(Loc { span: Span::new(name.span.start, end), name, offset, task })
+    let last = if task.span.start > name.span.start {
+        task.span.end
+    } else {
+        end.as_ref().or(offset.as_ref()).map(|o| o.span.end).unwrap_or(name.span.end)
+    };
+    Ok(Loc { span: Span::new(name.span.start, last), name, offset, end, task })
 }
 
 fn cmp(i: &mut In<'_>) -> PResult<Cmp> {
@@ -749,7 +831,13 @@ const LOC_TAILS: &[&str] = &[
     "refcount",
     "mapcount",
     "pincount",
+    "page_mapcount",
     "anon_exclusive",
+    "mapped",
+    "anon",
+    "pagecache",
+    "pmd_mapped",
+    "pte_mapped",
 ];
 
 /// A standalone expectation (after `expect`).
@@ -764,6 +852,38 @@ fn expectation(i: &mut In<'_>, prefix: Option<&Ident>) -> PResult<Expectation> {
         let c = cut(cmp(i))?;
         let v = cut(signed(i))?;
         return Ok(Expectation::Pool { size, field, cmp: c, value: v });
+    }
+    // Kernel log lines of the previous step: `log "TEXT"`, `no log ["TEXT"]`.
+    let cp = i.checkpoint();
+    let present = match word(i) {
+        Ok(("log", _)) => Some(true),
+        Ok(("no", _)) if opt_keyword(i, "log").is_some() => Some(false),
+        _ => None,
+    };
+    let ends = {
+        let cp2 = i.checkpoint();
+        let e = at_end(i);
+        i.reset(&cp2);
+        e
+    };
+    match present {
+        Some(present) if peek_punct(i, "\"") || (!present && ends) => {
+            let text = if peek_punct(i, "\"") {
+                let _ = ws(i);
+                let start = pos(i);
+                let bytes = cut(string_lit(i))?;
+                let span = Span::new(start, pos(i));
+                match String::from_utf8(bytes) {
+                    Ok(t) => Some(Spanned::new(t, span)),
+                    Err(_) => return fail_at(span, "log text must be UTF-8", &[]),
+                }
+            } else {
+                None
+            };
+            return Ok(Expectation::Log { text, present });
+        }
+        Some(true) if ends => return cut(expected(i, &["a string like \"inadequate hugepage pool\""])),
+        _ => i.reset(&cp),
     }
     // Task state: `C exited`, `C killed SIGBUS`, `C running`.
     let cp = i.checkpoint();
@@ -839,7 +959,16 @@ fn expectation(i: &mut In<'_>, prefix: Option<&Ident>) -> PResult<Expectation> {
 fn opt_task_state(i: &mut In<'_>) -> PResult<Option<TaskStateExp>> {
     let cp = i.checkpoint();
     match word(i) {
-        Ok(("exited", _)) => Ok(Some(TaskStateExp::Exited)),
+        Ok(("exited", _)) => {
+            if opt_size_free(i) {
+                let n = cut(count(i))?;
+                let code = u8::try_from(n.value)
+                    .or_else(|_| fail_at(n.span, format!("exit status {} does not fit in 0..255", n.value), &["0..255"]))?;
+                Ok(Some(TaskStateExp::Exited(Some(code))))
+            } else {
+                Ok(Some(TaskStateExp::Exited(None)))
+            }
+        }
         Ok(("running", _)) => Ok(Some(TaskStateExp::Running)),
         Ok(("killed", _)) => {
             let (s, _) = cut(one_of_words(i, SIGNALS))?;
@@ -1153,7 +1282,7 @@ expect hugetlb 2M free == 0
 expect P killed SIGBUS
 "#);
         assert_eq!(s.items.len(), 30);
-        assert!(s.items.iter().any(|i| matches!(&i.kind, ItemKind::Step(st) if matches!(st.op, Op::Tmpfile(_, true)))));
+        assert!(s.items.iter().any(|i| matches!(&i.kind, ItemKind::Step(st) if matches!(st.op, Op::Tmpfile(_, true, false)))));
         let ItemKind::Step(st) = &s.items[7].kind else { panic!() };
         assert!(matches!(&st.op, Op::Write(r, DataSpec::Bytes(b)) if r.off() == 4096 && b == &[b'a', 0, b'b', 1, 0xff]));
     }

@@ -58,6 +58,8 @@ struct Env {
     snaps: BTreeMap<(usize, String), Option<u64>>,
     /// `expect same as step N`: what the read at step N returned.
     kept_reads: BTreeMap<usize, Contents>,
+    /// Kernel log lines the latest step produced (`expect log`).
+    last_log: Vec<String>,
 }
 
 /// Things a step observed about one place, for deltas.
@@ -234,8 +236,11 @@ pub fn run_bound(
                 report.entries.push(Entry::Step(sr));
                 if let Some(locs) = checked.snapshots.get(&n) {
                     for l in locs {
-                        let pfn = place(&env, l).and_then(|(t, a)| be.page(t, a).ok().flatten()).and_then(|p| p.pfn);
-                        env.snaps.insert((n, l.to_string()), pfn);
+                        let Some((t, addrs)) = place_addrs(&env, l) else { continue };
+                        for &a in &addrs {
+                            let pfn = be.page(t, a).ok().flatten().and_then(|p| p.pfn);
+                            env.snaps.insert((n, place_name(l, addrs[0], a)), pfn);
+                        }
                     }
                 }
             }
@@ -390,7 +395,7 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
             }
         }
         Op::Fork(_) => Call::Fork,
-        Op::Exit => Call::Exit,
+        Op::Exit(code) => Call::Exit { code: *code },
         Op::Write(r, d) => match env.vals.get(&r.name.value) {
             Some(Val::Region { .. }) => {
                 let mut r2 = r.clone();
@@ -433,8 +438,8 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
             let (addr, len) = region(env, range)?;
             Call::Vmsplice { fd: fd_of(pipe)?, addr, len }
         }
-        Op::Memfd(s, h) => Call::Memfd { size: s.value, hugetlb: h.as_ref().map(|h| h.value) },
-        Op::Tmpfile(s, local) => Call::Tmpfile { size: s.value, local: *local },
+        Op::Memfd(s, h, sparse) => Call::Memfd { size: s.value, hugetlb: h.as_ref().map(|h| h.value), sparse: *sparse },
+        Op::Tmpfile(s, local, sparse) => Call::Tmpfile { size: s.value, local: *local, sparse: *sparse },
         Op::IoUring => Call::IoUringSetup,
         Op::IoUringRegister { ring, bufs } => {
             Call::IoUringRegister { ring: fd_of(ring)?, bufs: bufs.iter().map(|b| region(env, b)).collect::<Result<Vec<_>, _>>()? }
@@ -505,7 +510,7 @@ fn touched(step: &Step, env: &Env, task: &str) -> Vec<(String, u64)> {
             Some(Val::Pin { region, off, .. }) => vec![(region.clone(), *off)],
             _ => vec![],
         },
-        Op::Fork(_) | Op::Exit | Op::ClearSoftDirty => all_regions(),
+        Op::Fork(_) | Op::Exit(_) | Op::ClearSoftDirty => all_regions(),
         _ => vec![],
     }
 }
@@ -668,9 +673,15 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
         (Op::Mmap(MmapArgs { align: Some(al), .. }), Call::Mmap(m)) if !m.fixed => mmap_aligned(be, task.id, m, al.value),
         _ => be.call(task.id, &call),
     };
+    env.last_log.clear();
     for t in be.take_trace() {
         let who = t.task.and_then(|id| env.names_of.get(&id).cloned()).map(|n| format!("{n}: ")).unwrap_or_default();
-        sr.kernel.push(format!("{who}{}", t.text));
+        if t.log {
+            sr.kernel.push(format!("{who}kernel log: {}", t.text));
+            env.last_log.push(t.text);
+        } else {
+            sr.kernel.push(format!("{who}{}", t.text));
+        }
     }
     sr.kernel = compress_trace(std::mem::take(&mut sr.kernel));
     // Bind results.
@@ -683,10 +694,13 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
         }
         Err(f) => {
             sr.result = f.to_string();
-            if let Failure::Signal(s) = f {
-                if let Some(t) = env.tasks.get_mut(&tname) {
-                    t.dead = Some(format!("was killed by {s} at step {n}"));
-                }
+            let death = match f {
+                Failure::Signal(s) => Some(format!("was killed by {s} at step {n}")),
+                Failure::Livelock => Some(format!("livelocked at step {n}")),
+                _ => None,
+            };
+            if let (Some(why), Some(t)) = (death, env.tasks.get_mut(&tname)) {
+                t.dead = Some(why);
             }
         }
     }
@@ -718,13 +732,8 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
             }
         }
         Some((StepExpect::Any, _)) => {}
-        Some((StepExpect::Outcome(o), e)) => {
-            let pass = match (o, &res) {
-                (Outcome::Ok, Ok(_)) => true,
-                (Outcome::Signal(s), Err(Failure::Signal(g))) => s == g,
-                (Outcome::Errno(s), Err(Failure::Errno(g))) => s == g,
-                _ => false,
-            };
+        Some((x @ (StepExpect::Outcome(_) | StepExpect::Count(_) | StepExpect::OneOf(_)), e)) => {
+            let pass = outcome_matches(x, &res);
             sr.checks.push(Check {
                 line,
                 column: col,
@@ -760,6 +769,20 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
         sr.checks.push(Check { line: item.line, column: 1, text: "model invariants".into(), status: Status::Fail, detail: Some(e) });
     }
     sr
+}
+
+/// Whether a call's result is the outcome `e` allows (`Outcome`,
+/// `count N`, `one of …`).
+fn outcome_matches(e: &StepExpect, res: &Result<Ret, Failure>) -> bool {
+    match (e, res) {
+        (StepExpect::Outcome(Outcome::Ok), Ok(_)) => true,
+        (StepExpect::Outcome(Outcome::Signal(s)), Err(Failure::Signal(g))) => s == g,
+        (StepExpect::Outcome(Outcome::Errno(s)), Err(Failure::Errno(g))) => s == g,
+        (StepExpect::Outcome(Outcome::Livelock), Err(Failure::Livelock)) => true,
+        (StepExpect::Count(n), Ok(Ret::Count(g))) => n == g,
+        (StepExpect::OneOf(alts), r) => alts.iter().any(|a| outcome_matches(a, r)),
+        _ => false,
+    }
 }
 
 /// Splits `text` around its first `@0x…` address.
@@ -853,7 +876,7 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
             define(env, Val::Pipe { read: *read, write: *write });
             "ok".into()
         }
-        (Op::Memfd(s, _) | Op::Tmpfile(s, _), Ret::Fd(fd)) => {
+        (Op::Memfd(s, ..) | Op::Tmpfile(s, ..), Ret::Fd(fd)) => {
             define(env, Val::File { fd: *fd, size: s.value });
             "ok".into()
         }
@@ -889,7 +912,7 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
             env.tasks.insert(child.value.clone(), TaskRt { id: *id, dead: None, names });
             format!("ok, child {}", child.value)
         }
-        (Op::Exit, _) => {
+        (Op::Exit(_), _) => {
             if let Some(t) = env.tasks.get_mut(task) {
                 t.dead = Some("exited".into());
             }
@@ -906,59 +929,126 @@ fn check_at(src: &Source, span: Span, text: String, status: Status, detail: Opti
     Check { line, column, text, status, detail }
 }
 
+/// A place's name for details and snapshots: the place itself, or for a
+/// page `a` of a range starting at `base`, that page.
+fn place_name(l: &Loc, base: u64, a: u64) -> String {
+    if l.end.is_none() {
+        l.to_string()
+    } else {
+        match l.off() + (a - base) {
+            0 => format!("{} in {}", l.name.value, l.task.value),
+            off => format!("{}+{} in {}", l.name.value, fmt_size(off), l.task.value),
+        }
+    }
+}
+
+/// The addresses a place stands for: one, or every page of a range.
+fn place_addrs(env: &Env, l: &Loc) -> Option<(TaskId, Vec<u64>)> {
+    let (t, a) = place(env, l)?;
+    match &l.end {
+        None => Some((t, vec![a])),
+        Some(e) => {
+            let end = a.saturating_add(e.value.saturating_sub(l.off()));
+            Some((t, (a..end).step_by(PAGE as usize).collect()))
+        }
+    }
+}
+
+/// The value of a page predicate, or why the backend cannot tell.
+fn page_pred(pred: PagePred, p: Option<&PageObs>) -> Result<bool, &'static str> {
+    let Some(p) = p else {
+        return Ok(false);
+    };
+    let known = |v: Option<bool>, what| v.ok_or(what);
+    Ok(match pred {
+        PagePred::Mapped => true,
+        PagePred::Present => p.present,
+        PagePred::Swapped => p.swapped,
+        PagePred::ZeroPage => p.present && p.zero_page,
+        PagePred::Thp => p.present && p.thp,
+        PagePred::Hugetlb => p.present && p.hugetlb,
+        PagePred::Exclusive => p.present && p.exclusive,
+        _ if !p.present => false,
+        PagePred::AnonExclusive => known(p.anon_exclusive, "PageAnonExclusive of this page")?,
+        PagePred::Writable => known(p.writable, "the PTE write bit")?,
+        PagePred::Anon => known(p.anon, "whether the page is anonymous")?,
+        PagePred::Pagecache => !p.zero_page && !known(p.anon, "whether the page is anonymous")?,
+        PagePred::PmdMapped => known(p.pmd_mapped, "PMD- or PTE-mapped")?,
+        PagePred::PteMapped => !known(p.pmd_mapped, "PMD- or PTE-mapped")?,
+    })
+}
+
 /// Judges a standalone expectation.
 fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend, env: &Env) -> Check {
     let text = src.snippet(item.span).to_string();
     let mk = |status, detail| check_at(src, item.span, text.clone(), status, detail);
-    let skip = |f: Feature, why: String| mk(Status::Skip, Some(format!("skipped: the {} backend cannot observe {f}: {why}", be.name())));
-    // Observe the page at a place, or explain why not.
-    let page_at = |be: &mut dyn Backend, l: &Loc| -> Result<Option<PageObs>, String> {
+    let bname = be.name().to_string();
+    let skip = |f: Feature, why: String| mk(Status::Skip, Some(format!("skipped: the {bname} backend cannot observe {f}: {why}")));
+    let unseen = |what: &str, at: String| mk(Status::Skip, Some(format!("skipped: the {bname} backend cannot see {what} at {at}")));
+    // The task and addresses of a place, or why not.
+    let places = |l: &Loc| -> Result<(TaskId, Vec<u64>), String> {
         let t = env.tasks.get(&l.task.value).ok_or_else(|| format!("task {} does not exist", l.task.value))?;
         if let Some(why) = &t.dead {
             return Err(format!("task {} {why}", l.task.value));
         }
-        let (tid, a) = place(env, l).ok_or_else(|| format!("`{}` was never created", l.name.value))?;
-        be.page(tid, a)
+        place_addrs(env, l).ok_or_else(|| format!("`{}` was never created", l.name.value))
     };
+    let at = place_name;
+    let show = |p: Option<u64>| p.map(|p| format!("pfn {p:#x}")).unwrap_or("no page".into());
     match e {
         Expectation::SamePage { a, b, same } => {
             if let Some(why) = be.lacks(Feature::PageFrames) {
                 return skip(Feature::PageFrames, why);
             }
-            let pa = page_at(be, a);
-            let pb = page_at(be, b);
-            match (pa, pb) {
-                (Ok(pa), Ok(pb)) => {
-                    let fa = pa.as_ref().and_then(|p| p.pfn);
-                    let fb = pb.as_ref().and_then(|p| p.pfn);
-                    let show = |p: Option<u64>| p.map(|p| format!("pfn {p:#x}")).unwrap_or("no page".into());
-                    let detail = format!("{a}: {}, {b}: {}", show(fa), show(fb));
-                    let pass = match (fa, fb) {
-                        (Some(x), Some(y)) => (x == y) == *same,
-                        _ => false,
-                    };
-                    mk(if pass { Status::Pass } else { Status::Fail }, Some(detail))
+            let ((ta, aa), (tb, ab)) = match (places(a), places(b)) {
+                (Ok(x), Ok(y)) => (x, y),
+                (Err(x), _) | (_, Err(x)) => return mk(Status::Fail, Some(x)),
+            };
+            let mut first = None;
+            for (k, &x) in aa.iter().enumerate() {
+                // A single place on the right pairs with each page of a
+                // range on the left, page by page from its start.
+                let y = ab.get(k).copied().filter(|_| ab.len() > 1).unwrap_or(ab[0] + (x - aa[0]));
+                let fa = match be.page(ta, x) {
+                    Ok(p) => p.and_then(|p| p.pfn),
+                    Err(m) => return mk(Status::Fail, Some(m)),
+                };
+                let fb = match be.page(tb, y) {
+                    Ok(p) => p.and_then(|p| p.pfn),
+                    Err(m) => return mk(Status::Fail, Some(m)),
+                };
+                let pass = matches!((fa, fb), (Some(p), Some(q)) if (p == q) == *same);
+                let detail = format!("{}: {}, {}: {}", at(a, aa[0], x), show(fa), at(b, ab[0], y), show(fb));
+                if !pass {
+                    return mk(Status::Fail, Some(detail));
                 }
-                (Err(x), _) | (_, Err(x)) => mk(Status::Fail, Some(x)),
+                first.get_or_insert(detail);
             }
+            mk(Status::Pass, range_detail(aa.len(), first))
         }
         Expectation::Since { loc, step, changed } => {
             if let Some(why) = be.lacks(Feature::PageFrames) {
                 return skip(Feature::PageFrames, why);
             }
-            let then = env.snaps.get(&(step.value, loc.to_string())).copied().flatten();
-            match page_at(be, loc) {
-                Ok(p) => {
-                    let now = p.and_then(|p| p.pfn);
-                    let show = |p: Option<u64>| p.map(|p| format!("pfn {p:#x}")).unwrap_or("no page".into());
-                    let pass = (then != now) == *changed;
-                    mk(
-                        if pass { Status::Pass } else { Status::Fail },
-                        Some(format!("after step {}: {}, now: {}", step.value, show(then), show(now))),
-                    )
+            let (t, addrs) = match places(loc) {
+                Ok(x) => x,
+                Err(m) => return mk(Status::Fail, Some(m)),
+            };
+            let mut first = None;
+            for &a in &addrs {
+                let key = at(loc, addrs[0], a);
+                let then = env.snaps.get(&(step.value, key.clone())).copied().flatten();
+                let now = match be.page(t, a) {
+                    Ok(p) => p.and_then(|p| p.pfn),
+                    Err(m) => return mk(Status::Fail, Some(m)),
+                };
+                let detail = format!("{key}: after step {}: {}, now: {}", step.value, show(then), show(now));
+                if (then != now) != *changed {
+                    return mk(Status::Fail, Some(detail));
                 }
-                Err(x) => mk(Status::Fail, Some(x)),
+                first.get_or_insert(detail);
             }
+            mk(Status::Pass, range_detail(addrs.len(), first))
         }
         Expectation::Page { loc, pred, holds } => {
             let feature = match pred.value {
@@ -969,48 +1059,87 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
             if let Some(why) = be.lacks(feature) {
                 return skip(feature, why);
             }
-            match page_at(be, loc) {
-                Ok(p) => {
-                    let p = p.unwrap_or_default();
-                    let v = match pred.value {
-                        PagePred::Present => p.present,
-                        PagePred::Swapped => p.swapped,
-                        PagePred::ZeroPage => p.present && p.zero_page,
-                        PagePred::Thp => p.present && p.thp,
-                        PagePred::Hugetlb => p.present && p.hugetlb,
-                        PagePred::Exclusive => p.present && p.exclusive,
-                        PagePred::AnonExclusive => p.present && p.anon_exclusive == Some(true),
-                        PagePred::Writable => p.present && p.writable == Some(true),
-                    };
-                    let seen = Seen { page: Some(p), folio: None };
-                    mk(if v == *holds { Status::Pass } else { Status::Fail }, Some(describe_page(&seen)))
+            let (t, addrs) = match places(loc) {
+                Ok(x) => x,
+                Err(m) => return mk(Status::Fail, Some(m)),
+            };
+            let mut first = None;
+            for &a in &addrs {
+                let p = match be.page(t, a) {
+                    Ok(p) => p,
+                    Err(m) => return mk(Status::Fail, Some(m)),
+                };
+                let v = match page_pred(pred.value, p.as_ref()) {
+                    Ok(v) => v,
+                    Err(what) => return unseen(what, at(loc, addrs[0], a)),
+                };
+                let seen = Seen { page: p, folio: None };
+                let detail =
+                    if addrs.len() > 1 { format!("{}: {}", at(loc, addrs[0], a), describe_page(&seen)) } else { describe_page(&seen) };
+                if v != *holds {
+                    return mk(Status::Fail, Some(detail));
                 }
-                Err(x) => mk(Status::Fail, Some(x)),
+                first.get_or_insert(detail);
             }
+            mk(Status::Pass, range_detail(addrs.len(), first))
         }
         Expectation::Counter { loc, counter, cmp, value } => {
-            if let Some(why) = be.lacks(Feature::FolioCounters) {
-                return skip(Feature::FolioCounters, why);
-            }
-            let f = match page_at(be, loc) {
-                Err(x) => return mk(Status::Fail, Some(x)),
-                Ok(_) => match place(env, loc) {
-                    Some((t, a)) => be.folio(t, a),
-                    None => Err("not a region".into()),
-                },
+            let (t, addrs) = match places(loc) {
+                Ok(x) => x,
+                Err(m) => return mk(Status::Fail, Some(m)),
             };
-            match f {
-                Ok(Some(f)) => {
-                    let v = match counter.value {
-                        Counter::Refcount => f.refcount,
-                        Counter::Mapcount => f.mapcount,
-                        Counter::Pincount => f.pincount,
-                    };
-                    mk(if cmp.holds(v, *value) { Status::Pass } else { Status::Fail }, Some(format!("{} is {v}", counter.value)))
+            let mut first = None;
+            for &a in &addrs {
+                let where_ = at(loc, addrs[0], a);
+                // Mapcounts come with the page where the backend sees them
+                // (live: /proc/kpagecount); refcount and pincount need the
+                // folio's counters.
+                let page = match counter.value {
+                    Counter::Mapcount | Counter::PageMapcount => match be.page(t, a) {
+                        Ok(p) => p,
+                        Err(m) => return mk(Status::Fail, Some(m)),
+                    },
+                    _ => None,
+                };
+                let from_page = match counter.value {
+                    Counter::Mapcount => page.as_ref().and_then(|p| p.mapcount),
+                    Counter::PageMapcount => page.as_ref().and_then(|p| p.page_mapcount),
+                    _ => None,
+                };
+                let v = match from_page {
+                    Some(v) => v,
+                    None if counter.value == Counter::PageMapcount => {
+                        if page.as_ref().is_some_and(|p| p.present) {
+                            return unseen("this page's mapcount", where_);
+                        }
+                        return mk(Status::Fail, Some(format!("no page is mapped at {where_}")));
+                    }
+                    None => {
+                        if let Some(why) = be.lacks(Feature::FolioCounters) {
+                            if counter.value == Counter::Mapcount && page.as_ref().is_some_and(|p| p.present) {
+                                return unseen("the mapcount of this large folio (kpagecount is per page)", where_);
+                            }
+                            return skip(Feature::FolioCounters, why);
+                        }
+                        match be.folio(t, a) {
+                            Ok(Some(f)) => match counter.value {
+                                Counter::Refcount => f.refcount,
+                                Counter::Pincount => f.pincount,
+                                _ => f.mapcount,
+                            },
+                            Ok(None) => return mk(Status::Fail, Some(format!("no folio is mapped at {where_}"))),
+                            Err(x) => return mk(Status::Fail, Some(x)),
+                        }
+                    }
+                };
+                let detail =
+                    if addrs.len() > 1 { format!("{where_}: {} is {v}", counter.value) } else { format!("{} is {v}", counter.value) };
+                if !cmp.holds(v, *value) {
+                    return mk(Status::Fail, Some(detail));
                 }
-                Ok(None) => mk(Status::Fail, Some(format!("no folio is mapped at {loc}"))),
-                Err(x) => mk(Status::Fail, Some(x)),
+                first.get_or_insert(detail);
             }
+            mk(Status::Pass, range_detail(addrs.len(), first))
         }
         Expectation::Pool { size, field, cmp, value } => {
             if let Some(why) = be.lacks(Feature::HugetlbPool) {
@@ -1038,22 +1167,50 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
             };
             match be.task_state(t.id) {
                 Ok(s) => {
+                    let now = match &s {
+                        TaskObs::Running => "running".to_string(),
+                        TaskObs::Exited(Some(c)) => format!("exited {c}"),
+                        TaskObs::Exited(None) => "exited".to_string(),
+                        TaskObs::Killed(s) => format!("killed by {s}"),
+                    };
                     let pass = match (state, &s) {
                         (TaskStateExp::Running, TaskObs::Running) => true,
-                        (TaskStateExp::Exited, TaskObs::Exited) => true,
+                        (TaskStateExp::Exited(None), TaskObs::Exited(_)) => true,
+                        (TaskStateExp::Exited(Some(want)), TaskObs::Exited(Some(got))) => want == got,
+                        (TaskStateExp::Exited(Some(_)), TaskObs::Exited(None)) => {
+                            return mk(Status::Skip, Some(format!("skipped: the {bname} backend cannot read the exit status")))
+                        }
                         (TaskStateExp::Killed(x), TaskObs::Killed(y)) => x == y,
                         _ => false,
-                    };
-                    let now = match s {
-                        TaskObs::Running => "running".to_string(),
-                        TaskObs::Exited => "exited".to_string(),
-                        TaskObs::Killed(s) => format!("killed by {s}"),
                     };
                     mk(if pass { Status::Pass } else { Status::Fail }, Some(now))
                 }
                 Err(x) => mk(Status::Fail, Some(x)),
             }
         }
+        Expectation::Log { text: want, present } => {
+            if let Some(why) = be.lacks(Feature::KernelLog) {
+                return skip(Feature::KernelLog, why);
+            }
+            let hit = env.last_log.iter().find(|l| want.as_ref().is_none_or(|w| l.contains(w.value.as_str())));
+            let detail = match (hit, env.last_log.len()) {
+                (Some(l), _) => format!("logged: {l}"),
+                (None, 0) => "the step logged nothing".to_string(),
+                (None, n) => format!("the step logged {n} other line(s): {}", env.last_log.join(" | ")),
+            };
+            mk(if hit.is_some() == *present { Status::Pass } else { Status::Fail }, Some(detail))
+        }
+    }
+}
+
+/// The detail of a held expectation over `n` places: the first place's,
+/// and how many more held.
+fn range_detail(n: usize, first: Option<String>) -> Option<String> {
+    match (n, first) {
+        (0, _) => Some("an empty range".into()),
+        (1, f) => f,
+        (n, Some(f)) => Some(format!("{f}; and {} more page(s) alike", n - 1)),
+        (_, None) => None,
     }
 }
 

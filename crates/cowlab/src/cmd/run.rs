@@ -1,10 +1,13 @@
-//! `cowlab run FILE…`: run scenarios on the model kernel and print the trace.
+//! `cowlab run FILE…`: run scenarios on the model kernel (or on this
+//! machine's kernel) and print the trace.
 use super::{load, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
 use scenario::{RunOptions, Status};
 
-/// Run scenarios on the model kernel; print each step, what the kernel did,
-/// counter deltas and the expectations (exit 0: all held, 1: one failed,
-/// 2: usage or parse error).
+/// Run scenarios on the model kernel, or with `--backend live` on the
+/// kernel this machine boots (root; hugetlb/THP settings journaled and
+/// restored); print each step, what the kernel did (the model's decisions,
+/// the live kernel's log lines), counter deltas and the expectations (exit
+/// 0: all held, 1: one failed, 2: usage or parse error).
 #[derive(clap::Args)]
 pub struct Args {
     /// Only print failures and one result line per scenario.
@@ -25,6 +28,15 @@ pub struct Args {
     /// Override a policy knob for this run, e.g. --set anon_reuse=mapcount.
     #[arg(long = "set", value_name = "KNOB=VALUE", value_parser = parse_knob)]
     set: Vec<(String, String)>,
+    /// Where to run: the model, or the kernel this machine boots (what it
+    /// cannot observe is skipped with the reason; a machine that cannot run
+    /// live scenarios at all skips each file).
+    #[arg(long, default_value = "model", value_parser = ["model", "live"])]
+    backend: String,
+    /// Seconds a single step may take on the live kernel (after that it
+    /// counts as a livelock and its task is killed).
+    #[arg(long, default_value_t = 10)]
+    step_timeout: u64,
     /// Scenario files (.cow).
     #[arg(required = true)]
     files: Vec<String>,
@@ -50,8 +62,26 @@ pub fn main(a: Args) -> u8 {
             usage = true;
             continue;
         };
-        let mut backend = scenario::model::ModelBackend::new().with_state_views(a.json || a.html.is_some());
-        match scenario::run_loaded(&l, &mut backend, &opts) {
+        let mut model;
+        let mut kernel;
+        let backend: &mut dyn scenario::backend::Backend = if a.backend == "live" {
+            let lo =
+                live::LiveOptions { step_timeout: std::time::Duration::from_secs(a.step_timeout.max(1)), ..live::LiveOptions::default() };
+            match live::LiveBackend::new(lo) {
+                Ok(b) => {
+                    kernel = b;
+                    &mut kernel
+                }
+                Err(e) => {
+                    println!("SKIP {f}: the live backend cannot start: {e}");
+                    continue;
+                }
+            }
+        } else {
+            model = scenario::model::ModelBackend::new().with_state_views(a.json || a.html.is_some());
+            &mut model
+        };
+        match scenario::run_loaded(&l, backend, &opts) {
             Ok(report) => {
                 if a.json {
                     println!("{}", report.to_json());
