@@ -1,8 +1,9 @@
 //! fork: dup_mmap() and copy_page_range() (mm/mmap.c, mm/memory.c,
 //! mm/huge_memory.c: copy_huge_pmd(), mm/hugetlb.c).
 //!
-//! fork holds the parent's mmap_lock for writing, so slow GUP cannot run
-//! meanwhile; GUP-fast can. The copy is a step machine — one page-table
+//! fork holds the parent's mmap_lock for writing from [`Kernel::fork_begin`]
+//! to its last step (crate::mmap_lock), so slow GUP cannot run meanwhile;
+//! GUP-fast can. The copy is a step machine — one page-table
 //! entry per step, and for a shareable anon page two steps (the pin check
 //! with the AE clear, then the write-protect and install) — so that an
 //! explorer can put GUP-fast between them. `write_protect_seq` is odd while
@@ -26,7 +27,7 @@ pub enum ForkState {
         vma: usize,
         addr: u64,
     },
-    /// `folio_try_dup_anon_rmap()` succeeded for the PTE `leaf`; next:
+    /// `folio_try_dup_anon_rmap_pte()` succeeded for the PTE `leaf`; next:
     /// write-protect it in the parent and install it in the child.
     Install {
         vma: usize,
@@ -58,9 +59,16 @@ impl Kernel {
         f.result.expect("set when done")
     }
 
-    /// Creates the child (not yet runnable) with an empty mm.
+    /// Creates the child (not yet runnable) with an empty mm and takes the
+    /// parent's mmap lock for writing (`dup_mmap()`), held until the fork's
+    /// last step. A second fork of the same mm would wait for the first;
+    /// called while one is half done, it reports that wait as a livelock.
     pub fn fork_begin(&mut self, pid: Pid) -> SysResult<Fork> {
         let parent = self.task(pid)?.clone();
+        if self.mmap_write_locked(parent.mm) {
+            return Err(SysError::Livelock);
+        }
+        self.set_fork_mmap_lock(parent.mm, true);
         let child = Pid(self.fresh_id());
         let cmm = MmId(self.fresh_id());
         let mut m = Mm::new(cmm);
@@ -137,6 +145,7 @@ impl Kernel {
                     self.file_get(*file);
                 }
                 self.tasks.get_mut(&f.child).expect("created at begin").fds = fds;
+                self.set_fork_mmap_lock(f.pmm, false);
                 let (p, c) = (f.parent, f.child);
                 self.event(p, EventKind::Note, "dup_mmap", None, || format!("forked child pid {}", c.0));
                 f.result = Some(Ok(f.child));
@@ -153,6 +162,7 @@ impl Kernel {
         if self.mm(f.pmm).write_protect_seq % 2 == 1 {
             self.mm_mut(f.pmm).write_protect_seq += 1;
         }
+        self.set_fork_mmap_lock(f.pmm, false);
         let ranges: Vec<(u64, u64)> = self.mm(f.cmm).vmas.values().map(|v| (v.start, v.end)).collect();
         for (s, e) in ranges {
             self.zap_page_range(f.child, f.cmm, s, e);

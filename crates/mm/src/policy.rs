@@ -79,6 +79,13 @@ pub struct Policy {
     pub gup_fast_seqcount: bool,
     /// GUP-fast re-reads the PMD/PTE after grabbing the folio.
     pub gup_fast_recheck: bool,
+    /// x86 protection keys (CPU flags `pku` and `ospke`, as this machine
+    /// has them): a PROT_EXEC-only mapping gets the mm's execute-only key,
+    /// whose PKRU bits deny data access, so loads fault and GUP refuses it
+    /// (arch/x86/mm/pkeys.c: execute_only_pkey(); mm/mmap.c: do_mmap();
+    /// arch_override_mprotect_pkey()). Without them such a mapping is
+    /// readable like any present user page.
+    pub pkeys: bool,
 }
 
 /// Description of one knob, for `cowlab policies` and error messages.
@@ -112,6 +119,11 @@ pub const KNOBS: &[Knob] = &[
     },
     Knob { name: "gup_fast_seqcount", values: &["on", "off"], about: "GUP-fast write_protect_seq check (FOLL_PIN)" },
     Knob { name: "gup_fast_recheck", values: &["on", "off"], about: "GUP-fast PMD/PTE recheck after grabbing" },
+    Knob {
+        name: "pkeys",
+        values: &["on", "off"],
+        about: "x86 protection keys (this machine: on): PROT_EXEC-only memory is unreadable to loads and GUP",
+    },
 ];
 
 /// Names of the built-in profiles.
@@ -135,6 +147,7 @@ impl Policy {
             hugetlb_pud_fork: HugetlbPudFork::Copy,
             gup_fast_seqcount: true,
             gup_fast_recheck: true,
+            pkeys: true,
         }
     }
 
@@ -179,6 +192,7 @@ impl Policy {
             ("hugetlb_pud_fork", "skip") => self.hugetlb_pud_fork = HugetlbPudFork::Skip,
             ("gup_fast_seqcount", v) => self.gup_fast_seqcount = on_off(v)?,
             ("gup_fast_recheck", v) => self.gup_fast_recheck = on_off(v)?,
+            ("pkeys", v) => self.pkeys = on_off(v)?,
             _ => return Err(bad()),
         }
         Ok(())
@@ -201,7 +215,7 @@ impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={})",
+            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={}, pkeys={})",
             self.profile,
             match self.anon_reuse {
                 AnonReuse::AnonExclusive => "anon_exclusive",
@@ -226,6 +240,7 @@ impl fmt::Display for Policy {
             },
             if self.gup_fast_seqcount { "on" } else { "off" },
             if self.gup_fast_recheck { "on" } else { "off" },
+            if self.pkeys { "on" } else { "off" },
         )
     }
 }
