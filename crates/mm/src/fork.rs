@@ -27,7 +27,7 @@ pub enum ForkState {
         vma: usize,
         addr: u64,
     },
-    /// `folio_try_dup_anon_rmap_pte()` succeeded for the PTE `leaf`; next:
+    /// `folio_try_dup_anon_rmap_pte()` (or `_pmd()`) succeeded for `leaf`; next:
     /// write-protect it in the parent and install it in the child.
     Install {
         vma: usize,
@@ -191,41 +191,67 @@ impl Kernel {
             }
             Entry::Present(p) => {
                 if let Some(h) = self.folios.get(p.folio).hugetlb {
-                    crate::hugetlb::copy_hugetlb_leaf(self, f.pmm, f.cmm, &pv, h, leaf.addr, p)?;
+                    crate::hugetlb::copy_hugetlb_page_range(self, f.pmm, f.cmm, &pv, h, leaf.addr, p)?;
                     return Ok(false);
                 }
                 if p.special || p.folio == HUGE_ZERO_FOLIO || !self.folio_is_anon(p.folio) {
-                    // Zero pages and page-cache pages are shared as they are
-                    // (write-protected in COW mappings).
-                    self.rmap_add(p.folio, f.cmm, 1, leaf.level != Level::Pte);
-                    let mut c = p;
-                    if cow {
-                        c.write = false;
-                        self.wrprotect(f.pmm, leaf);
-                    } else {
-                        c.dirty = false;
-                    }
-                    self.mm_mut(f.cmm).pt.set(leaf.level, leaf.addr, Entry::Present(c));
+                    self.copy_shared_leaf(f, leaf, p, cow);
                     return Ok(false);
                 }
-                let nr = if leaf.level == Level::Pte { 1 } else { leaf.level.size() / PAGE_SIZE };
-                let has_pinned = self.mm(f.pmm).has_pinned;
-                if self.folio_try_dup_anon_rmap(p.folio, p.page, nr, has_pinned) {
-                    return Ok(true);
-                }
-                if leaf.level == Level::Pmd {
-                    // copy_huge_pmd(): a maybe-pinned exclusive THP — split the
-                    // parent's PMD and redo the range page by page.
-                    self.event(f.parent, EventKind::Split, "copy_huge_pmd", Some(leaf.addr), || {
-                        "maybe-pinned exclusive THP → split the parent's PMD".into()
-                    });
-                    self.split_huge_pmd(f.parent, f.pmm, leaf.addr);
-                    return Ok(false);
-                }
-                self.copy_present_page(f, &pv, leaf, p);
-                Ok(false)
+                Ok(match leaf.level {
+                    Level::Pte => self.copy_present_ptes(f, &pv, leaf, p),
+                    _ => self.copy_huge_pmd(f, leaf, p),
+                })
             }
         }
+    }
+
+    /// Zero pages and page-cache pages are shared as they are, write-protected
+    /// in COW mappings (the non-anon half of `copy_present_ptes()` and
+    /// `copy_huge_pmd()`).
+    fn copy_shared_leaf(&mut self, f: &Fork, leaf: &Leaf, p: Present, cow: bool) {
+        self.rmap_add(p.folio, f.cmm, 1, leaf.level != Level::Pte);
+        let mut c = p;
+        if cow {
+            c.write = false;
+            self.wrprotect(f.pmm, leaf);
+        } else {
+            c.dirty = false;
+        }
+        self.mm_mut(f.cmm).pt.set(leaf.level, leaf.addr, Entry::Present(c));
+    }
+
+    /// `copy_present_ptes()` (mm/memory.c) for one PTE of an anon page: if
+    /// `folio_try_dup_anon_rmap_pte()` lets the child share it, the install
+    /// step follows (true); if the page may be pinned and is exclusive,
+    /// `copy_present_page()` gives the child its own copy now (false). The
+    /// kernel batches the PTEs of a large folio, but when any page of the
+    /// batch may be pinned it retries them one by one, so the outcome per
+    /// page is the model's.
+    fn copy_present_ptes(&mut self, f: &Fork, pv: &crate::vma::Vma, leaf: &Leaf, p: Present) -> bool {
+        let has_pinned = self.mm(f.pmm).has_pinned;
+        if self.folio_try_dup_anon_rmap_pte(p.folio, p.page, has_pinned) {
+            return true;
+        }
+        self.copy_present_page(f, pv, leaf, p);
+        false
+    }
+
+    /// `copy_huge_pmd()` (mm/huge_memory.c) for a PMD-mapped anon THP: shared
+    /// with the child (install step next, true) if
+    /// `folio_try_dup_anon_rmap_pmd()` allows it; a maybe-pinned exclusive THP
+    /// instead has the parent's PMD split, and the range is redone page by
+    /// page (false).
+    fn copy_huge_pmd(&mut self, f: &Fork, leaf: &Leaf, p: Present) -> bool {
+        let has_pinned = self.mm(f.pmm).has_pinned;
+        if self.folio_try_dup_anon_rmap_pmd(p.folio, has_pinned) {
+            return true;
+        }
+        self.event(f.parent, EventKind::Split, "copy_huge_pmd", Some(leaf.addr), || {
+            "maybe-pinned exclusive THP → split the parent's PMD".into()
+        });
+        self.split_huge_pmd(f.parent, f.pmm, leaf.addr);
+        false
     }
 
     /// `copy_present_page()`: the page may be pinned and is exclusive, so the

@@ -291,7 +291,8 @@ impl Kernel {
     /// `wp_can_reuse_anon_folio()`. Small folio: reuse only if the refcount is
     /// exactly 1 after freeing a swap-cache slot nobody needs — any extra
     /// reference (another mapping, a pipe's FOLL_GET, a pin, I/O) copies.
-    /// Large folio (`__wp_can_reuse_large_anon_folio()`, 6.15+): reuse only
+    /// Large folio (`__wp_can_reuse_large_anon_folio()`, 6.15+, built with
+    /// CONFIG_TRANSPARENT_HUGEPAGE as large anon folios are): reuse only
     /// if mapped more than once, by this mm alone, and every reference is a
     /// mapping. Left out: LRU batch draining (the model has no per-CPU
     /// batches), KSM, the folio lock.

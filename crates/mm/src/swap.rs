@@ -76,7 +76,7 @@ impl Kernel {
     /// madvise_cold_or_pageout_pte_range() → reclaim_pages()): every private
     /// anon folio mapped only by this mm is unmapped page by page into swap
     /// entries that carry the page's anon-exclusive bit, then freed. A folio
-    /// that may be pinned is skipped (`folio_try_share_anon_rmap()` refuses);
+    /// that may be pinned is skipped (`folio_try_share_anon_rmap_pte()` refuses);
     /// so is one shared with another mm or holding other references.
     pub(crate) fn pageout(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {
         for leaf in self.mm(mm).pt.leaves(start, end) {
@@ -114,7 +114,7 @@ impl Kernel {
                 continue;
             }
             let ae: Vec<bool> = mapped.iter().map(|(_, q)| self.folios.get(p.folio).page_ae(q.page)).collect();
-            if !self.folio_try_share_anon_rmap(pid, p.folio, leaf.addr) {
+            if !self.folio_try_share_anon_rmap_pte(pid, p.folio, leaf.addr) {
                 continue;
             }
             for ((addr, q), exclusive) in mapped.into_iter().zip(ae) {
