@@ -277,3 +277,32 @@ fn gup_fast_fallback_waits_for_a_half_done_fork() {
     assert_eq!(s.k.gup_pages_of(h).unwrap().len(), 1);
     s.step(|k| k.check_invariants()).unwrap();
 }
+
+#[test]
+fn force_write_through_ro_thp_and_hugetlb() {
+    // A PMD-mapped THP, exclusive: reused whole, the PMD stays read-only.
+    let mut s = Sys::new();
+    s.thp_enable_pmd();
+    let p = s.spawn();
+    let a = s.thp_area(p, M2);
+    s.fill(p, a, M2, 4).unwrap();
+    assert!(s.k.pagemap(p, a).unwrap().thp);
+    s.step(|k| k.mprotect(p, a, M2, Prot::READ)).unwrap();
+    let h = s.pin(p, a + K4, 1, FORCE_WRITE, false).unwrap();
+    assert!(s.k.gup_read(h, 0, K4).unwrap().is_fill(4));
+    assert!(s.info(p, a + K4).anon_exclusive && !writable(&s, p, a + K4));
+    // A 2 MiB hugetlb page shared with a child: the forced write copies it.
+    let mut s = Sys::new();
+    s.hugetlb_pool(HugeSize::Size2M, 2);
+    let p = s.spawn();
+    let a = s.huge(p, M2, HugeSize::Size2M).unwrap();
+    s.fill(p, a, M2, 5).unwrap();
+    let c = s.fork(p);
+    s.step(|k| k.mprotect(p, a, M2, Prot::READ)).unwrap();
+    let old = s.pfn(c, a);
+    let h = s.pin(p, a, 1, FORCE_WRITE, true).unwrap();
+    assert_ne!(s.pfn(p, a), old);
+    assert_eq!(s.pfn(c, a), old);
+    assert!(s.k.gup_read(h, 0, K4).unwrap().is_fill(5));
+    assert!(s.info(p, a).anon_exclusive && !writable(&s, p, a));
+}
