@@ -179,7 +179,7 @@ impl Kernel {
             if !vma.is_anonymous() && !self.writable_file_mapping_allowed(vma, flags) {
                 return Err(Errno::EFAULT.into());
             }
-            if !vma.prot.write && !(flags.force && vma.is_cow_mapping()) {
+            if !(vma.prot.write || (flags.force && vma.is_cow_mapping())) {
                 return Err(Errno::EFAULT.into());
             }
         } else if !vma.prot.read && !flags.force {
