@@ -15,8 +15,8 @@
 //! therefore recorded only for the one holder that lives across steps: a
 //! fork between [`Kernel::fork_begin`] and its last step
 //! ([`Mm::mmap_lock`](crate::kernel::Mm::mmap_lock)). Reading under the
-//! lock is proved by a [`MmapReadGuard`]: the slow GUP path cannot be
-//! called without one, and [`Kernel::mmap_read_lock`] refuses one while a
+//! lock is proved by a `MmapReadGuard`: the slow GUP path cannot be
+//! called without one, and `mmap_read_trylock()` and `mmap_read_lock()` refuse one while a
 //! fork holds the lock. A guard lives within one kernel call (it is never
 //! stored in a step machine), so a fork starting later never finds a reader.
 //!
