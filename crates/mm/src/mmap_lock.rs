@@ -16,9 +16,10 @@
 //! fork between [`Kernel::fork_begin`] and its last step
 //! ([`Mm::mmap_lock`](crate::kernel::Mm::mmap_lock)). Reading under the
 //! lock is proved by a `MmapReadGuard`: the slow GUP path cannot be
-//! called without one, and `mmap_read_trylock()` and `mmap_read_lock()` refuse one while a
-//! fork holds the lock. A guard lives within one kernel call (it is never
-//! stored in a step machine), so a fork starting later never finds a reader.
+//! called without one, and `mmap_read_trylock()` / `mmap_read_lock()`
+//! refuse one while a fork holds the lock. A guard lives within one kernel
+//! call (it is never stored in a step machine), so a fork starting later
+//! never finds a reader.
 //!
 //! Left out: per-VMA locks (page faults in the kernel take those first; a
 //! fork write-locks every VMA it copies, so they too wait, but the model's
