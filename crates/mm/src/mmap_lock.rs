@@ -21,10 +21,12 @@
 //! call (it is never stored in a step machine), so a fork starting later
 //! never finds a reader.
 //!
-//! Left out: per-VMA locks (page faults in the kernel take those first; a
-//! fork write-locks every VMA it copies, so they too wait, but the model's
-//! faults are single steps that no driver can place inside a fork),
-//! lock fairness, killable waits.
+//! Left out: per-VMA locks, through which the kernel's page faults run. A
+//! fork write-locks each VMA as it reaches it (`vma_start_write()`), so a
+//! fault in the parent waits on the VMAs already reached and may run on the
+//! others. The model does not refuse faults during a fork: a driver that
+//! interleaves a fault with fork's steps keeps that rule itself. Also left
+//! out: lock fairness, killable waits.
 
 use crate::folio::MmId;
 use crate::kernel::Kernel;
