@@ -195,7 +195,7 @@ fn exec_only_mapping_is_readable_without_protection_keys() {
     let (_, wr) = s.step(|k| k.pipe(p)).unwrap();
     assert_eq!(s.step(|k| k.vmsplice(p, wr, a, K4)), Ok(K4), "GUP-fast takes the present PTE");
     assert_eq!(s.pin(p, a, 1, GupFlags::GET, false), Err(Errno::EFAULT.into()), "check_vma_flags(): no VM_READ");
-    assert_eq!(s.step(|k| k.write_mem(p, a, &Data::Fill { byte: 0, len: 1 })), Err(SysError::Signal(Signal::SIGSEGV)));
+    assert_eq!(s.step(|k| k.write_mem(p, a, &Contents::filled(1, 0))), Err(SysError::Signal(Signal::SIGSEGV)));
 }
 
 #[test]
