@@ -21,7 +21,9 @@
 //! "unhandled", so x86's "segfault at …" log line (printed only for
 //! unhandled SIGSEGV, `show_signal_msg()`) does not appear. Core dumps are
 //! off (not dumpable, RLIMIT_CORE 0) so a 1 GiB mapping does not get
-//! written out.
+//! written out. SIGPIPE (a write or vmsplice into a pipe without readers)
+//! gets the same handler: the Rust runtime ignores SIGPIPE, so the agent
+//! must catch it to die of it as a program that left it alone does.
 //!
 //! Safety. This module holds the crate's `unsafe`: raw-address system calls
 //! (mmap, munmap, mprotect, madvise, mremap, vmsplice, io_uring buffers),
@@ -62,11 +64,13 @@ extern "C" fn on_fatal(sig: libc::c_int) {
 }
 
 fn install_fatal_handlers() {
-    for sig in [libc::SIGBUS, libc::SIGSEGV] {
+    let handlers: [(libc::c_int, extern "C" fn(libc::c_int)); 3] =
+        [(libc::SIGBUS, on_fatal), (libc::SIGSEGV, on_fatal), (libc::SIGPIPE, on_fatal)];
+    for (sig, handler) in handlers {
         // SAFETY: a plain handler that only makes async-signal-safe calls.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_fatal as *const () as usize;
+            sa.sa_sigaction = handler as *const () as usize;
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
@@ -604,6 +608,20 @@ impl Agent {
                     Some(c) if c.result() < 0 => Reply::Errno(-c.result()),
                     Some(c) => Reply::Ok(Ret::Count(c.result() as u64)),
                     None => Reply::Error("io_uring: no completion".into()),
+                }
+            }
+            Call::Close { fd: Fd(fd) } => {
+                if fd == self.sock.as_raw_fd() {
+                    return Reply::Error("refused: that descriptor is the agent's own socket".into());
+                }
+                // An io_uring instance goes with its mappings of the rings.
+                if self.rings.remove(&fd).is_some() {
+                    return Reply::Ok(Ret::Done);
+                }
+                // SAFETY: close(2) of a descriptor a scenario step created.
+                match unsafe { libc::close(fd) } {
+                    0 => Reply::Ok(Ret::Done),
+                    _ => Reply::Errno(errno()),
                 }
             }
             Call::ClearSoftDirty => match std::fs::write("/proc/self/clear_refs", "4") {

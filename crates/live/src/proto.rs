@@ -82,6 +82,7 @@ pub enum Reply {
 pub fn killed_frame(sig: i32) -> &'static [u8] {
     match sig {
         libc::SIGBUS => b"\x13\x00\x00\x00{\"Killed\":\"SIGBUS\"}",
+        libc::SIGPIPE => b"\x14\x00\x00\x00{\"Killed\":\"SIGPIPE\"}",
         _ => b"\x14\x00\x00\x00{\"Killed\":\"SIGSEGV\"}",
     }
 }
@@ -179,7 +180,7 @@ mod tests {
 
     #[test]
     fn canned_killed_frames_are_what_serde_writes() {
-        for (sig, name) in [(libc::SIGBUS, "SIGBUS"), (libc::SIGSEGV, "SIGSEGV")] {
+        for (sig, name) in [(libc::SIGBUS, "SIGBUS"), (libc::SIGSEGV, "SIGSEGV"), (libc::SIGPIPE, "SIGPIPE")] {
             let body = serde_json::to_vec(&Reply::Killed(name.into())).unwrap();
             let mut frame = (body.len() as u32).to_le_bytes().to_vec();
             frame.extend_from_slice(&body);

@@ -60,6 +60,18 @@ fn pipes_files_and_io_uring() {
     assert_pass(&r);
 }
 
+/// SIGPIPE kills the task on the live kernel too (the agent lets it), and
+/// a closed pipe end, file and ring are closed for real.
+fn close_and_sigpipe() {
+    let Some(r) = run("task P\nP: A = mmap 4K\nP: write A fill 0x33\nP: p = pipe\nP: F = memfd 4K\nP: r = io_uring\n\
+        P: close F\nP: close r\nP: fork C\nC: close p read\nC: vmsplice p A 4K\nP: read p 4K expect fill 0x33\n\
+        P: close p read\nC: vmsplice p A 4K expect SIGPIPE\nexpect C killed SIGPIPE\nexpect P running\n")
+    else {
+        return;
+    };
+    assert_pass(&r);
+}
+
 fn foreign_memory_is_refused() {
     let Some(mut be) = backend() else { return };
     be.configure("linux-6.18", &[]).ok();
@@ -84,6 +96,7 @@ fn main() {
         ("anon_cow_fork", anon_cow_fork),
         ("zero_page_and_sigsegv", zero_page_and_sigsegv),
         ("pipes_files_and_io_uring", pipes_files_and_io_uring),
+        ("close_and_sigpipe", close_and_sigpipe),
         ("foreign_memory_is_refused", foreign_memory_is_refused),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();

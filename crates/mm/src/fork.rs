@@ -1,8 +1,9 @@
 //! fork: dup_mmap() and copy_page_range() (mm/mmap.c, mm/memory.c,
 //! mm/huge_memory.c: copy_huge_pmd(), mm/hugetlb.c).
 //!
-//! fork holds the parent's mmap_lock for writing, so slow GUP cannot run
-//! meanwhile; GUP-fast can. The copy is a step machine — one page-table
+//! fork holds the parent's mmap_lock for writing from [`Kernel::fork_begin`]
+//! to its last step (crate::mmap_lock), so slow GUP cannot run meanwhile;
+//! GUP-fast can. The copy is a step machine — one page-table
 //! entry per step, and for a shareable anon page two steps (the pin check
 //! with the AE clear, then the write-protect and install) — so that an
 //! explorer can put GUP-fast between them. `write_protect_seq` is odd while
@@ -26,7 +27,7 @@ pub enum ForkState {
         vma: usize,
         addr: u64,
     },
-    /// `folio_try_dup_anon_rmap()` succeeded for the PTE `leaf`; next:
+    /// `folio_try_dup_anon_rmap_pte()` (or `_pmd()`) succeeded for `leaf`; next:
     /// write-protect it in the parent and install it in the child.
     Install {
         vma: usize,
@@ -70,9 +71,16 @@ impl Kernel {
         f.result.expect("set when done")
     }
 
-    /// Creates the child (not yet runnable) with an empty mm.
+    /// Creates the child (not yet runnable) with an empty mm and takes the
+    /// parent's mmap lock for writing (`dup_mmap()`), held until the fork's
+    /// last step. A second fork of the same mm would wait for the first;
+    /// called while one is half done, it reports that wait as a livelock.
     pub fn fork_begin(&mut self, pid: Pid) -> SysResult<Fork> {
         let parent = self.task(pid)?.clone();
+        if self.mmap_write_locked(parent.mm) {
+            return Err(SysError::Livelock);
+        }
+        self.set_fork_mmap_lock(parent.mm, true);
         let child = Pid(self.fresh_id());
         let cmm = MmId(self.fresh_id());
         let mut m = Mm::new(cmm);
@@ -149,6 +157,7 @@ impl Kernel {
                     self.file_get(*file);
                 }
                 self.tasks.get_mut(&f.child).expect("created at begin").fds = fds;
+                self.set_fork_mmap_lock(f.pmm, false);
                 let (p, c) = (f.parent, f.child);
                 self.event(p, EventKind::Note, "dup_mmap", None, || format!("forked child pid {}", c.0));
                 f.result = Some(Ok(f.child));
@@ -165,6 +174,7 @@ impl Kernel {
         if self.mm(f.pmm).write_protect_seq % 2 == 1 {
             self.mm_mut(f.pmm).write_protect_seq += 1;
         }
+        self.set_fork_mmap_lock(f.pmm, false);
         let ranges: Vec<(u64, u64)> = self.mm(f.cmm).vmas.values().map(|v| (v.start, v.end)).collect();
         for (s, e) in ranges {
             self.zap_page_range(f.child, f.cmm, s, e);
@@ -193,41 +203,67 @@ impl Kernel {
             }
             Entry::Present(p) => {
                 if let Some(h) = self.folios.get(p.folio).hugetlb {
-                    crate::hugetlb::copy_hugetlb_leaf(self, f.pmm, f.cmm, &pv, h, leaf.addr, p)?;
+                    crate::hugetlb::copy_hugetlb_page_range(self, f.pmm, f.cmm, &pv, h, leaf.addr, p)?;
                     return Ok(false);
                 }
                 if p.special || p.folio == HUGE_ZERO_FOLIO || !self.folio_is_anon(p.folio) {
-                    // Zero pages and page-cache pages are shared as they are
-                    // (write-protected in COW mappings).
-                    self.rmap_add(p.folio, f.cmm, 1, leaf.level != Level::Pte);
-                    let mut c = p;
-                    if cow {
-                        c.write = false;
-                        self.wrprotect(f.pmm, leaf);
-                    } else {
-                        c.dirty = false;
-                    }
-                    self.mm_mut(f.cmm).pt.set(leaf.level, leaf.addr, Entry::Present(c));
+                    self.copy_shared_leaf(f, leaf, p, cow);
                     return Ok(false);
                 }
-                let nr = if leaf.level == Level::Pte { 1 } else { leaf.level.size() / PAGE_SIZE };
-                let has_pinned = self.mm(f.pmm).has_pinned;
-                if self.folio_try_dup_anon_rmap(p.folio, p.page, nr, has_pinned) {
-                    return Ok(true);
-                }
-                if leaf.level == Level::Pmd {
-                    // copy_huge_pmd(): a maybe-pinned exclusive THP — split the
-                    // parent's PMD and redo the range page by page.
-                    self.event(f.parent, EventKind::Split, "copy_huge_pmd", Some(leaf.addr), || {
-                        "maybe-pinned exclusive THP → split the parent's PMD".into()
-                    });
-                    self.split_huge_pmd(f.parent, f.pmm, leaf.addr);
-                    return Ok(false);
-                }
-                self.copy_present_page(f, &pv, leaf, p);
-                Ok(false)
+                Ok(match leaf.level {
+                    Level::Pte => self.copy_present_ptes(f, &pv, leaf, p),
+                    _ => self.copy_huge_pmd(f, leaf, p),
+                })
             }
         }
+    }
+
+    /// Zero pages and page-cache pages are shared as they are, write-protected
+    /// in COW mappings (the non-anon half of `copy_present_ptes()` and
+    /// `copy_huge_pmd()`).
+    fn copy_shared_leaf(&mut self, f: &Fork, leaf: &Leaf, p: Present, cow: bool) {
+        self.rmap_add(p.folio, f.cmm, 1, leaf.level != Level::Pte);
+        let mut c = p;
+        if cow {
+            c.write = false;
+            self.wrprotect(f.pmm, leaf);
+        } else {
+            c.dirty = false;
+        }
+        self.mm_mut(f.cmm).pt.set(leaf.level, leaf.addr, Entry::Present(c));
+    }
+
+    /// `copy_present_ptes()` (mm/memory.c) for one PTE of an anon page: if
+    /// `folio_try_dup_anon_rmap_pte()` lets the child share it, the install
+    /// step follows (true); if the page may be pinned and is exclusive,
+    /// `copy_present_page()` gives the child its own copy now (false). The
+    /// kernel batches the PTEs of a large folio, but when any page of the
+    /// batch may be pinned it retries them one by one, so the outcome per
+    /// page is the model's.
+    fn copy_present_ptes(&mut self, f: &Fork, pv: &crate::vma::Vma, leaf: &Leaf, p: Present) -> bool {
+        let has_pinned = self.mm(f.pmm).has_pinned;
+        if self.folio_try_dup_anon_rmap_pte(p.folio, p.page, has_pinned) {
+            return true;
+        }
+        self.copy_present_page(f, pv, leaf, p);
+        false
+    }
+
+    /// `copy_huge_pmd()` (mm/huge_memory.c) for a PMD-mapped anon THP: shared
+    /// with the child (install step next, true) if
+    /// `folio_try_dup_anon_rmap_pmd()` allows it; a maybe-pinned exclusive THP
+    /// instead has the parent's PMD split, and the range is redone page by
+    /// page (false).
+    fn copy_huge_pmd(&mut self, f: &Fork, leaf: &Leaf, p: Present) -> bool {
+        let has_pinned = self.mm(f.pmm).has_pinned;
+        if self.folio_try_dup_anon_rmap_pmd(p.folio, has_pinned) {
+            return true;
+        }
+        self.event(f.parent, EventKind::Split, "copy_huge_pmd", Some(leaf.addr), || {
+            "maybe-pinned exclusive THP → split the parent's PMD".into()
+        });
+        self.split_huge_pmd(f.parent, f.pmm, leaf.addr);
+        false
     }
 
     /// `copy_present_page()`: the page may be pinned and is exclusive, so the

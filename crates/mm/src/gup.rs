@@ -5,7 +5,8 @@ use crate::events::EventKind;
 use crate::folio::{FolioId, MmId};
 use crate::kernel::{GupHandle, GupRecord, Kernel};
 use crate::memory::{FaultFlags, VmFault};
-use crate::pgtable::Entry;
+use crate::mmap_lock::MmapReadGuard;
+use crate::pgtable::{Entry, Level, Present};
 use crate::types::*;
 use crate::vma::Vma;
 use std::fmt;
@@ -54,6 +55,13 @@ impl fmt::Display for GupFlags {
         }
         Ok(())
     }
+}
+
+/// `pte_needs_soft_dirty_wp()` (mm/internal.h): soft-dirty tracking is
+/// armed for the VMA (its VM_SOFTDIRTY was cleared) and the entry is not
+/// soft-dirty yet, so the next write must fault to be recorded.
+pub(crate) fn pte_needs_soft_dirty_wp(vma: &Vma, p: Present) -> bool {
+    !vma.softdirty && !p.soft_dirty
 }
 
 /// What `follow_page_mask()` found for one address.
@@ -133,12 +141,42 @@ impl Kernel {
         }
     }
 
-    /// `check_vma_flags()`: may GUP touch this VMA this way?
-    fn check_vma_flags(&self, vma: &Vma, flags: GupFlags) -> SysResult<()> {
+    /// `is_valid_gup_args()` (mm/gup.c): flag combinations no GUP entry
+    /// point accepts. The one a caller of the model can get wrong:
+    /// FOLL_LONGTERM is only for pins, so a long-term FOLL_GET is EINVAL
+    /// (the kernel also warns once). FOLL_GET with FOLL_PIN cannot be said
+    /// here; internal-only flags and a missing pages array do not exist.
+    pub(crate) fn is_valid_gup_args(flags: GupFlags) -> SysResult<()> {
+        if flags.longterm && !flags.pin {
+            return Err(Errno::EINVAL.into());
+        }
+        Ok(())
+    }
+
+    /// `writable_file_mapping_allowed()` (mm/gup.c): a write through a
+    /// long-term pin into a file that tracks dirty pages would bypass the
+    /// filesystem (it cleans the page and write-protects it, the pin keeps
+    /// writing), so FOLL_PIN|FOLL_LONGTERM writes are refused there. Short
+    /// pins and FOLL_GET are allowed.
+    fn writable_file_mapping_allowed(&self, vma: &Vma, flags: GupFlags) -> bool {
+        if !(flags.pin && flags.longterm) {
+            return true;
+        }
+        !self.vma_needs_dirty_tracking(vma)
+    }
+
+    /// `check_vma_flags()` (mm/gup.c): may GUP touch this VMA this way? A
+    /// write needs VM_WRITE, or FOLL_FORCE in a COW mapping (ptrace
+    /// writing through a read-only private mapping; shared mappings are
+    /// refused). A read needs VM_READ, or FOLL_FORCE (VM_MAYREAD is always
+    /// set in the model): unlike the CPU, GUP without FOLL_FORCE does not
+    /// read a PROT_WRITE-only or PROT_EXEC-only mapping. Then the
+    /// architecture's veto (protection keys). Left out: VM_IO/VM_PFNMAP,
+    /// FOLL_ANON, DAX, secretmem, shadow stacks, FOLL_REMOTE (the model's
+    /// GUP is always by the mm's own task).
+    pub(crate) fn check_vma_flags(&self, vma: &Vma, flags: GupFlags) -> SysResult<()> {
         if flags.write {
-            if !vma.is_anonymous() && flags.pin && flags.longterm && self.vma_needs_dirty_tracking(vma) {
-                // writable_file_mapping_allowed(): the filesystem could not
-                // cope with pages written behind its back.
+            if !vma.is_anonymous() && !self.writable_file_mapping_allowed(vma, flags) {
                 return Err(Errno::EFAULT.into());
             }
             if !(vma.prot.write || (flags.force && vma.is_cow_mapping())) {
@@ -147,7 +185,42 @@ impl Kernel {
         } else if !vma.prot.read && !flags.force {
             return Err(Errno::EFAULT.into());
         }
+        if !self.arch_vma_access_permitted(vma) {
+            return Err(Errno::EFAULT.into());
+        }
         Ok(())
+    }
+
+    /// `can_follow_write_common()` (mm/gup.c): may FOLL_FORCE write to a
+    /// page whose entry is read-only? Only in a private mapping that could
+    /// be writable but is not (VM_MAYWRITE without VM_WRITE), and only once
+    /// the page is an anonymous, anon-exclusive copy: the write fault that
+    /// GUP takes before asking again breaks COW (or reuses an exclusive
+    /// page) without making the entry writable, and this is how the second
+    /// look knows the fault is done. `page` is None for a special entry
+    /// (no struct page: the zero page).
+    fn can_follow_write_common(&self, vma: &Vma, flags: GupFlags, page: Option<(FolioId, u64)>) -> bool {
+        if !flags.force || vma.shared || !vma.maywrite || vma.prot.write {
+            return false;
+        }
+        let Some((folio, page)) = page else { return false };
+        let f = self.folios.get(folio);
+        f.is_anon() && f.page_ae(if f.hugetlb.is_some() { 0 } else { page })
+    }
+
+    /// `can_follow_write_pte()` (mm/gup.c): a writable PTE, or a forced
+    /// write [`Kernel::can_follow_write_common`] allows and that needs no
+    /// write fault for soft-dirty tracking. `can_follow_write_pmd()` is the
+    /// same test on a PMD leaf (THP or 2 MiB hugetlb), so the model uses
+    /// this one for both. Left out: userfaultfd write protection.
+    fn can_follow_write_pte(&self, vma: &Vma, p: Present, page: Option<(FolioId, u64)>, flags: GupFlags) -> bool {
+        p.write || (self.can_follow_write_common(vma, flags, page) && !pte_needs_soft_dirty_wp(vma, p))
+    }
+
+    /// `can_follow_write_pud()` (mm/gup.c): a PUD leaf (1 GiB hugetlb) has
+    /// no soft-dirty condition.
+    fn can_follow_write_pud(&self, vma: &Vma, p: Present, page: Option<(FolioId, u64)>, flags: GupFlags) -> bool {
+        p.write || self.can_follow_write_common(vma, flags, page)
     }
 
     /// `vma_needs_dirty_tracking()`: a shared writable mapping of a file on a
@@ -157,12 +230,24 @@ impl Kernel {
     }
 
     /// `follow_page_mask()` → `follow_page_pte()` / `follow_huge_pmd()` /
-    /// `follow_huge_pud()`, with the grab of the first page.
+    /// `follow_huge_pud()`, with the grab of the first page. A write needs
+    /// `can_follow_write_pte()` (or its PMD/PUD twin), which a FOLL_FORCE
+    /// write through a read-only private mapping meets once its fault has
+    /// left an exclusive anon page behind the still read-only entry. The
+    /// PMD and PUD checks look at the leaf's first page, as the kernel's
+    /// do.
     fn follow_page_mask(&mut self, mm: MmId, vma: &Vma, addr: u64, flags: GupFlags) -> SysResult<Follow> {
         let Some(leaf) = self.mm(mm).pt.lookup(addr) else { return Ok(Follow::NoPage) };
         let Entry::Present(p) = leaf.entry else { return Ok(Follow::NoPage) };
-        if flags.write && !p.write {
-            return Ok(Follow::NoPage);
+        if flags.write {
+            let head = if p.special { None } else { leaf.page_for(leaf.addr) };
+            let ok = match leaf.level {
+                Level::Pte | Level::Pmd => self.can_follow_write_pte(vma, p, head, flags),
+                Level::Pud => self.can_follow_write_pud(vma, p, head, flags),
+            };
+            if !ok {
+                return Ok(Follow::NoPage);
+            }
         }
         let (folio, page) = leaf.page_for(addr).expect("present");
         let (folio, page) = if p.special { (crate::folio::ZERO_FOLIO, 0) } else { (folio, page) };
@@ -179,7 +264,10 @@ impl Kernel {
     /// `__get_user_pages()`: walk, fault in what is missing or must be
     /// unshared, grab. Returns the pages collected and the error that ended
     /// the walk early, if any.
-    pub(crate) fn get_user_pages_slow(&mut self, pid: Pid, mm: MmId, start: u64, nr: u64, flags: GupFlags) -> PagesGot {
+    /// The caller holds the mmap lock for reading (`lock`, which names the
+    /// mm walked): no fork of this mm is half done.
+    pub(crate) fn get_user_pages_slow(&mut self, lock: &MmapReadGuard, pid: Pid, start: u64, nr: u64, flags: GupFlags) -> PagesGot {
+        let mm = lock.mm();
         if flags.pin {
             self.mm_mut(mm).has_pinned = true;
         }
@@ -288,10 +376,15 @@ impl Kernel {
     /// (held), and that failure. `Err` only for arguments GUP rejects.
     pub(crate) fn gup_pages_upto(&mut self, pid: Pid, addr: u64, nr: u64, flags: GupFlags, fast: bool) -> SysResult<PagesGot> {
         let mm = self.mm_of(pid)?;
+        Kernel::is_valid_gup_args(flags)?;
         if nr == 0 || !is_aligned(addr, PAGE_SIZE) || addr.checked_add(nr * PAGE_SIZE).is_none_or(|e| e > TASK_SIZE) {
             return Err(Errno::EINVAL.into());
         }
-        Ok(if fast { self.gup_fast_fallback(pid, mm, addr, nr, flags) } else { self.get_user_pages_slow(pid, mm, addr, nr, flags) })
+        if fast {
+            return Ok(self.gup_fast_fallback(pid, mm, addr, nr, flags));
+        }
+        let lock = self.mmap_read_lock(mm)?;
+        Ok(self.get_user_pages_slow(&lock, pid, addr, nr, flags))
     }
 
     /// unpin_user_pages() / put_page() for everything a handle holds.

@@ -13,6 +13,16 @@
 //! FOLL_PIN GUP-fast samples `mm->write_protect_seq` before the walk and
 //! rechecks it after: a fork that ran in between makes it drop everything.
 //!
+//! What the lockless walk leaves is taken by the slow path, which holds the
+//! mmap lock for reading; a fork holds it for writing from its first step
+//! to its last (crate::mmap_lock). So the fallback is a state of its own,
+//! [`GupFastState::Slow`], and [`Kernel::gup_fast_step`] refuses to run it
+//! while the Kernel records a fork of this mm in progress: the step
+//! answers [`GupFastStep::WaitingForMmapLock`] and changes nothing. The
+//! slow path itself cannot be entered without a read guard of the mm's
+//! mmap lock, which cannot be had during a fork, so no driver can put a
+//! slow GUP inside a half-done fork.
+//!
 //! The walker is a step machine: [`GupFastState`] names what has been read
 //! without a lock and what must still be rechecked. One call of
 //! [`Kernel::gup_fast_step`] is one atomic step (B1, B3, then B4+B5 for an
@@ -21,13 +31,14 @@
 //! B4 also re-reads the PMD the walk came through: a THP collapse may have
 //! taken the table away while its entries still look the same. Left out: interrupts and the
 //! page-table freeing they block (the model never frees a table under a
-//! walker), architecture vetoes, P2PDMA, secretmem, long-term placement
-//! (every folio is long-term pinnable).
+//! walker), architecture vetoes other than protection keys, P2PDMA,
+//! secretmem, long-term placement (every folio is long-term pinnable).
 
 use crate::events::EventKind;
 use crate::folio::{FolioId, MmId, HUGE_ZERO_FOLIO};
 use crate::gup::GupFlags;
 use crate::kernel::Kernel;
+use crate::mmap_lock::MmapReadGuard;
 use crate::pgtable::{Entry, Leaf, Level, PmdVal};
 use crate::types::*;
 
@@ -50,9 +61,23 @@ pub enum GupFastState {
     Grabbed { addr: u64, leaf: Leaf, folio: FolioId, page: u64, refs: u64 },
     /// The lockless walk is over: recheck write_protect_seq.
     End,
-    /// The slow path takes the rest of the range.
+    /// The slow path takes the rest of the range, under the mmap lock: the
+    /// step waits while a fork of this mm is in progress.
     Slow,
     /// Finished; `pages` holds the result.
+    Done,
+}
+
+/// What one call of [`Kernel::gup_fast_step`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GupFastStep {
+    /// One atomic step ran; the call goes on.
+    Ran,
+    /// The next step is the slow-path fallback and a fork of this mm holds
+    /// its mmap lock for writing: nothing happened. Step the fork to its
+    /// end first.
+    WaitingForMmapLock,
+    /// The call is over (`result` is set); stepping again changes nothing.
     Done,
 }
 
@@ -138,13 +163,18 @@ impl Kernel {
         }
     }
 
-    /// Runs one atomic step; returns false once the call is done.
-    pub fn gup_fast_step(&mut self, g: &mut GupFast) -> bool {
+    /// Runs one atomic step. The slow-path fallback waits for the mmap
+    /// lock: while a fork of this mm is half done that step is refused
+    /// ([`GupFastStep::WaitingForMmapLock`]).
+    pub fn gup_fast_step(&mut self, g: &mut GupFast) -> GupFastStep {
         match g.state.clone() {
             GupFastState::Begin => {
-                if g.flags.force {
-                    // FOLL_FORCE is not among the flags GUP-fast accepts.
-                    return self.gup_fast_finish(g, Err(Errno::EINVAL.into()));
+                // get_user_pages_fast() / pin_user_pages_fast():
+                // is_valid_gup_args(); gup_fast_fallback() takes every
+                // FOLL_* flag a caller may pass, FOLL_FORCE included
+                // (what the walk cannot handle falls to the slow path).
+                if let Err(e) = Kernel::is_valid_gup_args(g.flags) {
+                    return self.gup_fast_finish(g, Err(e));
                 }
                 if g.flags.pin {
                     self.mm_mut(g.mm).has_pinned = true;
@@ -163,7 +193,7 @@ impl Kernel {
                         g.state = GupFastState::End;
                     }
                 }
-                true
+                GupFastStep::Ran
             }
             GupFastState::Walk { addr } | GupFastState::PteRange { addr } => {
                 let end = g.start + g.nr * PAGE_SIZE;
@@ -183,7 +213,7 @@ impl Kernel {
                         g.state = GupFastState::Read { addr, leaf, folio, page, refs };
                     }
                 }
-                true
+                GupFastStep::Ran
             }
             GupFastState::Read { addr, leaf, folio, page, refs } => {
                 g.state = if self.try_grab_folio(folio, refs, g.flags) {
@@ -191,7 +221,7 @@ impl Kernel {
                 } else {
                     GupFastState::End
                 };
-                true
+                GupFastStep::Ran
             }
             GupFastState::Grabbed { addr, leaf, folio, page, refs } => {
                 let now = self.mm(g.mm).pt.get(leaf.level, leaf.addr);
@@ -219,7 +249,7 @@ impl Kernel {
                     self.gup_put_folio(folio, refs, g.flags.pin);
                     self.event(g.pid, EventKind::Bail, func, Some(addr), || format!("{why} → slow path"));
                     g.state = GupFastState::End;
-                    return true;
+                    return GupFastStep::Ran;
                 }
                 g.pages.extend((0..refs).map(|i| (folio, page + i)));
                 let next = addr + refs * PAGE_SIZE;
@@ -230,7 +260,7 @@ impl Kernel {
                 } else {
                     GupFastState::Walk { addr: next }
                 };
-                true
+                GupFastStep::Ran
             }
             GupFastState::End => {
                 if let Some(seq) = g.seq {
@@ -246,25 +276,32 @@ impl Kernel {
                     return self.gup_fast_finish(g, Ok(()));
                 }
                 g.state = GupFastState::Slow;
-                true
+                GupFastStep::Ran
             }
             GupFastState::Slow => {
-                let done = g.pages.len() as u64;
-                let (more, err) = self.get_user_pages_slow(g.pid, g.mm, g.start + done * PAGE_SIZE, g.nr - done, g.flags);
-                g.pages.extend(more);
-                match err {
-                    None => self.gup_fast_finish(g, Ok(())),
-                    Some(e) => self.gup_fast_finish(g, Err(e)),
-                }
+                let Some(lock) = self.mmap_read_trylock(g.mm) else { return GupFastStep::WaitingForMmapLock };
+                self.gup_fast_slow(&lock, g)
             }
-            GupFastState::Done => false,
+            GupFastState::Done => GupFastStep::Done,
         }
     }
 
-    fn gup_fast_finish(&mut self, g: &mut GupFast, r: SysResult<()>) -> bool {
+    /// The fallback: `__gup_longterm_locked()` for what the lockless walk
+    /// left, with the mmap lock held for reading.
+    fn gup_fast_slow(&mut self, lock: &MmapReadGuard, g: &mut GupFast) -> GupFastStep {
+        let done = g.pages.len() as u64;
+        let (more, err) = self.get_user_pages_slow(lock, g.pid, g.start + done * PAGE_SIZE, g.nr - done, g.flags);
+        g.pages.extend(more);
+        match err {
+            None => self.gup_fast_finish(g, Ok(())),
+            Some(e) => self.gup_fast_finish(g, Err(e)),
+        }
+    }
+
+    fn gup_fast_finish(&mut self, g: &mut GupFast, r: SysResult<()>) -> GupFastStep {
         g.state = GupFastState::Done;
         g.result = Some(r);
-        false
+        GupFastStep::Done
     }
 
     /// `gup_fast_fallback()` run to completion: the pages it got, in order,
@@ -279,7 +316,18 @@ impl Kernel {
         flags: GupFlags,
     ) -> (Vec<(FolioId, u64)>, Option<SysError>) {
         let mut g = self.gup_fast_begin(pid, mm, start, nr, flags);
-        while self.gup_fast_step(&mut g) {}
+        loop {
+            match self.gup_fast_step(&mut g) {
+                GupFastStep::Ran => {}
+                GupFastStep::Done => break,
+                GupFastStep::WaitingForMmapLock => {
+                    // Run to completion, this call would wait for a fork
+                    // that only its own driver can finish.
+                    self.release_pages(&g.pages, flags.pin);
+                    return (Vec::new(), Some(SysError::Livelock));
+                }
+            }
+        }
         let err = g.result.expect("set when done").err();
         (g.pages, err)
     }
@@ -322,23 +370,27 @@ impl Kernel {
         self.gup_fast_pte_range(mm, addr, flags)
     }
 
-    /// `pte_access_permitted()` (and its PMD/PUD twins) for a present
-    /// entry: a PROT_NONE entry is present but not accessible. The model's
-    /// entries carry no protnone bit; mprotect() changes a VMA's protection
-    /// and its entries together, so an entry is inaccessible exactly when
-    /// its VMA is PROT_NONE, and that is read from the VMA here.
+    /// `pte_protnone()` and x86's `pte_access_permitted()` (and their
+    /// PMD/PUD twins) for a present entry: a PROT_NONE entry is present but
+    /// not accessible, and the protection key of the entry must allow the
+    /// access under the task's PKRU. Any other present user entry is
+    /// readable (x86 has no write-only or execute-only page), and the write
+    /// bit is checked by the callers. The model's entries carry neither a
+    /// protnone bit nor a key: mprotect() changes a VMA's protection and
+    /// its entries together, so both follow from the VMA, read here.
     fn pte_access_permitted(&self, mm: MmId, addr: u64) -> bool {
-        self.mm(mm).vma(addr).is_some_and(|v| v.prot.read)
+        self.mm(mm).vma(addr).is_some_and(|v| v.is_accessible() && self.arch_vma_access_permitted(v))
     }
 
-    /// `gup_fast_pte_range()` for one PTE: not present, PROT_NONE, not
-    /// writable enough or special (the zero page) → bail.
+    /// `gup_fast_pte_range()` for one PTE: not present, PROT_NONE or
+    /// denied by its protection key, not writable enough or special (the
+    /// zero page) → bail.
     fn gup_fast_pte_range(&self, mm: MmId, addr: u64, flags: GupFlags) -> Walk {
         let f = "gup_fast_pte_range";
         let Some(entry) = self.mm(mm).pt.get(Level::Pte, addr) else { return Walk::Bail(f, "PTE none") };
         let Entry::Present(p) = entry else { return Walk::Bail(f, "swap entry") };
         if !self.pte_access_permitted(mm, addr) {
-            return Walk::Bail(f, "PROT_NONE PTE (pte_access_permitted)");
+            return Walk::Bail(f, "PROT_NONE or key-protected PTE (pte_access_permitted)");
         }
         if flags.write && !p.write {
             return Walk::Bail(f, "write to a read-only PTE");
@@ -363,7 +415,7 @@ impl Kernel {
     fn gup_fast_leaf(&self, f: &'static str, mm: MmId, leaf: Leaf, addr: u64, flags: GupFlags, end: u64) -> Walk {
         let Entry::Present(p) = leaf.entry else { return Walk::Bail(f, "leaf not present") };
         if !self.pte_access_permitted(mm, addr) {
-            return Walk::Bail(f, "PROT_NONE leaf (pmd_access_permitted)");
+            return Walk::Bail(f, "PROT_NONE or key-protected leaf (pmd_access_permitted)");
         }
         if flags.write && !p.write {
             return Walk::Bail(f, "write to a read-only leaf");

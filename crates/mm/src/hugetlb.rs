@@ -524,7 +524,8 @@ fn unmap_ref_private(k: &mut Kernel, pid: Pid, mm: MmId, folio: FolioId, haddr: 
     }
 }
 
-/// `copy_hugetlb_page_range()` for one present leaf at fork. Page-cache
+/// `copy_hugetlb_page_range()` (mm/hugetlb.c) for one present leaf: fork
+/// copies one entry per step. Page-cache
 /// folios are shared (read-only in COW mappings). Anon folios are shared
 /// read-only unless they may be pinned and are exclusive
 /// (`hugetlb_try_dup_anon_rmap()` fails): then the child gets its own copy
@@ -539,7 +540,7 @@ fn unmap_ref_private(k: &mut Kernel, pid: Pid, mm: MmId, folio: FolioId, haddr: 
 /// table that reads a `pt_share_count` nobody initialised. The kernel then
 /// skips the whole rest of that PUD table; the model skips entry by entry,
 /// which is the same for every 1 GiB entry of one table.
-pub(crate) fn copy_hugetlb_leaf(
+pub(crate) fn copy_hugetlb_page_range(
     k: &mut Kernel,
     parent: MmId,
     child: MmId,
@@ -558,7 +559,7 @@ pub(crate) fn copy_hugetlb_leaf(
     }
     let anon = k.folio_is_anon(p.folio);
     let cow = pvma.is_cow_mapping();
-    if anon && !k.folio_try_dup_anon_rmap(p.folio, 0, k.folios.get(p.folio).nr_pages(), k.mm(parent).has_pinned) {
+    if anon && !k.hugetlb_try_dup_anon_rmap(p.folio, k.mm(parent).has_pinned) {
         let cvma = k.mm(child).vmas[&pvma.start].clone();
         let new = alloc_hugetlb_folio(k, child, &cvma, h, addr, false).ok_or(Errno::ENOMEM)?;
         let data = k.folios.get(p.folio).data.clone();

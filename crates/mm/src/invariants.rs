@@ -183,7 +183,7 @@ impl Kernel {
             }
         }
         for ring in self.rings.values() {
-            for b in &ring.bufs {
+            for b in ring.bufs.iter().flatten() {
                 for &(f, page) in &b.pages {
                     add_gup(&mut exp, f, page, true);
                 }

@@ -1,13 +1,20 @@
-//! io_uring fixed buffers (io_uring/rsrc.c: io_sqe_buffer_register(),
-//! io_uring/memmap.c: io_pin_pages()).
+//! io_uring fixed buffers (io_uring/rsrc.c: io_sqe_buffers_register(),
+//! io_buffer_validate(), io_sqe_buffer_register(); io_uring/memmap.c:
+//! io_pin_pages()).
 //!
-//! Registration pins every page with pin_user_pages_fast(FOLL_WRITE |
-//! FOLL_PIN | FOLL_LONGTERM): anon pages are write-faulted to be exclusive
-//! and writable; a MAP_SHARED file on a disk filesystem is refused with
-//! EFAULT (check_vma_flags()). WRITE_FIXED stores the pinned pages' current
-//! bytes into a file, READ_FIXED loads file bytes into them — the pages the
-//! ring holds, whatever the process maps there now. Left out: RLIMIT_MEMLOCK
-//! accounting, huge-page coalescing of buffers, the submission queue itself.
+//! Registration takes a list of iovecs (at most IORING_MAX_REG_BUFFERS; an
+//! empty list is EINVAL) and handles them in order: each is validated — a
+//! NULL base with length 0 is a sparse slot that pins nothing, a NULL base
+//! with a length is EFAULT, and so is a length of 0 or above 1 GiB — then
+//! its pages are pinned with pin_user_pages_fast(FOLL_WRITE | FOLL_PIN |
+//! FOLL_LONGTERM): anon pages are write-faulted to be exclusive and
+//! writable; a MAP_SHARED file on a disk filesystem is refused with EFAULT
+//! (check_vma_flags()), and a partial pin is EFAULT too. The first failure
+//! undoes the whole registration. WRITE_FIXED stores the pinned pages'
+//! current bytes into a file, READ_FIXED loads file bytes into them — the
+//! pages the ring holds, whatever the process maps there now; a sparse slot
+//! is EFAULT there. Left out: RLIMIT_MEMLOCK accounting, huge-page
+//! coalescing of buffers, buffer tags, the submission queue itself.
 
 use crate::events::EventKind;
 use crate::folio::{FolioId, InodeId};
@@ -25,8 +32,15 @@ pub(crate) struct RegBuf {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Ring {
     pub(crate) opens: u32,
-    pub(crate) bufs: Vec<RegBuf>,
+    /// The buffer table, by index; `None` is a sparse slot.
+    pub(crate) bufs: Vec<Option<RegBuf>>,
 }
+
+/// IORING_MAX_REG_BUFFERS.
+const IORING_MAX_REG_BUFFERS: usize = 1 << 14;
+
+/// The largest buffer io_validate_user_buf_range() accepts (SZ_1G).
+const MAX_BUF_LEN: u64 = 1 << 30;
 
 impl Kernel {
     /// io_uring_setup(2).
@@ -45,32 +59,76 @@ impl Kernel {
         }
     }
 
-    /// IORING_REGISTER_BUFFERS: all or nothing.
+    /// IORING_REGISTER_BUFFERS (`io_sqe_buffers_register()`): all or
+    /// nothing. `(0, 0)` is a sparse slot.
     pub fn io_uring_register_buffers(&mut self, pid: Pid, ring: Fd, iovs: &[(u64, u64)]) -> SysResult<()> {
         let r = self.ring_of_fd(pid, ring)?;
         if !self.rings[&r].bufs.is_empty() {
             return Err(Errno::EBUSY.into());
         }
-        let flags = GupFlags::PIN.with_write().with_longterm();
+        if iovs.is_empty() || iovs.len() > IORING_MAX_REG_BUFFERS {
+            return Err(Errno::EINVAL.into());
+        }
         let mut bufs = Vec::new();
         for &(addr, len) in iovs {
-            let first = page_align_down(addr);
-            let nr = ((addr + len).next_multiple_of(PAGE_SIZE) - first) / PAGE_SIZE;
-            match self.gup_pages(pid, first, nr, flags, true) {
-                Ok(pages) => bufs.push(RegBuf { addr, len, pages }),
+            let got = Kernel::io_buffer_validate(addr, len).and_then(|()| self.io_sqe_buffer_register(pid, addr, len));
+            match got {
+                Ok(b) => bufs.push(b),
                 Err(e) => {
-                    for b in bufs {
+                    for b in bufs.into_iter().flatten() {
                         self.release_pages(&b.pages, true);
                     }
-                    self.event(pid, EventKind::Gup, "io_sqe_buffer_register", Some(addr), || format!("pin_user_pages_fast failed: {e}"));
+                    self.event(pid, EventKind::Gup, "io_sqe_buffers_register", Some(addr), || format!("buffer ({addr:#x}, {len}): {e}"));
                     return Err(e);
                 }
             }
         }
-        let n: usize = bufs.iter().map(|b| b.pages.len()).sum();
-        self.event(pid, EventKind::Gup, "io_sqe_buffer_register", iovs.first().map(|i| i.0), || format!("{n} page(s) pinned {flags}"));
+        let n: usize = bufs.iter().flatten().map(|b| b.pages.len()).sum();
+        self.event(pid, EventKind::Gup, "io_sqe_buffers_register", iovs.first().map(|i| i.0), || {
+            format!("{} slot(s), {n} page(s) pinned FOLL_PIN|FOLL_WRITE|FOLL_LONGTERM", iovs.len())
+        });
         self.rings.get_mut(&r).expect("present").bufs = bufs;
         Ok(())
+    }
+
+    /// `io_buffer_validate()` → `io_validate_user_buf_range()`: a NULL base
+    /// is a sparse slot if the length is 0 and EFAULT otherwise; a length of
+    /// 0 or above 1 GiB is EFAULT; a range whose page-rounded end overflows
+    /// is EOVERFLOW.
+    fn io_buffer_validate(addr: u64, len: u64) -> SysResult<()> {
+        if addr == 0 {
+            return if len == 0 { Ok(()) } else { Err(Errno::EFAULT.into()) };
+        }
+        if len == 0 || len > MAX_BUF_LEN {
+            return Err(Errno::EFAULT.into());
+        }
+        if addr.checked_add(len.next_multiple_of(PAGE_SIZE)).is_none() {
+            return Err(Errno::EOVERFLOW.into());
+        }
+        Ok(())
+    }
+
+    /// `io_sqe_buffer_register()` → `io_pin_pages()` for one validated
+    /// iovec: nothing for a sparse slot, else every page it touches pinned,
+    /// or the error. A partial pin is released and reported as EFAULT; an
+    /// error before the first page is GUP's own.
+    fn io_sqe_buffer_register(&mut self, pid: Pid, addr: u64, len: u64) -> SysResult<Option<RegBuf>> {
+        if addr == 0 {
+            return Ok(None);
+        }
+        let first = page_align_down(addr);
+        let end = (addr + len).checked_next_multiple_of(PAGE_SIZE).ok_or(Errno::EOVERFLOW)?;
+        let nr = (end - first) / PAGE_SIZE;
+        let flags = GupFlags::PIN.with_write().with_longterm();
+        let (pages, err) = self.gup_pages_upto(pid, first, nr, flags, true)?;
+        match err {
+            None => Ok(Some(RegBuf { addr, len, pages })),
+            Some(e) => {
+                let e = if pages.is_empty() { e } else { Errno::EFAULT.into() };
+                self.release_pages(&pages, true);
+                Err(e)
+            }
+        }
     }
 
     /// IORING_UNREGISTER_BUFFERS: unpin everything.
@@ -80,7 +138,7 @@ impl Kernel {
         if bufs.is_empty() {
             return Err(Errno::ENXIO.into());
         }
-        for b in bufs {
+        for b in bufs.into_iter().flatten() {
             self.release_pages(&b.pages, true);
         }
         Ok(())
@@ -91,7 +149,7 @@ impl Kernel {
         ring.opens -= 1;
         if ring.opens == 0 {
             let ring = self.rings.remove(&r).expect("present");
-            for b in ring.bufs {
+            for b in ring.bufs.into_iter().flatten() {
                 self.release_pages(&b.pages, true);
             }
         }
@@ -100,7 +158,7 @@ impl Kernel {
     /// The fixed buffer `index` and the offset of `[addr, addr+len)` in its
     /// pinned pages.
     fn fixed_range(&self, r: RingId, index: usize, addr: u64, len: u64) -> SysResult<(&RegBuf, u64)> {
-        let b = self.rings[&r].bufs.get(index).ok_or(Errno::EFAULT)?;
+        let b = self.rings[&r].bufs.get(index).and_then(Option::as_ref).ok_or(Errno::EFAULT)?;
         if addr < b.addr || addr + len > b.addr + b.len {
             return Err(Errno::EFAULT.into());
         }

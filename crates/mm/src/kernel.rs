@@ -118,11 +118,21 @@ pub struct Mm {
     pub write_protect_seq: u64,
     /// Whether the soft-dirty tracking cleared by `clear_refs` is armed.
     pub softdirty_armed: bool,
+    /// Who holds the mmap lock across steps (a fork, while it copies).
+    pub mmap_lock: crate::mmap_lock::MmapLock,
 }
 
 impl Mm {
     pub fn new(id: MmId) -> Self {
-        Mm { id, vmas: BTreeMap::new(), pt: PageTable::default(), has_pinned: false, write_protect_seq: 0, softdirty_armed: false }
+        Mm {
+            id,
+            vmas: BTreeMap::new(),
+            pt: PageTable::default(),
+            has_pinned: false,
+            write_protect_seq: 0,
+            softdirty_armed: false,
+            mmap_lock: Default::default(),
+        }
     }
 
     /// `vma_lookup()`: the VMA containing `addr`.

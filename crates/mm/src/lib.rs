@@ -28,6 +28,7 @@ pub mod khugepaged;
 pub mod madvise;
 pub mod memory;
 pub mod mmap;
+pub mod mmap_lock;
 pub mod mprotect;
 pub mod mremap;
 pub mod pgtable;

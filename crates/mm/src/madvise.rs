@@ -69,15 +69,17 @@ impl Kernel {
         hole.map_or(Ok(()), Err)
     }
 
-    /// `madvise_populate()`: GUP with the VMA's own permissions and no
-    /// FOLL_FORCE, one VMA after the other in address order, stopping at
-    /// the first problem: a hole is ENOMEM, a VMA that refuses the access
-    /// (`check_vma_flags()`) EINVAL — what came before stays populated.
+    /// `madvise_populate()` → `faultin_page_range()`: GUP with the VMA's
+    /// own permissions and no FOLL_FORCE, one VMA after the other in
+    /// address order, stopping at the first problem: a hole is ENOMEM, a
+    /// VMA that refuses the access (`check_vma_flags()`: no VM_READ for
+    /// populate_read, no VM_WRITE for populate_write, a protection key)
+    /// EINVAL — what came before stays populated.
     fn madvise_populate(&mut self, pid: Pid, mm: MmId, start: u64, end: u64, write: bool) -> SysResult<()> {
         let mut a = start;
         while a < end {
             let Some(v) = self.mm(mm).vma(a).cloned() else { return Err(Errno::ENOMEM.into()) };
-            if !(v.prot.read && (v.prot.write || !write)) {
+            if self.check_vma_flags(&v, crate::gup::GupFlags { write, ..crate::gup::GupFlags::GET }).is_err() {
                 return Err(Errno::EINVAL.into());
             }
             while a < end.min(v.end) {

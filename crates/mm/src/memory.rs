@@ -301,7 +301,8 @@ impl Kernel {
     /// `wp_can_reuse_anon_folio()`. Small folio: reuse only if the refcount is
     /// exactly 1 after freeing a swap-cache slot nobody needs — any extra
     /// reference (another mapping, a pipe's FOLL_GET, a pin, I/O) copies.
-    /// Large folio (`__wp_can_reuse_large_anon_folio()`, 6.15+): reuse only
+    /// Large folio (`__wp_can_reuse_large_anon_folio()`, 6.15+, built with
+    /// CONFIG_TRANSPARENT_HUGEPAGE as large anon folios are): reuse only
     /// if mapped more than once, by this mm alone, and every reference is a
     /// mapping. Left out: LRU batch draining (the model has no per-CPU
     /// batches), KSM, the folio lock.
@@ -691,7 +692,7 @@ impl Kernel {
         let (pid, mm) = (w.pid, w.mm);
         let end = w.start + w.data.len();
         let Some(vma) = self.mm(mm).vma(a).cloned() else { return self.deliver(pid, Signal::SIGSEGV, a) };
-        if !vma.prot.write {
+        if self.access_error(&vma, true) {
             return self.deliver(pid, Signal::SIGSEGV, a);
         }
         match self.mm(mm).pt.lookup(a) {

@@ -299,19 +299,25 @@ impl Kernel {
     }
 
     /// MAP_POPULATE: fault every page in, as GUP would (mm/gup.c:
-    /// `__mm_populate()` → `populate_vma_page_range()`; writable private
-    /// mappings are populated with write faults). A PROT_NONE VMA is left
-    /// alone (no FOLL_FORCE, so GUP refuses it), and a failure only ends the
-    /// population of its VMA: mmap() never reports it.
+    /// `__mm_populate()` → `populate_vma_page_range()`): writable private
+    /// mappings with write faults, everything else with read faults and
+    /// FOLL_FORCE, so PROT_WRITE-only and PROT_EXEC-only memory is populated
+    /// too — unless `check_vma_flags()` refuses the VMA, as it does an
+    /// execute-only one under protection keys. A PROT_NONE VMA is left
+    /// alone, and a failure only ends the population of its VMA: mmap()
+    /// never reports it.
     fn populate(&mut self, pid: Pid, start: u64, len: u64) {
         let Ok(mm) = self.mm_of(pid) else { return };
         let mut addr = start;
         while addr < start + len {
-            let Some(v) = self.mm(mm).vma(addr) else { break };
-            let (write, end) = (v.prot.write && !v.shared, v.end);
+            let Some(v) = self.mm(mm).vma(addr).cloned() else { break };
+            let write = v.prot.write && !v.shared;
+            let flags = crate::gup::GupFlags { write, force: !write, ..crate::gup::GupFlags::GET };
             let step = v.hugetlb.map_or(PAGE_SIZE, |h| h.bytes());
-            let ok = v.prot.read && self.handle_mm_fault(pid, mm, addr, crate::memory::FaultFlags { write, unshare: false }).is_ok();
-            addr = if ok { addr + step } else { end };
+            let ok = v.is_accessible()
+                && self.check_vma_flags(&v, flags).is_ok()
+                && self.handle_mm_fault(pid, mm, addr, crate::memory::FaultFlags { write, unshare: false }).is_ok();
+            addr = if ok { addr + step } else { v.end };
         }
     }
 }

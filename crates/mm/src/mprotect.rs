@@ -98,7 +98,7 @@ impl Kernel {
         if p.special {
             return false;
         }
-        if !v.softdirty && !p.soft_dirty {
+        if crate::gup::pte_needs_soft_dirty_wp(v, p) {
             return false;
         }
         if !v.shared {

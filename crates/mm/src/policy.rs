@@ -116,6 +116,13 @@ pub struct Policy {
     /// racing with concurrent RCU GUP-fast"); off, it checks for pins and
     /// clears AE while the PTE is still mapped, then clears it.
     pub swapout_clear_pte_first: bool,
+    /// x86 protection keys (CPU flags `pku` and `ospke`, as this machine
+    /// has them): a PROT_EXEC-only mapping gets the mm's execute-only key,
+    /// whose PKRU bits deny data access, so loads fault and GUP refuses it
+    /// (arch/x86/mm/pkeys.c: execute_only_pkey(); mm/mmap.c: do_mmap();
+    /// arch_override_mprotect_pkey()). Without them such a mapping is
+    /// readable like any present user page.
+    pub pkeys: bool,
 }
 
 /// Description of one knob, for `cowlab policies` and error messages.
@@ -174,6 +181,11 @@ pub const KNOBS: &[Knob] = &[
         values: &["on", "off"],
         about: "swap-out clears the PTE before checking for pins and clearing AE (088b8aa537c2)",
     },
+    Knob {
+        name: "pkeys",
+        values: &["on", "off"],
+        about: "x86 protection keys (this machine: on): PROT_EXEC-only memory is unreadable to loads and GUP",
+    },
 ];
 
 /// Names of the built-in profiles.
@@ -202,6 +214,7 @@ impl Policy {
             collapse_table_sync: true,
             collapse_refcount_check: true,
             swapout_clear_pte_first: true,
+            pkeys: true,
         }
     }
 
@@ -251,6 +264,7 @@ impl Policy {
             ("collapse_table_sync", v) => self.collapse_table_sync = on_off(v)?,
             ("collapse_refcount_check", v) => self.collapse_refcount_check = on_off(v)?,
             ("swapout_clear_pte_first", v) => self.swapout_clear_pte_first = on_off(v)?,
+            ("pkeys", v) => self.pkeys = on_off(v)?,
             _ => return Err(bad()),
         }
         Ok(())
@@ -273,7 +287,7 @@ impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={}, gup_fast_pmd_recheck={}, gup_fast_ae_recheck={}, collapse_table_sync={}, collapse_refcount_check={}, swapout_clear_pte_first={})",
+            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={}, gup_fast_pmd_recheck={}, gup_fast_ae_recheck={}, collapse_table_sync={}, collapse_refcount_check={}, swapout_clear_pte_first={}, pkeys={})",
             self.profile,
             match self.anon_reuse {
                 AnonReuse::AnonExclusive => "anon_exclusive",
@@ -303,6 +317,7 @@ impl fmt::Display for Policy {
             on_off(self.collapse_table_sync),
             on_off(self.collapse_refcount_check),
             on_off(self.swapout_clear_pte_first),
+            if self.pkeys { "on" } else { "off" },
         )
     }
 }

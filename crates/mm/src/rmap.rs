@@ -5,7 +5,7 @@ use crate::events::EventKind;
 use crate::folio::{FolioId, MmId};
 use crate::kernel::Kernel;
 use crate::pgtable::{Entry, Level, Present};
-use crate::types::Pid;
+use crate::types::{Pid, HPAGE_PMD_NR};
 
 impl Kernel {
     /// Accounts `nr` new PTE mappings (or one entire PMD/PUD mapping when
@@ -64,14 +64,14 @@ impl Kernel {
         self.rmap_add(folio, mm, nr_ptes, entire);
     }
 
-    /// `folio_try_dup_anon_rmap_ptes()` / `_pmd()` (include/linux/rmap.h:
-    /// __folio_try_dup_anon_rmap()): fork wants to share `pages` of an anon
-    /// folio with the child. If the folio may be pinned (and the mm ever
-    /// pinned) and any of the pages is anon-exclusive, refuse: fork must copy
-    /// instead. Otherwise clear AE on those pages and count the child's
-    /// mappings (references are taken by the caller's rmap_add()).
-    /// Under policies without early fork copies (pre-5.9) never refuse.
-    pub(crate) fn folio_try_dup_anon_rmap(&mut self, folio: FolioId, first: u64, nr: u64, parent_has_pinned: bool) -> bool {
+    /// `__folio_try_dup_anon_rmap()` (include/linux/rmap.h): fork wants to
+    /// share `nr` pages of an anon folio from `first` with the child. If the
+    /// folio may be pinned (and the mm ever pinned) and any of the pages is
+    /// anon-exclusive, refuse: fork must copy instead. Otherwise clear AE on
+    /// those pages (the child's mappings and references are counted by the
+    /// caller's rmap_add()). Under policies without early fork copies
+    /// (pre-5.9) never refuse.
+    fn try_dup_anon_rmap(&mut self, folio: FolioId, first: u64, nr: u64, parent_has_pinned: bool) -> bool {
         let f = self.folios.get(folio);
         let any_ae = (first..first + nr).any(|p| f.page_ae(p));
         if self.policy.fork_copies_pinned() && parent_has_pinned && f.maybe_dma_pinned() && any_ae {
@@ -84,14 +84,33 @@ impl Kernel {
         true
     }
 
+    /// `folio_try_dup_anon_rmap_pte()`: one PTE-mapped page.
+    pub(crate) fn folio_try_dup_anon_rmap_pte(&mut self, folio: FolioId, page: u64, parent_has_pinned: bool) -> bool {
+        self.try_dup_anon_rmap(folio, page, 1, parent_has_pinned)
+    }
+
+    /// `folio_try_dup_anon_rmap_pmd()`: a PMD-mapped THP, all its pages.
+    pub(crate) fn folio_try_dup_anon_rmap_pmd(&mut self, folio: FolioId, parent_has_pinned: bool) -> bool {
+        self.try_dup_anon_rmap(folio, 0, HPAGE_PMD_NR, parent_has_pinned)
+    }
+
+    /// `hugetlb_try_dup_anon_rmap()`: a hugetlb folio, whose AE bit is the
+    /// head page's.
+    pub(crate) fn hugetlb_try_dup_anon_rmap(&mut self, folio: FolioId, parent_has_pinned: bool) -> bool {
+        let nr = self.folios.get(folio).nr_pages();
+        self.try_dup_anon_rmap(folio, 0, nr, parent_has_pinned)
+    }
+
     /// `folio_try_share_anon_rmap_pte()` (include/linux/rmap.h:
     /// __folio_try_share_anon_rmap()): before temporarily unmapping a page
     /// (swap-out, migration), clear AE — unless the folio may be pinned, in
-    /// which case the unmap is refused and the page stays mapped and AE.
-    pub(crate) fn folio_try_share_anon_rmap(&mut self, pid: Pid, folio: FolioId, addr: u64) -> bool {
+    /// which case the unmap is refused and the page stays mapped and AE. The
+    /// kernel asks page by page as it unmaps them; the model's only caller
+    /// unmaps every page of the folio together and asks once for all.
+    pub(crate) fn folio_try_share_anon_rmap_pte(&mut self, pid: Pid, folio: FolioId, addr: u64) -> bool {
         let f = self.folios.get(folio);
         if f.maybe_dma_pinned() {
-            self.event(pid, EventKind::Note, "folio_try_share_anon_rmap", Some(addr), || "folio maybe pinned → keep mapped".into());
+            self.event(pid, EventKind::Note, "folio_try_share_anon_rmap_pte", Some(addr), || "folio maybe pinned → keep mapped".into());
             return false;
         }
         let nr = f.nr_pages();
@@ -210,7 +229,9 @@ impl Kernel {
                 let from = mapped.last().map_or(t.end, |(a, _)| a + crate::types::PAGE_SIZE);
                 if self.folios.get(folio).maybe_dma_pinned() {
                     let addr = mapped[0].0;
-                    self.event(pid, EventKind::Note, "folio_try_share_anon_rmap", Some(addr), || "folio maybe pinned → keep mapped".into());
+                    self.event(pid, EventKind::Note, "folio_try_share_anon_rmap_pte", Some(addr), || {
+                        "folio maybe pinned → keep mapped".into()
+                    });
                     TryToUnmapState::Next { from }
                 } else {
                     TryToUnmapState::Clear { folio, mapped }
@@ -233,7 +254,7 @@ impl Kernel {
             TryToUnmapState::Share { folio, mapped } => {
                 let addr = mapped[0].0;
                 let exclusive: Vec<bool> = mapped.iter().map(|(_, q)| self.folios.get(folio).page_ae(q.page)).collect();
-                if self.folio_try_share_anon_rmap(pid, folio, addr) {
+                if self.folio_try_share_anon_rmap_pte(pid, folio, addr) {
                     TryToUnmapState::Swap { folio, mapped, exclusive }
                 } else {
                     // A4: put the PTEs back; their references become the

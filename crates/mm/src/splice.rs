@@ -5,7 +5,10 @@
 //! the caller's memory, taken with GUP-fast (FOLL_GET in 6.18, read-only).
 //! The reference lives until a reader consumes the buffer or the pipe goes
 //! away. A pipe has 16 buffers (PIPE_DEF_BUFFERS); vmsplice() fills what fits
-//! and returns the byte count. Left out: F_SETPIPE_SZ, splice() to files,
+//! and returns the byte count. A write or vmsplice into a pipe whose read
+//! ends are all closed sends SIGPIPE, whose default action kills the task
+//! (the EPIPE it returns is seen only by a task that ignores SIGPIPE, and
+//! the model's tasks do not). Left out: F_SETPIPE_SZ, splice() to files,
 //! gifting (SPLICE_F_GIFT), blocking — a call that would block returns
 //! EAGAIN here, because nothing can run concurrently within one step.
 
@@ -86,19 +89,29 @@ impl Kernel {
         }
     }
 
-    /// vmsplice(2) of `[addr, addr+len)` into the pipe behind `fd`.
-    pub fn vmsplice(&mut self, pid: Pid, fd: Fd, addr: u64, len: u64) -> SysResult<u64> {
-        let p = self.pipe_of_fd(pid, fd, true)?;
+    /// `wait_for_space()` (fs/splice.c) and the same test in `pipe_write()`
+    /// (fs/pipe.c): no reader left → SIGPIPE (and EPIPE); a full pipe
+    /// would block → EAGAIN.
+    fn wait_for_space(&mut self, pid: Pid, p: PipeId, addr: Option<u64>) -> SysResult<()> {
         if self.pipes[&p].readers == 0 {
-            return Err(Errno::EPIPE.into());
+            return self.fatal_signal(pid, Signal::SIGPIPE, "send_sig", addr);
         }
-        let room = PIPE_BUFFERS - self.pipes[&p].bufs.len();
-        if room == 0 {
+        if self.pipes[&p].bufs.len() >= PIPE_BUFFERS {
             return Err(Errno::EAGAIN.into());
         }
+        Ok(())
+    }
+
+    /// vmsplice(2) of `[addr, addr+len)` into the pipe behind `fd`
+    /// (`vmsplice_to_pipe()`). An empty range returns 0 before the pipe is
+    /// looked at.
+    pub fn vmsplice(&mut self, pid: Pid, fd: Fd, addr: u64, len: u64) -> SysResult<u64> {
+        let p = self.pipe_of_fd(pid, fd, true)?;
         if len == 0 {
             return Ok(0);
         }
+        self.wait_for_space(pid, p, Some(addr))?;
+        let room = PIPE_BUFFERS - self.pipes[&p].bufs.len();
         let flags = match self.policy.vmsplice {
             VmspliceGup::Get => GupFlags::GET,
             VmspliceGup::Pin => GupFlags::PIN,
@@ -107,7 +120,8 @@ impl Kernel {
         let end = addr.checked_add(len).ok_or(Errno::EFAULT)?;
         let nr = (end.next_multiple_of(PAGE_SIZE) - first) / PAGE_SIZE;
         let nr = nr.min(room as u64);
-        // iov_iter_get_pages2() takes what GUP got; vmsplice() reports the
+        // iov_iter_get_pages2() (GUP-fast, then the slow path) takes what
+        // GUP got; vmsplice() reports the
         // bytes it spliced and fails only when that is nothing.
         let (pages, err) = self.gup_pages_upto(pid, first, nr, flags, true).map_err(|_| Errno::EFAULT)?;
         if pages.is_empty() && err.is_some() {
@@ -167,13 +181,15 @@ impl Kernel {
         Ok(out)
     }
 
-    /// write(2) to a pipe: copies the bytes.
+    /// write(2) to a pipe (`pipe_write()`): copies the bytes; writing
+    /// nothing succeeds before the pipe is looked at.
     pub fn write_fd(&mut self, pid: Pid, fd: Fd, data: &Contents) -> SysResult<u64> {
         match self.task(pid)?.fds.get(&fd.0).copied() {
             Some(File::PipeWrite(p)) => {
-                if self.pipes[&p].bufs.len() >= PIPE_BUFFERS {
-                    return Err(Errno::EAGAIN.into());
+                if data.is_empty() {
+                    return Ok(0);
                 }
+                self.wait_for_space(pid, p, None)?;
                 self.pipes.get_mut(&p).expect("present").bufs.push_back(PipeBuf::Copy(data.clone()));
                 Ok(data.len())
             }

@@ -76,7 +76,7 @@ impl Kernel {
     /// madvise_cold_or_pageout_pte_range() → reclaim_pages()): every private
     /// anon folio mapped only by this mm is unmapped page by page into swap
     /// entries that carry the page's anon-exclusive bit, then freed. A folio
-    /// that may be pinned is skipped (`folio_try_share_anon_rmap()` refuses);
+    /// that may be pinned is skipped (`folio_try_share_anon_rmap_pte()` refuses);
     /// so is one shared with another mm or holding other references.
     /// Runs the [`crate::rmap::TryToUnmap`] step machine to its end.
     pub(crate) fn pageout(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {

@@ -123,6 +123,8 @@ impl fmt::Display for Errno {
 pub enum Signal {
     SIGBUS,
     SIGSEGV,
+    /// A write to a pipe nobody reads (default action: terminate).
+    SIGPIPE,
     /// The OOM killer (VM_FAULT_OOM from a user fault).
     SIGKILL,
 }
@@ -132,6 +134,7 @@ impl Signal {
         match self {
             Signal::SIGBUS => "SIGBUS",
             Signal::SIGSEGV => "SIGSEGV",
+            Signal::SIGPIPE => "SIGPIPE",
             Signal::SIGKILL => "SIGKILL",
         }
     }
@@ -173,27 +176,38 @@ impl fmt::Display for SysError {
 
 pub type SysResult<T> = Result<T, SysError>;
 
-/// PROT_* bits of a mapping.
+/// PROT_* bits of a mapping (VM_READ / VM_WRITE / VM_EXEC).
+///
+/// On x86 a present user PTE is always readable by the CPU: PROT_WRITE
+/// alone or PROT_EXEC alone still maps pages the program can load from,
+/// unless a protection key says otherwise (see
+/// [`Kernel::access_error`](crate::kernel::Kernel::access_error)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Prot {
     pub read: bool,
     pub write: bool,
+    pub exec: bool,
 }
 
 impl Prot {
-    pub const NONE: Prot = Prot { read: false, write: false };
-    pub const READ: Prot = Prot { read: true, write: false };
-    pub const RW: Prot = Prot { read: true, write: true };
+    pub const NONE: Prot = Prot { read: false, write: false, exec: false };
+    pub const READ: Prot = Prot { read: true, write: false, exec: false };
+    pub const RW: Prot = Prot { read: true, write: true, exec: false };
+    pub const WRITE: Prot = Prot { read: false, write: true, exec: false };
+    pub const EXEC: Prot = Prot { read: false, write: false, exec: true };
 }
 
 impl fmt::Display for Prot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.read, self.write) {
-            (false, false) => f.write_str("none"),
-            (true, false) => f.write_str("r"),
-            (false, true) => f.write_str("w"),
-            (true, true) => f.write_str("rw"),
+        if *self == Prot::NONE {
+            return f.write_str("none");
         }
+        for (on, c) in [(self.read, "r"), (self.write, "w"), (self.exec, "x")] {
+            if on {
+                f.write_str(c)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,9 +1,9 @@
 //! A task's own loads and stores: how a program touches its memory.
 //!
 //! Each access checks the VMA and its protection like the MMU and
-//! `lock_mm_and_find_vma()` would (no VMA or no permission → SIGSEGV), and
-//! faults when the leaf is missing or not writable enough. A fatal signal
-//! ends the task and is returned as the outcome.
+//! `lock_mm_and_find_vma()` would (no VMA, or [`Kernel::access_error`] →
+//! SIGSEGV), and faults when the leaf is missing or not writable enough. A
+//! fatal signal ends the task and is returned as the outcome.
 
 use crate::contents::Contents;
 use crate::events::EventKind;
@@ -60,7 +60,7 @@ impl Kernel {
             let mut tries = 0;
             let leaf = loop {
                 let Some(vma) = self.mm(mm).vma(a) else { return self.deliver(pid, Signal::SIGSEGV, a) };
-                if !vma.prot.read {
+                if self.access_error(vma, false) {
                     return self.deliver(pid, Signal::SIGSEGV, a);
                 }
                 if let Some(leaf) = self.mm(mm).pt.lookup(a) {
@@ -116,10 +116,45 @@ impl Kernel {
         }
     }
 
+    /// `access_error()` (arch/x86/mm/fault.c) together with what the MMU
+    /// allows without a fault: may the task itself load from (`write`
+    /// false) or store to this VMA? A store needs VM_WRITE. A load needs
+    /// the VMA to be accessible at all (`vma_is_accessible()`): x86 page
+    /// tables cannot express write-only or execute-only, so PROT_WRITE
+    /// and PROT_EXEC pages are readable. Protection keys can still forbid
+    /// the access ([`Kernel::arch_vma_access_permitted`]): with them an
+    /// execute-only mapping faults on loads (SEGV_PKUERR). Left out: shadow
+    /// stacks, SGX, instruction fetches (the model runs no code).
+    pub fn access_error(&self, vma: &crate::vma::Vma, write: bool) -> bool {
+        let allowed = if write { vma.prot.write } else { vma.is_accessible() };
+        !allowed || !self.arch_vma_access_permitted(vma)
+    }
+
+    /// `arch_vma_access_permitted()` (arch/x86/include/asm/mmu_context.h)
+    /// for a data access by the VMA's own task, which is every access the
+    /// model makes (GUP included: it never reaches into another mm): with
+    /// protection keys, the PKRU of the task denies the execute-only key
+    /// that an exec-only VMA carries, for loads and stores alike. The key
+    /// is a function of the protection here, since a scenario cannot call
+    /// pkey_mprotect(): mmap() and mprotect() give PROT_EXEC alone the
+    /// execute-only key, and any other protection key 0. PKRU is per
+    /// thread and inherited by fork; the model's tasks are single-threaded,
+    /// so the owner's PKRU is the one that counts.
+    pub fn arch_vma_access_permitted(&self, vma: &crate::vma::Vma) -> bool {
+        !(self.policy.pkeys && vma.prot == Prot::EXEC)
+    }
+
     /// Ends the task with a fatal signal and reports it.
     pub(crate) fn deliver<T>(&mut self, pid: Pid, sig: Signal, addr: u64) -> SysResult<T> {
+        self.fatal_signal(pid, sig, "force_sig_fault", Some(addr))
+    }
+
+    /// A signal whose default action ends the task, sent by `func` (the
+    /// model's tasks neither catch nor ignore signals): the task dies with
+    /// it, and that is the outcome of the call that sent it.
+    pub(crate) fn fatal_signal<T>(&mut self, pid: Pid, sig: Signal, func: &'static str, addr: Option<u64>) -> SysResult<T> {
         self.stats.signals += 1;
-        self.event(pid, EventKind::Signal, "force_sig_fault", Some(addr), || format!("{sig}"));
+        self.event(pid, EventKind::Signal, func, addr, || format!("{sig}"));
         self.do_exit(pid, TaskState::Killed(sig));
         Err(SysError::Signal(sig))
     }

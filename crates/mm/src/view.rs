@@ -183,7 +183,7 @@ impl Kernel {
             }
         }
         for (id, ring) in &self.rings {
-            let pages: Vec<(FolioId, u64)> = ring.bufs.iter().flat_map(|b| b.pages.iter().copied()).collect();
+            let pages: Vec<(FolioId, u64)> = ring.bufs.iter().flatten().flat_map(|b| b.pages.iter().copied()).collect();
             if !pages.is_empty() {
                 out.push(("io_uring".into(), format!("io_uring {} fixed buffers", id.0), pages));
             }

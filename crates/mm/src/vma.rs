@@ -18,7 +18,8 @@ pub enum Backing {
 pub struct Vma {
     pub start: u64,
     pub end: u64,
-    /// VM_READ / VM_WRITE.
+    /// VM_READ / VM_WRITE / VM_EXEC. VM_MAYREAD is always set in the model
+    /// (no file is opened without read access).
     pub prot: Prot,
     /// VM_SHARED / VM_MAYSHARE (the model does not distinguish read-only
     /// shared file mappings).
@@ -59,6 +60,12 @@ impl Vma {
     /// `is_cow_mapping()`: private and may become writable.
     pub fn is_cow_mapping(&self) -> bool {
         self.maywrite && !self.shared
+    }
+
+    /// `vma_is_accessible()` (include/linux/mm.h): any of VM_READ,
+    /// VM_WRITE, VM_EXEC — what PROT_NONE lacks.
+    pub fn is_accessible(&self) -> bool {
+        self.prot.read || self.prot.write || self.prot.exec
     }
 
     /// `vma_is_anonymous()`.

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use mm::fork::ForkState;
-use mm::gup_fast::GupFastState;
+use mm::gup_fast::{GupFastState, GupFastStep};
 use mm::*;
 
 fn file(s: &mut Sys, p: Pid, kind: InodeKind, len: u64) -> Fd {
@@ -133,7 +133,7 @@ fn race(seqcount: bool) -> (bool, bool, Result<(), InvariantViolation>) {
     }
     // fork finishes: write-protects the parent's PTE, maps the child's.
     while s.k.fork_step(&mut f) {}
-    while s.k.gup_fast_step(&mut g) {}
+    while s.k.gup_fast_step(&mut g) == GupFastStep::Ran {}
     let c = f.result.unwrap().unwrap();
     let pinned = g.pages[0].0;
     s.k.gup_fast_into_handle(g).unwrap();

@@ -154,7 +154,7 @@ impl fmt::Display for Outcome {
 }
 
 /// Signals a scenario can name.
-pub const SIGNALS: &[&str] = &["SIGBUS", "SIGSEGV", "SIGKILL"];
+pub const SIGNALS: &[&str] = &["SIGBUS", "SIGSEGV", "SIGKILL", "SIGPIPE"];
 /// Errnos a scenario can name.
 pub const ERRNOS: &[&str] = &[
     "EPERM",
@@ -236,8 +236,8 @@ impl Addr {
     }
 }
 
-/// PROT_* as written: `r`, `rw`, `none`, `w` (x is accepted and ignored by
-/// the model, which has no exec semantics).
+/// PROT_* as written: `none` or the letters `r`, `w`, `x` in that order
+/// (`r`, `rw`, `w`, `x`, `rx`, `wx`, `rwx`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prot {
     pub read: bool,
@@ -368,6 +368,32 @@ pub enum Foll {
 
 pub const FOLL_FLAGS: &[(&str, Foll)] = &[("FOLL_WRITE", Foll::Write), ("FOLL_LONGTERM", Foll::Longterm), ("FOLL_FORCE", Foll::Force)];
 
+/// One iovec of an io_uring buffer registration.
+#[derive(Clone, Debug)]
+pub enum IoVec {
+    /// A piece of a region.
+    Range(Range),
+    /// `sparse`: a NULL base with length 0, an empty slot of the table.
+    Sparse(Span),
+}
+
+/// Which end of a pipe `close` closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PipeEnd {
+    Read,
+    Write,
+}
+
+impl fmt::Display for PipeEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PipeEnd::Read => "read",
+            PipeEnd::Write => "write",
+        })
+    }
+}
+
 /// What an operation does.
 #[derive(Clone, Debug)]
 pub enum Op {
@@ -402,9 +428,10 @@ pub enum Op {
     /// "local tmpfile"); ftruncate and, unless `sparse`, fallocate.
     Tmpfile(Spanned<u64>, bool, bool),
     IoUring,
+    /// `io_uring register r A 4K, sparse, B` (the list may be empty).
     IoUringRegister {
         ring: Ident,
-        bufs: Vec<Range>,
+        bufs: Vec<IoVec>,
     },
     IoUringUnregister(Ident),
     /// `io_uring write_fixed r A[+off] [LEN] to F[+off]` (write = memory →
@@ -423,6 +450,12 @@ pub enum Op {
         flags: Vec<Spanned<Foll>>,
     },
     Unpin(Ident),
+    /// `close p read|write` (one end of a pipe), `close F`, `close r`:
+    /// close(2) of the task's file descriptor.
+    Close {
+        name: Ident,
+        end: Option<Spanned<PipeEnd>>,
+    },
 }
 
 /// The operations a `race { }` block can run: those whose kernel path is
@@ -464,6 +497,7 @@ impl Op {
             Op::ClearSoftDirty => "clear_soft_dirty",
             Op::Gup { kind, .. } => kind.name(),
             Op::Unpin(_) => "unpin",
+            Op::Close { .. } => "close",
         }
     }
 

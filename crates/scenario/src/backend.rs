@@ -188,6 +188,7 @@ pub enum Call {
         sparse: bool,
     },
     IoUringSetup,
+    /// IORING_REGISTER_BUFFERS; `(0, 0)` is a sparse slot.
     IoUringRegister {
         ring: Fd,
         bufs: Vec<(u64, u64)>,
@@ -215,6 +216,10 @@ pub enum Call {
     },
     /// `echo 4 > /proc/self/clear_refs`.
     ClearSoftDirty,
+    /// close(2).
+    Close {
+        fd: Fd,
+    },
     /// Model-only: gup_test's GET/PIN ioctls.
     Gup {
         kind: GupKind,

@@ -76,6 +76,10 @@ struct Task {
     /// `Some((line, why))` once the task has exited or been killed.
     dead: Option<(usize, String)>,
     names: BTreeSet<String>,
+    /// File descriptors this task closed (a pipe's end, or a file or ring
+    /// with no end), with the line: using one again is an error, since its
+    /// number may name another file by then.
+    closed: BTreeMap<(String, Option<PipeEnd>), usize>,
     /// The task exists from right after this step (0: from the start).
     born: usize,
 }
@@ -171,7 +175,10 @@ impl Checker {
             }
             ItemKind::Task(name) => {
                 if self.fresh(name) {
-                    self.tasks.insert(name.value.clone(), Task { line: item.line, dead: None, names: BTreeSet::new(), born: self.steps });
+                    self.tasks.insert(
+                        name.value.clone(),
+                        Task { line: item.line, dead: None, names: BTreeSet::new(), closed: BTreeMap::new(), born: self.steps },
+                    );
                 }
                 None
             }
@@ -450,6 +457,17 @@ impl Checker {
         if matches!(step.op, Op::Read(_)) {
             self.reads.insert(self.steps);
         }
+        for (n, end) in self.fd_uses(&step.op) {
+            if let Some(line) = self.tasks.get(&t).and_then(|task| task.closed.get(&(n.value.clone(), end))) {
+                let what = match end {
+                    Some(e) => format!("the {e} end of `{}`", n.value),
+                    None => format!("`{}`", n.value),
+                };
+                self.err(n.span, format!("task {t} closed {what} at line {line}"))
+                    .notes
+                    .push("its descriptor number may belong to another file by now".into());
+            }
+        }
         match &step.op {
             Op::Mmap(m) => {
                 let huge = m.hugetlb.as_ref().map(|h| {
@@ -541,12 +559,15 @@ impl Checker {
                     // Pins belong to the task that took them, not its child.
                     let names =
                         names.into_iter().filter(|n| !matches!(self.names.get(n).map(|d| &d.kind), Some(Kind::Pin { .. }))).collect();
+                    // The child's descriptor table is a copy of the parent's.
+                    let closed = self.tasks.get(&t).map(|p| p.closed.clone()).unwrap_or_default();
                     self.tasks.insert(
                         child.value.clone(),
                         Task {
                             line: item.line,
                             dead: if fails { Some((item.line, "was never created".into())) } else { None },
                             names,
+                            closed,
                             born: self.steps,
                         },
                     );
@@ -696,9 +717,35 @@ impl Checker {
             Op::IoUringRegister { ring, bufs } => {
                 self.out.needs.push((idx, Feature::IoUring));
                 self.name(&t, ring, &["an io_uring"]);
-                for r in bufs {
-                    if let Some(k) = self.name(&t, &r.name, &["a region"]) {
-                        self.region_range(r, &k, false, lenient || fails);
+                if bufs.is_empty() && !lenient {
+                    self.err(step.op_span, "registering no buffers fails with EINVAL")
+                        .notes
+                        .push("write `expect EINVAL` to test that, or `sparse` for an empty slot".into());
+                }
+                for b in bufs {
+                    if let IoVec::Range(r) = b {
+                        if let Some(k) = self.name(&t, &r.name, &["a region"]) {
+                            self.region_range(r, &k, false, lenient || fails);
+                        }
+                    }
+                }
+            }
+            Op::Close { name, end } => {
+                if let Some(k) = self.name(&t, name, &["a pipe", "a file", "an io_uring"]) {
+                    match (&k, end) {
+                        (Kind::Pipe, None) => {
+                            self.err(name.span, format!("which end of pipe `{}`?", name.value))
+                                .expected
+                                .extend([format!("`close {} read`", name.value), format!("`close {} write`", name.value)]);
+                        }
+                        (Kind::Pipe, Some(_)) | (_, None) => {
+                            if let Some(task) = self.tasks.get_mut(&t) {
+                                task.closed.entry((name.value.clone(), end.as_ref().map(|e| e.value))).or_insert(item.line);
+                            }
+                        }
+                        (_, Some(e)) => {
+                            self.err(e.span, format!("`{}` is {}, it has no {} end", name.value, k.noun(), e.value));
+                        }
                     }
                 }
             }
@@ -759,6 +806,26 @@ impl Checker {
             if let Some(task) = self.tasks.get_mut(&t) {
                 task.dead = Some((item.line, why));
             }
+        }
+    }
+
+    /// The file descriptors an operation uses, with the pipe end for pipes.
+    fn fd_uses<'a>(&self, op: &'a Op) -> Vec<(&'a Ident, Option<PipeEnd>)> {
+        let kind = |n: &Ident| self.names.get(&n.value).map(|d| d.kind.clone());
+        let io = |n: &'a Ident, end: PipeEnd| match kind(n) {
+            Some(Kind::Pipe) => vec![(n, Some(end))],
+            Some(Kind::File { .. }) => vec![(n, None)],
+            _ => vec![],
+        };
+        match op {
+            Op::Mmap(MmapArgs { backing: Backing::File(f), .. }) => vec![(f, None)],
+            Op::Write(r, _) => io(&r.name, PipeEnd::Write),
+            Op::Read(r) => io(&r.name, PipeEnd::Read),
+            Op::Vmsplice { pipe, .. } => vec![(pipe, Some(PipeEnd::Write))],
+            Op::IoUringRegister { ring, .. } | Op::IoUringUnregister(ring) => vec![(ring, None)],
+            Op::IoUringFixed { ring, file, .. } => vec![(ring, None), (file, None)],
+            Op::Close { name, end } => vec![(name, end.as_ref().map(|e| e.value))],
+            _ => vec![],
         }
     }
 

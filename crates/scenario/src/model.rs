@@ -94,7 +94,7 @@ fn failure(e: SysError) -> Failure {
 }
 
 fn prot(p: ast::Prot) -> mm::types::Prot {
-    mm::types::Prot { read: p.read || p.exec, write: p.write }
+    mm::types::Prot { read: p.read, write: p.write, exec: p.exec }
 }
 
 fn huge(size: u64) -> Result<HugeSize, Failure> {
@@ -284,6 +284,7 @@ impl Backend for ModelBackend {
                 k.io_uring_read_fixed(p, fd(*ring), *buf_index as usize, fd(*f), *file_offset, *addr, *len).map(Ret::Count)
             }
             Call::ClearSoftDirty => k.clear_soft_dirty(p).map(|_| Ret::Done),
+            Call::Close { fd: f } => k.close(p, fd(*f)).map(|_| Ret::Done),
             Call::Gup { kind, addr, nr_pages, flags } => {
                 let mut g = if kind.is_pin() { mm::gup::GupFlags::PIN } else { mm::gup::GupFlags::GET };
                 for f in flags {

@@ -508,6 +508,7 @@ const OPS: &[&str] = &[
     "pin_user_pages",
     "pin_user_pages_fast",
     "unpin",
+    "close",
     "expect",
 ];
 
@@ -633,6 +634,16 @@ fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
             Op::Gup { kind, range, flags }
         }
         "unpin" => Op::Unpin(cut(ident(i, "a pin handle"))?),
+        "close" => {
+            let name = cut(ident(i, "a pipe, file or io_uring name"))?;
+            let end = if peek_word_is(i, "read") || peek_word_is(i, "write") {
+                let (w, s) = cut(word(i))?;
+                Some(Spanned::new(if w == "read" { PipeEnd::Read } else { PipeEnd::Write }, s))
+            } else {
+                None
+            };
+            Op::Close { name, end }
+        }
         other => {
             let list = if bound { BINDING_OPS } else { OPS };
             return fail_at(span, format!("unknown operation `{other}`"), list);
@@ -649,10 +660,13 @@ fn io_uring(i: &mut In<'_>, bound: bool) -> PResult<Op> {
     let ring = cut(ident(i, "an io_uring name"))?;
     Ok(match w {
         "register" => {
-            let mut bufs = vec![cut(range(i, "a region name"))?];
-            while peek_punct(i, ",") {
-                let _ = punct(i, ",");
-                bufs.push(cut(range(i, "a region name"))?);
+            let mut bufs = Vec::new();
+            if !(at_end(i) || peek_word_is(i, "expect")) {
+                bufs.push(cut(iovec(i))?);
+                while peek_punct(i, ",") {
+                    let _ = punct(i, ",");
+                    bufs.push(cut(iovec(i))?);
+                }
             }
             Op::IoUringRegister { ring, bufs }
         }
@@ -665,6 +679,15 @@ fn io_uring(i: &mut In<'_>, bound: bool) -> PResult<Op> {
             Op::IoUringFixed { ring, write, buf, file, file_off }
         }
     })
+}
+
+/// One buffer of `io_uring register`: a region range or `sparse`.
+fn iovec(i: &mut In<'_>) -> PResult<IoVec> {
+    if peek_word_is(i, "sparse") {
+        let (_, s) = word(i)?;
+        return Ok(IoVec::Sparse(s));
+    }
+    Ok(IoVec::Range(range(i, "a region name or `sparse`")?))
 }
 
 /// `FOLL_WRITE|FOLL_LONGTERM` (or nothing).

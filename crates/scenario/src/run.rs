@@ -442,7 +442,14 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
         Op::Tmpfile(s, local, sparse) => Call::Tmpfile { size: s.value, local: *local, sparse: *sparse },
         Op::IoUring => Call::IoUringSetup,
         Op::IoUringRegister { ring, bufs } => {
-            Call::IoUringRegister { ring: fd_of(ring)?, bufs: bufs.iter().map(|b| region(env, b)).collect::<Result<Vec<_>, _>>()? }
+            let bufs = bufs
+                .iter()
+                .map(|b| match b {
+                    IoVec::Range(r) => region(env, r),
+                    IoVec::Sparse(_) => Ok((0, 0)),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Call::IoUringRegister { ring: fd_of(ring)?, bufs }
         }
         Op::IoUringUnregister(ring) => Call::IoUringUnregister { ring: fd_of(ring)? },
         Op::IoUringFixed { ring, write, buf, file, file_off } => {
@@ -471,6 +478,11 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
         Op::Unpin(h) => match env.vals.get(&h.value) {
             Some(Val::Pin { pin, .. }) => Call::Unpin { pin: *pin },
             _ => return Err(format!("`{}` was never taken (an earlier step failed)", h.value)),
+        },
+        Op::Close { name, end } => match (env.vals.get(&name.value), end.as_ref().map(|e| e.value)) {
+            (Some(Val::Pipe { read, .. }), Some(PipeEnd::Read)) => Call::Close { fd: *read },
+            (Some(Val::Pipe { write, .. }), _) => Call::Close { fd: *write },
+            _ => Call::Close { fd: fd_of(name)? },
         },
     })
 }
@@ -504,7 +516,13 @@ fn touched(step: &Step, env: &Env, task: &str) -> Vec<(String, u64)> {
             _ => vec![],
         },
         Op::Vmsplice { range, .. } | Op::Gup { range, .. } => one(range),
-        Op::IoUringRegister { bufs, .. } => bufs.iter().flat_map(one).collect(),
+        Op::IoUringRegister { bufs, .. } => bufs
+            .iter()
+            .flat_map(|b| match b {
+                IoVec::Range(r) => one(r),
+                IoVec::Sparse(_) => vec![],
+            })
+            .collect(),
         Op::IoUringFixed { buf, .. } => one(buf),
         Op::Unpin(h) => match env.vals.get(&h.value) {
             Some(Val::Pin { region, off, .. }) => vec![(region.clone(), *off)],
