@@ -66,6 +66,20 @@ pub enum HugetlbPudFork {
     Skip,
 }
 
+/// Whether a write fault may reuse a page of a PTE-mapped large anon folio
+/// (mm/memory.c: wp_can_reuse_anon_folio()).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LargeAnonReuse {
+    /// 6.15 on (1da190f4d0a6 "mm: Copy-on-Write (COW) reuse support for
+    /// PTE-mapped THP"): reuse when the folio's MM_ID bookkeeping says one
+    /// mm maps it and every reference is a mapping
+    /// (`__wp_can_reuse_large_anon_folio()`).
+    MmId,
+    /// Up to 6.14: a large folio is never reused by that test (only a page
+    /// still PageAnonExclusive is); every write to a shared page copies it.
+    Never,
+}
+
 /// The whole set of rule choices of one run.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Policy {
@@ -79,6 +93,16 @@ pub struct Policy {
     pub gup_fast_seqcount: bool,
     /// GUP-fast re-reads the PMD/PTE after grabbing the folio.
     pub gup_fast_recheck: bool,
+    pub large_anon_reuse: LargeAnonReuse,
+    /// CONFIG_PAGE_MAPCOUNT (on here: /proc/config.gz of this machine's
+    /// 6.18 kernel) or CONFIG_NO_PAGE_MAPCOUNT. With it, pagemap's
+    /// "exclusively mapped" bit of a large folio's page is "this page is
+    /// mapped exactly once" and /proc/kpagecount gives the page's own
+    /// mapcount; without it, the bit is "the folio is not maybe mapped
+    /// shared" and kpagecount gives the folio's average per page
+    /// (fs/proc/task_mmu.c: __folio_page_mapped_exclusively(),
+    /// fs/proc/page.c: get_kpage_count()).
+    pub page_mapcount: bool,
 }
 
 /// Description of one knob, for `cowlab policies` and error messages.
@@ -112,6 +136,16 @@ pub const KNOBS: &[Knob] = &[
     },
     Knob { name: "gup_fast_seqcount", values: &["on", "off"], about: "GUP-fast write_protect_seq check (FOLL_PIN)" },
     Knob { name: "gup_fast_recheck", values: &["on", "off"], about: "GUP-fast PMD/PTE recheck after grabbing" },
+    Knob {
+        name: "large_anon_reuse",
+        values: &["mm_id", "never"],
+        about: "COW reuse of PTE-mapped large anon folios: by MM_ID bookkeeping (6.15+, 1da190f4d0a6) or never (6.14 and before)",
+    },
+    Knob {
+        name: "page_mapcount",
+        values: &["on", "off"],
+        about: "CONFIG_PAGE_MAPCOUNT (this machine: on): per-page mapcounts behind pagemap's exclusive bit and kpagecount",
+    },
 ];
 
 /// Names of the built-in profiles.
@@ -135,6 +169,8 @@ impl Policy {
             hugetlb_pud_fork: HugetlbPudFork::Copy,
             gup_fast_seqcount: true,
             gup_fast_recheck: true,
+            large_anon_reuse: LargeAnonReuse::MmId,
+            page_mapcount: true,
         }
     }
 
@@ -179,6 +215,9 @@ impl Policy {
             ("hugetlb_pud_fork", "skip") => self.hugetlb_pud_fork = HugetlbPudFork::Skip,
             ("gup_fast_seqcount", v) => self.gup_fast_seqcount = on_off(v)?,
             ("gup_fast_recheck", v) => self.gup_fast_recheck = on_off(v)?,
+            ("large_anon_reuse", "mm_id") => self.large_anon_reuse = LargeAnonReuse::MmId,
+            ("large_anon_reuse", "never") => self.large_anon_reuse = LargeAnonReuse::Never,
+            ("page_mapcount", v) => self.page_mapcount = on_off(v)?,
             _ => return Err(bad()),
         }
         Ok(())
@@ -201,7 +240,7 @@ impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={})",
+            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={}, large_anon_reuse={}, page_mapcount={})",
             self.profile,
             match self.anon_reuse {
                 AnonReuse::AnonExclusive => "anon_exclusive",
@@ -226,6 +265,11 @@ impl fmt::Display for Policy {
             },
             if self.gup_fast_seqcount { "on" } else { "off" },
             if self.gup_fast_recheck { "on" } else { "off" },
+            match self.large_anon_reuse {
+                LargeAnonReuse::MmId => "mm_id",
+                LargeAnonReuse::Never => "never",
+            },
+            if self.page_mapcount { "on" } else { "off" },
         )
     }
 }
