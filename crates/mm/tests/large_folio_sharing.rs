@@ -14,6 +14,9 @@ use mm::*;
 
 const K64: u64 = 16 * K4;
 
+/// A way to corrupt a folio's counters.
+type Breakage = fn(&mut Folio);
+
 /// A 64K mTHP written by `p` (mTHP 64K `always`, everything else off).
 fn mthp(s: &mut Sys, p: Pid) -> u64 {
     s.k.settings.thp_global = ThpMode::Never;
@@ -169,7 +172,7 @@ fn invariants_catch_wrong_mm_id_bookkeeping() {
     let c = s.fork(p);
     let (id, _) = folio_at(&s, p, a);
     let good = s.k.folios.get(id).clone();
-    let cases: [(&str, fn(&mut Folio)); 4] = [
+    let cases: [(&str, Breakage); 4] = [
         ("bit cleared while two mms map it", |f| f.mm_ids.shared = false),
         ("slot counts more than its mm maps", |f| f.mm_ids.slots[1].as_mut().unwrap().mapcount = 17),
         ("both slots the same mm", |f| f.mm_ids.slots[1] = f.mm_ids.slots[0]),
