@@ -101,7 +101,9 @@ pub struct Policy {
     /// mapcount; without it, the bit is "the folio is not maybe mapped
     /// shared" and kpagecount gives the folio's average per page
     /// (fs/proc/task_mmu.c: __folio_page_mapped_exclusively(),
-    /// fs/proc/page.c: get_kpage_count()).
+    /// fs/proc/page.c: get_kpage_count()). The choice exists since 6.15 (the
+    /// series that brought CONFIG_MM_ID); earlier kernels always keep the
+    /// per-page mapcounts.
     pub page_mapcount: bool,
 }
 
