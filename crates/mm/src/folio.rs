@@ -70,9 +70,11 @@ pub struct Folio {
     /// mapping the folio, and whether it may be mapped by more than one
     /// (CONFIG_MM_ID). An approximation by design: see [`MmIdSlots`].
     pub mm_ids: MmIdSlots,
-    /// PTE mappings per page (the kernel's per-page `_mapcount` + 1, kept
-    /// for large folios with CONFIG_PAGE_MAPCOUNT). PMD/PUD mappings are
-    /// counted in `entire_mapcount` only. Small folios use `mapcount`.
+    /// PTE mappings per page of a large folio (the kernel's per-page
+    /// `_mapcount` + 1 under CONFIG_PAGE_MAPCOUNT). PMD/PUD mappings are
+    /// counted in `entire_mapcount` only; small folios use `mapcount`. Kept
+    /// whatever the `page_mapcount` knob says: with it off the kernel has no
+    /// such counts, and then only the invariant check reads them.
     pub page_mapcounts: PageCounts,
     pub dirty: bool,
     pub data: Contents,
