@@ -50,10 +50,8 @@ fn fuzz_campaign_runs() {
 
 fn main() {
     live::enter_if_zygote();
-    let tests: &[(&str, fn())] = &[
-        ("thp_exclusive_bit_of_section_2_agrees", thp_exclusive_bit_of_section_2_agrees),
-        ("fuzz_campaign_runs", fuzz_campaign_runs),
-    ];
+    let tests: &[(&str, fn())] =
+        &[("thp_exclusive_bit_of_section_2_agrees", thp_exclusive_bit_of_section_2_agrees), ("fuzz_campaign_runs", fuzz_campaign_runs)];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     for (name, f) in tests {
         if !filter.is_empty() && !filter.iter().any(|x| name.contains(x.as_str())) {
