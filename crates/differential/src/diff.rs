@@ -457,9 +457,9 @@ mod tests {
     /// every difference is documented has nothing undocumented.
     #[test]
     fn an_expectation_failing_for_a_documented_reason_is_labelled_with_it() {
-        let text = "thp 2M always\ntask P\nP: A = mmap 2M private anon align=2M\nP: write A fill 0x11\n\
-            expect A in P thp\nexpect A in P exclusive\nexpect A+4K in P exclusive\n";
-        let r = diff_flipped(text, |p| p.thp);
+        let text = "hugetlb 1G pages=1\ntask P\nP: A = mmap 1G private anon hugetlb=1G\nP: write A fill 0x11\n\
+            expect A in P hugetlb\nexpect A in P exclusive\nexpect A+4K in P exclusive\n";
+        let r = diff_flipped(text, |p| p.hugetlb);
         assert!(r.skipped.is_none(), "{}", r.render());
         let rows: Vec<(&str, &str)> = r.divergences.iter().map(|d| (d.at.as_str(), d.what.as_str())).collect();
         assert_eq!(
@@ -473,7 +473,7 @@ mod tests {
             "{}",
             r.render()
         );
-        assert!(r.divergences.iter().all(|d| d.known == Some(known::PAGEMAP_PMD_EXCLUSIVE)), "{}", r.render());
+        assert!(r.divergences.iter().all(|d| d.known == Some(known::PAGEMAP_PUD_EXCLUSIVE)), "{}", r.render());
         assert_eq!(r.undocumented().count(), 0);
     }
 

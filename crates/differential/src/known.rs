@@ -16,8 +16,9 @@
 //! `hugetlb_pud_fork=skip`, and if the kernel agrees with that run, every
 //! divergence from the default run is [`PUD_FORK_SKIPPED`].
 //!
-//! Model bugs the fuzzer found (§6–§19) were fixed in the model, so their
-//! shapes are news again and have no rule here.
+//! Model bugs the fuzzer found (§6–§19) and §2 (pagemap's exclusive bit of
+//! a PMD-mapped THP) were fixed in the model, so their shapes are news
+//! again and have no rule here.
 
 use crate::record::Facts;
 
@@ -34,13 +35,6 @@ impl std::fmt::Display for Known {
         write!(f, "documented: divergences.md §{}", self.section)
     }
 }
-
-/// §2: for a PMD-mapped THP, 6.18's pagemap takes the "exclusively mapped"
-/// bit of the PMD's first page for all 512 entries; the model reports each
-/// page's own. The two sides agree on everything but that bit, and both see
-/// a THP page.
-pub const PAGEMAP_PMD_EXCLUSIVE: Known =
-    Known { section: 2, title: "pagemap \"exclusive\" of a PMD-mapped THP follows the PMD's first page" };
 
 /// §1: the kernel's fork skipped a 1 GiB hugetlb entry (stale
 /// `pt_share_count` of the child's PUD table), which the model reproduces
@@ -65,13 +59,7 @@ pub fn pagemap_facts(model: &Option<Facts>, kernel: &Option<Facts>, pool_1g: boo
     if !(only_exclusive && m.present) {
         return None;
     }
-    if m.thp {
-        Some(PAGEMAP_PMD_EXCLUSIVE)
-    } else if m.hugetlb && pool_1g {
-        Some(PAGEMAP_PUD_EXCLUSIVE)
-    } else {
-        None
-    }
+    (m.hugetlb && pool_1g).then_some(PAGEMAP_PUD_EXCLUSIVE)
 }
 
 #[cfg(test)]
@@ -83,9 +71,9 @@ mod tests {
     }
 
     #[test]
-    fn exclusive_bit_of_a_thp_is_section_2_either_way() {
-        assert_eq!(pagemap_facts(&thp(false), &thp(true), false), Some(PAGEMAP_PMD_EXCLUSIVE));
-        assert_eq!(pagemap_facts(&thp(true), &thp(false), false), Some(PAGEMAP_PMD_EXCLUSIVE));
+    fn exclusive_bit_of_a_thp_is_news_since_section_2_was_fixed() {
+        assert_eq!(pagemap_facts(&thp(false), &thp(true), false), None);
+        assert_eq!(pagemap_facts(&thp(true), &thp(false), true), None);
     }
 
     #[test]

@@ -273,7 +273,15 @@ impl Race {
                         format!("{who} pinned page {page} of folio#{} ({addr:#x}) but it is not anon-exclusive: it may be shared", f.0),
                     );
                 }
-                let shared = if fo.is_large() { fo.mm_maps.len() > 1 } else { fo.mapcount > 1 };
+                // The truth from the page tables, not the kernel's own
+                // (approximate, for large folios) bookkeeping.
+                let mut mms: Vec<mm::MmId> = k
+                    .pids()
+                    .filter_map(|p| k.task_mm(p))
+                    .filter(|&m| k.mm(m).pt.leaves(0, mm::TASK_SIZE).iter().any(|l| l.entry.present().is_some_and(|p| p.folio == f)))
+                    .collect();
+                mms.dedup();
+                let shared = if fo.is_large() { mms.len() > 1 } else { fo.mapcount > 1 };
                 if shared {
                     return broke("pin-exclusive", format!("{who}'s pinned page {page} of folio#{} is mapped by another process too", f.0));
                 }

@@ -7,11 +7,14 @@
 //! ones), an `entire_mapcount` for PMD/PUD mappings, a separate `pincount`
 //! for large folios (`folio_has_pincount()` on 64-bit) while small folios
 //! count a pin as [`GUP_PIN_COUNTING_BIAS`] references, and one
-//! PageAnonExclusive bit per page. Left out: LRU lists and per-CPU batches,
-//! memcg, the per-page `_mapcount` of large folios (not maintained with
-//! CONFIG_NO_PAGE_MAPCOUNT), NUMA placement.
+//! PageAnonExclusive bit per page. Large folios other than hugetlb also
+//! carry the CONFIG_MM_ID bookkeeping ([`MmIdSlots`]: two mm slots and the
+//! "maybe mapped shared" bit) and the per-page `_mapcount` of
+//! CONFIG_PAGE_MAPCOUNT ([`PageCounts`]). Left out: LRU lists and per-CPU
+//! batches, memcg, NUMA placement.
 
 use crate::contents::Contents;
+use crate::rmap::MmIdSlots;
 use crate::types::{HugeSize, GUP_PIN_COUNTING_BIAS, PAGE_SIZE};
 
 /// Index of a folio in the arena; stable for the folio's lifetime.
@@ -63,10 +66,16 @@ pub struct Folio {
     /// PageAnonExclusive, one bit per page (for PMD/PUD mappings and hugetlb
     /// only bit 0, the head's, is consulted).
     pub anon_exclusive: PageBits,
-    /// Mappings per address space; the kernel tracks up to two mm ids plus a
-    /// "maybe mapped shared" bit (`folio_maybe_mapped_shared()`), which this
-    /// exact list answers the same way.
-    pub mm_maps: Vec<(MmId, u32)>,
+    /// Large folios other than hugetlb: which mms the kernel remembers as
+    /// mapping the folio, and whether it may be mapped by more than one
+    /// (CONFIG_MM_ID). An approximation by design: see [`MmIdSlots`].
+    pub mm_ids: MmIdSlots,
+    /// PTE mappings per page of a large folio (the kernel's per-page
+    /// `_mapcount` + 1 under CONFIG_PAGE_MAPCOUNT). PMD/PUD mappings are
+    /// counted in `entire_mapcount` only; small folios use `mapcount`. Kept
+    /// whatever the `page_mapcount` knob says: with it off the kernel has no
+    /// such counts, and then only the invariant check reads them.
+    pub page_mapcounts: PageCounts,
     pub dirty: bool,
     pub data: Contents,
     pub freed: bool,
@@ -105,9 +114,46 @@ impl Folio {
         }
     }
 
-    /// `folio_maybe_mapped_shared()`: mapped by more than one mm.
+    /// `folio_maybe_mapped_shared()` (include/linux/mm.h): may the folio be
+    /// mapped by more than one mm? Exact for small and hugetlb folios (more
+    /// than one mapping). For other large folios: a single mapping means
+    /// "exclusive", otherwise the answer is the MM_ID "shared" bit, which can
+    /// stay set after all but one mm have unmapped the folio (see
+    /// [`MmIdSlots`]).
     pub fn maybe_mapped_shared(&self) -> bool {
-        self.mm_maps.len() > 1
+        if !self.is_large() || self.hugetlb.is_some() {
+            return self.mapcount > 1;
+        }
+        self.mapcount > 1 && self.mm_ids.shared
+    }
+
+    /// `folio_precise_page_mapcount()` (fs/proc/internal.h, needs
+    /// CONFIG_PAGE_MAPCOUNT): the page table entries that map `page`,
+    /// directly by a PTE or as part of a PMD/PUD mapping of the folio.
+    pub fn precise_page_mapcount(&self, page: u64) -> i64 {
+        if !self.is_large() {
+            return self.mapcount;
+        }
+        self.page_mapcounts.get(page) as i64 + self.entire_mapcount
+    }
+
+    /// `folio_average_page_mapcount()` (fs/proc/internal.h, what
+    /// /proc/kpagecount reports without CONFIG_PAGE_MAPCOUNT): the mappings
+    /// per page of the folio, rounded to the nearest integer, at least 1 if
+    /// anything is mapped; PMD/PUD mappings count once per page.
+    pub fn average_page_mapcount(&self) -> i64 {
+        if !self.is_large() {
+            return self.mapcount;
+        }
+        if self.mapcount <= 0 {
+            return 0;
+        }
+        if self.mapcount <= self.entire_mapcount {
+            return self.entire_mapcount;
+        }
+        let ptes = self.mapcount - self.entire_mapcount;
+        let avg = (ptes + self.nr_pages() as i64 / 2) >> self.order;
+        (avg + self.entire_mapcount).max(1)
     }
 
     pub fn page_ae(&self, page: u64) -> bool {
@@ -116,26 +162,6 @@ impl Folio {
 
     pub fn page_data(&self, page: u64) -> Contents {
         self.data.slice(page * PAGE_SIZE, PAGE_SIZE)
-    }
-
-    pub(crate) fn add_mm_map(&mut self, mm: MmId, n: u32) {
-        match self.mm_maps.iter_mut().find(|(m, _)| *m == mm) {
-            Some((_, c)) => *c += n,
-            None => {
-                self.mm_maps.push((mm, n));
-                self.mm_maps.sort();
-            }
-        }
-    }
-
-    pub(crate) fn sub_mm_map(&mut self, mm: MmId, n: u32) {
-        if let Some(i) = self.mm_maps.iter().position(|(m, _)| *m == mm) {
-            let c = &mut self.mm_maps[i].1;
-            *c = c.saturating_sub(n);
-            if *c == 0 {
-                self.mm_maps.remove(i);
-            }
-        }
     }
 }
 
@@ -185,6 +211,53 @@ impl PageBits {
     }
 }
 
+/// A count per page (the per-page mapcounts of a large folio), compact
+/// while every page has the same count, as after mapping or forking a
+/// whole folio.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PageCounts {
+    /// Every page of the folio has this count.
+    Uniform {
+        nr: u64,
+        count: u32,
+    },
+    PerPage(Vec<u32>),
+}
+
+impl PageCounts {
+    pub fn new(nr: u64) -> Self {
+        PageCounts::Uniform { nr, count: 0 }
+    }
+
+    pub fn get(&self, page: u64) -> u32 {
+        match self {
+            PageCounts::Uniform { count, .. } => *count,
+            PageCounts::PerPage(v) => v[page as usize],
+        }
+    }
+
+    /// Adds `delta` to the count of pages `first .. first + nr`. Counts
+    /// saturate at zero; a removal of a mapping that was never added is a
+    /// model bug, which `check_invariants()` reports (it recounts every page
+    /// from the page tables).
+    pub fn add(&mut self, first: u64, nr: u64, delta: i32) {
+        if let PageCounts::Uniform { nr: all, count } = self {
+            if first == 0 && nr == *all {
+                *count = count.saturating_add_signed(delta);
+                return;
+            }
+            *self = PageCounts::PerPage(vec![*count; *all as usize]);
+        }
+        let PageCounts::PerPage(v) = self else { unreachable!("made per-page above") };
+        for c in &mut v[first as usize..(first + nr) as usize] {
+            *c = c.saturating_add_signed(delta);
+        }
+        if v.iter().all(|&c| c == v[0]) {
+            *self = PageCounts::Uniform { nr: v.len() as u64, count: v[0] };
+        }
+    }
+}
+
 /// All folios of the system; freed slots are reused lowest-first so that two
 /// runs of the same steps produce equal states.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -224,7 +297,8 @@ impl FolioArena {
             entire_mapcount: 0,
             pincount: 0,
             anon_exclusive: PageBits::new(nr, false),
-            mm_maps: Vec::new(),
+            mm_ids: MmIdSlots::default(),
+            page_mapcounts: PageCounts::new(nr),
             dirty: false,
             data: Contents::zeroed(nr * PAGE_SIZE),
             freed: false,
@@ -255,7 +329,8 @@ impl FolioArena {
         let f = &mut self.slots[id.0 as usize];
         f.freed = true;
         f.data = Contents::default();
-        f.mm_maps.clear();
+        f.mm_ids = MmIdSlots::default();
+        f.page_mapcounts = PageCounts::new(1);
         self.free.insert(id.0);
     }
 

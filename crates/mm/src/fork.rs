@@ -13,6 +13,7 @@ use crate::events::EventKind;
 use crate::folio::{MmId, HUGE_ZERO_FOLIO};
 use crate::kernel::{Kernel, Mm, Task, TaskState};
 use crate::pgtable::{Entry, Leaf, Level, Present};
+use crate::rmap::Rmap;
 use crate::types::*;
 
 /// Where a fork stands.
@@ -222,7 +223,7 @@ impl Kernel {
     /// in COW mappings (the non-anon half of `copy_present_ptes()` and
     /// `copy_huge_pmd()`).
     fn copy_shared_leaf(&mut self, f: &Fork, leaf: &Leaf, p: Present, cow: bool) {
-        self.rmap_add(p.folio, f.cmm, 1, leaf.level != Level::Pte);
+        self.rmap_add(p.folio, f.cmm, Rmap::leaf(leaf.level, p.page));
         let mut c = p;
         if cow {
             c.write = false;
@@ -272,7 +273,7 @@ impl Kernel {
     fn copy_present_page(&mut self, f: &Fork, pv: &crate::vma::Vma, leaf: &Leaf, p: Present) {
         let new = self.alloc_anon_folio(0);
         self.copy_page_data(new, 0, p.folio, p.page);
-        self.add_new_anon_rmap(new, f.cmm, 1, false);
+        self.add_new_anon_rmap(new, f.cmm, Rmap::pte(0));
         self.mm_mut(f.cmm).pt.set(Level::Pte, leaf.addr, crate::memory::pte(new, 0, pv.prot.write, true));
         self.note_copy(1);
         self.event(f.parent, EventKind::Copy, "copy_present_page", Some(leaf.addr), || {
@@ -287,8 +288,7 @@ impl Kernel {
         // Re-read: the entry may have changed between the two steps only in
         // ways fork's locks allow (GUP-fast adds references, never entries).
         let Some(Entry::Present(p)) = self.mm(f.pmm).pt.get(leaf.level, leaf.addr) else { return };
-        let entire = leaf.level != Level::Pte;
-        self.rmap_add(p.folio, f.cmm, 1, entire);
+        self.rmap_add(p.folio, f.cmm, Rmap::leaf(leaf.level, p.page));
         let mut c = p;
         if pv.is_cow_mapping() {
             c.write = false;

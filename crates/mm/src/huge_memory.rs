@@ -5,6 +5,7 @@ use crate::folio::{MmId, HUGE_ZERO_FOLIO};
 use crate::kernel::Kernel;
 use crate::memory::{FaultFlags, FaultResult};
 use crate::pgtable::{Entry, Level, Present};
+use crate::rmap::Rmap;
 use crate::types::*;
 use crate::vma::Vma;
 
@@ -44,7 +45,7 @@ impl Kernel {
     fn map_new_anon_thp(&mut self, pid: Pid, mm: MmId, vma: &Vma, haddr: u64, func: &'static str) {
         let folio = self.alloc_anon_folio(crate::kernel::THP_PMD_ORDER);
         self.ensure_anon_vma(mm, vma.start);
-        self.add_new_anon_rmap(folio, mm, 1, true);
+        self.add_new_anon_rmap(folio, mm, Rmap::Entire);
         self.mm_mut(mm).pt.set(Level::Pmd, haddr, crate::memory::pte(folio, 0, vma.prot.write, true));
         self.event(pid, EventKind::Alloc, func, Some(haddr), || "new zeroed 2M THP mapped by a PMD (exclusive)".into());
     }
@@ -103,7 +104,9 @@ impl Kernel {
 
     /// `__split_huge_pmd()`: replace the PMD mapping at `haddr` by 512 PTEs
     /// mapping the same folio with the same permissions; every subpage
-    /// inherits the head's PageAnonExclusive. The folio itself stays whole.
+    /// inherits the head's PageAnonExclusive. The folio itself stays whole
+    /// (`__split_huge_pmd_locked()`: PTE rmap of all pages, then the PMD's
+    /// rmap removed).
     /// The huge zero PMD becomes 512 zero-page PTEs.
     pub(crate) fn split_huge_pmd(&mut self, pid: Pid, mm: MmId, haddr: u64) {
         let Some(Entry::Present(p)) = self.mm(mm).pt.get(Level::Pmd, haddr) else { return };
@@ -121,10 +124,10 @@ impl Kernel {
         let f = self.folios.get_mut(p.folio);
         let head_ae = f.page_ae(0);
         f.anon_exclusive.set_all(head_ae);
-        f.entire_mapcount -= 1;
-        f.mapcount += HPAGE_PMD_NR as i64 - 1;
-        f.refcount += HPAGE_PMD_NR as i64 - 1;
-        f.add_mm_map(mm, HPAGE_PMD_NR as u32 - 1);
+        // As the kernel orders it: the PTE mappings are counted before the
+        // PMD mapping goes, which matters for the mm slots when `mm` has none.
+        self.rmap_add(p.folio, mm, Rmap::Ptes { first: 0, nr: HPAGE_PMD_NR });
+        self.rmap_remove(p.folio, mm, Rmap::Entire);
         for i in 0..HPAGE_PMD_NR {
             let e = Present { page: p.page + i, ..p };
             self.mm_mut(mm).pt.set(Level::Pte, haddr + i * PAGE_SIZE, Entry::Present(e));

@@ -15,6 +15,7 @@ use crate::kernel::Kernel;
 use crate::memory::{FaultFlags, FaultResult, VmFault};
 use crate::pgtable::{Entry, Level, Present};
 use crate::policy::{HugetlbCowFail, HugetlbPudFork, HugetlbReuse};
+use crate::rmap::Rmap;
 use crate::types::*;
 use crate::vma::Vma;
 use std::collections::{BTreeMap, BTreeSet};
@@ -380,13 +381,13 @@ fn hugetlb_no_page(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, h
                 (f, 0)
             }
         };
-        k.rmap_add(folio, mm, 1, true);
+        k.rmap_add(folio, mm, Rmap::Entire);
         k.mm_mut(mm).pt.set(level, haddr, crate::memory::pte(folio, 0, vma.prot.write, flags.write));
         k.event(pid, EventKind::Fault, "hugetlb_no_page", Some(haddr), || format!("shared: map the {}K page-cache page", h.kb()));
         return Ok(());
     }
     if let Some((folio, _)) = cached {
-        k.rmap_add(folio, mm, 1, true);
+        k.rmap_add(folio, mm, Rmap::Entire);
         k.mm_mut(mm).pt.set(level, haddr, crate::memory::pte(folio, 0, false, false));
         k.event(pid, EventKind::Fault, "hugetlb_no_page", Some(haddr), || {
             format!("private: map the {}K page-cache page read-only", h.kb())
@@ -397,7 +398,7 @@ fn hugetlb_no_page(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, h
             return Err(VmFault::Sigbus);
         };
         k.ensure_anon_vma(mm, vma.start);
-        k.add_new_anon_rmap(folio, mm, 1, true);
+        k.add_new_anon_rmap(folio, mm, Rmap::Entire);
         k.mm_mut(mm).pt.set(level, haddr, crate::memory::pte(folio, 0, false, false));
         k.event(pid, EventKind::Alloc, "hugetlb_no_page", Some(haddr), || format!("new {}K anon huge page, mapped read-only", h.kb()));
     }
@@ -459,10 +460,10 @@ fn hugetlb_wp(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, haddr:
             let data = k.folios.get(p.folio).data.clone();
             k.folios.get_mut(new).data = data;
             k.ensure_anon_vma(mm, vma.start);
-            k.add_new_anon_rmap(new, mm, 1, true);
+            k.add_new_anon_rmap(new, mm, Rmap::Entire);
             let write = flags.write && vma.prot.write;
             k.mm_mut(mm).pt.set(level, haddr, crate::memory::pte(new, 0, write, write));
-            k.rmap_remove(p.folio, mm, 1, true);
+            k.rmap_remove(p.folio, mm, Rmap::Entire);
             k.note_copy(h.bytes() / PAGE_SIZE);
             k.event(pid, EventKind::Copy, "hugetlb_wp", Some(haddr), || {
                 format!("{why} → copy to a new {}K page{}", h.kb(), if cow_from_owner { " (cow_from_owner)" } else { "" })
@@ -513,7 +514,7 @@ fn unmap_ref_private(k: &mut Kernel, pid: Pid, mm: MmId, folio: FolioId, haddr: 
         .collect();
     for (victim, vstart, a) in victims {
         k.mm_mut(victim).pt.clear(level, a);
-        k.rmap_remove(folio, victim, 1, true);
+        k.rmap_remove(folio, victim, Rmap::Entire);
         let v = k.mm_mut(victim).vmas.get_mut(&vstart).expect("found above");
         v.resv.get_or_insert_with(VmaResv::default).unmapped = true;
         k.stats.stolen += 1;
@@ -565,7 +566,7 @@ pub(crate) fn copy_hugetlb_page_range(
         let data = k.folios.get(p.folio).data.clone();
         k.folios.get_mut(new).data = data;
         k.ensure_anon_vma(child, cvma.start);
-        k.add_new_anon_rmap(new, child, 1, true);
+        k.add_new_anon_rmap(new, child, Rmap::Entire);
         k.mm_mut(child).pt.set(level, addr, crate::memory::pte(new, 0, pvma.prot.write, true));
         k.note_copy(h.bytes() / PAGE_SIZE);
         let cpid = k.pid_of_mm(child);
@@ -574,7 +575,7 @@ pub(crate) fn copy_hugetlb_page_range(
         });
         return Ok(());
     }
-    k.rmap_add(p.folio, child, 1, true);
+    k.rmap_add(p.folio, child, Rmap::Entire);
     let mut e = p;
     if cow {
         e.write = false;

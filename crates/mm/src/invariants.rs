@@ -29,6 +29,8 @@ struct Expect {
     entire: i64,
     pins: i64,
     per_mm: BTreeMap<MmId, u32>,
+    /// PTE mappings per page of the folio.
+    per_page: BTreeMap<u64, u32>,
 }
 
 impl Kernel {
@@ -111,6 +113,9 @@ impl Kernel {
                                 e.entire += 1;
                             }
                             *e.per_mm.entry(m.id).or_default() += 1;
+                            if leaf.level == Level::Pte {
+                                *e.per_page.entry(p.page).or_default() += 1;
+                            }
                             if ae_rules && p.write && v.is_cow_mapping() {
                                 let page = if leaf.level == Level::Pte && f.hugetlb.is_none() { p.page } else { 0 };
                                 ensure!(
@@ -209,8 +214,15 @@ impl Kernel {
             );
             if f.is_large() {
                 ensure!(f.pincount == e.pins, "folio {:?}: pincount {} but {} pins held", id, f.pincount, e.pins);
-                let listed: BTreeMap<MmId, u32> = f.mm_maps.iter().copied().collect();
-                ensure!(listed == e.per_mm, "folio {:?}: per-mm mapcounts {:?} but mappings {:?}", id, listed, e.per_mm);
+                if f.hugetlb.is_none() {
+                    for page in 0..f.nr_pages() {
+                        let (have, want) = (f.page_mapcounts.get(page), e.per_page.get(&page).copied().unwrap_or(0));
+                        ensure!(have == want, "folio {:?} page {page}: page mapcount {have} but {want} PTEs map it", id);
+                    }
+                    check_mm_ids(id, f, &e)?;
+                } else {
+                    ensure!(f.mm_ids == Default::default(), "hugetlb folio {:?} has mm slots {:?}", id, f.mm_ids);
+                }
             }
         }
         ensure!(exp.is_empty(), "holders refer to freed folios: {:?}", exp.keys().collect::<Vec<_>>());
@@ -253,4 +265,48 @@ impl Kernel {
         }
         Ok(())
     }
+}
+
+/// The CONFIG_MM_ID bookkeeping of a large folio against the mappings the
+/// page tables hold (`e.per_mm`). What the kernel's slots promise: a slot
+/// never counts more mappings than its mm has; an unmapped folio has free
+/// slots and a clear shared bit; with the bit clear the folio is mapped by
+/// one mm at most, and that mm's slot counts every mapping; a slot that
+/// counts every mapping has cleared the bit; two taken slots mean the bit
+/// is set. The bit may be set with one mm left: that is the approximation
+/// the kernel makes, not a violation.
+fn check_mm_ids(id: FolioId, f: &crate::folio::Folio, e: &Expect) -> Result<(), InvariantViolation> {
+    let ids = &f.mm_ids;
+    let taken: Vec<_> = ids.slots.iter().flatten().collect();
+    if let [a, b] = taken[..] {
+        ensure!(a.mm != b.mm, "folio {:?}: both mm slots hold {:?}", id, a.mm);
+        ensure!(ids.shared, "folio {:?}: two mm slots taken but the shared bit is clear", id);
+    }
+    for s in &taken {
+        let has = e.per_mm.get(&s.mm).copied().unwrap_or(0);
+        ensure!(
+            s.mapcount >= 1 && s.mapcount <= has,
+            "folio {:?}: slot of {:?} counts {} mappings, the mm has {has}",
+            id,
+            s.mm,
+            s.mapcount
+        );
+    }
+    if f.mapcount == 0 {
+        ensure!(taken.is_empty() && !ids.shared, "folio {:?}: unmapped but mm slots {:?}", id, ids);
+    }
+    let owner = taken.iter().find(|s| s.mapcount as i64 == f.mapcount);
+    if owner.is_some() {
+        ensure!(!ids.shared, "folio {:?}: one slot counts all {} mappings but the shared bit is set", id, f.mapcount);
+    }
+    if !ids.shared && f.mapcount > 0 {
+        ensure!(
+            e.per_mm.len() == 1 && owner.is_some(),
+            "folio {:?}: shared bit clear but mapped by {:?} (slots {:?})",
+            id,
+            e.per_mm,
+            ids.slots
+        );
+    }
+    Ok(())
 }

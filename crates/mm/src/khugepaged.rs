@@ -6,6 +6,7 @@ use crate::folio::{FolioId, MmId};
 use crate::kernel::{Kernel, ThpMode};
 use crate::memory::FaultFlags;
 use crate::pgtable::{Entry, Level};
+use crate::rmap::Rmap;
 use crate::types::*;
 
 impl Kernel {
@@ -107,7 +108,7 @@ impl Kernel {
                 self.mm_mut(mm).pt.pmd_drop_table(haddr);
                 let vma = self.mm(mm).vma(haddr).cloned().expect("collapse holds mmap_lock: the VMA stays");
                 self.ensure_anon_vma(mm, vma.start);
-                self.add_new_anon_rmap(new, mm, 1, true);
+                self.add_new_anon_rmap(new, mm, Rmap::Entire);
                 self.mm_mut(mm).pt.set(Level::Pmd, haddr, crate::memory::pte(new, 0, vma.prot.write, true));
                 self.note_copy(HPAGE_PMD_NR);
                 self.event(pid, EventKind::Copy, "collapse_huge_page", Some(haddr), || "512 PTEs → new PMD-mapped THP".into());

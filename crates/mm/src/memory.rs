@@ -4,7 +4,8 @@ use crate::events::EventKind;
 use crate::folio::{FolioId, FolioKind, MmId, ZERO_FOLIO};
 use crate::kernel::{Kernel, ThpMode};
 use crate::pgtable::{Entry, Level, Present};
-use crate::policy::AnonReuse;
+use crate::policy::{AnonReuse, LargeAnonReuse};
+use crate::rmap::Rmap;
 use crate::types::*;
 use crate::vma::Vma;
 
@@ -180,7 +181,7 @@ impl Kernel {
         let folio = self.alloc_anon_folio(order);
         self.ensure_anon_vma(mm, vma.start);
         let nr = 1u64 << order;
-        self.add_new_anon_rmap(folio, mm, nr, false);
+        self.add_new_anon_rmap(folio, mm, Rmap::Ptes { first: 0, nr });
         for i in 0..nr {
             self.mm_mut(mm).pt.set(Level::Pte, start + i * PAGE_SIZE, pte(folio, i, vma.prot.write, true));
         }
@@ -216,7 +217,7 @@ impl Kernel {
             let new = self.alloc_anon_folio(0);
             self.copy_page_data(new, 0, folio, page);
             self.ensure_anon_vma(mm, vma.start);
-            self.add_new_anon_rmap(new, mm, 1, false);
+            self.add_new_anon_rmap(new, mm, Rmap::pte(0));
             self.mm_mut(mm).pt.set(Level::Pte, addr, pte(new, 0, vma.prot.write, true));
             self.note_copy(1);
             self.event(pid, EventKind::Copy, "do_cow_fault", Some(addr), || {
@@ -225,7 +226,7 @@ impl Kernel {
             return Ok(());
         }
         let write = vma.shared && vma.prot.write && (flags.write || !self.vma_wants_writenotify(vma));
-        self.rmap_add(folio, mm, 1, false);
+        self.rmap_add(folio, mm, Rmap::pte(page));
         self.mm_mut(mm).pt.set(Level::Pte, addr, pte(folio, page, write, flags.write));
         if flags.write {
             self.folios.get_mut(folio).dirty = true;
@@ -301,25 +302,13 @@ impl Kernel {
     /// `wp_can_reuse_anon_folio()`. Small folio: reuse only if the refcount is
     /// exactly 1 after freeing a swap-cache slot nobody needs — any extra
     /// reference (another mapping, a pipe's FOLL_GET, a pin, I/O) copies.
-    /// Large folio (`__wp_can_reuse_large_anon_folio()`, 6.15+, built with
-    /// CONFIG_TRANSPARENT_HUGEPAGE as large anon folios are): reuse only
-    /// if mapped more than once, by this mm alone, and every reference is a
-    /// mapping. Left out: LRU batch draining (the model has no per-CPU
-    /// batches), KSM, the folio lock.
+    /// Large folio: [`Kernel::wp_can_reuse_large_anon_folio`]. Left out: LRU
+    /// batch draining (the model has no per-CPU batches), KSM, the folio
+    /// lock.
     pub(crate) fn wp_can_reuse_anon_folio(&mut self, _mm: MmId, folio: FolioId) -> (bool, String) {
         let f = self.folios.get(folio);
         if f.is_large() {
-            let (mc, rc) = (f.mapcount, f.refcount);
-            if mc <= 1 {
-                return (false, format!("large folio mapped {mc}× → copy the page, let the folio go"));
-            }
-            if f.maybe_mapped_shared() {
-                return (false, "large folio mapped by more than one mm".into());
-            }
-            if mc != rc {
-                return (false, format!("large folio: mapcount {mc} ≠ refcount {rc}"));
-            }
-            return (true, format!("large folio: every reference is a mapping of this mm (mapcount {mc} = refcount {rc})"));
+            return self.wp_can_reuse_large_anon_folio(folio);
         }
         let rc = f.refcount;
         if rc > 3 {
@@ -337,6 +326,34 @@ impl Kernel {
             return (false, format!("refcount {rc} (swap slot still in use)"));
         }
         (true, "refcount 1".into())
+    }
+
+    /// `__wp_can_reuse_large_anon_folio()` (mm/memory.c, under
+    /// CONFIG_TRANSPARENT_HUGEPAGE in 6.18; since 1da190f4d0a6 "mm:
+    /// Copy-on-Write (COW) reuse support for PTE-mapped THP", 6.15). Reuse
+    /// a page of a PTE-mapped large anon folio only if the folio is mapped
+    /// more than once, the MM_ID shared bit is clear (the folio's mm slots
+    /// say one mm maps it: see [`crate::rmap::MmIdSlots`], which can say
+    /// "shared" when only one mm is left) and every reference is a mapping.
+    /// Under `large_anon_reuse=never` (before 6.15) a large folio is never
+    /// reused here. Left out: freeing the folio's swap-cache entry (the
+    /// model's swap-in makes small folios only).
+    fn wp_can_reuse_large_anon_folio(&self, folio: FolioId) -> (bool, String) {
+        let f = self.folios.get(folio);
+        let (mc, rc) = (f.mapcount, f.refcount);
+        if self.policy.large_anon_reuse == LargeAnonReuse::Never {
+            return (false, "large folio: never reused before 6.15".into());
+        }
+        if mc <= 1 {
+            return (false, format!("large folio mapped {mc}× → copy the page, let the folio go"));
+        }
+        if f.mm_ids.shared {
+            return (false, "large folio: MM_ID shared bit set (maybe mapped by more than one mm)".into());
+        }
+        if mc != rc {
+            return (false, format!("large folio: mapcount {mc} ≠ refcount {rc}"));
+        }
+        (true, format!("large folio: every reference is a mapping of this mm (mapcount {mc} = refcount {rc})"))
     }
 
     /// `wp_page_reuse()`: keep the page, mark it anon-exclusive; a write makes
@@ -385,7 +402,7 @@ impl Kernel {
         }
         let old_is_zero = p.special || self.folios.get(p.folio).is_zero();
         self.ensure_anon_vma(mm, vma.start);
-        self.add_new_anon_rmap(new, mm, 1, false);
+        self.add_new_anon_rmap(new, mm, Rmap::pte(0));
         let entry = if flags.unshare {
             Entry::Present(Present {
                 folio: new,
@@ -401,7 +418,7 @@ impl Kernel {
         };
         self.mm_mut(mm).pt.set(Level::Pte, addr, entry);
         if !old_is_zero {
-            self.rmap_remove(p.folio, mm, 1, false);
+            self.rmap_remove(p.folio, mm, Rmap::pte(p.page));
             self.note_copy(1);
         }
         let func = if self.folios.get(p.folio).is_anon() { format!("{}: ", self.reuse_rule_name()) } else { String::new() };
@@ -481,7 +498,7 @@ impl Kernel {
                         if let Some(h) = self.folios.get(p.folio).hugetlb {
                             crate::hugetlb::note_hugetlb_unmap(self, z.mm, leaf.addr, h, p.folio);
                         }
-                        let refs = self.folio_remove_rmap(p.folio, z.mm, 1, leaf.level != Level::Pte);
+                        let refs = self.folio_remove_rmap(p.folio, z.mm, Rmap::leaf(leaf.level, p.page));
                         if refs > 0 {
                             match z.gathered.iter_mut().find(|(f, _)| *f == p.folio) {
                                 Some((_, n)) => *n += refs,

@@ -66,6 +66,20 @@ pub enum HugetlbPudFork {
     Skip,
 }
 
+/// Whether a write fault may reuse a page of a PTE-mapped large anon folio
+/// (mm/memory.c: wp_can_reuse_anon_folio()).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LargeAnonReuse {
+    /// 6.15 on (1da190f4d0a6 "mm: Copy-on-Write (COW) reuse support for
+    /// PTE-mapped THP"): reuse when the folio's MM_ID bookkeeping says one
+    /// mm maps it and every reference is a mapping
+    /// (`__wp_can_reuse_large_anon_folio()`).
+    MmId,
+    /// Up to 6.14: a large folio is never reused by that test (only a page
+    /// still PageAnonExclusive is); every write to a shared page copies it.
+    Never,
+}
+
 /// The whole set of rule choices of one run.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Policy {
@@ -123,6 +137,19 @@ pub struct Policy {
     /// arch_override_mprotect_pkey()). Without them such a mapping is
     /// readable like any present user page.
     pub pkeys: bool,
+    /// COW reuse of PTE-mapped large anon folios (see [`LargeAnonReuse`]).
+    pub large_anon_reuse: LargeAnonReuse,
+    /// CONFIG_PAGE_MAPCOUNT (on here: /proc/config.gz of this machine's
+    /// 6.18 kernel) or CONFIG_NO_PAGE_MAPCOUNT. With it, pagemap's
+    /// "exclusively mapped" bit of a large folio's page is "this page is
+    /// mapped exactly once" and /proc/kpagecount gives the page's own
+    /// mapcount; without it, the bit is "the folio is not maybe mapped
+    /// shared" and kpagecount gives the folio's average per page
+    /// (fs/proc/task_mmu.c: __folio_page_mapped_exclusively(),
+    /// fs/proc/page.c: get_kpage_count()). The choice exists since 6.15 (the
+    /// series that brought CONFIG_MM_ID); earlier kernels always keep the
+    /// per-page mapcounts.
+    pub page_mapcount: bool,
 }
 
 /// Description of one knob, for `cowlab policies` and error messages.
@@ -186,6 +213,16 @@ pub const KNOBS: &[Knob] = &[
         values: &["on", "off"],
         about: "x86 protection keys (this machine: on): PROT_EXEC-only memory is unreadable to loads and GUP",
     },
+    Knob {
+        name: "large_anon_reuse",
+        values: &["mm_id", "never"],
+        about: "COW reuse of PTE-mapped large anon folios: by MM_ID bookkeeping (6.15+, 1da190f4d0a6) or never (6.14 and before)",
+    },
+    Knob {
+        name: "page_mapcount",
+        values: &["on", "off"],
+        about: "CONFIG_PAGE_MAPCOUNT (this machine: on): per-page mapcounts behind pagemap's exclusive bit and kpagecount",
+    },
 ];
 
 /// Names of the built-in profiles.
@@ -215,6 +252,8 @@ impl Policy {
             collapse_refcount_check: true,
             swapout_clear_pte_first: true,
             pkeys: true,
+            large_anon_reuse: LargeAnonReuse::MmId,
+            page_mapcount: true,
         }
     }
 
@@ -265,6 +304,9 @@ impl Policy {
             ("collapse_refcount_check", v) => self.collapse_refcount_check = on_off(v)?,
             ("swapout_clear_pte_first", v) => self.swapout_clear_pte_first = on_off(v)?,
             ("pkeys", v) => self.pkeys = on_off(v)?,
+            ("large_anon_reuse", "mm_id") => self.large_anon_reuse = LargeAnonReuse::MmId,
+            ("large_anon_reuse", "never") => self.large_anon_reuse = LargeAnonReuse::Never,
+            ("page_mapcount", v) => self.page_mapcount = on_off(v)?,
             _ => return Err(bad()),
         }
         Ok(())
@@ -287,7 +329,7 @@ impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={}, gup_fast_pmd_recheck={}, gup_fast_ae_recheck={}, collapse_table_sync={}, collapse_refcount_check={}, swapout_clear_pte_first={}, pkeys={})",
+            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={}, gup_fast_pmd_recheck={}, gup_fast_ae_recheck={}, collapse_table_sync={}, collapse_refcount_check={}, swapout_clear_pte_first={}, pkeys={}, large_anon_reuse={}, page_mapcount={})",
             self.profile,
             match self.anon_reuse {
                 AnonReuse::AnonExclusive => "anon_exclusive",
@@ -318,6 +360,11 @@ impl fmt::Display for Policy {
             on_off(self.collapse_refcount_check),
             on_off(self.swapout_clear_pte_first),
             if self.pkeys { "on" } else { "off" },
+            match self.large_anon_reuse {
+                LargeAnonReuse::MmId => "mm_id",
+                LargeAnonReuse::Never => "never",
+            },
+            if self.page_mapcount { "on" } else { "off" },
         )
     }
 }

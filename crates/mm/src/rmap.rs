@@ -7,61 +7,193 @@ use crate::kernel::Kernel;
 use crate::pgtable::{Entry, Level, Present};
 use crate::types::{Pid, HPAGE_PMD_NR};
 
+/// Which pages of a folio one rmap call maps or unmaps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rmap {
+    /// `nr` PTEs mapping pages `first .. first + nr` of the folio
+    /// (`folio_add_*_rmap_ptes()`, `folio_remove_rmap_ptes()`).
+    Ptes { first: u64, nr: u64 },
+    /// One PMD or PUD mapping of the whole folio (`…_rmap_pmd()`,
+    /// `…_rmap_pud()`, and every hugetlb mapping).
+    Entire,
+}
+
+impl Rmap {
+    /// One PTE mapping `page`.
+    pub(crate) fn pte(page: u64) -> Rmap {
+        Rmap::Ptes { first: page, nr: 1 }
+    }
+
+    /// The mapping a page-table leaf at `level` makes of `page` (the head
+    /// for PMD/PUD leaves).
+    pub(crate) fn leaf(level: Level, page: u64) -> Rmap {
+        if level == Level::Pte {
+            Rmap::pte(page)
+        } else {
+            Rmap::Entire
+        }
+    }
+
+    /// How much the folio-wide mapcount changes: one per PTE, one for an
+    /// entire mapping.
+    fn units(self) -> u32 {
+        match self {
+            Rmap::Ptes { nr, .. } => nr as u32,
+            Rmap::Entire => 1,
+        }
+    }
+}
+
+/// One remembered mm of a large folio: the kernel's `_mm_id[i]` and
+/// `_mm_id_mapcount[i]` (which the kernel stores as `mapcount - 1`, with -1
+/// for a free slot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MmIdSlot {
+    pub mm: MmId,
+    /// Mappings added by `mm` since it took the slot, minus those it
+    /// removed; never 0 (the slot is freed instead). It can be lower than
+    /// the mappings `mm` really has: mappings added while no slot was free
+    /// are not in it.
+    pub mapcount: u32,
+}
+
+/// CONFIG_MM_ID bookkeeping of a large folio that is not hugetlb
+/// (include/linux/rmap.h: `folio_add_return_large_mapcount()`,
+/// `folio_sub_return_large_mapcount()`; the folio's `_mm_id`,
+/// `_mm_id_mapcount` and the "maybe mapped shared" bit of `_mm_ids`).
+///
+/// The kernel does not know every mm that maps a large folio. It has two
+/// slots. An mm that maps the folio takes a free slot if there is one;
+/// taking slot 1, or slot 0 while other mappings exist, sets the shared bit.
+/// An mm that finds no free slot is counted only in the folio's total
+/// mapcount. The bit is cleared only when an unmap leaves one slot owning
+/// all of the folio's mappings (or the folio unmapped). So once three mms
+/// mapped a folio, the bit can stay set while a single mm — one without a
+/// slot, or one whose slot undercounts it — is left: the folio then looks
+/// shared to COW reuse and to pagemap though it is not. Left out: the
+/// 32-bit per-slot overflow handling (this model is 64-bit) and the lock
+/// bit (the model's steps are atomic).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MmIdSlots {
+    pub slots: [Option<MmIdSlot>; 2],
+    /// FOLIO_MM_IDS_SHARED_BIT: the folio may be mapped by more than one mm.
+    pub shared: bool,
+}
+
+impl MmIdSlots {
+    fn slot_of(&self, mm: MmId) -> Option<usize> {
+        self.slots.iter().position(|s| s.is_some_and(|s| s.mm == mm))
+    }
+
+    /// `folio_add_return_large_mapcount()`: `mm` added `diff` mappings;
+    /// `total` is the folio's mapcount after the addition.
+    pub(crate) fn add(&mut self, mm: MmId, diff: u32, total: i64) {
+        if let Some(i) = self.slot_of(mm) {
+            if let Some(s) = &mut self.slots[i] {
+                s.mapcount += diff;
+            }
+        } else if self.slots[0].is_none() {
+            self.slots[0] = Some(MmIdSlot { mm, mapcount: diff });
+            if total != diff as i64 {
+                self.shared = true;
+            }
+        } else if self.slots[1].is_none() {
+            // Slot 0 has mappings of another mm.
+            self.slots[1] = Some(MmIdSlot { mm, mapcount: diff });
+            self.shared = true;
+        }
+    }
+
+    /// `folio_sub_return_large_mapcount()`: `mm` removed `diff` mappings;
+    /// `total` is the folio's mapcount after the removal. A slot whose count
+    /// would drop to zero or below is freed (below: the mm had mappings from
+    /// before it took the slot). Only then, or when `mm` has no slot, does
+    /// the kernel look whether one slot now owns every mapping and clear the
+    /// shared bit.
+    pub(crate) fn sub(&mut self, mm: MmId, diff: u32, total: i64) {
+        if let Some(i) = self.slot_of(mm) {
+            match &mut self.slots[i] {
+                Some(s) if s.mapcount > diff => {
+                    s.mapcount -= diff;
+                    return;
+                }
+                _ => self.slots[i] = None,
+            }
+        }
+        if self.slots.iter().any(|s| s.map_or(0, |s| s.mapcount as i64) == total) {
+            self.shared = false;
+        }
+    }
+}
+
 impl Kernel {
-    /// Accounts `nr` new PTE mappings (or one entire PMD/PUD mapping when
-    /// `entire`) of `folio` by `mm`, each holding one folio reference
-    /// (folio_add_anon_rmap_ptes()/folio_add_file_rmap_*() plus the caller's
-    /// folio_ref_add()). The zero folios are never counted.
-    pub(crate) fn rmap_add(&mut self, folio: FolioId, mm: MmId, nr: u64, entire: bool) {
+    /// Accounts a new mapping of `folio` by `mm` (PTEs or one entire
+    /// PMD/PUD mapping), each PTE or entire mapping holding one folio
+    /// reference (`__folio_add_rmap()` for anon and file folios,
+    /// `hugetlb_add_*_rmap()`, `__folio_try_dup_anon_rmap()`'s counting,
+    /// plus the caller's `folio_ref_add()`): the folio-wide mapcount, the
+    /// entire mapcount, the per-page mapcounts of PTE-mapped large folios
+    /// and, for large folios other than hugetlb, the mm slots. The zero
+    /// folios are never counted.
+    pub(crate) fn rmap_add(&mut self, folio: FolioId, mm: MmId, r: Rmap) {
         let f = self.folios.get_mut(folio);
         if f.is_zero() {
             return;
         }
-        let n = if entire { 1 } else { nr as i64 };
-        f.mapcount += n;
-        if entire {
-            f.entire_mapcount += 1;
+        let n = r.units();
+        f.mapcount += n as i64;
+        f.refcount += n as i64;
+        match r {
+            Rmap::Entire => f.entire_mapcount += 1,
+            Rmap::Ptes { first, nr } if f.is_large() => f.page_mapcounts.add(first, nr, 1),
+            Rmap::Ptes { .. } => {}
         }
-        f.refcount += n;
-        if f.is_large() {
-            f.add_mm_map(mm, n as u32);
+        if f.is_large() && f.hugetlb.is_none() {
+            let total = f.mapcount;
+            f.mm_ids.add(mm, n, total);
         }
     }
 
-    /// Undoes [`Kernel::rmap_add`] for `nr` PTEs (or one entire mapping) and
-    /// drops their references (folio_remove_rmap_*() + folio_put()).
-    pub(crate) fn rmap_remove(&mut self, folio: FolioId, mm: MmId, nr: u64, entire: bool) {
-        let n = self.folio_remove_rmap(folio, mm, nr, entire);
+    /// Undoes [`Kernel::rmap_add`] and drops the mappings' references
+    /// (`__folio_remove_rmap()` / `hugetlb_remove_rmap()` + `folio_put()`).
+    pub(crate) fn rmap_remove(&mut self, folio: FolioId, mm: MmId, r: Rmap) {
+        let n = self.folio_remove_rmap(folio, mm, r);
         self.folio_put_refs(folio, n as i64);
     }
 
-    /// The mapcount half of [`Kernel::rmap_remove`] (`folio_remove_rmap_*()`):
+    /// The mapcount half of [`Kernel::rmap_remove`] (`__folio_remove_rmap()`):
     /// returns the references the removed mappings held, for the caller to
     /// drop now or after a TLB flush.
-    pub(crate) fn folio_remove_rmap(&mut self, folio: FolioId, mm: MmId, nr: u64, entire: bool) -> u64 {
+    pub(crate) fn folio_remove_rmap(&mut self, folio: FolioId, mm: MmId, r: Rmap) -> u64 {
         let f = self.folios.get_mut(folio);
         if f.is_zero() {
             return 0;
         }
-        let n = if entire { 1 } else { nr as i64 };
-        f.mapcount -= n;
-        if entire {
-            f.entire_mapcount -= 1;
+        let n = r.units();
+        f.mapcount -= n as i64;
+        match r {
+            Rmap::Entire => f.entire_mapcount -= 1,
+            Rmap::Ptes { first, nr } if f.is_large() => f.page_mapcounts.add(first, nr, -1),
+            Rmap::Ptes { .. } => {}
         }
-        if f.is_large() {
-            f.sub_mm_map(mm, n as u32);
+        if f.is_large() && f.hugetlb.is_none() {
+            let total = f.mapcount;
+            f.mm_ids.sub(mm, n, total);
         }
         n as u64
     }
 
-    /// `folio_add_new_anon_rmap()` with RMAP_EXCLUSIVE: a freshly allocated
-    /// folio whose allocation reference becomes the first mapping's; all its
-    /// pages start anon-exclusive.
-    pub(crate) fn add_new_anon_rmap(&mut self, folio: FolioId, mm: MmId, nr_ptes: u64, entire: bool) {
+    /// `folio_add_new_anon_rmap()` with RMAP_EXCLUSIVE (and
+    /// `hugetlb_add_new_anon_rmap()`): a freshly allocated folio whose
+    /// allocation reference becomes the first mapping's; all its pages start
+    /// anon-exclusive. The kernel sets the mapcounts outright
+    /// (`folio_set_large_mapcount()` gives `mm` slot 0); on a folio with no
+    /// mappings, counting them with [`Kernel::rmap_add`] gives the same state.
+    pub(crate) fn add_new_anon_rmap(&mut self, folio: FolioId, mm: MmId, r: Rmap) {
         let f = self.folios.get_mut(folio);
         f.anon_exclusive.set_all(true);
         f.refcount -= 1;
-        self.rmap_add(folio, mm, nr_ptes, entire);
+        self.rmap_add(folio, mm, r);
     }
 
     /// `__folio_try_dup_anon_rmap()` (include/linux/rmap.h): fork wants to
@@ -241,7 +373,7 @@ impl Kernel {
                 for (addr, _) in &mapped {
                     self.mm_mut(mm).pt.clear(Level::Pte, *addr);
                 }
-                let refs = self.folio_remove_rmap(folio, mm, mapped.len() as u64, false);
+                let refs: u64 = mapped.iter().map(|(_, q)| self.folio_remove_rmap(folio, mm, Rmap::pte(q.page))).sum();
                 t.unmapped = Some((folio, refs));
                 if self.policy.swapout_clear_pte_first {
                     TryToUnmapState::Share { folio, mapped }
@@ -263,7 +395,9 @@ impl Kernel {
                     for (a, q) in &mapped {
                         self.mm_mut(mm).pt.set(Level::Pte, *a, Entry::Present(*q));
                     }
-                    self.rmap_add(folio, mm, mapped.len() as u64, false);
+                    for (_, q) in &mapped {
+                        self.rmap_add(folio, mm, Rmap::pte(q.page));
+                    }
                     self.folio_ref_add(folio, -(refs as i64));
                     let from = mapped.last().map_or(t.end, |(a, _)| a + crate::types::PAGE_SIZE);
                     TryToUnmapState::Next { from }

@@ -15,6 +15,7 @@ use crate::folio::{FolioId, MmId};
 use crate::kernel::Kernel;
 use crate::memory::{pte, FaultFlags, FaultResult};
 use crate::pgtable::{Entry, Level, Present, SwapSlot};
+use crate::rmap::Rmap;
 use crate::types::*;
 use crate::vma::Vma;
 use std::collections::BTreeMap;
@@ -181,7 +182,7 @@ impl Kernel {
         let exclusive = exclusive || (fo.refcount == 1 && fo.mapcount == 0);
         let write = exclusive && flags.write && vma.prot.write;
         self.folios.get_mut(folio).refcount -= 1;
-        self.rmap_add(folio, mm, 1, false);
+        self.rmap_add(folio, mm, Rmap::pte(0));
         self.folios.get_mut(folio).anon_exclusive.set(0, exclusive);
         self.ensure_anon_vma(mm, vma.start);
         let mut e = pte(folio, 0, write, write);

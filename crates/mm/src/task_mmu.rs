@@ -1,5 +1,6 @@
 //! Observation: a /proc/self/pagemap-like view and the folio counters
-//! (fs/proc/task_mmu.c: pagemap_pmd_range(), pte_to_pagemap_entry()).
+//! (fs/proc/task_mmu.c: pagemap_pmd_range(), pte_to_pagemap_entry(),
+//! pagemap_hugetlb_range(); fs/proc/page.c for kpagecount).
 
 use crate::folio::FolioKind;
 use crate::kernel::Kernel;
@@ -11,7 +12,8 @@ use crate::types::*;
 pub struct PagemapEntry {
     pub present: bool,
     pub swapped: bool,
-    /// PM_MMAP_EXCLUSIVE: mapped by this process only.
+    /// PM_MMAP_EXCLUSIVE, as the kernel computes it: see
+    /// [`Kernel::pagemap`].
     pub exclusive: bool,
     /// Page frame number (None if not present).
     pub pfn: Option<u64>,
@@ -37,6 +39,10 @@ pub struct FolioInfo {
     pub refcount: i64,
     pub mapcount: i64,
     pub entire_mapcount: i64,
+    /// What /proc/kpagecount reports for this page: its precise mapcount
+    /// with CONFIG_PAGE_MAPCOUNT, the folio's average per page without
+    /// (`get_kpage_count()`).
+    pub page_mapcount: i64,
     pub pincount: i64,
     pub anon: bool,
     /// PageAnonExclusive of this page (hugetlb and PMD mappings: the head's).
@@ -46,7 +52,19 @@ pub struct FolioInfo {
 }
 
 impl Kernel {
-    /// The pagemap entry for `addr` in `pid`.
+    /// The pagemap entry for `addr` in `pid`. The "exclusively mapped" bit
+    /// (PM_MMAP_EXCLUSIVE) is set only on present entries with a page
+    /// behind them — never on swap entries or the small zero page:
+    /// - hugetlb: the folio is mapped once (`folio_maybe_mapped_shared()`;
+    ///   PMD sharing is not modelled);
+    /// - otherwise `__folio_page_mapped_exclusively()`, which follows the
+    ///   `page_mapcount` knob (CONFIG_PAGE_MAPCOUNT): on, the page's precise
+    ///   mapcount is 1; off, the folio is not maybe mapped shared (for a
+    ///   large folio the MM_ID shared bit, see [`crate::rmap::MmIdSlots`]).
+    /// - For a PMD-mapped THP (`pagemap_pmd_range()`) the kernel asks about
+    ///   the PMD's first page and reports that answer for all 512 entries.
+    ///   The huge zero folio is such a page: never counted, so it reads
+    ///   "exclusive" with the knob off and not with it on.
     pub fn pagemap(&self, pid: Pid, addr: u64) -> SysResult<PagemapEntry> {
         let t = self.tasks.get(&pid).ok_or(Errno::ESRCH)?;
         let mm = self.mm(t.mm);
@@ -69,7 +87,6 @@ impl Kernel {
             Entry::Swap { soft_dirty, .. } => {
                 e.swapped = true;
                 e.soft_dirty = soft_dirty;
-                e.exclusive = true;
             }
             Entry::Present(p) => {
                 let (fid, page) = leaf.page_for(addr).expect("present");
@@ -82,10 +99,26 @@ impl Kernel {
                 e.thp = f.is_large() && f.hugetlb.is_none() && !e.zero_page;
                 e.hugetlb = f.hugetlb.is_some();
                 e.anon = f.is_anon();
-                e.exclusive = !e.zero_page && if f.is_large() { f.mapcount > 0 && !f.maybe_mapped_shared() } else { f.mapcount == 1 };
+                e.exclusive = if p.special {
+                    false
+                } else if f.hugetlb.is_some() {
+                    !f.maybe_mapped_shared()
+                } else {
+                    let asked = if leaf.level == Level::Pte { page } else { 0 };
+                    self.page_mapped_exclusively(f, asked)
+                };
             }
         }
         Ok(e)
+    }
+
+    /// `__folio_page_mapped_exclusively()` (fs/proc/task_mmu.c).
+    fn page_mapped_exclusively(&self, f: &crate::folio::Folio, page: u64) -> bool {
+        if self.policy.page_mapcount {
+            f.precise_page_mapcount(page) == 1
+        } else {
+            !f.maybe_mapped_shared()
+        }
     }
 
     /// The counters of the folio mapped at `addr`, if any.
@@ -140,6 +173,11 @@ impl Kernel {
             refcount: f.refcount,
             mapcount: f.mapcount,
             entire_mapcount: f.entire_mapcount,
+            page_mapcount: if self.policy.page_mapcount {
+                f.precise_page_mapcount(page.min(f.nr_pages() - 1))
+            } else {
+                f.average_page_mapcount()
+            },
             pincount: f.pincount,
             anon: f.is_anon(),
             anon_exclusive: f.page_ae(ae_page),

@@ -109,3 +109,20 @@ fn trace_of_step(r: &Report, n: usize) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// `large_anon_reuse`: 6.15+ reuses the parent's page of a PTE-mapped mTHP
+/// once the child has gone (the folio stays whole); with `never`, as up to
+/// 6.14, the same write copies one page and the two expectations about the
+/// page fail.
+#[test]
+fn mthp_reuse_after_fork_only_with_mm_id_bookkeeping() {
+    let f = examples_dir().join("mthp-fork-child-exits-parent-reuses.cow");
+    let ok = run(&f, &RunOptions::default());
+    assert_eq!(ok.status, Status::Pass, "{}", ok.render(false));
+    let opts = RunOptions { profile: None, knobs: vec![("large_anon_reuse".into(), "never".into())] };
+    let old = run(&f, &opts);
+    assert_eq!(old.status, Status::Fail, "{}", old.render(false));
+    let failed: Vec<_> = old.checks().filter(|c| c.status == Status::Fail).map(|c| c.text.clone()).collect();
+    assert_eq!(failed, ["expect A+4K in P thp", "expect A+4K in P unchanged since step 2"]);
+    assert!(trace_of_step(&old, 5).iter().any(|l| l.contains("never reused before 6.15 → copy")), "{:?}", trace_of_step(&old, 5));
+}
