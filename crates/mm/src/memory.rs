@@ -319,7 +319,7 @@ impl Kernel {
             return (false, format!("refcount {rc}{}", if in_cache { " (1 swap cache)" } else { "" }));
         }
         if in_cache {
-            self.try_free_swap(folio);
+            self.folio_free_swap(folio);
         }
         let rc = self.folios.get(folio).refcount;
         if rc != 1 {
@@ -373,6 +373,7 @@ impl Kernel {
         self.mm_mut(mm).pt.set(Level::Pte, addr, entry);
         if !old_is_zero {
             self.rmap_remove(p.folio, mm, 1, false);
+            self.free_swap_cache(p.folio);
             self.note_copy(1);
         }
         let func = if self.folios.get(p.folio).is_anon() { format!("{}: ", self.reuse_rule_name()) } else { String::new() };
@@ -415,7 +416,8 @@ impl Kernel {
     /// `zap_page_range_single()` / `unmap_page_range()`: remove every mapping
     /// in `[start, end)`. A PMD-mapped THP only partly covered is split into
     /// PTEs first (`__split_huge_pmd()`); hugetlb leaves are removed whole
-    /// (callers keep hugetlb ranges aligned). Swap entries free their slot.
+    /// (callers keep hugetlb ranges aligned). Swap entries free their slot,
+    /// and swap-cache folios nothing maps any more leave the swap cache.
     pub(crate) fn zap_page_range(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {
         for leaf in self.mm(mm).pt.leaves(start, end) {
             if leaf.level != Level::Pte
@@ -438,8 +440,9 @@ impl Kernel {
                     }
                     let entire = leaf.level != Level::Pte;
                     self.rmap_remove(p.folio, mm, 1, entire);
+                    self.free_swap_cache(p.folio);
                 }
-                Entry::Swap { slot, .. } => self.swap_free(slot),
+                Entry::Swap { slot, .. } => self.free_swap_and_cache(slot),
             }
         }
     }

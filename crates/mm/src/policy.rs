@@ -66,6 +66,21 @@ pub enum HugetlbPudFork {
     Skip,
 }
 
+/// What kind of swap device backs the run (mm/memory.c: do_swap_page(),
+/// mm/vmscan.c: shrink_folio_list()). Not a kernel rule but the machine's
+/// configuration, which decides which of do_swap_page()'s paths runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SwapKind {
+    /// A zram device: SWP_SYNCHRONOUS_IO. Writeback completes inside reclaim,
+    /// so a paged-out folio is freed at once; a swap-in of a slot referred to
+    /// by one swap PTE bypasses the swap cache with a fresh, exclusive folio.
+    Zram,
+    /// A swap file on a block filesystem: writeback is asynchronous, so
+    /// MADV_PAGEOUT leaves the folio in the swap cache, and every swap-in
+    /// goes through the swap cache.
+    File,
+}
+
 /// The whole set of rule choices of one run.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Policy {
@@ -79,6 +94,8 @@ pub struct Policy {
     pub gup_fast_seqcount: bool,
     /// GUP-fast re-reads the PMD/PTE after grabbing the folio.
     pub gup_fast_recheck: bool,
+    /// The swap device kind (`swap=zram|file`).
+    pub swap: SwapKind,
 }
 
 /// Description of one knob, for `cowlab policies` and error messages.
@@ -112,7 +129,16 @@ pub const KNOBS: &[Knob] = &[
     },
     Knob { name: "gup_fast_seqcount", values: &["on", "off"], about: "GUP-fast write_protect_seq check (FOLL_PIN)" },
     Knob { name: "gup_fast_recheck", values: &["on", "off"], about: "GUP-fast PMD/PTE recheck after grabbing" },
+    Knob {
+        name: "swap",
+        values: &["zram", "file"],
+        about: "the swap device: zram (synchronous, swap-ins of unshared slots skip the swap cache) or a swap file (pages stay in the swap cache); a live run creates this kind",
+    },
 ];
+
+/// Knobs that describe the machine rather than a kernel rule: a live
+/// backend honours them by configuring the host (see `crates/live`).
+pub const MACHINE_KNOBS: &[&str] = &["swap"];
 
 /// Names of the built-in profiles.
 pub const PROFILES: &[&str] = &["linux-6.18", "linux-5.18", "linux-5.7"];
@@ -135,6 +161,7 @@ impl Policy {
             hugetlb_pud_fork: HugetlbPudFork::Copy,
             gup_fast_seqcount: true,
             gup_fast_recheck: true,
+            swap: SwapKind::Zram,
         }
     }
 
@@ -179,6 +206,7 @@ impl Policy {
             ("hugetlb_pud_fork", "skip") => self.hugetlb_pud_fork = HugetlbPudFork::Skip,
             ("gup_fast_seqcount", v) => self.gup_fast_seqcount = on_off(v)?,
             ("gup_fast_recheck", v) => self.gup_fast_recheck = on_off(v)?,
+            ("swap", v) => self.swap = SwapKind::parse(v).ok_or_else(bad)?,
             _ => return Err(bad()),
         }
         Ok(())
@@ -197,11 +225,28 @@ impl Policy {
     }
 }
 
+impl SwapKind {
+    pub fn parse(v: &str) -> Option<SwapKind> {
+        match v {
+            "zram" => Some(SwapKind::Zram),
+            "file" => Some(SwapKind::File),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SwapKind::Zram => "zram",
+            SwapKind::File => "file",
+        }
+    }
+}
+
 impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={})",
+            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={}, swap={})",
             self.profile,
             match self.anon_reuse {
                 AnonReuse::AnonExclusive => "anon_exclusive",
@@ -226,6 +271,7 @@ impl fmt::Display for Policy {
             },
             if self.gup_fast_seqcount { "on" } else { "off" },
             if self.gup_fast_recheck { "on" } else { "off" },
+            self.swap.name(),
         )
     }
 }
