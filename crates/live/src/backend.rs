@@ -6,11 +6,13 @@
 //! killed (through its pidfd, so only that very process).
 
 use crate::proto::{self, Cmd, PageInfo, Reply, Ret as R};
+use crate::settings::Change;
 use crate::settings::{self, Settings};
+use crate::swap;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
-use scenario::ast::{ThpMode, ThpSize};
+use scenario::ast::{Advice, ThpMode, ThpSize};
 use scenario::backend::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,9 @@ pub struct LiveOptions {
     pub state_dir: PathBuf,
     /// Root of the mm sysfs tree (`/sys/kernel/mm`).
     pub sysfs: PathBuf,
+    /// Directory for a run's swap file: on a local disk filesystem
+    /// (swapon refuses tmpfs, where `state_dir` usually is).
+    pub swap_dir: PathBuf,
 }
 
 impl Default for LiveOptions {
@@ -37,7 +42,8 @@ impl Default for LiveOptions {
                 std::env::temp_dir().join("cowlab")
             }
         });
-        LiveOptions { step_timeout: Duration::from_secs(10), state_dir, sysfs: PathBuf::from("/sys/kernel/mm") }
+        let swap_dir = std::env::var_os("COWLAB_LIVE_SWAP_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/tmp"));
+        LiveOptions { step_timeout: Duration::from_secs(10), state_dir, sysfs: PathBuf::from("/sys/kernel/mm"), swap_dir }
     }
 }
 
@@ -73,7 +79,6 @@ struct Caps {
     io_uring: Option<String>,
     gup: String,
     soft_dirty: Option<String>,
-    swap: Option<String>,
 }
 
 pub struct LiveBackend {
@@ -85,6 +90,8 @@ pub struct LiveBackend {
     settings: Settings,
     caps: Caps,
     profile: String,
+    /// The swap device kind the scenario asks for (`swap=`).
+    swap_kind: SwapKind,
     /// Held for the backend's life: one live run at a time per machine.
     _lock: std::fs::File,
     /// What happened at start (a stale journal restored …).
@@ -123,13 +130,7 @@ fn probe(sysfs: &Path) -> Caps {
         "gup_test not available (no /sys/kernel/debug/gup_test: debugfs not mounted or CONFIG_GUP_TEST off)".to_string()
     };
     let soft_dirty = if Path::new("/proc/self/clear_refs").exists() { None } else { Some("no /proc/self/clear_refs".into()) };
-    // Without swap MADV_PAGEOUT reclaims nothing anonymous: the model,
-    // which always has swap, would swap out what the kernel keeps.
-    let swap = match std::fs::read_to_string("/proc/swaps") {
-        Ok(s) if s.lines().count() > 1 => None,
-        _ => Some("no swap space (/proc/swaps lists none): MADV_PAGEOUT cannot swap anon pages out".into()),
-    };
-    Caps { hugetlb, thp, io_uring, gup, soft_dirty, swap }
+    Caps { hugetlb, thp, io_uring, gup, soft_dirty }
 }
 
 fn pair() -> Result<(OwnedFd, OwnedFd), String> {
@@ -230,6 +231,7 @@ impl LiveBackend {
             settings,
             caps,
             profile: kernel_profile(),
+            swap_kind: SwapKind::default(),
             _lock: lock,
             notes,
         };
@@ -310,6 +312,61 @@ impl LiveBackend {
 
     fn hugetlb_dir(&self, size: u64) -> PathBuf {
         self.opts.sysfs.join(format!("hugepages/hugepages-{}kB", size / 1024))
+    }
+
+    /// Swap this run set up, if any.
+    fn own_swap(&self) -> bool {
+        self.settings.has(|c| matches!(c, Change::SwapFile(_) | Change::Zram(_)))
+    }
+
+    /// Why MADV_PAGEOUT cannot swap out here with the device kind the
+    /// scenario asks for. Without swap it reclaims nothing anonymous, so the
+    /// model's swap-outs would not happen; swap of another kind would take
+    /// other do_swap_page() paths.
+    fn swap_unavailable(&self) -> Option<String> {
+        if self.own_swap() {
+            return None;
+        }
+        let host = swap::active();
+        if let Some(s) = host.first() {
+            if host.iter().all(|s| s.kind == self.swap_kind) {
+                return None;
+            }
+            return Some(format!(
+                "the host swaps to {} ({}), but the scenario asks for swap={}; cowlab leaves swap it did not create alone",
+                s.name,
+                s.kind.name(),
+                self.swap_kind.name()
+            ));
+        }
+        match self.swap_kind {
+            SwapKind::Zram => swap::zram_unusable(),
+            SwapKind::File if self.opts.swap_dir.is_dir() => None,
+            SwapKind::File => Some(format!("no directory {} for a swap file", self.opts.swap_dir.display())),
+        }
+    }
+
+    /// Before the first MADV_PAGEOUT on a host without swap: create the
+    /// run's swap device of the scenario's kind, journaled first.
+    fn ensure_swap(&mut self) -> Result<(), String> {
+        if self.own_swap() || !swap::active().is_empty() {
+            return Ok(());
+        }
+        if let Some(why) = self.swap_unavailable() {
+            return Err(why);
+        }
+        match self.swap_kind {
+            SwapKind::File => {
+                let path = swap::file_path(&self.opts.swap_dir, std::process::id() as i32);
+                self.settings.record(Change::SwapFile(path.clone()))?;
+                swap::create_file(&path)
+            }
+            SwapKind::Zram => {
+                self.settings.record(Change::Zram(swap::ZRAM.into()))?;
+                swap::create_zram()
+            }
+        }
+        .map_err(|e| format!("cannot set up swap for the run: {e}"))
     }
 
     /// Pid of a task (for experiments that look at /proc/PID).
@@ -406,7 +463,7 @@ impl Backend for LiveBackend {
             Feature::IoUring => self.caps.io_uring.clone(),
             Feature::Files => None,
             Feature::SoftDirty => self.caps.soft_dirty.clone(),
-            Feature::Swap => self.caps.swap.clone(),
+            Feature::Swap => self.swap_unavailable(),
             Feature::Knobs => Some("the live kernel's rules cannot be changed".into()),
         }
     }
@@ -415,8 +472,13 @@ impl Backend for LiveBackend {
         if profile != self.profile {
             return Err(ConfigError::UnknownProfile { known: vec![self.profile.clone()] });
         }
-        if !knobs.is_empty() {
-            return Err(ConfigError::Knob { index: 0, message: "the live kernel's rules cannot be changed".into() });
+        for (index, (k, v)) in knobs.iter().enumerate() {
+            // The one machine knob: which swap device the run has.
+            if k != "swap" {
+                return Err(ConfigError::Knob { index, message: "the live kernel's rules cannot be changed".into() });
+            }
+            self.swap_kind =
+                SwapKind::parse(v).ok_or_else(|| ConfigError::Knob { index, message: "knob `swap` takes one of: zram, file".into() })?;
         }
         Ok(())
     }
@@ -506,6 +568,9 @@ impl Backend for LiveBackend {
         }
         if let Call::Gup { .. } | Call::Unpin { .. } | Call::ReadPinned { .. } = call {
             return Err(Failure::Backend("GUP operations need gup_test, which this kernel lacks".into()));
+        }
+        if let Call::Madvise { advice: Advice::Pageout, .. } = call {
+            self.ensure_swap().map_err(Failure::Backend)?;
         }
         let r = self.request(task, &Cmd::Op(call.clone()), None)?;
         match r {

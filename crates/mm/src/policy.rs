@@ -69,11 +69,12 @@ pub enum HugetlbPudFork {
 /// What kind of swap device backs the run (mm/memory.c: do_swap_page(),
 /// mm/vmscan.c: shrink_folio_list()). Not a kernel rule but the machine's
 /// configuration, which decides which of do_swap_page()'s paths runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum SwapKind {
     /// A zram device: SWP_SYNCHRONOUS_IO. Writeback completes inside reclaim,
     /// so a paged-out folio is freed at once; a swap-in of a slot referred to
     /// by one swap PTE bypasses the swap cache with a fresh, exclusive folio.
+    #[default]
     Zram,
     /// A swap file on a block filesystem: writeback is asynchronous, so
     /// MADV_PAGEOUT leaves the folio in the swap cache, and every swap-in
@@ -161,7 +162,7 @@ impl Policy {
             hugetlb_pud_fork: HugetlbPudFork::Copy,
             gup_fast_seqcount: true,
             gup_fast_recheck: true,
-            swap: SwapKind::Zram,
+            swap: SwapKind::default(),
         }
     }
 
