@@ -478,7 +478,7 @@ impl Backend for LiveBackend {
                 return Err(ConfigError::Knob { index, message: "the live kernel's rules cannot be changed".into() });
             }
             self.swap_kind =
-                SwapKind::parse(v).ok_or_else(|| ConfigError::Knob { index, message: "knob `swap` takes one of: zram, file".into() })?;
+                SwapKind::parse(v).ok_or_else(|| ConfigError::Knob { index, message: "knob `swap` takes one of: file, zram".into() })?;
         }
         Ok(())
     }
