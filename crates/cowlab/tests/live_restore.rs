@@ -1,9 +1,9 @@
-//! `cowlab diff` changes hugetlb and THP settings for a live run; killing
+//! `cowlab diff` changes hugetlb and THP settings for a live run and sets
+//! up swap space (a swap file or zram) when a scenario pages out; killing
 //! cowlab mid-run (SIGKILL, which cannot be caught, and SIGTERM) must still
-//! leave the machine's settings as they were and no process of the run
-//! behind. They run only with `COWLAB_LIVE_TESTS=1` (they change the
-//! host's settings); without it, or without root, each prints one line and
-//! passes.
+//! leave the machine's settings and swap as they were and no process of the
+//! run behind. They change the host, so they run only with
+//! COWLAB_LIVE_TESTS=1, as root; otherwise they print one line and pass.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -15,9 +15,26 @@ const FILES: &[&str] = &[
     "/sys/kernel/mm/transparent_hugepage/use_zero_page",
 ];
 
+/// The sysfs files above, then the host's swap: the swap areas in use,
+/// the zram device's size, and the run's swap files (`cowlab-swap.PID`).
 fn snapshot() -> Vec<String> {
-    FILES.iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect()
+    let mut v: Vec<String> = FILES.iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect();
+    v.push(swap_state());
+    v
 }
+
+fn swap_state() -> String {
+    let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
+    let areas: Vec<&str> = swaps.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    let zram = std::fs::read_to_string("/sys/block/zram0/disksize").unwrap_or_default();
+    let files: Vec<String> = std::fs::read_dir(SWAP_DIR)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("cowlab-swap.")).collect())
+        .unwrap_or_default();
+    format!("swaps {areas:?} zram0 {} files {files:?}", zram.trim())
+}
+
+/// Where the live backend puts a run's swap file (LiveOptions::swap_dir).
+const SWAP_DIR: &str = "/var/tmp";
 
 fn can_run() -> bool {
     if let Some(skip) = live::live_tests_skip() {
@@ -38,9 +55,18 @@ fn can_run() -> bool {
     true
 }
 
-/// A scenario that changes all three settings, then runs for a long time.
-fn scenario(dir: &Path) -> std::path::PathBuf {
-    let mut s = String::from("hugetlb 2M pages=1\nthp 2M never\nthp use_zero_page off\ntask P\nP: A = mmap 1G\n");
+/// A scenario that changes all three settings, with `swap` also pages out
+/// (so the run sets up swap of that kind), then runs for a long time.
+fn scenario(dir: &Path, swap: Option<&str>) -> std::path::PathBuf {
+    let mut s = String::new();
+    if let Some(kind) = swap {
+        s.push_str(&format!("set swap={kind}\n"));
+    }
+    s.push_str("hugetlb 2M pages=1\nthp 2M never\nthp use_zero_page off\ntask P\n");
+    if swap.is_some() {
+        s.push_str("P: S = mmap 64K\nP: write S fill 0x11\nP: madvise S pageout\n");
+    }
+    s.push_str("P: A = mmap 1G\n");
     for _ in 0..60 {
         s.push_str("P: write A fill 0x5a\nP: madvise A dontneed\n");
     }
@@ -62,14 +88,22 @@ fn run_processes_of(cowlab: u32) -> Vec<u32> {
     out
 }
 
-fn kill_mid_run(signal: &str) {
+/// One test at a time: each compares the host against its own snapshot.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn kill_mid_run(signal: &str, swap: Option<&str>) {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !can_run() {
         return;
     }
+    if swap.is_some() && std::fs::read_to_string("/proc/swaps").unwrap_or_default().lines().nth(1).is_some() {
+        println!("skip: the host has swap of its own; the run would use it and create none");
+        return;
+    }
     let before = snapshot();
-    let dir = std::env::temp_dir().join(format!("cowlab-restore-{signal}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("cowlab-restore-{signal}-{}-{}", swap.unwrap_or("none"), std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let file = scenario(&dir);
+    let file = scenario(&dir, swap);
     let child = Command::new(env!("CARGO_BIN_EXE_cowlab"))
         .args(["diff", "--step-timeout", "30"])
         .arg(&file)
@@ -87,9 +121,11 @@ fn kill_mid_run(signal: &str) {
         }
     }
     let mut child = Reap(child);
-    // Wait until the live run has changed the settings.
+    // Wait until the live run has changed the settings (with swap: until
+    // its swap is on).
     let t0 = Instant::now();
-    while snapshot() == before {
+    let changed = |now: &Vec<String>| if swap.is_some() { now.last() != before.last() } else { *now != before };
+    while !changed(&snapshot()) {
         assert!(t0.elapsed() < Duration::from_secs(60), "cowlab never changed the settings");
         assert!(child.0.try_wait().unwrap().is_none(), "cowlab ended before changing the settings");
         std::thread::sleep(Duration::from_millis(20));
@@ -114,10 +150,30 @@ fn kill_mid_run(signal: &str) {
 
 #[test]
 fn sigkill_mid_run_restores_settings() {
-    kill_mid_run("KILL");
+    kill_mid_run("KILL", None);
 }
 
 #[test]
 fn sigterm_mid_run_restores_settings() {
-    kill_mid_run("TERM");
+    kill_mid_run("TERM", None);
+}
+
+#[test]
+fn sigkill_mid_run_takes_a_swap_file_down() {
+    kill_mid_run("KILL", Some("file"));
+}
+
+#[test]
+fn sigterm_mid_run_takes_a_swap_file_down() {
+    kill_mid_run("TERM", Some("file"));
+}
+
+#[test]
+fn sigkill_mid_run_resets_zram() {
+    kill_mid_run("KILL", Some("zram"));
+}
+
+#[test]
+fn sigterm_mid_run_resets_zram() {
+    kill_mid_run("TERM", Some("zram"));
 }

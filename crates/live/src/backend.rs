@@ -6,11 +6,13 @@
 //! killed (through its pidfd, so only that very process).
 
 use crate::proto::{self, Cmd, PageInfo, Reply, Ret as R};
+use crate::settings::Change;
 use crate::settings::{self, Settings};
+use crate::swap;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
-use scenario::ast::{ThpMode, ThpSize};
+use scenario::ast::{Advice, ThpMode, ThpSize};
 use scenario::backend::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,9 @@ pub struct LiveOptions {
     /// Longest a new run waits for the machine's run lock while another
     /// run holds it (`COWLAB_LIVE_LOCK_WAIT` seconds, default 300).
     pub lock_wait: Duration,
+    /// Directory for a run's swap file: on a local disk filesystem
+    /// (swapon refuses tmpfs, where `state_dir` usually is).
+    pub swap_dir: PathBuf,
 }
 
 impl Default for LiveOptions {
@@ -41,11 +46,13 @@ impl Default for LiveOptions {
             }
         });
         let lock_wait = std::env::var("COWLAB_LIVE_LOCK_WAIT").ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(300);
+        let swap_dir = std::env::var_os("COWLAB_LIVE_SWAP_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/tmp"));
         LiveOptions {
             step_timeout: Duration::from_secs(10),
             state_dir,
             sysfs: PathBuf::from("/sys/kernel/mm"),
             lock_wait: Duration::from_secs(lock_wait),
+            swap_dir,
         }
     }
 }
@@ -139,7 +146,6 @@ struct Caps {
     io_uring: Option<String>,
     gup: String,
     soft_dirty: Option<String>,
-    swap: Option<String>,
 }
 
 pub struct LiveBackend {
@@ -151,6 +157,8 @@ pub struct LiveBackend {
     settings: Settings,
     caps: Caps,
     profile: String,
+    /// The swap device kind the scenario asks for (`swap=`).
+    swap_kind: SwapKind,
     /// Held for the backend's life: one live run at a time per machine.
     _lock: std::fs::File,
     /// What happened at start (a stale journal restored …).
@@ -238,13 +246,7 @@ fn probe(sysfs: &Path) -> Caps {
         "gup_test not available (no /sys/kernel/debug/gup_test: debugfs not mounted or CONFIG_GUP_TEST off)".to_string()
     };
     let soft_dirty = if Path::new("/proc/self/clear_refs").exists() { None } else { Some("no /proc/self/clear_refs".into()) };
-    // Without swap MADV_PAGEOUT reclaims nothing anonymous: the model,
-    // which always has swap, would swap out what the kernel keeps.
-    let swap = match std::fs::read_to_string("/proc/swaps") {
-        Ok(s) if s.lines().count() > 1 => None,
-        _ => Some("no swap space (/proc/swaps lists none): MADV_PAGEOUT cannot swap anon pages out".into()),
-    };
-    Caps { hugetlb, thp, io_uring, gup, soft_dirty, swap }
+    Caps { hugetlb, thp, io_uring, gup, soft_dirty }
 }
 
 fn pair() -> Result<(OwnedFd, OwnedFd), String> {
@@ -415,6 +417,7 @@ impl LiveBackend {
             settings,
             caps,
             profile: kernel_profile(),
+            swap_kind: SwapKind::default(),
             _lock: lock,
             notes,
             kmsg: open_kmsg(),
@@ -534,6 +537,61 @@ impl LiveBackend {
                 Err(_) => break,
             }
         }
+    }
+
+    /// Swap this run set up, if any.
+    fn own_swap(&self) -> bool {
+        self.settings.has(|c| matches!(c, Change::SwapFile(_) | Change::Zram(_)))
+    }
+
+    /// Why MADV_PAGEOUT cannot swap out here with the device kind the
+    /// scenario asks for. Without swap it reclaims nothing anonymous, so the
+    /// model's swap-outs would not happen; swap of another kind would take
+    /// other do_swap_page() paths.
+    fn swap_unavailable(&self) -> Option<String> {
+        if self.own_swap() {
+            return None;
+        }
+        let host = swap::active();
+        if let Some(s) = host.first() {
+            if host.iter().all(|s| s.kind == self.swap_kind) {
+                return None;
+            }
+            return Some(format!(
+                "the host swaps to {} ({}), but the scenario asks for swap={}; cowlab leaves swap it did not create alone",
+                s.name,
+                s.kind.name(),
+                self.swap_kind.name()
+            ));
+        }
+        match self.swap_kind {
+            SwapKind::Zram => swap::zram_unusable(),
+            SwapKind::File if self.opts.swap_dir.is_dir() => None,
+            SwapKind::File => Some(format!("no directory {} for a swap file", self.opts.swap_dir.display())),
+        }
+    }
+
+    /// Before the first MADV_PAGEOUT on a host without swap: create the
+    /// run's swap device of the scenario's kind, journaled first.
+    fn ensure_swap(&mut self) -> Result<(), String> {
+        if self.own_swap() || !swap::active().is_empty() {
+            return Ok(());
+        }
+        if let Some(why) = self.swap_unavailable() {
+            return Err(why);
+        }
+        match self.swap_kind {
+            SwapKind::File => {
+                let path = swap::file_path(&self.opts.swap_dir, std::process::id() as i32);
+                self.settings.record(Change::SwapFile(path.clone()))?;
+                swap::create_file(&path)
+            }
+            SwapKind::Zram => {
+                self.settings.record(Change::Zram(swap::ZRAM.into()))?;
+                swap::create_zram()
+            }
+        }
+        .map_err(|e| format!("cannot set up swap for the run: {e}"))
     }
 
     /// Pid of a task (for experiments that look at /proc/PID).
@@ -663,7 +721,7 @@ impl Backend for LiveBackend {
             Feature::IoUring => self.caps.io_uring.clone(),
             Feature::Files => None,
             Feature::SoftDirty => self.caps.soft_dirty.clone(),
-            Feature::Swap => self.caps.swap.clone(),
+            Feature::Swap => self.swap_unavailable(),
             Feature::Knobs => Some("the live kernel's rules cannot be changed".into()),
             Feature::KernelLog => self.kmsg.as_ref().err().cloned(),
         }
@@ -673,8 +731,13 @@ impl Backend for LiveBackend {
         if profile != self.profile {
             return Err(ConfigError::UnknownProfile { known: vec![self.profile.clone()] });
         }
-        if !knobs.is_empty() {
-            return Err(ConfigError::Knob { index: 0, message: "the live kernel's rules cannot be changed".into() });
+        for (index, (k, v)) in knobs.iter().enumerate() {
+            // The one machine knob: which swap device the run has.
+            if k != "swap" {
+                return Err(ConfigError::Knob { index, message: "the live kernel's rules cannot be changed".into() });
+            }
+            self.swap_kind =
+                SwapKind::parse(v).ok_or_else(|| ConfigError::Knob { index, message: "knob `swap` takes one of: file, zram".into() })?;
         }
         Ok(())
     }
@@ -770,6 +833,9 @@ impl Backend for LiveBackend {
         }
         if let Call::Gup { .. } | Call::Unpin { .. } | Call::ReadPinned { .. } = call {
             return Err(Failure::Backend("GUP operations need gup_test, which this kernel lacks".into()));
+        }
+        if let Call::Madvise { advice: Advice::Pageout, .. } = call {
+            self.ensure_swap().map_err(Failure::Backend)?;
         }
         let r = self.request(task, &Cmd::Op(call.clone()), None)?;
         match r {

@@ -13,8 +13,9 @@
 //! [`backend::page_obs`] for what kpageflags and kpagecount do and do not
 //! show of large folios.
 //!
-//! System settings (hugetlb pools, THP sizes, the huge zero page) are
-//! journaled and restored; see [`settings`].
+//! System settings (hugetlb pools, THP sizes, the huge zero page) and the
+//! swap space a run creates (see [`swap`]) are journaled and restored; see
+//! [`settings`].
 //!
 //! A binary that uses [`LiveBackend`] must call [`enter_if_zygote`] first
 //! thing in `main`: the zygote is that binary re-executed.
@@ -27,6 +28,7 @@ pub mod backend;
 pub mod proto;
 pub mod settings;
 mod signals;
+pub mod swap;
 
 pub use backend::{LiveBackend, LiveOptions};
 

@@ -2,8 +2,11 @@
 //!
 //! Rule: before the first write to a sysfs file, its original value is
 //! recorded in a *journal* file (with the controller's and the zygote's
-//! pids) and the journal is synced. Restoring writes the originals back in
-//! reverse order and then removes the journal. Four paths restore:
+//! pids) and the journal is synced; so is swap space before it is created
+//! (see [`crate::swap`]). Restoring undoes the changes in reverse order —
+//! writes the originals back, swaps off and removes a swap file, swaps off
+//! and resets a zram device — and then removes the journal. Four paths
+//! restore:
 //!
 //! - [`Settings::restore`] when the backend is dropped (normal end, error,
 //!   panic unwinding);
@@ -17,12 +20,33 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Originals of the files changed so far, journaled.
+/// One change to the host, as journaled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A sysfs or procfs file and the value it had.
+    File(PathBuf, String),
+    /// A swap file this run created (and enabled).
+    SwapFile(PathBuf),
+    /// A zram device (`zram0`) this run configured as swap.
+    Zram(String),
+}
+
+impl Change {
+    fn undo(&self) -> Result<(), String> {
+        match self {
+            Change::File(p, v) => fs::write(p, v).map_err(|e| format!("cannot restore {} to {v}: {e}", p.display())),
+            Change::SwapFile(p) => crate::swap::remove_file(p),
+            Change::Zram(name) => crate::swap::reset_zram(name),
+        }
+    }
+}
+
+/// The changes made so far, journaled.
 pub struct Settings {
     journal: PathBuf,
     owner: i32,
     zygote: i32,
-    saved: Vec<(PathBuf, String)>,
+    saved: Vec<Change>,
 }
 
 /// The value a sysfs file shows: the bracketed word of a choice file
@@ -47,22 +71,37 @@ impl Settings {
 
     /// Writes `value` to `path`, journaling the original first.
     pub fn write(&mut self, path: &Path, value: &str) -> Result<(), String> {
-        if !self.saved.iter().any(|(p, _)| p == path) {
+        if !self.saved.iter().any(|c| matches!(c, Change::File(p, _) if p == path)) {
             let orig = fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            self.saved.push((path.to_path_buf(), current_value(&orig)));
-            self.sync_journal().map_err(|e| format!("cannot write the journal {}: {e}", self.journal.display()))?;
+            self.record(Change::File(path.to_path_buf(), current_value(&orig)))?;
         }
         fs::write(path, value).map_err(|e| format!("cannot write {value} to {}: {e}", path.display()))
+    }
+
+    /// Journals a change the caller is about to make (swap space), so that
+    /// every restore path undoes it even if the caller dies halfway.
+    pub fn record(&mut self, c: Change) -> Result<(), String> {
+        self.saved.push(c);
+        self.sync_journal().map_err(|e| format!("cannot write the journal {}: {e}", self.journal.display()))
+    }
+
+    /// Whether a change of this kind is journaled (swap this run set up).
+    pub fn has(&self, f: impl Fn(&Change) -> bool) -> bool {
+        self.saved.iter().any(f)
     }
 
     fn sync_journal(&self) -> std::io::Result<()> {
         let tmp = self.journal.with_extension("tmp");
         let mut f = fs::File::create(&tmp)?;
-        writeln!(f, "cowlab-live-journal 1")?;
+        writeln!(f, "{JOURNAL_HEADER}")?;
         writeln!(f, "owner {}", self.owner)?;
         writeln!(f, "zygote {}", self.zygote)?;
-        for (p, v) in &self.saved {
-            writeln!(f, "{}\t{}", p.display(), v)?;
+        for c in &self.saved {
+            match c {
+                Change::File(p, v) => writeln!(f, "{}\t{}", p.display(), v)?,
+                Change::SwapFile(p) => writeln!(f, "!swapfile\t{}", p.display())?,
+                Change::Zram(n) => writeln!(f, "!zram\t{n}")?,
+            }
         }
         f.sync_all()?;
         fs::rename(&tmp, &self.journal)
@@ -94,33 +133,38 @@ impl Drop for Settings {
     }
 }
 
-fn write_back(saved: &[(PathBuf, String)]) -> Vec<String> {
-    let mut errs = Vec::new();
-    for (p, v) in saved.iter().rev() {
-        if let Err(e) = fs::write(p, v) {
-            errs.push(format!("cannot restore {} to {v}: {e}", p.display()));
-        }
-    }
-    errs
+fn write_back(saved: &[Change]) -> Vec<String> {
+    saved.iter().rev().filter_map(|c| c.undo().err()).collect()
 }
+
+/// Version 2 added swap lines (`!swapfile`, `!zram`); a version-1 journal
+/// (sysfs files only) is still read.
+const JOURNAL_HEADER: &str = "cowlab-live-journal 2";
 
 /// A parsed journal.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Journal {
     pub owner: i32,
     pub zygote: i32,
-    pub saved: Vec<(PathBuf, String)>,
+    pub saved: Vec<Change>,
 }
 
 pub fn read_journal(path: &Path) -> Option<Journal> {
     let text = fs::read_to_string(path).ok()?;
     let mut lines = text.lines();
-    if lines.next()? != "cowlab-live-journal 1" {
+    if !matches!(lines.next()?, JOURNAL_HEADER | "cowlab-live-journal 1") {
         return None;
     }
     let owner = lines.next()?.strip_prefix("owner ")?.parse().ok()?;
     let zygote = lines.next()?.strip_prefix("zygote ")?.parse().ok()?;
-    let saved = lines.filter_map(|l| l.split_once('\t')).map(|(p, v)| (PathBuf::from(p), v.to_string())).collect();
+    let saved = lines
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| match k {
+            "!swapfile" => Change::SwapFile(PathBuf::from(v)),
+            "!zram" => Change::Zram(v.to_string()),
+            p => Change::File(PathBuf::from(p), v.to_string()),
+        })
+        .collect();
     Some(Journal { owner, zygote, saved })
 }
 
@@ -199,7 +243,7 @@ mod tests {
         s.write(&b, "3").unwrap();
         let jr = read_journal(&j).unwrap();
         assert_eq!(jr.owner, 4242);
-        assert_eq!(jr.saved, vec![(a.clone(), "madvise".into()), (b.clone(), "0".into())]);
+        assert_eq!(jr.saved, vec![Change::File(a.clone(), "madvise".into()), Change::File(b.clone(), "0".into())]);
         assert_eq!(fs::read_to_string(&b).unwrap(), "3");
         assert!(s.restore().is_empty());
         assert_eq!(fs::read_to_string(&a).unwrap(), "madvise");
@@ -221,6 +265,42 @@ mod tests {
         assert!(msg.contains("restored 1"), "{msg}");
         assert_eq!(fs::read_to_string(&a).unwrap(), "1");
         assert!(!j.exists());
+    }
+
+    #[test]
+    fn swap_lines_round_trip_and_a_version_1_journal_is_still_read() {
+        let d = tmpdir("swaplines");
+        let j = d.join("journal");
+        let mut s = Settings::new(j.clone(), 99);
+        s.record(Change::Zram("zram0".into())).unwrap();
+        s.record(Change::SwapFile(d.join("cowlab-swap.99"))).unwrap();
+        let jr = read_journal(&j).unwrap();
+        assert_eq!(jr.saved, vec![Change::Zram("zram0".into()), Change::SwapFile(d.join("cowlab-swap.99"))]);
+        std::mem::forget(s);
+        fs::write(&j, "cowlab-live-journal 1\nowner 5\nzygote 6\n/sys/x\t1\n").unwrap();
+        assert_eq!(read_journal(&j).unwrap().saved, vec![Change::File("/sys/x".into(), "1".into())]);
+    }
+
+    #[test]
+    fn undoing_a_swap_file_that_is_not_swap_removes_it() {
+        // swapoff of a file that is not swap fails with EINVAL, which undo
+        // accepts (the run may have died before swapon); the file goes.
+        let d = tmpdir("swapfile");
+        let f = d.join("cowlab-swap.1");
+        fs::write(&f, "x").unwrap();
+        let j = d.join("journal");
+        let mut s = Settings::new(j.clone(), 1);
+        s.record(Change::SwapFile(f.clone())).unwrap();
+        let errs = s.restore();
+        // Without root swapoff says EPERM: then the file must stay.
+        if errs.is_empty() {
+            assert!(!f.exists());
+            assert!(!j.exists());
+        } else {
+            assert!(errs[0].contains("swapoff"), "{errs:?}");
+            assert!(f.exists(), "a file swapoff could not check is left alone");
+            std::mem::forget(s);
+        }
     }
 
     #[test]

@@ -352,7 +352,8 @@ pub(crate) fn hugetlb_fault(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, addr:
 /// A VMA marked HPAGE_RESV_UNMAPPED (its page was stolen) gets SIGBUS, and
 /// the kernel logs `PID <pid> killed due to inadequate hugepage pool`
 /// (the model logs it every time; the kernel's pr_warn_ratelimited() drops
-/// it after 10 in 5 s).
+/// it after 10 in 5 s). A file page not in the page cache at or past the file's last whole
+/// huge page is SIGBUS too (shared or private mapping).
 /// Shared mappings use (or fill) the page cache and map writable; private
 /// mappings map a page-cache page read-only, or a new anon page read-only
 /// and then, for a write, run `hugetlb_wp()` at once (which reuses it).
@@ -366,14 +367,20 @@ fn hugetlb_no_page(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, h
         return Err(VmFault::Sigbus);
     }
     let cached = vma.inode().and_then(|ino| k.pagecache_lookup(ino, vma.page_index(haddr)));
+    // A file page not in the page cache must lie inside the file, for
+    // private mappings too: a fault at or past i_size is SIGBUS. (A
+    // writable mmap grew the file to cover itself; see mmap.)
+    if let (Some(ino), None) = (vma.inode(), cached) {
+        if vma.page_index(haddr) * PAGE_SIZE >= align_down(k.inodes[&ino].size, h.bytes()) {
+            k.event(pid, EventKind::Signal, "hugetlb_no_page", Some(haddr), || "index at or past EOF → SIGBUS".into());
+            return Err(VmFault::Sigbus);
+        }
+    }
     if vma.shared {
         let ino = vma.inode().expect("shared hugetlb VMAs have an inode");
         let (folio, _) = match cached {
             Some(c) => c,
             None => {
-                if vma.page_index(haddr) * PAGE_SIZE >= k.inodes[&ino].size {
-                    return Err(VmFault::Sigbus);
-                }
                 let idx = vma.page_index(haddr);
                 let f = alloc_hugetlb_folio(k, mm, vma, h, haddr, false).ok_or(VmFault::Sigbus)?;
                 k.folios.get_mut(f).kind = FolioKind::File { inode: ino, index: idx };

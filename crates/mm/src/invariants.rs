@@ -239,6 +239,7 @@ impl Kernel {
         for (slot, s) in &self.swap.slots {
             let n = swap_refs.remove(slot).unwrap_or(0);
             ensure!(s.count == n, "swap slot {slot:?}: count {} but {n} swap entries", s.count);
+            ensure!(n > 0 || s.cache.is_some(), "swap slot {slot:?} is referred to by nothing");
         }
         ensure!(swap_refs.is_empty(), "swap entries refer to freed slots");
         for h in [HugeSize::Size2M, HugeSize::Size1G] {

@@ -319,7 +319,7 @@ impl Kernel {
             return (false, format!("refcount {rc}{}", if in_cache { " (1 swap cache)" } else { "" }));
         }
         if in_cache {
-            self.try_free_swap(folio);
+            self.folio_free_swap(folio);
         }
         let rc = self.folios.get(folio).refcount;
         if rc != 1 {
@@ -419,6 +419,7 @@ impl Kernel {
         self.mm_mut(mm).pt.set(Level::Pte, addr, entry);
         if !old_is_zero {
             self.rmap_remove(p.folio, mm, Rmap::pte(p.page));
+            self.free_swap_cache(p.folio);
             self.note_copy(1);
         }
         let func = if self.folios.get(p.folio).is_anon() { format!("{}: ", self.reuse_rule_name()) } else { String::new() };
@@ -460,6 +461,9 @@ impl Kernel {
 
     /// `zap_page_range_single()` / `unmap_page_range()` run to completion:
     /// the [`Zap`] step machine driven to its end.
+    /// Swap entries free their slot, and swap-cache folios nothing maps any
+    /// more leave the swap cache when the gathered references are dropped
+    /// (`free_pages_and_swap_cache()`).
     pub(crate) fn zap_page_range(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {
         let mut z = Zap::begin(pid, mm, start, end);
         while self.zap_step(&mut z) {}
@@ -506,13 +510,14 @@ impl Kernel {
                             }
                         }
                     }
-                    Entry::Swap { slot, .. } => self.swap_free(slot),
+                    Entry::Swap { slot, .. } => self.free_swap_and_cache(slot),
                 }
                 true
             }
             ZapState::Flush => {
                 for (f, n) in std::mem::take(&mut z.gathered) {
                     self.folio_put_refs(f, n as i64);
+                    self.free_swap_cache(f);
                 }
                 z.state = ZapState::Done;
                 false

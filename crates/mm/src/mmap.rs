@@ -133,6 +133,12 @@ impl Kernel {
         };
         if hugetlb.is_some() {
             crate::hugetlb::hugetlb_reserve_pages(self, &mut vma)?;
+            // hugetlbfs_file_mmap(): a mapping with VM_WRITE (shared or
+            // private) that reaches past EOF grows the file to its end.
+            if let (Some(ino), true) = (inode, vma.prot.write) {
+                let i = self.inodes.get_mut(&ino).expect("mapped inodes are live");
+                i.size = i.size.max(req.offset + len);
+            }
         }
         if req.fixed {
             self.do_munmap(pid, mm, start, len)?;

@@ -80,6 +80,24 @@ pub enum LargeAnonReuse {
     Never,
 }
 
+/// What kind of swap device backs the run (mm/memory.c: do_swap_page(),
+/// mm/vmscan.c: shrink_folio_list()). Not a kernel rule but the machine's
+/// configuration, which decides which of do_swap_page()'s paths runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum SwapKind {
+    /// A zram device: SWP_SYNCHRONOUS_IO. Writeback completes inside reclaim,
+    /// so a paged-out folio is freed at once; a swap-in of a slot referred to
+    /// by one swap PTE bypasses the swap cache with a fresh, exclusive folio.
+    Zram,
+    /// A swap file on a block filesystem: writeback is asynchronous, so
+    /// MADV_PAGEOUT leaves the folio in the swap cache, and every swap-in
+    /// goes through the swap cache. The default: cow.c's swap cases agree
+    /// with the model on a swap file in every observation (on zram the
+    /// kernel swaps mTHPs in whole, docs/divergences.md §22).
+    #[default]
+    File,
+}
+
 /// The whole set of rule choices of one run.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Policy {
@@ -150,6 +168,8 @@ pub struct Policy {
     /// series that brought CONFIG_MM_ID); earlier kernels always keep the
     /// per-page mapcounts.
     pub page_mapcount: bool,
+    /// The swap device kind (`swap=zram|file`).
+    pub swap: SwapKind,
 }
 
 /// Description of one knob, for `cowlab policies` and error messages.
@@ -223,7 +243,16 @@ pub const KNOBS: &[Knob] = &[
         values: &["on", "off"],
         about: "CONFIG_PAGE_MAPCOUNT (this machine: on): per-page mapcounts behind pagemap's exclusive bit and kpagecount",
     },
+    Knob {
+        name: "swap",
+        values: &["file", "zram"],
+        about: "the swap device: a swap file (pages stay in the swap cache; default) or zram (synchronous, swap-ins of unshared slots skip the swap cache); a live run creates this kind",
+    },
 ];
+
+/// Knobs that describe the machine rather than a kernel rule: a live
+/// backend honours them by configuring the host (see `crates/live`).
+pub const MACHINE_KNOBS: &[&str] = &["swap"];
 
 /// Names of the built-in profiles.
 pub const PROFILES: &[&str] = &["linux-6.18", "linux-5.18", "linux-5.7"];
@@ -254,6 +283,7 @@ impl Policy {
             pkeys: true,
             large_anon_reuse: LargeAnonReuse::MmId,
             page_mapcount: true,
+            swap: SwapKind::default(),
         }
     }
 
@@ -307,6 +337,7 @@ impl Policy {
             ("large_anon_reuse", "mm_id") => self.large_anon_reuse = LargeAnonReuse::MmId,
             ("large_anon_reuse", "never") => self.large_anon_reuse = LargeAnonReuse::Never,
             ("page_mapcount", v) => self.page_mapcount = on_off(v)?,
+            ("swap", v) => self.swap = SwapKind::parse(v).ok_or_else(bad)?,
             _ => return Err(bad()),
         }
         Ok(())
@@ -325,11 +356,28 @@ impl Policy {
     }
 }
 
+impl SwapKind {
+    pub fn parse(v: &str) -> Option<SwapKind> {
+        match v {
+            "zram" => Some(SwapKind::Zram),
+            "file" => Some(SwapKind::File),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SwapKind::Zram => "zram",
+            SwapKind::File => "file",
+        }
+    }
+}
+
 impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={}, gup_fast_pmd_recheck={}, gup_fast_ae_recheck={}, collapse_table_sync={}, collapse_refcount_check={}, swapout_clear_pte_first={}, pkeys={}, large_anon_reuse={}, page_mapcount={})",
+            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={}, gup_fast_pmd_recheck={}, gup_fast_ae_recheck={}, collapse_table_sync={}, collapse_refcount_check={}, swapout_clear_pte_first={}, pkeys={}, large_anon_reuse={}, page_mapcount={}, swap={})",
             self.profile,
             match self.anon_reuse {
                 AnonReuse::AnonExclusive => "anon_exclusive",
@@ -365,6 +413,7 @@ impl fmt::Display for Policy {
                 LargeAnonReuse::Never => "never",
             },
             if self.page_mapcount { "on" } else { "off" },
+            self.swap.name(),
         )
     }
 }

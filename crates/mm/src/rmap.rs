@@ -403,12 +403,10 @@ impl Kernel {
                     TryToUnmapState::Next { from }
                 }
             }
-            TryToUnmapState::Swap { mapped, exclusive, .. } => {
+            TryToUnmapState::Swap { folio, mapped, exclusive } => {
                 let from = mapped.last().map_or(t.end, |(a, _)| a + crate::types::PAGE_SIZE);
                 let addr = mapped[0].0;
-                for ((a, q), ex) in mapped.into_iter().zip(exclusive) {
-                    self.swap_out_page(mm, a, q, ex);
-                }
+                self.swap_out_folio(folio, mm, mapped, exclusive);
                 if let Some((f, refs)) = t.unmapped.take() {
                     self.folio_put_refs(f, refs as i64);
                 }

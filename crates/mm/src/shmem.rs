@@ -1,10 +1,22 @@
 //! Inodes and their page caches: shmem/tmpfs, memfd, hugetlbfs and a file
 //! on a disk filesystem (mm/shmem.c, mm/filemap.c, fs/hugetlbfs).
 //!
-//! One page-cache folio per page index (the model does not use large folios
-//! in the page cache, except hugetlb, whose cache holds one huge folio per
-//! huge index). Each cached folio holds one reference for the cache. Left out:
-//! writeback, readahead, LRU, truncation of mapped pages (truncate only drops
+//! Page-cache folio sizes are the kernel's as configured on this machine:
+//! - shmem (tmpfs, memfd, shared anonymous): 4 KiB folios only. Huge shmem
+//!   folios need `shmem_enabled` (or a per-size `shmem_enabled`, or a
+//!   `huge=` mount) other than `never`, which is what this machine has; the
+//!   model leaves shmem THP out.
+//! - a regular file on ext4: large folios (ext4_set_inode_mapping_order(),
+//!   orders 0..=9 with 4 KiB blocks). A buffered write creates folios sized
+//!   by the write ([`Kernel::write_folio_order`]); page faults and reads
+//!   create 4 KiB folios (mmap read-around without VM_HUGEPAGE allocates
+//!   order 0); fallocate only allocates blocks, no page cache.
+//! - hugetlbfs: one huge folio per huge index.
+//!
+//! The cache maps a folio's first index to it; each cached folio holds one
+//! reference for the cache. Left out: writeback, readahead of read(2),
+//! LRU, shmem THP, allocation failure of a large folio (the kernel then
+//! tries smaller orders), truncation of mapped pages (truncate only drops
 //! pages no longer mapped).
 
 use crate::contents::Contents;
@@ -13,6 +25,14 @@ use crate::kernel::{File, Kernel};
 use crate::memory::VmFault;
 use crate::types::*;
 use std::collections::BTreeMap;
+
+/// The largest page-cache folio of an ext4 regular file with 4 KiB blocks
+/// and pages: EXT4_MAX_PAGECACHE_ORDER = min(MAX_PAGECACHE_ORDER (the PMD
+/// order on x86-64), 11 + block bits - page bits).
+const EXT4_MAX_FOLIO_ORDER: u32 = 9;
+/// `mapping_max_folio_size()` of such a file: the chunk generic_perform_write()
+/// writes at most at a time.
+const MAX_FOLIO_BYTES: u64 = PAGE_SIZE << EXT4_MAX_FOLIO_ORDER;
 
 /// The filesystem an inode lives on, which decides the GUP rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -130,27 +150,51 @@ impl Kernel {
         crate::hugetlb::hugetlb_unreserve_pages(self, ino, first);
     }
 
-    /// fallocate(2) mode 0: allocate the pages of `[off, off + len)`.
+    /// fallocate(2) mode 0 on `[off, off + len)`: shmem allocates a 4 KiB
+    /// folio per page (`shmem_fallocate()`), hugetlbfs a huge folio per huge
+    /// page (`hugetlbfs_fallocate()`); ext4 allocates blocks and leaves the
+    /// page cache alone (`ext4_fallocate()`). The size grows to
+    /// `off + len` (no FALLOC_FL_KEEP_SIZE).
     pub fn fallocate(&mut self, pid: Pid, fd: Fd, off: u64, len: u64) -> SysResult<()> {
         let ino = self.inode_of_fd(pid, fd)?;
-        let step = self.inodes[&ino].hugetlb.map_or(PAGE_SIZE, |h| h.bytes());
+        let inode = &self.inodes[&ino];
         if len == 0 {
             return Err(Errno::EINVAL.into());
         }
         let end = off + len;
-        let mut a = align_down(off, step);
-        while a < end {
-            let idx = a / PAGE_SIZE;
-            let big = step == PAGE_SIZE
-                && a.is_multiple_of(PMD_SIZE)
-                && end - a >= PMD_SIZE
-                && self.pagecache_range_empty(ino, idx, HPAGE_PMD_NR);
-            self.pagecache_get_or_alloc(ino, idx, true, if big { 9 } else { 0 }).map_err(|_| Errno::ENOSPC)?;
-            a += if big { PMD_SIZE } else { step };
+        if inode.kind != InodeKind::DiskFile {
+            let step = inode.hugetlb.map_or(PAGE_SIZE, |h| h.bytes());
+            let mut a = align_down(off, step);
+            while a < end {
+                self.pagecache_get_or_alloc(ino, a / PAGE_SIZE, true, 0).map_err(|_| Errno::ENOSPC)?;
+                a += step;
+            }
         }
         let inode = self.inodes.get_mut(&ino).expect("present");
-        inode.size = inode.size.max(end.next_multiple_of(step));
+        inode.size = inode.size.max(end);
         Ok(())
+    }
+
+    /// The order of the folio a buffered write of `bytes` at base-page
+    /// index `idx` creates when nothing is cached there
+    /// (generic_perform_write() → write_begin_get_folio() →
+    /// __filemap_get_folio() with FGP_CREAT): shmem 0 (see the module doc);
+    /// ext4 the order of the write's length (`filemap_get_order()`, at most
+    /// 9), lowered to the alignment of `idx`, and lowered further while the
+    /// range would overlap a cached folio (`filemap_add_folio()` says
+    /// EEXIST and the kernel tries the next smaller order).
+    fn write_folio_order(&self, ino: InodeId, idx: u64, bytes: u64) -> u8 {
+        if self.inodes[&ino].kind != InodeKind::DiskFile {
+            return 0;
+        }
+        let mut order = bytes.ilog2().saturating_sub(PAGE_SIZE.ilog2()).min(EXT4_MAX_FOLIO_ORDER);
+        if idx & ((1 << order) - 1) != 0 {
+            order = idx.trailing_zeros();
+        }
+        while order > 0 && !self.pagecache_range_empty(ino, idx, 1 << order) {
+            order -= 1;
+        }
+        order as u8
     }
 
     /// pwrite(2) into the page cache (extends the file).
@@ -169,13 +213,10 @@ impl Kernel {
         let mut pos = off;
         while pos < end {
             let idx = pos / PAGE_SIZE;
-            // A write covering a whole aligned 2 MiB range of an uncached
-            // file gets one large folio (ext4 and shmem use large folios).
-            let order = if pos.is_multiple_of(PMD_SIZE) && end - pos >= PMD_SIZE && self.pagecache_range_empty(ino, idx, HPAGE_PMD_NR) {
-                9
-            } else {
-                0
-            };
+            // generic_perform_write() asks for at most the rest of the
+            // current largest-folio-sized chunk.
+            let bytes = (MAX_FOLIO_BYTES - pos % MAX_FOLIO_BYTES).min(end - pos);
+            let order = self.write_folio_order(ino, idx, bytes);
             let (f, page) = self.pagecache_get_or_alloc(ino, idx, true, order).map_err(|_| Errno::ENOSPC)?;
             let folio = self.folios.get_mut(f);
             let in_folio = page * PAGE_SIZE + pos % PAGE_SIZE;

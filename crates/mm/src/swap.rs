@@ -1,13 +1,29 @@
 //! Swap: reclaim by MADV_PAGEOUT and swap-in (mm/vmscan.c, mm/swapfile.c,
-//! mm/memory.c: do_swap_page()).
+//! mm/swap_state.c, mm/memory.c: do_swap_page()).
 //!
-//! The model's swap device is unlimited and synchronous. Each swapped page
-//! gets a slot holding its bytes and a count of the swap PTEs that refer to
-//! it (`swap_map`); the swap cache keeps the folio of a slot that is still
-//! referenced by other PTEs after one of them swapped it in. Left out:
-//! large-folio swap-out and swap-in (folios are swapped page by page),
-//! readahead, zswap, a reclaim that fails on extra references (such folios
-//! are simply not reclaimed).
+//! The model's swap device has unlimited slots; its kind is the policy's
+//! `swap` setting (`SwapKind`), because the kind decides which path
+//! do_swap_page() takes. Each swapped page gets a slot holding its bytes, a
+//! count of the swap PTEs that refer to it (`swap_map`) and the folio in the
+//! swap cache for it, if any. A slot lives while a swap PTE or the swap cache
+//! refers to it (the kernel's SWAP_HAS_CACHE). What the two kinds do:
+//!
+//! - zram (SWP_SYNCHRONOUS_IO): writeback finishes inside reclaim, so a
+//!   paged-out folio leaves the swap cache and is freed; a swap-in of a slot
+//!   only one PTE refers to skips the swap cache with a fresh folio, which is
+//!   exclusive whatever the swap PTE said.
+//! - a swap file: writeback is asynchronous, so reclaim leaves a dirty folio
+//!   in the swap cache (one pass of MADV_PAGEOUT never comes back for it);
+//!   swap-ins go through the swap cache and are exclusive only if the swap
+//!   PTE said so or no one else holds the folio.
+//!
+//! Left out: large-folio swap-out and swap-in (folios are swapped page by
+//! page, and only small folios stay in the swap cache), readahead, zswap,
+//! writeback still running at swap-in (SWP_STABLE_WRITES), vm_swap_full()
+//! (the device is never half full), the per-CPU LRU batches, a reclaim that
+//! fails on extra references (such folios are simply not reclaimed), and the
+//! rare race in which asynchronous writeback ends before reclaim looks at the
+//! folio again (the kernel then frees it as for zram).
 
 use crate::contents::Contents;
 use crate::events::EventKind;
@@ -15,6 +31,7 @@ use crate::folio::{FolioId, MmId};
 use crate::kernel::Kernel;
 use crate::memory::{pte, FaultFlags, FaultResult};
 use crate::pgtable::{Entry, Level, Present, SwapSlot};
+use crate::policy::SwapKind;
 use crate::rmap::Rmap;
 use crate::types::*;
 use crate::vma::Vma;
@@ -45,26 +62,51 @@ impl Kernel {
         self.swap.slots.get(&slot).map_or(0, |s| s.count as i64)
     }
 
-    /// `swap_free()` for one swap PTE going away (zap, swap-in).
-    pub(crate) fn swap_free(&mut self, slot: SwapSlot) {
+    /// `swap_free_nr()` for one swap PTE replaced at swap-in: the slot goes
+    /// once neither a swap PTE nor the swap cache refers to it; a folio in the
+    /// swap cache stays there.
+    fn swap_free(&mut self, slot: SwapSlot) {
         let s = self.swap.slots.get_mut(&slot).expect("swap PTEs refer to live slots");
         s.count -= 1;
-        if s.count == 0 {
-            let s = self.swap.slots.remove(&slot).expect("present");
-            if let Some(f) = s.cache {
-                self.folio_put(f);
+        if s.count == 0 && s.cache.is_none() {
+            self.swap.slots.remove(&slot);
+        }
+    }
+
+    /// `free_swap_and_cache_nr()` for one swap PTE zapped (munmap,
+    /// MADV_DONTNEED, exit): when the last swap PTE goes, the swap-cache
+    /// folio goes too if nothing maps it (`__try_to_reclaim_swap()` with
+    /// TTRS_UNMAPPED); a mapped one stays in the swap cache.
+    pub(crate) fn free_swap_and_cache(&mut self, slot: SwapSlot) {
+        self.swap_free(slot);
+        if let Some(f) = self.swap.slots.get(&slot).filter(|s| s.count == 0).and_then(|s| s.cache) {
+            if self.folios.get(f).mapcount == 0 {
+                self.folio_free_swap(f);
             }
         }
     }
 
-    /// `folio_free_swap()`: drop the swap-cache slot of `folio` if no swap PTE
-    /// refers to it any more.
-    pub(crate) fn try_free_swap(&mut self, folio: FolioId) {
-        if let Some(slot) = self.swap_cache_of(folio) {
-            if self.swap.slots[&slot].count == 0 {
+    /// `folio_free_swap()`: take `folio` out of the swap cache (dropping the
+    /// cache's reference and the slot) if no swap PTE refers to its slot any
+    /// more. Returns whether it did.
+    pub(crate) fn folio_free_swap(&mut self, folio: FolioId) -> bool {
+        match self.swap_cache_of(folio) {
+            Some(slot) if self.swap.slots[&slot].count == 0 => {
                 self.swap.slots.remove(&slot);
                 self.folio_put(folio);
+                true
             }
+            _ => false,
+        }
+    }
+
+    /// `free_swap_cache()` (mm/swap_state.c), called for a folio a zap or a
+    /// COW copy let go of: free its swap space once nothing maps it.
+    pub(crate) fn free_swap_cache(&mut self, folio: FolioId) {
+        // Only a folio in the swap cache qualifies, and the cache's
+        // reference keeps it allocated.
+        if self.swap_cache_of(folio).is_some() && self.folios.get(folio).mapcount == 0 {
+            self.folio_free_swap(folio);
         }
     }
 
@@ -74,12 +116,19 @@ impl Kernel {
     }
 
     /// MADV_PAGEOUT on `[start, end)` (mm/madvise.c:
-    /// madvise_cold_or_pageout_pte_range() → reclaim_pages()): every private
-    /// anon folio mapped only by this mm is unmapped page by page into swap
-    /// entries that carry the page's anon-exclusive bit, then freed. A folio
-    /// that may be pinned is skipped (`folio_try_share_anon_rmap_pte()` refuses);
-    /// so is one shared with another mm or holding other references.
-    /// Runs the [`crate::rmap::TryToUnmap`] step machine to its end.
+    /// madvise_cold_or_pageout_pte_range() → reclaim_pages() →
+    /// shrink_folio_list()): every private anon folio mapped only by this mm
+    /// is unmapped page by page into swap entries that carry the page's
+    /// anon-exclusive bit (`try_to_unmap_one()`). A folio already in the swap
+    /// cache keeps its slot (`folio_alloc_swap()` is skipped). Then, on zram,
+    /// the folio leaves the swap cache and is freed; on a swap file a dirty
+    /// folio stays in the swap cache under writeback (a clean one, whose slot
+    /// already holds its bytes, is freed). A folio that may be pinned is
+    /// skipped (`folio_try_share_anon_rmap()` refuses); so is one shared
+    /// with another mm or holding references other than its mappings and the
+    /// swap cache.
+    /// Runs the [`crate::rmap::TryToUnmap`] step machine to its end; what
+    /// happens after the unmap is [`Kernel::swap_out_folio`].
     pub(crate) fn pageout(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {
         let mut t = crate::rmap::TryToUnmap::begin(pid, mm, start, end);
         while self.try_to_unmap_step(&mut t) {}
@@ -115,8 +164,9 @@ impl Kernel {
             if leaf.addr < from || leaf.level != Level::Pte || p.special || done.contains(&p.folio) {
                 continue;
             }
+            let cached = self.swap_cache_of(p.folio);
             let f = self.folios.get(p.folio);
-            if !f.is_anon() || f.hugetlb.is_some() || f.maybe_mapped_shared() || f.mapcount != f.refcount {
+            if !f.is_anon() || f.hugetlb.is_some() || f.maybe_mapped_shared() || f.mapcount + cached.is_some() as i64 != f.refcount {
                 continue;
             }
             if !f.is_large() && f.mapcount != 1 {
@@ -138,66 +188,130 @@ impl Kernel {
         None
     }
 
-    /// Puts one page into a new swap slot and its swap entry at `addr`
-    /// (`try_to_unmap_one()`'s `set_pte_at()` of the swap PTE).
-    pub(crate) fn swap_out_page(&mut self, mm: MmId, addr: u64, q: Present, exclusive: bool) {
-        let slot = SwapSlot(self.swap.next);
-        self.swap.next += 1;
-        let data = self.folios.get(q.folio).page_data(q.page);
-        self.swap.slots.insert(slot, Slot { data, count: 1, cache: None });
-        self.mm_mut(mm).pt.set(Level::Pte, addr, Entry::Swap { slot, exclusive, soft_dirty: q.soft_dirty });
+    /// `shrink_folio_list()` after `try_to_unmap_one()` cleared the PTEs of
+    /// `mapped` (their mapping references are still held by the caller):
+    /// each page gets a swap entry carrying its AE bit. A folio already in
+    /// the swap cache keeps its slot (`folio_alloc_swap()` is skipped); a new
+    /// one enters the swap cache with a reference (`add_to_swap()`). Then, on
+    /// zram, or for a clean folio whose slot already holds its bytes, the
+    /// folio leaves the swap cache (`__remove_mapping()`); on a swap file a
+    /// dirty small folio stays there, clean, under writeback.
+    pub(crate) fn swap_out_folio(&mut self, folio: FolioId, mm: MmId, mapped: Vec<(u64, Present)>, exclusive: Vec<bool>) {
+        let cached = self.swap_cache_of(folio);
+        let dirty = self.folios.get(folio).dirty || mapped.iter().any(|(_, q)| q.dirty);
+        let small = !self.folios.get(folio).is_large();
+        let keep = match cached {
+            Some(_) => self.policy.swap == SwapKind::File && dirty,
+            None => self.policy.swap == SwapKind::File && small,
+        };
+        if cached.is_none() && keep {
+            self.folio_ref_add(folio, 1);
+        }
+        let mut kept_slot = cached;
+        for ((addr, q), exclusive) in mapped.into_iter().zip(exclusive) {
+            let data = self.folios.get(q.folio).page_data(q.page);
+            let slot = match cached {
+                Some(slot) => {
+                    let s = self.swap.slots.get_mut(&slot).expect("cached slots are live");
+                    s.count += 1;
+                    s.data = data;
+                    slot
+                }
+                None => {
+                    let slot = SwapSlot(self.swap.next);
+                    self.swap.next += 1;
+                    self.swap.slots.insert(slot, Slot { data, count: 1, cache: None });
+                    kept_slot = Some(slot);
+                    slot
+                }
+            };
+            self.mm_mut(mm).pt.set(Level::Pte, addr, Entry::Swap { slot, exclusive, soft_dirty: q.soft_dirty });
+        }
+        match (cached, keep) {
+            (Some(slot), false) => {
+                self.swap.slots.get_mut(&slot).expect("cached slots are live").cache = None;
+                self.folio_put(folio);
+            }
+            (_, true) => {
+                let slot = kept_slot.expect("a small folio has its slot");
+                self.swap.slots.get_mut(&slot).expect("live").cache = Some(folio);
+                self.folios.get_mut(folio).dirty = false;
+            }
+            (None, false) => {}
+        }
     }
 
-    /// `do_swap_page()`: fault on a swap entry. The folio comes from the swap
-    /// cache or is read from the slot (and cached if other swap PTEs still
-    /// refer to the slot). It is mapped exclusively — anon-exclusive, and
-    /// writable for a write fault — if the swap PTE carried the exclusive
-    /// marker or nobody else can reference the folio; otherwise read-only,
-    /// and a write fault continues in `do_wp_page()`.
+    /// `do_swap_page()`: fault on a swap entry.
+    ///
+    /// Where the folio comes from: the swap cache if it holds one; on zram,
+    /// when this is the slot's only swap PTE, a fresh folio read from the
+    /// slot that never enters the swap cache (certainly exclusive); otherwise
+    /// a fresh folio read into the swap cache (`swapin_readahead()`).
+    /// Exclusive: the fresh uncached folio always; a swap-cache folio if the
+    /// swap PTE carried the exclusive marker (`pte_swp_exclusive()`).
+    /// After the slot reference is dropped (`swap_free_nr()`), a write fault
+    /// on a folio held only by the swap cache and the fault frees the swap
+    /// space (`should_try_to_free_swap()` → `folio_free_swap()`). The folio
+    /// is then mapped exclusively if it was exclusive or the fault holds the
+    /// only reference — anon-exclusive, and writable whenever the VMA is
+    /// writable and soft-dirty tracking does not want a fault
+    /// (`pte_needs_soft_dirty_wp()`), even on a read fault; dirty on a write
+    /// fault. Otherwise it is mapped read-only and shared, and a write fault
+    /// goes on to `do_wp_page()`. An unshare fault (the kernel's GUP retries
+    /// one on the now present PTE) goes there too unless the page is
+    /// exclusive. Left out: KSM, uffd-wp, large folios (see the module doc).
     pub(crate) fn do_swap_page(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, flags: FaultFlags) -> FaultResult {
-        let Some(Entry::Swap { slot, exclusive, soft_dirty }) = self.mm(mm).pt.get(Level::Pte, addr) else {
+        let Some(Entry::Swap { slot, exclusive: marker, soft_dirty }) = self.mm(mm).pt.get(Level::Pte, addr) else {
             return Ok(());
         };
         let s = &self.swap.slots[&slot];
-        let folio = match s.cache {
+        let (folio, in_cache) = match s.cache {
             Some(f) => {
                 self.folio_ref_add(f, 1);
-                f
+                (f, true)
             }
             None => {
-                let data = s.data.clone();
-                let others = s.count > 1;
+                let (data, cache) = (s.data.clone(), !(self.policy.swap == SwapKind::Zram && s.count == 1));
                 let f = self.alloc_anon_folio(0);
                 self.folios.get_mut(f).data = data;
-                if others {
+                if cache {
                     self.folio_ref_add(f, 1);
                     self.swap.slots.get_mut(&slot).expect("present").cache = Some(f);
                 }
-                f
+                (f, cache)
             }
         };
+        let exclusive = !in_cache || marker;
         self.swap_free(slot);
-        // Our reference becomes the mapping's.
+        if in_cache && flags.write && self.folios.get(folio).refcount == 2 {
+            self.folio_free_swap(folio);
+        }
         let fo = self.folios.get(folio);
-        let exclusive = exclusive || (fo.refcount == 1 && fo.mapcount == 0);
-        let write = exclusive && flags.write && vma.prot.write;
+        let exclusive = exclusive || fo.refcount == 1;
+        let writable = exclusive && vma.prot.write && (vma.softdirty || soft_dirty);
+        let write = writable && flags.write;
+        // The fault's reference becomes the mapping's.
         self.folios.get_mut(folio).refcount -= 1;
         self.rmap_add(folio, mm, Rmap::pte(0));
         self.folios.get_mut(folio).anon_exclusive.set(0, exclusive);
         self.ensure_anon_vma(mm, vma.start);
-        let mut e = pte(folio, 0, write, write);
+        let mut e = pte(folio, 0, writable, write);
         if let Entry::Present(p) = &mut e {
             p.soft_dirty = soft_dirty || write;
         }
         self.mm_mut(mm).pt.set(Level::Pte, addr, e);
         self.event(pid, EventKind::Swap, "do_swap_page", Some(addr), || {
-            format!("swap-in, {}", if exclusive { "exclusive" } else { "maybe shared → map read-only" })
+            let from = if in_cache { "from the swap cache" } else { "skipping the swap cache" };
+            let how = match (exclusive, writable) {
+                (true, true) => "exclusive → map writable",
+                (true, false) => "exclusive → map read-only (VMA read-only or soft-dirty tracking)",
+                (false, _) => "maybe shared → map read-only",
+            };
+            format!("swap-in {from}, {how}")
         });
-        if (flags.write || flags.unshare) && !write {
+        if (flags.write && !write) || (flags.unshare && !exclusive) {
             let p = *self.mm(mm).pt.get(Level::Pte, addr).and_then(|e| e.present().copied()).as_ref().expect("just mapped");
-            if !(flags.unshare && exclusive) {
-                return self.do_wp_page(pid, mm, vma, addr, p, flags);
-            }
+            return self.do_wp_page(pid, mm, vma, addr, p, flags);
         }
         Ok(())
     }

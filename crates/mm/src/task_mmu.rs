@@ -84,6 +84,8 @@ impl Kernel {
         let Some(leaf) = mm.pt.lookup(addr) else { return Ok(e) };
         e.level = Some(leaf.level);
         match leaf.entry {
+            // pte_to_pagemap_entry() sets PM_MMAP_EXCLUSIVE only for a
+            // present page: a swap entry never shows it.
             Entry::Swap { soft_dirty, .. } => {
                 e.swapped = true;
                 e.soft_dirty = soft_dirty;

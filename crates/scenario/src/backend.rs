@@ -282,6 +282,10 @@ impl fmt::Display for Failure {
     }
 }
 
+/// The swap device kind a run asks for with the machine knob `swap=`; the
+/// model follows it, a live backend creates such a device.
+pub use mm::policy::SwapKind;
+
 /// A sysfs-like system setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Setting {

@@ -158,18 +158,13 @@ pub fn run_bound(
     };
 
     // Operations the backend cannot perform make the whole scenario moot.
-    let mut needs: Vec<(usize, Feature)> = checked.needs.clone();
-    if !knobs.is_empty() {
-        needs.insert(0, (usize::MAX, Feature::Knobs));
-    }
-    for (idx, f) in needs {
-        if let Some(why) = be.lacks(f) {
-            let what = match sc.items.get(idx) {
-                Some(it) => format!("line {}: `{}`", it.line, src.snippet(it.span)),
-                None => "policy knobs".to_string(),
-            };
+    // Rule knobs first: a backend without them cannot even be configured.
+    // A knob naming the machine (the swap device kind) is one a live
+    // backend can honour, so only kernel-rule knobs need a model.
+    if knobs.iter().any(|(k, _)| !mm::policy::MACHINE_KNOBS.contains(&k.as_str())) {
+        if let Some(why) = be.lacks(Feature::Knobs) {
             report.status = Status::Skip;
-            report.skip_reason = Some(format!("needs {f} ({what}), which the {} backend cannot do: {why}", be.name()));
+            report.skip_reason = Some(format!("needs {} (policy knobs), which the {} backend cannot do: {why}", Feature::Knobs, be.name()));
             return Ok((report, Bindings::default()));
         }
     }
@@ -198,6 +193,20 @@ pub fn run_bound(
             }
         };
         return Err(vec![d]);
+    }
+
+    // The other needs after configuring: what a backend can do may depend
+    // on the machine knobs (which swap device a live run can have).
+    for (idx, f) in checked.needs.iter().copied() {
+        if let Some(why) = be.lacks(f) {
+            let what = match sc.items.get(idx) {
+                Some(it) => format!("line {}: `{}`", it.line, src.snippet(it.span)),
+                None => "the scenario".to_string(),
+            };
+            report.status = Status::Skip;
+            report.skip_reason = Some(format!("needs {f} ({what}), which the {} backend cannot do: {why}", be.name()));
+            return Ok((report, Bindings::default()));
+        }
     }
 
     let mut env = Env::default();
