@@ -4,7 +4,18 @@
 //! without touching each other.
 #![forbid(unsafe_code)]
 
+/// `print!` through [`output::write_out`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::write_out(format_args!($($arg)*)) };
+}
+
+/// `println!` through [`output::write_out`].
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::output::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod cmd;
+mod output;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,5 +48,5 @@ fn main() -> ExitCode {
         Cmd::Diff(a) => cmd::diff::main(a),
         Cmd::Fuzz(a) => cmd::fuzz::main(a),
     };
-    ExitCode::from(code)
+    ExitCode::from(output::exit_code(code))
 }

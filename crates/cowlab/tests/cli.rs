@@ -143,3 +143,27 @@ fn profile_and_knob_errors_in_the_file_point_at_the_line() {
     assert!(text(&o.stderr).contains("p.cow:1:5: error: knob `anon_reuse` takes one of"), "{}", text(&o.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A reader that closes the pipe at once: cowlab stops writing and exits
+/// with 141 (what a shell reports for SIGPIPE), with nothing on stderr.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    for args in [&["check", CVE][..], &["run", CVE], &["selftest", "gup_longterm", "--format", "summary"]] {
+        // The reading end is closed before cowlab starts.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(env!("CARGO_BIN_EXE_cowlab")).args(args).current_dir(root()).stdout(writer).output().expect("cowlab runs");
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {}", text(&o.stderr));
+        assert_eq!(text(&o.stderr), "", "{args:?}");
+    }
+}
+
+/// Output to a full disk is one line on stderr and exit status 2.
+#[test]
+fn a_full_disk_is_one_error_line() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else { return };
+    let o = Command::new(env!("CARGO_BIN_EXE_cowlab")).args(["run", CVE]).current_dir(root()).stdout(full).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(text(&o.stderr).lines().count(), 1, "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("cannot write the output"));
+}

@@ -15,6 +15,22 @@ use crate::gup::GupFlags;
 use crate::kernel::{File, Kernel, RingId};
 use crate::types::*;
 
+/// `MAX_RW_COUNT`: the most one read or write transfers (INT_MAX rounded
+/// down to a page).
+const MAX_RW_COUNT: u64 = (i32::MAX as u64) & !(PAGE_SIZE - 1);
+
+/// `io_validate_user_buf_range()` for one iovec at registration: empty or
+/// over 1 GiB is EFAULT, an end past 2^64 EOVERFLOW.
+fn io_validate_user_buf_range(addr: u64, len: u64) -> SysResult<()> {
+    if len == 0 || len > 1 << 30 {
+        return Err(Errno::EFAULT.into());
+    }
+    if addr.checked_add(len.next_multiple_of(PAGE_SIZE)).is_none() {
+        return Err(Errno::EOVERFLOW.into());
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct RegBuf {
     addr: u64,
@@ -55,8 +71,12 @@ impl Kernel {
         let mut bufs = Vec::new();
         for &(addr, len) in iovs {
             let first = page_align_down(addr);
-            let nr = ((addr + len).next_multiple_of(PAGE_SIZE) - first) / PAGE_SIZE;
-            match self.gup_pages(pid, first, nr, flags, true) {
+            // io_buffer_validate() comes before each iovec's pinning.
+            let pinned = io_validate_user_buf_range(addr, len).and_then(|()| {
+                let nr = ((addr + len).next_multiple_of(PAGE_SIZE) - first) / PAGE_SIZE;
+                self.gup_pages(pid, first, nr, flags, true)
+            });
+            match pinned {
                 Ok(pages) => bufs.push(RegBuf { addr, len, pages }),
                 Err(e) => {
                     for b in bufs {
@@ -98,10 +118,12 @@ impl Kernel {
     }
 
     /// The fixed buffer `index` and the offset of `[addr, addr+len)` in its
-    /// pinned pages.
+    /// pinned pages (`validate_fixed_range()`: an end that wraps, a range
+    /// outside the buffer or one longer than MAX_RW_COUNT is EFAULT).
     fn fixed_range(&self, r: RingId, index: usize, addr: u64, len: u64) -> SysResult<(&RegBuf, u64)> {
         let b = self.rings[&r].bufs.get(index).ok_or(Errno::EFAULT)?;
-        if addr < b.addr || addr + len > b.addr + b.len {
+        let end = addr.checked_add(len).ok_or(Errno::EFAULT)?;
+        if addr < b.addr || end > b.addr + b.len || len > MAX_RW_COUNT {
             return Err(Errno::EFAULT.into());
         }
         Ok((b, addr - page_align_down(b.addr)))
@@ -146,6 +168,7 @@ impl Kernel {
         len: u64,
     ) -> SysResult<u64> {
         let (r, ino) = self.fixed_op_fds(pid, ring, file)?;
+        self.fixed_range(r, index, addr, len)?;
         let data = self.file_read(ino, file_off, len);
         let (b, off) = self.fixed_range(r, index, addr, data.len())?;
         let pages = b.pages.clone();

@@ -146,7 +146,7 @@ impl Kernel {
 
     /// Top-down search for a free range (`vm_unmapped_area()` with the
     /// top-down allocator); a free hint is taken as is.
-    fn get_unmapped_area(&self, mm: MmId, hint: Option<u64>, len: u64, align: u64) -> Option<u64> {
+    pub(crate) fn get_unmapped_area(&self, mm: MmId, hint: Option<u64>, len: u64, align: u64) -> Option<u64> {
         let m = self.mm(mm);
         let free = |a: u64| a + len <= TASK_SIZE && !m.vmas.values().any(|v| v.start < a + len && a < v.end);
         if let Some(h) = hint {

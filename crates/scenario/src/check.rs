@@ -158,7 +158,7 @@ impl Checker {
             }
             ItemKind::ThpZeroPage(_) => None,
             ItemKind::Hugetlb { size, .. } => {
-                self.huge_size(size);
+                let _ = self.huge_size(size);
                 None
             }
             ItemKind::Task(name) => {
@@ -181,10 +181,14 @@ impl Checker {
         }
     }
 
-    fn huge_size(&mut self, size: &Spanned<u64>) {
+    /// The hugetlb page size if it is one the machine has; reports if not,
+    /// and the caller then treats the region as base pages.
+    fn huge_size(&mut self, size: &Spanned<u64>) -> Option<u64> {
         if !HUGE_SIZES.contains(&size.value) {
             self.err(size.span, format!("no hugetlb page size {}", fmt_size(size.value))).expected.extend(["2M".to_string(), "1G".into()]);
+            return None;
         }
+        Some(size.value)
     }
 
     /// Is `name` free to define? Reports if not.
@@ -392,10 +396,7 @@ impl Checker {
         }
         match &step.op {
             Op::Mmap(m) => {
-                let huge = m.hugetlb.as_ref().map(|h| {
-                    self.huge_size(h);
-                    h.value
-                });
+                let huge = m.hugetlb.as_ref().and_then(|h| self.huge_size(h));
                 if m.len.value == 0 && !lenient {
                     self.err(m.len.span, "mmap of 0 bytes fails with EINVAL").expected.push("a size above 0".into());
                 }
@@ -405,6 +406,13 @@ impl Checker {
                 }
                 if let Some(a) = &m.fixed {
                     self.addr(&t, a, huge.unwrap_or(PAGE), lenient);
+                }
+                if let Some(a) = &m.align {
+                    if !a.value.is_power_of_two() || a.value < PAGE {
+                        self.err(a.span, format!("`align=` must be a power of two of at least 4K, not {}", fmt_hex_size(a.value)))
+                            .expected
+                            .push("a size like 2M or 64K".into());
+                    }
                 }
                 if let Some(o) = &m.offset {
                     if o.value % PAGE != 0 && !lenient {
@@ -736,7 +744,9 @@ impl Checker {
             Expectation::Page { loc, .. } | Expectation::Counter { loc, .. } => {
                 self.loc(loc);
             }
-            Expectation::Pool { size, .. } => self.huge_size(size),
+            Expectation::Pool { size, .. } => {
+                let _ = self.huge_size(size);
+            }
             Expectation::Task { task, .. } => {
                 self.task(task, true);
             }

@@ -257,8 +257,13 @@ fn data_len(d: &DataSpec) -> Option<u64> {
 
 /// `mmap … align=A`, as the selftests place THPs: map `len + A`, then
 /// unmap the unaligned head and tail, so any backend gets the same layout.
+/// A length that does not fit the address space even before the kernel
+/// sees it is the kernel's answer to any length past TASK_SIZE: ENOMEM.
 fn mmap_aligned(be: &mut dyn Backend, task: TaskId, m: &MmapCall, align: u64) -> Result<Ret, Failure> {
-    let wide = MmapCall { len: m.len + align, ..m.clone() };
+    let Some(wide_len) = m.len.checked_add(align).filter(|l| l.checked_next_multiple_of(PAGE).is_some()) else {
+        return Err(Failure::Errno("ENOMEM".into()));
+    };
+    let wide = MmapCall { len: wide_len, ..m.clone() };
     let Ret::Addr(base) = be.call(task, &Call::Mmap(wide))? else {
         return Err(Failure::Backend("mmap returned no address".into()));
     };

@@ -15,7 +15,7 @@ pub fn main(a: Args) -> u8 {
         match load(f) {
             Some(l) => {
                 let steps = l.checked.step_of_item.iter().flatten().count();
-                println!("{f}: ok ({steps} steps)");
+                outln!("{f}: ok ({steps} steps)");
             }
             None => code = EXIT_USAGE,
         }

@@ -54,9 +54,9 @@ pub fn main(a: Args) -> u8 {
         match scenario::run_loaded(&l, &mut backend, &opts) {
             Ok(report) => {
                 if a.json {
-                    println!("{}", report.to_json());
+                    outln!("{}", report.to_json());
                 } else {
-                    print!("{}", report.render(a.quiet));
+                    out!("{}", report.render(a.quiet));
                 }
                 if report.status == Status::Fail {
                     failed = true;
