@@ -167,3 +167,29 @@ fn a_full_disk_is_one_error_line() {
     assert_eq!(text(&o.stderr).lines().count(), 1, "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("cannot write the output"));
 }
+
+#[test]
+fn run_on_a_directory_runs_its_files_and_prints_a_total() {
+    let o = cowlab(&["run", "--quiet", "examples"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let n = all_examples().len();
+    assert!(out.ends_with(&format!("total: {n} files: {n} passed, 0 failed, 0 skipped, 0 not run (errors)\n")), "{out}");
+}
+
+#[test]
+fn endless_and_empty_inputs() {
+    let o = cowlab(&["check", "/dev/zero"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("larger than 16 MiB"), "{}", text(&o.stderr));
+    let dir = std::env::temp_dir().join(format!("cowlab-cli-forms-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("comments.cow");
+    std::fs::write(&f, "# only a comment\r# and another, CR line ends\r").unwrap();
+    let o = cowlab(&["run", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("checks nothing"), "{}", text(&o.stderr));
+    let o = cowlab(&["check", f.to_str().unwrap()]);
+    assert!(text(&o.stdout).contains("checks nothing"), "{}", text(&o.stdout));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -68,6 +68,8 @@ struct Name {
     line: usize,
     /// The task that created it.
     task: String,
+    /// Order of definition (see [`Task::parent`]).
+    seq: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -75,10 +77,17 @@ struct Task {
     line: usize,
     /// `Some((line, why))` once the task has exited or been killed.
     dead: Option<(usize, String)>,
-    names: BTreeSet<String>,
+    /// The task it forked from and the number of names defined by then.
+    /// A task sees its own names and, up the chain of parents, the names
+    /// each ancestor had when the line forked off: computed on lookup, so a
+    /// fork copies nothing however many names exist.
+    parent: Option<(String, usize)>,
     /// The task exists from right after this step (0: from the start).
     born: usize,
 }
+
+/// At most this many errors are kept; the rest are counted.
+const MAX_ERRORS: usize = 20;
 
 #[derive(Default)]
 struct Checker {
@@ -89,6 +98,11 @@ struct Checker {
     /// Pins already released: name → line.
     unpinned: BTreeMap<String, usize>,
     errors: Vec<Diagnostic>,
+    /// Errors past [`MAX_ERRORS`]: how many, where the first was, and a
+    /// scratch diagnostic the callers may annotate.
+    omitted: usize,
+    first_omitted: Span,
+    scratch: Diagnostic,
     out: Checked,
     steps: usize,
     seen_step: bool,
@@ -109,6 +123,9 @@ pub fn check(s: &Scenario) -> Result<Checked, Vec<Diagnostic>> {
         c.out.kinds = c.names.iter().map(|(k, v)| (k.clone(), v.kind.clone())).collect();
         Ok(c.out)
     } else {
+        if c.omitted > 0 {
+            c.errors.push(Diagnostic::new(c.first_omitted, format!("… and {} more error(s) after this one, not shown", c.omitted)));
+        }
         Err(c.errors)
     }
 }
@@ -118,10 +135,44 @@ fn is_pow2_size(n: u64) -> bool {
 }
 
 impl Checker {
+    /// Records an error; past [`MAX_ERRORS`] it is only counted (the
+    /// returned diagnostic is a scratch one).
     fn err(&mut self, span: Span, msg: impl Into<String>) -> &mut Diagnostic {
+        if self.full() {
+            if self.omitted == 0 {
+                self.first_omitted = span;
+            }
+            self.omitted += 1;
+            self.scratch = Diagnostic::new(span, String::new());
+            return &mut self.scratch;
+        }
         self.errors.push(Diagnostic::new(span, msg));
         let last = self.errors.len() - 1;
         &mut self.errors[last]
+    }
+
+    /// No more errors are kept: callers skip building long notes.
+    fn full(&self) -> bool {
+        self.errors.len() >= MAX_ERRORS
+    }
+
+    /// Can `task` use the name `name` (see [`Task::parent`])? Pins are
+    /// never inherited.
+    fn visible(&self, task: &str, name: &str) -> bool {
+        let Some(def) = self.names.get(name) else { return false };
+        let (mut cur, mut limit) = (task, usize::MAX);
+        loop {
+            if def.task == cur {
+                return def.seq < limit && (cur == task || !matches!(def.kind, Kind::Pin { .. }));
+            }
+            match self.tasks.get(cur).and_then(|t| t.parent.as_ref()) {
+                Some((p, seq)) => {
+                    cur = p;
+                    limit = limit.min(*seq);
+                }
+                None => return false,
+            }
+        }
     }
 
     fn item(&mut self, idx: usize, item: &Item) -> Option<usize> {
@@ -163,7 +214,7 @@ impl Checker {
             }
             ItemKind::Task(name) => {
                 if self.fresh(name) {
-                    self.tasks.insert(name.value.clone(), Task { line: item.line, dead: None, names: BTreeSet::new(), born: self.steps });
+                    self.tasks.insert(name.value.clone(), Task { line: item.line, dead: None, parent: None, born: self.steps });
                 }
                 None
             }
@@ -213,7 +264,7 @@ impl Checker {
     fn task(&mut self, t: &Ident, allow_dead: bool) -> bool {
         match self.tasks.get(&t.value) {
             None => {
-                let known: Vec<String> = self.tasks.keys().cloned().collect();
+                let known: Vec<String> = if self.full() { Vec::new() } else { self.tasks.keys().take(20).cloned().collect() };
                 let d = self.err(t.span, format!("unknown task `{}`", t.value));
                 if known.is_empty() {
                     d.notes.push("declare one first with `task NAME` (e.g. `task P`)".into());
@@ -237,7 +288,8 @@ impl Checker {
     /// wanted kind.
     fn name(&mut self, task: &str, n: &Ident, want: &[&str]) -> Option<Kind> {
         let Some(def) = self.names.get(&n.value).cloned() else {
-            let visible: Vec<String> = self.tasks.get(task).map(|t| t.names.iter().cloned().collect()).unwrap_or_default();
+            let visible: Vec<String> =
+                if self.full() { Vec::new() } else { self.names.keys().filter(|k| self.visible(task, k)).take(20).cloned().collect() };
             let d = self.err(n.span, format!("unknown name `{}`", n.value));
             if visible.is_empty() {
                 d.notes.push(format!("task {task} has no named objects yet"));
@@ -246,8 +298,7 @@ impl Checker {
             }
             return None;
         };
-        let visible = self.tasks.get(task).map(|t| t.names.contains(&n.value)).unwrap_or(false);
-        if !visible {
+        if !self.visible(task, &n.value) {
             let why = if def.task == task {
                 "it is gone".to_string()
             } else {
@@ -274,10 +325,8 @@ impl Checker {
         if let Kind::Pipe = kind {
             self.pipe_bytes.insert(n.value.clone(), 0);
         }
-        self.names.insert(n.value.clone(), Name { kind, line, task: task.to_string() });
-        if let Some(t) = self.tasks.get_mut(task) {
-            t.names.insert(n.value.clone());
-        }
+        let seq = self.names.len();
+        self.names.insert(n.value.clone(), Name { kind, line, task: task.to_string(), seq });
     }
 
     /// Bounds and alignment of `range` in a region; returns the length.
@@ -485,16 +534,12 @@ impl Checker {
             }
             Op::Fork(child) => {
                 if self.fresh(child) {
-                    let names = self.tasks.get(&t).map(|p| p.names.clone()).unwrap_or_default();
-                    // Pins belong to the task that took them, not its child.
-                    let names =
-                        names.into_iter().filter(|n| !matches!(self.names.get(n).map(|d| &d.kind), Some(Kind::Pin { .. }))).collect();
                     self.tasks.insert(
                         child.value.clone(),
                         Task {
                             line: item.line,
                             dead: if fails { Some((item.line, "was never created".into())) } else { None },
-                            names,
+                            parent: Some((t.clone(), self.names.len())),
                             born: self.steps,
                         },
                     );

@@ -15,7 +15,7 @@ use crate::backend::*;
 use crate::check::{Checked, PAGE};
 use crate::diag::{Diagnostic, Source, Span};
 use crate::report::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// The profile a scenario runs under when neither the file nor the command
 /// line names one.
@@ -43,7 +43,10 @@ enum Val {
 struct TaskRt {
     id: TaskId,
     dead: Option<String>,
-    names: BTreeSet<String>,
+    /// The task it forked from and how many names were defined by then:
+    /// what a task can use is computed from this chain ([`Env::sees`]), so
+    /// a fork copies nothing.
+    parent: Option<(String, usize)>,
 }
 
 /// What the runner knows at run time.
@@ -51,6 +54,10 @@ struct TaskRt {
 struct Env {
     tasks: BTreeMap<String, TaskRt>,
     vals: BTreeMap<String, Val>,
+    /// Who defined each name, in which order.
+    defined_by: BTreeMap<String, (String, usize)>,
+    /// Task names in the order the tasks were created.
+    created: Vec<String>,
     names_of: BTreeMap<TaskId, String>,
     /// Registered fixed buffers per ring name.
     ring_bufs: BTreeMap<String, Vec<(u64, u64)>>,
@@ -58,6 +65,49 @@ struct Env {
     snaps: BTreeMap<(usize, String), Option<u64>>,
     /// `expect same as step N`: what the read at step N returned.
     kept_reads: BTreeMap<usize, Contents>,
+}
+
+impl Env {
+    /// Can `task` use `name`: its own names, and up the chain of parents
+    /// the names each one had when the line forked off (pins excepted: they
+    /// belong to the task that took them).
+    fn sees(&self, task: &str, name: &str) -> bool {
+        let Some((owner, seq)) = self.defined_by.get(name) else { return false };
+        let (mut cur, mut limit) = (task, usize::MAX);
+        loop {
+            if owner == cur {
+                return *seq < limit && (cur == task || !matches!(self.vals.get(name), Some(Val::Pin { .. })));
+            }
+            match self.tasks.get(cur).and_then(|t| t.parent.as_ref()) {
+                Some((p, n)) => {
+                    cur = p;
+                    limit = limit.min(*n);
+                }
+                None => return false,
+            }
+        }
+    }
+}
+
+impl Env {
+    /// Every task that can use `name`, found in one pass over the tasks in
+    /// the order they were created (a parent before its children).
+    fn seers(&self, name: &str) -> Vec<(&String, &TaskRt)> {
+        let Some((owner, seq)) = self.defined_by.get(name) else { return Vec::new() };
+        let pin = matches!(self.vals.get(name), Some(Val::Pin { .. }));
+        let mut sees: BTreeMap<&str, bool> = BTreeMap::new();
+        let mut out = Vec::new();
+        for tname in &self.created {
+            let Some(t) = self.tasks.get(tname) else { continue };
+            let v = tname == owner
+                || (!pin && t.parent.as_ref().is_some_and(|(p, n)| *seq < *n && (sees.get(p.as_str()) == Some(&true) || p == owner)));
+            sees.insert(tname, v);
+            if v {
+                out.push((tname, t));
+            }
+        }
+        out
+    }
 }
 
 /// Things a step observed about one place, for deltas.
@@ -165,7 +215,8 @@ pub fn run(src: &Source, sc: &Scenario, checked: &Checked, be: &mut dyn Backend,
             ItemKind::Task(name) => match be.spawn() {
                 Ok(id) => {
                     env.names_of.insert(id, name.value.clone());
-                    env.tasks.insert(name.value.clone(), TaskRt { id, dead: None, names: BTreeSet::new() });
+                    env.tasks.insert(name.value.clone(), TaskRt { id, dead: None, parent: None });
+                    env.created.push(name.value.clone());
                     report.entries.push(Entry::Task { line: item.line, text, task: name.value.clone() });
                 }
                 Err(e) => {
@@ -411,12 +462,7 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
 fn touched(step: &Step, env: &Env, task: &str) -> Vec<(String, u64)> {
     let one = |r: &Range| vec![(r.name.value.clone(), r.off())];
     let all_regions = || -> Vec<(String, u64)> {
-        env.tasks
-            .get(task)
-            .map(|t| {
-                t.names.iter().filter(|n| matches!(env.vals.get(*n), Some(Val::Region { .. }))).take(8).map(|n| (n.clone(), 0)).collect()
-            })
-            .unwrap_or_default()
+        env.vals.iter().filter(|(n, v)| matches!(v, Val::Region { .. }) && env.sees(task, n)).take(8).map(|(n, _)| (n.clone(), 0)).collect()
     };
     match &step.op {
         Op::Mmap(_) | Op::Mremap { .. } => {
@@ -459,8 +505,8 @@ fn observe(be: &mut dyn Backend, env: &Env, places: &[(String, u64)]) -> BTreeMa
         let Some(Val::Region { addr, .. }) = env.vals.get(name) else {
             continue;
         };
-        for (tname, t) in &env.tasks {
-            if t.dead.is_some() || !t.names.contains(name) {
+        for (tname, t) in env.seers(name) {
+            if t.dead.is_some() {
                 continue;
             }
             let a = addr.saturating_add(*off);
@@ -768,9 +814,8 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
     let define = |env: &mut Env, v: Val| {
         if let Some(b) = &bind {
             env.vals.insert(b.clone(), v);
-            if let Some(t) = env.tasks.get_mut(task) {
-                t.names.insert(b.clone());
-            }
+            let seq = env.defined_by.len();
+            env.defined_by.insert(b.clone(), (task.to_string(), seq));
         }
     };
     match (&step.op, ret) {
@@ -817,13 +862,10 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
             "ok".into()
         }
         (Op::Fork(child), Ret::Task(id)) => {
-            let names: BTreeSet<String> = env
-                .tasks
-                .get(task)
-                .map(|t| t.names.iter().filter(|n| !matches!(env.vals.get(*n), Some(Val::Pin { .. }))).cloned().collect())
-                .unwrap_or_default();
+            let parent = Some((task.to_string(), env.defined_by.len()));
             env.names_of.insert(*id, child.value.clone());
-            env.tasks.insert(child.value.clone(), TaskRt { id: *id, dead: None, names });
+            env.tasks.insert(child.value.clone(), TaskRt { id: *id, dead: None, parent });
+            env.created.push(child.value.clone());
             format!("ok, child {}", child.value)
         }
         (Op::Exit, _) => {

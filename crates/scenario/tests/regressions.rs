@@ -169,3 +169,90 @@ fn align_must_be_a_power_of_two_and_huge_aligns_are_enomem() {
     assert!(e.contains("power of two"), "{e}");
     passes("task P\nP: A = mmap 0xfffffffffffff000 align=2M expect ENOMEM\nP: B = mmap 4K align=2M\nP: write B fill 1\n");
 }
+
+// ----- input forms -----------------------------------------------------
+
+#[test]
+fn cr_only_crlf_and_a_bom_read_as_lines() {
+    let body = ["# a comment line first", "task P", "P: A = mmap 4K", "P: write A fill 1", "P: read A expect fill 1"];
+    for (what, text) in [
+        ("CR", body.join("\r")),
+        ("CRLF", body.join("\r\n") + "\r\n"),
+        ("BOM", format!("\u{feff}{}\n", body.join("\n"))),
+        ("BOM+CRLF", format!("\u{feff}{}\r\n", body.join("\r\n"))),
+    ] {
+        let l = scenario::load("forms.cow", &text).unwrap_or_else(|(src, ds)| panic!("{what}: {}", ds[0].render(&src)));
+        assert_eq!(l.checked.step_of_item.iter().flatten().count(), 3, "{what}");
+        assert!(!l.checks_nothing(), "{what}");
+        passes(&text);
+    }
+    // Positions after a BOM count as an editor shows them.
+    let e = load_errors("\u{feff}task P\r\nP: mmapp 4K\r\n");
+    assert!(e.starts_with("regression.cow:2:4: error: unknown operation `mmapp`"), "{e}");
+}
+
+#[test]
+fn a_file_of_comments_checks_nothing() {
+    let l = scenario::load("c.cow", "# one\n# two\n").ok().unwrap();
+    assert!(l.checks_nothing());
+    let l = scenario::load("c.cow", "task P\n").ok().unwrap();
+    assert!(l.checks_nothing());
+}
+
+// ----- sizes that would show a quadratic cost (no timing asserted) -----
+
+#[test]
+fn errors_are_capped_with_a_count_of_the_rest() {
+    let mut text = String::from("task P\n");
+    for i in 0..5000 {
+        text.push_str(&format!("P: munmap X{i}\n"));
+    }
+    let Err((src, ds)) = scenario::load("many.cow", &text) else { panic!("loads") };
+    assert_eq!(ds.len(), 21);
+    assert!(ds[20].message.contains("4980 more error(s)"), "{}", ds[20].message);
+    assert!(src.position(ds[20].span).starts_with("many.cow:22:"), "{}", src.position(ds[20].span));
+}
+
+#[test]
+fn a_100k_step_run() {
+    let mut text = String::from("task P\nP: A = mmap 4K\n");
+    for i in 0..100_000 {
+        text.push_str(&format!("P: write A fill {}\n", i % 256));
+    }
+    text.push_str("P: read A expect fill 159\n");
+    let l = scenario::load("long.cow", &text).ok().unwrap();
+    // Invariants are checked by the tests above; here only the runner's
+    // own costs are exercised, at a size where a quadratic one shows.
+    let mut be = ModelBackend::new().with_self_check(false);
+    let r = scenario::run_loaded(&l, &mut be, &RunOptions::default()).unwrap();
+    assert_eq!((r.status, r.summary.passed), (Status::Pass, 1));
+}
+
+/// Every fork changes the counters every task sees for the shared page, and
+/// the trace shows that change in each of them: this stays quadratic in
+/// the chain's length (kept at a size the debug-build tests run quickly).
+#[test]
+fn a_fork_chain_sharing_one_page() {
+    let mut text = String::from("task T0\nT0: A = mmap 4K\nT0: write A fill 1\n");
+    for i in 0..200 {
+        text.push_str(&format!("T{i}: fork T{}\n", i + 1));
+    }
+    text.push_str("T200: read A expect fill 1\nexpect A in T200 mapcount == 201\nexpect A in T0 same page as A in T200\n");
+    let l = scenario::load("chain.cow", &text).ok().unwrap();
+    let mut be = ModelBackend::new().with_self_check(false);
+    let r = scenario::run_loaded(&l, &mut be, &RunOptions::default()).unwrap();
+    assert_eq!((r.status, r.summary.passed), (Status::Pass, 3), "{}", r.render(true));
+}
+
+#[test]
+fn ten_thousand_mappings() {
+    let mut text = String::from("task P\n");
+    for i in 0..10_000 {
+        text.push_str(&format!("P: A{i} = mmap 4K{}\n", if i % 2 == 0 { " r" } else { "" }));
+    }
+    text.push_str("P: write A9999 fill 3\nP: read A9999 expect fill 3\nP: read A0 expect fill 0\n");
+    let l = scenario::load("maps.cow", &text).ok().unwrap();
+    let mut be = ModelBackend::new().with_self_check(false);
+    let r = scenario::run_loaded(&l, &mut be, &RunOptions::default()).unwrap();
+    assert_eq!((r.status, r.summary.passed), (Status::Pass, 2), "{}", r.render(true));
+}
