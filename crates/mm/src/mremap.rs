@@ -78,7 +78,7 @@ impl Kernel {
             return Err(Errno::EFAULT.into());
         }
         if remap_type(old_len, new_len) == RemapType::Shrink {
-            self.do_munmap(pid, mm, addr + new_len, old_len - new_len)?;
+            self.shrink_vma(pid, mm, addr, old_len, new_len)?;
             old_len = new_len;
         }
         let vma = self.mm(mm).vma(addr).cloned().ok_or(Errno::EFAULT)?;
@@ -95,7 +95,7 @@ impl Kernel {
         match remap_type(old_len, new_len) {
             RemapType::NoResize => Ok(addr),
             RemapType::Shrink => {
-                self.do_munmap(pid, mm, addr + new_len, old_len - new_len)?;
+                self.shrink_vma(pid, mm, addr, old_len, new_len)?;
                 Ok(addr)
             }
             RemapType::Expand => {
@@ -120,6 +120,19 @@ impl Kernel {
                 self.move_vma(pid, mm, vma, addr, old_len, new_len, target)
             }
         }
+    }
+
+    /// `shrink_vma()`: unmaps the tail `[addr + new_len, addr + old_len)`
+    /// whatever VMAs it spans. The old length was never checked against the
+    /// address space, so `do_vmi_munmap()`'s own checks decide: a range
+    /// past TASK_SIZE is EINVAL.
+    fn shrink_vma(&mut self, pid: Pid, mm: MmId, addr: u64, old_len: u64, new_len: u64) -> SysResult<()> {
+        let start = addr + new_len;
+        let len = old_len - new_len;
+        if start > TASK_SIZE || len > TASK_SIZE - start {
+            return Err(Errno::EINVAL.into());
+        }
+        self.do_munmap(pid, mm, start, len)
     }
 
     /// `move_vma()`: a copy of the VMA covering `[addr, addr + old_len)`
