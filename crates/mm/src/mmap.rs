@@ -131,6 +131,13 @@ impl Kernel {
             hugetlb,
             resv: None,
         };
+        // MAP_FIXED: the VMAs in the way are split first (`__mmap_region()`
+        // gathers them before the file's mmap hook reserves anything), so a
+        // split the kernel refuses (a hugetlb VMA cut off its page size)
+        // fails the call before a reservation is taken.
+        if req.fixed {
+            self.split_vmas_around(mm, start, start + len)?;
+        }
         if hugetlb.is_some() {
             crate::hugetlb::hugetlb_reserve_pages(self, &mut vma)?;
         }

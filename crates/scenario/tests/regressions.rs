@@ -256,3 +256,15 @@ fn ten_thousand_mappings() {
     let r = scenario::run_loaded(&l, &mut be, &RunOptions::default()).unwrap();
     assert_eq!((r.status, r.summary.passed), (Status::Pass, 2), "{}", r.render(true));
 }
+
+#[test]
+fn a_fixed_hugetlb_mmap_that_cannot_split_takes_no_reservation() {
+    // Fuzz finding: MAP_FIXED over a 1 GiB hugetlb VMA at a 2 MiB boundary
+    // is EINVAL from the split, before hugetlb_reserve_pages() runs.
+    passes(
+        "hugetlb 1G pages=0\nhugetlb 2M pages=1 overcommit=1\ntask P\n\
+         P: R1 = mmap 6M noreserve fixed=0x7f0000000000 hugetlb=1G expect any\n\
+         P: R3 = mmap 4K fixed=0x7f0000200000 hugetlb=2M expect EINVAL\n\
+         expect hugetlb 2M resv == 0\n",
+    );
+}
