@@ -4,7 +4,18 @@
 //! without touching each other.
 #![forbid(unsafe_code)]
 
+/// `print!` through [`output::write_out`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::write_out(format_args!($($arg)*)) };
+}
+
+/// `println!` through [`output::write_out`].
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::output::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod cmd;
+mod output;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -39,5 +50,5 @@ fn main() -> ExitCode {
         Cmd::Fuzz(a) => cmd::fuzz::main(a),
         Cmd::Explore(a) => cmd::explore::main(a),
     };
-    ExitCode::from(code)
+    ExitCode::from(output::exit_code(code))
 }

@@ -143,3 +143,53 @@ fn profile_and_knob_errors_in_the_file_point_at_the_line() {
     assert!(text(&o.stderr).contains("p.cow:1:5: error: knob `anon_reuse` takes one of"), "{}", text(&o.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A reader that closes the pipe at once: cowlab stops writing and exits
+/// with 141 (what a shell reports for SIGPIPE), with nothing on stderr.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    for args in [&["check", CVE][..], &["run", CVE], &["selftest", "gup_longterm", "--format", "summary"]] {
+        // The reading end is closed before cowlab starts.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(env!("CARGO_BIN_EXE_cowlab")).args(args).current_dir(root()).stdout(writer).output().expect("cowlab runs");
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {}", text(&o.stderr));
+        assert_eq!(text(&o.stderr), "", "{args:?}");
+    }
+}
+
+/// Output to a full disk is one line on stderr and exit status 2.
+#[test]
+fn a_full_disk_is_one_error_line() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else { return };
+    let o = Command::new(env!("CARGO_BIN_EXE_cowlab")).args(["run", CVE]).current_dir(root()).stdout(full).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(text(&o.stderr).lines().count(), 1, "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("cannot write the output"));
+}
+
+#[test]
+fn run_on_a_directory_runs_its_files_and_prints_a_total() {
+    let o = cowlab(&["run", "--quiet", "examples"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let n = all_examples().len();
+    assert!(out.ends_with(&format!("total: {n} files: {n} passed, 0 failed, 0 skipped, 0 not run (errors)\n")), "{out}");
+}
+
+#[test]
+fn endless_and_empty_inputs() {
+    let o = cowlab(&["check", "/dev/zero"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("larger than 16 MiB"), "{}", text(&o.stderr));
+    let dir = std::env::temp_dir().join(format!("cowlab-cli-forms-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("comments.cow");
+    std::fs::write(&f, "# only a comment\r# and another, CR line ends\r").unwrap();
+    let o = cowlab(&["run", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("checks nothing"), "{}", text(&o.stderr));
+    let o = cowlab(&["check", f.to_str().unwrap()]);
+    assert!(text(&o.stdout).contains("checks nothing"), "{}", text(&o.stdout));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

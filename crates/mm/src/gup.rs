@@ -271,7 +271,7 @@ impl Kernel {
         if flags.pin {
             self.mm_mut(mm).has_pinned = true;
         }
-        let mut pages = Vec::with_capacity(nr as usize);
+        let mut pages = Vec::new();
         let mut retries = 0;
         while (pages.len() as u64) < nr {
             let addr = start + pages.len() as u64 * PAGE_SIZE;
@@ -328,7 +328,14 @@ impl Kernel {
     /// The model's gup_test: get or pin `nr` pages from `addr` with `flags`,
     /// through GUP-fast (`fast`) or the slow path, looping until the range is
     /// covered like PIN_LONGTERM_TEST_START; any error releases everything.
+    /// The module first allocates an array of one pointer per page with
+    /// `kvcalloc()`, which refuses more than INT_MAX bytes: ENOMEM for
+    /// ranges of 1 TiB and more (mm/gup_test.c, mm/slub.c
+    /// `__kvmalloc_node_noprof()`).
     pub fn gup(&mut self, pid: Pid, addr: u64, nr: u64, flags: GupFlags, fast: bool) -> SysResult<GupHandle> {
+        if nr.checked_mul(8).is_none_or(|bytes| bytes > i32::MAX as u64) {
+            return Err(Errno::ENOMEM.into());
+        }
         let pages = self.gup_pages(pid, addr, nr, flags, fast)?;
         let func = match (fast, flags.pin) {
             (true, true) => "pin_user_pages_fast",
@@ -377,7 +384,10 @@ impl Kernel {
     pub(crate) fn gup_pages_upto(&mut self, pid: Pid, addr: u64, nr: u64, flags: GupFlags, fast: bool) -> SysResult<PagesGot> {
         let mm = self.mm_of(pid)?;
         Kernel::is_valid_gup_args(flags)?;
-        if nr == 0 || !is_aligned(addr, PAGE_SIZE) || addr.checked_add(nr * PAGE_SIZE).is_none_or(|e| e > TASK_SIZE) {
+        if nr == 0
+            || !is_aligned(addr, PAGE_SIZE)
+            || nr.checked_mul(PAGE_SIZE).and_then(|l| addr.checked_add(l)).is_none_or(|e| e > TASK_SIZE)
+        {
             return Err(Errno::EINVAL.into());
         }
         if fast {

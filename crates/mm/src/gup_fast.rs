@@ -179,7 +179,7 @@ impl Kernel {
                 if g.flags.pin {
                     self.mm_mut(g.mm).has_pinned = true;
                 }
-                if g.start.checked_add(g.nr * PAGE_SIZE).is_none_or(|e| e > TASK_SIZE) {
+                if g.nr.checked_mul(PAGE_SIZE).and_then(|l| g.start.checked_add(l)).is_none_or(|e| e > TASK_SIZE) {
                     return self.gup_fast_finish(g, Err(Errno::EFAULT.into()));
                 }
                 g.state = GupFastState::Walk { addr: g.start };

@@ -104,9 +104,14 @@ impl Kernel {
 
     /// Writes `nr_hugepages` (mm/hugetlb.c: set_max_huge_pages()): grows the
     /// persistent pool, or shrinks it by freeing unreserved free pages and
-    /// turning pages in use into surplus.
+    /// turning pages in use into surplus. Growing stops when the machine's
+    /// RAM has no room for another huge page, as the kernel's allocation
+    /// loop stops at the first failed allocation (fragmentation, which can
+    /// stop it earlier, is not modelled).
     pub fn set_nr_hugepages(&mut self, h: HugeSize, n: u64) {
+        let room = self.free_ram_pages() / (h.bytes() / PAGE_SIZE);
         let hs = self.hstates.get_mut(h);
+        let n = n.min((hs.nr - hs.surplus).saturating_add(room));
         let persistent = hs.nr - hs.surplus;
         if n >= persistent {
             // New pages first absorb surplus pages in use.
@@ -135,12 +140,14 @@ impl Kernel {
 /// `hugetlb_acct_memory()`: raise `resv` by `delta`, allocating surplus
 /// pages if the free pages do not cover it; ENOMEM if impossible.
 fn hugetlb_acct_memory(k: &mut Kernel, h: HugeSize, delta: u64) -> SysResult<()> {
+    let room = k.free_ram_pages() / (h.bytes() / PAGE_SIZE);
     let hs = k.hstates.get_mut(h);
     // gather_surplus_pages() computes this in a signed long.
     let needed = hs.resv.wrapping_add(delta).wrapping_sub(hs.free) as i64;
     if needed > 0 {
         let needed = needed as u64;
-        if hs.surplus + needed > hs.overcommit {
+        // Surplus pages come from RAM (alloc_surplus_hugetlb_folio()).
+        if hs.surplus.saturating_add(needed) > hs.overcommit || needed > room {
             return Err(Errno::ENOMEM.into());
         }
         hs.surplus += needed;
@@ -254,7 +261,7 @@ fn vma_has_reservation(k: &Kernel, vma: &Vma, h: HugeSize, addr: u64) -> bool {
 /// from mapping, so "restore reserve on free" never triggers on this path).
 fn alloc_hugetlb_folio(k: &mut Kernel, mm: MmId, vma: &Vma, h: HugeSize, addr: u64, cow_from_owner: bool) -> Option<FolioId> {
     let use_resv = !cow_from_owner && vma_has_reservation(k, vma, h, addr);
-    if !dequeue_huge_page(k.hstates.get_mut(h), use_resv) {
+    if !dequeue_huge_page(k, h, use_resv) {
         return None;
     }
     if use_resv {
@@ -279,10 +286,12 @@ fn alloc_hugetlb_folio(k: &mut Kernel, mm: MmId, vma: &Vma, h: HugeSize, addr: u
 /// finds the free list empty, as in the kernel (SIGBUS without overcommit).
 /// Since 6.13 `alloc_hugetlb_folio()` consumes the global reservation on the
 /// surplus path as well.
-fn dequeue_huge_page(hs: &mut Hstate, use_resv: bool) -> bool {
+fn dequeue_huge_page(k: &mut Kernel, h: HugeSize, use_resv: bool) -> bool {
+    let room = k.free_ram_pages() >= h.bytes() / PAGE_SIZE;
+    let hs = k.hstates.get_mut(h);
     if hs.free > 0 && (use_resv || hs.available() > 0) {
         hs.free -= 1;
-    } else if hs.surplus < hs.overcommit {
+    } else if hs.surplus < hs.overcommit && room {
         hs.surplus += 1;
         hs.nr += 1;
     } else {
@@ -299,7 +308,7 @@ fn dequeue_huge_page(hs: &mut Hstate, use_resv: bool) -> bool {
 pub(crate) fn alloc_hugetlb_folio_for_inode(k: &mut Kernel, ino: InodeId, h: HugeSize, head_page: u64) -> Result<FolioId, VmFault> {
     let idx = head_page / (h.bytes() / PAGE_SIZE);
     let use_resv = k.inodes[&ino].resv.contains(&idx);
-    if !dequeue_huge_page(k.hstates.get_mut(h), use_resv) {
+    if !dequeue_huge_page(k, h, use_resv) {
         return Err(VmFault::Sigbus);
     }
     if use_resv {
@@ -500,9 +509,13 @@ fn make_huge_writable(k: &mut Kernel, mm: MmId, level: Level, haddr: u64, vma: &
 
 /// `unmap_ref_private()`: the owner cannot COW, so it unmaps `folio` from
 /// every other private VMA mapping it (its fork children) and marks those
-/// VMAs HPAGE_RESV_UNMAPPED: their next touch of the range is SIGBUS.
+/// VMAs HPAGE_RESV_UNMAPPED: their next touch of the range is SIGBUS. The
+/// kernel finds those VMAs by file offset in the hugetlbfs file's i_mmap,
+/// so a VMA moved by mremap is found at its new address; the model looks
+/// for the same offset (`page_index`) and the same folio in every other mm.
 fn unmap_ref_private(k: &mut Kernel, pid: Pid, mm: MmId, folio: FolioId, haddr: u64, h: HugeSize) {
     let level = level_of(h);
+    let Some(idx) = k.mm(mm).vma(haddr).map(|v| v.page_index(haddr)) else { return };
     let victims: Vec<(MmId, u64, u64)> = k
         .mms
         .values()
@@ -510,11 +523,9 @@ fn unmap_ref_private(k: &mut Kernel, pid: Pid, mm: MmId, folio: FolioId, haddr: 
         .flat_map(|m| {
             m.vmas.values().filter(|v| v.hugetlb == Some(h) && !v.shared && !v.resv.as_ref().is_some_and(|r| r.owner)).filter_map(
                 move |v| {
-                    let a = haddr;
-                    (a >= v.start
-                        && a < v.end
-                        && matches!(m.pt.get(level, a), Some(Entry::Present(Present { folio: f, .. })) if f == folio))
-                    .then_some((m.id, v.start, a))
+                    let a = v.start.checked_add(idx.checked_sub(v.pgoff)?.checked_mul(PAGE_SIZE)?)?;
+                    (a < v.end && matches!(m.pt.get(level, a), Some(Entry::Present(Present { folio: f, .. })) if f == folio))
+                        .then_some((m.id, v.start, a))
                 },
             )
         })

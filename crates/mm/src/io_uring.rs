@@ -22,6 +22,10 @@ use crate::gup::GupFlags;
 use crate::kernel::{File, Kernel, RingId};
 use crate::types::*;
 
+/// `MAX_RW_COUNT`: the most one read or write transfers (INT_MAX rounded
+/// down to a page).
+const MAX_RW_COUNT: u64 = (i32::MAX as u64) & !(PAGE_SIZE - 1);
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct RegBuf {
     addr: u64,
@@ -156,10 +160,12 @@ impl Kernel {
     }
 
     /// The fixed buffer `index` and the offset of `[addr, addr+len)` in its
-    /// pinned pages.
+    /// pinned pages (`validate_fixed_range()`: an end that wraps, a range
+    /// outside the buffer or one longer than MAX_RW_COUNT is EFAULT).
     fn fixed_range(&self, r: RingId, index: usize, addr: u64, len: u64) -> SysResult<(&RegBuf, u64)> {
         let b = self.rings[&r].bufs.get(index).and_then(Option::as_ref).ok_or(Errno::EFAULT)?;
-        if addr < b.addr || addr + len > b.addr + b.len {
+        let end = addr.checked_add(len).ok_or(Errno::EFAULT)?;
+        if addr < b.addr || end > b.addr + b.len || len > MAX_RW_COUNT {
             return Err(Errno::EFAULT.into());
         }
         Ok((b, addr - page_align_down(b.addr)))
@@ -204,6 +210,7 @@ impl Kernel {
         len: u64,
     ) -> SysResult<u64> {
         let (r, ino) = self.fixed_op_fds(pid, ring, file)?;
+        self.fixed_range(r, index, addr, len)?;
         let data = self.file_read(ino, file_off, len);
         let (b, off) = self.fixed_range(r, index, addr, data.len())?;
         let pages = b.pages.clone();

@@ -71,6 +71,25 @@ impl Settings {
     }
 }
 
+/// The size of the modelled machine. The kernel's answers to "is there
+/// memory for this?" depend on it; the model uses it where it models such a
+/// check.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Machine {
+    /// Bytes of RAM (MemTotal).
+    pub ram: u64,
+}
+
+/// RAM of the modelled machine unless a scenario says otherwise: 4 GiB,
+/// room for the selftests' largest pools (two 1 GiB hugetlb pages).
+pub const DEFAULT_RAM: u64 = 4 << 30;
+
+impl Default for Machine {
+    fn default() -> Self {
+        Machine { ram: DEFAULT_RAM }
+    }
+}
+
 /// Lifecycle of a task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TaskState {
@@ -174,6 +193,7 @@ pub struct Kernel {
     pub(crate) rings: BTreeMap<RingId, Ring>,
     pub(crate) gup: BTreeMap<GupHandle, GupRecord>,
     pub hstates: Hstates,
+    pub machine: Machine,
     pub(crate) next_id: u32,
     pub(crate) log: EventLog,
     pub stats: Stats,
@@ -193,6 +213,7 @@ impl Kernel {
             rings: BTreeMap::new(),
             gup: BTreeMap::new(),
             hstates: Hstates::default(),
+            machine: Machine::default(),
             next_id: 1,
             log: EventLog::default(),
             stats: Stats::default(),
@@ -303,6 +324,18 @@ impl Kernel {
             crate::hugetlb::free_huge_folio(self, size, restore);
         }
         self.folios.release(id);
+    }
+
+    /// Base pages of RAM not in use: neither in a hugetlb pool (free or
+    /// not) nor in a folio (anonymous, page cache). The shared zero page is
+    /// not counted.
+    pub fn free_ram_pages(&self) -> u64 {
+        let pools: u64 = [HugeSize::Size2M, HugeSize::Size1G]
+            .into_iter()
+            .map(|h| self.hugetlb_pool(h).nr.saturating_mul(h.bytes() / PAGE_SIZE))
+            .fold(0, u64::saturating_add);
+        let folios: u64 = self.folios.iter().filter(|(_, f)| f.hugetlb.is_none() && !f.is_zero()).map(|(_, f)| f.nr_pages()).sum();
+        (self.machine.ram / PAGE_SIZE).saturating_sub(pools).saturating_sub(folios)
     }
 
     /// Allocates an order-`order` anonymous folio, zeroed, refcount 1.

@@ -51,11 +51,16 @@ impl Kernel {
         if !is_aligned(addr, PAGE_SIZE) {
             return Err(Errno::EINVAL.into());
         }
-        let len = len.next_multiple_of(PAGE_SIZE);
-        if len == 0 {
+        // madvise_should_skip(): a length that wraps to 0 when page-aligned
+        // or an end past 2^64 is EINVAL, an empty range does nothing.
+        let aligned = page_align(len);
+        if len != 0 && aligned == 0 {
+            return Err(Errno::EINVAL.into());
+        }
+        let end = addr.checked_add(aligned).ok_or(Errno::EINVAL)?;
+        if end == addr {
             return Ok(());
         }
-        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
         if matches!(advice, Advice::PopulateRead | Advice::PopulateWrite) {
             return self.madvise_populate(pid, mm, addr, end, advice == Advice::PopulateWrite);
         }

@@ -131,6 +131,13 @@ impl Kernel {
             hugetlb,
             resv: None,
         };
+        // MAP_FIXED: the VMAs in the way are split first (`__mmap_region()`
+        // gathers them before the file's mmap hook reserves anything), so a
+        // split the kernel refuses (a hugetlb VMA cut off its page size)
+        // fails the call before a reservation is taken.
+        if req.fixed {
+            self.split_vmas_around(mm, start, start + len)?;
+        }
         if hugetlb.is_some() {
             crate::hugetlb::hugetlb_reserve_pages(self, &mut vma)?;
             // hugetlbfs_file_mmap(): a mapping with VM_WRITE (shared or
@@ -152,7 +159,7 @@ impl Kernel {
 
     /// Top-down search for a free range (`vm_unmapped_area()` with the
     /// top-down allocator); a free hint is taken as is.
-    fn get_unmapped_area(&self, mm: MmId, hint: Option<u64>, len: u64, align: u64) -> Option<u64> {
+    pub(crate) fn get_unmapped_area(&self, mm: MmId, hint: Option<u64>, len: u64, align: u64) -> Option<u64> {
         let m = self.mm(mm);
         let free = |a: u64| a + len <= TASK_SIZE && !m.vmas.values().any(|v| v.start < a + len && a < v.end);
         if let Some(h) = hint {

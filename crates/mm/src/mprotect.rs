@@ -18,11 +18,15 @@ impl Kernel {
         if !is_aligned(addr, PAGE_SIZE) {
             return Err(Errno::EINVAL.into());
         }
-        let len = len.next_multiple_of(PAGE_SIZE);
-        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
         if len == 0 {
             return Ok(());
         }
+        // do_mprotect_pkey(): a length that wraps, or an end past 2^64, is
+        // ENOMEM.
+        let end = match addr.checked_add(page_align(len)) {
+            Some(e) if e > addr => e,
+            _ => return Err(Errno::ENOMEM.into()),
+        };
         self.check_fully_mapped(mm, addr, end)?;
         for v in self.mm(mm).vmas.values().filter(|v| v.start < end && addr < v.end) {
             if prot.write && !v.maywrite {

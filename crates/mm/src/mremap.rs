@@ -1,98 +1,232 @@
 //! mremap(2) (mm/mremap.c).
+//!
+//! The steps follow 6.18's `do_mremap()`: `check_mremap_params()` on the
+//! raw arguments, then either `remap_move()` (MREMAP_FIXED with equal
+//! lengths: every VMA in the range moves, gaps kept) or one VMA through
+//! `check_prep_vma()` and `mremap_to()` / `mremap_at()`. Left out:
+//! MREMAP_DONTUNMAP (the scenario language cannot ask for it), mlock
+//! population of a grown range, userfaultfd, sealing, memory accounting.
 
+use crate::folio::MmId;
 use crate::kernel::Kernel;
 use crate::pgtable::Level;
 use crate::types::*;
+use crate::vma::Vma;
+
+/// What `vrm_remap_type()` decides from the two lengths.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RemapType {
+    NoResize,
+    Shrink,
+    Expand,
+}
+
+fn remap_type(old_len: u64, new_len: u64) -> RemapType {
+    match old_len.cmp(&new_len) {
+        std::cmp::Ordering::Equal => RemapType::NoResize,
+        std::cmp::Ordering::Greater => RemapType::Shrink,
+        std::cmp::Ordering::Less => RemapType::Expand,
+    }
+}
 
 impl Kernel {
-    /// mremap(2). Modelled: shrinking in place, and moving a range that lies
-    /// in one VMA to `new_addr` (MREMAP_MAYMOVE|MREMAP_FIXED) or to a free
-    /// place (MREMAP_MAYMOVE) with its page-table entries — PMD leaves move
-    /// whole only when both addresses are PMD-aligned, else they are split
-    /// first (`move_page_tables()`). Growing in place is not modelled: the
-    /// mapping moves instead when MAYMOVE is given, else ENOMEM.
-    pub fn mremap(&mut self, pid: Pid, old: u64, old_len: u64, new_len: u64, maymove: bool, new_addr: Option<u64>) -> SysResult<u64> {
+    /// mremap(2) with MREMAP_MAYMOVE as `maymove` and MREMAP_FIXED as
+    /// `new_addr` (mm/mremap.c: `do_mremap()`). Lengths are page-aligned as
+    /// the kernel does, wrapping: an old length within a page of 2^64 is 0,
+    /// which asks to duplicate a shared mapping (EINVAL for a private one).
+    pub fn mremap(&mut self, pid: Pid, addr: u64, old_len: u64, new_len: u64, maymove: bool, new_addr: Option<u64>) -> SysResult<u64> {
         let mm = self.mm_of(pid)?;
-        if !is_aligned(old, PAGE_SIZE) || new_len == 0 || (new_addr.is_some() && !maymove) {
-            return Err(Errno::EINVAL.into());
+        let (old_len, new_len) = (page_align(old_len), page_align(new_len));
+        check_mremap_params(addr, old_len, new_len, maymove, new_addr)?;
+        if let Some(t) = new_addr.filter(|_| old_len == new_len) {
+            return self.remap_move(pid, mm, addr, old_len, t);
         }
-        let old_len = old_len.next_multiple_of(PAGE_SIZE);
-        let new_len = new_len.next_multiple_of(PAGE_SIZE);
-        let vma = self.mm(mm).vma(old).cloned().ok_or(Errno::EFAULT)?;
-        if let Some(h) = vma.hugetlb {
-            if !is_aligned(old, h.bytes()) || !is_aligned(old_len, h.bytes()) || !is_aligned(new_len, h.bytes()) {
-                return Err(Errno::EINVAL.into());
-            }
+        let vma = self.mm(mm).vma(addr).cloned().ok_or(Errno::EFAULT)?;
+        let (old_len, new_len) = check_prep_vma(&vma, addr, old_len, new_len, new_addr)?;
+        match new_addr {
+            Some(t) => self.mremap_to(pid, mm, addr, old_len, new_len, t),
+            None => self.mremap_at(pid, mm, &vma, addr, old_len, new_len, maymove),
         }
-        // Shrinking in place only unmaps the tail, whatever VMAs it spans;
-        // the old range must lie in one VMA only to grow or move it.
-        // hugetlb mappings never grow (EINVAL, checked on 6.18).
-        if vma.hugetlb.is_some() && new_len > old_len {
-            return Err(Errno::EINVAL.into());
+    }
+
+    /// `remap_move()`: MREMAP_FIXED without resizing moves every VMA of
+    /// `[addr, addr + len)`, each to the same offset from `target`; a gap
+    /// before the first VMA is EFAULT. Every kind of VMA the model has may
+    /// be moved in a batch (`vma_multi_allowed()`: no file, shmem, hugetlb,
+    /// or a file system using `thp_get_unmapped_area`).
+    fn remap_move(&mut self, pid: Pid, mm: MmId, addr: u64, len: u64, target: u64) -> SysResult<u64> {
+        let end = addr + len;
+        let pieces: Vec<(u64, u64)> =
+            self.mm(mm).vmas.values().filter(|v| v.start < end && addr < v.end).map(|v| (v.start.max(addr), v.end.min(end))).collect();
+        match pieces.first() {
+            Some(&(s, _)) if s == addr => {}
+            _ => return Err(Errno::EFAULT.into()),
         }
-        if new_addr.is_none() && new_len <= old_len {
-            if new_len < old_len {
-                self.do_munmap(pid, mm, old + new_len, old_len - new_len)?;
-            }
-            return Ok(old);
+        for (s, e) in pieces {
+            let vma = self.mm(mm).vma(s).cloned().ok_or(Errno::EFAULT)?;
+            let (ol, nl) = check_prep_vma(&vma, s, e - s, e - s, Some(target + (s - addr)))?;
+            self.mremap_to(pid, mm, s, ol, nl, target + (s - addr))?;
         }
-        if old + old_len > vma.end {
+        Ok(target)
+    }
+
+    /// `mremap_to()`: unmap the target first, shrink the source if the new
+    /// length is smaller, then move.
+    fn mremap_to(&mut self, pid: Pid, mm: MmId, addr: u64, mut old_len: u64, new_len: u64, target: u64) -> SysResult<u64> {
+        self.do_munmap(pid, mm, target, new_len)?;
+        if self.mm(mm).vma(addr).is_none() {
             return Err(Errno::EFAULT.into());
         }
-        // Grow in place when the range ends the VMA and the addresses after
-        // it are free (`vma_expandable()` → `vma_expand()`).
-        let grow_end = old.checked_add(new_len).ok_or(Errno::EINVAL)?;
-        if new_addr.is_none()
-            && old + old_len == vma.end
-            && grow_end <= TASK_SIZE
-            && !self.mm(mm).vmas.values().any(|v| v.start < grow_end && vma.end < v.end)
-        {
-            self.mm_mut(mm).vmas.get_mut(&vma.start).expect("looked up above").end = grow_end;
-            return Ok(old);
+        if remap_type(old_len, new_len) == RemapType::Shrink {
+            self.shrink_vma(pid, mm, addr, old_len, new_len)?;
+            old_len = new_len;
         }
-        if !maymove {
-            return Err(Errno::ENOMEM.into());
-        }
-        let len = old_len.min(new_len);
-        let target = match new_addr {
-            Some(t) => {
-                if !is_aligned(t, PAGE_SIZE) || (t < old + old_len && old < t + new_len) {
-                    return Err(Errno::EINVAL.into());
+        let vma = self.mm(mm).vma(addr).cloned().ok_or(Errno::EFAULT)?;
+        self.move_vma(pid, mm, &vma, addr, old_len, new_len, target)
+    }
+
+    /// `mremap_at()`: no move asked for. Same size is a no-op, a shrink
+    /// unmaps the tail (whatever VMAs it spans), growth happens in place
+    /// when the range ends its VMA and the addresses after it are free
+    /// (`vma_expandable()`), else the mapping moves with MREMAP_MAYMOVE
+    /// and is ENOMEM without.
+    #[allow(clippy::too_many_arguments)]
+    fn mremap_at(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, old_len: u64, new_len: u64, maymove: bool) -> SysResult<u64> {
+        match remap_type(old_len, new_len) {
+            RemapType::NoResize => Ok(addr),
+            RemapType::Shrink => {
+                self.shrink_vma(pid, mm, addr, old_len, new_len)?;
+                Ok(addr)
+            }
+            RemapType::Expand => {
+                let delta = new_len - old_len;
+                let grow_end = vma.end.checked_add(delta);
+                let expandable = vma.end - addr == old_len
+                    && grow_end.is_some_and(|e| e <= TASK_SIZE && !self.mm(mm).vmas.values().any(|v| v.start < e && vma.end < v.end));
+                if let (true, Some(e)) = (expandable, grow_end) {
+                    // vma_merge_extend(): the VMA grows and may merge with
+                    // the one that now follows it.
+                    self.mm_mut(mm).vmas.get_mut(&vma.start).expect("looked up by the caller").end = e;
+                    self.merge_vmas(mm, vma.start, e);
+                    return Ok(addr);
                 }
-                self.do_munmap(pid, mm, t, new_len)?;
-                t
+                if !maymove {
+                    return Err(Errno::ENOMEM.into());
+                }
+                // vrm_set_new_addr(): a free place, aligned as a new
+                // anonymous mapping of that size would be.
+                let align = if new_len >= PMD_SIZE { PMD_SIZE } else { PAGE_SIZE };
+                let target = self.get_unmapped_area(mm, None, new_len, align).ok_or(Errno::ENOMEM)?;
+                self.move_vma(pid, mm, vma, addr, old_len, new_len, target)
             }
-            None => {
-                let req = crate::mmap::MmapRequest { prot: Prot::NONE, ..crate::mmap::MmapRequest::anon(new_len) };
-                let t = self.mmap(pid, req)?;
-                self.do_munmap(pid, mm, t, new_len)?;
-                t
-            }
-        };
-        self.split_vmas_around(mm, old, old + old_len)?;
-        if old_len > len {
-            self.do_munmap(pid, mm, old + len, old_len - len)?;
         }
-        // Entries: PMD leaves move whole only if both sides are aligned.
-        let aligned = (old % PMD_SIZE) == (target % PMD_SIZE);
-        for leaf in self.mm(mm).pt.leaves(old, old + len) {
-            if leaf.level == Level::Pmd && (!aligned || leaf.addr < old || leaf.addr + PMD_SIZE > old + len) {
+    }
+
+    /// `shrink_vma()`: unmaps the tail `[addr + new_len, addr + old_len)`
+    /// whatever VMAs it spans. The old length was never checked against the
+    /// address space, so `do_vmi_munmap()`'s own checks decide: a range
+    /// past TASK_SIZE is EINVAL.
+    fn shrink_vma(&mut self, pid: Pid, mm: MmId, addr: u64, old_len: u64, new_len: u64) -> SysResult<()> {
+        let start = addr + new_len;
+        let len = old_len - new_len;
+        if start > TASK_SIZE || len > TASK_SIZE - start {
+            return Err(Errno::EINVAL.into());
+        }
+        self.do_munmap(pid, mm, start, len)
+    }
+
+    /// `move_vma()`: a copy of the VMA covering `[addr, addr + old_len)`
+    /// is placed at `target` with `new_len` bytes and the same file
+    /// offsets (`copy_vma()`), the page-table entries move with it
+    /// (`move_page_tables()`: PMD leaves move whole only when both
+    /// addresses are PMD-aligned alike, else they are split first), and the
+    /// source range is unmapped. A hugetlb source gives its reservation to
+    /// the copy: its unmap returns none (`fixup_hugetlb_reservations()`).
+    /// The kernel clears the reservation map of the whole source VMA, so
+    /// what stays behind of a partly moved hugetlb VMA no longer owns its
+    /// reservations and they are never returned; the model clears only the
+    /// moved piece's (divergence left open: the leak is not modelled). An
+    /// old length of 0 duplicates a shared mapping: nothing moves and the
+    /// source stays.
+    #[allow(clippy::too_many_arguments)]
+    fn move_vma(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, old_len: u64, new_len: u64, target: u64) -> SysResult<u64> {
+        let mut copy = vma.clone();
+        copy.pgoff = vma.page_index(addr);
+        copy.start = target;
+        copy.end = target + new_len;
+        let moved = old_len.min(new_len);
+        for leaf in self.mm(mm).pt.leaves(addr, addr + moved) {
+            let whole = leaf.addr >= addr && leaf.addr + PMD_SIZE <= addr + moved;
+            if leaf.level == Level::Pmd && vma.hugetlb.is_none() && (addr % PMD_SIZE != target % PMD_SIZE || !whole) {
                 self.split_huge_pmd(pid, mm, leaf.addr);
             }
         }
-        for leaf in self.mm(mm).pt.leaves(old, old + len) {
+        for leaf in self.mm(mm).pt.leaves(addr, addr + moved) {
             let m = self.mm_mut(mm);
             m.pt.clear(leaf.level, leaf.addr);
-            m.pt.set(leaf.level, leaf.addr - old + target, leaf.entry);
+            m.pt.set(leaf.level, leaf.addr - addr + target, leaf.entry);
         }
-        // The moved VMA grows in place at its new home (vma_expand()): the
-        // same file and offsets go on, so a shared anonymous mapping grows
-        // past its shmem object, whose size stays (SIGBUS there).
-        let mut v = self.mm_mut(mm).vmas.remove(&old).expect("split above");
-        v.start = target;
-        v.end = target + new_len.max(len);
-        self.insert_vma(mm, v);
-        self.free_pgtables(mm, old, old + len);
+        self.insert_vma(mm, copy);
+        if old_len > 0 {
+            if vma.hugetlb.is_some() {
+                self.split_vmas_around(mm, addr, addr + old_len)?;
+                self.mm_mut(mm).vmas.get_mut(&addr).expect("split at addr above").resv = None;
+            }
+            self.do_munmap(pid, mm, addr, old_len)?;
+        }
         Ok(target)
     }
+}
+
+/// `check_mremap_params()`: the checks on the raw arguments. The overlap
+/// test adds as the kernel does, in wrapping `unsigned long`s.
+fn check_mremap_params(addr: u64, old_len: u64, new_len: u64, maymove: bool, new_addr: Option<u64>) -> SysResult<()> {
+    if !is_aligned(addr, PAGE_SIZE) || new_len == 0 || new_len > TASK_SIZE {
+        return Err(Errno::EINVAL.into());
+    }
+    if let Some(t) = new_addr {
+        if t > TASK_SIZE - new_len || !is_aligned(t, PAGE_SIZE) || !maymove {
+            return Err(Errno::EINVAL.into());
+        }
+        if addr.wrapping_add(old_len) > t && t + new_len > addr {
+            return Err(Errno::EINVAL.into());
+        }
+    }
+    Ok(())
+}
+
+/// `check_prep_vma()`: hugetlb lengths are rounded up to the huge page
+/// size (`align_hugetlb()`: both addresses must be aligned to it and the
+/// mapping may not grow); a move or growth of a private mapping from an old
+/// length of 0 is EINVAL; the old range (after a shrink: the part that
+/// stays) must lie in the VMA; a growing file offset must not wrap.
+/// Returns the lengths as aligned.
+fn check_prep_vma(vma: &Vma, addr: u64, old_len: u64, new_len: u64, new_addr: Option<u64>) -> SysResult<(u64, u64)> {
+    let (mut old_len, mut new_len) = (old_len, new_len);
+    if let Some(h) = vma.hugetlb {
+        let size = h.bytes();
+        let align = |x: u64| x.wrapping_add(size - 1) & !(size - 1);
+        (old_len, new_len) = (align(old_len), align(new_len));
+        if !is_aligned(addr, size) || !is_aligned(new_addr.unwrap_or(0), size) || new_len > old_len {
+            return Err(Errno::EINVAL.into());
+        }
+    }
+    let kind = remap_type(old_len, new_len);
+    if kind != RemapType::Expand && new_addr.is_none() {
+        return Ok((old_len, new_len));
+    }
+    if old_len == 0 && !vma.shared {
+        return Err(Errno::EINVAL.into());
+    }
+    let kept = if kind == RemapType::Shrink { new_len } else { old_len };
+    if kept > vma.end - addr {
+        return Err(Errno::EFAULT.into());
+    }
+    if new_len == kept {
+        return Ok((old_len, new_len));
+    }
+    if vma.page_index(addr).checked_add(new_len / PAGE_SIZE).is_none() {
+        return Err(Errno::EINVAL.into());
+    }
+    Ok((old_len, new_len))
 }

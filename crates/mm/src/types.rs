@@ -17,6 +17,13 @@ pub const GUP_PIN_COUNTING_BIAS: i64 = 1024;
 /// Where the model's top-down mmap allocator starts when no hint is given.
 pub const MMAP_BASE: u64 = 0x7f00_0000_0000;
 
+/// `PAGE_ALIGN()` on an `unsigned long`, as system calls apply it to
+/// lengths: it wraps to 0 within a page of 2^64, and each call decides what
+/// that means (EINVAL, ENOMEM, or nothing to do).
+pub fn page_align(x: u64) -> u64 {
+    x.wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
+}
+
 pub fn page_align_down(x: u64) -> u64 {
     x & !(PAGE_SIZE - 1)
 }

@@ -68,6 +68,8 @@ struct Name {
     line: usize,
     /// The task that created it.
     task: String,
+    /// Order of definition (see [`Task::parent`]).
+    seq: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -75,7 +77,11 @@ struct Task {
     line: usize,
     /// `Some((line, why))` once the task has exited or been killed.
     dead: Option<(usize, String)>,
-    names: BTreeSet<String>,
+    /// The task it forked from and the number of names defined by then.
+    /// A task sees its own names and, up the chain of parents, the names
+    /// each ancestor had when the line forked off: computed on lookup, so a
+    /// fork copies nothing however many names exist.
+    parent: Option<(String, usize)>,
     /// File descriptors this task closed (a pipe's end, or a file or ring
     /// with no end), with the line: using one again is an error, since its
     /// number may name another file by then.
@@ -83,6 +89,9 @@ struct Task {
     /// The task exists from right after this step (0: from the start).
     born: usize,
 }
+
+/// At most this many errors are kept; the rest are counted.
+const MAX_ERRORS: usize = 20;
 
 #[derive(Default)]
 struct Checker {
@@ -93,6 +102,11 @@ struct Checker {
     /// Pins already released: name → line.
     unpinned: BTreeMap<String, usize>,
     errors: Vec<Diagnostic>,
+    /// Errors past [`MAX_ERRORS`]: how many, where the first was, and a
+    /// scratch diagnostic the callers may annotate.
+    omitted: usize,
+    first_omitted: Span,
+    scratch: Diagnostic,
     out: Checked,
     steps: usize,
     seen_step: bool,
@@ -121,6 +135,9 @@ pub fn check(s: &Scenario) -> Result<Checked, Vec<Diagnostic>> {
         c.out.kinds = c.names.iter().map(|(k, v)| (k.clone(), v.kind.clone())).collect();
         Ok(c.out)
     } else {
+        if c.omitted > 0 {
+            c.errors.push(Diagnostic::new(c.first_omitted, format!("… and {} more error(s) after this one, not shown", c.omitted)));
+        }
         Err(c.errors)
     }
 }
@@ -130,10 +147,44 @@ fn is_pow2_size(n: u64) -> bool {
 }
 
 impl Checker {
+    /// Records an error; past [`MAX_ERRORS`] it is only counted (the
+    /// returned diagnostic is a scratch one).
     fn err(&mut self, span: Span, msg: impl Into<String>) -> &mut Diagnostic {
+        if self.full() {
+            if self.omitted == 0 {
+                self.first_omitted = span;
+            }
+            self.omitted += 1;
+            self.scratch = Diagnostic::new(span, String::new());
+            return &mut self.scratch;
+        }
         self.errors.push(Diagnostic::new(span, msg));
         let last = self.errors.len() - 1;
         &mut self.errors[last]
+    }
+
+    /// No more errors are kept: callers skip building long notes.
+    fn full(&self) -> bool {
+        self.errors.len() >= MAX_ERRORS
+    }
+
+    /// Can `task` use the name `name` (see [`Task::parent`])? Pins are
+    /// never inherited.
+    fn visible(&self, task: &str, name: &str) -> bool {
+        let Some(def) = self.names.get(name) else { return false };
+        let (mut cur, mut limit) = (task, usize::MAX);
+        loop {
+            if def.task == cur {
+                return def.seq < limit && (cur == task || !matches!(def.kind, Kind::Pin { .. }));
+            }
+            match self.tasks.get(cur).and_then(|t| t.parent.as_ref()) {
+                Some((p, seq)) => {
+                    cur = p;
+                    limit = limit.min(*seq);
+                }
+                None => return false,
+            }
+        }
     }
 
     fn item(&mut self, idx: usize, item: &Item) -> Option<usize> {
@@ -170,14 +221,14 @@ impl Checker {
             }
             ItemKind::ThpZeroPage(_) => None,
             ItemKind::Hugetlb { size, .. } => {
-                self.huge_size(size);
+                let _ = self.huge_size(size);
                 None
             }
             ItemKind::Task(name) => {
                 if self.fresh(name) {
                     self.tasks.insert(
                         name.value.clone(),
-                        Task { line: item.line, dead: None, names: BTreeSet::new(), closed: BTreeMap::new(), born: self.steps },
+                        Task { line: item.line, dead: None, parent: None, closed: BTreeMap::new(), born: self.steps },
                     );
                 }
                 None
@@ -239,10 +290,14 @@ impl Checker {
         }
     }
 
-    fn huge_size(&mut self, size: &Spanned<u64>) {
+    /// The hugetlb page size if it is one the machine has; reports if not,
+    /// and the caller then treats the region as base pages.
+    fn huge_size(&mut self, size: &Spanned<u64>) -> Option<u64> {
         if !HUGE_SIZES.contains(&size.value) {
             self.err(size.span, format!("no hugetlb page size {}", fmt_size(size.value))).expected.extend(["2M".to_string(), "1G".into()]);
+            return None;
         }
+        Some(size.value)
     }
 
     /// Is `name` free to define? Reports if not.
@@ -267,7 +322,7 @@ impl Checker {
     fn task(&mut self, t: &Ident, allow_dead: bool) -> bool {
         match self.tasks.get(&t.value) {
             None => {
-                let known: Vec<String> = self.tasks.keys().cloned().collect();
+                let known: Vec<String> = if self.full() { Vec::new() } else { self.tasks.keys().take(20).cloned().collect() };
                 let d = self.err(t.span, format!("unknown task `{}`", t.value));
                 if known.is_empty() {
                     d.notes.push("declare one first with `task NAME` (e.g. `task P`)".into());
@@ -291,7 +346,8 @@ impl Checker {
     /// wanted kind.
     fn name(&mut self, task: &str, n: &Ident, want: &[&str]) -> Option<Kind> {
         let Some(def) = self.names.get(&n.value).cloned() else {
-            let visible: Vec<String> = self.tasks.get(task).map(|t| t.names.iter().cloned().collect()).unwrap_or_default();
+            let visible: Vec<String> =
+                if self.full() { Vec::new() } else { self.names.keys().filter(|k| self.visible(task, k)).take(20).cloned().collect() };
             let d = self.err(n.span, format!("unknown name `{}`", n.value));
             if visible.is_empty() {
                 d.notes.push(format!("task {task} has no named objects yet"));
@@ -300,8 +356,7 @@ impl Checker {
             }
             return None;
         };
-        let visible = self.tasks.get(task).map(|t| t.names.contains(&n.value)).unwrap_or(false);
-        if !visible {
+        if !self.visible(task, &n.value) {
             let why = if def.task == task {
                 "it is gone".to_string()
             } else {
@@ -328,10 +383,8 @@ impl Checker {
         if let Kind::Pipe = kind {
             self.pipe_bytes.insert(n.value.clone(), 0);
         }
-        self.names.insert(n.value.clone(), Name { kind, line, task: task.to_string() });
-        if let Some(t) = self.tasks.get_mut(task) {
-            t.names.insert(n.value.clone());
-        }
+        let seq = self.names.len();
+        self.names.insert(n.value.clone(), Name { kind, line, task: task.to_string(), seq });
     }
 
     /// Bounds and alignment of `range` in a region; returns the length.
@@ -470,10 +523,7 @@ impl Checker {
         }
         match &step.op {
             Op::Mmap(m) => {
-                let huge = m.hugetlb.as_ref().map(|h| {
-                    self.huge_size(h);
-                    h.value
-                });
+                let huge = m.hugetlb.as_ref().and_then(|h| self.huge_size(h));
                 if m.len.value == 0 && !lenient {
                     self.err(m.len.span, "mmap of 0 bytes fails with EINVAL").expected.push("a size above 0".into());
                 }
@@ -483,6 +533,13 @@ impl Checker {
                 }
                 if let Some(a) = &m.fixed {
                     self.addr(&t, a, huge.unwrap_or(PAGE), lenient);
+                }
+                if let Some(a) = &m.align {
+                    if !a.value.is_power_of_two() || a.value < PAGE {
+                        self.err(a.span, format!("`align=` must be a power of two of at least 4K, not {}", fmt_hex_size(a.value)))
+                            .expected
+                            .push("a size like 2M or 64K".into());
+                    }
                 }
                 if let Some(o) = &m.offset {
                     if o.value % PAGE != 0 && !lenient {
@@ -555,10 +612,6 @@ impl Checker {
             }
             Op::Fork(child) => {
                 if self.fresh(child) {
-                    let names = self.tasks.get(&t).map(|p| p.names.clone()).unwrap_or_default();
-                    // Pins belong to the task that took them, not its child.
-                    let names =
-                        names.into_iter().filter(|n| !matches!(self.names.get(n).map(|d| &d.kind), Some(Kind::Pin { .. }))).collect();
                     // The child's descriptor table is a copy of the parent's.
                     let closed = self.tasks.get(&t).map(|p| p.closed.clone()).unwrap_or_default();
                     self.tasks.insert(
@@ -566,7 +619,7 @@ impl Checker {
                         Task {
                             line: item.line,
                             dead: if fails { Some((item.line, "was never created".into())) } else { None },
-                            names,
+                            parent: Some((t.clone(), self.names.len())),
                             closed,
                             born: self.steps,
                         },
@@ -886,7 +939,9 @@ impl Checker {
             Expectation::Page { loc, .. } | Expectation::Counter { loc, .. } => {
                 self.loc(loc);
             }
-            Expectation::Pool { size, .. } => self.huge_size(size),
+            Expectation::Pool { size, .. } => {
+                let _ = self.huge_size(size);
+            }
             Expectation::Task { task, .. } => {
                 self.task(task, true);
             }

@@ -30,32 +30,36 @@ impl Span {
 }
 
 /// A scenario file's name and text, kept together so positions can be
-/// rendered.
+/// rendered, with the byte offset of every line start so that a position
+/// costs a binary search, not a scan of the file.
 #[derive(Clone, Debug)]
 pub struct Source {
     pub name: String,
     pub text: String,
+    line_starts: Vec<usize>,
 }
 
 impl Source {
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Source {
-        Source { name: name.into(), text: text.into() }
+        let text = text.into();
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        Source { name: name.into(), text, line_starts }
     }
 
     /// 1-based line and column (in characters) of a byte offset. Offsets past
     /// the end or inside a UTF-8 sequence are clamped, never a panic.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = clamp_to_boundary(&self.text, offset);
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let col = self.text[line_start..offset].chars().count() + 1;
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let col = self.text[self.line_starts[line - 1]..offset].chars().count() + 1;
         (line, col)
     }
 
     /// The text of a 1-based line, without its newline.
     pub fn line_text(&self, line: usize) -> &str {
-        self.text.split('\n').nth(line.saturating_sub(1)).unwrap_or("").trim_end_matches('\r')
+        let Some(&start) = self.line_starts.get(line.saturating_sub(1)) else { return "" };
+        let end = self.line_starts.get(line).map_or(self.text.len(), |&next| next - 1);
+        self.text[start..end].trim_end_matches('\r')
     }
 
     /// `file:line:col` of a span's start.
@@ -81,7 +85,7 @@ fn clamp_to_boundary(text: &str, offset: usize) -> usize {
 }
 
 /// One user-facing error.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
     pub span: Span,
     pub message: String,
@@ -116,35 +120,52 @@ impl Diagnostic {
     /// ```
     pub fn render(&self, src: &Source) -> String {
         let (line, col) = src.line_col(self.span.start);
-        let text = src.line_text(line);
+        let full = src.line_text(line);
         let gutter = line.to_string().len();
         let pad = " ".repeat(gutter);
+        // A long line is shown as a window around the column.
+        let first = (col - 1).saturating_sub(WINDOW / 2);
+        let shown: String = full.chars().skip(first).take(WINDOW).collect();
+        let (lead, tail) = (if first > 0 { "…" } else { "" }, if full.chars().nth(first + WINDOW).is_some() { "…" } else { "" });
+        let col_in = col - 1 - first;
         // Caret width: the span's characters on this line, at least one.
         let width = {
-            let start_char = col - 1;
-            let total = text.chars().count();
-            let span_chars = src.snippet(self.span).split('\n').next().unwrap_or("").chars().count();
-            span_chars.clamp(1, total.saturating_sub(start_char).max(1))
+            let total = shown.chars().count();
+            let span_chars = src.snippet(self.span).split('\n').next().unwrap_or("").chars().take(WINDOW).count();
+            span_chars.clamp(1, total.saturating_sub(col_in).max(1))
         };
         let mut out = format!(
-            "{}:{}:{}: error: {}\n{pad} |\n{line} | {text}\n{pad} | {}{}",
+            "{}:{}:{}: error: {}\n{pad} |\n{line} | {lead}{shown}{tail}\n{pad} | {}{}",
             src.name,
             line,
             col,
-            self.message,
+            cut(&self.message),
             // Keep tabs so the caret lines up under tab-indented text.
-            text.chars().take(col - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect::<String>(),
+            lead.chars().chain(shown.chars().take(col_in)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect::<String>(),
             "^".repeat(width),
         );
         if !self.expected.is_empty() {
             out.push(' ');
-            out.push_str(&expected_phrase(&self.expected));
+            out.push_str(&cut(&expected_phrase(&self.expected)));
         }
         out.push('\n');
         for n in &self.notes {
-            out.push_str(&format!("{pad} = note: {n}\n"));
+            out.push_str(&format!("{pad} = note: {}\n", cut(n)));
         }
         out
+    }
+}
+
+/// Characters of a source line shown around an error's column.
+const WINDOW: usize = 120;
+
+/// Messages and notes quote the user's text (names, tokens); a quote of a
+/// huge token is cut, so that an error is never bigger than a screen.
+fn cut(s: &str) -> String {
+    const MAX: usize = 300;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}… ({} more characters)", &s[..i], s[i..].chars().count()),
+        None => s.to_string(),
     }
 }
 
@@ -180,6 +201,23 @@ mod tests {
         assert!(r.starts_with("t.cow:2:4: error: unknown operation `mmapp`\n"), "{r}");
         assert!(r.contains("2 | P: mmapp 4K\n"), "{r}");
         assert!(r.contains("  |    ^^^^^ expected mmap or munmap"), "{r}");
+    }
+
+    #[test]
+    fn long_lines_and_messages_are_cut() {
+        let line = format!("P: munmap {}", "x".repeat(100_000));
+        let src = Source::new("t.cow", format!("task P\n{line}\n"));
+        let d = Diagnostic::new(Span::new(17, 17 + 100_000), format!("unknown name `{}`", "x".repeat(100_000)));
+        let r = d.render(&src);
+        assert!(r.len() < 1200, "{} bytes", r.len());
+        assert!(r.contains("2 | P: munmap xxx"), "{r}");
+        assert!(r.contains("more characters)"), "{r}");
+        // Far into a long line: a window around the column, caret in it.
+        let src = Source::new("t.cow", format!("{}BAD", " ".repeat(5000)));
+        let r = Diagnostic::new(Span::new(5000, 5003), "x").render(&src);
+        let lines: Vec<&str> = r.lines().collect();
+        let caret = lines[3].chars().position(|c| c == '^').unwrap();
+        assert_eq!(lines[2].chars().skip(caret).take(3).collect::<String>(), "BAD", "{r}");
     }
 
     #[test]

@@ -28,8 +28,36 @@ pub struct Loaded {
     pub checked: check::Checked,
 }
 
+impl Loaded {
+    /// No operation and no expectation: running it proves nothing (an
+    /// empty file, or one whose lines are all comments).
+    pub fn checks_nothing(&self) -> bool {
+        !self.scenario.items.iter().any(|i| matches!(i.kind, ast::ItemKind::Step(_) | ast::ItemKind::Expect(_)))
+    }
+}
+
+/// The text as the parser reads it: a UTF-8 byte-order mark at the start is
+/// dropped (positions are then counted as an editor shows them, without
+/// it), and a carriage return not followed by a line feed (old Mac line
+/// ends) ends a line like a line feed. CRLF needs nothing: the `\r` is
+/// white space before the line end.
+fn normalize(text: &str) -> std::borrow::Cow<'_, str> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let b = text.as_bytes();
+    if !b.iter().enumerate().any(|(i, &c)| c == b'\r' && b.get(i + 1) != Some(&b'\n')) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(if c == '\r' && chars.peek() != Some(&'\n') { '\n' } else { c });
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Parse and check a file's text. Errors are rendered-ready diagnostics.
 pub fn load(name: &str, text: &str) -> Result<Loaded, (Source, Vec<Diagnostic>)> {
+    let text = &*normalize(text);
     let source = Source::new(name, text);
     let scenario = match parse::parse(text) {
         Ok(s) => s,

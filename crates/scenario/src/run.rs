@@ -15,7 +15,7 @@ use crate::backend::*;
 use crate::check::{Checked, PAGE};
 use crate::diag::{Diagnostic, Source, Span};
 use crate::report::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// The profile a scenario runs under when neither the file nor the command
 /// line names one.
@@ -43,7 +43,10 @@ enum Val {
 struct TaskRt {
     id: TaskId,
     dead: Option<String>,
-    names: BTreeSet<String>,
+    /// The task it forked from and how many names were defined by then:
+    /// what a task can use is computed from this chain ([`Env::sees`]), so
+    /// a fork copies nothing.
+    parent: Option<(String, usize)>,
 }
 
 /// What the runner knows at run time.
@@ -51,6 +54,10 @@ struct TaskRt {
 struct Env {
     tasks: BTreeMap<String, TaskRt>,
     vals: BTreeMap<String, Val>,
+    /// Who defined each name, in which order.
+    defined_by: BTreeMap<String, (String, usize)>,
+    /// Task names in the order the tasks were created.
+    created: Vec<String>,
     names_of: BTreeMap<TaskId, String>,
     /// Registered fixed buffers per ring name.
     ring_bufs: BTreeMap<String, Vec<(u64, u64)>>,
@@ -60,6 +67,49 @@ struct Env {
     kept_reads: BTreeMap<usize, Contents>,
     /// Kernel log lines the latest step produced (`expect log`).
     last_log: Vec<String>,
+}
+
+impl Env {
+    /// Can `task` use `name`: its own names, and up the chain of parents
+    /// the names each one had when the line forked off (pins excepted: they
+    /// belong to the task that took them).
+    fn sees(&self, task: &str, name: &str) -> bool {
+        let Some((owner, seq)) = self.defined_by.get(name) else { return false };
+        let (mut cur, mut limit) = (task, usize::MAX);
+        loop {
+            if owner == cur {
+                return *seq < limit && (cur == task || !matches!(self.vals.get(name), Some(Val::Pin { .. })));
+            }
+            match self.tasks.get(cur).and_then(|t| t.parent.as_ref()) {
+                Some((p, n)) => {
+                    cur = p;
+                    limit = limit.min(*n);
+                }
+                None => return false,
+            }
+        }
+    }
+}
+
+impl Env {
+    /// Every task that can use `name`, found in one pass over the tasks in
+    /// the order they were created (a parent before its children).
+    fn seers(&self, name: &str) -> Vec<(&String, &TaskRt)> {
+        let Some((owner, seq)) = self.defined_by.get(name) else { return Vec::new() };
+        let pin = matches!(self.vals.get(name), Some(Val::Pin { .. }));
+        let mut sees: BTreeMap<&str, bool> = BTreeMap::new();
+        let mut out = Vec::new();
+        for tname in &self.created {
+            let Some(t) = self.tasks.get(tname) else { continue };
+            let v = tname == owner
+                || (!pin && t.parent.as_ref().is_some_and(|(p, n)| *seq < *n && (sees.get(p.as_str()) == Some(&true) || p == owner)));
+            sees.insert(tname, v);
+            if v {
+                out.push((tname, t));
+            }
+        }
+        out
+    }
 }
 
 /// Things a step observed about one place, for deltas.
@@ -81,6 +131,10 @@ pub fn run(src: &Source, sc: &Scenario, checked: &Checked, be: &mut dyn Backend,
 pub struct Bindings {
     pub tasks: BTreeMap<String, TaskId>,
     pub regions: BTreeMap<String, (u64, u64)>,
+    /// Which task defined each name, and when, and each task's parent: what
+    /// decides which task may use which name.
+    defined_by: BTreeMap<String, (String, usize)>,
+    parents: BTreeMap<String, Option<(String, usize)>>,
 }
 
 impl Env {
@@ -95,14 +149,17 @@ impl Env {
                     _ => None,
                 })
                 .collect(),
+            defined_by: self.defined_by.clone(),
+            parents: self.tasks.iter().map(|(n, t)| (n.clone(), t.parent.clone())).collect(),
         }
     }
 
     fn from_bindings(b: &Bindings) -> Env {
-        let mut env = Env::default();
+        let mut env = Env { defined_by: b.defined_by.clone(), ..Env::default() };
         for (n, &id) in &b.tasks {
             env.names_of.insert(id, n.clone());
-            env.tasks.insert(n.clone(), TaskRt { id, dead: None, names: BTreeSet::new() });
+            let parent = b.parents.get(n).cloned().flatten();
+            env.tasks.insert(n.clone(), TaskRt { id, dead: None, parent });
         }
         for (n, &(addr, len)) in &b.regions {
             env.vals.insert(n.clone(), Val::Region { addr, len });
@@ -229,7 +286,8 @@ pub fn run_bound(
             ItemKind::Task(name) => match be.spawn() {
                 Ok(id) => {
                     env.names_of.insert(id, name.value.clone());
-                    env.tasks.insert(name.value.clone(), TaskRt { id, dead: None, names: BTreeSet::new() });
+                    env.tasks.insert(name.value.clone(), TaskRt { id, dead: None, parent: None });
+                    env.created.push(name.value.clone());
                     report.entries.push(Entry::Task { line: item.line, text, task: name.value.clone() });
                 }
                 Err(e) => {
@@ -339,8 +397,13 @@ fn data_len(d: &DataSpec) -> Option<u64> {
 
 /// `mmap … align=A`, as the selftests place THPs: map `len + A`, then
 /// unmap the unaligned head and tail, so any backend gets the same layout.
+/// A length that does not fit the address space even before the kernel
+/// sees it is the kernel's answer to any length past TASK_SIZE: ENOMEM.
 fn mmap_aligned(be: &mut dyn Backend, task: TaskId, m: &MmapCall, align: u64) -> Result<Ret, Failure> {
-    let wide = MmapCall { len: m.len + align, ..m.clone() };
+    let Some(wide_len) = m.len.checked_add(align).filter(|l| l.checked_next_multiple_of(PAGE).is_some()) else {
+        return Err(Failure::Errno("ENOMEM".into()));
+    };
+    let wide = MmapCall { len: wide_len, ..m.clone() };
     let Ret::Addr(base) = be.call(task, &Call::Mmap(wide))? else {
         return Err(Failure::Backend("mmap returned no address".into()));
     };
@@ -500,12 +563,7 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
 fn touched(step: &Step, env: &Env, task: &str) -> Vec<(String, u64)> {
     let one = |r: &Range| vec![(r.name.value.clone(), r.off())];
     let all_regions = || -> Vec<(String, u64)> {
-        env.tasks
-            .get(task)
-            .map(|t| {
-                t.names.iter().filter(|n| matches!(env.vals.get(*n), Some(Val::Region { .. }))).take(8).map(|n| (n.clone(), 0)).collect()
-            })
-            .unwrap_or_default()
+        env.vals.iter().filter(|(n, v)| matches!(v, Val::Region { .. }) && env.sees(task, n)).take(8).map(|(n, _)| (n.clone(), 0)).collect()
     };
     match &step.op {
         Op::Mmap(_) | Op::Mremap { .. } => {
@@ -554,8 +612,8 @@ fn observe(be: &mut dyn Backend, env: &Env, places: &[(String, u64)]) -> BTreeMa
         let Some(Val::Region { addr, .. }) = env.vals.get(name) else {
             continue;
         };
-        for (tname, t) in &env.tasks {
-            if t.dead.is_some() || !t.names.contains(name) {
+        for (tname, t) in env.seers(name) {
+            if t.dead.is_some() {
                 continue;
             }
             let a = addr.saturating_add(*off);
@@ -881,9 +939,8 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
     let define = |env: &mut Env, v: Val| {
         if let Some(b) = &bind {
             env.vals.insert(b.clone(), v);
-            if let Some(t) = env.tasks.get_mut(task) {
-                t.names.insert(b.clone());
-            }
+            let seq = env.defined_by.len();
+            env.defined_by.insert(b.clone(), (task.to_string(), seq));
         }
     };
     match (&step.op, ret) {
@@ -930,13 +987,10 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
             "ok".into()
         }
         (Op::Fork(child), Ret::Task(id)) => {
-            let names: BTreeSet<String> = env
-                .tasks
-                .get(task)
-                .map(|t| t.names.iter().filter(|n| !matches!(env.vals.get(*n), Some(Val::Pin { .. }))).cloned().collect())
-                .unwrap_or_default();
+            let parent = Some((task.to_string(), env.defined_by.len()));
             env.names_of.insert(*id, child.value.clone());
-            env.tasks.insert(child.value.clone(), TaskRt { id: *id, dead: None, names });
+            env.tasks.insert(child.value.clone(), TaskRt { id: *id, dead: None, parent });
+            env.created.push(child.value.clone());
             format!("ok, child {}", child.value)
         }
         (Op::Exit(_), _) => {

@@ -7,6 +7,12 @@
 
 use proptest::prelude::*;
 
+/// Cases per property: CI's default, or `COWLAB_FUZZ_CASES` for a campaign
+/// (`COWLAB_FUZZ_CASES=1000000 cargo test --release -p scenario --test never_panics`).
+fn cases(default: u32) -> u32 {
+    std::env::var("COWLAB_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 const VOCAB: &[&str] = &[
     "profile",
     "linux-6.18",
@@ -218,7 +224,7 @@ fn load_is_total(bytes: &[u8]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(256), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn token_soup_never_panics(text in token_soup()) {
@@ -239,7 +245,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(64), failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Edited examples that still check are run on the model: the whole
     /// pipeline (runner, model backend, reports) returns a value.

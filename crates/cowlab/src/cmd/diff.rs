@@ -105,12 +105,12 @@ pub fn main(a: Args) -> u8 {
             diverged += 1;
         }
         if !a.quiet || !r.divergences.is_empty() {
-            print!("{}", r.render());
+            out!("{}", r.render());
         }
     }
     // A scenario whose every divergence is documented is counted apart and
     // does not fail the run: exit 1 means something nobody has explained.
-    println!("diff: {agreed} agree, {diverged} diverge, {documented} diverge only as documented, {skipped} skipped");
+    outln!("diff: {agreed} agree, {diverged} diverge, {documented} diverge only as documented, {skipped} skipped");
     if diverged > 0 {
         EXIT_FAIL
     } else {

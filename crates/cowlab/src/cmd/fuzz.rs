@@ -39,14 +39,14 @@ pub fn main(a: Args) -> u8 {
         a.seed.unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
     let live = LiveOptions { step_timeout: Duration::from_secs(a.step_timeout.max(1)), ..LiveOptions::default() };
     if let Err(why) = fuzz::preflight(&live) {
-        println!("SKIP: cowlab fuzz: {why}");
+        outln!("SKIP: cowlab fuzz: {why}");
         return EXIT_OK;
     }
-    println!("fuzz: {} cases, seed {seed}", a.cases);
+    outln!("fuzz: {} cases, seed {seed}", a.cases);
     let o = Options { cases: a.cases, seed, out_dir: a.out, max_shrink_iters: a.max_shrink_iters, reruns: 3, live };
-    let s = fuzz::campaign(&o, |l| println!("{l}"));
+    let s = fuzz::campaign(&o, |l| outln!("{l}"));
     for (why, n) in &s.reasons {
-        println!("fuzz: {n}× {why}");
+        outln!("fuzz: {n}× {why}");
     }
     for f in &s.findings {
         let at = match &f.path {
@@ -54,10 +54,10 @@ pub fn main(a: Args) -> u8 {
             Err(e) => e.clone(),
         };
         let what = if f.is_stable() { "finding" } else { "unstable (not counted)" };
-        println!("fuzz: {what} (case {}, shown again in {}/{} reruns): {} — {at}", f.case, f.reproduced, f.reruns, f.signature);
+        outln!("fuzz: {what} (case {}, shown again in {}/{} reruns): {} — {at}", f.case, f.reproduced, f.reruns, f.signature);
     }
     let stable = s.findings.iter().filter(|f| f.is_stable()).count();
-    println!(
+    outln!(
         "fuzz: seed {seed}: {} cases in {:.1} s: {} agree, {} diverge only as documented, {} undocumented ({} distinct: {stable} stable, {} unstable), {} skipped, {} inconclusive",
         s.cases,
         s.elapsed.as_secs_f64(),

@@ -11,9 +11,23 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAIL: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
-/// Reads a scenario file; a read error is a usage error.
+/// The largest scenario file cowlab reads: far above any real scenario (a
+/// 100,000-step file is 2 MiB), and small enough that checking it stays
+/// within bounded memory. Also what stops a read of `/dev/zero`.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a scenario file; a read error or a file over [`MAX_FILE_BYTES`] is
+/// a usage error.
 pub fn read_file(path: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cowlab: cannot read {path}: {e}"))
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cowlab: cannot read {path}: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("cowlab: {path} is larger than {} MiB; a scenario file is far smaller", MAX_FILE_BYTES >> 20));
+    }
+    Ok(bytes)
 }
 
 /// Parses and checks one file, printing its errors to stderr.

@@ -37,7 +37,11 @@ pub struct Args {
     /// counts as a livelock and its task is killed).
     #[arg(long, default_value_t = 10)]
     step_timeout: u64,
-    /// Scenario files (.cow).
+    /// Check the model's invariants after every step (slower: each check
+    /// walks the whole modelled system; the tests always do it).
+    #[arg(long)]
+    check_invariants: bool,
+    /// Scenario files (.cow), or directories: every .cow file in them.
     #[arg(required = true)]
     files: Vec<String>,
 }
@@ -49,17 +53,53 @@ pub fn parse_knob(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// The files named, a directory standing for the `.cow` files in it (in
+/// name order, not recursing).
+pub fn expand(args: &[String]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for a in args {
+        let p = std::path::Path::new(a);
+        if !p.is_dir() {
+            out.push(a.clone());
+            continue;
+        }
+        let rd = std::fs::read_dir(p).map_err(|e| format!("cowlab: cannot read the directory {a}: {e}"))?;
+        let mut files: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|f| f.extension().is_some_and(|x| x == "cow") && f.is_file())
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect();
+        if files.is_empty() {
+            return Err(format!("cowlab: no .cow files in {a}"));
+        }
+        files.sort();
+        out.extend(files);
+    }
+    Ok(out)
+}
+
 pub fn main(a: Args) -> u8 {
     let opts = RunOptions { profile: a.profile.clone(), knobs: a.set.clone() };
-    if a.html.is_some() && a.files.len() != 1 {
-        eprintln!("cowlab run: --html draws one scenario; {} files were given", a.files.len());
+    let files = match expand(&a.files) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_USAGE;
+        }
+    };
+    if a.html.is_some() && files.len() != 1 {
+        eprintln!("cowlab run: --html draws one scenario; {} files were given", files.len());
         return EXIT_USAGE;
     }
     let mut usage = false;
     let mut failed = false;
-    for f in &a.files {
+    // Files passed, failed, skipped, not run (errors).
+    let mut totals = [0usize; 4];
+    for f in &files {
         let Some(l) = load(f) else {
             usage = true;
+            totals[3] += 1;
             continue;
         };
         let mut model;
@@ -78,18 +118,28 @@ pub fn main(a: Args) -> u8 {
                 }
             }
         } else {
-            model = scenario::model::ModelBackend::new().with_state_views(a.json || a.html.is_some());
+            model = scenario::model::ModelBackend::new().with_state_views(a.json || a.html.is_some()).with_self_check(a.check_invariants);
             &mut model
         };
         match scenario::run_loaded(&l, backend, &opts) {
             Ok(report) => {
                 if a.json {
-                    println!("{}", report.to_json());
+                    outln!("{}", report.to_json());
                 } else {
-                    print!("{}", report.render(a.quiet));
+                    out!("{}", report.render(a.quiet));
                 }
-                if report.status == Status::Fail {
-                    failed = true;
+                match report.status {
+                    _ if l.checks_nothing() => {
+                        eprintln!("cowlab: {f}: no operation and no expectation: this file checks nothing");
+                        failed = true;
+                        totals[1] += 1;
+                    }
+                    Status::Pass => totals[0] += 1,
+                    Status::Fail => {
+                        failed = true;
+                        totals[1] += 1;
+                    }
+                    Status::Skip => totals[2] += 1,
                 }
                 if let Some(out) = &a.html {
                     if let Err(e) = std::fs::write(out, picture::report_page(&report)) {
@@ -111,8 +161,13 @@ pub fn main(a: Args) -> u8 {
                     }
                 }
                 usage = true;
+                totals[3] += 1;
             }
         }
+    }
+    if files.len() > 1 && !a.json {
+        let [p, f, s, e] = totals;
+        outln!("total: {} files: {p} passed, {f} failed, {s} skipped, {e} not run (errors)", files.len());
     }
     if usage {
         EXIT_USAGE

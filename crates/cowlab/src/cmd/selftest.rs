@@ -132,14 +132,14 @@ pub fn main(a: Args) -> u8 {
                         "outcome": j.outcome,
                         "messages": j.messages,
                     });
-                    println!("{doc}");
+                    outln!("{doc}");
                 }
             }
-            "summary" => print!("{}", ktap::summary(suite, &results)),
-            _ => print!("{}", ktap::render(suite, &ktap::preamble(suite, &cfg), &results)),
+            "summary" => out!("{}", ktap::summary(suite, &results)),
+            _ => out!("{}", ktap::render(suite, &ktap::preamble(suite, &cfg), &results)),
         }
         if let Some(c) = side_by_side {
-            print!("{c}");
+            out!("{c}");
         }
     }
     if any_fail {
