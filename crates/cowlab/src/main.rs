@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod cmd;
+mod lab;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ enum Cmd {
     Selftest(cmd::selftest::Args),
     Diff(cmd::diff::Args),
     Fuzz(cmd::fuzz::Args),
+    Policy(cmd::policy::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Cmd::Selftest(a) => cmd::selftest::main(a),
         Cmd::Diff(a) => cmd::diff::main(a),
         Cmd::Fuzz(a) => cmd::fuzz::main(a),
+        Cmd::Policy(a) => cmd::policy::main(a),
     };
     ExitCode::from(code)
 }

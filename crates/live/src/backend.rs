@@ -408,6 +408,11 @@ impl Backend for LiveBackend {
             Feature::SoftDirty => self.caps.soft_dirty.clone(),
             Feature::Swap => self.caps.swap.clone(),
             Feature::Knobs => Some("the live kernel's rules cannot be changed".into()),
+            Feature::MmHold => Some(
+                "the live agent cannot yet hold another process's mm_users across its exit (it would need a CLONE_VM sibling; \
+                 opening /proc/PID/mem takes only mm_count on 6.18)"
+                    .into(),
+            ),
         }
     }
 

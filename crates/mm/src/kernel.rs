@@ -150,6 +150,11 @@ pub struct GupRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GupHandle(pub u32);
 
+/// A reference one task holds on another task's address space
+/// (`mm_users`, taken by `mmget()`), see [`Kernel::mmget`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MmHold(pub u32);
+
 /// The simulated system.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Kernel {
@@ -163,6 +168,8 @@ pub struct Kernel {
     pub(crate) pipes: BTreeMap<PipeId, Pipe>,
     pub(crate) rings: BTreeMap<RingId, Ring>,
     pub(crate) gup: BTreeMap<GupHandle, GupRecord>,
+    /// `mm_users` references held by other tasks: hold → (holder, mm).
+    pub(crate) mm_holds: BTreeMap<MmHold, (Pid, MmId)>,
     pub hstates: Hstates,
     pub(crate) next_id: u32,
     pub(crate) log: EventLog,
@@ -182,6 +189,7 @@ impl Kernel {
             pipes: BTreeMap::new(),
             rings: BTreeMap::new(),
             gup: BTreeMap::new(),
+            mm_holds: BTreeMap::new(),
             hstates: Hstates::default(),
             next_id: 1,
             log: EventLog::default(),

@@ -42,6 +42,13 @@ pub enum HugetlbReuse {
     /// and the fault path's own reference. Any foreign one (a pipe's
     /// FOLL_GET, another mapping) copies.
     Refcount,
+    /// The rule David Hildenbrand warned about on linux-mm (April 2024):
+    /// replace the mapcount test by `folio_ref_count() == 1` without
+    /// allowing for the reference `hugetlb_fault()` itself holds while it
+    /// calls `hugetlb_wp()`. A write fault on a mapped page then never
+    /// reuses; only the write fault that first instantiates a fresh page
+    /// (`hugetlb_no_page()`, which holds no extra reference) does.
+    RefcountNaive,
 }
 
 /// What a hugetlb COW does when no huge page can be allocated.
@@ -97,8 +104,8 @@ pub const KNOBS: &[Knob] = &[
     Knob { name: "vmsplice", values: &["get", "pin"], about: "vmsplice() takes FOLL_GET (6.18) or FOLL_PIN" },
     Knob {
         name: "hugetlb_reuse",
-        values: &["mapcount", "refcount"],
-        about: "hugetlb_wp() reuse rule: mapcount == 1 (6.18) or all references explained",
+        values: &["mapcount", "refcount", "refcount_naive"],
+        about: "hugetlb_wp() reuse rule: mapcount == 1 (6.18), all references explained, or refcount == 1 counting the fault path's own reference",
     },
     Knob {
         name: "hugetlb_cow_fail",
@@ -173,6 +180,7 @@ impl Policy {
             ("vmsplice", "pin") => self.vmsplice = VmspliceGup::Pin,
             ("hugetlb_reuse", "mapcount") => self.hugetlb_reuse = HugetlbReuse::Mapcount,
             ("hugetlb_reuse", "refcount") => self.hugetlb_reuse = HugetlbReuse::Refcount,
+            ("hugetlb_reuse", "refcount_naive") => self.hugetlb_reuse = HugetlbReuse::RefcountNaive,
             ("hugetlb_cow_fail", "steal") => self.hugetlb_cow_fail = HugetlbCowFail::Steal,
             ("hugetlb_cow_fail", "sigbus") => self.hugetlb_cow_fail = HugetlbCowFail::Sigbus,
             ("hugetlb_pud_fork", "copy") => self.hugetlb_pud_fork = HugetlbPudFork::Copy,
@@ -215,6 +223,7 @@ impl fmt::Display for Policy {
             match self.hugetlb_reuse {
                 HugetlbReuse::Mapcount => "mapcount",
                 HugetlbReuse::Refcount => "refcount",
+                HugetlbReuse::RefcountNaive => "refcount_naive",
             },
             match self.hugetlb_cow_fail {
                 HugetlbCowFail::Steal => "steal",

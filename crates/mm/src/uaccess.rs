@@ -67,6 +67,7 @@ impl Kernel {
                 }
                 tries += 1;
                 if tries > MAX_ACCESS_RETRIES {
+                    self.stats.livelocks += 1;
                     return Err(SysError::Livelock);
                 }
                 let flags = if write { FaultFlags::WRITE } else { FaultFlags::READ };
@@ -120,6 +121,9 @@ impl Kernel {
     /// Ends the task with a fatal signal and reports it.
     pub(crate) fn deliver<T>(&mut self, pid: Pid, sig: Signal, addr: u64) -> SysResult<T> {
         self.stats.signals += 1;
+        if sig == Signal::SIGBUS {
+            self.stats.sigbus += 1;
+        }
         self.event(pid, EventKind::Signal, "force_sig_fault", Some(addr), || format!("{sig}"));
         self.do_exit(pid, TaskState::Killed(sig));
         Err(SysError::Signal(sig))

@@ -402,6 +402,11 @@ pub enum Op {
         flags: Vec<Spanned<Foll>>,
     },
     Unpin(Ident),
+    /// `H = mmget T`: take a reference on task T's address space
+    /// (`mm_users`), so that T's exit leaves its mappings until `mmput H`.
+    Mmget(Ident),
+    /// `mmput H`: drop it; the last user of an exited task's mm tears it down.
+    Mmput(Ident),
 }
 
 impl Op {
@@ -429,6 +434,8 @@ impl Op {
             Op::ClearSoftDirty => "clear_soft_dirty",
             Op::Gup { kind, .. } => kind.name(),
             Op::Unpin(_) => "unpin",
+            Op::Mmget(_) => "mmget",
+            Op::Mmput(_) => "mmput",
         }
     }
 

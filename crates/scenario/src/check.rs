@@ -43,11 +43,23 @@ pub struct Checked {
 /// What a name stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
-    Region { len: u64, huge: Option<u64> },
+    Region {
+        len: u64,
+        huge: Option<u64>,
+    },
     Pipe,
-    File { size: u64 },
+    File {
+        size: u64,
+    },
     Ring,
-    Pin { task: String, len: u64 },
+    Pin {
+        task: String,
+        len: u64,
+    },
+    /// An `mmget` handle, held by `task`.
+    Hold {
+        task: String,
+    },
 }
 
 impl Kind {
@@ -58,6 +70,7 @@ impl Kind {
             Kind::File { .. } => "a file",
             Kind::Ring => "an io_uring",
             Kind::Pin { .. } => "a pin handle",
+            Kind::Hold { .. } => "an mm handle",
         }
     }
 }
@@ -478,9 +491,12 @@ impl Checker {
             Op::Fork(child) => {
                 if self.fresh(child) {
                     let names = self.tasks.get(&t).map(|p| p.names.clone()).unwrap_or_default();
-                    // Pins belong to the task that took them, not its child.
-                    let names =
-                        names.into_iter().filter(|n| !matches!(self.names.get(n).map(|d| &d.kind), Some(Kind::Pin { .. }))).collect();
+                    // Pins and mm holds belong to the task that took them,
+                    // not its child.
+                    let names = names
+                        .into_iter()
+                        .filter(|n| !matches!(self.names.get(n).map(|d| &d.kind), Some(Kind::Pin { .. } | Kind::Hold { .. })))
+                        .collect();
                     self.tasks.insert(
                         child.value.clone(),
                         Task {
@@ -683,6 +699,25 @@ impl Checker {
                     }
                 }
             }
+            Op::Mmget(target) => {
+                self.out.needs.push((idx, Feature::MmHold));
+                if self.task(target, false) {
+                    if let Some(b) = self.need_bind(step, "an mm handle") {
+                        self.define(&t, b, Kind::Hold { task: t.clone() }, item.line);
+                    }
+                }
+            }
+            Op::Mmput(h) => {
+                self.out.needs.push((idx, Feature::MmHold));
+                if let Some(Kind::Hold { task }) = self.name(&t, h, &["an mm handle"]) {
+                    if task != t {
+                        self.err(step.task.span, format!("`{}` was taken by task {task}", h.value));
+                    }
+                    if let Some(l) = self.unpinned.insert(h.value.clone(), item.line) {
+                        self.err(h.span, format!("`{}` was already released at line {l}", h.value));
+                    }
+                }
+            }
         }
         if let Some(StepExpect::Outcome(Outcome::Signal(s))) = expect {
             if let Some(task) = self.tasks.get_mut(&t) {
@@ -745,7 +780,7 @@ impl Checker {
 }
 
 fn binds(op: &Op) -> bool {
-    matches!(op, Op::Mmap(_) | Op::Mremap { .. } | Op::Pipe | Op::Memfd(..) | Op::Tmpfile(..) | Op::IoUring | Op::Gup { .. })
+    matches!(op, Op::Mmap(_) | Op::Mremap { .. } | Op::Pipe | Op::Memfd(..) | Op::Tmpfile(..) | Op::IoUring | Op::Gup { .. } | Op::Mmget(_))
 }
 
 fn fmt_hex_size(n: u64) -> String {

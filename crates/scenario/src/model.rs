@@ -25,6 +25,9 @@ pub struct ModelBackend {
     self_check: bool,
     /// Describe the whole state after every step (`Backend::state_view`).
     state_views: bool,
+    /// Keep the kernel's event log for the trace (off for bulk runs that
+    /// only want outcomes and counters, such as the policy lab).
+    trace: bool,
 }
 
 impl Default for ModelBackend {
@@ -47,7 +50,22 @@ impl ModelBackend {
     }
 
     pub fn new() -> ModelBackend {
-        ModelBackend { kernel: Kernel::new(Policy::default()), pins: BTreeMap::new(), next_pin: 1, self_check: true, state_views: false }
+        ModelBackend {
+            kernel: Kernel::new(Policy::default()),
+            pins: BTreeMap::new(),
+            next_pin: 1,
+            self_check: true,
+            state_views: false,
+            trace: true,
+        }
+    }
+
+    /// Turns the kernel's event log (the "what the kernel did" lines of the
+    /// trace) off or on; outcomes and counters are the same either way.
+    pub fn with_trace(mut self, on: bool) -> ModelBackend {
+        self.trace = on;
+        self.kernel.set_event_log(on);
+        self
     }
 
     /// The kernel, for tests that want to look deeper than the trait allows.
@@ -123,6 +141,7 @@ impl Backend for ModelBackend {
             | Feature::Files
             | Feature::SoftDirty
             | Feature::Swap
+            | Feature::MmHold
             | Feature::Knobs => None,
         }
     }
@@ -138,6 +157,7 @@ impl Backend for ModelBackend {
             }
         }
         self.kernel = Kernel::new(p);
+        self.kernel.set_event_log(self.trace);
         Ok(())
     }
 
@@ -285,6 +305,11 @@ impl Backend for ModelBackend {
             Call::Unpin { pin } => match self.pins.remove(&pin.0) {
                 Some((owner, h)) => self.kernel.unpin(owner, h).map(|_| Ret::Done),
                 None => return Err(Failure::Backend(format!("no pin {}", pin.0))),
+            },
+            Call::Mmget { task } => self.kernel.mmget(p, pid(*task)).map(|h| Ret::Hold(u64::from(h.0))),
+            Call::Mmput { hold } => match u32::try_from(*hold) {
+                Ok(h) => self.kernel.mmput(p, mm::kernel::MmHold(h)).map(|_| Ret::Done),
+                Err(_) => return Err(Failure::Backend(format!("no mm hold {hold}"))),
             },
             Call::ReadPinned { pin, offset, len } => match self.pins.get(&pin.0) {
                 Some((_, h)) => self.kernel.gup_read(*h, *offset, *len).map(Ret::Data),

@@ -508,6 +508,8 @@ const OPS: &[&str] = &[
     "pin_user_pages",
     "pin_user_pages_fast",
     "unpin",
+    "mmget",
+    "mmput",
     "expect",
 ];
 
@@ -523,6 +525,7 @@ const BINDING_OPS: &[&str] = &[
     "get_user_pages_fast",
     "pin_user_pages",
     "pin_user_pages_fast",
+    "mmget",
 ];
 
 /// One operation after `TASK: [NAME =]`.
@@ -608,6 +611,8 @@ fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
             Op::Gup { kind, range, flags }
         }
         "unpin" => Op::Unpin(cut(ident(i, "a pin handle"))?),
+        "mmget" => Op::Mmget(cut(ident(i, "a task name"))?),
+        "mmput" => Op::Mmput(cut(ident(i, "an mm handle"))?),
         other => {
             let list = if bound { BINDING_OPS } else { OPS };
             return fail_at(span, format!("unknown operation `{other}`"), list);

@@ -37,6 +37,7 @@ enum Val {
     File { fd: Fd, size: u64 },
     Ring { fd: Fd },
     Pin { pin: PinId, len: u64, region: String, off: u64 },
+    Hold(u64),
 }
 
 #[derive(Clone, Debug)]
@@ -397,6 +398,14 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
         }
         Op::Unpin(h) => match env.vals.get(&h.value) {
             Some(Val::Pin { pin, .. }) => Call::Unpin { pin: *pin },
+            _ => return Err(format!("`{}` was never taken (an earlier step failed)", h.value)),
+        },
+        Op::Mmget(t) => match env.tasks.get(&t.value) {
+            Some(rt) => Call::Mmget { task: rt.id },
+            None => return Err(format!("task `{}` was never created (an earlier step failed)", t.value)),
+        },
+        Op::Mmput(h) => match env.vals.get(&h.value) {
+            Some(Val::Hold(hold)) => Call::Mmput { hold: *hold },
             _ => return Err(format!("`{}` was never taken (an earlier step failed)", h.value)),
         },
     })
@@ -815,7 +824,7 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
             let names: BTreeSet<String> = env
                 .tasks
                 .get(task)
-                .map(|t| t.names.iter().filter(|n| !matches!(env.vals.get(*n), Some(Val::Pin { .. }))).cloned().collect())
+                .map(|t| t.names.iter().filter(|n| !matches!(env.vals.get(*n), Some(Val::Pin { .. } | Val::Hold(_)))).cloned().collect())
                 .unwrap_or_default();
             env.names_of.insert(*id, child.value.clone());
             env.tasks.insert(child.value.clone(), TaskRt { id: *id, dead: None, names });
@@ -825,6 +834,10 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
             if let Some(t) = env.tasks.get_mut(task) {
                 t.dead = Some("exited".into());
             }
+            "ok".into()
+        }
+        (Op::Mmget(_), Ret::Hold(h)) => {
+            define(env, Val::Hold(*h));
             "ok".into()
         }
         (_, Ret::Data(c)) => format!("ok, {c}"),

@@ -19,6 +19,7 @@ pub mod cow;
 pub mod gup_longterm;
 pub mod ktap;
 pub mod random;
+pub mod workloads;
 
 use scenario::report::{Report, Status};
 use serde::Serialize;

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod diff;
 pub mod fuzz;
+pub mod policy;
 pub mod run;
 pub mod selftest;
 
