@@ -1,6 +1,7 @@
 //! Subcommands. Exit codes are shared: 0 all good, 1 an expectation
 //! failed, 2 a usage, parse or check error.
 pub mod check;
+pub mod compare;
 pub mod diff;
 pub mod fuzz;
 pub mod policy;
