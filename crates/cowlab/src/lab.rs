@@ -284,9 +284,12 @@ pub fn run(choices: &[Choice], suite: &LabSuite) -> Vec<Row> {
     choices.par_iter().map(|c| Row { choice: c.clone(), result: run_policy(c, suite) }).collect()
 }
 
-/// Scenarios whose outcome differs between the policies that ran: name,
-/// then each distinct outcome with the (1-based) policies that gave it.
-pub fn changes(rows: &[Row], names: &[String]) -> Vec<(String, Vec<(String, Vec<usize>)>)> {
+/// A scenario whose outcome differs between policies: its name, then each
+/// distinct outcome with the (1-based) policies that gave it.
+pub type Change = (String, Vec<(String, Vec<usize>)>);
+
+/// Scenarios whose outcome differs between the policies that ran.
+pub fn changes(rows: &[Row], names: &[String]) -> Vec<Change> {
     let ok: Vec<(usize, &Metrics)> = rows.iter().enumerate().filter_map(|(i, r)| r.result.as_ref().ok().map(|m| (i + 1, m))).collect();
     let mut out = Vec::new();
     for (t, name) in names.iter().enumerate() {

@@ -28,7 +28,10 @@ fn the_checked_in_policy_lab_report_is_current_and_answers_every_claim() {
         "docs/policy-lab.md is stale: regenerate it with `cargo run --release -- policy --format markdown > docs/policy-lab.md`"
     );
     // Twelve policies, each a row with numbers.
-    assert_eq!(now.lines().filter(|l| l.strip_prefix("| ").and_then(|r| r.split(" | ").next()).is_some_and(|c| c.parse::<u32>().is_ok())).count(), 12);
+    assert_eq!(
+        now.lines().filter(|l| l.strip_prefix("| ").and_then(|r| r.split(" | ").next()).is_some_and(|c| c.parse::<u32>().is_ok())).count(),
+        12
+    );
     // Every claim and expectation was measured (none lacks its policies),
     // and on this model each comes out as the thread said.
     let claims: Vec<&str> = now.lines().filter(|l| l.contains("| `cowlab policy")).collect();

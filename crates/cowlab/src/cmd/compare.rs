@@ -117,14 +117,15 @@ fn render(file: &str, titles: &[&str], reports: &[Report]) -> String {
     }
     let status: Vec<String> = reports
         .iter()
-        .map(|r| format!("{} ({} passed, {} failed)", if r.status == Status::Pass { "PASS" } else { "FAIL" }, r.summary.passed, r.summary.failed))
+        .map(|r| {
+            format!("{} ({} passed, {} failed)", if r.status == Status::Pass { "PASS" } else { "FAIL" }, r.summary.passed, r.summary.failed)
+        })
         .collect();
     let differ = status.windows(2).any(|w| w[0] != w[1]);
     rows.push((differ, "result".into(), status));
     let head_w = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0).max(4);
-    let widths: Vec<usize> = (0..titles.len())
-        .map(|c| rows.iter().map(|r| r.2[c].chars().count()).max().unwrap_or(0).max(titles[c].chars().count()))
-        .collect();
+    let widths: Vec<usize> =
+        (0..titles.len()).map(|c| rows.iter().map(|r| r.2[c].chars().count()).max().unwrap_or(0).max(titles[c].chars().count())).collect();
     let line = |mark: &str, head: &str, cells: &[String]| {
         let mut s = format!("{mark} {head:<head_w$}");
         for (c, v) in cells.iter().enumerate() {

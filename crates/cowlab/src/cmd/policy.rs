@@ -5,7 +5,7 @@
 //! report checked in as docs/policy-lab.md, with the linux-mm thread's
 //! claims and their measured answers.
 use super::{EXIT_OK, EXIT_USAGE};
-use crate::lab::{self, Choice, Dim, LabSuite, Metrics, Row};
+use crate::lab::{self, Change, Choice, Dim, LabSuite, Metrics, Row};
 use std::fmt::Write as _;
 use std::time::Instant;
 
@@ -241,7 +241,7 @@ fn policies(ps: &[usize]) -> String {
     ps.iter().map(|p| format!("#{p}")).collect::<Vec<_>>().join(" ")
 }
 
-fn changes_text(changes: &[(String, Vec<(String, Vec<usize>)>)], bullet: &str, code: &str) -> String {
+fn changes_text(changes: &[Change], bullet: &str, code: &str) -> String {
     let mut s =
         format!("{}Scenarios whose outcome changes between policies: {}\n", if bullet.is_empty() { "# " } else { "" }, changes.len());
     if !bullet.is_empty() {
@@ -404,7 +404,9 @@ fn expectations(rows: &[Row]) -> Vec<(&'static str, String)> {
             .filter_map(|(i, r)| r.result.as_ref().ok().map(|m| (i + 1, m)))
             .collect()
     };
-    let list = |v: &[(usize, &Metrics)], f: &dyn Fn(&Metrics) -> String| v.iter().map(|(i, m)| format!("#{i} {}", f(m))).collect::<Vec<_>>().join(", ");
+    let list = |v: &[(usize, &Metrics)], f: &dyn Fn(&Metrics) -> String| {
+        v.iter().map(|(i, m)| format!("#{i} {}", f(m))).collect::<Vec<_>>().join(", ")
+    };
     let mut out = Vec::new();
     let mc = find(rows, &[("hugetlb_reuse", "mapcount"), ("vmsplice", "get")]);
     out.push((
@@ -466,7 +468,7 @@ fn expectations(rows: &[Row]) -> Vec<(&'static str, String)> {
     out
 }
 
-fn markdown(dims: &[Dim], rows: &[Row], changes: &[(String, Vec<(String, Vec<usize>)>)], suite: &LabSuite, default: bool) -> String {
+fn markdown(dims: &[Dim], rows: &[Row], changes: &[Change], suite: &LabSuite, default: bool) -> String {
     let mut s = String::new();
     let cmd = if default {
         "cowlab policy --format markdown".to_string()
