@@ -186,7 +186,7 @@ fn add_stats(m: &mut Metrics, s: &Stats) {
 }
 
 enum One {
-    Selftest(Outcome, Vec<String>, Stats),
+    Selftest(Outcome, bool, Vec<String>, Stats),
     Workload(Judgement, Stats),
 }
 
@@ -197,7 +197,7 @@ fn model() -> ModelBackend {
 fn run_selftest(t: &SelfTest, opts: &RunOptions) -> Result<One, String> {
     let mut be = model();
     let (j, _) = suites::run(t, &mut be, opts).map_err(|e| format!("{}: {e}", t.description))?;
-    Ok(One::Selftest(j.outcome, j.messages, be.kernel().stats))
+    Ok(One::Selftest(j.outcome, j.hung, j.messages, be.kernel().stats))
 }
 
 fn run_workload(w: &Workload, opts: &RunOptions) -> Result<One, String> {
@@ -240,7 +240,7 @@ pub fn run_policy(c: &Choice, suite: &LabSuite) -> Result<Metrics, String> {
     let mut m = Metrics::default();
     for (i, r) in st.into_iter().chain(wl).enumerate() {
         match r? {
-            One::Selftest(o, msgs, s) => {
+            One::Selftest(o, hung, msgs, s) => {
                 match o {
                     Outcome::Pass => m.pass += 1,
                     Outcome::Fail => m.fail += 1,
@@ -257,7 +257,7 @@ pub fn run_policy(c: &Choice, suite: &LabSuite) -> Result<Metrics, String> {
                     }
                 }
                 add_stats(&mut m, &s);
-                m.outcomes.push(o.to_string());
+                m.outcomes.push(if hung { "timeout (livelock)".to_string() } else { o.to_string() });
             }
             One::Workload(j, s) => {
                 m.leaks += j.leaks;

@@ -86,11 +86,15 @@ fn bfd(f: mm::types::Fd) -> Fd {
     Fd(f.0)
 }
 
+/// What a step that livelocked on the model reports (a kernel would retry
+/// the fault forever).
+pub const LIVELOCK: &str = "the model kernel livelocked (retried without progress)";
+
 fn failure(e: SysError) -> Failure {
     match e {
         SysError::Errno(e) => Failure::Errno(e.name().to_string()),
         SysError::Signal(s) => Failure::Signal(s.name().to_string()),
-        SysError::Livelock => Failure::Backend("the model kernel livelocked (retried without progress)".into()),
+        SysError::Livelock => Failure::Backend(LIVELOCK.into()),
     }
 }
 
