@@ -25,6 +25,9 @@ enum Cmd {
     Diff(cmd::diff::Args),
     Fuzz(cmd::fuzz::Args),
     Policy(cmd::policy::Args),
+    Knobs(cmd::profiles::KnobsArgs),
+    Profiles(cmd::profiles::ProfilesArgs),
+    History(cmd::history::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +42,9 @@ fn main() -> ExitCode {
         Cmd::Diff(a) => cmd::diff::main(a),
         Cmd::Fuzz(a) => cmd::fuzz::main(a),
         Cmd::Policy(a) => cmd::policy::main(a),
+        Cmd::Knobs(a) => cmd::profiles::knobs(a),
+        Cmd::Profiles(a) => cmd::profiles::profiles(a),
+        Cmd::History(a) => cmd::history::main(a),
     };
     ExitCode::from(code)
 }

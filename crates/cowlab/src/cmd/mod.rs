@@ -4,7 +4,9 @@ pub mod check;
 pub mod compare;
 pub mod diff;
 pub mod fuzz;
+pub mod history;
 pub mod policy;
+pub mod profiles;
 pub mod run;
 pub mod selftest;
 
