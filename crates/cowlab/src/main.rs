@@ -15,6 +15,7 @@ macro_rules! outln {
 }
 
 mod cmd;
+mod lab;
 mod output;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,10 @@ enum Cmd {
     Diff(cmd::diff::Args),
     Fuzz(cmd::fuzz::Args),
     Explore(cmd::explore::Args),
+    Policy(cmd::policy::Args),
+    Knobs(cmd::profiles::KnobsArgs),
+    Profiles(cmd::profiles::ProfilesArgs),
+    History(cmd::history::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +54,10 @@ fn main() -> ExitCode {
         Cmd::Diff(a) => cmd::diff::main(a),
         Cmd::Fuzz(a) => cmd::fuzz::main(a),
         Cmd::Explore(a) => cmd::explore::main(a),
+        Cmd::Policy(a) => cmd::policy::main(a),
+        Cmd::Knobs(a) => cmd::profiles::knobs(a),
+        Cmd::Profiles(a) => cmd::profiles::profiles(a),
+        Cmd::History(a) => cmd::history::main(a),
     };
     ExitCode::from(output::exit_code(code))
 }

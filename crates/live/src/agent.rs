@@ -421,7 +421,9 @@ impl Agent {
             Call::Exit { .. } => Reply::Error("exit is handled by the loop".into()),
             // The controller sends fork as its own command and keeps GUP
             // calls (model-only) to itself.
-            Call::Fork | Call::Gup { .. } | Call::Unpin { .. } | Call::ReadPinned { .. } => Reply::Error("not an agent operation".into()),
+            Call::Fork | Call::Gup { .. } | Call::Unpin { .. } | Call::ReadPinned { .. } | Call::Mmget { .. } | Call::Mmput { .. } => {
+                Reply::Error("not an agent operation".into())
+            }
             Call::WriteMem { addr, data } => {
                 let len = data.len();
                 if touches_foreign(&self.regions, addr, len) {

@@ -724,6 +724,11 @@ impl Backend for LiveBackend {
             Feature::Swap => self.swap_unavailable(),
             Feature::Knobs => Some("the live kernel's rules cannot be changed".into()),
             Feature::KernelLog => self.kmsg.as_ref().err().cloned(),
+            Feature::MmHold => Some(
+                "the live agent cannot yet hold another process's mm_users across its exit (it would need a CLONE_VM sibling; \
+                 opening /proc/PID/mem takes only mm_count on 6.18)"
+                    .into(),
+            ),
         }
     }
 

@@ -79,16 +79,38 @@ impl std::hash::Hash for EventLog {
 }
 
 /// Running totals of what the kernel did: the costs the policy lab compares.
+/// Each is counted in the kernel function that causes it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Stats {
     /// Base pages copied (a 2 MiB hugetlb copy counts 512).
     pub pages_copied: u64,
     /// Copies, whatever their size.
     pub copies: u64,
+    /// Copies by the size of the page copied: 4 KiB pages (COW, unshare,
+    /// fork's early copy), 2 MiB pages (hugetlb COW and fork's early copy,
+    /// MADV_COLLAPSE into a PMD-mapped THP) and 1 GiB hugetlb pages.
+    pub copied_4k: u64,
+    pub copied_2m: u64,
+    pub copied_1g: u64,
+    /// Copies made by an unshare fault (a R/O pin of a maybe-shared page),
+    /// any size: the price of FOLL_PIN taken at pin time.
+    pub unshare_copies: u64,
     /// Faults handled.
     pub faults: u64,
     /// Signals delivered.
     pub signals: u64,
+    /// Tasks killed by SIGBUS (`force_sig_fault()` with SIGBUS).
+    pub sigbus: u64,
+    /// `hugetlb_wp()` reused a page that was already mapped (called from
+    /// `hugetlb_fault()`, not for a page `hugetlb_no_page()` just made).
+    pub hugetlb_reuses_mapped: u64,
     /// hugetlb pages stolen from children by unmap_ref_private().
     pub stolen: u64,
+    /// Operations the model gave up on because the kernel would retry
+    /// forever (a fault that never makes progress).
+    pub livelocks: u64,
+    /// Most hugetlb pages of each size (2 MiB, 1 GiB) ever in use at once
+    /// (`HugePages_Total - HugePages_Free`), surplus pages included.
+    pub hugetlb_peak_2m: u64,
+    pub hugetlb_peak_1g: u64,
 }

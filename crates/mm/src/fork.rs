@@ -275,7 +275,7 @@ impl Kernel {
         self.copy_page_data(new, 0, p.folio, p.page);
         self.add_new_anon_rmap(new, f.cmm, Rmap::pte(0));
         self.mm_mut(f.cmm).pt.set(Level::Pte, leaf.addr, crate::memory::pte(new, 0, pv.prot.write, true));
-        self.note_copy(1);
+        self.note_copy(1, false);
         self.event(f.parent, EventKind::Copy, "copy_present_page", Some(leaf.addr), || {
             "maybe-pinned exclusive page → copy for the child at fork".into()
         });

@@ -295,6 +295,7 @@ impl Kernel {
                 Ok(f @ (Follow::NoPage | Follow::Unshare)) => {
                     retries += 1;
                     if retries > MAX_FAULT_RETRIES {
+                        self.stats.livelocks += 1;
                         return (pages, Some(SysError::Livelock));
                     }
                     let unshare = matches!(f, Follow::Unshare);

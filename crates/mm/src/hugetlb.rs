@@ -264,6 +264,7 @@ fn alloc_hugetlb_folio(k: &mut Kernel, mm: MmId, vma: &Vma, h: HugeSize, addr: u
     if !dequeue_huge_page(k, h, use_resv) {
         return None;
     }
+    note_pool_use(k, h);
     if use_resv {
         let idx = huge_index(vma, h, addr);
         if vma.shared {
@@ -303,6 +304,17 @@ fn dequeue_huge_page(k: &mut Kernel, h: HugeSize, use_resv: bool) -> bool {
     true
 }
 
+/// Raises the peak of pool pages in use after a page was taken.
+fn note_pool_use(k: &mut Kernel, h: HugeSize) {
+    let hs = k.hugetlb_pool(h);
+    let used = hs.nr - hs.free;
+    let peak = match h {
+        HugeSize::Size2M => &mut k.stats.hugetlb_peak_2m,
+        HugeSize::Size1G => &mut k.stats.hugetlb_peak_1g,
+    };
+    *peak = (*peak).max(used);
+}
+
 /// Page-cache allocation for hugetlbfs files (fallocate, shared faults):
 /// uses the inode's reservation for the index if there is one.
 pub(crate) fn alloc_hugetlb_folio_for_inode(k: &mut Kernel, ino: InodeId, h: HugeSize, head_page: u64) -> Result<FolioId, VmFault> {
@@ -311,6 +323,7 @@ pub(crate) fn alloc_hugetlb_folio_for_inode(k: &mut Kernel, ino: InodeId, h: Hug
     if !dequeue_huge_page(k, h, use_resv) {
         return Err(VmFault::Sigbus);
     }
+    note_pool_use(k, h);
     if use_resv {
         k.inodes.get_mut(&ino).expect("present").resv.remove(&idx);
     }
@@ -336,8 +349,8 @@ pub(crate) fn note_hugetlb_unmap(k: &mut Kernel, mm: MmId, addr: u64, h: HugeSiz
 
 /// `hugetlb_fault()`: an empty entry goes to `hugetlb_no_page()`; a write or
 /// unshare on a read-only entry runs `hugetlb_wp()` with the fault path's
-/// own extra folio reference held (which is why a plain refcount test
-/// could never see 1 there).
+/// own extra folio reference held (`folio_get()` before the call, which is
+/// why a plain refcount test could never see 1 there).
 pub(crate) fn hugetlb_fault(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, addr: u64, flags: FaultFlags) -> FaultResult {
     let h = vma.hugetlb.expect("hugetlb VMA");
     let haddr = align_down(addr, h.bytes());
@@ -346,7 +359,7 @@ pub(crate) fn hugetlb_fault(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, addr:
         None => hugetlb_no_page(k, pid, mm, vma, h, haddr, flags),
         Some(Entry::Present(p)) if (flags.write || flags.unshare) && !p.write => {
             k.folio_ref_add(p.folio, 1);
-            let r = hugetlb_wp(k, pid, mm, vma, h, haddr, flags);
+            let r = hugetlb_wp(k, pid, mm, vma, h, haddr, flags, 1);
             k.folio_put(p.folio);
             r
         }
@@ -365,7 +378,9 @@ pub(crate) fn hugetlb_fault(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, addr:
 /// huge page is SIGBUS too (shared or private mapping).
 /// Shared mappings use (or fill) the page cache and map writable; private
 /// mappings map a page-cache page read-only, or a new anon page read-only
-/// and then, for a write, run `hugetlb_wp()` at once (which reuses it).
+/// and then, for a write, run `hugetlb_wp()` at once (which reuses it). No
+/// extra reference is held for that call: the new anon page's only
+/// reference is its mapping.
 fn hugetlb_no_page(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, haddr: u64, flags: FaultFlags) -> FaultResult {
     let level = level_of(h);
     if vma.resv.as_ref().is_some_and(|r| r.unmapped) {
@@ -419,11 +434,7 @@ fn hugetlb_no_page(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, h
         k.event(pid, EventKind::Alloc, "hugetlb_no_page", Some(haddr), || format!("new {}K anon huge page, mapped read-only", h.kb()));
     }
     if flags.write || flags.unshare {
-        let Some(Entry::Present(p)) = k.mm(mm).pt.get(level, haddr) else { return Ok(()) };
-        k.folio_ref_add(p.folio, 1);
-        let r = hugetlb_wp(k, pid, mm, vma, h, haddr, flags);
-        k.folio_put(p.folio);
-        return r;
+        return hugetlb_wp(k, pid, mm, vma, h, haddr, flags, 0);
     }
     Ok(())
 }
@@ -436,12 +447,16 @@ const MAX_STEAL_RETRIES: u32 = 3;
 /// Shared mappings are just made writable. The 6.18 rule reuses when the
 /// folio is anon and mapped once (`folio_mapcount() == 1`), ignoring every
 /// other reference; the `refcount` policy reuses only if all references are
-/// explained (mappings + the fault path's own). Otherwise a new page is
+/// explained (the mapping + `caller_refs`, the references the calling fault
+/// path holds: 1 from `hugetlb_fault()`, 0 from `hugetlb_no_page()`); the
+/// `refcount_naive` policy reuses only at refcount 1, whatever the caller
+/// holds. Otherwise a new page is
 /// allocated — for the owner of an anon page as `cow_from_owner`, which may
 /// not use the reservation. If none is available, the owner steals the
 /// page from its children (`unmap_ref_private()`) and retries; anyone else
 /// gets SIGBUS.
-fn hugetlb_wp(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, haddr: u64, flags: FaultFlags) -> FaultResult {
+#[allow(clippy::too_many_arguments)]
+fn hugetlb_wp(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, haddr: u64, flags: FaultFlags, caller_refs: i64) -> FaultResult {
     let level = level_of(h);
     let mut retries = 0;
     loop {
@@ -459,14 +474,21 @@ fn hugetlb_wp(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, haddr:
             // Exclusive (a pinned page stays so), or mapped once with nothing
             // but that mapping and the fault path's own reference holding it.
             HugetlbReuse::Refcount if anon && f.page_ae(0) => (true, "PageAnonExclusive".to_string()),
-            HugetlbReuse::Refcount => {
-                (anon && mc == 1 && rc == 2, format!("mapcount {mc}, refcount {rc} (expected: 1 mapping + 1 fault path)"))
+            HugetlbReuse::Refcount => (
+                anon && mc == 1 && rc == 1 + caller_refs,
+                format!("mapcount {mc}, refcount {rc} (expected: 1 mapping + {caller_refs} fault path)"),
+            ),
+            HugetlbReuse::RefcountNaive => {
+                (anon && rc == 1, format!("refcount {rc} (naive: 1 expected, the fault path's {caller_refs} counted)"))
             }
         };
         if reuse {
             k.folios.get_mut(p.folio).anon_exclusive.set_all(true);
             if flags.write {
                 make_huge_writable(k, mm, level, haddr, vma, p.folio);
+            }
+            if caller_refs > 0 {
+                k.stats.hugetlb_reuses_mapped += 1;
             }
             k.event(pid, EventKind::Reuse, "hugetlb_wp", Some(haddr), || format!("{why} → reuse"));
             return Ok(());
@@ -480,7 +502,7 @@ fn hugetlb_wp(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, haddr:
             let write = flags.write && vma.prot.write;
             k.mm_mut(mm).pt.set(level, haddr, crate::memory::pte(new, 0, write, write));
             k.rmap_remove(p.folio, mm, Rmap::Entire);
-            k.note_copy(h.bytes() / PAGE_SIZE);
+            k.note_copy(h.bytes() / PAGE_SIZE, flags.unshare);
             k.event(pid, EventKind::Copy, "hugetlb_wp", Some(haddr), || {
                 format!("{why} → copy to a new {}K page{}", h.kb(), if cow_from_owner { " (cow_from_owner)" } else { "" })
             });
@@ -491,6 +513,7 @@ fn hugetlb_wp(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, haddr:
             return Err(VmFault::Sigbus);
         }
         if retries == MAX_STEAL_RETRIES {
+            k.stats.livelocks += 1;
             k.event(pid, EventKind::Note, "hugetlb_wp", Some(haddr), || "steal and retry keeps failing → livelock".into());
             return Err(VmFault::Livelock);
         }
@@ -586,7 +609,7 @@ pub(crate) fn copy_hugetlb_page_range(
         k.ensure_anon_vma(child, cvma.start);
         k.add_new_anon_rmap(new, child, Rmap::Entire);
         k.mm_mut(child).pt.set(level, addr, crate::memory::pte(new, 0, pvma.prot.write, true));
-        k.note_copy(h.bytes() / PAGE_SIZE);
+        k.note_copy(h.bytes() / PAGE_SIZE, false);
         let cpid = k.pid_of_mm(child);
         k.event(cpid, EventKind::Copy, "copy_hugetlb_page_range", Some(addr), || {
             "maybe-pinned exclusive huge page → copy for the child".into()

@@ -179,6 +179,11 @@ pub struct GupRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GupHandle(pub u32);
 
+/// A reference one task holds on another task's address space
+/// (`mm_users`, taken by `mmget()`), see [`Kernel::mmget`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MmHold(pub u32);
+
 /// The simulated system.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Kernel {
@@ -192,6 +197,8 @@ pub struct Kernel {
     pub(crate) pipes: BTreeMap<PipeId, Pipe>,
     pub(crate) rings: BTreeMap<RingId, Ring>,
     pub(crate) gup: BTreeMap<GupHandle, GupRecord>,
+    /// `mm_users` references held by other tasks: hold → (holder, mm).
+    pub(crate) mm_holds: BTreeMap<MmHold, (Pid, MmId)>,
     pub hstates: Hstates,
     pub machine: Machine,
     pub(crate) next_id: u32,
@@ -212,6 +219,7 @@ impl Kernel {
             pipes: BTreeMap::new(),
             rings: BTreeMap::new(),
             gup: BTreeMap::new(),
+            mm_holds: BTreeMap::new(),
             hstates: Hstates::default(),
             machine: Machine::default(),
             next_id: 1,

@@ -110,7 +110,7 @@ impl Kernel {
                 self.ensure_anon_vma(mm, vma.start);
                 self.add_new_anon_rmap(new, mm, Rmap::Entire);
                 self.mm_mut(mm).pt.set(Level::Pmd, haddr, crate::memory::pte(new, 0, vma.prot.write, true));
-                self.note_copy(HPAGE_PMD_NR);
+                self.note_copy(HPAGE_PMD_NR, false);
                 self.event(pid, EventKind::Copy, "collapse_huge_page", Some(haddr), || "512 PTEs → new PMD-mapped THP".into());
                 return self.collapse_end(c, Ok(()));
             }

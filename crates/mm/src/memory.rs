@@ -219,7 +219,7 @@ impl Kernel {
             self.ensure_anon_vma(mm, vma.start);
             self.add_new_anon_rmap(new, mm, Rmap::pte(0));
             self.mm_mut(mm).pt.set(Level::Pte, addr, pte(new, 0, vma.prot.write, true));
-            self.note_copy(1);
+            self.note_copy(1, false);
             self.event(pid, EventKind::Copy, "do_cow_fault", Some(addr), || {
                 "private write to a file page → copy into a new anon page".into()
             });
@@ -420,7 +420,7 @@ impl Kernel {
         if !old_is_zero {
             self.rmap_remove(p.folio, mm, Rmap::pte(p.page));
             self.free_swap_cache(p.folio);
-            self.note_copy(1);
+            self.note_copy(1, flags.unshare);
         }
         let func = if self.folios.get(p.folio).is_anon() { format!("{}: ", self.reuse_rule_name()) } else { String::new() };
         self.event(pid, EventKind::Copy, "wp_page_copy", Some(addr), || {
@@ -454,9 +454,19 @@ impl Kernel {
         self.event(pid, EventKind::Reuse, "wp_page_shared", Some(addr), || "shared mapping → make writable (no COW)".into());
     }
 
-    pub(crate) fn note_copy(&mut self, pages: u64) {
+    /// Counts one copy of a page of `pages` base pages (1, 512 or 262144),
+    /// made by an unshare fault or not.
+    pub(crate) fn note_copy(&mut self, pages: u64, unshare: bool) {
         self.stats.copies += 1;
         self.stats.pages_copied += pages;
+        match pages {
+            1 => self.stats.copied_4k += 1,
+            HPAGE_PMD_NR => self.stats.copied_2m += 1,
+            _ => self.stats.copied_1g += 1,
+        }
+        if unshare {
+            self.stats.unshare_copies += 1;
+        }
     }
 
     /// `zap_page_range_single()` / `unmap_page_range()` run to completion:

@@ -42,6 +42,13 @@ pub enum HugetlbReuse {
     /// and the fault path's own reference. Any foreign one (a pipe's
     /// FOLL_GET, another mapping) copies.
     Refcount,
+    /// The rule David Hildenbrand warned about on linux-mm (April 2024):
+    /// replace the mapcount test by `folio_ref_count() == 1` without
+    /// allowing for the reference `hugetlb_fault()` itself holds while it
+    /// calls `hugetlb_wp()`. A write fault on a mapped page then never
+    /// reuses; only the write fault that first instantiates a fresh page
+    /// (`hugetlb_no_page()`, which holds no extra reference) does.
+    RefcountNaive,
 }
 
 /// What a hugetlb COW does when no huge page can be allocated.
@@ -188,8 +195,8 @@ pub const KNOBS: &[Knob] = &[
     Knob { name: "vmsplice", values: &["get", "pin"], about: "vmsplice() takes FOLL_GET (6.18) or FOLL_PIN" },
     Knob {
         name: "hugetlb_reuse",
-        values: &["mapcount", "refcount"],
-        about: "hugetlb_wp() reuse rule: mapcount == 1 (6.18) or all references explained",
+        values: &["mapcount", "refcount", "refcount_naive"],
+        about: "hugetlb_wp() reuse rule: mapcount == 1 (6.18), all references explained, or refcount == 1 counting the fault path's own reference",
     },
     Knob {
         name: "hugetlb_cow_fail",
@@ -253,6 +260,54 @@ pub const KNOBS: &[Knob] = &[
 /// Knobs that describe the machine rather than a kernel rule: a live
 /// backend honours them by configuring the host (see `crates/live`).
 pub const MACHINE_KNOBS: &[&str] = &["swap"];
+/// What one built-in profile stands for: the commits that made its rules,
+/// and what it leaves out. Listed in release order (`cowlab history` walks
+/// them in this order).
+pub struct ProfileInfo {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// (commit, title, release it landed in): the changes since the
+    /// previous profile that the knob values stand for.
+    pub commits: &'static [(&'static str, &'static str, &'static str)],
+    pub leaves_out: &'static str,
+}
+
+/// The profiles, oldest first. Commit ids and titles were checked against
+/// the linux-mm/LKML threads that cite them, releases against those
+/// threads' dates and reports (not against the trees of those releases,
+/// which this project does not have): 17839856fd58 was merged for 5.8 and
+/// replaced by 09854ba94c6a and a308c71bf1e6 in 5.9; 70e806e4e645 is dated
+/// 2020-09-27 (5.9); 6c287605fd56 is the 5.19 PG_anon_exclusive series.
+pub const PROFILE_INFO: &[ProfileInfo] = &[
+    ProfileInfo {
+        name: "linux-5.7",
+        about: "anonymous COW reuse by mapcount (reuse_swap_page()); GUP never breaks COW; fork does not copy pinned pages: \
+                CVE-2020-29374 leaks",
+        commits: &[],
+        leaves_out: "17839856fd58 (5.8: GUP breaks COW even for reads), which no profile models yet; GUP-fast's \
+                     write_protect_seq check (57efa1fe5957, added later) is on as in 6.18",
+    },
+    ProfileInfo {
+        name: "linux-5.18",
+        about: "anonymous COW reuse iff the page's refcount is 1; fork copies maybe-pinned pages (MMF_HAS_PINNED); no unshare \
+                fault for R/O pins, so R/O pins of shared pages lose coherency",
+        commits: &[
+            ("09854ba94c6a", "mm: do_wp_page() simplification", "5.9"),
+            ("a308c71bf1e6", "mm/gup: Remove enfornced COW mechanism", "5.9"),
+            ("008cfe4418b3", "mm: Introduce mm_struct.has_pinned", "5.9"),
+            ("70e806e4e645", "mm: Do early cow for pinned pages during fork() for ptes", "5.9"),
+        ],
+        leaves_out: "the 5.18 FAULT_FLAG_UNSHARE for THP and hugetlb (mapcount based); GUP-fast's write_protect_seq check is on as in \
+                     6.18",
+    },
+    ProfileInfo {
+        name: "linux-6.18",
+        about: "this machine's kernel: PageAnonExclusive, unshare faults for R/O pins, hugetlb_wp() reuse by mapcount, \
+                vmsplice with FOLL_GET (the 8 hugetlb vmsplice XFAILs), unmap_ref_private() on a failed owner COW",
+        commits: &[("6c287605fd56", "mm: remember exclusively mapped anonymous pages with PG_anon_exclusive", "5.19")],
+        leaves_out: "the 1 GiB fork skip of divergences §1 (knob hugetlb_pud_fork=skip)",
+    },
+];
 
 /// Names of the built-in profiles.
 pub const PROFILES: &[&str] = &["linux-6.18", "linux-5.18", "linux-5.7"];
@@ -322,6 +377,7 @@ impl Policy {
             ("vmsplice", "pin") => self.vmsplice = VmspliceGup::Pin,
             ("hugetlb_reuse", "mapcount") => self.hugetlb_reuse = HugetlbReuse::Mapcount,
             ("hugetlb_reuse", "refcount") => self.hugetlb_reuse = HugetlbReuse::Refcount,
+            ("hugetlb_reuse", "refcount_naive") => self.hugetlb_reuse = HugetlbReuse::RefcountNaive,
             ("hugetlb_cow_fail", "steal") => self.hugetlb_cow_fail = HugetlbCowFail::Steal,
             ("hugetlb_cow_fail", "sigbus") => self.hugetlb_cow_fail = HugetlbCowFail::Sigbus,
             ("hugetlb_pud_fork", "copy") => self.hugetlb_pud_fork = HugetlbPudFork::Copy,
@@ -341,6 +397,39 @@ impl Policy {
             _ => return Err(bad()),
         }
         Ok(())
+    }
+
+    /// The textual value of one knob (as `set` takes it), or None for an
+    /// unknown knob.
+    pub fn get(&self, knob: &str) -> Option<&'static str> {
+        let on_off = |b: bool| if b { "on" } else { "off" };
+        Some(match knob {
+            "anon_reuse" => match self.anon_reuse {
+                AnonReuse::AnonExclusive => "anon_exclusive",
+                AnonReuse::Refcount => "refcount",
+                AnonReuse::Mapcount => "mapcount",
+            },
+            "vmsplice" => match self.vmsplice {
+                VmspliceGup::Get => "get",
+                VmspliceGup::Pin => "pin",
+            },
+            "hugetlb_reuse" => match self.hugetlb_reuse {
+                HugetlbReuse::Mapcount => "mapcount",
+                HugetlbReuse::Refcount => "refcount",
+                HugetlbReuse::RefcountNaive => "refcount_naive",
+            },
+            "hugetlb_cow_fail" => match self.hugetlb_cow_fail {
+                HugetlbCowFail::Steal => "steal",
+                HugetlbCowFail::Sigbus => "sigbus",
+            },
+            "hugetlb_pud_fork" => match self.hugetlb_pud_fork {
+                HugetlbPudFork::Copy => "copy",
+                HugetlbPudFork::Skip => "skip",
+            },
+            "gup_fast_seqcount" => on_off(self.gup_fast_seqcount),
+            "gup_fast_recheck" => on_off(self.gup_fast_recheck),
+            _ => return None,
+        })
     }
 
     /// True when R/O FOLL_PIN of a maybe-shared anon page must unshare first
@@ -391,6 +480,7 @@ impl fmt::Display for Policy {
             match self.hugetlb_reuse {
                 HugetlbReuse::Mapcount => "mapcount",
                 HugetlbReuse::Refcount => "refcount",
+                HugetlbReuse::RefcountNaive => "refcount_naive",
             },
             match self.hugetlb_cow_fail {
                 HugetlbCowFail::Steal => "steal",

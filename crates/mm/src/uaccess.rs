@@ -70,6 +70,7 @@ impl Kernel {
                 }
                 tries += 1;
                 if tries > MAX_ACCESS_RETRIES {
+                    self.stats.livelocks += 1;
                     return Err(SysError::Livelock);
                 }
                 if let Err(e) = self.handle_mm_fault(pid, mm, a, FaultFlags::READ) {
@@ -154,7 +155,11 @@ impl Kernel {
     /// it, and that is the outcome of the call that sent it.
     pub(crate) fn fatal_signal<T>(&mut self, pid: Pid, sig: Signal, func: &'static str, addr: Option<u64>) -> SysResult<T> {
         self.stats.signals += 1;
+        if sig == Signal::SIGBUS {
+            self.stats.sigbus += 1;
+        }
         self.event(pid, EventKind::Signal, func, addr, || format!("{sig}"));
+
         self.do_exit(pid, TaskState::Killed(sig));
         Err(SysError::Signal(sig))
     }

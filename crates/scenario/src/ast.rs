@@ -456,6 +456,11 @@ pub enum Op {
         name: Ident,
         end: Option<Spanned<PipeEnd>>,
     },
+    /// `H = mmget T`: take a reference on task T's address space
+    /// (`mm_users`), so that T's exit leaves its mappings until `mmput H`.
+    Mmget(Ident),
+    /// `mmput H`: drop it; the last user of an exited task's mm tears it down.
+    Mmput(Ident),
 }
 
 /// The operations a `race { }` block can run: those whose kernel path is
@@ -498,6 +503,8 @@ impl Op {
             Op::Gup { kind, .. } => kind.name(),
             Op::Unpin(_) => "unpin",
             Op::Close { .. } => "close",
+            Op::Mmget(_) => "mmget",
+            Op::Mmput(_) => "mmput",
         }
     }
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A task as the backend knows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TaskId(pub u32);
 
 /// A file descriptor in a task's table (inherited by `fork`).
@@ -57,6 +57,9 @@ pub enum Feature {
     SoftDirty,
     /// Swap space, so that MADV_PAGEOUT swaps anon pages out.
     Swap,
+    /// Holding another process's address space (`mm_users`) across its
+    /// exit: `mmget` / `mmput`.
+    MmHold,
     /// Overriding policy knobs (`set`, `--set`): only a model can change
     /// the kernel's rules.
     Knobs,
@@ -79,6 +82,7 @@ impl fmt::Display for Feature {
             Feature::Files => "files",
             Feature::SoftDirty => "soft-dirty tracking",
             Feature::Swap => "swap space",
+            Feature::MmHold => "holding another task's mm (mmget)",
             Feature::Knobs => "policy knobs",
             Feature::KernelLog => "the kernel log",
         })
@@ -231,6 +235,14 @@ pub enum Call {
     Unpin {
         pin: PinId,
     },
+    /// Take a reference on a task's address space (`mmget`).
+    Mmget {
+        task: TaskId,
+    },
+    /// Drop what one `Mmget` took.
+    Mmput {
+        hold: u64,
+    },
     /// Model-only: read the pinned pages' bytes (gup_test READ).
     ReadPinned {
         pin: PinId,
@@ -254,6 +266,8 @@ pub enum Ret {
     Count(u64),
     Data(Contents),
     Pin(PinId),
+    /// An `mmget` handle.
+    Hold(u64),
 }
 
 /// Why a call did not succeed.

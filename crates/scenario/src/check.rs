@@ -43,11 +43,23 @@ pub struct Checked {
 /// What a name stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
-    Region { len: u64, huge: Option<u64> },
+    Region {
+        len: u64,
+        huge: Option<u64>,
+    },
     Pipe,
-    File { size: u64 },
+    File {
+        size: u64,
+    },
     Ring,
-    Pin { task: String, len: u64 },
+    Pin {
+        task: String,
+        len: u64,
+    },
+    /// An `mmget` handle, held by `task`.
+    Hold {
+        task: String,
+    },
 }
 
 impl Kind {
@@ -58,6 +70,7 @@ impl Kind {
             Kind::File { .. } => "a file",
             Kind::Ring => "an io_uring",
             Kind::Pin { .. } => "a pin handle",
+            Kind::Hold { .. } => "an mm handle",
         }
     }
 }
@@ -175,7 +188,7 @@ impl Checker {
         let (mut cur, mut limit) = (task, usize::MAX);
         loop {
             if def.task == cur {
-                return def.seq < limit && (cur == task || !matches!(def.kind, Kind::Pin { .. }));
+                return def.seq < limit && (cur == task || !matches!(def.kind, Kind::Pin { .. } | Kind::Hold { .. }));
             }
             match self.tasks.get(cur).and_then(|t| t.parent.as_ref()) {
                 Some((p, seq)) => {
@@ -843,6 +856,25 @@ impl Checker {
                     }
                 }
             }
+            Op::Mmget(target) => {
+                self.out.needs.push((idx, Feature::MmHold));
+                if self.task(target, false) {
+                    if let Some(b) = self.need_bind(step, "an mm handle") {
+                        self.define(&t, b, Kind::Hold { task: t.clone() }, item.line);
+                    }
+                }
+            }
+            Op::Mmput(h) => {
+                self.out.needs.push((idx, Feature::MmHold));
+                if let Some(Kind::Hold { task }) = self.name(&t, h, &["an mm handle"]) {
+                    if task != t {
+                        self.err(step.task.span, format!("`{}` was taken by task {task}", h.value));
+                    }
+                    if let Some(l) = self.unpinned.insert(h.value.clone(), item.line) {
+                        self.err(h.span, format!("`{}` was already released at line {l}", h.value));
+                    }
+                }
+            }
         }
         let death = match expect {
             Some(StepExpect::Outcome(Outcome::Signal(s))) => Some(format!("was killed by {s}")),
@@ -991,7 +1023,7 @@ fn returns_count(op: &Op) -> bool {
 }
 
 fn binds(op: &Op) -> bool {
-    matches!(op, Op::Mmap(_) | Op::Mremap { .. } | Op::Pipe | Op::Memfd(..) | Op::Tmpfile(..) | Op::IoUring | Op::Gup { .. })
+    matches!(op, Op::Mmap(_) | Op::Mremap { .. } | Op::Pipe | Op::Memfd(..) | Op::Tmpfile(..) | Op::IoUring | Op::Gup { .. } | Op::Mmget(_))
 }
 
 fn fmt_hex_size(n: u64) -> String {

@@ -28,6 +28,9 @@ pub struct ModelBackend {
     /// The status each exited task passed to _exit (the mm model has no
     /// exit codes: it is what wait() would report).
     exit_codes: BTreeMap<u32, u8>,
+    /// Keep the kernel's event log for the trace (off for bulk runs that
+    /// only want outcomes and counters, such as the policy lab).
+    trace: bool,
 }
 
 impl Default for ModelBackend {
@@ -57,6 +60,7 @@ impl ModelBackend {
             self_check: true,
             state_views: false,
             exit_codes: BTreeMap::new(),
+            trace: true,
         }
     }
 
@@ -65,6 +69,14 @@ impl ModelBackend {
     /// own GUP handles; the backend knows none by id.
     pub fn from_kernel(kernel: Kernel) -> ModelBackend {
         ModelBackend { kernel, ..ModelBackend::new().with_self_check(false) }
+    }
+
+    /// Turns the kernel's event log (the "what the kernel did" lines of the
+    /// trace) off or on; outcomes and counters are the same either way.
+    pub fn with_trace(mut self, on: bool) -> ModelBackend {
+        self.trace = on;
+        self.kernel.set_event_log(on);
+        self
     }
 
     /// The kernel, for tests that want to look deeper than the trait allows.
@@ -140,6 +152,7 @@ impl Backend for ModelBackend {
             | Feature::Files
             | Feature::SoftDirty
             | Feature::Swap
+            | Feature::MmHold
             | Feature::Knobs
             | Feature::KernelLog => None,
         }
@@ -156,6 +169,7 @@ impl Backend for ModelBackend {
             }
         }
         self.kernel = Kernel::new(p);
+        self.kernel.set_event_log(self.trace);
         Ok(())
     }
 
@@ -308,6 +322,11 @@ impl Backend for ModelBackend {
             Call::Unpin { pin } => match self.pins.remove(&pin.0) {
                 Some((owner, h)) => self.kernel.unpin(owner, h).map(|_| Ret::Done),
                 None => return Err(Failure::Backend(format!("no pin {}", pin.0))),
+            },
+            Call::Mmget { task } => self.kernel.mmget(p, pid(*task)).map(|h| Ret::Hold(u64::from(h.0))),
+            Call::Mmput { hold } => match u32::try_from(*hold) {
+                Ok(h) => self.kernel.mmput(p, mm::kernel::MmHold(h)).map(|_| Ret::Done),
+                Err(_) => return Err(Failure::Backend(format!("no mm hold {hold}"))),
             },
             Call::ReadPinned { pin, offset, len } => match self.pins.get(&pin.0) {
                 Some((_, h)) => self.kernel.gup_read(*h, *offset, *len).map(Ret::Data),

@@ -509,6 +509,8 @@ const OPS: &[&str] = &[
     "pin_user_pages_fast",
     "unpin",
     "close",
+    "mmget",
+    "mmput",
     "expect",
 ];
 
@@ -524,6 +526,7 @@ const BINDING_OPS: &[&str] = &[
     "get_user_pages_fast",
     "pin_user_pages",
     "pin_user_pages_fast",
+    "mmget",
 ];
 
 /// One operation after `TASK: [NAME =]`.
@@ -644,6 +647,8 @@ fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
             };
             Op::Close { name, end }
         }
+        "mmget" => Op::Mmget(cut(ident(i, "a task name"))?),
+        "mmput" => Op::Mmput(cut(ident(i, "an mm handle"))?),
         other => {
             let list = if bound { BINDING_OPS } else { OPS };
             return fail_at(span, format!("unknown operation `{other}`"), list);

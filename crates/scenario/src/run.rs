@@ -37,6 +37,7 @@ enum Val {
     File { fd: Fd, size: u64 },
     Ring { fd: Fd },
     Pin { pin: PinId, len: u64, region: String, off: u64 },
+    Hold(u64),
 }
 
 #[derive(Clone, Debug)]
@@ -78,7 +79,7 @@ impl Env {
         let (mut cur, mut limit) = (task, usize::MAX);
         loop {
             if owner == cur {
-                return *seq < limit && (cur == task || !matches!(self.vals.get(name), Some(Val::Pin { .. })));
+                return *seq < limit && (cur == task || !matches!(self.vals.get(name), Some(Val::Pin { .. } | Val::Hold(_))));
             }
             match self.tasks.get(cur).and_then(|t| t.parent.as_ref()) {
                 Some((p, n)) => {
@@ -96,7 +97,7 @@ impl Env {
     /// the order they were created (a parent before its children).
     fn seers(&self, name: &str) -> Vec<(&String, &TaskRt)> {
         let Some((owner, seq)) = self.defined_by.get(name) else { return Vec::new() };
-        let pin = matches!(self.vals.get(name), Some(Val::Pin { .. }));
+        let pin = matches!(self.vals.get(name), Some(Val::Pin { .. } | Val::Hold(_)));
         let mut sees: BTreeMap<&str, bool> = BTreeMap::new();
         let mut out = Vec::new();
         for tname in &self.created {
@@ -556,6 +557,14 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
             (Some(Val::Pipe { write, .. }), _) => Call::Close { fd: *write },
             _ => Call::Close { fd: fd_of(name)? },
         },
+        Op::Mmget(t) => match env.tasks.get(&t.value) {
+            Some(rt) => Call::Mmget { task: rt.id },
+            None => return Err(format!("task `{}` was never created (an earlier step failed)", t.value)),
+        },
+        Op::Mmput(h) => match env.vals.get(&h.value) {
+            Some(Val::Hold(hold)) => Call::Mmput { hold: *hold },
+            _ => return Err(format!("`{}` was never taken (an earlier step failed)", h.value)),
+        },
     })
 }
 
@@ -997,6 +1006,10 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
             if let Some(t) = env.tasks.get_mut(task) {
                 t.dead = Some("exited".into());
             }
+            "ok".into()
+        }
+        (Op::Mmget(_), Ret::Hold(h)) => {
+            define(env, Val::Hold(*h));
             "ok".into()
         }
         (_, Ret::Data(c)) => format!("ok, {c}"),

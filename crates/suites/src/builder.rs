@@ -19,6 +19,11 @@ impl Text {
         self
     }
 
+    /// The 1-based number of the last line added.
+    pub fn last_line(&self) -> usize {
+        self.lines.len()
+    }
+
     /// A line whose failure the selftest judges as `v`.
     pub fn judged(&mut self, s: impl Into<String>, v: Verdict) -> &mut Self {
         self.lines.push(s.into());

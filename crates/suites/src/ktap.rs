@@ -62,6 +62,7 @@ pub fn render(suite: Suite, preamble: &[String], results: &[(&SelfTest, Judged)]
         let line = match (j.outcome, &j.raw) {
             (Outcome::Skip, Some(r)) => format!("ok {n} # SKIP {r}"),
             (Outcome::Pass, _) => format!("ok {n} {}", t.description),
+            (Outcome::Fail, _) if j.hung => format!("not ok {n} {} # TIMEOUT", t.description),
             (Outcome::Fail, _) => format!("not ok {n} {}", t.description),
             (Outcome::Xfail, _) => format!("ok {n} # XFAIL {}", t.description),
             (Outcome::Xpass, _) => format!("ok {n} # XPASS {}", t.description),

@@ -19,8 +19,9 @@ pub mod cow;
 pub mod gup_longterm;
 pub mod ktap;
 pub mod random;
+pub mod workloads;
 
-use scenario::report::{Report, Status};
+use scenario::report::{Entry, Report, Status};
 use serde::Serialize;
 use std::fmt;
 
@@ -137,6 +138,9 @@ pub struct Judged {
     pub outcome: Outcome,
     pub messages: Vec<String>,
     pub raw: Option<String>,
+    /// The test livelocked: on a kernel it would hang until kselftest's
+    /// timeout killed it (outcome `Fail`, KTAP `# TIMEOUT`).
+    pub hung: bool,
 }
 
 /// Runs one test on a backend and judges it as the selftest would.
@@ -177,23 +181,44 @@ impl SelfTest {
             // The scenario needs what the backend lacks: for pins that is
             // the selftests' gup_test.
             let reason = if why.contains("GUP") { "gup_test not available".to_string() } else { why };
-            return Judged { outcome: Outcome::Skip, messages: vec![reason], raw: None };
+            return Judged { outcome: Outcome::Skip, messages: vec![reason], raw: None, hung: false };
+        }
+        // A livelocked step hangs the test where it stands: no later
+        // check would ever be reached.
+        let livelock = report.entries.iter().find_map(|e| match e {
+            Entry::Step(s) if s.result == scenario::backend::Failure::Livelock.to_string() => Some(s),
+            _ => None,
+        });
+        let first_failed = report.checks().find(|c| c.status == Status::Fail).map(|c| c.line);
+        if let Some(s) = livelock.filter(|s| first_failed.is_none_or(|l| l >= s.line)) {
+            return Judged {
+                outcome: Outcome::Fail,
+                messages: vec![format!(
+                    "livelock at line {}: `{}` retries its fault forever on a kernel; kselftest's timeout ends the test",
+                    s.line, s.text
+                )],
+                raw: None,
+                hung: true,
+            };
         }
         let Some(failed) = report.checks().find(|c| c.status == Status::Fail) else {
-            return Judged { outcome: Outcome::Pass, messages: vec![], raw: None };
+            return Judged { outcome: Outcome::Pass, messages: vec![], raw: None, hung: false };
         };
         let verdict = self.verdicts.iter().find(|(l, _)| *l == failed.line).map(|(_, v)| v.clone());
         let detail = failed.detail.clone().unwrap_or_default();
         match verdict {
-            Some(Verdict::Skip(m)) => Judged { outcome: Outcome::Skip, messages: vec![m], raw: None },
-            Some(Verdict::RawSkip(m)) => Judged { outcome: Outcome::Skip, messages: vec![], raw: Some(m) },
-            Some(Verdict::Xfail(m)) => Judged { outcome: Outcome::Xfail, messages: vec![m], raw: None },
+            Some(Verdict::Skip(m)) => Judged { outcome: Outcome::Skip, messages: vec![m], raw: None, hung: false },
+            Some(Verdict::RawSkip(m)) => Judged { outcome: Outcome::Skip, messages: vec![], raw: Some(m), hung: false },
+            Some(Verdict::Xfail(m)) => Judged { outcome: Outcome::Xfail, messages: vec![m], raw: None, hung: false },
             Some(Verdict::Fail(m)) => {
-                Judged { outcome: Outcome::Fail, messages: [m].into_iter().filter(|m| !m.is_empty()).collect(), raw: None }
+                Judged { outcome: Outcome::Fail, messages: [m].into_iter().filter(|m| !m.is_empty()).collect(), raw: None, hung: false }
             }
-            None => {
-                Judged { outcome: Outcome::Fail, messages: vec![format!("line {}: {} — {detail}", failed.line, failed.text)], raw: None }
-            }
+            None => Judged {
+                outcome: Outcome::Fail,
+                messages: vec![format!("line {}: {} — {detail}", failed.line, failed.text)],
+                raw: None,
+                hung: false,
+            },
         }
     }
 }

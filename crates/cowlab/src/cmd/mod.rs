@@ -1,9 +1,13 @@
 //! Subcommands. Exit codes are shared: 0 all good, 1 an expectation
 //! failed, 2 a usage, parse or check error.
 pub mod check;
+pub mod compare;
 pub mod diff;
 pub mod explore;
 pub mod fuzz;
+pub mod history;
+pub mod policy;
+pub mod profiles;
 pub mod run;
 pub mod selftest;
 

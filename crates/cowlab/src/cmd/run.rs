@@ -41,6 +41,15 @@ pub struct Args {
     /// walks the whole modelled system; the tests always do it).
     #[arg(long)]
     check_invariants: bool,
+    /// Run each scenario once per value of one knob and print one trace with
+    /// a column per value, e.g. --compare hugetlb_reuse=mapcount,refcount;
+    /// rows where the outcome or the deciding kernel function differ are
+    /// marked `≠` (exit 0 only when every value met every expectation).
+    #[arg(long, value_name = "KNOB=V1,V2", conflicts_with_all = ["json", "html", "compare_profiles"])]
+    compare: Option<String>,
+    /// The same, one column per profile: --compare-profiles linux-5.7,linux-6.18.
+    #[arg(long, value_name = "A,B", conflicts_with_all = ["json", "html"])]
+    compare_profiles: Option<String>,
     /// Scenario files (.cow), or directories: every .cow file in them.
     #[arg(required = true)]
     files: Vec<String>,
@@ -91,6 +100,16 @@ pub fn main(a: Args) -> u8 {
     if a.html.is_some() && files.len() != 1 {
         eprintln!("cowlab run: --html draws one scenario; {} files were given", files.len());
         return EXIT_USAGE;
+    }
+    if a.compare.is_some() || a.compare_profiles.is_some() {
+        let choices = match compare_choices(&a, &opts) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("cowlab: {e}");
+                return EXIT_USAGE;
+            }
+        };
+        return super::compare::main(&a.files, &choices);
     }
     let mut usage = false;
     let mut failed = false;
@@ -176,4 +195,32 @@ pub fn main(a: Args) -> u8 {
     } else {
         EXIT_OK
     }
+}
+
+/// The runs `--compare` / `--compare-profiles` ask for: (column title,
+/// options), each on top of `--profile` and `--set`.
+fn compare_choices(a: &Args, base: &RunOptions) -> Result<Vec<(String, RunOptions)>, String> {
+    let split = |v: &str| v.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect::<Vec<_>>();
+    let out: Vec<(String, RunOptions)> = if let Some(c) = &a.compare {
+        let Some((knob, values)) = c.split_once('=') else {
+            return Err(format!("`{c}` is not KNOB=V1,V2 (e.g. hugetlb_reuse=mapcount,refcount)"));
+        };
+        split(values)
+            .into_iter()
+            .map(|v| {
+                let mut o = base.clone();
+                o.knobs.push((knob.to_string(), v.clone()));
+                (format!("{knob}={v}"), o)
+            })
+            .collect()
+    } else {
+        split(a.compare_profiles.as_deref().unwrap_or(""))
+            .into_iter()
+            .map(|p| (p.clone(), RunOptions { profile: Some(p), knobs: base.knobs.clone() }))
+            .collect()
+    };
+    if out.len() < 2 {
+        return Err("--compare needs at least two choices".into());
+    }
+    Ok(out)
 }

@@ -57,7 +57,7 @@ pub fn run_suite(tests: &[SelfTest], opts: &RunOptions, check_invariants: bool, 
             .iter()
             .map(|t| match live::LiveBackend::new(live::LiveOptions::default()) {
                 Ok(mut be) => judged(t, suites::run(t, &mut be, opts)),
-                Err(e) => Ok(Judged { outcome: Outcome::Skip, messages: vec![e], raw: None }),
+                Err(e) => Ok(Judged { outcome: Outcome::Skip, messages: vec![e], raw: None, hung: false }),
             })
             .collect();
     }

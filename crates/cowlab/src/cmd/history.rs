@@ -1,0 +1,113 @@
+//! `cowlab history FILE`: a scenario under every profile in release order;
+//! per expectation, its outcome per profile, the first profile where it
+//! changed and the commits that profile stands for.
+use super::{load, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
+use mm::policy::PROFILE_INFO;
+use scenario::report::{Entry, Report, Status};
+use scenario::RunOptions;
+
+/// Run a scenario under every kernel profile, oldest first, and show where
+/// each expectation's outcome changed and which commits changed it (exit 0:
+/// every expectation held on the newest profile; 2: usage error).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Profiles to use, comma-separated, oldest first (default: all).
+    #[arg(long, value_name = "A,B")]
+    profiles: Option<String>,
+    /// Scenario files (.cow).
+    #[arg(required = true)]
+    files: Vec<String>,
+}
+
+/// One judged thing of a report: its source line, text, and outcome mark.
+fn judged(r: &Report) -> Vec<(usize, String, String)> {
+    let mut v = Vec::new();
+    for e in &r.entries {
+        match e {
+            Entry::Step(s) => {
+                for c in &s.checks {
+                    let mark = if c.status == Status::Fail && !s.result.starts_with("ok") {
+                        format!("✗ {}", s.result)
+                    } else {
+                        c.status.mark().to_string()
+                    };
+                    v.push((c.line, format!("[{}] {} — {}", s.step, s.text, c.text), mark));
+                }
+            }
+            Entry::Expect(c) => v.push((c.line, c.text.clone(), c.status.mark().to_string())),
+            _ => {}
+        }
+    }
+    v
+}
+
+pub fn main(a: Args) -> u8 {
+    let names: Vec<String> = match &a.profiles {
+        Some(p) => p.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect(),
+        None => PROFILE_INFO.iter().map(|i| i.name.to_string()).collect(),
+    };
+    let known: Vec<&str> = PROFILE_INFO.iter().map(|i| i.name).collect();
+    if let Some(bad) = names.iter().find(|n| !known.contains(&n.as_str())) {
+        eprintln!("cowlab: unknown profile `{bad}`; profiles are: {}", known.join(", "));
+        return EXIT_USAGE;
+    }
+    if names.is_empty() {
+        eprintln!("cowlab: --profiles names no profile; profiles are: {}", known.join(", "));
+        return EXIT_USAGE;
+    }
+    let mut usage = false;
+    let mut failed = false;
+    for f in &a.files {
+        let Some(l) = load(f) else {
+            usage = true;
+            continue;
+        };
+        let mut runs = Vec::new();
+        for n in &names {
+            let mut be = scenario::model::ModelBackend::new();
+            match scenario::run_loaded(&l, &mut be, &RunOptions { profile: Some(n.clone()), knobs: vec![] }) {
+                Ok(r) => runs.push(judged(&r)),
+                Err(ds) => {
+                    for d in ds {
+                        eprintln!("cowlab: {f}: {n}: error: {}", d.message);
+                    }
+                    usage = true;
+                }
+            }
+        }
+        if runs.len() != names.len() {
+            continue;
+        }
+        println!("== {f}: {}", names.join(" → "));
+        for (i, (line, text, _)) in runs[0].iter().enumerate() {
+            let marks: Vec<String> = runs.iter().map(|r| r.get(i).map(|j| j.2.clone()).unwrap_or_default()).collect();
+            println!("line {line}: {text}");
+            for (n, m) in names.iter().zip(&marks) {
+                println!("    {n:<12} {m}");
+            }
+            let changes: Vec<usize> = (1..marks.len()).filter(|&k| marks[k] != marks[k - 1]).collect();
+            if changes.is_empty() {
+                println!("    same on every profile");
+            }
+            for k in changes {
+                let info = PROFILE_INFO.iter().find(|p| p.name == names[k]);
+                let commits: Vec<String> =
+                    info.map(|p| p.commits.iter().map(|(id, t, rel)| format!("{id} \"{t}\" ({rel})")).collect()).unwrap_or_default();
+                println!(
+                    "    changed at {} (from {}): {}",
+                    names[k],
+                    names[k - 1],
+                    if commits.is_empty() { "no commit recorded for this profile".to_string() } else { commits.join("; ") }
+                );
+            }
+            failed |= marks.last().is_some_and(|m| m.starts_with('✗'));
+        }
+    }
+    if usage {
+        EXIT_USAGE
+    } else if failed {
+        EXIT_FAIL
+    } else {
+        EXIT_OK
+    }
+}

@@ -1,0 +1,45 @@
+//! `cowlab knobs` and `cowlab profiles`: what `--set` and `--profile`
+//! accept, with defaults, meanings and the commits behind each profile.
+use super::EXIT_OK;
+use mm::policy::{Policy, KNOBS, PROFILES, PROFILE_INFO};
+
+/// Every policy knob: its values, the default (linux-6.18) and its meaning.
+#[derive(clap::Args)]
+pub struct KnobsArgs {}
+
+/// Every built-in profile: its knob values, the commits behind them and
+/// what it leaves out.
+#[derive(clap::Args)]
+pub struct ProfilesArgs {}
+
+fn knob_value(p: &Policy, knob: &str) -> &'static str {
+    p.get(knob).unwrap_or("?")
+}
+
+pub fn knobs(_: KnobsArgs) -> u8 {
+    let default = Policy::default();
+    for k in KNOBS {
+        println!("{}", k.name);
+        println!("    values:  {}", k.values.join(", "));
+        println!("    default: {} ({})", knob_value(&default, k.name), default.profile);
+        println!("    {}", k.about);
+    }
+    EXIT_OK
+}
+
+pub fn profiles(_: ProfilesArgs) -> u8 {
+    for name in PROFILES {
+        let Some(p) = Policy::profile(name) else { continue };
+        println!("{name}{}", if *name == Policy::default().profile { " (default)" } else { "" });
+        let knobs: Vec<String> = KNOBS.iter().map(|k| format!("{}={}", k.name, knob_value(&p, k.name))).collect();
+        println!("    knobs: {}", knobs.join(" "));
+        if let Some(info) = PROFILE_INFO.iter().find(|i| i.name == *name) {
+            println!("    {}", info.about);
+            for (id, title, release) in info.commits {
+                println!("    commit {id} \"{title}\" ({release})");
+            }
+            println!("    leaves out: {}", info.leaves_out);
+        }
+    }
+    EXIT_OK
+}
