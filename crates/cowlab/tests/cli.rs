@@ -193,3 +193,25 @@ fn endless_and_empty_inputs() {
     assert!(text(&o.stdout).contains("checks nothing"), "{}", text(&o.stdout));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn run_html_draws_one_page_and_compare_draws_a_column_per_choice() {
+    let dir = std::env::temp_dir().join(format!("cowlab-html-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let one = dir.join("one.html");
+    let o = cowlab(&["run", "--quiet", "--html", one.to_str().unwrap(), CVE]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let page = std::fs::read_to_string(&one).unwrap();
+    assert_eq!(page.matches("<section class=\"step\"").count(), 8);
+    let two = dir.join("two.html");
+    let o = cowlab(&["run", "--compare", "anon_reuse=anon_exclusive,mapcount", "--html", two.to_str().unwrap(), CVE]);
+    // The pre-5.8 rule leaks, so not every choice met the expectations.
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let page = std::fs::read_to_string(&two).unwrap();
+    assert_eq!(page.matches("<h3>anon_reuse=anon_exclusive</h3>").count(), 8);
+    assert_eq!(page.matches("<h3>anon_reuse=mapcount</h3>").count(), 8);
+    assert!(page.contains("<li class=\"check fail\">"), "the leak shows as a failed expectation");
+    let o = cowlab(&["run", "--html", one.to_str().unwrap(), CVE, CVE]);
+    assert_eq!(o.status.code(), Some(2), "--html draws one scenario");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,8 +9,9 @@ use super::{load, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
 use scenario::report::{Check, Entry, Report, Status};
 use scenario::RunOptions;
 
-/// Runs every file under every choice and prints the side-by-side traces.
-pub fn main(files: &[String], choices: &[(String, RunOptions)]) -> u8 {
+/// Runs every file under every choice and prints the side-by-side traces;
+/// with `html`, also writes the step-through page with a column per choice.
+pub fn main(files: &[String], choices: &[(String, RunOptions)], html: Option<&str>) -> u8 {
     let mut usage = false;
     let mut failed = false;
     for f in files {
@@ -20,7 +21,7 @@ pub fn main(files: &[String], choices: &[(String, RunOptions)]) -> u8 {
         };
         let mut reports = Vec::new();
         for (title, opts) in choices {
-            let mut be = scenario::model::ModelBackend::new();
+            let mut be = scenario::model::ModelBackend::new().with_state_views(html.is_some());
             match scenario::run_loaded(&l, &mut be, opts) {
                 Ok(r) => reports.push(r),
                 Err(diags) => {
@@ -37,6 +38,13 @@ pub fn main(files: &[String], choices: &[(String, RunOptions)]) -> u8 {
         failed |= reports.iter().any(|r| r.status == Status::Fail);
         let titles: Vec<&str> = choices.iter().map(|(t, _)| t.as_str()).collect();
         print!("{}", render(f, &titles, &reports));
+        if let Some(out) = html {
+            let columns: Vec<(String, &Report)> = titles.iter().map(|t| t.to_string()).zip(&reports).collect();
+            if let Err(e) = std::fs::write(out, picture::page(f, &columns, picture::Columns::PerReport)) {
+                eprintln!("cowlab run: cannot write {out}: {e}");
+                usage = true;
+            }
+        }
     }
     if usage {
         EXIT_USAGE

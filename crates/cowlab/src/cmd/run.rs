@@ -45,10 +45,10 @@ pub struct Args {
     /// a column per value, e.g. --compare hugetlb_reuse=mapcount,refcount;
     /// rows where the outcome or the deciding kernel function differ are
     /// marked `≠` (exit 0 only when every value met every expectation).
-    #[arg(long, value_name = "KNOB=V1,V2", conflicts_with_all = ["json", "html", "compare_profiles"])]
+    #[arg(long, value_name = "KNOB=V1,V2", conflicts_with_all = ["json", "compare_profiles"])]
     compare: Option<String>,
     /// The same, one column per profile: --compare-profiles linux-5.7,linux-6.18.
-    #[arg(long, value_name = "A,B", conflicts_with_all = ["json", "html"])]
+    #[arg(long, value_name = "A,B", conflicts_with_all = ["json"])]
     compare_profiles: Option<String>,
     /// Scenario files (.cow), or directories: every .cow file in them.
     #[arg(required = true)]
@@ -109,7 +109,7 @@ pub fn main(a: Args) -> u8 {
                 return EXIT_USAGE;
             }
         };
-        return super::compare::main(&a.files, &choices);
+        return super::compare::main(&a.files, &choices, a.html.as_deref());
     }
     let mut usage = false;
     let mut failed = false;
