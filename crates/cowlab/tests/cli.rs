@@ -215,3 +215,18 @@ fn run_html_draws_one_page_and_compare_draws_a_column_per_choice() {
     assert_eq!(o.status.code(), Some(2), "--html draws one scenario");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn explore_html_draws_the_counterexample_a_column_per_task() {
+    let out = std::env::temp_dir().join(format!("cowlab-race-{}.html", std::process::id()));
+    let o = cowlab(&["explore", "--race", "fork-vs-gup-fast", "--set", "gup_fast_seqcount=off", "--html", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "a property is broken: {}", text(&o.stderr));
+    let page = std::fs::read_to_string(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    // The shortest interleaving has 11 steps; each section shows both tasks.
+    assert_eq!(page.matches("<section class=\"step\"").count(), 11);
+    assert_eq!(page.matches("<h3>T0 P: fork()</h3>").count(), 11);
+    assert_eq!(page.matches("<h3>T1 P: pin_user_pages_fast(").count(), 11);
+    assert!(page.contains("property pin-exclusive"), "the broken property is the last step's failed check");
+    assert!(page.contains("try_grab_folio_fast"));
+}

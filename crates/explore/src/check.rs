@@ -38,6 +38,10 @@ pub struct Step {
     pub events: Vec<String>,
     /// What changed: `what: before → after`.
     pub changes: Vec<String>,
+    /// The whole state after the step, for the step-through page
+    /// (`cowlab explore --html`); not part of the JSON result.
+    #[serde(skip)]
+    pub state: Option<mm::view::StateView>,
 }
 
 /// A property broken, with the interleaving that breaks it.
@@ -323,7 +327,7 @@ pub fn replay(race: &Race, actions: &[usize]) -> Counterexample {
                 changes.push(format!("{key}: {old} → gone"));
             }
         }
-        steps.push(Step { task: a, func, events, changes });
+        steps.push(Step { task: a, func, events, changes, state: Some(n.k.view()) });
         s = n;
     }
     let b = s.broken.clone().unwrap_or(crate::model::Broken { property: "none".into(), message: "the path breaks nothing".into() });

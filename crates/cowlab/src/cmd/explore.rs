@@ -38,6 +38,10 @@ pub struct Args {
     /// Merge shard result files (JSON) into one report.
     #[arg(long, value_name = "FILE", num_args = 1..)]
     merge: Vec<String>,
+    /// Also write the counterexample's step-through page (one column per
+    /// task, the whole state after every step) to OUT.html.
+    #[arg(long, value_name = "OUT.html")]
+    html: Option<String>,
     /// Browse the state space in stateright's web explorer at ADDR
     /// (e.g. localhost:3000); runs until interrupted.
     #[arg(long, value_name = "ADDR")]
@@ -87,7 +91,7 @@ pub fn main(a: Args) -> u8 {
             }
         }
         return match merge(&reports) {
-            Ok(r) => emit(&a, &r),
+            Ok(r) => emit(&a, &r, None),
             Err(e) => {
                 eprintln!("cowlab explore: {e}");
                 EXIT_USAGE
@@ -108,7 +112,7 @@ pub fn main(a: Args) -> u8 {
             return serve(race, addr);
         }
         let r = explore(&race, Options { threads: a.threads, shard: a.shard });
-        return emit(&a, &r);
+        return emit(&a, &r, Some(&race));
     }
     let Some(name) = a.race.as_deref() else {
         eprintln!("cowlab explore: give a scenario FILE, --race NAME (see --list) or --merge FILES");
@@ -131,10 +135,73 @@ pub fn main(a: Args) -> u8 {
         return serve(race, addr);
     }
     let r = explore(&race, Options { threads: a.threads, shard: a.shard });
-    emit(&a, &r)
+    emit(&a, &r, Some(&race))
 }
 
-fn emit(a: &Args, r: &Report) -> u8 {
+/// A counterexample as a scenario trace, so the one renderer draws it: a
+/// step per kernel function played, in the column of the task that played
+/// it, the broken property as the last step's failed check.
+fn counterexample_trace(r: &Report, race: &explore::model::Race) -> Option<scenario::Report> {
+    use scenario::report::{Check, Entry, StepReport, Summary};
+    let c = r.counterexample.as_ref()?;
+    let n = c.steps.len();
+    let entries = c
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let checks = if i + 1 == n {
+                vec![Check {
+                    line: 0,
+                    column: 0,
+                    text: format!("property {}", c.property),
+                    status: scenario::Status::Fail,
+                    detail: Some(c.message.clone()),
+                }]
+            } else {
+                Vec::new()
+            };
+            Entry::Step(StepReport {
+                step: i + 1,
+                line: 0,
+                task: r.tasks.get(s.task).cloned().unwrap_or_default(),
+                text: s.func.clone(),
+                result: String::new(),
+                kernel: s.events.clone(),
+                deltas: s.changes.clone(),
+                checks,
+                state: s.state.clone(),
+            })
+        })
+        .collect();
+    let mut t = scenario::Report {
+        trace_version: scenario::report::TRACE_VERSION,
+        file: format!("race {}", r.race),
+        backend: "model".into(),
+        profile: r.policy.clone(),
+        knobs: Vec::new(),
+        status: scenario::Status::Fail,
+        skip_reason: None,
+        entries,
+        summary: Summary::default(),
+        task_names: race.names.iter().map(|(p, n)| (p.0, n.clone())).collect(),
+    };
+    t.finish();
+    Some(t)
+}
+
+fn emit(a: &Args, r: &Report, race: Option<&explore::model::Race>) -> u8 {
+    if let Some(out) = &a.html {
+        let Some(trace) = race.and_then(|race| counterexample_trace(r, race)) else {
+            eprintln!("cowlab explore: no counterexample to draw (--html draws the interleaving that breaks a property)");
+            return if r.ok() { EXIT_OK } else { EXIT_USAGE };
+        };
+        let title = format!("race {} under {}", r.race, r.policy);
+        if let Err(e) = std::fs::write(out, picture::page(&title, &[("model".to_string(), &trace)], picture::Columns::PerTask)) {
+            eprintln!("cowlab explore: cannot write {out}: {e}");
+            return EXIT_USAGE;
+        }
+    }
     let json = serde_json::to_string_pretty(r).expect("a report is plain data");
     if let Some(f) = &a.out {
         if let Err(e) = std::fs::write(f, &json) {
