@@ -218,7 +218,7 @@ pub struct Case {
     pub ops: Vec<FOp>,
 }
 
-const PROTS: [&str; 4] = ["rw", "rw", "r", "none"];
+const PROTS: [&str; 6] = ["rw", "rw", "r", "none", "w", "x"];
 /// Not `pageout`: without swap the kernel reclaims no anon page (the live
 /// backend skips such scenarios). Not `collapse`: the kernel's EINVAL for
 /// some ranges without a whole aligned 2M block is not modelled yet
