@@ -5,7 +5,7 @@
 //! entry. A row is marked `≠` when the choices disagree on the step's
 //! result, on an expectation, or on the decisions the kernel made (the
 //! function that decided and what it decided: `hugetlb_wp→copy`).
-use super::{load, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
+use super::load;
 use scenario::report::{Check, Entry, Report, Status};
 use scenario::RunOptions;
 
@@ -46,13 +46,7 @@ pub fn main(files: &[String], choices: &[(String, RunOptions)], html: Option<&st
             }
         }
     }
-    if usage {
-        EXIT_USAGE
-    } else if failed {
-        EXIT_FAIL
-    } else {
-        EXIT_OK
-    }
+    super::exit_code(usage, failed)
 }
 
 /// The kernel function and its decision in a trace line such as

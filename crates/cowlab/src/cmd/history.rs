@@ -1,7 +1,7 @@
 //! `cowlab history FILE`: a scenario under every profile in release order;
 //! per expectation, its outcome per profile, the first profile where it
 //! changed and the commits that profile stands for.
-use super::{load, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
+use super::{load, EXIT_USAGE};
 use mm::policy::PROFILE_INFO;
 use scenario::report::{Entry, Report, Status};
 use scenario::RunOptions;
@@ -103,11 +103,5 @@ pub fn main(a: Args) -> u8 {
             failed |= marks.last().is_some_and(|m| m.starts_with('✗'));
         }
     }
-    if usage {
-        EXIT_USAGE
-    } else if failed {
-        EXIT_FAIL
-    } else {
-        EXIT_OK
-    }
+    super::exit_code(usage, failed)
 }

@@ -15,6 +15,18 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAIL: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
+/// The exit status of a command over many files: 2 if any could not be
+/// read or run, else 1 if any expectation failed, else 0.
+pub fn exit_code(usage: bool, failed: bool) -> u8 {
+    if usage {
+        EXIT_USAGE
+    } else if failed {
+        EXIT_FAIL
+    } else {
+        EXIT_OK
+    }
+}
+
 /// The largest scenario file cowlab reads: far above any real scenario (a
 /// 100,000-step file is 2 MiB), and small enough that checking it stays
 /// within bounded memory. Also what stops a read of `/dev/zero`.

@@ -1,6 +1,6 @@
 //! `cowlab run FILE…`: run scenarios on the model kernel (or on this
 //! machine's kernel) and print the trace.
-use super::{load, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
+use super::{load, EXIT_USAGE};
 use scenario::{RunOptions, Status};
 
 /// Run scenarios on the model kernel, or with `--backend live` on the
@@ -188,13 +188,7 @@ pub fn main(a: Args) -> u8 {
         let [p, f, s, e] = totals;
         outln!("total: {} files: {p} passed, {f} failed, {s} skipped, {e} not run (errors)", files.len());
     }
-    if usage {
-        EXIT_USAGE
-    } else if failed {
-        EXIT_FAIL
-    } else {
-        EXIT_OK
-    }
+    super::exit_code(usage, failed)
 }
 
 /// The runs `--compare` / `--compare-profiles` ask for: (column title,
