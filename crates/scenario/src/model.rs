@@ -118,6 +118,7 @@ fn advice(a: ast::Advice) -> Result<mm::madvise::Advice, Failure> {
     use mm::madvise::Advice as M;
     Ok(match a {
         A::Dontneed => M::DontNeed,
+        A::Remove => M::Remove,
         A::Dontfork => M::DontFork,
         A::Dofork => M::DoFork,
         A::Wipeonfork => M::WipeOnFork,
@@ -129,7 +130,7 @@ fn advice(a: ast::Advice) -> Result<mm::madvise::Advice, Failure> {
         A::PopulateRead => M::PopulateRead,
         A::PopulateWrite => M::PopulateWrite,
         // Not modelled: what a kernel without the advice says.
-        A::Free | A::Remove | A::Cold => return Err(Failure::Errno("EINVAL".into())),
+        A::Free | A::Cold => return Err(Failure::Errno("EINVAL".into())),
     })
 }
 
