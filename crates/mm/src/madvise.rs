@@ -179,7 +179,12 @@ impl Kernel {
                         v.hugepage = false;
                     }
                     // Advice that changes no VMA flag took the arms above.
-                    Advice::DontNeed | Advice::Remove | Advice::PageOut | Advice::Collapse | Advice::PopulateRead | Advice::PopulateWrite => {}
+                    Advice::DontNeed
+                    | Advice::Remove
+                    | Advice::PageOut
+                    | Advice::Collapse
+                    | Advice::PopulateRead
+                    | Advice::PopulateWrite => {}
                 };
                 // madvise_update_vma(): a VMA whose flags stay as they are
                 // is neither split nor touched (its huge PMDs stay whole).

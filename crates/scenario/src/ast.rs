@@ -464,10 +464,16 @@ pub enum Op {
     Mmput(Ident),
     /// `fallocate F[+OFF] LEN [punch_hole]`: fallocate(2) mode 0 (allocate,
     /// the size grows), or FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE.
-    Fallocate { file: Range, punch: bool },
+    Fallocate {
+        file: Range,
+        punch: bool,
+    },
     /// `S = shmget SIZE [hugetlb=SIZE]`: a SysV shared memory segment
     /// (IPC_PRIVATE; SHM_HUGETLB of that page size).
-    Shmget { size: Spanned<u64>, hugetlb: Option<Spanned<u64>> },
+    Shmget {
+        size: Spanned<u64>,
+        hugetlb: Option<Spanned<u64>>,
+    },
     /// `A = shmat S`: attach the segment where the kernel chooses.
     Shmat(Ident),
     /// `shmdt A`: detach the segment attached at region A.

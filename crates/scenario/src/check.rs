@@ -875,7 +875,9 @@ impl Checker {
                 self.out.needs.push((idx, Feature::Files));
                 self.name(&t, &file.name, &["a file"]);
                 if file.len.is_none() {
-                    self.err(file.span, "how many bytes? fallocate needs a length").expected.push(format!("`fallocate {} 2M`", file.name.value));
+                    self.err(file.span, "how many bytes? fallocate needs a length")
+                        .expected
+                        .push(format!("`fallocate {} 2M`", file.name.value));
                 }
             }
             Op::Shmget { size, hugetlb } => {

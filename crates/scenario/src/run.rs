@@ -32,14 +32,33 @@ pub struct RunOptions {
 
 #[derive(Clone, Debug)]
 enum Val {
-    Region { addr: u64, len: u64 },
-    Pipe { read: Fd, write: Fd },
-    File { fd: Fd, size: u64 },
-    Ring { fd: Fd },
-    Pin { pin: PinId, len: u64, region: String, off: u64 },
+    Region {
+        addr: u64,
+        len: u64,
+    },
+    Pipe {
+        read: Fd,
+        write: Fd,
+    },
+    File {
+        fd: Fd,
+        size: u64,
+    },
+    Ring {
+        fd: Fd,
+    },
+    Pin {
+        pin: PinId,
+        len: u64,
+        region: String,
+        off: u64,
+    },
     Hold(u64),
     /// A SysV shm segment and the length an attach maps.
-    Shm { id: u64, len: u64 },
+    Shm {
+        id: u64,
+        len: u64,
+    },
 }
 
 #[derive(Clone, Debug)]

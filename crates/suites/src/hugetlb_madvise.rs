@@ -107,7 +107,10 @@ impl Gen<'_> {
                 self.write_fault_at("A", h);
                 self.free(f - NR, 113);
                 self.madvise_fails(format!("A+{:#x} {all}", h - BASE), "Unexpected success of madvise call with invalid addr line 120");
-                self.madvise_fails(format!("A+{hs} {:#x}", NR * h + BASE), "Unexpected success of madvise call with invalid length line 129");
+                self.madvise_fails(
+                    format!("A+{hs} {:#x}", NR * h + BASE),
+                    "Unexpected success of madvise call with invalid length line 129",
+                );
                 self.t.line(format!("P: munmap A+{hs} {all}"));
             }
             Section::Alignment => {

@@ -13,7 +13,10 @@ const LENGTH: u64 = 256 << 20;
 /// The pool the programs expect the harness (run_vmtests.sh) to have set
 /// up: LENGTH of default-sized huge pages.
 fn pool(t: &mut Text, h: u64) {
-    t.judged(format!("hugetlb {} pages={}", sz(h), LENGTH / h), Verdict::Skip(format!("could not set up {} MB of huge pages", LENGTH >> 20)));
+    t.judged(
+        format!("hugetlb {} pages={}", sz(h), LENGTH / h),
+        Verdict::Skip(format!("could not set up {} MB of huge pages", LENGTH >> 20)),
+    );
 }
 
 /// map_hugetlb.c with its defaults (no arguments): the default huge page
