@@ -220,8 +220,11 @@ impl Machine {
     /// excludes every other taker.
     pub fn hugetlb_lock_wanted(&self, k: &Kernel, spec: &TaskSpec) -> Option<(MmId, u64)> {
         let mm = k.task_mm(spec.pid)?;
+        let writable = |addr: u64| k.mm(mm).pt.lookup(addr).is_some_and(|l| l.entry.present().is_some_and(|p| p.write));
         match (self, &spec.op) {
-            (Machine::NotStarted, Op::DontNeed { addr, .. } | Op::Write { addr, .. }) => hugetlb_vma(k, mm, *addr),
+            (Machine::NotStarted, Op::DontNeed { addr, .. }) => hugetlb_vma(k, mm, *addr),
+            // A store to a writable page takes no lock at all.
+            (Machine::NotStarted, Op::Write { addr, .. }) if !writable(*addr) => hugetlb_vma(k, mm, *addr),
             (Machine::Write(w), _) if w.needs_fault(k) => match w.state {
                 WpFaultState::Access { addr } | WpFaultState::Copied { addr, .. } => hugetlb_vma(k, mm, addr),
                 WpFaultState::Done => None,

@@ -235,7 +235,8 @@ impl Kernel {
                 self.folios.get_mut(f).data.overwrite(zs - fs, &Contents::zeroed(ze - zs));
             }
         }
-        let (hole_start, hole_end) = if hugetlb { (off.next_multiple_of(unit), align_down(end, unit)) } else { (off, end) };
+        // The pages (huge pages) wholly inside the range.
+        let (hole_start, hole_end) = (off.next_multiple_of(unit), align_down(end, unit));
         if hole_start < hole_end {
             self.unmap_mapping_range(pid, ino, hole_start, hole_end, hugetlb);
         }
