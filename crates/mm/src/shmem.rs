@@ -211,8 +211,8 @@ impl Kernel {
     /// hole leave the cache, partly covered ones are zeroed over the hole.
     /// Left out: seals (EPERM), i_size and s_maxbytes limits (EFBIG), the
     /// blocks of a disk file, and the split a kernel attempts of a large
-    /// disk-file folio the hole only partly covers (the model zeroes it
-    /// whole in place).
+    /// disk-file folio the hole only partly covers (the model zeroes the
+    /// covered bytes and keeps the folio whole).
     pub(crate) fn punch_hole(&mut self, pid: Pid, ino: InodeId, off: u64, len: u64) -> SysResult<()> {
         if len == 0 || off.checked_add(len).is_none_or(|e| e > i64::MAX as u64) {
             return Err(Errno::EINVAL.into());
