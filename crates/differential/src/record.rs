@@ -80,6 +80,8 @@ pub struct Recorder<'a> {
     regions: Vec<(u64, u64)>,
     tasks: Vec<TaskId>,
     hugetlb_sizes: Vec<u64>,
+    /// SysV shm segment id → the length an attach maps.
+    shm_lens: BTreeMap<u64, u64>,
     /// One record per step that reached the backend. A step may make
     /// several calls (`mmap … align=` is an mmap and up to two munmaps,
     /// and whether the head munmap happens depends on where the kernel put
@@ -103,6 +105,7 @@ impl<'a> Recorder<'a> {
             regions: Vec::new(),
             tasks: Vec::new(),
             hugetlb_sizes: Vec::new(),
+            shm_lens: BTreeMap::new(),
             calls: Vec::new(),
             in_step: false,
             step_region: None,
@@ -175,10 +178,15 @@ impl Backend for Recorder<'_> {
                     self.note_huge(h)
                 }
             }
-            Call::Memfd { hugetlb: Some(h), .. } => self.note_huge(*h),
+            Call::Memfd { hugetlb: Some(h), .. } | Call::Shmget { hugetlb: Some(h), .. } => self.note_huge(*h),
             _ => {}
         }
         let r = self.inner.call(task, call);
+        // What an attach of the segment maps: its size in whole pages.
+        if let (Call::Shmget { size, hugetlb }, Ok(Ret::Shm(id))) = (call, &r) {
+            let unit = hugetlb.unwrap_or(4096).max(4096);
+            self.shm_lens.insert(*id, size.div_ceil(unit) * unit);
+        }
         if let (true, Some(i), Call::Munmap { addr, len }, Ok(_)) = (self.in_step, self.step_region, call, &r) {
             self.trim_region(i, *addr, *len);
         }
@@ -191,6 +199,7 @@ impl Backend for Recorder<'_> {
                         m.len.div_ceil(unit) * unit
                     }
                     Call::Mremap { new_len, .. } => *new_len,
+                    Call::Shmat { shm } => self.shm_lens.get(shm).copied().unwrap_or(0),
                     _ => 0,
                 };
                 self.regions.push((*a, len));

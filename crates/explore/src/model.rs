@@ -144,6 +144,11 @@ impl Race {
                 return false;
             }
         }
+        if let Some(lock) = m.hugetlb_lock_wanted(&s.k, &self.tasks[i]) {
+            if s.m.iter().enumerate().any(|(j, o)| j != i && o.hugetlb_lock_held(&s.k, &self.tasks[j]) == Some(lock)) {
+                return false;
+            }
+        }
         if let Some(mm) = m.ptl_wanted(&s.k, &self.tasks[i]) {
             if s.m.iter().enumerate().any(|(j, o)| j != i && o.ptl_held(&s.k, &self.tasks[j]) == Some(mm)) {
                 return false;

@@ -7,14 +7,15 @@
 //!
 //! The explorer adds what the machines cannot know of each other: which
 //! `mmap_lock` a path holds (fork, munmap and collapse hold it for writing,
-//! faults, MADV_DONTNEED, MADV_PAGEOUT and slow GUP for reading), and that
+//! faults, MADV_DONTNEED, MADV_PAGEOUT and slow GUP for reading), the
+//! hugetlb VMA lock a hugetlb zap holds against hugetlb faults, and that
 //! GUP-fast's interrupt-disabled walk holds off the IPI of
 //! `tlb_remove_table_sync_one()`.
 
 use mm::fork::Fork;
 use mm::gup_fast::{GupFast, GupFastState};
 use mm::khugepaged::{Collapse, CollapseState};
-use mm::memory::{WpFault, Zap};
+use mm::memory::{WpFault, WpFaultState, Zap, ZapState};
 use mm::rmap::{TryToUnmap, TryToUnmapState};
 use mm::Contents;
 use mm::{FolioId, GupFlags, GupHandle, Kernel, MmId, Pid, SysError, PAGE_SIZE};
@@ -198,6 +199,40 @@ impl Machine {
         }
     }
 
+    /// The hugetlb VMA lock held between steps, keyed by the mm and the
+    /// VMA's start: a zap of a hugetlb range holds it for writing from
+    /// `hugetlb_zap_begin()` to `hugetlb_zap_end()` (for a private mapping
+    /// it is the reservation map's `rw_sema`). In 6.18 the zap frees its
+    /// pages (`tlb_finish_mmu()`) before that end; with the policy
+    /// `hugetlb_zap_free_first` off it lets go before the free.
+    pub fn hugetlb_lock_held(&self, k: &Kernel, spec: &TaskSpec) -> Option<(MmId, u64)> {
+        let Machine::Zap(z) = self else { return None };
+        if z.state == ZapState::Flush && !k.policy.hugetlb_zap_free_first {
+            return None;
+        }
+        hugetlb_vma(k, z.mm, z.start).filter(|_| k.task_mm(spec.pid) == Some(z.mm))
+    }
+
+    /// The hugetlb VMA lock the next step takes: a zap starting on a
+    /// hugetlb range (for writing), a fault on one (`hugetlb_fault()`, for
+    /// reading; it runs as one step here, so it holds nothing after). Only
+    /// a zap holds the lock across steps, and for writing, so a holder
+    /// excludes every other taker.
+    pub fn hugetlb_lock_wanted(&self, k: &Kernel, spec: &TaskSpec) -> Option<(MmId, u64)> {
+        let mm = k.task_mm(spec.pid)?;
+        let writable = |addr: u64| k.mm(mm).pt.lookup(addr).is_some_and(|l| l.entry.present().is_some_and(|p| p.write));
+        match (self, &spec.op) {
+            (Machine::NotStarted, Op::DontNeed { addr, .. }) => hugetlb_vma(k, mm, *addr),
+            // A store to a writable page takes no lock at all.
+            (Machine::NotStarted, Op::Write { addr, .. }) if !writable(*addr) => hugetlb_vma(k, mm, *addr),
+            (Machine::Write(w), _) if w.needs_fault(k) => match w.state {
+                WpFaultState::Access { addr } | WpFaultState::Copied { addr, .. } => hugetlb_vma(k, mm, addr),
+                WpFaultState::Done => None,
+            },
+            _ => self.hugetlb_lock_held(k, spec),
+        }
+    }
+
     /// The page-table lock the next step takes: every step but GUP-fast's
     /// lockless walk and a store to a writable page.
     pub fn ptl_wanted(&self, k: &Kernel, spec: &TaskSpec) -> Option<MmId> {
@@ -227,6 +262,11 @@ impl Machine {
     pub fn irqs_disabled(&self) -> bool {
         matches!(self, Machine::Gup(g) if g.irqs_disabled())
     }
+}
+
+/// The hugetlb VMA at `addr` in `mm`, as (mm, VMA start).
+fn hugetlb_vma(k: &Kernel, mm: MmId, addr: u64) -> Option<(MmId, u64)> {
+    k.mm(mm).vma(addr).filter(|v| v.hugetlb.is_some()).map(|v| (mm, v.start))
 }
 
 /// Runs one atomic step of `spec`'s operation.

@@ -175,6 +175,16 @@ fn touches_foreign(regions: &Regions, addr: u64, len: u64) -> bool {
     false
 }
 
+/// The end of the mapping that starts at `addr` (/proc/self/maps): how
+/// far a shmat(2) mapped, the segment's size rounded up to its page size.
+fn vma_end(addr: u64) -> Option<u64> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|l| {
+        let (a, b) = l.split_once(' ')?.0.split_once('-')?;
+        (u64::from_str_radix(a, 16).ok()? == addr).then(|| u64::from_str_radix(b, 16).ok()).flatten()
+    })
+}
+
 fn refuse() -> Reply {
     Reply::Error("refused: the range overlaps memory the task agent itself uses (not created by the scenario)".into())
 }
@@ -630,6 +640,45 @@ impl Agent {
                 Ok(()) => Reply::Ok(Ret::Done),
                 Err(e) => Reply::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
             },
+            Call::Fallocate { fd: Fd(fd), offset, len, punch } => {
+                let mode = if punch { libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE } else { 0 };
+                // SAFETY: fallocate(2) on a descriptor number; errors are reported.
+                done_or_errno(unsafe { libc::fallocate(fd, mode, offset as libc::off_t, len as libc::off_t) })
+            }
+            Call::Shmget { size, hugetlb } => {
+                let mut flags = libc::IPC_CREAT | 0o600;
+                if let Some(h) = hugetlb {
+                    // SHM_HUGE_SHIFT: the page size's log2 in bits 26..31.
+                    flags |= libc::SHM_HUGETLB | ((h.trailing_zeros() as i32) << 26);
+                }
+                // SAFETY: shmget(2) with plain integer arguments.
+                match unsafe { libc::shmget(libc::IPC_PRIVATE, size as usize, flags) } {
+                    id if id >= 0 => Reply::Ok(Ret::Shm(id)),
+                    _ => Reply::Errno(errno()),
+                }
+            }
+            Call::Shmat { shm } => {
+                // SAFETY: shmat(2) lets the kernel choose the address.
+                let a = unsafe { libc::shmat(shm as i32, std::ptr::null(), 0) };
+                if a as isize == -1 {
+                    Reply::Errno(errno())
+                } else {
+                    let a = a as u64;
+                    self.regions.add(a, vma_end(a).unwrap_or(a + PAGE));
+                    Reply::Ok(Ret::Addr(a))
+                }
+            }
+            Call::Shmdt { addr } => {
+                let end = vma_end(addr);
+                // SAFETY: shmdt(2) of an address a scenario step attached.
+                let r = unsafe { libc::shmdt(addr as *const libc::c_void) };
+                if let (0, Some(e)) = (r, end) {
+                    self.regions.remove(addr, e);
+                }
+                done_or_errno(r)
+            }
+            // SAFETY: shmctl(2) IPC_RMID takes no buffer.
+            Call::ShmRmid { shm } => done_or_errno(unsafe { libc::shmctl(shm as i32, libc::IPC_RMID, std::ptr::null_mut()) }),
         }
     }
 }

@@ -851,6 +851,12 @@ impl Backend for LiveBackend {
                 R::Fd(f) => Ret::Fd(Fd(f)),
                 R::Count(n) => Ret::Count(n),
                 R::Data(d) => Ret::Data(d),
+                R::Shm(id) => {
+                    // A segment outlives its processes: journaled, so that
+                    // every restore path removes it.
+                    self.settings.record(Change::ShmSegment(id)).map_err(Failure::Backend)?;
+                    Ret::Shm(id as u64)
+                }
                 R::Pid(_) | R::Page(_) => return Err(Failure::Backend("unexpected reply".into())),
             }),
             Reply::Errno(e) => Err(Failure::Errno(errno_name(e))),

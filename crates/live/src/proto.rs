@@ -62,6 +62,8 @@ pub enum Ret {
     Count(u64),
     Data(Contents),
     Page(Option<PageInfo>),
+    /// A SysV shm segment id.
+    Shm(i32),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -29,6 +29,10 @@ pub enum Change {
     SwapFile(PathBuf),
     /// A zram device (`zram0`) this run configured as swap.
     Zram(String),
+    /// A SysV shm segment a scenario created (`shmget`): segments outlive
+    /// their processes, so restoring removes it (IPC_RMID; one already
+    /// removed is gone, which is fine).
+    ShmSegment(i32),
 }
 
 impl Change {
@@ -37,6 +41,16 @@ impl Change {
             Change::File(p, v) => fs::write(p, v).map_err(|e| format!("cannot restore {} to {v}: {e}", p.display())),
             Change::SwapFile(p) => crate::swap::remove_file(p),
             Change::Zram(name) => crate::swap::reset_zram(name),
+            Change::ShmSegment(id) => {
+                // SAFETY: shmctl(2) IPC_RMID takes no buffer.
+                let r = unsafe { libc::shmctl(*id, libc::IPC_RMID, std::ptr::null_mut()) };
+                let e = std::io::Error::last_os_error();
+                if r == 0 || matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) {
+                    Ok(())
+                } else {
+                    Err(format!("cannot remove SysV shm segment {id}: {e}"))
+                }
+            }
         }
     }
 }
@@ -101,6 +115,7 @@ impl Settings {
                 Change::File(p, v) => writeln!(f, "{}\t{}", p.display(), v)?,
                 Change::SwapFile(p) => writeln!(f, "!swapfile\t{}", p.display())?,
                 Change::Zram(n) => writeln!(f, "!zram\t{n}")?,
+                Change::ShmSegment(id) => writeln!(f, "!shm\t{id}")?,
             }
         }
         f.sync_all()?;
@@ -137,9 +152,9 @@ fn write_back(saved: &[Change]) -> Vec<String> {
     saved.iter().rev().filter_map(|c| c.undo().err()).collect()
 }
 
-/// Version 2 added swap lines (`!swapfile`, `!zram`); a version-1 journal
-/// (sysfs files only) is still read.
-const JOURNAL_HEADER: &str = "cowlab-live-journal 2";
+/// Version 2 added swap lines (`!swapfile`, `!zram`), version 3 SysV shm
+/// segments (`!shm`); older journals are still read.
+const JOURNAL_HEADER: &str = "cowlab-live-journal 3";
 
 /// A parsed journal.
 #[derive(Debug, PartialEq, Eq)]
@@ -152,7 +167,7 @@ pub struct Journal {
 pub fn read_journal(path: &Path) -> Option<Journal> {
     let text = fs::read_to_string(path).ok()?;
     let mut lines = text.lines();
-    if !matches!(lines.next()?, JOURNAL_HEADER | "cowlab-live-journal 1") {
+    if !matches!(lines.next()?, JOURNAL_HEADER | "cowlab-live-journal 2" | "cowlab-live-journal 1") {
         return None;
     }
     let owner = lines.next()?.strip_prefix("owner ")?.parse().ok()?;
@@ -162,6 +177,8 @@ pub fn read_journal(path: &Path) -> Option<Journal> {
         .map(|(k, v)| match k {
             "!swapfile" => Change::SwapFile(PathBuf::from(v)),
             "!zram" => Change::Zram(v.to_string()),
+            // A garbled id names no segment (IPC_RMID of -1 is EINVAL).
+            "!shm" => Change::ShmSegment(v.parse().unwrap_or(-1)),
             p => Change::File(PathBuf::from(p), v.to_string()),
         })
         .collect();

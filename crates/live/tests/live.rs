@@ -86,6 +86,26 @@ fn foreign_memory_is_refused() {
     assert_eq!(be.task_state(t), Ok(TaskObs::Running));
 }
 
+/// A SysV segment outlives its processes; the backend journals every one
+/// it creates and removes it when the run ends, even left attached.
+fn shm_segments_do_not_outlive_the_run() {
+    use scenario::backend::{Call, Ret};
+    let Some(mut be) = backend() else { return };
+    let t = be.spawn().expect("a task");
+    let Ok(Ret::Shm(id)) = be.call(t, &Call::Shmget { size: 8192, hugetlb: None }) else { panic!("shmget") };
+    assert!(matches!(be.call(t, &Call::Shmat { shm: id }), Ok(Ret::Addr(_))));
+    let listed = |id: u64| {
+        std::fs::read_to_string("/proc/sysvipc/shm")
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().nth(1) == Some(id.to_string().as_str()))
+    };
+    assert!(listed(id), "the segment exists while the run lasts");
+    drop(be);
+    assert!(!listed(id), "segment {id} was left behind");
+}
+
 fn main() {
     live::enter_if_zygote();
     if let Some(skip) = live::live_tests_skip() {
@@ -98,6 +118,7 @@ fn main() {
         ("pipes_files_and_io_uring", pipes_files_and_io_uring),
         ("close_and_sigpipe", close_and_sigpipe),
         ("foreign_memory_is_refused", foreign_memory_is_refused),
+        ("shm_segments_do_not_outlive_the_run", shm_segments_do_not_outlive_the_run),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     for (name, f) in tests {

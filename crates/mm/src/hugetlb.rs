@@ -176,24 +176,35 @@ fn return_unused_surplus_pages(hs: &mut Hstate) {
 /// `hugetlb_reserve_pages()` at mmap.
 pub(crate) fn hugetlb_reserve_pages(k: &mut Kernel, vma: &mut Vma) -> SysResult<()> {
     let h = vma.hugetlb.expect("hugetlb VMA");
-    if vma.noreserve {
+    // hugetlbfs_file_mmap(): a SysV shm segment's file (S_PRIVATE)
+    // reserved its pages when it was created, so its mappings reserve
+    // nothing.
+    if vma.noreserve || vma.inode().is_some_and(|i| k.inodes[&i].s_private) {
         return Ok(());
     }
     let per = h.bytes() / PAGE_SIZE;
     let first = vma.pgoff / per;
     let n = vma.len() / h.bytes();
     match vma.inode().filter(|_| vma.shared) {
-        Some(ino) => {
-            let new: Vec<u64> =
-                (first..first + n).filter(|i| !k.inodes[&ino].resv.contains(i) && k.pagecache_lookup(ino, i * per).is_none()).collect();
-            hugetlb_acct_memory(k, h, new.len() as u64)?;
-            k.inodes.get_mut(&ino).expect("present").resv.extend(new);
-        }
+        Some(ino) => hugetlb_reserve_inode_pages(k, ino, h, first, n)?,
         None => {
             hugetlb_acct_memory(k, h, n)?;
             vma.resv = Some(VmaResv { owner: true, unmapped: false, consumed: BTreeSet::new() });
         }
     }
+    Ok(())
+}
+
+/// `hugetlb_reserve_pages()` for the shared case: the huge indices
+/// `[first, first + n)` of the file that have neither a reservation nor a
+/// page get one (the region map), and the pool's `resv` grows by that
+/// many (ENOMEM, and nothing reserved, if the pool cannot cover them).
+pub(crate) fn hugetlb_reserve_inode_pages(k: &mut Kernel, ino: InodeId, h: HugeSize, first: u64, n: u64) -> SysResult<()> {
+    let per = h.bytes() / PAGE_SIZE;
+    let new: Vec<u64> =
+        (first..first + n).filter(|i| !k.inodes[&ino].resv.contains(i) && k.pagecache_lookup(ino, i * per).is_none()).collect();
+    hugetlb_acct_memory(k, h, new.len() as u64)?;
+    k.inodes.get_mut(&ino).expect("present").resv.extend(new);
     Ok(())
 }
 

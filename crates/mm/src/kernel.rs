@@ -199,6 +199,8 @@ pub struct Kernel {
     pub(crate) gup: BTreeMap<GupHandle, GupRecord>,
     /// `mm_users` references held by other tasks: hold → (holder, mm).
     pub(crate) mm_holds: BTreeMap<MmHold, (Pid, MmId)>,
+    /// SysV shared memory segments (ipc/shm.c).
+    pub(crate) shm_segs: BTreeMap<crate::shm::ShmId, crate::shm::ShmSeg>,
     pub hstates: Hstates,
     pub machine: Machine,
     pub(crate) next_id: u32,
@@ -220,6 +222,7 @@ impl Kernel {
             rings: BTreeMap::new(),
             gup: BTreeMap::new(),
             mm_holds: BTreeMap::new(),
+            shm_segs: BTreeMap::new(),
             hstates: Hstates::default(),
             machine: Machine::default(),
             next_id: 1,

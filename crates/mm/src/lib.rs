@@ -34,6 +34,7 @@ pub mod mremap;
 pub mod pgtable;
 pub mod policy;
 pub mod rmap;
+pub mod shm;
 pub mod shmem;
 pub mod splice;
 pub mod swap;

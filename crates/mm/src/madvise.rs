@@ -8,6 +8,7 @@ use crate::types::*;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Advice {
     DontNeed,
+    Remove,
     DontFork,
     DoFork,
     WipeOnFork,
@@ -24,6 +25,7 @@ impl Advice {
     pub fn parse(s: &str) -> Option<Advice> {
         Some(match s.to_ascii_lowercase().trim_start_matches("madv_") {
             "dontneed" => Advice::DontNeed,
+            "remove" => Advice::Remove,
             "dontfork" => Advice::DontFork,
             "dofork" => Advice::DoFork,
             "wipeonfork" => Advice::WipeOnFork,
@@ -42,7 +44,8 @@ impl Advice {
 impl Kernel {
     /// madvise(2). Flag advice splits VMAs and sets VM_* bits (DONTFORK,
     /// WIPEONFORK on private anon only, HUGEPAGE…); DONTNEED zaps (hugetlb:
-    /// huge-aligned start, length rounded down); PAGEOUT reclaims to swap;
+    /// huge-aligned start, length rounded down); REMOVE punches a hole in
+    /// the file of a shared mapping; PAGEOUT reclaims to swap;
     /// COLLAPSE builds a PMD-mapped THP (`madvise_collapse()`); POPULATE_*
     /// faults pages in. Unmapped parts of the range give ENOMEM, after the
     /// advice was applied to the mapped parts (POPULATE stops at the hole).
@@ -101,6 +104,22 @@ impl Kernel {
         Ok(())
     }
 
+    /// `madvise_remove()` (mm/madvise.c) on the part `[start, end)` of one
+    /// VMA: the VMA must map a file (EINVAL) shared and writable
+    /// (`vma_is_shared_maywrite()`, EACCES); the file range it maps there
+    /// is punched as `fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`
+    /// would ([`Kernel::punch_hole`]). An error ends the walk over the
+    /// VMAs, as `madvise_walk_vmas()` does. Left out: VM_LOCKED (EINVAL;
+    /// the model has no mlock), userfaultfd.
+    fn madvise_remove(&mut self, pid: Pid, v: &crate::vma::Vma, start: u64, end: u64) -> SysResult<()> {
+        let Some(ino) = v.inode() else { return Err(Errno::EINVAL.into()) };
+        if !(v.shared && v.maywrite) {
+            return Err(Errno::EACCES.into());
+        }
+        let offset = (start - v.start) + v.pgoff * PAGE_SIZE;
+        self.punch_hole(pid, ino, offset, end - start)
+    }
+
     /// The advice for the mapped parts of `[addr, end)`.
     fn madvise_mapped(&mut self, pid: Pid, mm: MmId, addr: u64, end: u64, advice: Advice) -> SysResult<()> {
         match advice {
@@ -112,6 +131,13 @@ impl Kernel {
                     if s < e {
                         self.zap_page_range(pid, mm, s, e);
                     }
+                }
+                Ok(())
+            }
+            Advice::Remove => {
+                let vmas: Vec<crate::vma::Vma> = self.mm(mm).vmas.values().filter(|v| v.start < end && addr < v.end).cloned().collect();
+                for v in vmas {
+                    self.madvise_remove(pid, &v, addr.max(v.start), end.min(v.end))?;
                 }
                 Ok(())
             }
@@ -153,7 +179,12 @@ impl Kernel {
                         v.hugepage = false;
                     }
                     // Advice that changes no VMA flag took the arms above.
-                    Advice::DontNeed | Advice::PageOut | Advice::Collapse | Advice::PopulateRead | Advice::PopulateWrite => {}
+                    Advice::DontNeed
+                    | Advice::Remove
+                    | Advice::PageOut
+                    | Advice::Collapse
+                    | Advice::PopulateRead
+                    | Advice::PopulateWrite => {}
                 };
                 // madvise_update_vma(): a VMA whose flags stay as they are
                 // is neither split nor touched (its huge PMDs stay whole).

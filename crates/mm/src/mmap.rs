@@ -72,6 +72,12 @@ impl Kernel {
                 None => return Err(Errno::EBADF.into()),
             },
         };
+        self.do_mmap(pid, mm, req, inode)
+    }
+
+    /// `do_mmap()` once the file, if any, is known: also the way in for
+    /// mappings that have no file descriptor (a SysV shm attach).
+    pub(crate) fn do_mmap(&mut self, pid: Pid, mm: MmId, req: MmapRequest, inode: Option<crate::folio::InodeId>) -> SysResult<u64> {
         let hugetlb = match inode {
             Some(i) => self.inodes[&i].hugetlb,
             None => req.hugetlb,

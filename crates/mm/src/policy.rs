@@ -155,6 +155,15 @@ pub struct Policy {
     /// racing with concurrent RCU GUP-fast"); off, it checks for pins and
     /// clears AE while the PTE is still mapped, then clears it.
     pub swapout_clear_pte_first: bool,
+    /// A zap of a hugetlb range frees the pages it gathered
+    /// (`tlb_finish_mmu()`) before it lets faults into the VMA again
+    /// (`hugetlb_zap_end()`), as mm/memory.c: `zap_page_range_single_batched()`
+    /// does in 6.18; off, the VMA lock is dropped first and a fault in
+    /// between finds the page restored to the reservation map but not yet
+    /// back in the pool: SIGBUS (what hugetlb_fault_after_madv.c tests).
+    /// Only interleavings can tell: the explorer takes the lock
+    /// (crates/explore), a sequential run frees at once either way.
+    pub hugetlb_zap_free_first: bool,
     /// x86 protection keys (CPU flags `pku` and `ospke`, as this machine
     /// has them): a PROT_EXEC-only mapping gets the mm's execute-only key,
     /// whose PKRU bits deny data access, so loads fault and GUP refuses it
@@ -234,6 +243,11 @@ pub const KNOBS: &[Knob] = &[
         name: "swapout_clear_pte_first",
         values: &["on", "off"],
         about: "swap-out clears the PTE before checking for pins and clearing AE (088b8aa537c2)",
+    },
+    Knob {
+        name: "hugetlb_zap_free_first",
+        values: &["on", "off"],
+        about: "a hugetlb zap frees its pages before hugetlb_zap_end() lets faults in (6.18's zap_page_range_single_batched())",
     },
     Knob {
         name: "pkeys",
@@ -335,6 +349,7 @@ impl Policy {
             collapse_table_sync: true,
             collapse_refcount_check: true,
             swapout_clear_pte_first: true,
+            hugetlb_zap_free_first: true,
             pkeys: true,
             large_anon_reuse: LargeAnonReuse::MmId,
             page_mapcount: true,
@@ -389,6 +404,7 @@ impl Policy {
             ("collapse_table_sync", v) => self.collapse_table_sync = on_off(v)?,
             ("collapse_refcount_check", v) => self.collapse_refcount_check = on_off(v)?,
             ("swapout_clear_pte_first", v) => self.swapout_clear_pte_first = on_off(v)?,
+            ("hugetlb_zap_free_first", v) => self.hugetlb_zap_free_first = on_off(v)?,
             ("pkeys", v) => self.pkeys = on_off(v)?,
             ("large_anon_reuse", "mm_id") => self.large_anon_reuse = LargeAnonReuse::MmId,
             ("large_anon_reuse", "never") => self.large_anon_reuse = LargeAnonReuse::Never,
@@ -466,7 +482,7 @@ impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={}, gup_fast_pmd_recheck={}, gup_fast_ae_recheck={}, collapse_table_sync={}, collapse_refcount_check={}, swapout_clear_pte_first={}, pkeys={}, large_anon_reuse={}, page_mapcount={}, swap={})",
+            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={}, gup_fast_pmd_recheck={}, gup_fast_ae_recheck={}, collapse_table_sync={}, collapse_refcount_check={}, swapout_clear_pte_first={}, hugetlb_zap_free_first={}, pkeys={}, large_anon_reuse={}, page_mapcount={}, swap={})",
             self.profile,
             match self.anon_reuse {
                 AnonReuse::AnonExclusive => "anon_exclusive",
@@ -497,6 +513,7 @@ impl fmt::Display for Policy {
             on_off(self.collapse_table_sync),
             on_off(self.collapse_refcount_check),
             on_off(self.swapout_clear_pte_first),
+            on_off(self.hugetlb_zap_free_first),
             if self.pkeys { "on" } else { "off" },
             match self.large_anon_reuse {
                 LargeAnonReuse::MmId => "mm_id",

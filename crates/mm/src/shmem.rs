@@ -20,7 +20,7 @@
 //! pages no longer mapped).
 
 use crate::contents::Contents;
-use crate::folio::{FolioId, FolioKind, InodeId};
+use crate::folio::{FolioId, FolioKind, InodeId, MmId};
 use crate::kernel::{File, Kernel};
 use crate::memory::VmFault;
 use crate::types::*;
@@ -65,12 +65,15 @@ pub struct Inode {
     pub(crate) opens: u32,
     /// hugetlb: reserved huge indices of this inode (region map).
     pub(crate) resv: std::collections::BTreeSet<u64>,
+    /// S_PRIVATE: the kernel-internal file of a SysV shm segment
+    /// (`hugetlb_file_setup()` / `shmem_kernel_file_setup()`).
+    pub(crate) s_private: bool,
 }
 
 impl Kernel {
     pub(crate) fn create_inode(&mut self, kind: InodeKind, hugetlb: Option<HugeSize>, size: u64) -> InodeId {
         let id = InodeId(self.fresh_id());
-        self.inodes.insert(id, Inode { kind, hugetlb, size, cache: BTreeMap::new(), opens: 0, resv: Default::default() });
+        self.inodes.insert(id, Inode { kind, hugetlb, size, cache: BTreeMap::new(), opens: 0, resv: Default::default(), s_private: false });
         id
     }
 
@@ -173,6 +176,110 @@ impl Kernel {
         let inode = self.inodes.get_mut(&ino).expect("present");
         inode.size = inode.size.max(end);
         Ok(())
+    }
+
+    /// fallocate(2) with FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE on
+    /// `[off, off + len)` (fs/open.c: `vfs_fallocate()`, which refuses an
+    /// empty range with EINVAL, then the filesystem's own: see
+    /// [`Kernel::punch_hole`]). The size stays as it is.
+    pub fn fallocate_punch_hole(&mut self, pid: Pid, fd: Fd, off: u64, len: u64) -> SysResult<()> {
+        let ino = self.inode_of_fd(pid, fd)?;
+        self.punch_hole(pid, ino, off, len)
+    }
+
+    /// A hole punched into a file's page cache, by fallocate(2) or by
+    /// MADV_REMOVE.
+    ///
+    /// hugetlbfs (fs/hugetlbfs/inode.c: `hugetlbfs_punch_hole()`): only the
+    /// whole huge pages inside the range are removed; the pieces of huge
+    /// pages at either end are zeroed in place
+    /// (`hugetlbfs_zero_partial_page()`). Before removal every VMA of the
+    /// file is unmapped over the hole (`hugetlb_vmdelete_list()`) — the
+    /// private ones too, *with* their COW copies: an anonymous page a
+    /// private mapping wrote is freed along with the file's pages, the
+    /// behaviour hugetlbfs has always had and hugetlb-madvise.c checks.
+    /// Then `remove_inode_hugepages()` drops each cached page; its
+    /// reservation entry goes with it, which changes no pool counter (the
+    /// entry was consumed when the page was allocated), and reservations
+    /// of indices with no page stay.
+    ///
+    /// shmem (mm/shmem.c: `shmem_fallocate()` → `unmap_mapping_range()`
+    /// without `even_cows`, then `shmem_truncate_range()`) and, in the same
+    /// terms, a disk file (`truncate_pagecache_range()`): shared mappings
+    /// lose the hole's pages, private mappings lose only the page-cache
+    /// pages they map, their anonymous copies stay; whole folios inside the
+    /// hole leave the cache, partly covered ones are zeroed over the hole.
+    /// Left out: seals (EPERM), i_size and s_maxbytes limits (EFBIG), the
+    /// blocks of a disk file, and the split a kernel attempts of a large
+    /// disk-file folio the hole only partly covers (the model zeroes the
+    /// covered bytes and keeps the folio whole).
+    pub(crate) fn punch_hole(&mut self, pid: Pid, ino: InodeId, off: u64, len: u64) -> SysResult<()> {
+        if len == 0 || off.checked_add(len).is_none_or(|e| e > i64::MAX as u64) {
+            return Err(Errno::EINVAL.into());
+        }
+        let end = off + len;
+        let unit = self.inodes[&ino].hugetlb.map_or(PAGE_SIZE, |h| h.bytes());
+        let hugetlb = self.inodes[&ino].hugetlb.is_some();
+        // The folios the hole covers whole, and the partly covered ones.
+        let cached: Vec<(u64, FolioId)> = self.inodes[&ino].cache.iter().map(|(k, v)| (*k, *v)).collect();
+        let mut whole = Vec::new();
+        for (head, f) in cached {
+            let (fs, fe) = (head * PAGE_SIZE, head * PAGE_SIZE + self.folios.get(f).size());
+            if fe <= off || fs >= end {
+                continue;
+            }
+            if off <= fs && fe <= end {
+                whole.push((head, f));
+            } else {
+                let (zs, ze) = (off.max(fs), end.min(fe));
+                self.folios.get_mut(f).data.overwrite(zs - fs, &Contents::zeroed(ze - zs));
+            }
+        }
+        // The pages (huge pages) wholly inside the range.
+        let (hole_start, hole_end) = (off.next_multiple_of(unit), align_down(end, unit));
+        if hole_start < hole_end {
+            self.unmap_mapping_range(pid, ino, hole_start, hole_end, hugetlb);
+        }
+        for (head, f) in whole {
+            self.inodes.get_mut(&ino).expect("present").cache.remove(&head);
+            self.folio_put(f);
+        }
+        Ok(())
+    }
+
+    /// `unmap_mapping_range()` (mm/memory.c) over the file bytes
+    /// `[start, end)` in every mm: with `even_cows` (hugetlbfs's
+    /// `hugetlb_vmdelete_list()`, truncation) every entry of the range
+    /// goes, otherwise a private mapping keeps its anonymous copies and
+    /// only page-cache pages are unmapped.
+    fn unmap_mapping_range(&mut self, pid: Pid, ino: InodeId, start: u64, end: u64, even_cows: bool) {
+        let mut ranges: Vec<(MmId, u64, u64)> = Vec::new();
+        for (id, m) in &self.mms {
+            for v in m.vmas.values().filter(|v| v.inode() == Some(ino)) {
+                let vfile = v.pgoff * PAGE_SIZE;
+                let (s, e) = (start.max(vfile), end.min(vfile + v.len()));
+                if s < e {
+                    ranges.push((*id, v.start + (s - vfile), v.start + (e - vfile)));
+                }
+            }
+        }
+        for (mm, s, e) in ranges {
+            if even_cows || self.mm(mm).vma(s).is_some_and(|v| v.shared) {
+                self.zap_page_range(pid, mm, s, e);
+                continue;
+            }
+            let file_leaves: Vec<(u64, u64)> = self
+                .mm(mm)
+                .pt
+                .leaves(s, e)
+                .into_iter()
+                .filter(|l| self.folio_of_leaf(l).is_some_and(|f| !self.folio_is_anon(f)))
+                .map(|l| (l.addr, l.addr + l.level.size()))
+                .collect();
+            for (a, b) in file_leaves {
+                self.zap_page_range(pid, mm, a, b);
+            }
+        }
     }
 
     /// The order of the folio a buffered write of `bytes` at base-page

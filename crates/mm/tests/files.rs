@@ -242,3 +242,29 @@ fn hugetlbfs_mmap_past_eof_grows_only_writable_mappings() {
     let e = map(&mut s, q, h2, M2, false, Prot::RW);
     assert!(s.read(q, e, 1).unwrap().is_fill(0), "a private writable mapping grew the file: no SIGBUS");
 }
+
+/// shmem's hole punch (`shmem_fallocate()`): whole pages leave the file and
+/// the shared mapping, a private mapping keeps its anonymous copy, the
+/// pieces at the ends are zeroed; MADV_REMOVE on the shared mapping is the
+/// same punch.
+#[test]
+fn shmem_punch_hole_keeps_private_copies() {
+    let mut s = Sys::new();
+    let p = s.spawn();
+    let f = s.step(|k| k.create_file(p, InodeKind::Shmem, None)).unwrap();
+    s.step(|k| k.fallocate(p, f, 0, 4 * K4)).unwrap();
+    let shared = s.mmap(p, MmapRequest { shared: true, fd: Some(f), ..MmapRequest::anon(4 * K4) });
+    let private = s.mmap(p, MmapRequest { fd: Some(f), ..MmapRequest::anon(4 * K4) });
+    s.fill(p, shared, 4 * K4, 7).unwrap();
+    s.read(p, private, 1).unwrap();
+    s.fill(p, private + K4, 1, 9).unwrap();
+    s.step(|k| k.fallocate_punch_hole(p, f, 100, 2 * K4)).unwrap();
+    assert!(s.read(p, shared, 100).unwrap().is_fill(7));
+    assert!(s.read(p, shared + 100, K4 - 100).unwrap().is_fill(0), "the piece of page 0 is zeroed");
+    assert!(s.read(p, shared + K4, K4).unwrap().is_fill(0), "page 1 is punched out");
+    assert!(s.read(p, shared + 2 * K4, 100).unwrap().is_fill(0) && s.read(p, shared + 2 * K4 + 100, 1).unwrap().is_fill(7));
+    assert_eq!(s.read(p, private + K4, 1).unwrap().single_byte(), Some(9), "the private copy stays");
+    s.step(|k| k.madvise(p, shared + 3 * K4, K4, Advice::Remove)).unwrap();
+    assert!(s.read(p, shared + 3 * K4, K4).unwrap().is_fill(0));
+    assert_eq!(s.step(|k| k.madvise(p, private, K4, Advice::Remove)), Err(Errno::EACCES.into()));
+}

@@ -379,3 +379,82 @@ fn pud_fork_skip_leaves_the_child_without_the_1g_page() {
         assert_eq!(s.copied(), 0, "the parent's page was never shared");
     }
 }
+
+/// hugetlb-madvise.c's file cases: a private mapping's COW copies are
+/// freed by a hole punch along with the file's pages
+/// (`hugetlb_vmdelete_list()` unmaps private VMAs too), and MADV_REMOVE
+/// on the shared mapping is that punch.
+#[test]
+fn punch_hole_frees_file_pages_and_private_copies() {
+    let (mut s, p) = sys(4);
+    let f = s.step(|k| k.create_file(p, InodeKind::Hugetlbfs, Some(H2))).unwrap();
+    s.step(|k| k.fallocate(p, f, 0, 2 * M2)).unwrap();
+    assert_eq!(s.pool(H2), (4, 2, 0, 0));
+    let private = s.mmap(p, MmapRequest { fd: Some(f), ..MmapRequest::anon(2 * M2) });
+    assert_eq!(s.pool(H2), (4, 2, 2, 0), "a private mapping reserves its whole size");
+    s.read(p, private, 1).unwrap();
+    s.read(p, private + M2, 1).unwrap();
+    assert_eq!(s.pool(H2).1, 2, "reads map the file's pages");
+    s.fill(p, private, 1, 1).unwrap();
+    s.fill(p, private + M2, 1, 2).unwrap();
+    assert_eq!(s.pool(H2), (4, 0, 0, 0), "writes copy from the reservation");
+    s.step(|k| k.fallocate_punch_hole(p, f, 0, 2 * M2)).unwrap();
+    assert_eq!(s.pool(H2), (4, 4, 2, 0), "file pages and private copies freed, the owner's reservations restored");
+    assert!(s.read(p, private, 1).unwrap().is_fill(0), "a refault finds a hole: a new zeroed page");
+    let shared = s.mmap(p, MmapRequest { shared: true, fd: Some(f), ..MmapRequest::anon(2 * M2) });
+    s.fill(p, shared, 2 * M2, 7).unwrap();
+    assert_eq!(s.pool(H2).1, 1);
+    s.step(|k| k.madvise(p, shared, 2 * M2, Advice::DontNeed)).unwrap();
+    assert_eq!(s.pool(H2).1, 1, "DONTNEED of a shared mapping frees nothing");
+    s.step(|k| k.madvise(p, shared + M2, M2, Advice::Remove)).unwrap();
+    assert_eq!(s.pool(H2).1, 2, "REMOVE punches the second page");
+    assert!(s.read(p, shared, 1).unwrap().is_fill(7), "the first page kept its data");
+    assert_eq!(s.step(|k| k.madvise(p, private, M2, Advice::Remove)), Err(Errno::EACCES.into()), "REMOVE needs a shared writable VMA");
+}
+
+/// `hugetlbfs_punch_hole()` zeroes the pieces of huge pages at the ends
+/// of the range and removes only the whole pages.
+#[test]
+fn punch_hole_zeroes_partial_huge_pages() {
+    let (mut s, p) = sys(2);
+    let f = s.step(|k| k.create_file(p, InodeKind::Hugetlbfs, Some(H2))).unwrap();
+    s.step(|k| k.fallocate(p, f, 0, 2 * M2)).unwrap();
+    let a = s.mmap(p, MmapRequest { shared: true, fd: Some(f), ..MmapRequest::anon(2 * M2) });
+    s.fill(p, a, 2 * M2, 9).unwrap();
+    s.step(|k| k.fallocate_punch_hole(p, f, M2 - 4096, 3 * 4096)).unwrap();
+    assert_eq!(s.pool(H2).1, 0, "no whole page inside the range");
+    assert!(s.read(p, a + M2 - 4096, 4096).unwrap().is_fill(0));
+    assert!(s.read(p, a + M2, 8192).unwrap().is_fill(0));
+    assert!(s.read(p, a + M2 + 8192, 4096).unwrap().is_fill(9));
+    assert!(s.read(p, a, M2 - 4096).unwrap().is_fill(9));
+    assert_eq!(s.step(|k| k.fallocate_punch_hole(p, f, 0, 0)), Err(Errno::EINVAL.into()));
+}
+
+/// hugepage-shm.c: a SHM_HUGETLB segment reserves its pages at shmget,
+/// attaching reserves nothing more, and the pages go when the segment is
+/// removed and detached.
+#[test]
+fn sysv_shm_hugetlb_segment() {
+    let (mut s, p) = sys(3);
+    assert_eq!(s.step(|k| k.shmget(p, 3 * M2 + 1, Some(H2), false)), Err(Errno::ENOMEM.into()), "rounded up to 4 huge pages");
+    assert_eq!(s.pool(H2), (3, 3, 0, 0));
+    let id = s.step(|k| k.shmget(p, 2 * M2 - 4096, Some(H2), false)).unwrap();
+    assert_eq!(s.pool(H2), (3, 3, 2, 0), "shmget reserves the rounded-up size");
+    let a = s.step(|k| k.shmat(p, id)).unwrap();
+    assert_eq!(s.pool(H2), (3, 3, 2, 0), "shmat reserves nothing more");
+    let c = s.fork(p);
+    s.fill(p, a, 2 * M2, 0x5a).unwrap();
+    assert_eq!(s.pool(H2), (3, 1, 0, 0));
+    assert!(s.read(c, a + M2, 1).unwrap().is_fill(0x5a), "the child's attach shares the pages");
+    assert_eq!(s.step(|k| k.shm_nattch(id)), 2);
+    s.step(|k| k.shmdt(p, a)).unwrap();
+    assert_eq!(s.step(|k| k.shmdt(p, a)), Err(Errno::EINVAL.into()));
+    s.step(|k| k.shmctl_rmid(p, id)).unwrap();
+    assert_eq!(s.pool(H2), (3, 1, 0, 0), "still attached in the child");
+    s.step(|k| k.shmdt(c, a)).unwrap();
+    assert_eq!(s.pool(H2), (3, 3, 0, 0), "the last detach destroys the segment");
+    assert_eq!(s.step(|k| k.shmat(p, id)), Err(Errno::EINVAL.into()));
+    let id2 = s.step(|k| k.shmget(p, M2, Some(H2), false)).unwrap();
+    s.step(|k| k.shmctl_rmid(p, id2)).unwrap();
+    assert_eq!(s.pool(H2), (3, 3, 0, 0), "an unattached segment goes at IPC_RMID");
+}

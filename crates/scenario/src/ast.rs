@@ -158,6 +158,7 @@ pub const SIGNALS: &[&str] = &["SIGBUS", "SIGSEGV", "SIGKILL", "SIGPIPE"];
 /// Errnos a scenario can name.
 pub const ERRNOS: &[&str] = &[
     "EPERM",
+    "EACCES",
     "ESRCH",
     "EINTR",
     "EBADF",
@@ -461,6 +462,24 @@ pub enum Op {
     Mmget(Ident),
     /// `mmput H`: drop it; the last user of an exited task's mm tears it down.
     Mmput(Ident),
+    /// `fallocate F[+OFF] LEN [punch_hole]`: fallocate(2) mode 0 (allocate,
+    /// the size grows), or FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE.
+    Fallocate {
+        file: Range,
+        punch: bool,
+    },
+    /// `S = shmget SIZE [hugetlb=SIZE]`: a SysV shared memory segment
+    /// (IPC_PRIVATE; SHM_HUGETLB of that page size).
+    Shmget {
+        size: Spanned<u64>,
+        hugetlb: Option<Spanned<u64>>,
+    },
+    /// `A = shmat S`: attach the segment where the kernel chooses.
+    Shmat(Ident),
+    /// `shmdt A`: detach the segment attached at region A.
+    Shmdt(Ident),
+    /// `shmctl S rmid`: IPC_RMID.
+    ShmRmid(Ident),
 }
 
 /// The operations a `race { }` block can run: those whose kernel path is
@@ -505,6 +524,11 @@ impl Op {
             Op::Close { .. } => "close",
             Op::Mmget(_) => "mmget",
             Op::Mmput(_) => "mmput",
+            Op::Fallocate { .. } => "fallocate",
+            Op::Shmget { .. } => "shmget",
+            Op::Shmat(_) => "shmat",
+            Op::Shmdt(_) => "shmdt",
+            Op::ShmRmid(_) => "shmctl",
         }
     }
 

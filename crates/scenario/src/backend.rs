@@ -243,6 +243,31 @@ pub enum Call {
     Mmput {
         hold: u64,
     },
+    /// fallocate(2): mode 0, or FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE.
+    Fallocate {
+        fd: Fd,
+        offset: u64,
+        len: u64,
+        punch: bool,
+    },
+    /// shmget(IPC_PRIVATE, size, IPC_CREAT | 0600 [| SHM_HUGETLB of that
+    /// page size]).
+    Shmget {
+        size: u64,
+        hugetlb: Option<u64>,
+    },
+    /// shmat(id, NULL, 0).
+    Shmat {
+        shm: u64,
+    },
+    /// shmdt(addr).
+    Shmdt {
+        addr: u64,
+    },
+    /// shmctl(id, IPC_RMID, NULL).
+    ShmRmid {
+        shm: u64,
+    },
     /// Model-only: read the pinned pages' bytes (gup_test READ).
     ReadPinned {
         pin: PinId,
@@ -268,6 +293,8 @@ pub enum Ret {
     Pin(PinId),
     /// An `mmget` handle.
     Hold(u64),
+    /// A SysV shm segment id.
+    Shm(u64),
 }
 
 /// Why a call did not succeed.

@@ -60,6 +60,12 @@ pub enum Kind {
     Hold {
         task: String,
     },
+    /// A SysV shm segment: what `shmat` maps (the size rounded up to its
+    /// page size).
+    Shm {
+        len: u64,
+        huge: Option<u64>,
+    },
 }
 
 impl Kind {
@@ -71,6 +77,7 @@ impl Kind {
             Kind::Ring => "an io_uring",
             Kind::Pin { .. } => "a pin handle",
             Kind::Hold { .. } => "an mm handle",
+            Kind::Shm { .. } => "a shm segment",
         }
     }
 }
@@ -864,6 +871,41 @@ impl Checker {
                     }
                 }
             }
+            Op::Fallocate { file, .. } => {
+                self.out.needs.push((idx, Feature::Files));
+                self.name(&t, &file.name, &["a file"]);
+                if file.len.is_none() {
+                    self.err(file.span, "how many bytes? fallocate needs a length")
+                        .expected
+                        .push(format!("`fallocate {} 2M`", file.name.value));
+                }
+            }
+            Op::Shmget { size, hugetlb } => {
+                let huge = hugetlb.as_ref().and_then(|h| self.huge_size(h));
+                if hugetlb.is_some() {
+                    self.out.needs.push((idx, Feature::Hugetlb));
+                }
+                if size.value == 0 && !lenient {
+                    self.err(size.span, "a segment of 0 bytes fails with EINVAL").expected.push("a size above 0".into());
+                }
+                if let Some(b) = self.need_bind(step, "a shm segment") {
+                    let unit = huge.unwrap_or(PAGE);
+                    self.define(&t, b, Kind::Shm { len: size.value.div_ceil(unit).saturating_mul(unit), huge }, item.line);
+                }
+            }
+            Op::Shmat(seg) => {
+                if let Some(Kind::Shm { len, huge }) = self.name(&t, seg, &["a shm segment"]) {
+                    if let Some(b) = self.need_bind(step, "a mapping") {
+                        self.define(&t, b, Kind::Region { len, huge }, item.line);
+                    }
+                }
+            }
+            Op::Shmdt(r) => {
+                self.name(&t, r, &["a region"]);
+            }
+            Op::ShmRmid(seg) => {
+                self.name(&t, seg, &["a shm segment"]);
+            }
             Op::Mmput(h) => {
                 self.out.needs.push((idx, Feature::MmHold));
                 if let Some(Kind::Hold { task }) = self.name(&t, h, &["an mm handle"]) {
@@ -910,6 +952,7 @@ impl Checker {
             Op::IoUringRegister { ring, .. } | Op::IoUringUnregister(ring) => vec![(ring, None)],
             Op::IoUringFixed { ring, file, .. } => vec![(ring, None), (file, None)],
             Op::Close { name, end } => vec![(name, end.as_ref().map(|e| e.value))],
+            Op::Fallocate { file, .. } => vec![(&file.name, None)],
             _ => vec![],
         }
     }
@@ -1024,6 +1067,7 @@ fn returns_count(op: &Op) -> bool {
 
 fn binds(op: &Op) -> bool {
     matches!(op, Op::Mmap(_) | Op::Mremap { .. } | Op::Pipe | Op::Memfd(..) | Op::Tmpfile(..) | Op::IoUring | Op::Gup { .. } | Op::Mmget(_))
+        || matches!(op, Op::Shmget { .. } | Op::Shmat(_))
 }
 
 fn fmt_hex_size(n: u64) -> String {

@@ -113,11 +113,18 @@ fn huge(size: u64) -> Result<HugeSize, Failure> {
     HugeSize::from_bytes(size).ok_or(Failure::Errno("EINVAL".into()))
 }
 
+/// A segment id as the model numbers them (any other number names no
+/// segment: EINVAL, as shmat(2) says for an unknown id).
+fn shm_id(id: u64) -> Result<mm::shm::ShmId, Failure> {
+    u32::try_from(id).map(mm::shm::ShmId).map_err(|_| Failure::Errno("EINVAL".into()))
+}
+
 fn advice(a: ast::Advice) -> Result<mm::madvise::Advice, Failure> {
     use ast::Advice as A;
     use mm::madvise::Advice as M;
     Ok(match a {
         A::Dontneed => M::DontNeed,
+        A::Remove => M::Remove,
         A::Dontfork => M::DontFork,
         A::Dofork => M::DoFork,
         A::Wipeonfork => M::WipeOnFork,
@@ -129,7 +136,7 @@ fn advice(a: ast::Advice) -> Result<mm::madvise::Advice, Failure> {
         A::PopulateRead => M::PopulateRead,
         A::PopulateWrite => M::PopulateWrite,
         // Not modelled: what a kernel without the advice says.
-        A::Free | A::Remove | A::Cold => return Err(Failure::Errno("EINVAL".into())),
+        A::Free | A::Cold => return Err(Failure::Errno("EINVAL".into())),
     })
 }
 
@@ -323,6 +330,18 @@ impl Backend for ModelBackend {
                 Some((owner, h)) => self.kernel.unpin(owner, h).map(|_| Ret::Done),
                 None => return Err(Failure::Backend(format!("no pin {}", pin.0))),
             },
+            Call::Fallocate { fd: f, offset, len, punch: false } => k.fallocate(p, fd(*f), *offset, *len).map(|_| Ret::Done),
+            Call::Fallocate { fd: f, offset, len, punch: true } => k.fallocate_punch_hole(p, fd(*f), *offset, *len).map(|_| Ret::Done),
+            Call::Shmget { size, hugetlb } => {
+                let h = match hugetlb {
+                    Some(h) => Some(huge(*h)?),
+                    None => None,
+                };
+                k.shmget(p, *size, h, false).map(|id| Ret::Shm(u64::from(id.0)))
+            }
+            Call::Shmat { shm } => k.shmat(p, shm_id(*shm)?).map(Ret::Addr),
+            Call::Shmdt { addr } => k.shmdt(p, *addr).map(|_| Ret::Done),
+            Call::ShmRmid { shm } => k.shmctl_rmid(p, shm_id(*shm)?).map(|_| Ret::Done),
             Call::Mmget { task } => self.kernel.mmget(p, pid(*task)).map(|h| Ret::Hold(u64::from(h.0))),
             Call::Mmput { hold } => match u32::try_from(*hold) {
                 Ok(h) => self.kernel.mmput(p, mm::kernel::MmHold(h)).map(|_| Ret::Done),

@@ -511,6 +511,11 @@ const OPS: &[&str] = &[
     "close",
     "mmget",
     "mmput",
+    "fallocate",
+    "shmget",
+    "shmat",
+    "shmdt",
+    "shmctl",
     "expect",
 ];
 
@@ -527,6 +532,8 @@ const BINDING_OPS: &[&str] = &[
     "pin_user_pages",
     "pin_user_pages_fast",
     "mmget",
+    "shmget",
+    "shmat",
 ];
 
 /// One operation after `TASK: [NAME =]`.
@@ -649,6 +656,28 @@ fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
         }
         "mmget" => Op::Mmget(cut(ident(i, "a task name"))?),
         "mmput" => Op::Mmput(cut(ident(i, "an mm handle"))?),
+        "fallocate" => {
+            let file = cut(range(i, "a file name"))?;
+            Op::Fallocate { file, punch: opt_keyword(i, "punch_hole").is_some() }
+        }
+        "shmget" => {
+            let len = cut(size(i))?;
+            let hugetlb = if peek_word_is(i, "hugetlb") {
+                let _ = word(i);
+                cut(punct(i, "="))?;
+                Some(cut(size(i))?)
+            } else {
+                None
+            };
+            Op::Shmget { size: len, hugetlb }
+        }
+        "shmat" => Op::Shmat(cut(ident(i, "a shm segment name"))?),
+        "shmdt" => Op::Shmdt(cut(ident(i, "a region attached with shmat"))?),
+        "shmctl" => {
+            let seg = cut(ident(i, "a shm segment name"))?;
+            cut(keyword(i, "rmid"))?;
+            Op::ShmRmid(seg)
+        }
         other => {
             let list = if bound { BINDING_OPS } else { OPS };
             return fail_at(span, format!("unknown operation `{other}`"), list);

@@ -32,12 +32,33 @@ pub struct RunOptions {
 
 #[derive(Clone, Debug)]
 enum Val {
-    Region { addr: u64, len: u64 },
-    Pipe { read: Fd, write: Fd },
-    File { fd: Fd, size: u64 },
-    Ring { fd: Fd },
-    Pin { pin: PinId, len: u64, region: String, off: u64 },
+    Region {
+        addr: u64,
+        len: u64,
+    },
+    Pipe {
+        read: Fd,
+        write: Fd,
+    },
+    File {
+        fd: Fd,
+        size: u64,
+    },
+    Ring {
+        fd: Fd,
+    },
+    Pin {
+        pin: PinId,
+        len: u64,
+        region: String,
+        off: u64,
+    },
     Hold(u64),
+    /// A SysV shm segment and the length an attach maps.
+    Shm {
+        id: u64,
+        len: u64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -565,6 +586,19 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
             Some(Val::Hold(hold)) => Call::Mmput { hold: *hold },
             _ => return Err(format!("`{}` was never taken (an earlier step failed)", h.value)),
         },
+        Op::Fallocate { file, punch } => {
+            Call::Fallocate { fd: fd_of(&file.name)?, offset: file.off(), len: file.len.as_ref().map_or(0, |l| l.value), punch: *punch }
+        }
+        Op::Shmget { size, hugetlb } => Call::Shmget { size: size.value, hugetlb: hugetlb.as_ref().map(|h| h.value) },
+        Op::Shmat(seg) | Op::ShmRmid(seg) => match env.vals.get(&seg.value) {
+            Some(Val::Shm { id, .. }) if matches!(step.op, Op::Shmat(_)) => Call::Shmat { shm: *id },
+            Some(Val::Shm { id, .. }) => Call::ShmRmid { shm: *id },
+            _ => return Err(format!("`{}` was never created (an earlier step failed)", seg.value)),
+        },
+        Op::Shmdt(r) => match env.vals.get(&r.value) {
+            Some(Val::Region { addr, .. }) => Call::Shmdt { addr: *addr },
+            _ => return Err(format!("`{}` was never created (an earlier step failed)", r.value)),
+        },
     })
 }
 
@@ -586,6 +620,8 @@ fn touched(step: &Step, env: &Env, task: &str) -> Vec<(String, u64)> {
             v
         }
         Op::Munmap(r) | Op::Mprotect(r, _) | Op::Madvise(r, _) => one(r),
+        Op::Shmdt(r) => vec![(r.value.clone(), 0)],
+        Op::Shmat(_) => step.bind.iter().map(|b| (b.value.clone(), 0)).collect(),
         Op::Write(r, _) | Op::Read(r) => match env.vals.get(&r.name.value) {
             Some(Val::Region { .. }) => one(r),
             Some(Val::Pin { region, off, .. }) => vec![(region.clone(), off + r.off())],
@@ -972,6 +1008,19 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
         (Op::Memfd(s, ..) | Op::Tmpfile(s, ..), Ret::Fd(fd)) => {
             define(env, Val::File { fd: *fd, size: s.value });
             "ok".into()
+        }
+        (Op::Shmget { size, hugetlb }, Ret::Shm(id)) => {
+            let unit = hugetlb.as_ref().map_or(PAGE, |h| h.value.max(1));
+            define(env, Val::Shm { id: *id, len: size.value.div_ceil(unit).saturating_mul(unit) });
+            format!("ok, shmid {id}")
+        }
+        (Op::Shmat(seg), Ret::Addr(a)) => {
+            let len = match env.vals.get(&seg.value) {
+                Some(Val::Shm { len, .. }) => *len,
+                _ => 0,
+            };
+            define(env, Val::Region { addr: *a, len });
+            format!("ok, {a:#x}")
         }
         (Op::IoUring, Ret::Fd(fd)) => {
             define(env, Val::Ring { fd: *fd });

@@ -35,8 +35,13 @@ impl Totals {
 /// and the closing totals.
 pub fn render(suite: Suite, preamble: &[String], results: &[(&SelfTest, Judged)]) -> String {
     let mut s = String::new();
-    // gup_longterm.c detects its hugetlb sizes before printing the header.
-    let (before, after) = if suite == Suite::GupLongterm { (preamble, &[][..]) } else { (&[][..], preamble) };
+    // gup_longterm.c detects its hugetlb sizes before printing the header;
+    // the hugetlb programs print what they found after their plan.
+    let (before, after, after_plan) = match suite {
+        Suite::GupLongterm => (preamble, &[][..], &[][..]),
+        Suite::Cow => (&[][..], preamble, &[][..]),
+        _ => (&[][..], &[][..], preamble),
+    };
     for p in before {
         let _ = writeln!(s, "# {p}");
     }
@@ -45,6 +50,9 @@ pub fn render(suite: Suite, preamble: &[String], results: &[(&SelfTest, Judged)]
         let _ = writeln!(s, "# {p}");
     }
     let _ = writeln!(s, "1..{}", results.len());
+    for p in after_plan {
+        let _ = writeln!(s, "# {p}");
+    }
     let mut section = "";
     for (t, j) in results {
         let sec = section_of(suite, &t.description);
@@ -126,9 +134,18 @@ pub fn summary(suite: Suite, results: &[(&SelfTest, Judged)]) -> String {
     s
 }
 
-/// The lines cow.c prints before its plan (what it detected).
+/// The lines a selftest prints about what it detected (cow.c and
+/// gup_longterm.c before their plan, the hugetlb programs after it).
 pub fn preamble(suite: Suite, cfg: &crate::Config) -> Vec<String> {
     let mut v = Vec::new();
+    match suite {
+        Suite::Cow | Suite::GupLongterm => {}
+        Suite::MapHugetlb => return vec!["Default size hugepages".into(), "Mapping 256 Mbytes".into()],
+        Suite::HugetlbFaultAfterMadv if cfg.default_hugetlb != 0 => {
+            return vec![format!("[INFO] detected default hugetlb page size: {} KiB", cfg.default_hugetlb / 1024)];
+        }
+        _ => return v,
+    }
     if suite == Suite::Cow && cfg.pmd_size != 0 {
         v.push(format!("[INFO] detected PMD size: {} KiB", cfg.pmd_size / 1024));
         for s in &cfg.thp_sizes {

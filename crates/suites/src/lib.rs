@@ -1,5 +1,8 @@
 //! Scenario generators: the kernel's own selftest matrices
-//! (`tools/testing/selftests/mm/cow.c` and `gup_longterm.c`), test by test,
+//! (`tools/testing/selftests/mm/cow.c` and `gup_longterm.c`) and its
+//! hugetlb selftests (`hugetlb-madvise.c`, `map_hugetlb.c`,
+//! `hugepage-mmap.c`, `hugepage-mremap.c`, `hugepage-shm.c`,
+//! `hugetlb_fault_after_madv.c`), test by test,
 //! in the selftests' order and with their descriptions, as scenario text.
 //!
 //! A generated [`SelfTest`] is an ordinary scenario plus a little metadata
@@ -17,7 +20,12 @@
 mod builder;
 pub mod cow;
 pub mod gup_longterm;
+pub mod hugepage_mremap;
+pub mod hugepage_shm;
+pub mod hugetlb_fault_after_madv;
+pub mod hugetlb_madvise;
 pub mod ktap;
+pub mod map_hugetlb;
 pub mod random;
 pub mod workloads;
 
@@ -25,21 +33,42 @@ use scenario::report::{Entry, Report, Status};
 use serde::Serialize;
 use std::fmt;
 
-/// The two kernel selftests.
+/// The kernel selftests, by the names of their binaries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Suite {
     Cow,
     GupLongterm,
+    HugetlbMadvise,
+    MapHugetlb,
+    HugepageMmap,
+    HugepageMremap,
+    HugepageShm,
+    HugetlbFaultAfterMadv,
 }
 
 impl Suite {
-    pub const ALL: [Suite; 2] = [Suite::Cow, Suite::GupLongterm];
+    pub const ALL: [Suite; 8] = [
+        Suite::Cow,
+        Suite::GupLongterm,
+        Suite::HugetlbMadvise,
+        Suite::MapHugetlb,
+        Suite::HugepageMmap,
+        Suite::HugepageMremap,
+        Suite::HugepageShm,
+        Suite::HugetlbFaultAfterMadv,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Suite::Cow => "cow",
             Suite::GupLongterm => "gup_longterm",
+            Suite::HugetlbMadvise => "hugetlb-madvise",
+            Suite::MapHugetlb => "map_hugetlb",
+            Suite::HugepageMmap => "hugepage-mmap",
+            Suite::HugepageMremap => "hugepage-mremap",
+            Suite::HugepageShm => "hugepage-shm",
+            Suite::HugetlbFaultAfterMadv => "hugetlb_fault_after_madv",
         }
     }
 
@@ -57,6 +86,9 @@ pub struct Config {
     pub thp_sizes: Vec<u64>,
     /// hugetlb page sizes, in /sys/kernel/mm/hugepages readdir order.
     pub hugetlb_sizes: Vec<u64>,
+    /// The default huge page size (`Hugepagesize` of /proc/meminfo; 0:
+    /// none), what the hugetlb selftests use.
+    pub default_hugetlb: u64,
     /// Built with liburing (adds the io_uring cases).
     pub liburing: bool,
     /// `/tmp` is tmpfs (else a disk filesystem with dirty tracking).
@@ -65,12 +97,13 @@ pub struct Config {
 
 impl Config {
     /// This machine: 4 KiB pages, mTHP 16 KiB … 2 MiB, hugetlb 2 MiB and
-    /// 1 GiB, liburing, `/tmp` on ext4.
+    /// 1 GiB (2 MiB the default), liburing, `/tmp` on ext4.
     pub fn this_machine() -> Config {
         Config {
             pmd_size: 2 << 20,
             thp_sizes: (2..=9).map(|o| 4096u64 << o).collect(),
             hugetlb_sizes: vec![2 << 20, 1 << 30],
+            default_hugetlb: 2 << 20,
             liburing: true,
             tmp_is_tmpfs: false,
         }
@@ -157,6 +190,12 @@ pub fn generate(suite: Suite, cfg: &Config) -> Vec<SelfTest> {
     match suite {
         Suite::Cow => cow::generate(cfg),
         Suite::GupLongterm => gup_longterm::generate(cfg),
+        Suite::HugetlbMadvise => hugetlb_madvise::generate(cfg),
+        Suite::MapHugetlb => map_hugetlb::generate_map_hugetlb(cfg),
+        Suite::HugepageMmap => map_hugetlb::generate_hugepage_mmap(cfg),
+        Suite::HugepageMremap => hugepage_mremap::generate(cfg),
+        Suite::HugepageShm => hugepage_shm::generate(cfg),
+        Suite::HugetlbFaultAfterMadv => hugetlb_fault_after_madv::generate(cfg),
     }
 }
 

@@ -11,7 +11,9 @@ use suites::{ktap, Config, Judged, Outcome, SelfTest, Suite};
 /// model; exit 0 when no test is `not ok`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which suite: cow, gup_longterm or all.
+    /// Which suite: cow, gup_longterm, hugetlb-madvise, map_hugetlb,
+    /// hugepage-mmap, hugepage-mremap, hugepage-shm, hugetlb_fault_after_madv
+    /// or all.
     #[arg(default_value = "all")]
     suite: String,
     /// Kernel profile to model.
@@ -76,7 +78,7 @@ pub fn main(a: Args) -> u8 {
         s => match Suite::parse(s) {
             Some(s) => vec![s],
             None => {
-                eprintln!("cowlab: unknown suite `{s}`; suites are: cow, gup_longterm, all");
+                eprintln!("cowlab: unknown suite `{s}`; suites are: cow, gup_longterm, hugetlb-madvise, map_hugetlb, hugepage-mmap, hugepage-mremap, hugepage-shm, hugetlb_fault_after_madv, all");
                 return EXIT_USAGE;
             }
         },
