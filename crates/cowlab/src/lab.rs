@@ -56,8 +56,8 @@ impl Choice {
     /// The policy this choice stands for, or why it is not one.
     pub fn policy(&self) -> Result<Policy, String> {
         let name = self.profile.as_deref().unwrap_or(scenario::DEFAULT_PROFILE);
-        let mut p =
-            Policy::profile(name).ok_or_else(|| format!("unknown profile `{name}`; profiles are: {}", mm::policy::PROFILES.join(", ")))?;
+        let mut p = Policy::profile(name)
+            .ok_or_else(|| format!("unknown profile `{name}`; profiles are: {}", mm::policy::profile_names().join(", ")))?;
         for (k, v) in &self.knobs {
             p.set(k, v)?;
         }

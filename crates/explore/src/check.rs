@@ -163,17 +163,11 @@ pub fn explore(race: &Race, opts: Options) -> Report {
 /// The profile and the knobs set away from it.
 fn policy_text(k: &Kernel) -> String {
     let base = mm::Policy::profile(&k.policy.profile).unwrap_or_default();
-    let value = |p: &mm::Policy, knob: &mm::policy::Knob| {
-        knob.values.iter().find(|v| {
-            let mut q = p.clone();
-            q.set(knob.name, v).is_ok() && q == *p
-        })
-    };
     let changed: Vec<String> = mm::policy::KNOBS
         .iter()
         .filter_map(|knob| {
-            let now = value(&k.policy, knob)?;
-            (value(&base, knob) != Some(now)).then(|| format!("{}={now}", knob.name))
+            let now = k.policy.get(knob.name)?;
+            (base.get(knob.name) != Some(now)).then(|| format!("{}={now}", knob.name))
         })
         .collect();
     if changed.is_empty() {

@@ -7,6 +7,7 @@ use crate::kernel::{GupHandle, GupRecord, Kernel};
 use crate::memory::{FaultFlags, VmFault};
 use crate::mmap_lock::MmapReadGuard;
 use crate::pgtable::{Entry, Level, Present};
+use crate::policy::Hugepd;
 use crate::types::*;
 use crate::vma::Vma;
 use std::fmt;
@@ -235,8 +236,16 @@ impl Kernel {
     /// write through a read-only private mapping meets once its fault has
     /// left an exclusive anon page behind the still read-only entry. The
     /// PMD and PUD checks look at the leaf's first page, as the kernel's
-    /// do.
-    fn follow_page_mask(&mut self, mm: MmId, vma: &Vma, addr: u64, flags: GupFlags) -> SysResult<Follow> {
+    /// do. `cow_done` is 5.8's FOLL_COW (see [`Policy::gup_cow_break`]): a
+    /// write fault already broke COW in a VMA without VM_WRITE, so a dirty
+    /// read-only entry will do. With hugepd directories a hugetlb VMA goes
+    /// to [`Kernel::follow_hugepd`] instead.
+    ///
+    /// [`Policy::gup_cow_break`]: crate::policy::Policy::gup_cow_break
+    fn follow_page_mask(&mut self, mm: MmId, vma: &Vma, addr: u64, flags: GupFlags, cow_done: bool) -> SysResult<Follow> {
+        if vma.hugetlb.is_some() && self.policy.hugepd != Hugepd::Off {
+            return Ok(self.follow_hugepd(mm, vma, addr, flags));
+        }
         let Some(leaf) = self.mm(mm).pt.lookup(addr) else { return Ok(Follow::NoPage) };
         let Entry::Present(p) = leaf.entry else { return Ok(Follow::NoPage) };
         if flags.write {
@@ -244,7 +253,7 @@ impl Kernel {
             let ok = match leaf.level {
                 Level::Pte | Level::Pmd => self.can_follow_write_pte(vma, p, head, flags),
                 Level::Pud => self.can_follow_write_pud(vma, p, head, flags),
-            };
+            } || (self.policy.gup_cow_break && cow_done && p.dirty);
             if !ok {
                 return Ok(Follow::NoPage);
             }
@@ -261,6 +270,42 @@ impl Kernel {
         Ok(Follow::Page(folio, page, left))
     }
 
+    /// `follow_hugepd()` of 6.10 (mm/gup.c; hugepd and this function are
+    /// gone in 6.18) for a hugetlb VMA on an architecture with hugepd
+    /// directories: under the page-table lock it runs GUP-fast's hugepd
+    /// walker `gup_hugepte()` for the one page. The walker takes the page
+    /// only if the entry allows the access (a write needs a writable entry:
+    /// `pte_access_permitted()`, no FOLL_FORCE rule), the folio may be
+    /// pinned this way (`folio_fast_pin_allowed()`) and `gup_must_unshare()`
+    /// does not object; the model asks those before the grab, where the
+    /// walker grabs and puts back, which leaves the same counts. What the
+    /// walker gets to see of the VMA and what its refusal becomes is the
+    /// knob `hugepd` ([`Hugepd`]): with the fix, the VMA and -EMLINK (an
+    /// unshare fault follows); as a12083d721d7 first had it, no VMA and
+    /// "no page", which GUP answers with a read fault that finds the page
+    /// present and changes nothing. The rest of the huge page comes with
+    /// the first page (`ctx->page_mask`).
+    fn follow_hugepd(&mut self, mm: MmId, vma: &Vma, addr: u64, flags: GupFlags) -> Follow {
+        let Some(leaf) = self.mm(mm).pt.lookup(addr) else { return Follow::NoPage };
+        let Entry::Present(p) = leaf.entry else { return Follow::NoPage };
+        if flags.write && !p.write {
+            return Follow::NoPage;
+        }
+        let (folio, page) = leaf.page_for(addr).expect("present");
+        if !self.gup_fast_folio_allowed(folio, flags) {
+            return Follow::NoPage;
+        }
+        let fixed = self.policy.hugepd == Hugepd::Vma;
+        if !p.write && self.gup_must_unshare(fixed.then_some(vma), flags, folio, page) {
+            return if fixed { Follow::Unshare } else { Follow::NoPage };
+        }
+        if !self.try_grab_folio(folio, 1, flags) {
+            return Follow::NoPage;
+        }
+        let left = (leaf.addr + leaf.level.size() - page_align_down(addr)) / PAGE_SIZE;
+        Follow::Page(folio, page, left)
+    }
+
     /// `__get_user_pages()`: walk, fault in what is missing or must be
     /// unshared, grab. Returns the pages collected and the error that ended
     /// the walk early, if any.
@@ -273,16 +318,21 @@ impl Kernel {
         }
         let mut pages = Vec::new();
         let mut retries = 0;
+        let mut cow_done = false;
         while (pages.len() as u64) < nr {
             let addr = start + pages.len() as u64 * PAGE_SIZE;
             let Some(vma) = self.mm(mm).vma(addr).cloned() else { return (pages, Some(Errno::EFAULT.into())) };
             if let Err(e) = self.check_vma_flags(&vma, flags) {
                 return (pages, Some(e));
             }
-            match self.follow_page_mask(mm, &vma, addr, flags) {
+            // 5.8's should_force_cow_break(): in a COW mapping every GUP is
+            // done as a write, after the VMA check of the caller's flags.
+            let foll = if self.policy.gup_cow_break && vma.is_cow_mapping() { flags.with_write() } else { flags };
+            match self.follow_page_mask(mm, &vma, addr, foll, cow_done) {
                 Err(e) => return (pages, Some(e)),
                 Ok(Follow::Page(folio, page, left)) => {
                     retries = 0;
+                    cow_done = false;
                     let k = left.min(nr - pages.len() as u64);
                     if k > 1 && !self.try_grab_folio(folio, k - 1, flags) {
                         return (pages, Some(Errno::ENOMEM.into()));
@@ -299,7 +349,8 @@ impl Kernel {
                         return (pages, Some(SysError::Livelock));
                     }
                     let unshare = matches!(f, Follow::Unshare);
-                    let ff = FaultFlags { write: flags.write, unshare };
+                    let ff = FaultFlags { write: foll.write, unshare };
+                    cow_done = foll.write && !vma.prot.write;
                     if unshare {
                         self.event(pid, EventKind::Gup, "gup_must_unshare", Some(addr), || {
                             "R/O pin of a possibly shared page → unshare fault".into()

@@ -197,9 +197,12 @@ impl Kernel {
             }
             GupFastState::Walk { addr } | GupFastState::PteRange { addr } => {
                 let end = g.start + g.nr * PAGE_SIZE;
+                // 5.8 (gup_cow_break): the lockless walk takes only writable
+                // entries; the slow path decides per VMA whether to break COW.
+                let walk_flags = if self.policy.gup_cow_break { g.flags.with_write() } else { g.flags };
                 let walk = match g.state {
-                    GupFastState::PteRange { .. } => self.gup_fast_pte_range(g.mm, addr, g.flags),
-                    _ => self.gup_fast_pgd_range(g.mm, addr, g.flags, end),
+                    GupFastState::PteRange { .. } => self.gup_fast_pte_range(g.mm, addr, walk_flags),
+                    _ => self.gup_fast_pgd_range(g.mm, addr, walk_flags, end),
                 };
                 match walk {
                     Walk::Bail(func, why) => {
@@ -432,7 +435,7 @@ impl Kernel {
     /// `gup_fast_folio_allowed()`: without a VMA, a writable long-term pin
     /// may only take anon, shmem or hugetlb folios; other file folios (which
     /// may need dirty tracking) are left to the slow path to judge.
-    fn gup_fast_folio_allowed(&self, folio: FolioId, flags: GupFlags) -> bool {
+    pub(crate) fn gup_fast_folio_allowed(&self, folio: FolioId, flags: GupFlags) -> bool {
         if !(flags.write && flags.longterm) {
             return true;
         }

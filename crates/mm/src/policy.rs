@@ -87,6 +87,34 @@ pub enum LargeAnonReuse {
     Never,
 }
 
+/// How slow GUP reaches a hugetlb page: through page-table leaves, or
+/// through the hugepd directories that powerpc 8xx and e500 used for huge
+/// pages until 6.11 removed hugepd. With hugepd, 6.10's
+/// `follow_page_mask()` hands a hugepd entry to `follow_hugepd()` (mm/gup.c
+/// of 6.10, gone from 6.18), which runs GUP-fast's hugepd walker
+/// `gup_hugepte()` under the page-table lock. That walker takes a page only
+/// if the entry allows the access (`pte_access_permitted()`: a write needs a
+/// writable entry, FOLL_FORCE does not help) and `gup_must_unshare()` does
+/// not object; otherwise it takes nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Hugepd {
+    /// No hugepd (x86 and the other architectures): hugetlb pages are PMD
+    /// and PUD leaves, followed like THPs (6.18's `follow_page_mask()`).
+    Off,
+    /// hugepd with Peter Xu's fix to a12083d721d7: `follow_hugepd()` passes
+    /// the VMA to the walker, and a page that must be unshared makes it
+    /// answer -EMLINK, so `__get_user_pages()` takes an unshare fault.
+    Vma,
+    /// hugepd as a12083d721d7 "mm/gup: handle hugepd for follow_page()"
+    /// first merged (mm-stable, April 2024): the walker gets no VMA, so
+    /// `gup_must_unshare()` cannot tell a MAP_SHARED mapping from a
+    /// private one and asks to unshare every page-cache page under a R/O
+    /// long-term pin; and the walker's "no page" (0) is passed on as "not
+    /// present" instead of -EMLINK, so GUP takes a read fault, which finds
+    /// the page present and changes nothing, and asks again, forever.
+    NoVma,
+}
+
 /// What kind of swap device backs the run (mm/memory.c: do_swap_page(),
 /// mm/vmscan.c: shrink_folio_list()). Not a kernel rule but the machine's
 /// configuration, which decides which of do_swap_page()'s paths runs.
@@ -186,145 +214,352 @@ pub struct Policy {
     pub page_mapcount: bool,
     /// The swap device kind (`swap=zram|file`).
     pub swap: SwapKind,
+    /// 5.8 only (17839856fd58 "gup: document and work around 'COW can
+    /// break either way' issue", removed by a308c71bf1e6 in 5.9): GUP
+    /// (FOLL_GET or FOLL_PIN) in a COW mapping is done as a write, so a
+    /// shared anonymous page is copied before GUP takes it, even for a
+    /// read (`should_force_cow_break()` in `__get_user_pages()`). GUP-fast
+    /// takes only writable entries (it walks with FOLL_WRITE added), and a
+    /// read-only VMA is handled by the FOLL_COW rule of that release's
+    /// `can_follow_write_pte()`: after the write fault broke COW, a dirty
+    /// read-only entry is good enough.
+    pub gup_cow_break: bool,
+    /// hugepd directories for hugetlb and how slow GUP follows them (see
+    /// [`Hugepd`]).
+    pub hugepd: Hugepd,
 }
 
-/// Description of one knob, for `cowlab policies` and error messages.
+/// Textual names of an enum knob's values, in one place for `set`, `get`
+/// and the knob table.
+macro_rules! named_values {
+    ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            pub const NAMES: &'static [&'static str] = &[$($s),*];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$v => $s),*
+                }
+            }
+
+            pub fn parse(v: &str) -> Option<Self> {
+                match v {
+                    $($s => Some(Self::$v),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+named_values!(AnonReuse { AnonExclusive => "anon_exclusive", Refcount => "refcount", Mapcount => "mapcount" });
+named_values!(VmspliceGup { Get => "get", Pin => "pin" });
+named_values!(HugetlbReuse { Mapcount => "mapcount", Refcount => "refcount", RefcountNaive => "refcount_naive" });
+named_values!(HugetlbCowFail { Steal => "steal", Sigbus => "sigbus" });
+named_values!(HugetlbPudFork { Copy => "copy", Skip => "skip" });
+named_values!(LargeAnonReuse { MmId => "mm_id", Never => "never" });
+named_values!(SwapKind { File => "file", Zram => "zram" });
+named_values!(Hugepd { Off => "off", Vma => "vma", NoVma => "no_vma" });
+
+/// One knob: its name, values, meaning, and how to read and set it. The
+/// table [`KNOBS`] is the only list of knobs: `--set`, `cowlab knobs`,
+/// `cowlab profiles` and `Display` all go through it.
 pub struct Knob {
     pub name: &'static str,
     pub values: &'static [&'static str],
     pub about: &'static str,
+    get: fn(&Policy) -> &'static str,
+    set: fn(&mut Policy, &str) -> Option<()>,
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+fn parse_on_off(v: &str) -> Option<bool> {
+    match v {
+        "on" | "true" | "1" => Some(true),
+        "off" | "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+const ON_OFF: &[&str] = &["on", "off"];
+
+/// A knob backed by an enum with [`named_values!`] names.
+macro_rules! enum_knob {
+    ($name:literal, $field:ident, $t:ty, $about:expr) => {
+        Knob {
+            name: $name,
+            values: <$t>::NAMES,
+            about: $about,
+            get: |p| p.$field.name(),
+            set: |p, v| {
+                p.$field = <$t>::parse(v)?;
+                Some(())
+            },
+        }
+    };
+}
+
+/// An on/off knob backed by a bool field.
+macro_rules! bool_knob {
+    ($name:literal, $field:ident, $about:expr) => {
+        Knob {
+            name: $name,
+            values: ON_OFF,
+            about: $about,
+            get: |p| on_off(p.$field),
+            set: |p, v| {
+                p.$field = parse_on_off(v)?;
+                Some(())
+            },
+        }
+    };
 }
 
 pub const KNOBS: &[Knob] = &[
-    Knob {
-        name: "anon_reuse",
-        values: &["anon_exclusive", "refcount", "mapcount"],
-        about: "small anon COW reuse rule: 5.19+ / 5.9-5.18 / pre-5.8 (CVE-2020-29374)",
-    },
-    Knob { name: "vmsplice", values: &["get", "pin"], about: "vmsplice() takes FOLL_GET (6.18) or FOLL_PIN" },
-    Knob {
-        name: "hugetlb_reuse",
-        values: &["mapcount", "refcount", "refcount_naive"],
-        about: "hugetlb_wp() reuse rule: mapcount == 1 (6.18), all references explained, or refcount == 1 counting the fault path's own reference",
-    },
-    Knob {
-        name: "hugetlb_cow_fail",
-        values: &["steal", "sigbus"],
-        about: "failed hugetlb COW: owner steals via unmap_ref_private (6.18) or SIGBUS",
-    },
-    Knob {
-        name: "hugetlb_pud_fork",
-        values: &["copy", "skip"],
-        about: "fork of a 1 GiB hugetlb entry: copy, or skip as 6.18 does when a PUD table's pt_share_count is stale",
-    },
-    Knob { name: "gup_fast_seqcount", values: &["on", "off"], about: "GUP-fast write_protect_seq check for FOLL_PIN (57efa1fe5957)" },
-    Knob { name: "gup_fast_recheck", values: &["on", "off"], about: "GUP-fast PTE/leaf recheck after grabbing (2667f50e8b81)" },
-    Knob {
-        name: "gup_fast_pmd_recheck",
-        values: &["on", "off"],
-        about: "gup_fast_pte_range() rechecks the PMD of its PTE table (70cbc3cc78a9)",
-    },
-    Knob {
-        name: "gup_fast_ae_recheck",
-        values: &["on", "off"],
-        about: "GUP-fast tests PageAnonExclusive of a R/O entry after the pin (a7f226604170)",
-    },
-    Knob {
-        name: "collapse_table_sync",
-        values: &["on", "off"],
-        about: "THP collapse waits for IRQ-disabled GUP-fast walkers by IPI (2ba99c5e0881)",
-    },
-    Knob {
-        name: "collapse_refcount_check",
-        values: &["on", "off"],
-        about: "THP collapse refuses pages with extra references (ba76149f47d8)",
-    },
-    Knob {
-        name: "swapout_clear_pte_first",
-        values: &["on", "off"],
-        about: "swap-out clears the PTE before checking for pins and clearing AE (088b8aa537c2)",
-    },
-    Knob {
-        name: "hugetlb_zap_free_first",
-        values: &["on", "off"],
-        about: "a hugetlb zap frees its pages before hugetlb_zap_end() lets faults in (6.18's zap_page_range_single_batched())",
-    },
-    Knob {
-        name: "pkeys",
-        values: &["on", "off"],
-        about: "x86 protection keys (this machine: on): PROT_EXEC-only memory is unreadable to loads and GUP",
-    },
-    Knob {
-        name: "large_anon_reuse",
-        values: &["mm_id", "never"],
-        about: "COW reuse of PTE-mapped large anon folios: by MM_ID bookkeeping (6.15+, 1da190f4d0a6) or never (6.14 and before)",
-    },
-    Knob {
-        name: "page_mapcount",
-        values: &["on", "off"],
-        about: "CONFIG_PAGE_MAPCOUNT (this machine: on): per-page mapcounts behind pagemap's exclusive bit and kpagecount",
-    },
-    Knob {
-        name: "swap",
-        values: &["file", "zram"],
-        about: "the swap device: a swap file (pages stay in the swap cache; default) or zram (synchronous, swap-ins of unshared slots skip the swap cache); a live run creates this kind",
-    },
+    enum_knob!("anon_reuse", anon_reuse, AnonReuse, "small anon COW reuse rule: 5.19+ / 5.9-5.18 / pre-5.9 (CVE-2020-29374)"),
+    enum_knob!("vmsplice", vmsplice, VmspliceGup, "vmsplice() takes FOLL_GET (6.18) or FOLL_PIN"),
+    enum_knob!(
+        "hugetlb_reuse",
+        hugetlb_reuse,
+        HugetlbReuse,
+        "hugetlb_wp() reuse rule: mapcount == 1 (6.18), all references explained, or refcount == 1 counting the fault path's own reference"
+    ),
+    enum_knob!(
+        "hugetlb_cow_fail",
+        hugetlb_cow_fail,
+        HugetlbCowFail,
+        "failed hugetlb COW: owner steals via unmap_ref_private (6.18) or SIGBUS"
+    ),
+    enum_knob!(
+        "hugetlb_pud_fork",
+        hugetlb_pud_fork,
+        HugetlbPudFork,
+        "fork of a 1 GiB hugetlb entry: copy, or skip as 6.18 does when a PUD table's pt_share_count is stale"
+    ),
+    bool_knob!("gup_fast_seqcount", gup_fast_seqcount, "GUP-fast write_protect_seq check for FOLL_PIN (57efa1fe5957, 5.11)"),
+    bool_knob!("gup_fast_recheck", gup_fast_recheck, "GUP-fast PTE/leaf recheck after grabbing (2667f50e8b81)"),
+    bool_knob!("gup_fast_pmd_recheck", gup_fast_pmd_recheck, "gup_fast_pte_range() rechecks the PMD of its PTE table (70cbc3cc78a9, 6.0)"),
+    bool_knob!("gup_fast_ae_recheck", gup_fast_ae_recheck, "GUP-fast tests PageAnonExclusive of a R/O entry after the pin (a7f226604170, 5.19)"),
+    bool_knob!(
+        "collapse_table_sync",
+        collapse_table_sync,
+        "THP collapse waits for IRQ-disabled GUP-fast walkers by IPI (2ba99c5e0881, 6.1)"
+    ),
+    bool_knob!("collapse_refcount_check", collapse_refcount_check, "THP collapse refuses pages with extra references (ba76149f47d8)"),
+    bool_knob!(
+        "swapout_clear_pte_first",
+        swapout_clear_pte_first,
+        "swap-out clears the PTE before checking for pins and clearing AE (088b8aa537c2, 6.0)"
+    ),
+    bool_knob!(
+        "hugetlb_zap_free_first",
+        hugetlb_zap_free_first,
+        "a hugetlb zap frees its pages before hugetlb_zap_end() lets faults in (6.18's zap_page_range_single_batched())"
+    ),
+    bool_knob!(
+        "pkeys",
+        pkeys,
+        "x86 protection keys (this machine: on): PROT_EXEC-only memory is unreadable to loads and GUP"
+    ),
+    enum_knob!(
+        "large_anon_reuse",
+        large_anon_reuse,
+        LargeAnonReuse,
+        "COW reuse of PTE-mapped large anon folios: by MM_ID bookkeeping (6.15+, 1da190f4d0a6) or never (6.14 and before)"
+    ),
+    bool_knob!(
+        "page_mapcount",
+        page_mapcount,
+        "CONFIG_PAGE_MAPCOUNT (this machine: on): per-page mapcounts behind pagemap's exclusive bit and kpagecount"
+    ),
+    enum_knob!(
+        "swap",
+        swap,
+        SwapKind,
+        "the swap device: a swap file (pages stay in the swap cache; default) or zram (synchronous, swap-ins of unshared slots skip the swap cache); a live run creates this kind"
+    ),
+    bool_knob!("gup_cow_break", gup_cow_break, "GUP in a COW mapping breaks COW even for reads (17839856fd58; 5.8 only)"),
+    enum_knob!(
+        "hugepd",
+        hugepd,
+        Hugepd,
+        "hugetlb behind powerpc hugepd directories: off (x86), vma (6.10 with Peter Xu's fix), no_vma (a12083d721d7 alone: R/O long-term pins of MAP_SHARED hugetlb loop)"
+    ),
 ];
 
 /// Knobs that describe the machine rather than a kernel rule: a live
 /// backend honours them by configuring the host (see `crates/live`).
 pub const MACHINE_KNOBS: &[&str] = &["swap"];
+
 /// What one built-in profile stands for: the commits that made its rules,
 /// and what it leaves out. Listed in release order (`cowlab history` walks
 /// them in this order).
 pub struct ProfileInfo {
     pub name: &'static str,
+    /// The architecture line: `x86` for the release chain `cowlab history`
+    /// walks by default, `powerpc-hugepd` for the hugepd profiles.
+    pub arch: &'static str,
     pub about: &'static str,
+    /// The knob values that differ from `linux-6.18`; every other knob
+    /// has its 6.18 value.
+    pub knobs: &'static [(&'static str, &'static str)],
     /// (commit, title, release it landed in): the changes since the
-    /// previous profile that the knob values stand for.
+    /// previous profile of the same line that the knob values stand for.
     pub commits: &'static [(&'static str, &'static str, &'static str)],
     pub leaves_out: &'static str,
 }
 
-/// The profiles, oldest first. Commit ids and titles were checked against
-/// the linux-mm/LKML threads that cite them, releases against those
-/// threads' dates and reports (not against the trees of those releases,
-/// which this project does not have): 17839856fd58 was merged for 5.8 and
-/// replaced by 09854ba94c6a and a308c71bf1e6 in 5.9; 70e806e4e645 is dated
-/// 2020-09-27 (5.9); 6c287605fd56 is the 5.19 PG_anon_exclusive series.
+/// The knobs of the GUP-fast fixes from 6.0 and 6.1, off for profiles
+/// older than those releases.
+const BEFORE_6_0: [(&str, &str); 3] = [("gup_fast_pmd_recheck", "off"), ("collapse_table_sync", "off"), ("swapout_clear_pte_first", "off")];
+
+/// The profiles, oldest first. How the releases were established is in
+/// docs/history.md ("Sources"): the trees of those releases are not
+/// stored here, so each release comes from the merge and backport records
+/// that name the commit.
 pub const PROFILE_INFO: &[ProfileInfo] = &[
     ProfileInfo {
         name: "linux-5.7",
+        arch: "x86",
         about: "anonymous COW reuse by mapcount (reuse_swap_page()); GUP never breaks COW; fork does not copy pinned pages: \
                 CVE-2020-29374 leaks",
+        knobs: &[
+            ("anon_reuse", "mapcount"),
+            ("gup_fast_seqcount", "off"),
+            ("gup_fast_ae_recheck", "off"),
+            BEFORE_6_0[0],
+            BEFORE_6_0[1],
+            BEFORE_6_0[2],
+            ("large_anon_reuse", "never"),
+        ],
         commits: &[],
-        leaves_out: "17839856fd58 (5.8: GUP breaks COW even for reads), which no profile models yet; GUP-fast's \
-                     write_protect_seq check (57efa1fe5957, added later) is on as in 6.18",
+        leaves_out: "FOLL_PIN accounting details of 5.7 (the model pins as 6.18 does); mTHP and the selftests' mTHP cases, which \
+                     5.7 did not have",
     },
     ProfileInfo {
-        name: "linux-5.18",
-        about: "anonymous COW reuse iff the page's refcount is 1; fork copies maybe-pinned pages (MMF_HAS_PINNED); no unshare \
-                fault for R/O pins, so R/O pins of shared pages lose coherency",
+        name: "linux-5.8",
+        arch: "x86",
+        about: "as 5.7, but GUP in a COW mapping breaks COW even for reads: vmsplice() and R/O pins copy a shared page first",
+        knobs: &[
+            ("anon_reuse", "mapcount"),
+            ("gup_cow_break", "on"),
+            ("gup_fast_seqcount", "off"),
+            ("gup_fast_ae_recheck", "off"),
+            BEFORE_6_0[0],
+            BEFORE_6_0[1],
+            BEFORE_6_0[2],
+            ("large_anon_reuse", "never"),
+        ],
+        commits: &[("17839856fd58", "gup: document and work around \"COW can break either way\" issue", "5.8")],
+        leaves_out: "the regressions the forced COW caused (uffd-wp, strace on DAX) that made 5.9 replace it",
+    },
+    ProfileInfo {
+        name: "linux-5.9",
+        arch: "x86",
+        about: "5.9 and 5.10: anonymous COW reuse iff the refcount is 1, the forced COW of 5.8 removed; fork copies maybe-pinned \
+                pages (MMF_HAS_PINNED); GUP-fast does not yet sample write_protect_seq, so it can race fork",
+        knobs: &[
+            ("anon_reuse", "refcount"),
+            ("gup_fast_seqcount", "off"),
+            ("gup_fast_ae_recheck", "off"),
+            BEFORE_6_0[0],
+            BEFORE_6_0[1],
+            BEFORE_6_0[2],
+            ("large_anon_reuse", "never"),
+        ],
         commits: &[
             ("09854ba94c6a", "mm: do_wp_page() simplification", "5.9"),
             ("a308c71bf1e6", "mm/gup: Remove enfornced COW mechanism", "5.9"),
             ("008cfe4418b3", "mm: Introduce mm_struct.has_pinned", "5.9"),
             ("70e806e4e645", "mm: Do early cow for pinned pages during fork() for ptes", "5.9"),
         ],
-        leaves_out: "the 5.18 FAULT_FLAG_UNSHARE for THP and hugetlb (mapcount based); GUP-fast's write_protect_seq check is on as in \
-                     6.18",
+        leaves_out: "hugetlb pages are copied at fork when pinned only from 4eae4efa2c29 (5.12); the model copies them as for \
+                     small pages",
+    },
+    ProfileInfo {
+        name: "linux-5.18",
+        arch: "x86",
+        about: "5.11 to 5.18: as 5.9, and GUP-fast FOLL_PIN backs off when a fork write-protected the mm meanwhile; still no \
+                unshare fault for R/O pins, so R/O pins of shared pages lose coherency",
+        knobs: &[
+            ("anon_reuse", "refcount"),
+            ("gup_fast_ae_recheck", "off"),
+            BEFORE_6_0[0],
+            BEFORE_6_0[1],
+            BEFORE_6_0[2],
+            ("large_anon_reuse", "never"),
+        ],
+        commits: &[("57efa1fe5957", "mm/gup: prevent gup_fast from racing with COW during fork", "5.11")],
+        leaves_out: "the reuse optimisations of 5.18 for pages in the swap cache and LRU pagevecs (same outcomes under the \
+                     refcount rule as the model's)",
+    },
+    ProfileInfo {
+        name: "linux-5.19",
+        arch: "x86",
+        about: "PageAnonExclusive, unshare faults for R/O pins (slow GUP and GUP-fast); the GUP-fast races of 6.0/6.1 still open",
+        knobs: &[BEFORE_6_0[0], BEFORE_6_0[1], BEFORE_6_0[2], ("large_anon_reuse", "never")],
+        commits: &[
+            ("6c287605fd56", "mm: remember exclusively mapped anonymous pages with PG_anon_exclusive", "5.19"),
+            ("a7f226604170", "mm/gup: trigger FAULT_FLAG_UNSHARE when R/O-pinning a possibly shared anonymous page", "5.19"),
+        ],
+        leaves_out: "R/O long-term pins of page-cache pages in private mappings unshare only from 84209e87c696 \"mm/gup: \
+                     reliable R/O long-term pinning in COW mappings\" (a later release); the model unshares them as 6.18 does",
+    },
+    ProfileInfo {
+        name: "linux-6.10-rc-ppc-hugepd",
+        arch: "powerpc-hugepd",
+        about: "powerpc with hugepd (8xx / e500) on mm-stable before 6.10: follow_hugepd() gives GUP-fast's hugepd walker no VMA, \
+                so a R/O long-term pin of a MAP_SHARED hugetlb page loops forever (and R/O pins of shared anonymous hugetlb pages too)",
+        knobs: &[("hugepd", "no_vma"), ("pkeys", "off"), ("large_anon_reuse", "never")],
+        commits: &[("a12083d721d7", "mm/gup: handle hugepd for follow_page()", "6.10-rc (mm-stable, April 2024)")],
+        leaves_out: "powerpc's huge page sizes (8xx: 16 KiB, 512 KiB, 8 MiB) and page-table layout: the model keeps 2 MiB and \
+                     1 GiB hugetlb so the same tests run; powerpc has no protection keys on 8xx / e500",
+    },
+    ProfileInfo {
+        name: "linux-6.10-ppc-hugepd",
+        arch: "powerpc-hugepd",
+        about: "powerpc with hugepd as released in 6.10: follow_hugepd() passes the VMA and answers -EMLINK when the page must \
+                be unshared",
+        knobs: &[("hugepd", "vma"), ("pkeys", "off"), ("large_anon_reuse", "never")],
+        commits: &[("(Peter Xu)", "fix to a12083d721d7: pass the VMA to the hugepd walker, -EMLINK for unshare", "6.10")],
+        leaves_out: "as linux-6.10-rc-ppc-hugepd; hugepd is gone from 6.11 on",
+    },
+    ProfileInfo {
+        name: "linux-6.14",
+        arch: "x86",
+        about: "6.1 to 6.14: the GUP-fast fixes against collapse and swap-out; no COW reuse of PTE-mapped large folios",
+        knobs: &[("large_anon_reuse", "never")],
+        commits: &[
+            ("088b8aa537c2", "mm: fix PageAnonExclusive clearing racing with concurrent RCU GUP-fast", "6.0"),
+            ("70cbc3cc78a9", "mm: gup: fix the fast GUP race against THP collapse", "6.0"),
+            ("2ba99c5e0881", "mm/khugepaged: fix GUP-fast interaction by sending IPI", "6.1"),
+        ],
+        leaves_out: "everything between 6.1 and 6.14 the model does not distinguish (6.10 is modelled as this, plus hugepd \
+                     for powerpc)",
     },
     ProfileInfo {
         name: "linux-6.18",
-        about: "this machine's kernel: PageAnonExclusive, unshare faults for R/O pins, hugetlb_wp() reuse by mapcount, \
-                vmsplice with FOLL_GET (the 8 hugetlb vmsplice XFAILs), unmap_ref_private() on a failed owner COW",
-        commits: &[("6c287605fd56", "mm: remember exclusively mapped anonymous pages with PG_anon_exclusive", "5.19")],
+        arch: "x86",
+        about: "this machine's kernel (6.15 to 6.18 in the model): COW reuse of PTE-mapped large folios by MM_ID, \
+                hugetlb_wp() reuse by mapcount, vmsplice with FOLL_GET (the 8 hugetlb vmsplice XFAILs), \
+                unmap_ref_private() on a failed owner COW",
+        knobs: &[],
+        commits: &[("1da190f4d0a6", "mm: Copy-on-Write (COW) reuse support for PTE-mapped THP", "6.15")],
         leaves_out: "the 1 GiB fork skip of divergences §1 (knob hugetlb_pud_fork=skip)",
     },
 ];
 
-/// Names of the built-in profiles.
-pub const PROFILES: &[&str] = &["linux-6.18", "linux-5.18", "linux-5.7"];
+/// Names of the built-in profiles, oldest first.
+pub fn profile_names() -> Vec<&'static str> {
+    PROFILE_INFO.iter().map(|i| i.name).collect()
+}
 
 impl Default for Policy {
     fn default() -> Self {
@@ -354,17 +589,18 @@ impl Policy {
             large_anon_reuse: LargeAnonReuse::MmId,
             page_mapcount: true,
             swap: SwapKind::default(),
+            gup_cow_break: false,
+            hugepd: Hugepd::Off,
         }
     }
 
-    /// A built-in profile by name.
+    /// A built-in profile by name (`default` is `linux-6.18`).
     pub fn profile(name: &str) -> Option<Policy> {
+        let name = if name == "default" { "linux-6.18" } else { name };
+        let info = PROFILE_INFO.iter().find(|i| i.name == name)?;
         let mut p = Policy::linux_6_18();
-        match name {
-            "linux-6.18" | "default" => {}
-            "linux-5.18" => p.anon_reuse = AnonReuse::Refcount,
-            "linux-5.7" => p.anon_reuse = AnonReuse::Mapcount,
-            _ => return None,
+        for (k, v) in info.knobs {
+            p.set(k, v).expect("the profile table names knobs and values that exist");
         }
         p.profile = name.to_string();
         Some(p)
@@ -372,80 +608,16 @@ impl Policy {
 
     /// Sets one knob from its textual form.
     pub fn set(&mut self, knob: &str, value: &str) -> Result<(), String> {
-        let bad = || {
-            let k = KNOBS.iter().find(|k| k.name == knob);
-            match k {
-                Some(k) => format!("knob `{knob}` takes one of: {}", k.values.join(", ")),
-                None => format!("unknown knob `{knob}`; knobs are: {}", KNOBS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")),
-            }
+        let Some(k) = KNOBS.iter().find(|k| k.name == knob) else {
+            return Err(format!("unknown knob `{knob}`; knobs are: {}", KNOBS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")));
         };
-        let on_off = |v: &str| match v {
-            "on" | "true" | "1" => Ok(true),
-            "off" | "false" | "0" => Ok(false),
-            _ => Err(bad()),
-        };
-        match (knob, value) {
-            ("anon_reuse", "anon_exclusive") => self.anon_reuse = AnonReuse::AnonExclusive,
-            ("anon_reuse", "refcount") => self.anon_reuse = AnonReuse::Refcount,
-            ("anon_reuse", "mapcount") => self.anon_reuse = AnonReuse::Mapcount,
-            ("vmsplice", "get") => self.vmsplice = VmspliceGup::Get,
-            ("vmsplice", "pin") => self.vmsplice = VmspliceGup::Pin,
-            ("hugetlb_reuse", "mapcount") => self.hugetlb_reuse = HugetlbReuse::Mapcount,
-            ("hugetlb_reuse", "refcount") => self.hugetlb_reuse = HugetlbReuse::Refcount,
-            ("hugetlb_reuse", "refcount_naive") => self.hugetlb_reuse = HugetlbReuse::RefcountNaive,
-            ("hugetlb_cow_fail", "steal") => self.hugetlb_cow_fail = HugetlbCowFail::Steal,
-            ("hugetlb_cow_fail", "sigbus") => self.hugetlb_cow_fail = HugetlbCowFail::Sigbus,
-            ("hugetlb_pud_fork", "copy") => self.hugetlb_pud_fork = HugetlbPudFork::Copy,
-            ("hugetlb_pud_fork", "skip") => self.hugetlb_pud_fork = HugetlbPudFork::Skip,
-            ("gup_fast_seqcount", v) => self.gup_fast_seqcount = on_off(v)?,
-            ("gup_fast_recheck", v) => self.gup_fast_recheck = on_off(v)?,
-            ("gup_fast_pmd_recheck", v) => self.gup_fast_pmd_recheck = on_off(v)?,
-            ("gup_fast_ae_recheck", v) => self.gup_fast_ae_recheck = on_off(v)?,
-            ("collapse_table_sync", v) => self.collapse_table_sync = on_off(v)?,
-            ("collapse_refcount_check", v) => self.collapse_refcount_check = on_off(v)?,
-            ("swapout_clear_pte_first", v) => self.swapout_clear_pte_first = on_off(v)?,
-            ("hugetlb_zap_free_first", v) => self.hugetlb_zap_free_first = on_off(v)?,
-            ("pkeys", v) => self.pkeys = on_off(v)?,
-            ("large_anon_reuse", "mm_id") => self.large_anon_reuse = LargeAnonReuse::MmId,
-            ("large_anon_reuse", "never") => self.large_anon_reuse = LargeAnonReuse::Never,
-            ("page_mapcount", v) => self.page_mapcount = on_off(v)?,
-            ("swap", v) => self.swap = SwapKind::parse(v).ok_or_else(bad)?,
-            _ => return Err(bad()),
-        }
-        Ok(())
+        (k.set)(self, value).ok_or_else(|| format!("knob `{knob}` takes one of: {}", k.values.join(", ")))
     }
 
     /// The textual value of one knob (as `set` takes it), or None for an
     /// unknown knob.
     pub fn get(&self, knob: &str) -> Option<&'static str> {
-        let on_off = |b: bool| if b { "on" } else { "off" };
-        Some(match knob {
-            "anon_reuse" => match self.anon_reuse {
-                AnonReuse::AnonExclusive => "anon_exclusive",
-                AnonReuse::Refcount => "refcount",
-                AnonReuse::Mapcount => "mapcount",
-            },
-            "vmsplice" => match self.vmsplice {
-                VmspliceGup::Get => "get",
-                VmspliceGup::Pin => "pin",
-            },
-            "hugetlb_reuse" => match self.hugetlb_reuse {
-                HugetlbReuse::Mapcount => "mapcount",
-                HugetlbReuse::Refcount => "refcount",
-                HugetlbReuse::RefcountNaive => "refcount_naive",
-            },
-            "hugetlb_cow_fail" => match self.hugetlb_cow_fail {
-                HugetlbCowFail::Steal => "steal",
-                HugetlbCowFail::Sigbus => "sigbus",
-            },
-            "hugetlb_pud_fork" => match self.hugetlb_pud_fork {
-                HugetlbPudFork::Copy => "copy",
-                HugetlbPudFork::Skip => "skip",
-            },
-            "gup_fast_seqcount" => on_off(self.gup_fast_seqcount),
-            "gup_fast_recheck" => on_off(self.gup_fast_recheck),
-            _ => return None,
-        })
+        KNOBS.iter().find(|k| k.name == knob).map(|k| (k.get)(self))
     }
 
     /// True when R/O FOLL_PIN of a maybe-shared anon page must unshare first
@@ -461,74 +633,54 @@ impl Policy {
     }
 }
 
-impl SwapKind {
-    pub fn parse(v: &str) -> Option<SwapKind> {
-        match v {
-            "zram" => Some(SwapKind::Zram),
-            "file" => Some(SwapKind::File),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SwapKind::Zram => "zram",
-            SwapKind::File => "file",
-        }
-    }
-}
-
 impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (anon_reuse={}, vmsplice={}, hugetlb_reuse={}, hugetlb_cow_fail={}, hugetlb_pud_fork={}, gup_fast_seqcount={}, gup_fast_recheck={}, gup_fast_pmd_recheck={}, gup_fast_ae_recheck={}, collapse_table_sync={}, collapse_refcount_check={}, swapout_clear_pte_first={}, hugetlb_zap_free_first={}, pkeys={}, large_anon_reuse={}, page_mapcount={}, swap={})",
-            self.profile,
-            match self.anon_reuse {
-                AnonReuse::AnonExclusive => "anon_exclusive",
-                AnonReuse::Refcount => "refcount",
-                AnonReuse::Mapcount => "mapcount",
-            },
-            match self.vmsplice {
-                VmspliceGup::Get => "get",
-                VmspliceGup::Pin => "pin",
-            },
-            match self.hugetlb_reuse {
-                HugetlbReuse::Mapcount => "mapcount",
-                HugetlbReuse::Refcount => "refcount",
-                HugetlbReuse::RefcountNaive => "refcount_naive",
-            },
-            match self.hugetlb_cow_fail {
-                HugetlbCowFail::Steal => "steal",
-                HugetlbCowFail::Sigbus => "sigbus",
-            },
-            match self.hugetlb_pud_fork {
-                HugetlbPudFork::Copy => "copy",
-                HugetlbPudFork::Skip => "skip",
-            },
-            if self.gup_fast_seqcount { "on" } else { "off" },
-            if self.gup_fast_recheck { "on" } else { "off" },
-            on_off(self.gup_fast_pmd_recheck),
-            on_off(self.gup_fast_ae_recheck),
-            on_off(self.collapse_table_sync),
-            on_off(self.collapse_refcount_check),
-            on_off(self.swapout_clear_pte_first),
-            on_off(self.hugetlb_zap_free_first),
-            if self.pkeys { "on" } else { "off" },
-            match self.large_anon_reuse {
-                LargeAnonReuse::MmId => "mm_id",
-                LargeAnonReuse::Never => "never",
-            },
-            if self.page_mapcount { "on" } else { "off" },
-            self.swap.name(),
-        )
+        write!(f, "{} (", self.profile)?;
+        for (i, k) in KNOBS.iter().enumerate() {
+            write!(f, "{}{}={}", if i == 0 { "" } else { ", " }, k.name, (k.get)(self))?;
+        }
+        f.write_str(")")
     }
 }
 
-fn on_off(b: bool) -> &'static str {
-    if b {
-        "on"
-    } else {
-        "off"
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_knob_reads_back_every_value_it_takes() {
+        for k in KNOBS {
+            for v in k.values {
+                let mut p = Policy::default();
+                p.set(k.name, v).unwrap();
+                assert_eq!(p.get(k.name), Some(*v), "{}", k.name);
+            }
+            assert!(Policy::default().set(k.name, "no-such-value").is_err());
+        }
+        assert_eq!(Policy::default().get("no_such_knob"), None);
+    }
+
+    #[test]
+    fn every_profile_builds_and_names_only_changed_knobs() {
+        let base = Policy::linux_6_18();
+        for info in PROFILE_INFO {
+            let p = Policy::profile(info.name).unwrap();
+            for (k, v) in info.knobs {
+                assert_ne!(base.get(k), Some(*v), "{}: {k}={v} is the 6.18 value already", info.name);
+            }
+            assert!(info.arch == "x86" || info.arch == "powerpc-hugepd");
+        }
+        assert_eq!(Policy::profile("default"), Some(base));
+        assert_eq!(Policy::profile("linux-4.4"), None);
+    }
+
+    #[test]
+    fn display_states_every_knob() {
+        let text = Policy::profile("linux-5.8").unwrap().to_string();
+        for k in KNOBS {
+            assert!(text.contains(&format!("{}=", k.name)), "{} missing from {text}", k.name);
+        }
+        assert!(!text.contains('?'));
+        assert!(text.contains("gup_cow_break=on"));
     }
 }

@@ -10,7 +10,7 @@ use crate::ast::{self, Foll, GupKind, ThpSize};
 use crate::backend::*;
 use mm::kernel::{Kernel, TaskState};
 
-use mm::policy::{Policy, KNOBS, PROFILES};
+use mm::policy::{profile_names, Policy, KNOBS};
 use mm::types::{HugeSize, Pid, SysError};
 use std::collections::BTreeMap;
 
@@ -167,7 +167,7 @@ impl Backend for ModelBackend {
 
     fn configure(&mut self, profile: &str, knobs: &[(String, String)]) -> Result<(), ConfigError> {
         let Some(mut p) = Policy::profile(profile) else {
-            return Err(ConfigError::UnknownProfile { known: PROFILES.iter().map(|s| s.to_string()).collect() });
+            return Err(ConfigError::UnknownProfile { known: profile_names().iter().map(|s| s.to_string()).collect() });
         };
         for (index, (k, v)) in knobs.iter().enumerate() {
             if let Err(message) = p.set(k, v) {

@@ -1,7 +1,7 @@
 //! `cowlab knobs` and `cowlab profiles`: what `--set` and `--profile`
 //! accept, with defaults, meanings and the commits behind each profile.
 use super::EXIT_OK;
-use mm::policy::{Policy, KNOBS, PROFILES, PROFILE_INFO};
+use mm::policy::{Policy, KNOBS, PROFILE_INFO};
 
 /// Every policy knob: its values, the default (linux-6.18) and its meaning.
 #[derive(clap::Args)]
@@ -13,7 +13,7 @@ pub struct KnobsArgs {}
 pub struct ProfilesArgs {}
 
 fn knob_value(p: &Policy, knob: &str) -> &'static str {
-    p.get(knob).unwrap_or("?")
+    p.get(knob).expect("every knob of KNOBS reads back")
 }
 
 pub fn knobs(_: KnobsArgs) -> u8 {
@@ -28,18 +28,16 @@ pub fn knobs(_: KnobsArgs) -> u8 {
 }
 
 pub fn profiles(_: ProfilesArgs) -> u8 {
-    for name in PROFILES {
-        let Some(p) = Policy::profile(name) else { continue };
-        println!("{name}{}", if *name == Policy::default().profile { " (default)" } else { "" });
+    for info in PROFILE_INFO {
+        let p = Policy::profile(info.name).expect("a profile of the table");
+        println!("{}{} [{}]", info.name, if info.name == Policy::default().profile { " (default)" } else { "" }, info.arch);
         let knobs: Vec<String> = KNOBS.iter().map(|k| format!("{}={}", k.name, knob_value(&p, k.name))).collect();
         println!("    knobs: {}", knobs.join(" "));
-        if let Some(info) = PROFILE_INFO.iter().find(|i| i.name == *name) {
-            println!("    {}", info.about);
-            for (id, title, release) in info.commits {
-                println!("    commit {id} \"{title}\" ({release})");
-            }
-            println!("    leaves out: {}", info.leaves_out);
+        println!("    {}", info.about);
+        for (id, title, release) in info.commits {
+            println!("    commit {id} \"{title}\" ({release})");
         }
+        println!("    leaves out: {}", info.leaves_out);
     }
     EXIT_OK
 }
