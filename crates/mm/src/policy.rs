@@ -665,8 +665,10 @@ mod tests {
         let base = Policy::linux_6_18();
         for info in PROFILE_INFO {
             let p = Policy::profile(info.name).unwrap();
+            assert_eq!(p.profile, info.name);
             for (k, v) in info.knobs {
                 assert_ne!(base.get(k), Some(*v), "{}: {k}={v} is the 6.18 value already", info.name);
+                assert_eq!(p.get(k), Some(*v), "{}: {k}", info.name);
             }
             assert!(info.arch == "x86" || info.arch == "powerpc-hugepd");
         }
