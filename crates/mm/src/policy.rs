@@ -458,7 +458,9 @@ pub const PROFILE_INFO: &[ProfileInfo] = &[
             ("large_anon_reuse", "never"),
         ],
         commits: &[("17839856fd58", "gup: document and work around \"COW can break either way\" issue", "5.8")],
-        leaves_out: "the regressions the forced COW caused (uffd-wp, strace on DAX) that made 5.9 replace it",
+        leaves_out: "the regressions the forced COW caused (uffd-wp, strace on DAX) that made 5.9 replace it; the model applies \
+                     the FOLL_COW rule (a dirty read-only entry after the COW fault will do) to hugetlb too, where 5.8's \
+                     follow_hugetlb_page() had its own write test",
     },
     ProfileInfo {
         name: "linux-5.9",
