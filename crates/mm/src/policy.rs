@@ -101,9 +101,11 @@ pub enum Hugepd {
     /// No hugepd (x86 and the other architectures): hugetlb pages are PMD
     /// and PUD leaves, followed like THPs (6.18's `follow_page_mask()`).
     Off,
-    /// hugepd with Peter Xu's fix to a12083d721d7: `follow_hugepd()` passes
+    /// hugepd with Peter Xu's fix to a12083d721d7 ("mm/gup: Fix hugepd
+    /// handling in hugetlb rework", April 2024): `follow_hugepd()` passes
     /// the VMA to the walker, and a page that must be unshared makes it
     /// answer -EMLINK, so `__get_user_pages()` takes an unshare fault.
+    /// GUP-fast still walks without a VMA and falls back to the slow path.
     Vma,
     /// hugepd as a12083d721d7 "mm/gup: handle hugepd for follow_page()"
     /// first merged (mm-stable, April 2024): the walker gets no VMA, so
@@ -530,7 +532,7 @@ pub const PROFILE_INFO: &[ProfileInfo] = &[
         about: "powerpc with hugepd as released in 6.10: follow_hugepd() passes the VMA and answers -EMLINK when the page must \
                 be unshared",
         knobs: &[("hugepd", "vma"), ("pkeys", "off"), ("large_anon_reuse", "never")],
-        commits: &[("(Peter Xu)", "fix to a12083d721d7: pass the VMA to the hugepd walker, -EMLINK for unshare", "6.10")],
+        commits: &[("(Peter Xu)", "mm/gup: Fix hugepd handling in hugetlb rework", "6.10; v2 posted 2024-04-30, commit id not stored here")],
         leaves_out: "as linux-6.10-rc-ppc-hugepd; hugepd is gone from 6.11 on",
     },
     ProfileInfo {
