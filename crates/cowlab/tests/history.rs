@@ -98,7 +98,7 @@ fn history_places_each_fix_at_its_release() {
     // CVE-2020-29374: leaks on 5.7 only; 5.8's forced COW closed it.
     assert_eq!(
         marks("examples/cve-2020-29374-vmsplice-child-unmap.cow", "22"),
-        "linux-5.7    ✗, linux-5.8    ✓, linux-5.9    ✓, linux-5.18   ✓, linux-5.19   ✓, linux-6.14   ✓, linux-6.18   ✓"
+        "linux-5.7  ✗, linux-5.8  ✓, linux-5.9  ✓, linux-5.18 ✓, linux-5.19 ✓, linux-6.14 ✓, linux-6.18 ✓"
     );
     assert!(out.contains("changed at linux-5.8 (from linux-5.7): 17839856fd58"), "{out}");
     // A page pinned before fork: the child gets a copy from 5.9 on
@@ -116,6 +116,21 @@ fn history_places_each_fix_at_its_release() {
     for c in &changes {
         assert!(c.contains("changed at linux-6.18 (from linux-6.14): 1da190f4d0a6"), "{c}");
     }
+    // A skipped range names every commit in it.
+    let out = text(&cowlab(&["history", "--profiles", "linux-5.7,linux-5.9", "examples/cve-2020-29374-vmsplice-child-unmap.cow"]).stdout);
+    assert!(out.contains("changed at linux-5.9 (from linux-5.7): 17839856fd58"), "{out}");
+    assert!(out.contains("70e806e4e645"), "{out}");
+    // powerpc hugepd: the pin livelocks before Peter Xu's fix, later steps never run.
+    let o = cowlab(&[
+        "history",
+        "--profiles",
+        "linux-6.10-rc-ppc-hugepd,linux-6.10-ppc-hugepd",
+        "examples/hugepd-ro-longterm-pin-shared-hugetlb.cow",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = text(&o.stdout);
+    assert!(out.contains("    linux-6.10-rc-ppc-hugepd ✗ livelock\n    linux-6.10-ppc-hugepd    ✓ (ran, no expectation)\n"), "{out}");
+    assert!(out.contains("    linux-6.10-rc-ppc-hugepd ✗ not run\n    linux-6.10-ppc-hugepd    ✓\n"), "{out}");
     // R/O pins of shared pages unshare from 5.19 on.
     let out = text(&cowlab(&["history", "examples/ro-pin-shared-page-unshares.cow"]).stdout);
     assert!(out.contains("changed at linux-5.19 (from linux-5.18): 6c287605fd56"), "{out}");

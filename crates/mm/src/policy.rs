@@ -532,7 +532,11 @@ pub const PROFILE_INFO: &[ProfileInfo] = &[
         about: "powerpc with hugepd as released in 6.10: follow_hugepd() passes the VMA and answers -EMLINK when the page must \
                 be unshared",
         knobs: &[("hugepd", "vma"), ("pkeys", "off"), ("large_anon_reuse", "never")],
-        commits: &[("(Peter Xu)", "mm/gup: Fix hugepd handling in hugetlb rework", "6.10; v2 posted 2024-04-30, commit id not stored here")],
+        commits: &[(
+            "(Peter Xu)",
+            "mm/gup: Fix hugepd handling in hugetlb rework",
+            "6.10; v2 posted 2024-04-30, commit id not stored here",
+        )],
         leaves_out: "as linux-6.10-rc-ppc-hugepd; hugepd is gone from 6.11 on",
     },
     ProfileInfo {

@@ -42,6 +42,26 @@ fn judged(r: &Report) -> Vec<(usize, String, String)> {
     v
 }
 
+/// The mark of a step a profile's run did not judge: it succeeded there
+/// without an expectation (only a failed step, or one never reached, is
+/// judged without one), where another profile's run failed it or stopped
+/// before it.
+const NOT_JUDGED: &str = "✓ (ran, no expectation)";
+
+/// The commits a change from profile `prev` to `cur` stands for: those of
+/// `cur` and of every profile of its line between the two in release
+/// order (when `--profiles` skips some).
+fn commits_between(prev: &str, cur: &str) -> Vec<String> {
+    let pos = |n: &str| PROFILE_INFO.iter().position(|p| p.name == n);
+    let (Some(i), Some(j)) = (pos(prev), pos(cur)) else { return Vec::new() };
+    let from = if i < j { i + 1 } else { j };
+    PROFILE_INFO[from..=j]
+        .iter()
+        .filter(|p| p.arch == PROFILE_INFO[j].arch)
+        .flat_map(|p| p.commits.iter().map(|(id, t, rel)| format!("{id} \"{t}\" ({rel})")))
+        .collect()
+}
+
 pub fn main(a: Args) -> u8 {
     let names: Vec<String> = match &a.profiles {
         Some(p) => p.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect(),
@@ -80,20 +100,35 @@ pub fn main(a: Args) -> u8 {
             continue;
         }
         println!("== {f}: {}", names.join(" → "));
-        for (i, (line, text, _)) in runs[0].iter().enumerate() {
-            let marks: Vec<String> = runs.iter().map(|r| r.get(i).map(|j| j.2.clone()).unwrap_or_default()).collect();
+        // The judged things of every run, by source line: a step that fails
+        // on one profile is judged there ("livelock", later steps "not
+        // run") where it has no expectation elsewhere. A line's mark on a
+        // profile is its first failure there, else its first mark.
+        let mut lines: Vec<usize> = runs.iter().flatten().map(|(l, _, _)| *l).collect();
+        lines.sort_unstable();
+        lines.dedup();
+        let width = names.iter().map(String::len).max().unwrap_or(0);
+        for line in &lines {
+            let at = |r: &Vec<(usize, String, String)>| r.iter().filter(|(l, _, _)| l == line).cloned().collect::<Vec<_>>();
+            let text = runs.iter().rev().find_map(|r| at(r).into_iter().next()).map(|(_, t, _)| t).unwrap_or_default();
+            let marks: Vec<String> = runs
+                .iter()
+                .map(|r| {
+                    let here = at(r);
+                    let worst = here.iter().find(|(_, _, m)| m.starts_with('✗')).or(here.first());
+                    worst.map_or_else(|| NOT_JUDGED.to_string(), |(_, _, m)| m.clone())
+                })
+                .collect();
             println!("line {line}: {text}");
             for (n, m) in names.iter().zip(&marks) {
-                println!("    {n:<12} {m}");
+                println!("    {n:<width$} {m}");
             }
             let changes: Vec<usize> = (1..marks.len()).filter(|&k| marks[k] != marks[k - 1]).collect();
             if changes.is_empty() {
                 println!("    same on every profile");
             }
             for k in changes {
-                let info = PROFILE_INFO.iter().find(|p| p.name == names[k]);
-                let commits: Vec<String> =
-                    info.map(|p| p.commits.iter().map(|(id, t, rel)| format!("{id} \"{t}\" ({rel})")).collect()).unwrap_or_default();
+                let commits = commits_between(&names[k - 1], &names[k]);
                 println!(
                     "    changed at {} (from {}): {}",
                     names[k],
