@@ -17,8 +17,9 @@ pub enum AnonReuse {
     /// 5.9 – 5.18: reuse iff the refcount is 1; fork copies pinned pages but
     /// there is no unshare fault for R/O pins.
     Refcount,
-    /// Before 5.8: reuse iff the page is mapped once (reuse_swap_page()),
-    /// whatever other references exist — the rule behind CVE-2020-29374.
+    /// Up to 5.8: reuse iff the page is mapped once (reuse_swap_page()),
+    /// whatever other references exist — the rule behind CVE-2020-29374
+    /// (5.8 adds a forced COW in GUP on top, knob `gup_cow_break`).
     Mapcount,
 }
 
