@@ -307,7 +307,8 @@ impl Kernel {
                     }
                     if let Err(e) = self.handle_mm_fault(pid, mm, addr, ff) {
                         let err = match e {
-                            VmFault::Oom => Errno::ENOMEM.into(),
+                            // The OOM killer chose this task: it is dead.
+                            VmFault::Oom => SysError::Signal(Signal::SIGKILL),
                             VmFault::Livelock => SysError::Livelock,
                             VmFault::Sigbus | VmFault::Sigsegv => Errno::EFAULT.into(),
                         };
