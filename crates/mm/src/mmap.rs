@@ -179,7 +179,7 @@ impl Kernel {
             self.split_vmas_for_munmap(mm, start, start + len)?;
         }
         if hugetlb.is_some() {
-            crate::hugetlb::hugetlb_reserve_pages(self, &mut vma)?;
+            crate::hugetlb::hugetlb_reserve_pages(self, pid, &mut vma)?;
             // hugetlbfs_file_mmap(): a mapping with VM_WRITE (shared or
             // private) that reaches past EOF grows the file to its end.
             if let (Some(ino), true) = (inode, vma.prot.write) {

@@ -38,9 +38,9 @@ fn size(r: u64) -> String {
 }
 
 /// Lengths for operations that touch every page they cover (faults, GUP,
-/// population): the model has no RAM limit for anonymous and page-cache
-/// memory yet (issue 16, "a machine size"), so a length of terabytes there
-/// would run as long as the kernel needs to fill that much memory.
+/// population) on a machine of the default size (4 GiB): filling it takes
+/// a second, too long for a case. A small machine ([`MACHINES`]) gets
+/// terabytes too ([`Gen::touch`]), so running out of RAM is fuzzed.
 fn small(r: u64) -> String {
     const SIZES: [&str; 9] = ["4K", "8K", "12K", "64K", "2M", "4M", "0", "1", "4097"];
     SIZES[(r % SIZES.len() as u64) as usize].to_string()
@@ -60,12 +60,35 @@ fn offset(r: u64) -> String {
 #[derive(Default)]
 struct Gen {
     out: String,
+    /// The machine has little RAM: touching lengths may be huge.
+    small_ram: bool,
     /// Live tasks, each with the names it sees: (name, kind).
     tasks: Vec<(String, Vec<(String, char)>)>,
     next: usize,
 }
 
+/// Machine sizes and limits a case may start with (the first is the
+/// default machine): small RAM under each overcommit mode, few VMAs, few
+/// tasks, RLIMIT_MEMLOCK and RLIMIT_AS.
+const MACHINES: [&str; 5] = [
+    "",
+    "set ram=32M\nset overcommit_memory=1\n",
+    "set ram=64M\nset overcommit_memory=2\nset max_map_count=6\n",
+    "set ram=16M\nset threads_max=3\nset rlimit_memlock=64K\n",
+    "set rlimit_as=64M\nset max_map_count=12\n",
+];
+
 impl Gen {
+    /// A length for an operation that touches its pages: [`small`], or on
+    /// a small machine also far more than it has.
+    fn touch(&self, r: u64) -> String {
+        match (self.small_ram, r % 4) {
+            (true, 0) => "0x10000000000".into(),
+            (true, 1) => "64M".into(),
+            _ => small(r),
+        }
+    }
+
     fn fresh(&mut self, prefix: &str) -> String {
         self.next += 1;
         format!("{prefix}{}", self.next)
@@ -130,7 +153,7 @@ impl Gen {
                     "remove",
                     "cold",
                 ];
-                format!("madvise {r}{} {} {}", offset(d), small(d >> 4), ADV[((d >> 8) % ADV.len() as u64) as usize])
+                format!("madvise {r}{} {} {}", offset(d), self.touch(d >> 4), ADV[((d >> 8) % ADV.len() as u64) as usize])
             }),
             6 => region(self, c).map(|r| {
                 let n = self.fresh("R");
@@ -157,24 +180,24 @@ impl Gen {
                 self.tasks.remove(t);
                 None
             }
-            8..=10 => region(self, c).map(|r| format!("write {r}{} {} fill {}", offset(d), small(d >> 8), d % 256)),
-            11 | 12 => region(self, c).map(|r| format!("read {r}{} {}", offset(d), small(d >> 8))),
+            8..=10 => region(self, c).map(|r| format!("write {r}{} {} fill {}", offset(d), self.touch(d >> 8), d % 256)),
+            11 | 12 => region(self, c).map(|r| format!("read {r}{} {}", offset(d), self.touch(d >> 8))),
             13 => {
                 let n = self.fresh("p");
                 self.define(t, &n, 'P');
                 Some(format!("{n} = pipe"))
             }
             14 => match (self.pick(t, 'P', c), region(self, d)) {
-                (Some(p), Some(r)) => Some(format!("vmsplice {p} {r}{} {}", offset(d >> 4), small(d >> 8))),
+                (Some(p), Some(r)) => Some(format!("vmsplice {p} {r}{} {}", offset(d >> 4), self.touch(d >> 8))),
                 _ => None,
             },
             15 => {
                 let n = self.fresh("F");
                 self.define(t, &n, 'F');
                 Some(match d % 3 {
-                    0 => format!("{n} = memfd {}", small(c)),
-                    1 => format!("{n} = memfd {} hugetlb=2M", small(c)),
-                    _ => format!("{n} = tmpfile {}", small(c)),
+                    0 => format!("{n} = memfd {}", self.touch(c)),
+                    1 => format!("{n} = memfd {} hugetlb=2M", self.touch(c)),
+                    _ => format!("{n} = tmpfile {}", self.touch(c)),
                 })
             }
             16 => {
@@ -183,7 +206,7 @@ impl Gen {
                 Some(format!("{n} = io_uring"))
             }
             17 => match (self.pick(t, 'U', c), region(self, d)) {
-                (Some(u), Some(r)) => Some(format!("io_uring register {u} {r}{} {}", offset(d >> 4), small(d >> 8))),
+                (Some(u), Some(r)) => Some(format!("io_uring register {u} {r}{} {}", offset(d >> 4), self.touch(d >> 8))),
                 _ => None,
             },
             18 => match (self.pick(t, 'U', c), region(self, d), self.pick(t, 'F', d >> 3)) {
@@ -204,7 +227,7 @@ impl Gen {
                 // can_follow_write_pte() (reported in issue 16's work, GUP
                 // rules are fixed elsewhere), so it is left out here.
                 let flags = ["", " FOLL_WRITE", " FOLL_LONGTERM", " FOLL_WRITE|FOLL_LONGTERM", " FOLL_FORCE"][((d >> 2) % 5) as usize];
-                format!("{n} = {kind} {r}{} {}{flags}", offset(d >> 5), small(d >> 8))
+                format!("{n} = {kind} {r}{} {}{flags}", offset(d >> 5), self.touch(d >> 8))
             }),
             21 => self.pick(t, 'H', c).map(|h| {
                 self.tasks[t].1.retain(|(n, _)| *n != h);
@@ -237,6 +260,9 @@ impl Gen {
 
 fn scenario_text(ops: &[[u64; 4]]) -> String {
     let mut g = Gen::default();
+    let machine = MACHINES[(ops.first().map_or(0, |w| w[3] >> 40) % MACHINES.len() as u64) as usize];
+    g.out.push_str(machine);
+    g.small_ram = machine.contains("ram=");
     for &w in ops {
         g.op(w);
     }
