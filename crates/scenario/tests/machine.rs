@@ -120,3 +120,14 @@ fn machine_knobs_say_what_they_take() {
     let e = format!("{:?}", scenario::run_loaded(&l, &mut be, &RunOptions::default()).err().unwrap());
     assert!(e.contains("knob `ram` takes a size"), "{e}");
 }
+
+#[test]
+fn vmsplice_whose_fault_ends_in_the_oom_killer() {
+    // Fuzz finding: GUP for vmsplice faults a page-cache page in with RAM
+    // full; the OOM killer takes the splicing task, whose pipe is gone with
+    // it. The pages GUP had collected go back; the outcome is the SIGKILL.
+    passes(
+        "set ram=1M\nset overcommit_memory=1\ntask P\nP: F = memfd 2M\nP: M = mmap 2M shared file F\n\
+         P: A = mmap 1M\nP: write A fill 1\nP: p = pipe\nP: vmsplice p M 8K expect SIGKILL\nexpect P killed SIGKILL\n",
+    );
+}
