@@ -127,7 +127,7 @@ fn vmsplice_whose_fault_ends_in_the_oom_killer() {
     // full; the OOM killer takes the splicing task, whose pipe is gone with
     // it. The pages GUP had collected go back; the outcome is the SIGKILL.
     passes(
-        "set ram=1M\nset overcommit_memory=1\ntask P\nP: F = memfd 2M\nP: M = mmap 2M shared file F\n\
+        "set ram=1M\nset overcommit_memory=1\ntask P\nP: F = memfd 2M sparse\nP: M = mmap 2M shared file F\n\
          P: A = mmap 1M\nP: write A fill 1\nP: p = pipe\nP: vmsplice p M 8K expect SIGKILL\nexpect P killed SIGKILL\n",
     );
 }
