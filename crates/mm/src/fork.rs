@@ -81,6 +81,13 @@ impl Kernel {
         if self.mmap_write_locked(parent.mm) {
             return Err(SysError::Livelock);
         }
+        // copy_process(): no task beyond `kernel.threads-max` (root is not
+        // exempt). The model counts the running tasks; an exited one is
+        // reaped at once.
+        let running = self.tasks.values().filter(|t| t.state == TaskState::Running).count() as u64;
+        if running >= self.machine.threads_max() {
+            return Err(Errno::EAGAIN.into());
+        }
         self.set_fork_mmap_lock(parent.mm, true);
         let child = Pid(self.fresh_id());
         let cmm = MmId(self.fresh_id());
@@ -104,6 +111,12 @@ impl Kernel {
                 if pv.dontcopy {
                     f.state = ForkState::Vma { vma: vma + 1 };
                     return true;
+                }
+                // dup_mmap(): the child's copy of an accounted VMA is charged.
+                if pv.account {
+                    if let Err(e) = self.vm_enough_memory(Some(f.pmm), pv.len() / PAGE_SIZE) {
+                        return self.fork_abort(f, e);
+                    }
                 }
                 // dup_mmap(): the child's VMA; hugetlb_dup_vma_private() drops
                 // the private reservation (children are never owners).
@@ -212,7 +225,7 @@ impl Kernel {
                     return Ok(false);
                 }
                 Ok(match leaf.level {
-                    Level::Pte => self.copy_present_ptes(f, &pv, leaf, p),
+                    Level::Pte => self.copy_present_ptes(f, &pv, leaf, p)?,
                     _ => self.copy_huge_pmd(f, leaf, p),
                 })
             }
@@ -241,13 +254,20 @@ impl Kernel {
     /// kernel batches the PTEs of a large folio, but when any page of the
     /// batch may be pinned it retries them one by one, so the outcome per
     /// page is the model's.
-    fn copy_present_ptes(&mut self, f: &Fork, pv: &crate::vma::Vma, leaf: &Leaf, p: Present) -> bool {
+    ///
+    /// Without a free page for the copy (`folio_prealloc()` failing) the
+    /// fork fails with ENOMEM; the model does not run the OOM killer for
+    /// it, where the kernel's allocator would first try.
+    fn copy_present_ptes(&mut self, f: &Fork, pv: &crate::vma::Vma, leaf: &Leaf, p: Present) -> SysResult<bool> {
         let has_pinned = self.mm(f.pmm).has_pinned;
         if self.folio_try_dup_anon_rmap_pte(p.folio, p.page, has_pinned) {
-            return true;
+            return Ok(true);
+        }
+        if self.free_ram_pages() == 0 {
+            return Err(Errno::ENOMEM.into());
         }
         self.copy_present_page(f, pv, leaf, p);
-        false
+        Ok(false)
     }
 
     /// `copy_huge_pmd()` (mm/huge_memory.c) for a PMD-mapped anon THP: shared

@@ -307,7 +307,13 @@ impl Kernel {
                     }
                     if let Err(e) = self.handle_mm_fault(pid, mm, addr, ff) {
                         let err = match e {
-                            VmFault::Oom => Errno::ENOMEM.into(),
+                            // The OOM killer chose this task: it is dead, and
+                            // nothing it was collecting reaches its caller's
+                            // pipe, ring or handle (they are gone).
+                            VmFault::Oom => {
+                                self.release_pages(&pages, flags.pin);
+                                return (Vec::new(), Some(SysError::Signal(Signal::SIGKILL)));
+                            }
                             VmFault::Livelock => SysError::Livelock,
                             VmFault::Sigbus | VmFault::Sigsegv => Errno::EFAULT.into(),
                         };

@@ -136,7 +136,11 @@ impl Kernel {
                 self.handle_mm_fault(pid, mm, leaf.addr, FaultFlags::READ).map_err(|_| Errno::ENOMEM)?;
             }
         }
-        // alloc_charge_folio() comes first in the kernel too.
+        // alloc_charge_folio() comes first in the kernel too; without the
+        // memory it fails (SCAN_ALLOC_HUGE_PAGE_FAIL → ENOMEM).
+        if !self.thp_fault_room() {
+            return Err(Errno::ENOMEM.into());
+        }
         c.new = Some(self.alloc_anon_folio(crate::kernel::THP_PMD_ORDER));
         Ok(())
     }

@@ -31,6 +31,7 @@ pub mod mmap;
 pub mod mmap_lock;
 pub mod mprotect;
 pub mod mremap;
+pub mod oom_kill;
 pub mod pgtable;
 pub mod policy;
 pub mod rmap;
@@ -41,6 +42,7 @@ pub mod swap;
 pub mod task_mmu;
 pub mod types;
 pub mod uaccess;
+pub mod util;
 pub mod view;
 pub mod vma;
 

@@ -94,7 +94,8 @@ impl Kernel {
                 let ff = crate::memory::FaultFlags { write, unshare: false };
                 if let Err(e) = self.handle_mm_fault(pid, mm, a, ff) {
                     return Err(match e {
-                        crate::memory::VmFault::Oom => Errno::ENOMEM.into(),
+                        // The OOM killer chose this task: it is dead.
+                        crate::memory::VmFault::Oom => SysError::Signal(Signal::SIGKILL),
                         _ => Errno::EFAULT.into(),
                     });
                 }

@@ -89,7 +89,8 @@ impl Kernel {
             }
             return Ok(());
         }
-        if self.mm(mm).pt.pmd_none(addr) && self.thp_vma_allowable(&vma, THP_PMD, haddr) {
+        let zero_pmd = !flags.write && self.settings.use_zero_page;
+        if self.mm(mm).pt.pmd_none(addr) && self.thp_vma_allowable(&vma, THP_PMD, haddr) && (zero_pmd || self.thp_fault_room()) {
             return self.do_huge_pmd_anonymous_page(pid, mm, &vma, haddr, flags.write);
         }
         self.handle_pte_fault(pid, mm, &vma, addr, flags)
@@ -168,12 +169,16 @@ impl Kernel {
             self.event(pid, EventKind::Alloc, "do_anonymous_page", Some(addr), || "read fault → map the shared zero page".into());
             return Ok(());
         }
+        self.oom_reserve(pid, 1)?;
+        // alloc_anon_folio(): an mTHP order without the memory for it falls
+        // back to the next smaller one (no OOM kill for large folios).
+        let free = self.free_ram_pages();
         let order = (THP_MIN..THP_PMD)
             .rev()
             .find(|&o| {
                 let size = PAGE_SIZE << o;
                 let a = align_down(addr, size);
-                self.thp_vma_allowable(vma, o, a) && self.mm(mm).pt.ptes_none(a, a + size)
+                (1u64 << o) <= free && self.thp_vma_allowable(vma, o, a) && self.mm(mm).pt.ptes_none(a, a + size)
             })
             .unwrap_or(0);
         let size = PAGE_SIZE << order;
@@ -212,8 +217,12 @@ impl Kernel {
     fn do_fault(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, flags: FaultFlags) -> FaultResult {
         let inode = vma.inode().ok_or(VmFault::Sigbus)?;
         let index = vma.page_index(addr);
+        if vma.hugetlb.is_none() && self.pagecache_lookup(inode, index).is_none() {
+            self.oom_reserve(pid, 1)?;
+        }
         let (folio, page) = self.filemap_fault(inode, index)?;
         if flags.write && !vma.shared {
+            self.oom_reserve(pid, 1)?;
             let new = self.alloc_anon_folio(0);
             self.copy_page_data(new, 0, folio, page);
             self.ensure_anon_vma(mm, vma.start);
@@ -257,7 +266,7 @@ impl Kernel {
     /// by `wp_page_copy()`. The reuse rule is a policy knob. Left out:
     /// userfaultfd-wp, KSM.
     pub(crate) fn do_wp_page(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present, flags: FaultFlags) -> FaultResult {
-        if let Some(c) = self.do_wp_page_begin(pid, mm, vma, addr, p, flags) {
+        if let Some(c) = self.do_wp_page_begin(pid, mm, vma, addr, p, flags)? {
             self.wp_page_copy_finish(c);
         }
         Ok(())
@@ -266,15 +275,25 @@ impl Kernel {
     /// [`Kernel::do_wp_page`] up to the point where `wp_page_copy()` has
     /// dropped the PTE lock and copied the page: the copy still to be
     /// installed, if the fault copies.
-    pub(crate) fn do_wp_page_begin(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present, flags: FaultFlags) -> Option<WpCopy> {
+    /// Err(VmFault::Oom) when the copy found no memory and the OOM killer
+    /// chose the faulting task.
+    pub(crate) fn do_wp_page_begin(
+        &mut self,
+        pid: Pid,
+        mm: MmId,
+        vma: &Vma,
+        addr: u64,
+        p: Present,
+        flags: FaultFlags,
+    ) -> Result<Option<WpCopy>, VmFault> {
         if vma.shared {
             self.wp_page_shared(pid, mm, vma, addr, p);
-            return None;
+            return Ok(None);
         }
         let f = self.folios.get(p.folio);
         if p.special || f.is_zero() || !f.is_anon() {
             let why = if p.special || f.is_zero() { "zero page" } else { "page-cache page" };
-            return Some(self.wp_page_copy_prepare(pid, mm, vma, addr, p, flags, why.into()));
+            return self.wp_page_copy_prepare(pid, mm, vma, addr, p, flags, why.into()).map(Some);
         }
         let (reuse, why) = match self.policy.anon_reuse {
             AnonReuse::AnonExclusive if f.page_ae(p.page) => (true, "PageAnonExclusive".to_string()),
@@ -293,9 +312,9 @@ impl Kernel {
         };
         if reuse {
             self.wp_page_reuse(pid, mm, vma, addr, p, flags, why);
-            None
+            Ok(None)
         } else {
-            Some(self.wp_page_copy_prepare(pid, mm, vma, addr, p, flags, why))
+            self.wp_page_copy_prepare(pid, mm, vma, addr, p, flags, why).map(Some)
         }
     }
 
@@ -375,13 +394,23 @@ impl Kernel {
     /// `wp_page_copy()`, first half: with the PTE lock dropped, allocate a
     /// new anon page (zeroed for the zero page, else a copy of the old one).
     #[allow(clippy::too_many_arguments)]
-    fn wp_page_copy_prepare(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present, flags: FaultFlags, why: String) -> WpCopy {
+    fn wp_page_copy_prepare(
+        &mut self,
+        pid: Pid,
+        mm: MmId,
+        vma: &Vma,
+        addr: u64,
+        p: Present,
+        flags: FaultFlags,
+        why: String,
+    ) -> Result<WpCopy, VmFault> {
+        self.oom_reserve(pid, 1)?;
         let new = self.alloc_anon_folio(0);
         let old_is_zero = p.special || self.folios.get(p.folio).is_zero();
         if !old_is_zero {
             self.copy_page_data(new, 0, p.folio, p.page);
         }
-        WpCopy { pid, mm, vma: vma.clone(), addr, orig: p, new, flags, why }
+        Ok(WpCopy { pid, mm, vma: vma.clone(), addr, orig: p, new, flags, why })
     }
 
     /// `wp_page_copy()`, second half: retake the PTE lock and recheck that
@@ -513,10 +542,13 @@ impl Kernel {
                             crate::hugetlb::note_hugetlb_unmap(self, z.mm, leaf.addr, h, p.folio);
                         }
                         let refs = self.folio_remove_rmap(p.folio, z.mm, Rmap::leaf(leaf.level, p.page));
+                        // The pages of a folio come one after another: they
+                        // join the last batch entry. A folio met again later
+                        // gets a second entry, which drops the same total.
                         if refs > 0 {
-                            match z.gathered.iter_mut().find(|(f, _)| *f == p.folio) {
-                                Some((_, n)) => *n += refs,
-                                None => z.gathered.push((p.folio, refs)),
+                            match z.gathered.last_mut() {
+                                Some((f, n)) if *f == p.folio => *n += refs,
+                                _ => z.gathered.push((p.folio, refs)),
                             }
                         }
                     }
@@ -752,16 +784,15 @@ impl Kernel {
                 if let Some(Entry::Present(p)) = leaf.filter(|l| l.level == Level::Pte && vma.hugetlb.is_none()).map(|l| l.entry) {
                     // handle_pte_fault(): a write to a present read-only PTE.
                     self.stats.faults += 1;
-                    if let Some(copy) = self.do_wp_page_begin(pid, mm, &vma, page_align_down(a), p, FaultFlags::WRITE) {
-                        w.state = WpFaultState::Copied { addr: a, copy };
+                    match self.do_wp_page_begin(pid, mm, &vma, page_align_down(a), p, FaultFlags::WRITE) {
+                        Ok(Some(copy)) => w.state = WpFaultState::Copied { addr: a, copy },
+                        Ok(None) => {}
+                        Err(e) => return self.deliver_fault(pid, e, a),
                     }
                     return Ok(());
                 }
                 if let Err(e) = self.handle_mm_fault(pid, mm, a, FaultFlags::WRITE) {
-                    return match e.to_sys_error() {
-                        SysError::Signal(s) => self.deliver(pid, s, a),
-                        other => Err(other),
-                    };
+                    return self.deliver_fault(pid, e, a);
                 }
             }
         }

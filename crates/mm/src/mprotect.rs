@@ -44,6 +44,15 @@ impl Kernel {
             if self.mm(mm).vmas[&k].prot == prot {
                 continue;
             }
+            // mprotect_fixup(): a private VMA becoming writable for the
+            // first time is charged and gets VM_ACCOUNT.
+            let v = &self.mm(mm).vmas[&k];
+            let charge = prot.write && !v.account && !v.prot.write && v.hugetlb.is_none() && !v.shared && !v.noreserve;
+            if charge {
+                let pages = v.len() / PAGE_SIZE;
+                self.vm_enough_memory(Some(mm), pages)?;
+                self.mm_mut(mm).vmas.get_mut(&k).expect("listed").account = true;
+            }
             self.mm_mut(mm).vmas.get_mut(&k).expect("listed").prot = prot;
             let v = self.mm(mm).vmas[&k].clone();
             self.change_protection(mm, &v);

@@ -43,6 +43,17 @@ impl Kernel {
         }
         let vma = self.mm(mm).vma(addr).cloned().ok_or(Errno::EFAULT)?;
         let (old_len, new_len) = check_prep_vma(&vma, addr, old_len, new_len, new_addr)?;
+        // resize_is_valid() and vrm_calc_charge(): growth must fit RLIMIT_AS,
+        // and an accounted VMA charges the added pages.
+        if new_len > old_len {
+            let delta = (new_len - old_len) / PAGE_SIZE;
+            if !self.may_expand_vm(mm, delta) {
+                return Err(Errno::ENOMEM.into());
+            }
+            if vma.account {
+                self.vm_enough_memory(Some(mm), delta)?;
+            }
+        }
         match new_addr {
             Some(t) => self.mremap_to(pid, mm, addr, old_len, new_len, t),
             None => self.mremap_at(pid, mm, &vma, addr, old_len, new_len, maymove),
@@ -72,7 +83,10 @@ impl Kernel {
 
     /// `mremap_to()`: unmap the target first, shrink the source if the new
     /// length is smaller, then move.
+    /// Refused up front when the mm is within five VMAs of
+    /// `vm.max_map_count` (both ranges might be cut in three).
     fn mremap_to(&mut self, pid: Pid, mm: MmId, addr: u64, mut old_len: u64, new_len: u64, target: u64) -> SysResult<u64> {
+        self.map_count_check(mm, 5)?;
         self.do_munmap(pid, mm, target, new_len)?;
         if self.mm(mm).vma(addr).is_none() {
             return Err(Errno::EFAULT.into());
@@ -150,6 +164,9 @@ impl Kernel {
     /// source stays.
     #[allow(clippy::too_many_arguments)]
     fn move_vma(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, old_len: u64, new_len: u64, target: u64) -> SysResult<u64> {
+        // The unmap of the source may cut a VMA in three: refused within
+        // three VMAs of `vm.max_map_count`.
+        self.map_count_check(mm, 3)?;
         let mut copy = vma.clone();
         copy.pgoff = vma.page_index(addr);
         copy.start = target;

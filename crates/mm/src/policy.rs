@@ -376,7 +376,10 @@ impl Policy {
             let k = KNOBS.iter().find(|k| k.name == knob);
             match k {
                 Some(k) => format!("knob `{knob}` takes one of: {}", k.values.join(", ")),
-                None => format!("unknown knob `{knob}`; knobs are: {}", KNOBS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")),
+                None => format!(
+                    "unknown knob `{knob}`; knobs are: {}",
+                    KNOBS.iter().map(|k| k.name).chain(crate::kernel::MACHINE_LIMITS.iter().map(|k| k.name)).collect::<Vec<_>>().join(", ")
+                ),
             }
         };
         let on_off = |v: &str| match v {

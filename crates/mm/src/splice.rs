@@ -124,8 +124,11 @@ impl Kernel {
         // GUP got; vmsplice() reports the
         // bytes it spliced and fails only when that is nothing.
         let (pages, err) = self.gup_pages_upto(pid, first, nr, flags, true).map_err(|_| Errno::EFAULT)?;
-        if pages.is_empty() && err.is_some() {
-            return Err(Errno::EFAULT.into());
+        match err {
+            // The OOM killer ended the task while GUP faulted pages in.
+            Some(e @ SysError::Signal(_)) => return Err(e),
+            Some(_) if pages.is_empty() => return Err(Errno::EFAULT.into()),
+            _ => {}
         }
         let nr = pages.len() as u64;
         let mut done = 0u64;

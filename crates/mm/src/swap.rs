@@ -264,6 +264,9 @@ impl Kernel {
         let Some(Entry::Swap { slot, exclusive: marker, soft_dirty }) = self.mm(mm).pt.get(Level::Pte, addr) else {
             return Ok(());
         };
+        if self.swap.slots[&slot].cache.is_none() {
+            self.oom_reserve(pid, 1)?;
+        }
         let s = &self.swap.slots[&slot];
         let (folio, in_cache) = match s.cache {
             Some(f) => {

@@ -74,10 +74,7 @@ impl Kernel {
                     return Err(SysError::Livelock);
                 }
                 if let Err(e) = self.handle_mm_fault(pid, mm, a, FaultFlags::READ) {
-                    return match e.to_sys_error() {
-                        SysError::Signal(s) => self.deliver(pid, s, a),
-                        other => Err(other),
-                    };
+                    return self.deliver_fault(pid, e, a);
                 }
             };
             let (folio, page) = leaf.page_for(a).expect("present");
@@ -143,6 +140,16 @@ impl Kernel {
     /// so the owner's PKRU is the one that counts.
     pub fn arch_vma_access_permitted(&self, vma: &crate::vma::Vma) -> bool {
         !(self.policy.pkeys && vma.prot == Prot::EXEC)
+    }
+
+    /// What a failed user fault does to the task: the signal it means, or
+    /// the livelock. An OOM fault's SIGKILL was sent by the OOM killer
+    /// already.
+    pub(crate) fn deliver_fault<T>(&mut self, pid: Pid, e: crate::memory::VmFault, addr: u64) -> SysResult<T> {
+        match e.to_sys_error() {
+            SysError::Signal(s) if e != crate::memory::VmFault::Oom => self.deliver(pid, s, addr),
+            other => Err(other),
+        }
     }
 
     /// Ends the task with a fatal signal and reports it.

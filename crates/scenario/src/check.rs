@@ -560,6 +560,11 @@ impl Checker {
                             .expected
                             .push("a size like 2M or 64K".into());
                     }
+                    if m.fixed.is_some() {
+                        self.err(a.span, "`align=` places a mapping the kernel chooses; with `fixed=` the address is given")
+                            .expected
+                            .push("either align= or fixed=".into());
+                    }
                 }
                 if let Some(o) = &m.offset {
                     if o.value % PAGE != 0 && !lenient {

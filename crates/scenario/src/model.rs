@@ -8,9 +8,9 @@
 
 use crate::ast::{self, Foll, GupKind, ThpSize};
 use crate::backend::*;
-use mm::kernel::{Kernel, TaskState};
+use mm::kernel::{Kernel, Machine, TaskState};
 
-use mm::policy::{Policy, KNOBS, PROFILES};
+use mm::policy::{Policy, PROFILES};
 use mm::types::{HugeSize, Pid, SysError};
 use std::collections::BTreeMap;
 
@@ -169,13 +169,15 @@ impl Backend for ModelBackend {
         let Some(mut p) = Policy::profile(profile) else {
             return Err(ConfigError::UnknownProfile { known: PROFILES.iter().map(|s| s.to_string()).collect() });
         };
+        let mut machine = Machine::default();
         for (index, (k, v)) in knobs.iter().enumerate() {
-            if let Err(message) = p.set(k, v) {
-                let _ = KNOBS;
+            let r = machine.set(k, v).unwrap_or_else(|| p.set(k, v));
+            if let Err(message) = r {
                 return Err(ConfigError::Knob { index, message });
             }
         }
         self.kernel = Kernel::new(p);
+        self.kernel.machine = machine;
         self.kernel.set_event_log(self.trace);
         Ok(())
     }

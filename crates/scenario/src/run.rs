@@ -1234,6 +1234,7 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
             let mut first = None;
             for &a in &addrs {
                 let where_ = at(loc, addrs[0], a);
+                let mut small_pin = None;
                 // Mapcounts come with the page where the backend sees them
                 // (live: /proc/kpagecount); refcount and pincount need the
                 // folio's counters.
@@ -1267,7 +1268,12 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
                         match be.folio(t, a) {
                             Ok(Some(f)) => match counter.value {
                                 Counter::Refcount => f.refcount,
-                                Counter::Pincount => f.pincount,
+                                Counter::Pincount => {
+                                    if f.order == 0 {
+                                        small_pin = Some(f.refcount);
+                                    }
+                                    f.pincount
+                                }
                                 _ => f.mapcount,
                             },
                             Ok(None) => return mk(Status::Fail, Some(format!("no folio is mapped at {where_}"))),
@@ -1275,8 +1281,17 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
                         }
                     }
                 };
-                let detail =
+                let mut detail =
                     if addrs.len() > 1 { format!("{where_}: {} is {v}", counter.value) } else { format!("{} is {v}", counter.value) };
+                if let Some(rc) = small_pin {
+                    // include/linux/mm.h: a small folio has no pincount
+                    // field; folio_maybe_dma_pinned() reads the refcount.
+                    detail.push_str(&format!(
+                        " (a small folio has no pincount: each FOLL_PIN adds GUP_PIN_COUNTING_BIAS = 1024 to its refcount, \
+                         which is {rc}; pinned at most {} time(s))",
+                        rc / 1024
+                    ));
+                }
                 if !cmp.holds(v, *value) {
                     return mk(Status::Fail, Some(detail));
                 }
