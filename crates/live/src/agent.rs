@@ -293,13 +293,14 @@ impl Agent {
                 }
                 Cmd::Shutdown => Reply::Error("only the zygote shuts down".into()),
                 Cmd::Page { addr } => Reply::Ok(Ret::Page(page_info(addr))),
+                Cmd::ProcMem { pid, addr, data, len } if !self.zygote => self.proc_mem(pid, addr, data, len),
                 Cmd::Op(Call::Exit { code }) => {
                     let _ = proto::send(self.sock.as_fd(), &Reply::Ok(Ret::Done));
                     // SAFETY: as above.
                     unsafe { libc::_exit(code.into()) }
                 }
                 Cmd::Op(op) if !self.zygote => self.op(op),
-                Cmd::Op(_) => Reply::Error("the zygote runs no scenario operations".into()),
+                Cmd::Op(_) | Cmd::ProcMem { .. } => Reply::Error("the zygote runs no scenario operations".into()),
             };
             if proto::send(self.sock.as_fd(), &reply).is_err() {
                 // SAFETY: as above.
@@ -338,14 +339,58 @@ impl Agent {
         Some(Reply::Ok(Ret::Pid(pid)))
     }
 
+    /// One `pwrite()` or `pread()` of `/proc/PID/mem` (the kernel's
+    /// `mem_rw()`: forced GUP on the target's memory), opened for just this
+    /// call. The answer is the call's: the count written (short when a page
+    /// cannot be got), the bytes read, or the errno (EIO when nothing
+    /// moved). Into this agent's own memory only scenario memory is
+    /// written; another agent's addresses come from its scenario regions.
+    fn proc_mem(&mut self, pid: i32, addr: u64, data: Option<Contents>, len: u64) -> Reply {
+        let own = pid == std::process::id() as i32;
+        if own && touches_foreign(&self.regions, addr, len) {
+            return refuse();
+        }
+        let Ok(off) = i64::try_from(addr) else { return Reply::Errno(libc::EINVAL) };
+        let file = std::fs::OpenOptions::new().read(true).write(data.is_some()).open(format!("/proc/{pid}/mem"));
+        let file = match file {
+            Ok(f) => f,
+            Err(e) => return Reply::Errno(e.raw_os_error().unwrap_or(libc::EIO)),
+        };
+        let fd = file.as_raw_fd();
+        match data {
+            Some(d) => {
+                let bytes = d.to_vec();
+                // SAFETY: a valid buffer of the given length.
+                let r = unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), off as libc::off_t) };
+                count_or_errno(r as i64)
+            }
+            None => {
+                let mut buf = vec![0u8; len as usize];
+                // SAFETY: a valid buffer of `len` bytes.
+                let r = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), off as libc::off_t) };
+                if r < 0 {
+                    return Reply::Errno(errno());
+                }
+                let mut out = Vec::new();
+                for piece in buf[..r as usize].chunks(PAGE as usize) {
+                    push(&mut out, piece);
+                }
+                Reply::Ok(Ret::Data(Contents::concat(&out)))
+            }
+        }
+    }
+
     fn op(&mut self, call: Call) -> Reply {
         match call {
-            Call::Mmap(MmapCall { addr, len, prot, shared, fixed, noreserve, hugetlb, populate, file }) => {
+            Call::Mmap(MmapCall { addr, len, prot, shared, fixed, noreplace, noreserve, hugetlb, populate, file }) => {
                 let mut flags = if shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
                 if file.is_none() {
                     flags |= libc::MAP_ANONYMOUS;
                 }
-                if fixed {
+                if fixed && noreplace {
+                    // Never replaces anything: EEXIST where something is.
+                    flags |= libc::MAP_FIXED_NOREPLACE;
+                } else if fixed {
                     flags |= libc::MAP_FIXED;
                     if touches_foreign(&self.regions, addr.unwrap_or(0), len) {
                         return refuse();
@@ -401,7 +446,7 @@ impl Agent {
                 let r = unsafe { libc::madvise(addr as *mut libc::c_void, len as usize, madv(advice)) };
                 done_or_errno(r)
             }
-            Call::Mremap { old_addr, old_len, new_len, new_addr } => {
+            Call::Mremap { old_addr, old_len, new_len, new_addr, dontunmap } => {
                 if touches_foreign(&self.regions, old_addr, old_len) || new_addr.is_some_and(|n| touches_foreign(&self.regions, n, new_len))
                 {
                     return refuse();
@@ -409,6 +454,9 @@ impl Agent {
                 let mut flags = libc::MREMAP_MAYMOVE;
                 if new_addr.is_some() {
                     flags |= libc::MREMAP_FIXED;
+                }
+                if dontunmap {
+                    flags |= libc::MREMAP_DONTUNMAP;
                 }
                 // SAFETY: scenario memory only.
                 let r = unsafe {
@@ -424,16 +472,23 @@ impl Agent {
                     return Reply::Errno(errno());
                 }
                 let a = r as u64;
-                self.regions.remove(old_addr, old_addr.saturating_add(old_len));
+                if !dontunmap {
+                    self.regions.remove(old_addr, old_addr.saturating_add(old_len));
+                }
                 self.regions.add(a, a.saturating_add(new_len.div_ceil(PAGE) * PAGE));
                 Reply::Ok(Ret::Addr(a))
             }
             Call::Exit { .. } => Reply::Error("exit is handled by the loop".into()),
             // The controller sends fork as its own command and keeps GUP
             // calls (model-only) to itself.
-            Call::Fork | Call::Gup { .. } | Call::Unpin { .. } | Call::ReadPinned { .. } | Call::Mmget { .. } | Call::Mmput { .. } => {
-                Reply::Error("not an agent operation".into())
-            }
+            Call::Fork
+            | Call::Gup { .. }
+            | Call::Unpin { .. }
+            | Call::ReadPinned { .. }
+            | Call::Mmget { .. }
+            | Call::Mmput { .. }
+            | Call::ProcMemWrite { .. }
+            | Call::ProcMemRead { .. } => Reply::Error("not an agent operation".into()),
             Call::WriteMem { addr, data } => {
                 let len = data.len();
                 if touches_foreign(&self.regions, addr, len) {
@@ -636,6 +691,33 @@ impl Agent {
                     _ => Reply::Errno(errno()),
                 }
             }
+            Call::MbindLocalMove { addr, len } => {
+                if touches_foreign(&self.regions, addr, len) {
+                    return refuse();
+                }
+                const MPOL_LOCAL: libc::c_long = 4;
+                const MPOL_MF_MOVE: libc::c_long = 1 << 1;
+                // SAFETY: mbind only migrates pages of scenario memory
+                // (checked above); the node mask pointer is NULL.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_mbind,
+                        addr,
+                        len,
+                        MPOL_LOCAL,
+                        std::ptr::null::<libc::c_ulong>(),
+                        0x7ff as libc::c_ulong,
+                        MPOL_MF_MOVE,
+                    )
+                };
+                done_or_errno(r as i32)
+            }
+            Call::UffdioCopy { addr, data } => {
+                if touches_foreign(&self.regions, addr, data.len()) {
+                    return refuse();
+                }
+                uffdio_copy(addr, &data.to_vec())
+            }
             Call::ClearSoftDirty => match std::fs::write("/proc/self/clear_refs", "4") {
                 Ok(()) => Reply::Ok(Ret::Done),
                 Err(e) => Reply::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
@@ -681,6 +763,71 @@ impl Agent {
             Call::ShmRmid { shm } => done_or_errno(unsafe { libc::shmctl(shm as i32, libc::IPC_RMID, std::ptr::null_mut()) }),
         }
     }
+}
+
+/// include/uapi/linux/userfaultfd.h, for x86-64.
+const UFFD_API: u64 = 0xAA;
+const UFFDIO_API: libc::c_ulong = 0xc018_aa3f;
+const UFFDIO_REGISTER: libc::c_ulong = 0xc020_aa00;
+const UFFDIO_COPY: libc::c_ulong = 0xc028_aa03;
+const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
+
+/// `struct uffdio_api`.
+#[repr(C)]
+struct UffdioApi {
+    api: u64,
+    features: u64,
+    ioctls: u64,
+}
+
+/// `struct uffdio_register`.
+#[repr(C)]
+struct UffdioRegister {
+    start: u64,
+    len: u64,
+    mode: u64,
+    ioctls: u64,
+}
+
+/// `struct uffdio_copy`.
+#[repr(C)]
+struct UffdioCopy {
+    dst: u64,
+    src: u64,
+    len: u64,
+    mode: u64,
+    copy: i64,
+}
+
+/// mkdirty.c's `test_uffdio_copy()` sequence: a userfaultfd, the API
+/// handshake, MISSING registration over the destination, one UFFDIO_COPY
+/// from a buffer of `bytes`, close. The first failing call's errno is the
+/// answer.
+fn uffdio_copy(dst: u64, bytes: &[u8]) -> Reply {
+    let len = bytes.len() as u64;
+    // SAFETY: userfaultfd(2) takes flags only.
+    let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    if fd < 0 {
+        return Reply::Errno(errno());
+    }
+    // SAFETY: a descriptor this function just opened and owns.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let fd = owned.as_raw_fd();
+    let mut api = UffdioApi { api: UFFD_API, features: 0, ioctls: 0 };
+    let mut reg = UffdioRegister { start: dst, len, mode: UFFDIO_REGISTER_MODE_MISSING, ioctls: 0 };
+    let mut copy = UffdioCopy { dst, src: bytes.as_ptr() as u64, len, mode: 0, copy: 0 };
+    // SAFETY: each ioctl gets a correctly sized struct it may read and
+    // write; the copy reads `len` bytes of `bytes` and writes only the
+    // registered scenario range.
+    unsafe {
+        if libc::ioctl(fd, UFFDIO_API, &mut api as *mut UffdioApi) < 0
+            || libc::ioctl(fd, UFFDIO_REGISTER, &mut reg as *mut UffdioRegister) < 0
+            || libc::ioctl(fd, UFFDIO_COPY, &mut copy as *mut UffdioCopy) < 0
+        {
+            return Reply::Errno(errno());
+        }
+    }
+    Reply::Ok(Ret::Done)
 }
 
 /// Is this file on tmpfs (shmem), where the model's disk-file rules

@@ -466,7 +466,7 @@ impl LiveBackend {
             t.sock = None;
             // A call the kernel does not finish is how a livelock (a fault
             // retried forever) shows from user space.
-            if let Cmd::Op(_) = cmd {
+            if let Cmd::Op(_) | Cmd::ProcMem { .. } = cmd {
                 let text = format!("no answer within {} s: the call did not finish (livelock); the task was killed", timeout.as_secs_f64());
                 self.trace.push(TraceLine { task: Some(task), text, log: false });
                 return Err(Failure::Livelock);
@@ -665,8 +665,9 @@ impl Drop for LiveBackend {
 pub fn page_obs(p: &PageInfo) -> Option<PageObs> {
     let present = p.pagemap >> 63 & 1 == 1;
     let swapped = p.pagemap >> 62 & 1 == 1;
+    let soft_dirty = p.pagemap >> 55 & 1 == 1;
     if !present && !swapped {
-        return p.vma.then(PageObs::default);
+        return p.vma.then(|| PageObs { soft_dirty, ..PageObs::default() });
     }
     let pfn = p.pagemap & ((1 << 55) - 1);
     const KPF_ANON: u64 = 12;
@@ -698,6 +699,7 @@ pub fn page_obs(p: &PageInfo) -> Option<PageObs> {
         thp: f(KPF_THP) && !f(KPF_ZERO_PAGE),
         hugetlb: f(KPF_HUGE),
         exclusive: present && p.pagemap >> 56 & 1 == 1,
+        soft_dirty,
         writable: None,
     })
 }
@@ -842,7 +844,18 @@ impl Backend for LiveBackend {
         if let Call::Madvise { advice: Advice::Pageout, .. } = call {
             self.ensure_swap().map_err(Failure::Backend)?;
         }
-        let r = self.request(task, &Cmd::Op(call.clone()), None)?;
+        let cmd = match call {
+            Call::ProcMemWrite { task: target, addr, data } => {
+                let pid = self.pid(*target).ok_or_else(|| Failure::Backend(format!("no task {}", target.0)))?;
+                Cmd::ProcMem { pid, addr: *addr, data: Some(data.clone()), len: data.len() }
+            }
+            Call::ProcMemRead { task: target, addr, len } => {
+                let pid = self.pid(*target).ok_or_else(|| Failure::Backend(format!("no task {}", target.0)))?;
+                Cmd::ProcMem { pid, addr: *addr, data: None, len: *len }
+            }
+            _ => Cmd::Op(call.clone()),
+        };
+        let r = self.request(task, &cmd, None)?;
         match r {
             Reply::Ok(ret) => Ok(match ret {
                 R::Done => Ret::Done,

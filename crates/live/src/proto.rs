@@ -27,6 +27,11 @@ pub enum Cmd {
     Fork,
     /// What pagemap and kpageflags say about the page at `addr`.
     Page { addr: u64 },
+    /// `pwrite()` of `data` (or, without data, `pread()` of `len` bytes) at
+    /// offset `addr` of `/proc/PID/mem`: a scenario's `proc_mem_write` /
+    /// `proc_mem_read`, its target task resolved to its pid by the
+    /// controller (an agent knows no other task).
+    ProcMem { pid: i32, addr: u64, data: Option<Contents>, len: u64 },
     /// (zygote only) kill every process of the session and exit.
     Shutdown,
 }

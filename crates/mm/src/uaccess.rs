@@ -129,8 +129,8 @@ impl Kernel {
     }
 
     /// `arch_vma_access_permitted()` (arch/x86/include/asm/mmu_context.h)
-    /// for a data access by the VMA's own task, which is every access the
-    /// model makes (GUP included: it never reaches into another mm): with
+    /// for a data access by the VMA's own task (a FOLL_REMOTE GUP, as
+    /// `/proc/PID/mem` makes, is not asked: see [`Kernel::check_vma_flags`]): with
     /// protection keys, the PKRU of the task denies the execute-only key
     /// that an exec-only VMA carries, for loads and stores alike. The key
     /// is a function of the protection here, since a scenario cannot call

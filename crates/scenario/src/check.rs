@@ -510,7 +510,7 @@ impl Checker {
             self.err(b.span, format!("`{}` does not produce anything to name", step.op.keyword()));
         }
         if let Some(e) = &step.expect {
-            if matches!(e.value, StepExpect::Data(_) | StepExpect::SameAs(_)) && !matches!(step.op, Op::Read(_)) {
+            if matches!(e.value, StepExpect::Data(_) | StepExpect::SameAs(_)) && !matches!(step.op, Op::Read(_) | Op::ProcMemRead { .. }) {
                 self.err(e.span, "contents can only be expected from a `read`")
                     .notes
                     .push("read the data, e.g. `P: read A expect fill 0x00`".into());
@@ -527,7 +527,7 @@ impl Checker {
                 }
             }
         }
-        if matches!(step.op, Op::Read(_)) {
+        if matches!(step.op, Op::Read(_) | Op::ProcMemRead { .. }) {
             self.reads.insert(self.steps);
         }
         for (n, end) in self.fd_uses(&step.op) {
@@ -911,6 +911,32 @@ impl Checker {
             Op::ShmRmid(seg) => {
                 self.name(&t, seg, &["a shm segment"]);
             }
+            Op::ProcMemWrite { target, range, data } => {
+                let dlen = match data {
+                    DataSpec::Bytes(b) => Some(b.len() as u64),
+                    DataSpec::Fill(_) => None,
+                };
+                self.task_range(target, range, dlen, lenient || fails);
+            }
+            Op::MbindLocalMove(r) => {
+                if let Some(k) = self.name(&t, &r.name, &["a region"]) {
+                    self.region_range(r, &k, true, lenient || fails);
+                }
+            }
+            Op::UffdioCopy(r, data) => {
+                let dlen = match data {
+                    DataSpec::Bytes(b) => Some(b.len() as u64),
+                    DataSpec::Fill(_) => None,
+                };
+                self.task_range(&step.task, r, dlen, lenient || fails);
+            }
+            Op::ProcMemRead { target, range } => {
+                let dlen = match expect {
+                    Some(StepExpect::Data(DataSpec::Bytes(b))) => Some(b.len() as u64),
+                    _ => None,
+                };
+                self.task_range(target, range, dlen, lenient || fails);
+            }
             Op::Mmput(h) => {
                 self.out.needs.push((idx, Feature::MmHold));
                 if let Some(Kind::Hold { task }) = self.name(&t, h, &["an mm handle"]) {
@@ -938,6 +964,31 @@ impl Checker {
             if let Some(task) = self.tasks.get_mut(&t) {
                 task.dead = Some((item.line, why));
             }
+        }
+    }
+
+    /// A range in `target`'s address space (`proc_mem_write`,
+    /// `proc_mem_read`; `uffdio_copy` in the task's own): the task is
+    /// alive and the range names a region of it; `dlen` is the byte count
+    /// the data (or the expected data) implies, which a written length
+    /// must match.
+    fn task_range(&mut self, target: &Ident, r: &Range, dlen: Option<u64>, lenient: bool) {
+        if !self.task(target, false) {
+            return;
+        }
+        if let (Some(d), Some(l)) = (dlen, &r.len) {
+            if d != l.value {
+                self.err(l.span, format!("length {} but {d} bytes are given", l.value))
+                    .notes
+                    .push("leave the length out; it comes from the bytes".into());
+            }
+        }
+        if let Some(k) = self.name(&target.value, &r.name, &["a region"]) {
+            let mut r2 = r.clone();
+            if r2.len.is_none() {
+                r2.len = dlen.map(|d| Spanned::new(d, r.span));
+            }
+            self.region_range(&r2, &k, false, lenient);
         }
     }
 
@@ -1067,7 +1118,7 @@ fn expects_count(e: &StepExpect) -> bool {
 
 /// Operations whose success is a byte count.
 fn returns_count(op: &Op) -> bool {
-    matches!(op, Op::Vmsplice { .. } | Op::Write(..) | Op::IoUringFixed { .. })
+    matches!(op, Op::Vmsplice { .. } | Op::Write(..) | Op::IoUringFixed { .. } | Op::ProcMemWrite { .. })
 }
 
 fn binds(op: &Op) -> bool {

@@ -11,9 +11,8 @@ use suites::{ktap, Config, Judged, Outcome, SelfTest, Suite};
 /// model; exit 0 when no test is `not ok`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which suite: cow, gup_longterm, hugetlb-madvise, map_hugetlb,
-    /// hugepage-mmap, hugepage-mremap, hugepage-shm, hugetlb_fault_after_madv
-    /// or all.
+    /// Which suite (cow, gup_longterm, mkdirty, madv_populate, …; the
+    /// error message lists them) or all.
     #[arg(default_value = "all")]
     suite: String,
     /// Kernel profile to model.
@@ -82,7 +81,8 @@ pub fn main(a: Args) -> u8 {
         s => match Suite::parse(s) {
             Some(s) => vec![s],
             None => {
-                eprintln!("cowlab: unknown suite `{s}`; suites are: cow, gup_longterm, hugetlb-madvise, map_hugetlb, hugepage-mmap, hugepage-mremap, hugepage-shm, hugetlb_fault_after_madv, all");
+                let names: Vec<&str> = Suite::ALL.iter().map(|s| s.name()).collect();
+                eprintln!("cowlab: unknown suite `{s}`; suites are: {}, all", names.join(", "));
                 return EXIT_USAGE;
             }
         },
