@@ -477,8 +477,11 @@ impl Kernel {
 
     // ----- events -------------------------------------------------------
 
+    /// Records what the kernel did. With the log off only kernel log lines
+    /// (printk) are kept: they are what a task can observe (`/dev/kmsg`),
+    /// the rest is narration.
     pub(crate) fn event(&mut self, pid: Pid, kind: EventKind, func: &'static str, addr: Option<u64>, detail: impl FnOnce() -> String) {
-        if !self.log.disabled {
+        if !self.log.disabled || kind == EventKind::Printk {
             self.log.events.push(Event { pid, kind, func, addr, detail: detail() });
         }
     }
@@ -492,7 +495,8 @@ impl Kernel {
         &self.log.events
     }
 
-    /// Turns the event log off (benchmarks) or on.
+    /// Turns the event log off (benchmarks, bulk runs) or on; kernel log
+    /// lines are kept either way.
     pub fn set_event_log(&mut self, on: bool) {
         self.log.disabled = !on;
     }

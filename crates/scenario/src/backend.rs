@@ -499,6 +499,16 @@ pub trait Backend {
     fn state_view(&mut self) -> Option<mm::view::StateView> {
         None
     }
+
+    /// Whether the runner should narrate: the kernel's decision lines and
+    /// the counter deltas of the pages a step touched. Drivers that only
+    /// judge outcomes (`cowlab selftest`, the policy lab) turn it off so a
+    /// step costs the operation and its checks, not the observations around
+    /// it; outcomes, checks and kernel log lines (`expect log`) are the same
+    /// either way.
+    fn narrates(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -71,8 +71,9 @@ impl ModelBackend {
         ModelBackend { kernel, ..ModelBackend::new().with_self_check(false) }
     }
 
-    /// Turns the kernel's event log (the "what the kernel did" lines of the
-    /// trace) off or on; outcomes and counters are the same either way.
+    /// Turns the trace (the "what the kernel did" lines and the counter
+    /// deltas, see [`Backend::narrates`]) off or on; outcomes, counters and
+    /// kernel log lines are the same either way.
     pub fn with_trace(mut self, on: bool) -> ModelBackend {
         self.trace = on;
         self.kernel.set_event_log(on);
@@ -442,5 +443,9 @@ impl Backend for ModelBackend {
 
     fn state_view(&mut self) -> Option<mm::view::StateView> {
         self.state_views.then(|| self.kernel.view())
+    }
+
+    fn narrates(&self) -> bool {
+        self.trace
     }
 }

@@ -837,8 +837,8 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
             return sr;
         }
     };
-    let places = touched(step, env, &tname);
-    let before = observe(be, env, &places);
+    let narrate = be.narrates();
+    let before = if narrate { observe(be, env, &touched(step, env, &tname)) } else { BTreeMap::new() };
     let res = match (&step.op, &call) {
         (Op::Mmap(MmapArgs { align: Some(al), .. }), Call::Mmap(m)) if !m.fixed => mmap_aligned(be, task.id, m, al.value),
         _ => be.call(task.id, &call),
@@ -874,8 +874,7 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
             }
         }
     }
-    let places = touched(step, env, &tname);
-    let after = observe(be, env, &places);
+    let after = if narrate { observe(be, env, &touched(step, env, &tname)) } else { BTreeMap::new() };
     let mut keys: Vec<_> = before.keys().chain(after.keys()).cloned().collect();
     keys.sort();
     keys.dedup();

@@ -69,7 +69,7 @@ pub fn run_suite(tests: &[SelfTest], opts: &RunOptions, check_invariants: bool, 
     tests
         .par_iter()
         .map(|t| {
-            let mut be = scenario::model::ModelBackend::new().with_self_check(check_invariants);
+            let mut be = scenario::model::ModelBackend::new().with_self_check(check_invariants).with_trace(false);
             judged(t, suites::run(t, &mut be, opts))
         })
         .collect()
