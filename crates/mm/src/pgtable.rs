@@ -290,7 +290,9 @@ impl PageTable {
         true
     }
 
-    fn ptes_in(&self, start: u64, end: u64) -> impl Iterator<Item = Leaf> + '_ {
+    /// The PTE leaves in `[start, end)`, in address order, as they are
+    /// reached (no list is built).
+    pub fn ptes_in(&self, start: u64, end: u64) -> impl Iterator<Item = Leaf> + '_ {
         let lo = start & !(PMD_SIZE - 1);
         self.tables.range(lo..end).flat_map(move |(&base, t)| {
             let first = if base < start { pte_index(start) } else { 0 };
