@@ -119,7 +119,7 @@ impl Env {
     fn seers(&self, name: &str) -> Vec<(&String, &TaskRt)> {
         let Some((owner, seq)) = self.defined_by.get(name) else { return Vec::new() };
         let pin = matches!(self.vals.get(name), Some(Val::Pin { .. } | Val::Hold(_)));
-        let mut sees: BTreeMap<&str, bool> = BTreeMap::new();
+        let mut sees: std::collections::HashMap<&str, bool> = std::collections::HashMap::with_capacity(self.created.len());
         let mut out = Vec::new();
         for tname in &self.created {
             let Some(t) = self.tasks.get(tname) else { continue };
@@ -875,11 +875,8 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
         }
     }
     let after = if narrate { observe(be, env, &touched(step, env, &tname)) } else { BTreeMap::new() };
-    let mut keys: Vec<_> = before.keys().chain(after.keys()).cloned().collect();
-    keys.sort();
-    keys.dedup();
-    for k in keys {
-        if let Some(d) = delta(&k.0, &k.1, k.2, before.get(&k), after.get(&k)) {
+    for (k, b, a) in merge_join(&before, &after) {
+        if let Some(d) = delta(&k.0, &k.1, k.2, b, a) {
             sr.deltas.push(d);
         }
     }
@@ -938,6 +935,28 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
         sr.checks.push(Check { line: item.line, column: 1, text: "model invariants".into(), status: Status::Fail, detail: Some(e) });
     }
     sr
+}
+
+/// Every key of two maps once, in order, with its value in each: a merge
+/// of the two sorted key sequences (no keys copied or sorted again).
+fn merge_join<'a, K: Ord, V>(x: &'a BTreeMap<K, V>, y: &'a BTreeMap<K, V>) -> Vec<(&'a K, Option<&'a V>, Option<&'a V>)> {
+    use std::cmp::Ordering;
+    let (mut xi, mut yi) = (x.iter().peekable(), y.iter().peekable());
+    let mut out = Vec::with_capacity(x.len().max(y.len()));
+    loop {
+        let order = match (xi.peek(), yi.peek()) {
+            (None, None) => return out,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((a, _)), Some((b, _))) => a.cmp(b),
+        };
+        out.push(match order {
+            Ordering::Less => xi.next().map(|(k, v)| (k, Some(v), None)),
+            Ordering::Greater => yi.next().map(|(k, v)| (k, None, Some(v))),
+            Ordering::Equal => xi.next().zip(yi.next()).map(|((k, v), (_, w))| (k, Some(v), Some(w))),
+        }
+        .expect("peeked"));
+    }
 }
 
 /// Whether a call's result is the outcome `e` allows (`Outcome`,
