@@ -243,7 +243,11 @@ impl Kernel {
             ensure!(s.count == n, "swap slot {slot:?}: count {} but {n} swap entries", s.count);
             ensure!(n > 0 || s.cache.is_some(), "swap slot {slot:?} is referred to by nothing");
             if let Some(f) = s.cache {
-                ensure!(self.swap_cache_of(f) == Some(*slot), "swap-cache folio {f:?} of slot {slot:?} is indexed as {:?}", self.swap_cache_of(f));
+                ensure!(
+                    self.swap_cache_of(f) == Some(*slot),
+                    "swap-cache folio {f:?} of slot {slot:?} is indexed as {:?}",
+                    self.swap_cache_of(f)
+                );
             }
         }
         ensure!(

@@ -950,12 +950,14 @@ fn merge_join<'a, K: Ord, V>(x: &'a BTreeMap<K, V>, y: &'a BTreeMap<K, V>) -> Ve
             (None, Some(_)) => Ordering::Greater,
             (Some((a, _)), Some((b, _))) => a.cmp(b),
         };
-        out.push(match order {
-            Ordering::Less => xi.next().map(|(k, v)| (k, Some(v), None)),
-            Ordering::Greater => yi.next().map(|(k, v)| (k, None, Some(v))),
-            Ordering::Equal => xi.next().zip(yi.next()).map(|((k, v), (_, w))| (k, Some(v), Some(w))),
-        }
-        .expect("peeked"));
+        out.push(
+            match order {
+                Ordering::Less => xi.next().map(|(k, v)| (k, Some(v), None)),
+                Ordering::Greater => yi.next().map(|(k, v)| (k, None, Some(v))),
+                Ordering::Equal => xi.next().zip(yi.next()).map(|((k, v), (_, w))| (k, Some(v), Some(w))),
+            }
+            .expect("peeked"),
+        );
     }
 }
 
