@@ -330,7 +330,7 @@ impl PageTable {
         // addresses the PTE is the answer. So the huge-leaf maps need no
         // look (fork's copy asks this once per page).
         if let Some(b) = best.filter(|b| b.addr & !(PMD_SIZE - 1) == addr & !(PMD_SIZE - 1)) {
-            if b.addr == addr || addr % PMD_SIZE != 0 {
+            if b.addr == addr || !addr.is_multiple_of(PMD_SIZE) {
                 return Some(b);
             }
         }
