@@ -190,6 +190,14 @@ impl Checker {
 
     /// Can `task` use the name `name` (see [`Task::parent`])? Pins are
     /// never inherited.
+    /// No live task that can name pipe `p` still has its write end open:
+    /// a read of the empty pipe returns end of file at once
+    /// (fs/pipe.c: pipe_read()) instead of blocking.
+    fn pipe_writers_gone(&self, p: &str) -> bool {
+        let write_end = (p.to_string(), Some(PipeEnd::Write));
+        self.tasks.iter().all(|(n, t)| t.dead.is_some() || !self.visible(n, p) || t.closed.contains_key(&write_end))
+    }
+
     fn visible(&self, task: &str, name: &str) -> bool {
         let Some(def) = self.names.get(name) else { return false };
         let (mut cur, mut limit) = (task, usize::MAX);
@@ -735,7 +743,7 @@ impl Checker {
                                 self.err(r.span, "how many bytes? a pipe has no size")
                                     .expected
                                     .push(format!("`read {} 4K …`", r.name.value));
-                            } else if have == 0 && !lenient {
+                            } else if have == 0 && !lenient && !self.pipe_writers_gone(&r.name.value) {
                                 self.err(r.name.span, format!("pipe `{}` has no data here: the read would block forever", r.name.value))
                                     .notes
                                     .push("nothing was written or vmspliced into it before this line".into());
