@@ -11,7 +11,6 @@ use std::path::Path;
 /// File → the open divergences.md entry it shows.
 const OPEN: &[(&str, &str)] = &[
     ("fuzz-shared-fault-around.cow", "§13: no fault-around in the model"),
-    ("fuzz-madvise-collapse-open-einval-aligned-4k.cow", "§12: MADV_COLLAPSE EINVAL not modelled"),
 ];
 
 #[test]

@@ -30,8 +30,9 @@
 //!   pipe whose read ends are all closed it is generated: SIGPIPE;
 //! - io_uring submissions from a task other than the ring's creator: the
 //!   live agent drives each ring from the process that set it up;
-//! - `madvise collapse` and page-cache mappings longer than a page: two
-//!   divergences still open (docs/divergences.md §12, §13). Files are
+//! - `madvise collapse` (file and shmem collapse are not modelled) and
+//!   page-cache mappings longer than a page (no fault-around in the
+//!   model): docs/divergences.md §12, §13. Files are
 //!   larger than a huge page all the same (sparse or allocated): a mapping
 //!   takes one page of them, file I/O and fixed buffers reach all of it.
 //!
@@ -289,9 +290,8 @@ pub struct Case {
 
 const PROTS: [&str; 6] = ["rw", "rw", "r", "none", "w", "x"];
 /// Not `pageout`: without swap the kernel reclaims no anon page (the live
-/// backend skips such scenarios). Not `collapse`: the kernel's EINVAL for
-/// some ranges without a whole aligned 2M block is not modelled yet
-/// (divergences.md §12).
+/// backend skips such scenarios). Not `collapse`: the model refuses file
+/// and shmem collapse (divergences.md §12).
 const ADVICES: [&str; 9] =
     ["dontneed", "dontfork", "dofork", "wipeonfork", "keeponfork", "hugepage", "nohugepage", "populate_read", "populate_write"];
 
