@@ -147,6 +147,8 @@ pub struct Names {
     pub regions: Vec<String>,
     /// The scenario sets up a 1 GiB hugetlb pool (docs/divergences.md §1).
     pub pool_1g: bool,
+    /// Tasks that register io_uring buffers (docs/divergences.md §24).
+    pub ring_owners: Vec<String>,
     /// Line of each standalone pagemap expectation (`expect A in P
     /// exclusive`) → the place it looks at, spelled as [`place_name`] does.
     pub page_expects: BTreeMap<usize, String>,
@@ -165,6 +167,7 @@ pub fn names_of(l: &scenario::Loaded) -> Names {
             }
             ItemKind::Step(s) => match &s.op {
                 Op::Fork(c) => n.tasks.push(c.value.clone()),
+                Op::IoUringRegister { .. } => n.ring_owners.push(s.task.value.clone()),
                 Op::Mmap(_) | Op::Mremap { .. } => {
                     n.regions.push(s.bind.as_ref().map(|b| b.value.clone()).unwrap_or_else(|| "(unnamed)".into()))
                 }
@@ -238,7 +241,11 @@ pub fn compare(names: &Names, model: (&Report, &Recorder<'_>), live: (&Report, &
             if let Some(lp) = lc.pools.get(size) {
                 if mp != lp {
                     let f = |p: &PoolObs| format!("total {} free {} resv {} surp {}", p.total, p.free, p.resv, p.surp);
-                    out.push(dv(&at, format!("hugetlb {} pool", scenario::ast::fmt_size(*size)), f(mp), f(lp)));
+                    let d = dv(&at, format!("hugetlb {} pool", scenario::ast::fmt_size(*size)), f(mp), f(lp));
+                    // A task that registered buffers has ended on the kernel.
+                    let owner_gone =
+                        names.tasks.iter().zip(&lc.tasks).any(|(t, st)| *st != TaskObs::Running && names.ring_owners.contains(t));
+                    out.push(label(d, known::pool_while_ring_teardown_runs(mp, lp, owner_gone)));
                 }
             }
         }

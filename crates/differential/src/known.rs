@@ -16,11 +16,16 @@
 //! `hugetlb_pud_fork=skip`, and if the kernel agrees with that run, every
 //! divergence from the default run is [`PUD_FORK_SKIPPED`].
 //!
+//! §24 (a dead task's io_uring buffers are released by a workqueue after
+//! the observation) is kernel timing the model does not follow: recognised
+//! by the pool's shape once a task that registered buffers has ended.
+//!
 //! Model bugs the fuzzer found (§6–§19) and §2 (pagemap's exclusive bit of
 //! a PMD-mapped THP) were fixed in the model, so their shapes are news
 //! again and have no rule here.
 
 use crate::record::Facts;
+use scenario::backend::PoolObs;
 
 /// A documented divergence: the section of docs/divergences.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +54,22 @@ pub const PUD_FORK_SKIPPED: Known = Known {
 /// PUD table page: on 6.18 the bit is noise for 1 GiB pages.
 pub const PAGEMAP_PUD_EXCLUSIVE: Known =
     Known { section: 1, title: "pagemap \"exclusive\" of a 1 GiB hugetlb page reads the PUD table's stale share count" };
+
+/// §24: io_uring tears a ring down from a workqueue after its last
+/// descriptor closes, so right after the owner exits or is killed the
+/// kernel may still hold the hugetlb pages it pinned for the ring's buffers.
+pub const RING_TEARDOWN_RUNS: Known =
+    Known { section: 24, title: "the kernel releases a dead task's io_uring buffers from a workqueue, after the observation" };
+
+/// Which documented entry explains a difference in a hugetlb pool, if any.
+/// `owner_gone`: a task that registered io_uring buffers has ended on the
+/// kernel by this step. Only a kernel holding more pages than the model,
+/// with the same reservations, is §24.
+pub fn pool_while_ring_teardown_runs(model: &PoolObs, kernel: &PoolObs, owner_gone: bool) -> Option<Known> {
+    let in_use = |p: &PoolObs| p.total - p.free;
+    let more_held = in_use(kernel) > in_use(model) && kernel.resv == model.resv && kernel.total - model.total == kernel.surp - model.surp;
+    (owner_gone && more_held).then_some(RING_TEARDOWN_RUNS)
+}
 
 /// Which documented entry explains a difference in pagemap facts, if any.
 /// `pool_1g`: the scenario uses 1 GiB hugetlb pages (the facts do not say
@@ -81,6 +102,17 @@ mod tests {
         let huge = |exclusive| Some(Facts { thp: false, hugetlb: true, ..thp(exclusive).unwrap() });
         assert_eq!(pagemap_facts(&huge(true), &huge(false), true), Some(PAGEMAP_PUD_EXCLUSIVE));
         assert_eq!(pagemap_facts(&huge(true), &huge(false), false), None);
+    }
+
+    #[test]
+    fn a_kernel_still_holding_a_dead_ring_owners_pages_is_section_24() {
+        let pool = |total, free, surp| PoolObs { total, free, resv: 0, surp };
+        assert_eq!(pool_while_ring_teardown_runs(&pool(2, 2, 0), &pool(2, 1, 0), true), Some(RING_TEARDOWN_RUNS));
+        assert_eq!(pool_while_ring_teardown_runs(&pool(1, 1, 1), &pool(2, 1, 2), true), Some(RING_TEARDOWN_RUNS), "a surplus page");
+        assert_eq!(pool_while_ring_teardown_runs(&pool(2, 2, 0), &pool(2, 1, 0), false), None, "the owner lives");
+        assert_eq!(pool_while_ring_teardown_runs(&pool(2, 1, 0), &pool(2, 2, 0), true), None, "the model holds more");
+        let resv = PoolObs { resv: 1, ..pool(2, 1, 0) };
+        assert_eq!(pool_while_ring_teardown_runs(&pool(2, 2, 0), &resv, true), None, "reservations differ");
     }
 
     #[test]
