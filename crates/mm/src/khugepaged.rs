@@ -34,7 +34,8 @@ impl Kernel {
     /// blocks of that call are not collapsed; the max_ptes_* limits are
     /// khugepaged's only.
     pub(crate) fn madvise_collapse(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) -> SysResult<()> {
-        let vmas: Vec<(u64, u64)> = self.mm(mm).vmas.values().filter(|v| v.start < end && start < v.end).map(|v| (v.start, v.end)).collect();
+        let vmas: Vec<(u64, u64)> =
+            self.mm(mm).vmas.values().filter(|v| v.start < end && start < v.end).map(|v| (v.start, v.end)).collect();
         for (vs, ve) in vmas {
             let Some(v) = self.mm(mm).vma(vs) else { continue };
             // thp_vma_suitable_order() at vm_end - 2M: an aligned block fits.
