@@ -434,6 +434,10 @@ struct TaskSt {
     sees: Vec<usize>,
     /// Pipe ends this task closed: (pipe, read end).
     closed: Vec<(usize, bool)>,
+    /// The task (or its parent before the fork) gave up a whole region: a
+    /// new ring's memory, which the live agent maps and the model has not,
+    /// could land there.
+    freed: bool,
 }
 
 /// The renderer's picture of the scenario so far: who exists and what they
@@ -492,9 +496,9 @@ impl Render {
             return;
         }
         let child = format!("C{}", self.tasks.len());
-        let (sees, closed) = (self.tasks[t].sees.clone(), self.tasks[t].closed.clone());
+        let (sees, closed, freed) = (self.tasks[t].sees.clone(), self.tasks[t].closed.clone(), self.tasks[t].freed);
         self.step(t, format!("fork {child}"));
-        self.tasks.push(TaskSt { name: child, alive: true, sees, closed });
+        self.tasks.push(TaskSt { name: child, alive: true, sees, closed, freed });
     }
 
     fn step(&mut self, t: usize, text: String) {
@@ -553,7 +557,7 @@ pub fn render(c: &Case) -> String {
     out.push_str("task P\n");
     let mut r = Render {
         small_thp: s.small_thp.is_some(),
-        tasks: vec![TaskSt { name: "P".into(), alive: true, sees: vec![], closed: vec![] }],
+        tasks: vec![TaskSt { name: "P".into(), alive: true, sees: vec![], closed: vec![], freed: false }],
         objs: vec![],
         lines: vec![],
     };
@@ -724,6 +728,11 @@ fn render_op(r: &mut Render, op: &FOp) {
             }
         }
         FOp::Ring { .. } => {
+            // The agent maps the ring's queues into the task; in a hole a
+            // region left they would show where the model has nothing.
+            if r.tasks[t].freed {
+                return;
+            }
             let name = r.new_obj(t, "r", Obj::Ring { owner: t, table: None });
             r.step(t, format!("{name} = io_uring"));
         }
@@ -798,6 +807,7 @@ fn render_op(r: &mut Render, op: &FOp) {
             // at its address depends on each backend's address allocator.
             if matches!(r.objs[reg].1, Obj::Region { len: l, .. } if off == 0 && len == l) {
                 r.tasks[t].sees.retain(|&o| o != reg);
+                r.tasks[t].freed = true;
             }
         }
         FOp::Mremap { at, pages, .. } => {
@@ -815,6 +825,7 @@ fn render_op(r: &mut Render, op: &FOp) {
             // The old range may now be free, and whether a later mapping
             // lands there depends on each backend's address allocator.
             r.tasks[t].sees.retain(|&o| o != reg);
+            r.tasks[t].freed = true;
             r.step(t, format!("{new} = mremap {} {}", range_text(&name, off, len), fmt_size(new_len)));
         }
         FOp::ClearSoftDirty { .. } => r.step(t, "clear_soft_dirty".into()),
@@ -869,6 +880,7 @@ fn render_op(r: &mut Render, op: &FOp) {
             let (name, Obj::Region { len, .. }) = r.objs[reg].clone() else { return };
             r.step(t, format!("munmap {}", range_text(&name, 0, len)));
             r.tasks[t].sees.retain(|&o| o != reg);
+            r.tasks[t].freed = true;
         }
     }
 }
