@@ -147,7 +147,7 @@ pub struct Names {
     pub regions: Vec<String>,
     /// The scenario sets up a 1 GiB hugetlb pool (docs/divergences.md §1).
     pub pool_1g: bool,
-    /// Tasks that register io_uring buffers (docs/divergences.md §24).
+    /// Tasks that register io_uring buffers (docs/divergences.md §25).
     pub ring_owners: Vec<String>,
     /// Line of each standalone pagemap expectation (`expect A in P
     /// exclusive`) → the place it looks at, spelled as [`place_name`] does.

@@ -16,7 +16,7 @@
 //! `hugetlb_pud_fork=skip`, and if the kernel agrees with that run, every
 //! divergence from the default run is [`PUD_FORK_SKIPPED`].
 //!
-//! §24 (a dead task's io_uring buffers are released by a workqueue after
+//! §25 (a dead task's io_uring buffers are released by a workqueue after
 //! the observation) is kernel timing the model does not follow: recognised
 //! by the pool's shape once a task that registered buffers has ended.
 //!
@@ -55,16 +55,16 @@ pub const PUD_FORK_SKIPPED: Known = Known {
 pub const PAGEMAP_PUD_EXCLUSIVE: Known =
     Known { section: 1, title: "pagemap \"exclusive\" of a 1 GiB hugetlb page reads the PUD table's stale share count" };
 
-/// §24: io_uring tears a ring down from a workqueue after its last
+/// §25: io_uring tears a ring down from a workqueue after its last
 /// descriptor closes, so right after the owner exits or is killed the
 /// kernel may still hold the hugetlb pages it pinned for the ring's buffers.
 pub const RING_TEARDOWN_RUNS: Known =
-    Known { section: 24, title: "the kernel releases a dead task's io_uring buffers from a workqueue, after the observation" };
+    Known { section: 25, title: "the kernel releases a dead task's io_uring buffers from a workqueue, after the observation" };
 
 /// Which documented entry explains a difference in a hugetlb pool, if any.
 /// `owner_gone`: a task that registered io_uring buffers has ended on the
 /// kernel by this step. Only a kernel holding more pages than the model,
-/// with the same reservations, is §24.
+/// with the same reservations, is §25.
 pub fn pool_while_ring_teardown_runs(model: &PoolObs, kernel: &PoolObs, owner_gone: bool) -> Option<Known> {
     let in_use = |p: &PoolObs| p.total - p.free;
     let more_held = in_use(kernel) > in_use(model) && kernel.resv == model.resv && kernel.total - model.total == kernel.surp - model.surp;
@@ -105,7 +105,7 @@ mod tests {
     }
 
     #[test]
-    fn a_kernel_still_holding_a_dead_ring_owners_pages_is_section_24() {
+    fn a_kernel_still_holding_a_dead_ring_owners_pages_is_section_25() {
         let pool = |total, free, surp| PoolObs { total, free, resv: 0, surp };
         assert_eq!(pool_while_ring_teardown_runs(&pool(2, 2, 0), &pool(2, 1, 0), true), Some(RING_TEARDOWN_RUNS));
         assert_eq!(pool_while_ring_teardown_runs(&pool(1, 1, 1), &pool(2, 1, 2), true), Some(RING_TEARDOWN_RUNS), "a surplus page");
