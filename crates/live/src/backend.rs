@@ -138,6 +138,28 @@ fn signal_name(sig: i32) -> String {
     }
 }
 
+/// A process sharing a task's address space (CLONE_VM) that holds its
+/// `mm_users` for a scenario's `mmget`; `mmput` kills it.
+#[derive(Debug)]
+struct MmHolder {
+    /// The scenario task that took the hold (its exit drops it).
+    holder: TaskId,
+    pidfd: Option<OwnedFd>,
+}
+
+impl MmHolder {
+    /// Kills the holder and waits until it is gone: its exit drops the
+    /// last reference of an exited task's mm, and the kernel tears the
+    /// address space down (`exit_mm()` → `mmput()` → `exit_mmap()`) before
+    /// the pidfd turns readable.
+    fn release(self, deadline: Instant) {
+        if let Some(p) = &self.pidfd {
+            let _ = rustix::process::pidfd_send_signal(p, rustix::process::Signal::KILL);
+            wait_readable(p, deadline);
+        }
+    }
+}
+
 /// What this machine can do, probed once.
 #[derive(Clone, Debug)]
 struct Caps {
@@ -171,6 +193,9 @@ pub struct LiveBackend {
     /// A call of the current step has been made (the kernel log before
     /// it belongs to no step).
     in_step: bool,
+    /// The `mmget` holds, by handle.
+    holds: BTreeMap<u64, MmHolder>,
+    next_hold: u64,
 }
 
 /// /dev/kmsg positioned after the last record already logged.
@@ -423,6 +448,8 @@ impl LiveBackend {
             kmsg: open_kmsg(),
             trace: Vec::new(),
             in_step: false,
+            holds: BTreeMap::new(),
+            next_hold: 1,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         let hello = match &be.zsock {
@@ -608,6 +635,77 @@ impl LiveBackend {
         }
     }
 
+    /// A call's reply as the backend trait returns it.
+    fn ret_of(&mut self, r: Reply) -> Result<Ret, Failure> {
+        match r {
+            Reply::Ok(ret) => Ok(match ret {
+                R::Done => Ret::Done,
+                R::Addr(a) => Ret::Addr(a),
+                R::Pipe(r, w) => Ret::Pipe { read: Fd(r), write: Fd(w) },
+                R::Fd(f) => Ret::Fd(Fd(f)),
+                R::Count(n) => Ret::Count(n),
+                R::Data(d) => Ret::Data(d),
+                R::Shm(id) => {
+                    // A segment outlives its processes: journaled, so that
+                    // every restore path removes it.
+                    self.settings.record(Change::ShmSegment(id)).map_err(Failure::Backend)?;
+                    Ret::Shm(id as u64)
+                }
+                R::Pid(_) | R::Page(_) => return Err(Failure::Backend("unexpected reply".into())),
+            }),
+            Reply::Errno(e) => Err(Failure::Errno(errno_name(e))),
+            Reply::Error(m) => Err(Failure::Backend(m)),
+            Reply::Killed(s) => Err(Failure::Signal(s)),
+            Reply::Hello(_) => Err(Failure::Backend("unexpected hello".into())),
+        }
+    }
+
+    /// The pid of a task that is still running.
+    fn running_pid(&self, task: TaskId) -> Option<i32> {
+        self.tasks.get(&task.0).filter(|t| t.state == TaskObs::Running).map(|t| t.pid)
+    }
+
+    /// `mmget`: the target's agent starts a CLONE_VM holder (see
+    /// `agent::hold_mm`); as in the model, the target must be running
+    /// (ESRCH otherwise: an exited task has no mm to take).
+    fn mmget(&mut self, holder: TaskId, target: TaskId) -> Result<Ret, Failure> {
+        if self.running_pid(holder).is_none() || self.running_pid(target).is_none() {
+            return Err(Failure::Errno("ESRCH".into()));
+        }
+        match self.request(target, &Cmd::HoldMm, None)? {
+            Reply::Ok(R::Pid(pid)) => {
+                let pidfd = rustix::process::Pid::from_raw(pid)
+                    .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+                let id = self.next_hold;
+                self.next_hold += 1;
+                self.holds.insert(id, MmHolder { holder, pidfd });
+                Ok(Ret::Hold(id))
+            }
+            r => self.ret_of(r).and_then(|_| Err(Failure::Backend("mmget: no holder pid".into()))),
+        }
+    }
+
+    /// `mmput`: only the task that took a hold drops it (EINVAL otherwise,
+    /// as in the model).
+    fn mmput(&mut self, task: TaskId, hold: u64) -> Result<Ret, Failure> {
+        match self.holds.get(&hold) {
+            Some(h) if h.holder == task => {}
+            _ => return Err(Failure::Errno("EINVAL".into())),
+        }
+        let h = self.holds.remove(&hold).expect("checked above");
+        h.release(Instant::now() + self.opts.step_timeout);
+        Ok(Ret::Done)
+    }
+
+    /// A hold belongs to the task that took it and ends with it.
+    fn drop_holds_of_ended_tasks(&mut self) {
+        let ended: Vec<u64> = self.holds.iter().filter(|(_, h)| self.running_pid(h.holder).is_none()).map(|(id, _)| *id).collect();
+        for id in ended {
+            let h = self.holds.remove(&id).expect("listed above");
+            h.release(Instant::now() + self.opts.step_timeout);
+        }
+    }
+
     fn shutdown(&mut self) {
         crate::signals::disarm();
         if let Some(z) = self.zsock.take() {
@@ -724,11 +822,7 @@ impl Backend for LiveBackend {
             Feature::Swap => self.swap_unavailable(),
             Feature::Knobs => Some("the live kernel's rules cannot be changed".into()),
             Feature::KernelLog => self.kmsg.as_ref().err().cloned(),
-            Feature::MmHold => Some(
-                "the live agent cannot yet hold another process's mm_users across its exit (it would need a CLONE_VM sibling; \
-                 opening /proc/PID/mem takes only mm_count on 6.18)"
-                    .into(),
-            ),
+            Feature::MmHold => None,
         }
     }
 
@@ -842,28 +936,21 @@ impl Backend for LiveBackend {
         if let Call::Madvise { advice: Advice::Pageout, .. } = call {
             self.ensure_swap().map_err(Failure::Backend)?;
         }
-        let r = self.request(task, &Cmd::Op(call.clone()), None)?;
-        match r {
-            Reply::Ok(ret) => Ok(match ret {
-                R::Done => Ret::Done,
-                R::Addr(a) => Ret::Addr(a),
-                R::Pipe(r, w) => Ret::Pipe { read: Fd(r), write: Fd(w) },
-                R::Fd(f) => Ret::Fd(Fd(f)),
-                R::Count(n) => Ret::Count(n),
-                R::Data(d) => Ret::Data(d),
-                R::Shm(id) => {
-                    // A segment outlives its processes: journaled, so that
-                    // every restore path removes it.
-                    self.settings.record(Change::ShmSegment(id)).map_err(Failure::Backend)?;
-                    Ret::Shm(id as u64)
+        let r = match call {
+            Call::Mmget { task: target } => self.mmget(task, *target),
+            Call::Mmput { hold } => self.mmput(task, *hold),
+            Call::ProcessVm { write, task: target, remote, local, len } => match self.running_pid(*target) {
+                Some(pid) => {
+                    let cmd = Cmd::ProcessVm { pid, write: *write, remote: *remote, local: *local, len: *len };
+                    self.request(task, &cmd, None).and_then(|r| self.ret_of(r))
                 }
-                R::Pid(_) | R::Page(_) => return Err(Failure::Backend("unexpected reply".into())),
-            }),
-            Reply::Errno(e) => Err(Failure::Errno(errno_name(e))),
-            Reply::Error(m) => Err(Failure::Backend(m)),
-            Reply::Killed(s) => Err(Failure::Signal(s)),
-            Reply::Hello(_) => Err(Failure::Backend("unexpected hello".into())),
-        }
+                // The pid of an ended task may belong to another process.
+                None => Err(Failure::Errno("ESRCH".into())),
+            },
+            _ => self.request(task, &Cmd::Op(call.clone()), None).and_then(|r| self.ret_of(r)),
+        };
+        self.drop_holds_of_ended_tasks();
+        r
     }
 
     fn page(&mut self, task: TaskId, addr: u64) -> Result<Option<PageObs>, String> {

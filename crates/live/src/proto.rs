@@ -27,6 +27,15 @@ pub enum Cmd {
     Fork,
     /// What pagemap and kpageflags say about the page at `addr`.
     Page { addr: u64 },
+    /// process_vm_readv (`write` false) or process_vm_writev of one range
+    /// each side with the process `pid` (the scenario's target task,
+    /// resolved to its pid by the controller).
+    ProcessVm { pid: i32, write: bool, remote: u64, local: u64, len: u64 },
+    /// Start a process that shares this task's address space (CLONE_VM,
+    /// not CLONE_THREAD) and does nothing until killed: it holds the mm's
+    /// `mm_users`, so this task's exit leaves its mappings in place.
+    /// Answered with the holder's pid.
+    HoldMm,
     /// (zygote only) kill every process of the session and exit.
     Shutdown,
 }

@@ -172,8 +172,11 @@ impl Kernel {
     /// set in the model): unlike the CPU, GUP without FOLL_FORCE does not
     /// read a PROT_WRITE-only or PROT_EXEC-only mapping. Then the
     /// architecture's veto (protection keys). Left out: VM_IO/VM_PFNMAP,
-    /// FOLL_ANON, DAX, secretmem, shadow stacks, FOLL_REMOTE (the model's
-    /// GUP is always by the mm's own task).
+    /// FOLL_ANON, DAX, secretmem, shadow stacks. FOLL_REMOTE (another
+    /// task's mm, `process_vm_readv()`) skips the protection-key veto on
+    /// x86; the model checks it anyway, which changes nothing here: the
+    /// only keyed mappings are PROT_EXEC-only ones, already refused for
+    /// lacking VM_READ (or VM_WRITE).
     pub(crate) fn check_vma_flags(&self, vma: &Vma, flags: GupFlags) -> SysResult<()> {
         if flags.write {
             if !vma.is_anonymous() && !self.writable_file_mapping_allowed(vma, flags) {
@@ -437,6 +440,22 @@ impl Kernel {
             pos += n;
         }
         out
+    }
+
+    /// Stores `data` into a list of held pages from byte `off` on, as a
+    /// device or the kernel writes through a pin (the CPU's page tables are
+    /// not involved): the folios' bytes change and they become dirty.
+    pub(crate) fn write_pages(&mut self, pages: &[(FolioId, u64)], off: u64, data: &Contents) {
+        let mut done = 0;
+        while done < data.len() {
+            let pos = off + done;
+            let (f, page) = pages[(pos / PAGE_SIZE) as usize];
+            let n = (PAGE_SIZE - pos % PAGE_SIZE).min(data.len() - done);
+            let fo = self.folios.get_mut(f);
+            fo.data.overwrite(page * PAGE_SIZE + pos % PAGE_SIZE, &data.slice(done, n));
+            fo.dirty = true;
+            done += n;
+        }
     }
 
     /// The pages a handle holds (folio and page within it).

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod contents;
+pub mod direct_io;
 pub mod events;
 pub mod exit;
 pub mod folio;
@@ -33,6 +34,7 @@ pub mod mprotect;
 pub mod mremap;
 pub mod pgtable;
 pub mod policy;
+pub mod process_vm_access;
 pub mod rmap;
 pub mod shm;
 pub mod shmem;

@@ -657,6 +657,9 @@ pub struct WpFault {
     /// Faults taken for the current page (bounded like a user access).
     faults: u32,
     pub result: Option<SysResult<()>>,
+    /// Who stores: the task, or the kernel on its behalf (`copy_to_user()`,
+    /// where a fault it cannot resolve is EFAULT rather than a signal).
+    pub by: crate::uaccess::AccessBy,
 }
 
 /// Faults one page of a store may take before the model calls it a livelock.
@@ -664,7 +667,16 @@ const MAX_STORE_FAULTS: u32 = 8;
 
 impl WpFault {
     pub fn begin(pid: Pid, mm: MmId, start: u64, data: crate::contents::Contents) -> WpFault {
-        WpFault { pid, mm, start, data, state: WpFaultState::Access { addr: start }, faults: 0, result: None }
+        WpFault {
+            pid,
+            mm,
+            start,
+            data,
+            state: WpFaultState::Access { addr: start },
+            faults: 0,
+            result: None,
+            by: crate::uaccess::AccessBy::Task,
+        }
     }
 
     /// The kernel function the next step plays.
@@ -723,9 +735,9 @@ impl Kernel {
     fn store_step(&mut self, w: &mut WpFault, a: u64) -> SysResult<()> {
         let (pid, mm) = (w.pid, w.mm);
         let end = w.start + w.data.len();
-        let Some(vma) = self.mm(mm).vma(a).cloned() else { return self.deliver(pid, Signal::SIGSEGV, a) };
+        let Some(vma) = self.mm(mm).vma(a).cloned() else { return self.access_failed(w.by, pid, Signal::SIGSEGV, a) };
         if self.access_error(&vma, true) {
-            return self.deliver(pid, Signal::SIGSEGV, a);
+            return self.access_failed(w.by, pid, Signal::SIGSEGV, a);
         }
         match self.mm(mm).pt.lookup(a) {
             Some(leaf) if leaf.entry.present().is_some_and(|p| p.write) => {
@@ -759,7 +771,7 @@ impl Kernel {
                 }
                 if let Err(e) = self.handle_mm_fault(pid, mm, a, FaultFlags::WRITE) {
                     return match e.to_sys_error() {
-                        SysError::Signal(s) => self.deliver(pid, s, a),
+                        SysError::Signal(s) => self.access_failed(w.by, pid, s, a),
                         other => Err(other),
                     };
                 }

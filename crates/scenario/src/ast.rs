@@ -480,6 +480,25 @@ pub enum Op {
     Shmdt(Ident),
     /// `shmctl S rmid`: IPC_RMID.
     ShmRmid(Ident),
+    /// `process_vm_readv T A[+off] [LEN] into B[+off]` (task T's A → this
+    /// task's B) and `process_vm_writev T A[+off] [LEN] from B[+off]` (this
+    /// task's B → T's A): `remote` names T's memory, `local` the caller's.
+    ProcessVm {
+        write: bool,
+        target: Ident,
+        remote: Range,
+        local: Ident,
+        local_off: Option<Spanned<u64>>,
+    },
+    /// `odirect pread A[+off] [LEN] from F[+off]` (file → buffer) and
+    /// `odirect pwrite A[+off] [LEN] to F[+off]` (buffer → file), through a
+    /// descriptor with O_DIRECT set.
+    DirectIo {
+        write: bool,
+        buf: Range,
+        file: Ident,
+        file_off: Option<Spanned<u64>>,
+    },
 }
 
 /// The operations a `race { }` block can run: those whose kernel path is
@@ -529,6 +548,10 @@ impl Op {
             Op::Shmat(_) => "shmat",
             Op::Shmdt(_) => "shmdt",
             Op::ShmRmid(_) => "shmctl",
+            Op::ProcessVm { write: false, .. } => "process_vm_readv",
+            Op::ProcessVm { write: true, .. } => "process_vm_writev",
+            Op::DirectIo { write: false, .. } => "odirect pread",
+            Op::DirectIo { write: true, .. } => "odirect pwrite",
         }
     }
 

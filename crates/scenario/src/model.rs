@@ -347,6 +347,12 @@ impl Backend for ModelBackend {
                 Ok(h) => self.kernel.mmput(p, mm::kernel::MmHold(h)).map(|_| Ret::Done),
                 Err(_) => return Err(Failure::Backend(format!("no mm hold {hold}"))),
             },
+            Call::ProcessVm { write, task: target, remote, local, len } => {
+                k.process_vm_rw(p, pid(*target), *local, *remote, *len, *write).map(Ret::Count)
+            }
+            Call::DirectIo { write, fd: f, file_offset, addr, len } => {
+                k.direct_io(p, fd(*f), *file_offset, *addr, *len, *write).map(Ret::Count)
+            }
             Call::ReadPinned { pin, offset, len } => match self.pins.get(&pin.0) {
                 Some((_, h)) => self.kernel.gup_read(*h, *offset, *len).map(Ret::Data),
                 None => return Err(Failure::Backend(format!("no pin {} (already released)", pin.0))),

@@ -516,6 +516,9 @@ const OPS: &[&str] = &[
     "shmat",
     "shmdt",
     "shmctl",
+    "process_vm_readv",
+    "process_vm_writev",
+    "odirect",
     "expect",
 ];
 
@@ -677,6 +680,22 @@ fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
             let seg = cut(ident(i, "a shm segment name"))?;
             cut(keyword(i, "rmid"))?;
             Op::ShmRmid(seg)
+        }
+        "process_vm_readv" | "process_vm_writev" => {
+            let write = w == "process_vm_writev";
+            let target = cut(ident(i, "the task whose memory is read or written"))?;
+            let remote = cut(range(i, "a region name (in that task)"))?;
+            cut(keyword(i, if write { "from" } else { "into" }))?;
+            let (local, local_off) = cut(name_offset(i, "a region name (in this task)"))?;
+            Op::ProcessVm { write, target, remote, local, local_off }
+        }
+        "odirect" => {
+            let (w, _) = cut(one_of_words(i, &["pread", "pwrite"]))?;
+            let write = w == "pwrite";
+            let buf = cut(range(i, "a region name"))?;
+            cut(keyword(i, if write { "to" } else { "from" }))?;
+            let (file, file_off) = cut(name_offset(i, "a file name"))?;
+            Op::DirectIo { write, buf, file, file_off }
         }
         other => {
             let list = if bound { BINDING_OPS } else { OPS };
