@@ -138,6 +138,28 @@ fn signal_name(sig: i32) -> String {
     }
 }
 
+/// How often a hugetlb pool came up short and memory was compacted for
+/// it, and how often the pool was then filled: per page size, for this
+/// process (a selftest run starts many backends).
+pub struct Compactions(std::sync::Mutex<BTreeMap<u64, (u64, u64)>>);
+
+impl Compactions {
+    fn record(&self, size: u64, filled: bool) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let e = m.entry(size).or_default();
+        e.0 += 1;
+        e.1 += u64::from(filled);
+    }
+
+    /// Page size → (compactions, pools filled after one).
+    pub fn counts(&self) -> BTreeMap<u64, (u64, u64)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// The compactions of this process's live runs.
+pub static COMPACTIONS: Compactions = Compactions(std::sync::Mutex::new(BTreeMap::new()));
+
 /// A process sharing a task's address space (CLONE_VM) that holds its
 /// `mm_users` for a scenario's `mmget`; `mmput` kills it.
 #[derive(Debug)]
@@ -885,14 +907,28 @@ impl Backend for LiveBackend {
                 if let Some(o) = overcommit {
                     self.settings.write(&d.join("nr_overcommit_hugepages"), &o.to_string())?;
                 }
-                let got: u64 = std::fs::read_to_string(d.join("nr_hugepages")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
-                if got < *pages {
-                    return Err(format!(
-                        "the kernel could allocate only {got} of {pages} {} hugetlb pages (memory fragmented?)",
-                        scenario::ast::fmt_size(*size)
-                    ));
+                let got = || -> u64 { std::fs::read_to_string(d.join("nr_hugepages")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0) };
+                if got() >= *pages {
+                    return Ok(());
                 }
-                Ok(())
+                // Free memory may be there but fragmented: compact it
+                // (a trigger, not a setting: nothing to restore) and ask
+                // for the pages once more.
+                let compacted = std::fs::write("/proc/sys/vm/compact_memory", "1");
+                self.settings.write(&d.join("nr_hugepages"), &pages.to_string())?;
+                let after = got();
+                COMPACTIONS.record(*size, after >= *pages);
+                if after >= *pages {
+                    return Ok(());
+                }
+                Err(format!(
+                    "the kernel could allocate only {after} of {pages} {} hugetlb pages, even after compacting memory{}",
+                    scenario::ast::fmt_size(*size),
+                    match compacted {
+                        Ok(()) => String::new(),
+                        Err(e) => format!(" (which failed: {e})"),
+                    }
+                ))
             }
         }
     }

@@ -144,6 +144,15 @@ pub fn main(a: Args) -> u8 {
             out!("{c}");
         }
     }
+    if a.backend != "model" {
+        // On stderr: KTAP on stdout stays what kselftest prints.
+        for (size, (tried, filled)) in live::backend::COMPACTIONS.counts() {
+            eprintln!(
+                "cowlab: live: {} hugetlb pool short {tried} time(s); compact_memory then filled it {filled} time(s)",
+                scenario::ast::fmt_size(size)
+            );
+        }
+    }
     if any_fail {
         EXIT_FAIL
     } else {
