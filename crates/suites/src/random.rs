@@ -23,7 +23,9 @@
 //!
 //! - 1 GiB hugetlb pages: fork on 6.18 sometimes skips copying a 1 GiB
 //!   mapping at random (docs/divergences.md §1);
-//! - `madvise pageout`: the model has swap, this machine has none;
+//! - `madvise pageout` to zram: a PTE-mapped mTHP comes back as one large
+//!   folio on the kernel (docs/divergences.md §22); pageout runs with the
+//!   default `swap=file`, which the live backend creates for the run;
 //! - `madvise free|remove|cold`: not modelled (the model says EINVAL);
 //! - `write` into a pipe: a full pipe blocks the kernel's writer
 //!   (vmsplice is non-blocking on both sides);
@@ -209,6 +211,28 @@ pub enum FOp {
     ClearSoftDirty {
         task: u8,
     },
+    /// `madvise … pageout` (swap: the live backend creates a swap file).
+    Pageout {
+        task: u8,
+        at: At,
+    },
+    /// process_vm_readv/writev between a range of `target`'s and one of the
+    /// caller's.
+    ProcessVm {
+        task: u8,
+        target: u8,
+        remote: At,
+        local: At,
+        write: bool,
+    },
+    /// An O_DIRECT pread/pwrite between a range and a file.
+    DirectIo {
+        task: u8,
+        file: u8,
+        at: At,
+        file_page: u8,
+        write: bool,
+    },
 }
 
 /// One generated scenario.
@@ -292,6 +316,13 @@ pub fn op() -> impl Strategy<Value = FOp> {
         2 => (t(), at()).prop_map(|(task, at)| FOp::Munmap { task, at }),
         1 => (t(), at(), any::<u16>()).prop_map(|(task, at, pages)| FOp::Mremap { task, at, pages }),
         1 => t().prop_map(|task| FOp::ClearSoftDirty { task }),
+        1 => (t(), at()).prop_map(|(task, at)| FOp::Pageout { task, at }),
+        1 => (t(), t(), at(), at(), any::<bool>()).prop_map(|(task, target, remote, local, write)| FOp::ProcessVm {
+            task, target, remote, local, write
+        }),
+        1 => (t(), any::<u8>(), at(), any::<u8>(), any::<bool>()).prop_map(|(task, file, at, file_page, write)| FOp::DirectIo {
+            task, file, at, file_page, write
+        }),
     ]
 }
 
@@ -450,7 +481,10 @@ fn render_op(r: &mut Render, op: &FOp) {
         | FOp::Madvise { task, .. }
         | FOp::Munmap { task, .. }
         | FOp::Mremap { task, .. }
-        | FOp::ClearSoftDirty { task } => *task,
+        | FOp::ClearSoftDirty { task }
+        | FOp::Pageout { task, .. }
+        | FOp::ProcessVm { task, .. }
+        | FOp::DirectIo { task, .. } => *task,
     };
     let Some(t) = r.task(task) else { return };
     match *op {
@@ -651,6 +685,27 @@ fn render_op(r: &mut Render, op: &FOp) {
             r.step(t, format!("{new} = mremap {} {}", range_text(&name, off, len), fmt_size(new_len)));
         }
         FOp::ClearSoftDirty { .. } => r.step(t, "clear_soft_dirty".into()),
+        FOp::Pageout { at, .. } => {
+            let Some((_, name, off, len)) = r.range(t, at, true, u64::MAX) else { return };
+            r.step(t, format!("madvise {} pageout", range_text(&name, off, len)));
+        }
+        FOp::ProcessVm { target, remote, local, write, .. } => {
+            let Some(tt) = r.task(target) else { return };
+            let Some((_, rname, roff, rlen)) = r.range(tt, remote, false, PIPE_PAGES) else { return };
+            let Some((_, lname, loff, llen)) = r.range(t, local, false, PIPE_PAGES) else { return };
+            let len = rlen.min(llen);
+            let tn = r.tasks[tt].name.clone();
+            let (op, dir) = if write { ("process_vm_writev", "from") } else { ("process_vm_readv", "into") };
+            r.step(t, format!("{op} {tn} {} {dir} {}", range_text(&rname, roff, len), place(&lname, loff)));
+        }
+        FOp::DirectIo { file, at, file_page, write, .. } => {
+            let Some(f) = r.pick(t, file, |o| matches!(o, Obj::File { .. })) else { return };
+            let (fname, Obj::File { size, .. }) = r.objs[f].clone() else { return };
+            let fo = file_page as u64 % (size / PAGE);
+            let Some((_, name, off, len)) = r.range(t, at, false, size / PAGE - fo) else { return };
+            let (op, dir) = if write { ("pwrite", "to") } else { ("pread", "from") };
+            r.step(t, format!("odirect {op} {} {dir} {}", range_text(&name, off, len), place(&fname, fo * PAGE)));
+        }
     }
 }
 

@@ -165,6 +165,11 @@ fn emit(dir: &str, tests: &[SelfTest]) -> Result<(), String> {
     for t in tests {
         let path = std::path::Path::new(dir).join(t.file_name());
         std::fs::write(&path, &t.scenario).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        // The variant a backend without gup_test runs, next to it.
+        if let Some(p) = &t.program_pins {
+            let path = path.with_extension("program-pins.cow");
+            std::fs::write(&path, &p.scenario).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
     }
     Ok(())
 }
