@@ -368,6 +368,12 @@ struct Render {
     tasks: Vec<TaskSt>,
     objs: Vec<(String, Obj)>,
     lines: Vec<String>,
+    /// Files some task mapped, and files O_DIRECT has written or read: a
+    /// file is one or the other, never both (the model keeps an O_DIRECT
+    /// write's bytes in its page cache, the kernel drops those pages:
+    /// docs/divergences.md §24).
+    mapped_files: Vec<usize>,
+    direct_files: Vec<usize>,
 }
 
 impl Render {
@@ -379,6 +385,12 @@ impl Render {
     /// The `n`th object of task `t` that `want` accepts.
     fn pick(&self, t: usize, n: u8, want: impl Fn(&Obj) -> bool) -> Option<usize> {
         let v: Vec<usize> = self.tasks[t].sees.iter().copied().filter(|&o| want(&self.objs[o].1)).collect();
+        (!v.is_empty()).then(|| v[n as usize % v.len()])
+    }
+
+    /// The `n`th file of task `t` that is not in `not`.
+    fn pick_file(&self, t: usize, n: u8, not: &[usize]) -> Option<usize> {
+        let v: Vec<usize> = self.tasks[t].sees.iter().copied().filter(|o| matches!(self.objs[*o].1, Obj::File { .. }) && !not.contains(o)).collect();
         (!v.is_empty()).then(|| v[n as usize % v.len()])
     }
 
@@ -449,6 +461,8 @@ pub fn render(c: &Case) -> String {
         tasks: vec![TaskSt { name: "P".into(), alive: true, sees: vec![] }],
         objs: vec![],
         lines: vec![],
+        mapped_files: vec![],
+        direct_files: vec![],
     };
     for op in &c.ops {
         render_op(&mut r, op);
@@ -524,7 +538,9 @@ fn render_op(r: &mut Render, op: &FOp) {
                     (format!("mmap {} {sh} hugetlb=2M {prot}{nr}{pop}", fmt_size(len)), Obj::Region { len, huge: true })
                 }
                 MapKind::File => {
-                    let Some(f) = r.pick(t, file, |o| matches!(o, Obj::File { .. })) else { return };
+                    let direct = r.direct_files.clone();
+                    let Some(f) = r.pick_file(t, file, &direct) else { return };
+                    r.mapped_files.push(f);
                     let (fname, Obj::File { size: fsize, huge }) = r.objs[f].clone() else { return };
                     let unit = if huge { HPAGE } else { PAGE };
                     let units = fsize / unit;
@@ -699,7 +715,9 @@ fn render_op(r: &mut Render, op: &FOp) {
             r.step(t, format!("{op} {tn} {} {dir} {}", range_text(&rname, roff, len), place(&lname, loff)));
         }
         FOp::DirectIo { file, at, file_page, write, .. } => {
-            let Some(f) = r.pick(t, file, |o| matches!(o, Obj::File { .. })) else { return };
+            let mapped = r.mapped_files.clone();
+            let Some(f) = r.pick_file(t, file, &mapped) else { return };
+            r.direct_files.push(f);
             let (fname, Obj::File { size, .. }) = r.objs[f].clone() else { return };
             let fo = file_page as u64 % (size / PAGE);
             let Some((_, name, off, len)) = r.range(t, at, false, size / PAGE - fo) else { return };
