@@ -907,7 +907,8 @@ impl Backend for LiveBackend {
                 if let Some(o) = overcommit {
                     self.settings.write(&d.join("nr_overcommit_hugepages"), &o.to_string())?;
                 }
-                let got = || -> u64 { std::fs::read_to_string(d.join("nr_hugepages")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0) };
+                let got =
+                    || -> u64 { std::fs::read_to_string(d.join("nr_hugepages")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0) };
                 if got() >= *pages {
                     return Ok(());
                 }

@@ -81,7 +81,7 @@ impl Kernel {
     /// `iomap_dio_rw()` on a disk file, as described in the module
     /// documentation.
     fn iomap_dio_rw(&mut self, pid: Pid, ino: crate::folio::InodeId, file_off: u64, addr: u64, len: u64, write: bool) -> SysResult<u64> {
-        if (file_off | len) % DIO_ALIGN != 0 {
+        if !(file_off | len).is_multiple_of(DIO_ALIGN) {
             return Err(Errno::EINVAL.into());
         }
         let len = if write { len } else { len.min(self.inodes[&ino].size.saturating_sub(file_off)) };

@@ -16,8 +16,8 @@
 
 use crate::ast::*;
 use crate::backend::Feature;
-use mm::direct_io::DIO_ALIGN;
 use crate::diag::{Diagnostic, Span};
+use mm::direct_io::DIO_ALIGN;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const PAGE: u64 = 4096;
@@ -890,7 +890,7 @@ impl Checker {
                 if let Some(k) = self.name(&t, &buf.name, &["a region"]) {
                     if let Some(l) = self.region_range(buf, &k, false, lenient || fails) {
                         let off = file_off.as_ref().map(|o| o.value).unwrap_or(0);
-                        if !lenient && !fails && (l | off) % DIO_ALIGN != 0 {
+                        if !lenient && !fails && !(l | off).is_multiple_of(DIO_ALIGN) {
                             self.err(buf.span, format!("O_DIRECT needs the length and the file offset {DIO_ALIGN}-byte aligned"))
                                 .notes
                                 .push("write `expect EINVAL` to test the kernel's answer".into());

@@ -390,7 +390,8 @@ impl Render {
 
     /// The `n`th file of task `t` that is not in `not`.
     fn pick_file(&self, t: usize, n: u8, not: &[usize]) -> Option<usize> {
-        let v: Vec<usize> = self.tasks[t].sees.iter().copied().filter(|o| matches!(self.objs[*o].1, Obj::File { .. }) && !not.contains(o)).collect();
+        let v: Vec<usize> =
+            self.tasks[t].sees.iter().copied().filter(|o| matches!(self.objs[*o].1, Obj::File { .. }) && !not.contains(o)).collect();
         (!v.is_empty()).then(|| v[n as usize % v.len()])
     }
 
