@@ -24,10 +24,13 @@
 //! the buffer cannot be pinned whole, the I/O covers the pages pinned
 //! before the first failure (a short count), or fails with GUP's error.
 //!
-//! Other files: shmem (memfd) accepts O_DIRECT and ignores it
-//! (`shmem_file_open()` sets FMODE_CAN_ODIRECT; reads and writes copy
-//! through the page cache with `copy_to_user()` / `copy_from_user()`, no
-//! pins); hugetlbfs does not accept it (`setfl()` in fs/fcntl.c: EINVAL).
+//! Other files refuse O_DIRECT: `fcntl(F_SETFL, O_DIRECT)` is EINVAL
+//! without FMODE_CAN_ODIRECT (fs/fcntl.c, `setfl()`). A memfd (shmem or
+//! hugetlbfs) never gets it: only `shmem_file_open()`, the open(2) path of
+//! a tmpfs file, sets it, and memfd_create() makes its file with
+//! `alloc_file_pseudo()`, which does not call it; hugetlbfs has no
+//! `direct_IO` at all. The model's memfds are its only shmem and hugetlbfs
+//! files, so both are EINVAL.
 //!
 //! What the model leaves out: reads of holes and unwritten extents, which
 //! iomap answers by zeroing the buffer with a user copy instead of a pin
@@ -56,24 +59,7 @@ impl Kernel {
     pub fn direct_io(&mut self, pid: Pid, fd: Fd, file_off: u64, addr: u64, len: u64, write: bool) -> SysResult<u64> {
         let ino = self.inode_of_fd(pid, fd)?;
         match self.inodes[&ino].kind {
-            InodeKind::Hugetlbfs => Err(Errno::EINVAL.into()),
-            InodeKind::Shmem => {
-                if write {
-                    let data = self.copy_from_user(pid, addr, len)?;
-                    if data.is_empty() && len > 0 {
-                        return Err(Errno::EFAULT.into());
-                    }
-                    self.file_write(ino, file_off, &data)?;
-                    Ok(data.len())
-                } else {
-                    let data = self.file_read(ino, file_off, len);
-                    let n = self.copy_to_user(pid, addr, &data)?;
-                    if n == 0 && !data.is_empty() {
-                        return Err(Errno::EFAULT.into());
-                    }
-                    Ok(n)
-                }
-            }
+            InodeKind::Shmem | InodeKind::Hugetlbfs => Err(Errno::EINVAL.into()),
             InodeKind::DiskFile => self.iomap_dio_rw(pid, ino, file_off, addr, len, write),
         }
     }
