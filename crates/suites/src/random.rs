@@ -374,6 +374,10 @@ struct Render {
     /// docs/divergences.md §24).
     mapped_files: Vec<usize>,
     direct_files: Vec<usize>,
+    /// Regions of private anonymous memory (not hugetlb), the only ones
+    /// `pageout` is generated for: the model swaps anon pages only
+    /// (docs/divergences.md §25).
+    private_anon: Vec<usize>,
 }
 
 impl Render {
@@ -464,6 +468,7 @@ pub fn render(c: &Case) -> String {
         lines: vec![],
         mapped_files: vec![],
         direct_files: vec![],
+        private_anon: vec![],
     };
     for op in &c.ops {
         render_op(&mut r, op);
@@ -555,6 +560,9 @@ fn render_op(r: &mut Render, op: &FOp) {
                 }
             };
             let name = r.new_obj(t, "R", obj);
+            if matches!(kind, MapKind::Mthp | MapKind::Thp) || (kind == MapKind::Anon && !shared) {
+                r.private_anon.push(r.objs.len() - 1);
+            }
             r.step(t, format!("{name} = {text}"));
         }
         FOp::File { kind, size, .. } => {
@@ -703,7 +711,9 @@ fn render_op(r: &mut Render, op: &FOp) {
         }
         FOp::ClearSoftDirty { .. } => r.step(t, "clear_soft_dirty".into()),
         FOp::Pageout { at, .. } => {
-            let Some((_, name, off, len)) = r.range(t, at, true, u64::MAX) else { return };
+            let v: Vec<usize> = r.tasks[t].sees.iter().copied().filter(|o| r.private_anon.contains(o)).collect();
+            let Some(&reg) = v.get(at.region as usize % v.len().max(1)) else { return };
+            let Some((_, name, off, len)) = r.range_in(reg, at, false, u64::MAX) else { return };
             r.step(t, format!("madvise {} pageout", range_text(&name, off, len)));
         }
         FOp::ProcessVm { target, remote, local, write, .. } => {
