@@ -316,11 +316,11 @@ pub fn op() -> impl Strategy<Value = FOp> {
         2 => (t(), at()).prop_map(|(task, at)| FOp::Munmap { task, at }),
         1 => (t(), at(), any::<u16>()).prop_map(|(task, at, pages)| FOp::Mremap { task, at, pages }),
         1 => t().prop_map(|task| FOp::ClearSoftDirty { task }),
-        1 => (t(), at()).prop_map(|(task, at)| FOp::Pageout { task, at }),
+        2 => (t(), at()).prop_map(|(task, at)| FOp::Pageout { task, at }),
         1 => (t(), t(), at(), at(), any::<bool>()).prop_map(|(task, target, remote, local, write)| FOp::ProcessVm {
             task, target, remote, local, write
         }),
-        1 => (t(), any::<u8>(), at(), any::<u8>(), any::<bool>()).prop_map(|(task, file, at, file_page, write)| FOp::DirectIo {
+        3 => (t(), any::<u8>(), at(), any::<u8>(), any::<bool>()).prop_map(|(task, file, at, file_page, write)| FOp::DirectIo {
             task, file, at, file_page, write
         }),
     ]
