@@ -25,7 +25,8 @@
 //!   mapping at random (docs/divergences.md §1);
 //! - `madvise pageout` to zram: a PTE-mapped mTHP comes back as one large
 //!   folio on the kernel (docs/divergences.md §22); pageout runs with the
-//!   default `swap=file`, which the live backend creates for the run;
+//!   default `swap=file`, which the live backend creates for the run, and
+//!   only on private anon regions of small folios (§25, §26);
 //! - `madvise free|remove|cold`: not modelled (the model says EINVAL);
 //! - `write` into a pipe: a full pipe blocks the kernel's writer
 //!   (vmsplice is non-blocking on both sides);
@@ -374,9 +375,10 @@ struct Render {
     /// docs/divergences.md §24).
     mapped_files: Vec<usize>,
     direct_files: Vec<usize>,
-    /// Regions of private anonymous memory (not hugetlb), the only ones
+    /// Regions of private anonymous memory in small folios, the only ones
     /// `pageout` is generated for: the model swaps anon pages only
-    /// (docs/divergences.md §25).
+    /// (docs/divergences.md §25), and does not split a large folio that a
+    /// pageout covers in part (§26).
     private_anon: Vec<usize>,
 }
 
@@ -560,7 +562,9 @@ fn render_op(r: &mut Render, op: &FOp) {
                 }
             };
             let name = r.new_obj(t, "R", obj);
-            if matches!(kind, MapKind::Mthp | MapKind::Thp) || (kind == MapKind::Anon && !shared) {
+            // Without an mTHP size on, a private anon region of at most 32K
+            // holds small folios only.
+            if kind == MapKind::Anon && !shared && !r.small_thp {
                 r.private_anon.push(r.objs.len() - 1);
             }
             r.step(t, format!("{name} = {text}"));
