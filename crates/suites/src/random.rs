@@ -26,7 +26,7 @@
 //! - `madvise pageout` to zram: a PTE-mapped mTHP comes back as one large
 //!   folio on the kernel (docs/divergences.md §22); pageout runs with the
 //!   default `swap=file`, which the live backend creates for the run, and
-//!   only on private anon regions of small folios (§25, §26);
+//!   only on private anon regions of small folios (§26, §27);
 //! - `madvise free|remove|cold`: not modelled (the model says EINVAL);
 //! - `write` into a pipe: a full pipe blocks the kernel's writer
 //!   (vmsplice is non-blocking on both sides);
@@ -372,13 +372,13 @@ struct Render {
     /// Files some task mapped, and files O_DIRECT has written or read: a
     /// file is one or the other, never both (the model keeps an O_DIRECT
     /// write's bytes in its page cache, the kernel drops those pages:
-    /// docs/divergences.md §24).
+    /// docs/divergences.md §25).
     mapped_files: Vec<usize>,
     direct_files: Vec<usize>,
     /// Regions of private anonymous memory in small folios, the only ones
     /// `pageout` is generated for: the model swaps anon pages only
-    /// (docs/divergences.md §25), and does not split a large folio that a
-    /// pageout covers in part (§26).
+    /// (docs/divergences.md §26), and does not split a large folio that a
+    /// pageout covers in part (§27).
     private_anon: Vec<usize>,
 }
 
