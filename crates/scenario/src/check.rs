@@ -17,6 +17,7 @@
 use crate::ast::*;
 use crate::backend::Feature;
 use crate::diag::{Diagnostic, Span};
+use mm::direct_io::DIO_ALIGN;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const PAGE: u64 = 4096;
@@ -868,6 +869,41 @@ impl Checker {
                     }
                 }
             }
+            Op::ProcessVm { target, remote, local, local_off, .. } => {
+                // The remote range is judged in the target's address space,
+                // the local place in the caller's; the kernel takes any
+                // lengths and alignments.
+                let mut len = None;
+                // An ended target is allowed: the kernel's answer is ESRCH.
+                if self.task(target, true) {
+                    if let Some(k) = self.name(&target.value, &remote.name, &["a region"]) {
+                        len = self.region_range(remote, &k, false, lenient || fails);
+                    }
+                }
+                if let Some(k) = self.name(&t, local, &["a region"]) {
+                    let at = Range {
+                        name: local.clone(),
+                        offset: local_off.clone(),
+                        len: len.map(|l| Spanned::new(l, remote.span)),
+                        span: local_off.as_ref().map(|o| local.span.to(o.span)).unwrap_or(local.span),
+                    };
+                    self.region_range(&at, &k, false, lenient || fails);
+                }
+            }
+            Op::DirectIo { buf, file, file_off, .. } => {
+                self.out.needs.push((idx, Feature::Files));
+                if let Some(k) = self.name(&t, &buf.name, &["a region"]) {
+                    if let Some(l) = self.region_range(buf, &k, false, lenient || fails) {
+                        let off = file_off.as_ref().map(|o| o.value).unwrap_or(0);
+                        if !lenient && !fails && !(l | off).is_multiple_of(DIO_ALIGN) {
+                            self.err(buf.span, format!("O_DIRECT needs the length and the file offset {DIO_ALIGN}-byte aligned"))
+                                .notes
+                                .push("write `expect EINVAL` to test the kernel's answer".into());
+                        }
+                    }
+                }
+                self.name(&t, file, &["a file"]);
+            }
             Op::Mmget(target) => {
                 self.out.needs.push((idx, Feature::MmHold));
                 if self.task(target, false) {
@@ -1007,6 +1043,7 @@ impl Checker {
             Op::Vmsplice { pipe, .. } => vec![(pipe, Some(PipeEnd::Write))],
             Op::IoUringRegister { ring, .. } | Op::IoUringUnregister(ring) => vec![(ring, None)],
             Op::IoUringFixed { ring, file, .. } => vec![(ring, None), (file, None)],
+            Op::DirectIo { file, .. } => vec![(file, None)],
             Op::Close { name, end } => vec![(name, end.as_ref().map(|e| e.value))],
             Op::Fallocate { file, .. } => vec![(&file.name, None)],
             _ => vec![],
@@ -1118,7 +1155,15 @@ fn expects_count(e: &StepExpect) -> bool {
 
 /// Operations whose success is a byte count.
 fn returns_count(op: &Op) -> bool {
-    matches!(op, Op::Vmsplice { .. } | Op::Write(..) | Op::IoUringFixed { .. } | Op::ProcMemWrite { .. })
+    matches!(
+        op,
+        Op::Vmsplice { .. }
+            | Op::Write(..)
+            | Op::IoUringFixed { .. }
+            | Op::ProcMemWrite { .. }
+            | Op::ProcessVm { .. }
+            | Op::DirectIo { .. }
+    )
 }
 
 fn binds(op: &Op) -> bool {
