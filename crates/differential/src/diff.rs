@@ -147,8 +147,11 @@ pub struct Names {
     pub regions: Vec<String>,
     /// The scenario sets up a 1 GiB hugetlb pool (docs/divergences.md §1).
     pub pool_1g: bool,
-    /// Tasks that register io_uring buffers (docs/divergences.md §25).
+    /// Tasks that register io_uring buffers (docs/divergences.md §29).
     pub ring_owners: Vec<String>,
+    /// The scenario pages anon memory out to zram (`set swap=zram` and a
+    /// `madvise … pageout`: docs/divergences.md §22).
+    pub zram_swap: bool,
     /// Line of each standalone pagemap expectation (`expect A in P
     /// exclusive`) → the place it looks at, spelled as [`place_name`] does.
     pub page_expects: BTreeMap<usize, String>,
@@ -158,10 +161,12 @@ pub struct Names {
 pub fn names_of(l: &scenario::Loaded) -> Names {
     use scenario::ast::{Expectation, ItemKind, Op};
     let mut n = Names::default();
+    let (mut zram, mut pageout) = (false, false);
     for it in &l.scenario.items {
         match &it.kind {
             ItemKind::Task(t) => n.tasks.push(t.value.clone()),
             ItemKind::Hugetlb { size, .. } if size.value == 1 << 30 => n.pool_1g = true,
+            ItemKind::Set { knob, value } if knob.value == "swap" => zram = value.value == "zram",
             ItemKind::Expect(Expectation::Page { loc, .. }) => {
                 n.page_expects.insert(it.line, place_name(&loc.name.value, loc.off(), &loc.task.value));
             }
@@ -171,11 +176,13 @@ pub fn names_of(l: &scenario::Loaded) -> Names {
                 Op::Mmap(_) | Op::Mremap { .. } => {
                     n.regions.push(s.bind.as_ref().map(|b| b.value.clone()).unwrap_or_else(|| "(unnamed)".into()))
                 }
+                Op::Madvise(_, a) if a.value == scenario::ast::Advice::Pageout => pageout = true,
                 _ => {}
             },
             _ => {}
         }
     }
+    n.zram_swap = zram && pageout;
     n
 }
 
@@ -217,7 +224,7 @@ pub fn compare(names: &Names, model: (&Report, &Recorder<'_>), live: (&Report, &
             if let Some((lf, _)) = lc.pages.get(p) {
                 if mf != lf {
                     let d = dv(&at, format!("page {}", place_text(p, names)), facts_text(mf), facts_text(lf));
-                    out.push(label(d, known::pagemap_facts(mf, lf, names.pool_1g)));
+                    out.push(label(d, known::pagemap_facts(mf, lf, names.pool_1g, names.zram_swap)));
                 }
             }
         }

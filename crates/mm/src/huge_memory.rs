@@ -32,7 +32,9 @@ impl Kernel {
                     write: false,
                     dirty: false,
                     young: true,
-                    soft_dirty: true,
+                    // set_huge_zero_folio() builds the PMD from the
+                    // protection alone: no soft-dirty bit.
+                    soft_dirty: false,
                     special: false,
                 }),
             );

@@ -162,7 +162,9 @@ impl Kernel {
                     write: false,
                     dirty: false,
                     young: true,
-                    soft_dirty: true,
+                    // A zero-page PTE is built from the protection alone
+                    // (pte_mkspecial(pfn_pte())): no soft-dirty bit.
+                    soft_dirty: false,
                     special: true,
                 }),
             );
@@ -689,6 +691,9 @@ pub struct WpFault {
     /// Faults taken for the current page (bounded like a user access).
     faults: u32,
     pub result: Option<SysResult<()>>,
+    /// Who stores: the task, or the kernel on its behalf (`copy_to_user()`,
+    /// where a fault it cannot resolve is EFAULT rather than a signal).
+    pub by: crate::uaccess::AccessBy,
 }
 
 /// Faults one page of a store may take before the model calls it a livelock.
@@ -696,7 +701,16 @@ const MAX_STORE_FAULTS: u32 = 8;
 
 impl WpFault {
     pub fn begin(pid: Pid, mm: MmId, start: u64, data: crate::contents::Contents) -> WpFault {
-        WpFault { pid, mm, start, data, state: WpFaultState::Access { addr: start }, faults: 0, result: None }
+        WpFault {
+            pid,
+            mm,
+            start,
+            data,
+            state: WpFaultState::Access { addr: start },
+            faults: 0,
+            result: None,
+            by: crate::uaccess::AccessBy::Task,
+        }
     }
 
     /// The kernel function the next step plays.
@@ -752,15 +766,19 @@ impl Kernel {
         }
     }
 
+    /// One page of a store, as the MMU does it: a present writable entry
+    /// (whose protection key the task's PKRU allows) takes the store
+    /// without the VMA being looked at; anything else faults, and only the
+    /// fault handler asks the VMA (`do_user_addr_fault()` →
+    /// `access_error()`, SIGSEGV). So an entry left writable in a
+    /// read-only VMA — the bug mkdirty.c looks for — shows as a store that
+    /// succeeds.
     fn store_step(&mut self, w: &mut WpFault, a: u64) -> SysResult<()> {
         let (pid, mm) = (w.pid, w.mm);
         let end = w.start + w.data.len();
-        let Some(vma) = self.mm(mm).vma(a).cloned() else { return self.deliver(pid, Signal::SIGSEGV, a) };
-        if self.access_error(&vma, true) {
-            return self.deliver(pid, Signal::SIGSEGV, a);
-        }
+        let Some(vma) = self.mm(mm).vma(a).cloned() else { return self.access_failed(w.by, pid, Signal::SIGSEGV, a) };
         match self.mm(mm).pt.lookup(a) {
-            Some(leaf) if leaf.entry.present().is_some_and(|p| p.write) => {
+            Some(leaf) if leaf.entry.present().is_some_and(|p| p.write) && self.arch_vma_access_permitted(&vma) => {
                 let (folio, page) = leaf.page_for(a).expect("present");
                 let n = (leaf.addr + leaf.level.size() - a).min(end - a);
                 let chunk = w.data.slice(a - w.start, n);
@@ -776,6 +794,9 @@ impl Kernel {
                 return Ok(());
             }
             leaf => {
+                if self.access_error(&vma, true) {
+                    return self.access_failed(w.by, pid, Signal::SIGSEGV, a);
+                }
                 w.faults += 1;
                 if w.faults > MAX_STORE_FAULTS {
                     return Err(SysError::Livelock);
@@ -787,15 +808,73 @@ impl Kernel {
                     match self.do_wp_page_begin(pid, mm, &vma, page_align_down(a), p, FaultFlags::WRITE) {
                         Ok(Some(copy)) => w.state = WpFaultState::Copied { addr: a, copy },
                         Ok(None) => {}
-                        Err(e) => return self.deliver_fault(pid, e, a),
+                        Err(e) => return self.deliver_fault(w.by, pid, e, a),
                     }
                     return Ok(());
                 }
                 if let Err(e) = self.handle_mm_fault(pid, mm, a, FaultFlags::WRITE) {
-                    return self.deliver_fault(pid, e, a);
+                    return self.deliver_fault(w.by, pid, e, a);
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// What [`Kernel::access_remote_vm`] moves: bytes into the target mm, or a
+/// length to read out of it.
+pub(crate) enum RemoteAccess<'a> {
+    Write(&'a crate::contents::Contents),
+    Read(u64),
+}
+
+impl Kernel {
+    /// `__access_remote_vm()` (mm/memory.c): copy to or from another
+    /// address space page by page, each page taken with
+    /// `get_user_pages_remote()` (the caller's FOLL_* flags plus
+    /// FOLL_TOUCH|FOLL_REMOTE), written or read through the kernel's
+    /// mapping of it and released; a write marks the folio dirty
+    /// (`folio_mark_dirty_lock()`). Errors are not reported: the first page
+    /// GUP refuses ends the copy, and the caller learns only how many bytes
+    /// moved. `mm` is the target, `owner` its task (the model's faults are
+    /// taken in its name). Left out: stack expansion (the model has no
+    /// growing stacks), `vm_ops->access` for VM_IO/VM_PFNMAP mappings,
+    /// address tagging, `flush_dcache_page()` (x86 needs none).
+    pub(crate) fn access_remote_vm(
+        &mut self,
+        owner: Pid,
+        mm: MmId,
+        addr: u64,
+        what: RemoteAccess<'_>,
+        flags: crate::gup::GupFlags,
+    ) -> (u64, crate::contents::Contents) {
+        let flags = crate::gup::GupFlags { remote: true, ..flags };
+        let len = match &what {
+            RemoteAccess::Write(d) => d.len(),
+            RemoteAccess::Read(n) => *n,
+        };
+        let mut out = crate::contents::Contents::default();
+        let Ok(lock) = self.mmap_read_lock(mm) else { return (0, out) };
+        let mut done = 0;
+        while done < len {
+            let a = addr + done;
+            let (pages, err) = self.get_user_pages_slow(&lock, owner, page_align_down(a), 1, flags);
+            let Some(&(folio, page)) = pages.first().filter(|_| err.is_none()) else {
+                self.release_pages(&pages, flags.pin);
+                break;
+            };
+            let n = (len - done).min(PAGE_SIZE - a % PAGE_SIZE);
+            match &what {
+                RemoteAccess::Write(d) => {
+                    let f = self.folios.get_mut(folio);
+                    f.data.overwrite(page * PAGE_SIZE + a % PAGE_SIZE, &d.slice(done, n));
+                    f.dirty = true;
+                }
+                RemoteAccess::Read(_) => out.append(&self.read_pages(&pages, a % PAGE_SIZE, n)),
+            }
+            self.release_pages(&pages, flags.pin);
+            done += n;
+        }
+        (done, out)
     }
 }

@@ -54,11 +54,13 @@ impl Kernel {
     /// MAP_FIXED replacing, MAP_FIXED_NOREPLACE), anonymous private and shared
     /// (shmem) mappings, file mappings, MAP_HUGETLB with reservations,
     /// MAP_POPULATE, VMA merging, `vm.max_map_count`, RLIMIT_AS and the
-    /// overcommit charge ([`Kernel::vm_enough_memory`]). Left out: mlock,
-    /// stack guard gaps, THP alignment of file mappings.
+    /// overcommit charge ([`Kernel::vm_enough_memory`]). MAP_FIXED_NOREPLACE
+    /// is MAP_FIXED (do_mmap() adds it) whose range must be free: EEXIST if
+    /// any VMA intersects it, with or without MAP_FIXED given too. Left out:
+    /// mlock, stack guard gaps, THP alignment of file mappings.
     pub fn mmap(&mut self, pid: Pid, req: MmapRequest) -> SysResult<u64> {
         let mm = self.mm_of(pid)?;
-        if req.len == 0 || (req.fixed && req.fixed_noreplace) {
+        if req.len == 0 {
             return Err(Errno::EINVAL.into());
         }
         if !req.offset.is_multiple_of(PAGE_SIZE) {

@@ -23,7 +23,8 @@ pub struct PagemapEntry {
     /// Part of a hugetlb page.
     pub hugetlb: bool,
     pub anon: bool,
-    /// PM_SOFT_DIRTY.
+    /// PM_SOFT_DIRTY: the entry's soft-dirty bit, or the VMA's
+    /// VM_SOFTDIRTY.
     pub soft_dirty: bool,
     /// The entry is writable (not visible in pagemap; model only).
     pub writable: bool,
@@ -81,6 +82,9 @@ impl Kernel {
             writable: false,
             level: None,
         };
+        // pte_to_pagemap_entry() / pagemap_pte_hole(): a VMA still
+        // VM_SOFTDIRTY reports every page soft-dirty, mapped or not.
+        e.soft_dirty = mm.vma(addr).is_some_and(|v| v.softdirty);
         let Some(leaf) = mm.pt.lookup(addr) else { return Ok(e) };
         e.level = Some(leaf.level);
         match leaf.entry {
@@ -88,13 +92,13 @@ impl Kernel {
             // present page: a swap entry never shows it.
             Entry::Swap { soft_dirty, .. } => {
                 e.swapped = true;
-                e.soft_dirty = soft_dirty;
+                e.soft_dirty |= soft_dirty;
             }
             Entry::Present(p) => {
                 let (fid, page) = leaf.page_for(addr).expect("present");
                 let f = self.folios.get(if p.special { crate::folio::ZERO_FOLIO } else { fid });
                 e.present = true;
-                e.soft_dirty = p.soft_dirty;
+                e.soft_dirty |= p.soft_dirty;
                 e.writable = p.write;
                 e.zero_page = f.kind == FolioKind::Zero;
                 e.pfn = Some(if p.special { f.pfn } else { f.pfn + page });

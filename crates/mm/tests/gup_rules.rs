@@ -11,7 +11,7 @@ use mm::gup_fast::{GupFastState, GupFastStep};
 use mm::pgtable::Entry;
 use mm::*;
 
-const FORCE_WRITE: GupFlags = GupFlags { write: true, longterm: false, pin: true, force: true };
+const FORCE_WRITE: GupFlags = GupFlags { write: true, longterm: false, pin: true, force: true, remote: false };
 
 /// Whether the entry mapping `a` in `p` allows writes without a fault.
 fn writable(s: &Sys, p: Pid, a: u64) -> bool {

@@ -117,7 +117,7 @@ fn partial_mremap_and_collapse() {
     let p = s.spawn();
     let a = thp(&mut s, p);
     let b = s.anon(p, M2 / 2);
-    s.step(|k| k.mremap(p, a + M2 / 2, M2 / 2, M2 / 2, true, Some(b))).unwrap();
+    s.step(|k| k.mremap(p, a + M2 / 2, M2 / 2, M2 / 2, mm::mremap::MremapFlags::MAYMOVE, Some(b))).unwrap();
     assert!(s.read(p, b, K4).unwrap().is_fill(0x11));
     assert!(s.k.pagemap(p, b).unwrap().thp);
     s.step(|k| k.munmap(p, b, M2 / 2)).unwrap();

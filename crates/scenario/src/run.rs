@@ -439,6 +439,11 @@ fn mmap_aligned(be: &mut dyn Backend, task: TaskId, m: &MmapCall, align: u64) ->
     Ok(Ret::Addr(start))
 }
 
+/// The backend's id of a named task.
+fn task_id(env: &Env, t: &Ident) -> Result<TaskId, String> {
+    env.tasks.get(&t.value).map(|rt| rt.id).ok_or_else(|| format!("task `{}` was never created (an earlier step failed)", t.value))
+}
+
 /// Builds the backend call for an operation.
 fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
     let fd_of = |n: &Ident| match env.vals.get(&n.value) {
@@ -456,6 +461,7 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
             prot: m.prot,
             shared: m.shared,
             fixed: m.fixed.is_some(),
+            noreplace: m.noreplace,
             noreserve: m.noreserve,
             hugetlb: m.hugetlb.as_ref().map(|h| h.value),
             populate: m.populate,
@@ -476,7 +482,7 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
             let (addr, len) = region(env, r)?;
             Call::Madvise { addr, len, advice: a.value }
         }
-        Op::Mremap { old, new_len, to } => {
+        Op::Mremap { old, new_len, to, dontunmap } => {
             let (old_addr, old_len) = region(env, old)?;
             Call::Mremap {
                 old_addr,
@@ -486,6 +492,7 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
                     Some(a) => Some(resolve_addr(env, a)?),
                     None => None,
                 },
+                dontunmap: *dontunmap,
             }
         }
         Op::Fork(_) => Call::Fork,
@@ -599,6 +606,51 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
             Some(Val::Region { addr, .. }) => Call::Shmdt { addr: *addr },
             _ => return Err(format!("`{}` was never created (an earlier step failed)", r.value)),
         },
+        Op::ProcMemWrite { target, range, data } => {
+            let mut r = range.clone();
+            if let (None, Some(l)) = (&r.len, data_len(data)) {
+                r.len = Some(Spanned::new(l, range.span));
+            }
+            let (addr, len) = region(env, &r)?;
+            Call::ProcMemWrite { task: task_id(env, target)?, addr, data: data_of(data, len) }
+        }
+        Op::MbindLocalMove(r) => {
+            let (addr, len) = region(env, r)?;
+            Call::MbindLocalMove { addr, len }
+        }
+        Op::UffdioCopy(range, data) => {
+            let mut r = range.clone();
+            if let (None, Some(l)) = (&r.len, data_len(data)) {
+                r.len = Some(Spanned::new(l, range.span));
+            }
+            let (addr, len) = region(env, &r)?;
+            Call::UffdioCopy { addr, data: data_of(data, len) }
+        }
+        Op::ProcMemRead { target, range } => {
+            let exp_len = match &step.expect {
+                Some(Spanned { value: StepExpect::Data(d), .. }) => data_len(d),
+                _ => None,
+            };
+            let mut r = range.clone();
+            if let (None, Some(l)) = (&r.len, exp_len) {
+                r.len = Some(Spanned::new(l, range.span));
+            }
+            let (addr, len) = region(env, &r)?;
+            Call::ProcMemRead { task: task_id(env, target)?, addr, len }
+        }
+        Op::ProcessVm { write, target, remote, local, local_off } => {
+            let task = task_id(env, target)?;
+            let (remote, len) = region(env, remote)?;
+            let local = match env.vals.get(&local.value) {
+                Some(Val::Region { addr, .. }) => addr.saturating_add(local_off.as_ref().map(|o| o.value).unwrap_or(0)),
+                _ => return Err(format!("`{}` was never created (an earlier step failed)", local.value)),
+            };
+            Call::ProcessVm { write: *write, task, remote, local, len }
+        }
+        Op::DirectIo { write, buf, file, file_off } => {
+            let (addr, len) = region(env, buf)?;
+            Call::DirectIo { write: *write, fd: fd_of(file)?, file_offset: file_off.as_ref().map(|o| o.value).unwrap_or(0), addr, len }
+        }
     })
 }
 
@@ -627,7 +679,8 @@ fn touched(step: &Step, env: &Env, task: &str) -> Vec<(String, u64)> {
             Some(Val::Pin { region, off, .. }) => vec![(region.clone(), off + r.off())],
             _ => vec![],
         },
-        Op::Vmsplice { range, .. } | Op::Gup { range, .. } => one(range),
+        Op::Vmsplice { range, .. } | Op::Gup { range, .. } | Op::ProcMemWrite { range, .. } | Op::ProcMemRead { range, .. } => one(range),
+        Op::MbindLocalMove(r) | Op::UffdioCopy(r, _) => one(r),
         Op::IoUringRegister { bufs, .. } => bufs
             .iter()
             .flat_map(|b| match b {
@@ -635,7 +688,10 @@ fn touched(step: &Step, env: &Env, task: &str) -> Vec<(String, u64)> {
                 IoVec::Sparse(_) => vec![],
             })
             .collect(),
-        Op::IoUringFixed { buf, .. } => one(buf),
+        Op::IoUringFixed { buf, .. } | Op::DirectIo { buf, .. } => one(buf),
+        Op::ProcessVm { remote, local, local_off, .. } => {
+            vec![(remote.name.value.clone(), remote.off()), (local.value.clone(), local_off.as_ref().map(|o| o.value).unwrap_or(0))]
+        }
         Op::Unpin(h) => match env.vals.get(&h.value) {
             Some(Val::Pin { region, off, .. }) => vec![(region.clone(), *off)],
             _ => vec![],
@@ -1111,6 +1167,7 @@ fn page_pred(pred: PagePred, p: Option<&PageObs>) -> Result<bool, &'static str> 
         PagePred::Thp => p.present && p.thp,
         PagePred::Hugetlb => p.present && p.hugetlb,
         PagePred::Exclusive => p.present && p.exclusive,
+        PagePred::SoftDirty => p.soft_dirty,
         _ if !p.present => false,
         PagePred::AnonExclusive => known(p.anon_exclusive, "PageAnonExclusive of this page")?,
         PagePred::Writable => known(p.writable, "the PTE write bit")?,

@@ -23,7 +23,10 @@
 //!
 //! - 1 GiB hugetlb pages: fork on 6.18 sometimes skips copying a 1 GiB
 //!   mapping at random (docs/divergences.md §1);
-//! - `madvise pageout`: the model has swap, this machine has none;
+//! - `madvise pageout` to zram: a PTE-mapped mTHP comes back as one large
+//!   folio on the kernel (docs/divergences.md §22); pageout runs with the
+//!   default `swap=file`, which the live backend creates for the run, and
+//!   only on private anon regions of small folios (§27, §28);
 //! - `madvise free|remove|cold`: not modelled (the model says EINVAL);
 //! - `write` into a pipe that may still have a reader: a full pipe blocks
 //!   the kernel's writer (vmsplice is non-blocking on both sides). Into a
@@ -258,6 +261,28 @@ pub enum FOp {
         task: u8,
         region: u8,
     },
+    /// `madvise … pageout` (swap: the live backend creates a swap file).
+    Pageout {
+        task: u8,
+        at: At,
+    },
+    /// process_vm_readv/writev between a range of `target`'s and one of the
+    /// caller's.
+    ProcessVm {
+        task: u8,
+        target: u8,
+        remote: At,
+        local: At,
+        write: bool,
+    },
+    /// An O_DIRECT pread/pwrite between a range and a file.
+    DirectIo {
+        task: u8,
+        file: u8,
+        at: At,
+        file_page: u8,
+        write: bool,
+    },
 }
 
 /// The shape of an `io_uring register` list around the range it is given.
@@ -382,6 +407,13 @@ pub fn op() -> impl Strategy<Value = FOp> {
         2 => (t(), at()).prop_map(|(task, at)| FOp::Munmap { task, at }),
         1 => (t(), at(), any::<u16>()).prop_map(|(task, at, pages)| FOp::Mremap { task, at, pages }),
         1 => t().prop_map(|task| FOp::ClearSoftDirty { task }),
+        2 => (t(), at()).prop_map(|(task, at)| FOp::Pageout { task, at }),
+        1 => (t(), t(), at(), at(), any::<bool>()).prop_map(|(task, target, remote, local, write)| FOp::ProcessVm {
+            task, target, remote, local, write
+        }),
+        3 => (t(), any::<u8>(), at(), any::<u8>(), any::<bool>()).prop_map(|(task, file, at, file_page, write)| FOp::DirectIo {
+            task, file, at, file_page, write
+        }),
         6 => op_lifetimes(),
     ]
 }
@@ -449,6 +481,17 @@ struct Render {
     tasks: Vec<TaskSt>,
     objs: Vec<(String, Obj)>,
     lines: Vec<String>,
+    /// Files some task mapped, and files O_DIRECT has written or read: a
+    /// file is one or the other, never both (the model keeps an O_DIRECT
+    /// write's bytes in its page cache, the kernel drops those pages:
+    /// docs/divergences.md §26).
+    mapped_files: Vec<usize>,
+    direct_files: Vec<usize>,
+    /// Regions of private anonymous memory in small folios, the only ones
+    /// `pageout` is generated for: the model swaps anon pages only
+    /// (docs/divergences.md §27), and does not split a large folio that a
+    /// pageout covers in part (§28).
+    private_anon: Vec<usize>,
 }
 
 impl Render {
@@ -460,6 +503,13 @@ impl Render {
     /// The `n`th object of task `t` that `want` accepts.
     fn pick(&self, t: usize, n: u8, want: impl Fn(&Obj) -> bool) -> Option<usize> {
         let v: Vec<usize> = self.tasks[t].sees.iter().copied().filter(|&o| want(&self.objs[o].1)).collect();
+        (!v.is_empty()).then(|| v[n as usize % v.len()])
+    }
+
+    /// The `n`th file of task `t` that is not in `not`.
+    fn pick_file(&self, t: usize, n: u8, not: &[usize]) -> Option<usize> {
+        let v: Vec<usize> =
+            self.tasks[t].sees.iter().copied().filter(|o| matches!(self.objs[*o].1, Obj::File { .. }) && !not.contains(o)).collect();
         (!v.is_empty()).then(|| v[n as usize % v.len()])
     }
 
@@ -560,6 +610,9 @@ pub fn render(c: &Case) -> String {
         tasks: vec![TaskSt { name: "P".into(), alive: true, sees: vec![], closed: vec![], freed: false }],
         objs: vec![],
         lines: vec![],
+        mapped_files: vec![],
+        direct_files: vec![],
+        private_anon: vec![],
     };
     for op in &c.ops {
         render_op(&mut r, op);
@@ -597,7 +650,10 @@ fn render_op(r: &mut Render, op: &FOp) {
         | FOp::WritePipe { task, .. }
         | FOp::CloseReaders { task, .. }
         | FOp::ForkTwice { task }
-        | FOp::UnmapRegion { task, .. } => *task,
+        | FOp::UnmapRegion { task, .. }
+        | FOp::Pageout { task, .. }
+        | FOp::ProcessVm { task, .. }
+        | FOp::DirectIo { task, .. } => *task,
     };
     let Some(t) = r.task(task) else { return };
     match *op {
@@ -637,7 +693,9 @@ fn render_op(r: &mut Render, op: &FOp) {
                     (format!("mmap {} {sh} hugetlb=2M {prot}{nr}{pop}", fmt_size(len)), Obj::Region { len, huge: true })
                 }
                 MapKind::File => {
-                    let Some(f) = r.pick(t, file, |o| matches!(o, Obj::File { .. })) else { return };
+                    let direct = r.direct_files.clone();
+                    let Some(f) = r.pick_file(t, file, &direct) else { return };
+                    r.mapped_files.push(f);
                     let (fname, Obj::File { size: fsize, huge }) = r.objs[f].clone() else { return };
                     let unit = if huge { HPAGE } else { PAGE };
                     let units = fsize / unit;
@@ -651,6 +709,11 @@ fn render_op(r: &mut Render, op: &FOp) {
                 }
             };
             let name = r.new_obj(t, "R", obj);
+            // Without an mTHP size on, a private anon region of at most 32K
+            // holds small folios only.
+            if kind == MapKind::Anon && !shared && !r.small_thp {
+                r.private_anon.push(r.objs.len() - 1);
+            }
             r.step(t, format!("{name} = {text}"));
         }
         FOp::File { kind, size, large, sparse, .. } => {
@@ -881,6 +944,31 @@ fn render_op(r: &mut Render, op: &FOp) {
             r.step(t, format!("munmap {}", range_text(&name, 0, len)));
             r.tasks[t].sees.retain(|&o| o != reg);
             r.tasks[t].freed = true;
+        }
+        FOp::Pageout { at, .. } => {
+            let v: Vec<usize> = r.tasks[t].sees.iter().copied().filter(|o| r.private_anon.contains(o)).collect();
+            let Some(&reg) = v.get(at.region as usize % v.len().max(1)) else { return };
+            let Some((_, name, off, len)) = r.range_in(reg, at, false, u64::MAX) else { return };
+            r.step(t, format!("madvise {} pageout", range_text(&name, off, len)));
+        }
+        FOp::ProcessVm { target, remote, local, write, .. } => {
+            let Some(tt) = r.task(target) else { return };
+            let Some((_, rname, roff, rlen)) = r.range(tt, remote, false, PIPE_PAGES) else { return };
+            let Some((_, lname, loff, llen)) = r.range(t, local, false, PIPE_PAGES) else { return };
+            let len = rlen.min(llen);
+            let tn = r.tasks[tt].name.clone();
+            let (op, dir) = if write { ("process_vm_writev", "from") } else { ("process_vm_readv", "into") };
+            r.step(t, format!("{op} {tn} {} {dir} {}", range_text(&rname, roff, len), place(&lname, loff)));
+        }
+        FOp::DirectIo { file, at, file_page, write, .. } => {
+            let mapped = r.mapped_files.clone();
+            let Some(f) = r.pick_file(t, file, &mapped) else { return };
+            r.direct_files.push(f);
+            let (fname, Obj::File { size, .. }) = r.objs[f].clone() else { return };
+            let fo = file_page as u64 % (size / PAGE);
+            let Some((_, name, off, len)) = r.range(t, at, false, size / PAGE - fo) else { return };
+            let (op, dir) = if write { ("pwrite", "to") } else { ("pread", "from") };
+            r.step(t, format!("odirect {op} {} {dir} {}", range_text(&name, off, len), place(&fname, fo * PAGE)));
         }
     }
 }
