@@ -294,13 +294,17 @@ impl Agent {
                 Cmd::Shutdown => Reply::Error("only the zygote shuts down".into()),
                 Cmd::Page { addr } => Reply::Ok(Ret::Page(page_info(addr))),
                 Cmd::ProcMem { pid, addr, data, len } if !self.zygote => self.proc_mem(pid, addr, data, len),
+                Cmd::ProcessVm { pid, write, remote, local, len } if !self.zygote => self.process_vm(pid, write, remote, local, len),
+                Cmd::HoldMm if !self.zygote => hold_mm(),
                 Cmd::Op(Call::Exit { code }) => {
                     let _ = proto::send(self.sock.as_fd(), &Reply::Ok(Ret::Done));
                     // SAFETY: as above.
                     unsafe { libc::_exit(code.into()) }
                 }
                 Cmd::Op(op) if !self.zygote => self.op(op),
-                Cmd::Op(_) | Cmd::ProcMem { .. } => Reply::Error("the zygote runs no scenario operations".into()),
+                Cmd::Op(_) | Cmd::ProcMem { .. } | Cmd::ProcessVm { .. } | Cmd::HoldMm => {
+                    Reply::Error("the zygote runs no scenario operations".into())
+                }
             };
             if proto::send(self.sock.as_fd(), &reply).is_err() {
                 // SAFETY: as above.
@@ -718,6 +722,13 @@ impl Agent {
                 }
                 uffdio_copy(addr, &data.to_vec())
             }
+            Call::DirectIo { write, fd: Fd(fd), file_offset, addr, len } => {
+                if touches_foreign(&self.regions, addr, len) {
+                    return refuse();
+                }
+                direct_io(fd, write, file_offset, addr, len)
+            }
+            Call::ProcessVm { .. } => Reply::Error("process_vm_readv/writev comes as its own command".into()),
             Call::ClearSoftDirty => match std::fs::write("/proc/self/clear_refs", "4") {
                 Ok(()) => Reply::Ok(Ret::Done),
                 Err(e) => Reply::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
@@ -828,6 +839,119 @@ fn uffdio_copy(dst: u64, bytes: &[u8]) -> Reply {
         }
     }
     Reply::Ok(Ret::Done)
+}
+
+impl Agent {
+    /// process_vm_readv/writev(2) with one iovec on each side; the local
+    /// one must be scenario memory (the kernel writes into it for a read).
+    fn process_vm(&self, pid: i32, write: bool, remote: u64, local: u64, len: u64) -> Reply {
+        if touches_foreign(&self.regions, local, len) {
+            return refuse();
+        }
+        let l = libc::iovec { iov_base: local as *mut libc::c_void, iov_len: len as usize };
+        let r = libc::iovec { iov_base: remote as *mut libc::c_void, iov_len: len as usize };
+        // SAFETY: the kernel copies between the described ranges only; the
+        // local one is scenario memory (checked above), the remote one is
+        // another process's.
+        let n = unsafe {
+            if write {
+                libc::process_vm_writev(pid, &l, 1, &r, 1, 0)
+            } else {
+                libc::process_vm_readv(pid, &l, 1, &r, 1, 0)
+            }
+        };
+        count_or_errno(n as i64)
+    }
+}
+
+/// One pread or pwrite with O_DIRECT set on the descriptor for the call
+/// (F_SETFL; the file status flags belong to the open file description,
+/// which a forked child shares, so they are put back at once — steps run
+/// one at a time). One call, as a program makes it: a short count is the
+/// kernel's answer.
+fn direct_io(fd: i32, write: bool, off: u64, addr: u64, len: u64) -> Reply {
+    // SAFETY: fcntl on a descriptor number; errors are reported.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fl < 0 {
+        return Reply::Errno(errno());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_DIRECT) } < 0 {
+        return Reply::Errno(errno());
+    }
+    // SAFETY: the buffer is scenario memory (checked by the caller); the
+    // kernel pins it for the I/O or faults on it.
+    let r = unsafe {
+        if write {
+            libc::pwrite(fd, addr as *const libc::c_void, len as usize, off as libc::off_t)
+        } else {
+            libc::pread(fd, addr as *mut libc::c_void, len as usize, off as libc::off_t)
+        }
+    };
+    let reply = count_or_errno(r as i64);
+    // SAFETY: restores the flags read above.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, fl) };
+    reply
+}
+
+/// Stacks for the address-space holders of [`hold_mm`]: in the agent's
+/// own data, so starting a holder maps nothing new in the shared mm.
+const HOLD_STACK: usize = 64 * 1024;
+const MAX_HOLDS: usize = 8;
+struct HoldStacks(std::cell::UnsafeCell<[[u8; HOLD_STACK]; MAX_HOLDS]>);
+// SAFETY: each stack is handed to exactly one holder process (by index,
+// below) and never touched by the agent itself.
+unsafe impl Sync for HoldStacks {}
+static HOLD_STACKS: HoldStacks = HoldStacks(std::cell::UnsafeCell::new([[0; HOLD_STACK]; MAX_HOLDS]));
+static HOLDS_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The body of a holder: it shares the agent's address space, so it runs
+/// only raw system calls. It closes its copy of the descriptor table first
+/// (clone without CLONE_FILES copies it): a holder keeps the *mm* alive,
+/// not the task's pipes, files and io_uring rings, which the task's exit
+/// must still close. Then it sleeps until SIGKILL.
+extern "C" fn holder_main(_: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: raw system calls without memory arguments.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+        loop {
+            libc::syscall(libc::SYS_pause);
+        }
+    }
+}
+
+/// `mmget` on the live kernel: a process created with CLONE_VM (and not
+/// CLONE_THREAD) takes a reference on `mm_users` (kernel/fork.c,
+/// `copy_mm()`), and drops it only when it exits — the one way a program
+/// can hold another task's mappings across that task's exit on 6.18
+/// (opening /proc/PID/mem takes only `mm_count`). Answers once the
+/// holder's descriptor table is empty, so from the next step on it holds
+/// nothing but the mm.
+fn hold_mm() -> Reply {
+    let i = HOLDS_STARTED.fetch_add(1, Ordering::Relaxed);
+    if i >= MAX_HOLDS {
+        return Reply::Error(format!("a task's address space can be held at most {MAX_HOLDS} times live"));
+    }
+    // SAFETY: stack `i` is this holder's alone; its top is 16-byte aligned
+    // (HOLD_STACK is a multiple of 16 and the array starts aligned enough
+    // for the rounding below). The holder runs only raw system calls.
+    let pid = unsafe {
+        let base = HOLD_STACKS.0.get().cast::<u8>().add(i * HOLD_STACK);
+        let top = ((base as usize + HOLD_STACK) & !15) as *mut libc::c_void;
+        libc::clone(holder_main, top, libc::CLONE_VM | libc::SIGCHLD, std::ptr::null_mut())
+    };
+    if pid < 0 {
+        return Reply::Errno(errno());
+    }
+    let dir = format!("/proc/{pid}/fd");
+    for _ in 0..1000 {
+        match std::fs::read_dir(&dir).map(|mut d| d.next().is_none()) {
+            Ok(true) => return Reply::Ok(Ret::Pid(pid)),
+            Ok(false) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Err(e) => return Reply::Error(format!("the mm holder {pid} is gone: {e}")),
+        }
+    }
+    Reply::Error(format!("the mm holder {pid} did not close its descriptors"))
 }
 
 /// Is this file on tmpfs (shmem), where the model's disk-file rules

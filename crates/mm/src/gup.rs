@@ -453,6 +453,22 @@ impl Kernel {
         out
     }
 
+    /// Stores `data` into a list of held pages from byte `off` on, as a
+    /// device or the kernel writes through a pin (the CPU's page tables are
+    /// not involved): the folios' bytes change and they become dirty.
+    pub(crate) fn write_pages(&mut self, pages: &[(FolioId, u64)], off: u64, data: &Contents) {
+        let mut done = 0;
+        while done < data.len() {
+            let pos = off + done;
+            let (f, page) = pages[(pos / PAGE_SIZE) as usize];
+            let n = (PAGE_SIZE - pos % PAGE_SIZE).min(data.len() - done);
+            let fo = self.folios.get_mut(f);
+            fo.data.overwrite(page * PAGE_SIZE + pos % PAGE_SIZE, &data.slice(done, n));
+            fo.dirty = true;
+            done += n;
+        }
+    }
+
     /// The pages a handle holds (folio and page within it).
     pub fn gup_pages_of(&self, h: GupHandle) -> Option<&[(FolioId, u64)]> {
         self.gup.get(&h).map(|r| r.pages.as_slice())

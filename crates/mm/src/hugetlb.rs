@@ -138,7 +138,14 @@ impl Kernel {
 }
 
 /// `hugetlb_acct_memory()`: raise `resv` by `delta`, allocating surplus
-/// pages if the free pages do not cover it; ENOMEM if impossible, with a
+/// pages if the free pages do not cover it (`gather_surplus_pages()`);
+/// ENOMEM if impossible. Then the cpuset check: `delta` must not exceed
+/// the free pages of the nodes the task may use (`allowed_mems_nr()`; one
+/// node here, so all free pages). It fails only while `resv` is below zero
+/// (a reservation restored to an owner whose page a child still maps,
+/// docs/divergences.md §4): the free pages then cover the count but not
+/// the new pages. Failing, `return_unused_surplus_pages()` undoes the
+/// raise and frees up to `delta` free surplus pages. Each ENOMEM has a
 /// trace line saying what was short (the kernel prints nothing).
 fn hugetlb_acct_memory(k: &mut Kernel, pid: Pid, h: HugeSize, delta: u64) -> SysResult<()> {
     let room = k.free_ram_pages() / (h.bytes() / PAGE_SIZE);
@@ -166,6 +173,17 @@ fn hugetlb_acct_memory(k: &mut Kernel, pid: Pid, h: HugeSize, delta: u64) -> Sys
         hs.surplus += needed;
         hs.nr += needed;
         hs.free += needed;
+    }
+    if delta > hs.free {
+        let n = delta.min(hs.surplus).min(hs.free);
+        hs.surplus -= n;
+        hs.nr -= n;
+        hs.free -= n;
+        let free = hs.free + n;
+        k.event(pid, EventKind::Hugetlb, "hugetlb_acct_memory", None, || {
+            format!("{}K pool: {delta} page(s) to reserve but {free} free on the allowed nodes (resv below zero) → ENOMEM", h.kb())
+        });
+        return Err(Errno::ENOMEM.into());
     }
     hs.resv = hs.resv.wrapping_add(delta);
     Ok(())

@@ -267,16 +267,7 @@ impl Kernel {
         let data = self.file_read(ino, file_off, len);
         let (b, off) = self.fixed_range(r, index, addr, data.len())?;
         let pages = b.pages.clone();
-        let mut done = 0;
-        while done < data.len() {
-            let pos = off + done;
-            let (f, page) = pages[(pos / PAGE_SIZE) as usize];
-            let n = (PAGE_SIZE - pos % PAGE_SIZE).min(data.len() - done);
-            let fo = self.folios.get_mut(f);
-            fo.data.overwrite(page * PAGE_SIZE + pos % PAGE_SIZE, &data.slice(done, n));
-            fo.dirty = true;
-            done += n;
-        }
-        Ok(done)
+        self.write_pages(&pages, off, &data);
+        Ok(data.len())
     }
 }

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod contents;
+pub mod direct_io;
 pub mod events;
 pub mod exit;
 pub mod folio;
@@ -37,6 +38,7 @@ pub mod oom_kill;
 pub mod pgtable;
 pub mod policy;
 pub mod proc_base;
+pub mod process_vm_access;
 pub mod rmap;
 pub mod shm;
 pub mod shmem;
@@ -45,8 +47,8 @@ pub mod swap;
 pub mod task_mmu;
 pub mod types;
 pub mod uaccess;
-pub mod util;
 pub mod userfaultfd;
+pub mod util;
 pub mod view;
 pub mod vma;
 

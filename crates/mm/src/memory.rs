@@ -691,6 +691,9 @@ pub struct WpFault {
     /// Faults taken for the current page (bounded like a user access).
     faults: u32,
     pub result: Option<SysResult<()>>,
+    /// Who stores: the task, or the kernel on its behalf (`copy_to_user()`,
+    /// where a fault it cannot resolve is EFAULT rather than a signal).
+    pub by: crate::uaccess::AccessBy,
 }
 
 /// Faults one page of a store may take before the model calls it a livelock.
@@ -698,7 +701,16 @@ const MAX_STORE_FAULTS: u32 = 8;
 
 impl WpFault {
     pub fn begin(pid: Pid, mm: MmId, start: u64, data: crate::contents::Contents) -> WpFault {
-        WpFault { pid, mm, start, data, state: WpFaultState::Access { addr: start }, faults: 0, result: None }
+        WpFault {
+            pid,
+            mm,
+            start,
+            data,
+            state: WpFaultState::Access { addr: start },
+            faults: 0,
+            result: None,
+            by: crate::uaccess::AccessBy::Task,
+        }
     }
 
     /// The kernel function the next step plays.
@@ -764,7 +776,7 @@ impl Kernel {
     fn store_step(&mut self, w: &mut WpFault, a: u64) -> SysResult<()> {
         let (pid, mm) = (w.pid, w.mm);
         let end = w.start + w.data.len();
-        let Some(vma) = self.mm(mm).vma(a).cloned() else { return self.deliver(pid, Signal::SIGSEGV, a) };
+        let Some(vma) = self.mm(mm).vma(a).cloned() else { return self.access_failed(w.by, pid, Signal::SIGSEGV, a) };
         match self.mm(mm).pt.lookup(a) {
             Some(leaf) if leaf.entry.present().is_some_and(|p| p.write) && self.arch_vma_access_permitted(&vma) => {
                 let (folio, page) = leaf.page_for(a).expect("present");
@@ -783,7 +795,7 @@ impl Kernel {
             }
             leaf => {
                 if self.access_error(&vma, true) {
-                    return self.deliver(pid, Signal::SIGSEGV, a);
+                    return self.access_failed(w.by, pid, Signal::SIGSEGV, a);
                 }
                 w.faults += 1;
                 if w.faults > MAX_STORE_FAULTS {
@@ -796,12 +808,12 @@ impl Kernel {
                     match self.do_wp_page_begin(pid, mm, &vma, page_align_down(a), p, FaultFlags::WRITE) {
                         Ok(Some(copy)) => w.state = WpFaultState::Copied { addr: a, copy },
                         Ok(None) => {}
-                        Err(e) => return self.deliver_fault(pid, e, a),
+                        Err(e) => return self.deliver_fault(w.by, pid, e, a),
                     }
                     return Ok(());
                 }
                 if let Err(e) = self.handle_mm_fault(pid, mm, a, FaultFlags::WRITE) {
-                    return self.deliver_fault(pid, e, a);
+                    return self.deliver_fault(w.by, pid, e, a);
                 }
             }
         }

@@ -145,11 +145,15 @@ impl Kernel {
         Ok(done)
     }
 
-    /// read(2) on a pipe: consumes buffers, dropping their page references.
-    /// Reading an empty pipe would block: EAGAIN.
+    /// read(2) on a pipe (`pipe_read()`): consumes buffers, dropping their
+    /// page references. An empty pipe without writers is end of file (0
+    /// bytes); with a writer the read would block: EAGAIN.
     pub(crate) fn pipe_read(&mut self, _pid: Pid, p: PipeId, len: u64) -> SysResult<Contents> {
         let mut out = Contents::default();
         if self.pipes[&p].bufs.is_empty() {
+            if self.pipes[&p].writers == 0 {
+                return Ok(out);
+            }
             return Err(Errno::EAGAIN.into());
         }
         while out.len() < len {

@@ -507,6 +507,25 @@ pub enum Op {
     /// `uffdio_copy A[+off] [LEN] fill 0x01`: a userfaultfd registered
     /// (MISSING) over the range, UFFDIO_COPY of these bytes into it, closed.
     UffdioCopy(Range, DataSpec),
+    /// `process_vm_readv T A[+off] [LEN] into B[+off]` (task T's A → this
+    /// task's B) and `process_vm_writev T A[+off] [LEN] from B[+off]` (this
+    /// task's B → T's A): `remote` names T's memory, `local` the caller's.
+    ProcessVm {
+        write: bool,
+        target: Ident,
+        remote: Range,
+        local: Ident,
+        local_off: Option<Spanned<u64>>,
+    },
+    /// `odirect pread A[+off] [LEN] from F[+off]` (file → buffer) and
+    /// `odirect pwrite A[+off] [LEN] to F[+off]` (buffer → file), through a
+    /// descriptor with O_DIRECT set.
+    DirectIo {
+        write: bool,
+        buf: Range,
+        file: Ident,
+        file_off: Option<Spanned<u64>>,
+    },
 }
 
 /// The operations a `race { }` block can run: those whose kernel path is
@@ -560,6 +579,10 @@ impl Op {
             Op::ProcMemRead { .. } => "proc_mem_read",
             Op::MbindLocalMove(_) => "mbind",
             Op::UffdioCopy(..) => "uffdio_copy",
+            Op::ProcessVm { write: false, .. } => "process_vm_readv",
+            Op::ProcessVm { write: true, .. } => "process_vm_writev",
+            Op::DirectIo { write: false, .. } => "odirect pread",
+            Op::DirectIo { write: true, .. } => "odirect pwrite",
         }
     }
 

@@ -304,6 +304,25 @@ pub enum Call {
         addr: u64,
         len: u64,
     },
+    /// process_vm_readv (`write` false: `task`'s `remote` → the caller's
+    /// `local`) or process_vm_writev (the caller's `local` → `task`'s
+    /// `remote`), one iovec each side.
+    ProcessVm {
+        write: bool,
+        task: TaskId,
+        remote: u64,
+        local: u64,
+        len: u64,
+    },
+    /// pread (`write` false: file → buffer) or pwrite (buffer → file) with
+    /// O_DIRECT set on the descriptor for the call.
+    DirectIo {
+        write: bool,
+        fd: Fd,
+        file_offset: u64,
+        addr: u64,
+        len: u64,
+    },
 }
 
 /// What a successful call returned.

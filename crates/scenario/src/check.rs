@@ -17,6 +17,7 @@
 use crate::ast::*;
 use crate::backend::Feature;
 use crate::diag::{Diagnostic, Span};
+use mm::direct_io::DIO_ALIGN;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const PAGE: u64 = 4096;
@@ -190,6 +191,14 @@ impl Checker {
 
     /// Can `task` use the name `name` (see [`Task::parent`])? Pins are
     /// never inherited.
+    /// No live task that can name pipe `p` still has its write end open:
+    /// a read of the empty pipe returns end of file at once
+    /// (fs/pipe.c: pipe_read()) instead of blocking.
+    fn pipe_writers_gone(&self, p: &str) -> bool {
+        let write_end = (p.to_string(), Some(PipeEnd::Write));
+        self.tasks.iter().all(|(n, t)| t.dead.is_some() || !self.visible(n, p) || t.closed.contains_key(&write_end))
+    }
+
     fn visible(&self, task: &str, name: &str) -> bool {
         let Some(def) = self.names.get(name) else { return false };
         let (mut cur, mut limit) = (task, usize::MAX);
@@ -735,7 +744,7 @@ impl Checker {
                                 self.err(r.span, "how many bytes? a pipe has no size")
                                     .expected
                                     .push(format!("`read {} 4K …`", r.name.value));
-                            } else if have == 0 && !lenient {
+                            } else if have == 0 && !lenient && !self.pipe_writers_gone(&r.name.value) {
                                 self.err(r.name.span, format!("pipe `{}` has no data here: the read would block forever", r.name.value))
                                     .notes
                                     .push("nothing was written or vmspliced into it before this line".into());
@@ -867,6 +876,41 @@ impl Checker {
                         self.err(h.span, format!("`{}` was already released at line {l}", h.value));
                     }
                 }
+            }
+            Op::ProcessVm { target, remote, local, local_off, .. } => {
+                // The remote range is judged in the target's address space,
+                // the local place in the caller's; the kernel takes any
+                // lengths and alignments.
+                let mut len = None;
+                // An ended target is allowed: the kernel's answer is ESRCH.
+                if self.task(target, true) {
+                    if let Some(k) = self.name(&target.value, &remote.name, &["a region"]) {
+                        len = self.region_range(remote, &k, false, lenient || fails);
+                    }
+                }
+                if let Some(k) = self.name(&t, local, &["a region"]) {
+                    let at = Range {
+                        name: local.clone(),
+                        offset: local_off.clone(),
+                        len: len.map(|l| Spanned::new(l, remote.span)),
+                        span: local_off.as_ref().map(|o| local.span.to(o.span)).unwrap_or(local.span),
+                    };
+                    self.region_range(&at, &k, false, lenient || fails);
+                }
+            }
+            Op::DirectIo { buf, file, file_off, .. } => {
+                self.out.needs.push((idx, Feature::Files));
+                if let Some(k) = self.name(&t, &buf.name, &["a region"]) {
+                    if let Some(l) = self.region_range(buf, &k, false, lenient || fails) {
+                        let off = file_off.as_ref().map(|o| o.value).unwrap_or(0);
+                        if !lenient && !fails && !(l | off).is_multiple_of(DIO_ALIGN) {
+                            self.err(buf.span, format!("O_DIRECT needs the length and the file offset {DIO_ALIGN}-byte aligned"))
+                                .notes
+                                .push("write `expect EINVAL` to test the kernel's answer".into());
+                        }
+                    }
+                }
+                self.name(&t, file, &["a file"]);
             }
             Op::Mmget(target) => {
                 self.out.needs.push((idx, Feature::MmHold));
@@ -1007,6 +1051,7 @@ impl Checker {
             Op::Vmsplice { pipe, .. } => vec![(pipe, Some(PipeEnd::Write))],
             Op::IoUringRegister { ring, .. } | Op::IoUringUnregister(ring) => vec![(ring, None)],
             Op::IoUringFixed { ring, file, .. } => vec![(ring, None), (file, None)],
+            Op::DirectIo { file, .. } => vec![(file, None)],
             Op::Close { name, end } => vec![(name, end.as_ref().map(|e| e.value))],
             Op::Fallocate { file, .. } => vec![(&file.name, None)],
             _ => vec![],
@@ -1118,7 +1163,15 @@ fn expects_count(e: &StepExpect) -> bool {
 
 /// Operations whose success is a byte count.
 fn returns_count(op: &Op) -> bool {
-    matches!(op, Op::Vmsplice { .. } | Op::Write(..) | Op::IoUringFixed { .. } | Op::ProcMemWrite { .. })
+    matches!(
+        op,
+        Op::Vmsplice { .. }
+            | Op::Write(..)
+            | Op::IoUringFixed { .. }
+            | Op::ProcMemWrite { .. }
+            | Op::ProcessVm { .. }
+            | Op::DirectIo { .. }
+    )
 }
 
 fn binds(op: &Op) -> bool {

@@ -355,6 +355,12 @@ impl Backend for ModelBackend {
             Call::UffdioCopy { addr, data: d } => k.uffdio_copy(p, *addr, d).map(|_| Ret::Done),
             Call::ProcMemWrite { task: t, addr, data: d } => k.proc_mem_write(p, pid(*t), *addr, d).map(Ret::Count),
             Call::ProcMemRead { task: t, addr, len } => k.proc_mem_read(p, pid(*t), *addr, *len).map(Ret::Data),
+            Call::ProcessVm { write, task: target, remote, local, len } => {
+                k.process_vm_rw(p, pid(*target), *local, *remote, *len, *write).map(Ret::Count)
+            }
+            Call::DirectIo { write, fd: f, file_offset, addr, len } => {
+                k.direct_io(p, fd(*f), *file_offset, *addr, *len, *write).map(Ret::Count)
+            }
             Call::ReadPinned { pin, offset, len } => match self.pins.get(&pin.0) {
                 Some((_, h)) => self.kernel.gup_read(*h, *offset, *len).map(Ret::Data),
                 None => return Err(Failure::Backend(format!("no pin {} (already released)", pin.0))),

@@ -536,6 +536,9 @@ const OPS: &[&str] = &[
     "proc_mem_read",
     "mbind",
     "uffdio_copy",
+    "process_vm_readv",
+    "process_vm_writev",
+    "odirect",
     "expect",
 ];
 
@@ -717,6 +720,22 @@ fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
         "proc_mem_read" => {
             let target = cut(ident(i, "the task whose /proc/PID/mem is read"))?;
             Op::ProcMemRead { target, range: cut(range(i, "a region name"))? }
+        }
+        "process_vm_readv" | "process_vm_writev" => {
+            let write = w == "process_vm_writev";
+            let target = cut(ident(i, "the task whose memory is read or written"))?;
+            let remote = cut(range(i, "a region name (in that task)"))?;
+            cut(keyword(i, if write { "from" } else { "into" }))?;
+            let (local, local_off) = cut(name_offset(i, "a region name (in this task)"))?;
+            Op::ProcessVm { write, target, remote, local, local_off }
+        }
+        "odirect" => {
+            let (w, _) = cut(one_of_words(i, &["pread", "pwrite"]))?;
+            let write = w == "pwrite";
+            let buf = cut(range(i, "a region name"))?;
+            cut(keyword(i, if write { "to" } else { "from" }))?;
+            let (file, file_off) = cut(name_offset(i, "a file name"))?;
+            Op::DirectIo { write, buf, file, file_off }
         }
         other => {
             let list = if bound { BINDING_OPS } else { OPS };

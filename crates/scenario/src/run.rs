@@ -638,6 +638,19 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
             let (addr, len) = region(env, &r)?;
             Call::ProcMemRead { task: task_id(env, target)?, addr, len }
         }
+        Op::ProcessVm { write, target, remote, local, local_off } => {
+            let task = task_id(env, target)?;
+            let (remote, len) = region(env, remote)?;
+            let local = match env.vals.get(&local.value) {
+                Some(Val::Region { addr, .. }) => addr.saturating_add(local_off.as_ref().map(|o| o.value).unwrap_or(0)),
+                _ => return Err(format!("`{}` was never created (an earlier step failed)", local.value)),
+            };
+            Call::ProcessVm { write: *write, task, remote, local, len }
+        }
+        Op::DirectIo { write, buf, file, file_off } => {
+            let (addr, len) = region(env, buf)?;
+            Call::DirectIo { write: *write, fd: fd_of(file)?, file_offset: file_off.as_ref().map(|o| o.value).unwrap_or(0), addr, len }
+        }
     })
 }
 
@@ -675,7 +688,10 @@ fn touched(step: &Step, env: &Env, task: &str) -> Vec<(String, u64)> {
                 IoVec::Sparse(_) => vec![],
             })
             .collect(),
-        Op::IoUringFixed { buf, .. } => one(buf),
+        Op::IoUringFixed { buf, .. } | Op::DirectIo { buf, .. } => one(buf),
+        Op::ProcessVm { remote, local, local_off, .. } => {
+            vec![(remote.name.value.clone(), remote.off()), (local.value.clone(), local_off.as_ref().map(|o| o.value).unwrap_or(0))]
+        }
         Op::Unpin(h) => match env.vals.get(&h.value) {
             Some(Val::Pin { region, off, .. }) => vec![(region.clone(), *off)],
             _ => vec![],

@@ -115,7 +115,7 @@ impl Gen {
         let t = (b % self.tasks.len() as u64) as usize;
         let tn = self.tasks[t].0.clone();
         let region = |g: &Gen, r: u64| g.pick(t, 'R', r);
-        let line = match a % 24 {
+        let line = match a % 26 {
             0 | 1 => {
                 let n = self.fresh("R");
                 let mut opts = vec![size(c)];
@@ -238,6 +238,27 @@ impl Gen {
                 format!("unpin {h}")
             }),
             22 => Some("clear_soft_dirty".into()),
+            23 => {
+                // The target may be any live task, the caller itself too.
+                let tt = (c % self.tasks.len() as u64) as usize;
+                let target = self.tasks[tt].0.clone();
+                match (self.pick(tt, 'R', d), region(self, c >> 3)) {
+                    (Some(r), Some(l)) => Some(if d % 2 == 0 {
+                        format!("process_vm_readv {target} {r}{} {} into {l}{}", offset(d >> 4), small(d >> 8), offset(c >> 5))
+                    } else {
+                        format!("process_vm_writev {target} {r}{} {} from {l}{}", offset(d >> 4), small(d >> 8), offset(c >> 5))
+                    }),
+                    _ => None,
+                }
+            }
+            24 => match (region(self, c), self.pick(t, 'F', d >> 3)) {
+                (Some(r), Some(f)) => Some(if d % 2 == 0 {
+                    format!("odirect pread {r}{} {} from {f}{}", offset(d >> 4), small(d >> 8), offset(c >> 7))
+                } else {
+                    format!("odirect pwrite {r}{} {} to {f}{}", offset(d >> 4), small(d >> 8), offset(c >> 7))
+                }),
+                _ => None,
+            },
             _ => {
                 // A system setting between steps.
                 let s = match c % 5 {

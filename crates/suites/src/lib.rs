@@ -167,6 +167,17 @@ pub struct SelfTest {
     /// Line → verdict when a check on that line fails. A failing check on a
     /// line not listed is a plain FAIL.
     pub verdicts: Vec<(usize, Verdict)>,
+    /// The same test with its gup_test pin replaced by a system call that
+    /// pins with the same flags and whose observation is the same
+    /// (docs/selftests.md §4.6), for a backend without gup_test.
+    pub program_pins: Option<ProgramPins>,
+}
+
+/// A selftest's scenario with program-level pins instead of gup_test's.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProgramPins {
+    pub scenario: String,
+    pub verdicts: Vec<(usize, Verdict)>,
 }
 
 /// The outcome of one test, in kselftest's terms.
@@ -204,8 +215,18 @@ pub struct Judged {
     pub hung: bool,
 }
 
-/// Runs one test on a backend and judges it as the selftest would.
+/// Runs one test on a backend and judges it as the selftest would: a
+/// backend without gup_test runs the program-level variant where there is
+/// one.
 pub fn run(test: &SelfTest, backend: &mut dyn scenario::Backend, opts: &scenario::RunOptions) -> Result<(Judged, Report), String> {
+    let variant;
+    let test = match backend.lacks(scenario::backend::Feature::Gup) {
+        Some(_) if test.program_pins.is_some() => {
+            variant = test.with_program_pins();
+            &variant
+        }
+        _ => test,
+    };
     let loaded = scenario::load(&test.file_name(), &test.scenario)
         .map_err(|(src, ds)| ds.iter().map(|d| d.render(&src)).collect::<Vec<_>>().join("\n"))?;
     let report = scenario::run_loaded(&loaded, backend, opts)
@@ -244,6 +265,15 @@ impl SelfTest {
             }
         }
         format!("{}-{:04}-{}.cow", self.suite.name(), self.number, slug.trim_matches('-'))
+    }
+
+    /// This test as a backend without gup_test runs it: its program-level
+    /// variant, if it has one, as the scenario.
+    pub fn with_program_pins(&self) -> SelfTest {
+        match &self.program_pins {
+            Some(p) => SelfTest { scenario: p.scenario.clone(), verdicts: p.verdicts.clone(), program_pins: None, ..self.clone() },
+            None => self.clone(),
+        }
     }
 
     /// Judges a run of this test's scenario the way the selftest would.

@@ -128,7 +128,14 @@ pub fn generate(cfg: &Config) -> Vec<SelfTest> {
             }
             t.judged(*check, Verdict::Fail(String::new()));
             let (scenario, verdicts) = t.finish();
-            out.push(SelfTest { suite: Suite::MadvPopulate, number: out.len() + 1, description: desc.to_string(), scenario, verdicts });
+            out.push(SelfTest {
+                suite: Suite::MadvPopulate,
+                number: out.len() + 1,
+                description: desc.to_string(),
+                scenario,
+                verdicts,
+                program_pins: None,
+            });
         }
     }
     out

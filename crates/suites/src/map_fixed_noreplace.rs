@@ -45,7 +45,7 @@ pub fn generate() -> Vec<SelfTest> {
                 t.judged(l, Verdict::Fail(String::new()));
             }
             let (scenario, verdicts) = t.finish();
-            SelfTest { suite: Suite::MapFixedNoreplace, number: n + 1, description: desc.into(), scenario, verdicts }
+            SelfTest { suite: Suite::MapFixedNoreplace, number: n + 1, description: desc.into(), scenario, verdicts, program_pins: None }
         })
         .collect()
 }

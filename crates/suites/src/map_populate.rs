@@ -36,7 +36,7 @@ pub fn generate() -> Vec<SelfTest> {
             // equality, so both check the first value (docs/selftests.md, "map_populate.c").
             t.line(format!("C: read M 8 expect {DEADBABE}"));
             let (scenario, verdicts) = t.finish();
-            SelfTest { suite: Suite::MapPopulate, number, description: desc.into(), scenario, verdicts }
+            SelfTest { suite: Suite::MapPopulate, number, description: desc.into(), scenario, verdicts, program_pins: None }
         })
         .collect()
 }

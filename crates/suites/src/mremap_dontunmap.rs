@@ -105,7 +105,7 @@ pub fn generate() -> Vec<SelfTest> {
                 };
             }
             let (scenario, verdicts) = t.finish();
-            SelfTest { suite: Suite::MremapDontunmap, number: i + 1, description: name.to_string(), scenario, verdicts }
+            SelfTest { suite: Suite::MremapDontunmap, number: i + 1, description: name.to_string(), scenario, verdicts, program_pins: None }
         })
         .collect()
 }

@@ -158,6 +158,15 @@ pub fn main(a: Args) -> u8 {
             out!("{c}");
         }
     }
+    if a.backend != "model" {
+        // On stderr: KTAP on stdout stays what kselftest prints.
+        for (size, (tried, filled)) in live::backend::COMPACTIONS.counts() {
+            eprintln!(
+                "cowlab: live: {} hugetlb pool short {tried} time(s); compact_memory then filled it {filled} time(s)",
+                scenario::ast::fmt_size(size)
+            );
+        }
+    }
     if any_fail {
         EXIT_FAIL
     } else {
@@ -174,12 +183,19 @@ fn emit(dir: &str, tests: &[SelfTest], opts: &RunOptions) -> Result<(), String> 
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {dir}: {e}"))?;
     for t in tests {
         let path = std::path::Path::new(dir).join(t.file_name());
-        std::fs::write(&path, emitted_scenario(t, opts)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(&path, emitted_scenario(t, &t.scenario, &t.verdicts, opts))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        // The variant a backend without gup_test runs, next to it.
+        if let Some(p) = &t.program_pins {
+            let path = path.with_extension("program-pins.cow");
+            std::fs::write(&path, emitted_scenario(t, &p.scenario, &p.verdicts, opts))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
     }
     Ok(())
 }
 
-fn emitted_scenario(t: &SelfTest, opts: &RunOptions) -> String {
+fn emitted_scenario(t: &SelfTest, scenario: &str, verdicts: &[(usize, suites::Verdict)], opts: &RunOptions) -> String {
     let mut out = format!("# {} test {}: {}\n", t.suite.name(), t.number, t.description);
     if let Some(p) = &opts.profile {
         let _ = writeln!(out, "profile {p}");
@@ -187,8 +203,8 @@ fn emitted_scenario(t: &SelfTest, opts: &RunOptions) -> String {
     for (k, v) in &opts.knobs {
         let _ = writeln!(out, "set {k}={v}");
     }
-    for (i, line) in t.scenario.lines().enumerate() {
-        match t.verdicts.iter().find(|(l, _)| *l == i + 1).map(|(_, v)| v) {
+    for (i, line) in scenario.lines().enumerate() {
+        match verdicts.iter().find(|(l, _)| *l == i + 1).map(|(_, v)| v) {
             Some(suites::Verdict::Xfail(m)) => {
                 let _ = writeln!(out, "# XFAIL in {}: a failure of the next line is expected ({m})", t.suite.name());
             }
