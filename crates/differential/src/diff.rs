@@ -147,6 +147,11 @@ pub struct Names {
     pub regions: Vec<String>,
     /// The scenario sets up a 1 GiB hugetlb pool (docs/divergences.md §1).
     pub pool_1g: bool,
+    /// Tasks that register io_uring buffers (docs/divergences.md §29).
+    pub ring_owners: Vec<String>,
+    /// The scenario pages anon memory out to zram (`set swap=zram` and a
+    /// `madvise … pageout`: docs/divergences.md §22).
+    pub zram_swap: bool,
     /// Line of each standalone pagemap expectation (`expect A in P
     /// exclusive`) → the place it looks at, spelled as [`place_name`] does.
     pub page_expects: BTreeMap<usize, String>,
@@ -156,23 +161,28 @@ pub struct Names {
 pub fn names_of(l: &scenario::Loaded) -> Names {
     use scenario::ast::{Expectation, ItemKind, Op};
     let mut n = Names::default();
+    let (mut zram, mut pageout) = (false, false);
     for it in &l.scenario.items {
         match &it.kind {
             ItemKind::Task(t) => n.tasks.push(t.value.clone()),
             ItemKind::Hugetlb { size, .. } if size.value == 1 << 30 => n.pool_1g = true,
+            ItemKind::Set { knob, value } if knob.value == "swap" => zram = value.value == "zram",
             ItemKind::Expect(Expectation::Page { loc, .. }) => {
                 n.page_expects.insert(it.line, place_name(&loc.name.value, loc.off(), &loc.task.value));
             }
             ItemKind::Step(s) => match &s.op {
                 Op::Fork(c) => n.tasks.push(c.value.clone()),
+                Op::IoUringRegister { .. } => n.ring_owners.push(s.task.value.clone()),
                 Op::Mmap(_) | Op::Mremap { .. } => {
                     n.regions.push(s.bind.as_ref().map(|b| b.value.clone()).unwrap_or_else(|| "(unnamed)".into()))
                 }
+                Op::Madvise(_, a) if a.value == scenario::ast::Advice::Pageout => pageout = true,
                 _ => {}
             },
             _ => {}
         }
     }
+    n.zram_swap = zram && pageout;
     n
 }
 
@@ -214,7 +224,7 @@ pub fn compare(names: &Names, model: (&Report, &Recorder<'_>), live: (&Report, &
             if let Some((lf, _)) = lc.pages.get(p) {
                 if mf != lf {
                     let d = dv(&at, format!("page {}", place_text(p, names)), facts_text(mf), facts_text(lf));
-                    out.push(label(d, known::pagemap_facts(mf, lf, names.pool_1g)));
+                    out.push(label(d, known::pagemap_facts(mf, lf, names.pool_1g, names.zram_swap)));
                 }
             }
         }
@@ -238,7 +248,11 @@ pub fn compare(names: &Names, model: (&Report, &Recorder<'_>), live: (&Report, &
             if let Some(lp) = lc.pools.get(size) {
                 if mp != lp {
                     let f = |p: &PoolObs| format!("total {} free {} resv {} surp {}", p.total, p.free, p.resv, p.surp);
-                    out.push(dv(&at, format!("hugetlb {} pool", scenario::ast::fmt_size(*size)), f(mp), f(lp)));
+                    let d = dv(&at, format!("hugetlb {} pool", scenario::ast::fmt_size(*size)), f(mp), f(lp));
+                    // A task that registered buffers has ended on the kernel.
+                    let owner_gone =
+                        names.tasks.iter().zip(&lc.tasks).any(|(t, st)| *st != TaskObs::Running && names.ring_owners.contains(t));
+                    out.push(label(d, known::pool_while_ring_teardown_runs(mp, lp, owner_gone)));
                 }
             }
         }

@@ -293,13 +293,18 @@ impl Agent {
                 }
                 Cmd::Shutdown => Reply::Error("only the zygote shuts down".into()),
                 Cmd::Page { addr } => Reply::Ok(Ret::Page(page_info(addr))),
+                Cmd::ProcMem { pid, addr, data, len } if !self.zygote => self.proc_mem(pid, addr, data, len),
+                Cmd::ProcessVm { pid, write, remote, local, len } if !self.zygote => self.process_vm(pid, write, remote, local, len),
+                Cmd::HoldMm if !self.zygote => hold_mm(),
                 Cmd::Op(Call::Exit { code }) => {
                     let _ = proto::send(self.sock.as_fd(), &Reply::Ok(Ret::Done));
                     // SAFETY: as above.
                     unsafe { libc::_exit(code.into()) }
                 }
                 Cmd::Op(op) if !self.zygote => self.op(op),
-                Cmd::Op(_) => Reply::Error("the zygote runs no scenario operations".into()),
+                Cmd::Op(_) | Cmd::ProcMem { .. } | Cmd::ProcessVm { .. } | Cmd::HoldMm => {
+                    Reply::Error("the zygote runs no scenario operations".into())
+                }
             };
             if proto::send(self.sock.as_fd(), &reply).is_err() {
                 // SAFETY: as above.
@@ -338,14 +343,58 @@ impl Agent {
         Some(Reply::Ok(Ret::Pid(pid)))
     }
 
+    /// One `pwrite()` or `pread()` of `/proc/PID/mem` (the kernel's
+    /// `mem_rw()`: forced GUP on the target's memory), opened for just this
+    /// call. The answer is the call's: the count written (short when a page
+    /// cannot be got), the bytes read, or the errno (EIO when nothing
+    /// moved). Into this agent's own memory only scenario memory is
+    /// written; another agent's addresses come from its scenario regions.
+    fn proc_mem(&mut self, pid: i32, addr: u64, data: Option<Contents>, len: u64) -> Reply {
+        let own = pid == std::process::id() as i32;
+        if own && touches_foreign(&self.regions, addr, len) {
+            return refuse();
+        }
+        let Ok(off) = i64::try_from(addr) else { return Reply::Errno(libc::EINVAL) };
+        let file = std::fs::OpenOptions::new().read(true).write(data.is_some()).open(format!("/proc/{pid}/mem"));
+        let file = match file {
+            Ok(f) => f,
+            Err(e) => return Reply::Errno(e.raw_os_error().unwrap_or(libc::EIO)),
+        };
+        let fd = file.as_raw_fd();
+        match data {
+            Some(d) => {
+                let bytes = d.to_vec();
+                // SAFETY: a valid buffer of the given length.
+                let r = unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), off as libc::off_t) };
+                count_or_errno(r as i64)
+            }
+            None => {
+                let mut buf = vec![0u8; len as usize];
+                // SAFETY: a valid buffer of `len` bytes.
+                let r = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), off as libc::off_t) };
+                if r < 0 {
+                    return Reply::Errno(errno());
+                }
+                let mut out = Vec::new();
+                for piece in buf[..r as usize].chunks(PAGE as usize) {
+                    push(&mut out, piece);
+                }
+                Reply::Ok(Ret::Data(Contents::concat(&out)))
+            }
+        }
+    }
+
     fn op(&mut self, call: Call) -> Reply {
         match call {
-            Call::Mmap(MmapCall { addr, len, prot, shared, fixed, noreserve, hugetlb, populate, file }) => {
+            Call::Mmap(MmapCall { addr, len, prot, shared, fixed, noreplace, noreserve, hugetlb, populate, file }) => {
                 let mut flags = if shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
                 if file.is_none() {
                     flags |= libc::MAP_ANONYMOUS;
                 }
-                if fixed {
+                if fixed && noreplace {
+                    // Never replaces anything: EEXIST where something is.
+                    flags |= libc::MAP_FIXED_NOREPLACE;
+                } else if fixed {
                     flags |= libc::MAP_FIXED;
                     if touches_foreign(&self.regions, addr.unwrap_or(0), len) {
                         return refuse();
@@ -401,7 +450,7 @@ impl Agent {
                 let r = unsafe { libc::madvise(addr as *mut libc::c_void, len as usize, madv(advice)) };
                 done_or_errno(r)
             }
-            Call::Mremap { old_addr, old_len, new_len, new_addr } => {
+            Call::Mremap { old_addr, old_len, new_len, new_addr, dontunmap } => {
                 if touches_foreign(&self.regions, old_addr, old_len) || new_addr.is_some_and(|n| touches_foreign(&self.regions, n, new_len))
                 {
                     return refuse();
@@ -409,6 +458,9 @@ impl Agent {
                 let mut flags = libc::MREMAP_MAYMOVE;
                 if new_addr.is_some() {
                     flags |= libc::MREMAP_FIXED;
+                }
+                if dontunmap {
+                    flags |= libc::MREMAP_DONTUNMAP;
                 }
                 // SAFETY: scenario memory only.
                 let r = unsafe {
@@ -424,16 +476,23 @@ impl Agent {
                     return Reply::Errno(errno());
                 }
                 let a = r as u64;
-                self.regions.remove(old_addr, old_addr.saturating_add(old_len));
+                if !dontunmap {
+                    self.regions.remove(old_addr, old_addr.saturating_add(old_len));
+                }
                 self.regions.add(a, a.saturating_add(new_len.div_ceil(PAGE) * PAGE));
                 Reply::Ok(Ret::Addr(a))
             }
             Call::Exit { .. } => Reply::Error("exit is handled by the loop".into()),
             // The controller sends fork as its own command and keeps GUP
             // calls (model-only) to itself.
-            Call::Fork | Call::Gup { .. } | Call::Unpin { .. } | Call::ReadPinned { .. } | Call::Mmget { .. } | Call::Mmput { .. } => {
-                Reply::Error("not an agent operation".into())
-            }
+            Call::Fork
+            | Call::Gup { .. }
+            | Call::Unpin { .. }
+            | Call::ReadPinned { .. }
+            | Call::Mmget { .. }
+            | Call::Mmput { .. }
+            | Call::ProcMemWrite { .. }
+            | Call::ProcMemRead { .. } => Reply::Error("not an agent operation".into()),
             Call::WriteMem { addr, data } => {
                 let len = data.len();
                 if touches_foreign(&self.regions, addr, len) {
@@ -636,6 +695,40 @@ impl Agent {
                     _ => Reply::Errno(errno()),
                 }
             }
+            Call::MbindLocalMove { addr, len } => {
+                if touches_foreign(&self.regions, addr, len) {
+                    return refuse();
+                }
+                const MPOL_LOCAL: libc::c_long = 4;
+                const MPOL_MF_MOVE: libc::c_long = 1 << 1;
+                // SAFETY: mbind only migrates pages of scenario memory
+                // (checked above); the node mask pointer is NULL.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_mbind,
+                        addr,
+                        len,
+                        MPOL_LOCAL,
+                        std::ptr::null::<libc::c_ulong>(),
+                        0x7ff as libc::c_ulong,
+                        MPOL_MF_MOVE,
+                    )
+                };
+                done_or_errno(r as i32)
+            }
+            Call::UffdioCopy { addr, data } => {
+                if touches_foreign(&self.regions, addr, data.len()) {
+                    return refuse();
+                }
+                uffdio_copy(addr, &data.to_vec())
+            }
+            Call::DirectIo { write, fd: Fd(fd), file_offset, addr, len } => {
+                if touches_foreign(&self.regions, addr, len) {
+                    return refuse();
+                }
+                direct_io(fd, write, file_offset, addr, len)
+            }
+            Call::ProcessVm { .. } => Reply::Error("process_vm_readv/writev comes as its own command".into()),
             Call::ClearSoftDirty => match std::fs::write("/proc/self/clear_refs", "4") {
                 Ok(()) => Reply::Ok(Ret::Done),
                 Err(e) => Reply::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
@@ -681,6 +774,184 @@ impl Agent {
             Call::ShmRmid { shm } => done_or_errno(unsafe { libc::shmctl(shm as i32, libc::IPC_RMID, std::ptr::null_mut()) }),
         }
     }
+}
+
+/// include/uapi/linux/userfaultfd.h, for x86-64.
+const UFFD_API: u64 = 0xAA;
+const UFFDIO_API: libc::c_ulong = 0xc018_aa3f;
+const UFFDIO_REGISTER: libc::c_ulong = 0xc020_aa00;
+const UFFDIO_COPY: libc::c_ulong = 0xc028_aa03;
+const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
+
+/// `struct uffdio_api`.
+#[repr(C)]
+struct UffdioApi {
+    api: u64,
+    features: u64,
+    ioctls: u64,
+}
+
+/// `struct uffdio_register`.
+#[repr(C)]
+struct UffdioRegister {
+    start: u64,
+    len: u64,
+    mode: u64,
+    ioctls: u64,
+}
+
+/// `struct uffdio_copy`.
+#[repr(C)]
+struct UffdioCopy {
+    dst: u64,
+    src: u64,
+    len: u64,
+    mode: u64,
+    copy: i64,
+}
+
+/// mkdirty.c's `test_uffdio_copy()` sequence: a userfaultfd, the API
+/// handshake, MISSING registration over the destination, one UFFDIO_COPY
+/// from a buffer of `bytes`, close. The first failing call's errno is the
+/// answer.
+fn uffdio_copy(dst: u64, bytes: &[u8]) -> Reply {
+    let len = bytes.len() as u64;
+    // SAFETY: userfaultfd(2) takes flags only.
+    let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    if fd < 0 {
+        return Reply::Errno(errno());
+    }
+    // SAFETY: a descriptor this function just opened and owns.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let fd = owned.as_raw_fd();
+    let mut api = UffdioApi { api: UFFD_API, features: 0, ioctls: 0 };
+    let mut reg = UffdioRegister { start: dst, len, mode: UFFDIO_REGISTER_MODE_MISSING, ioctls: 0 };
+    let mut copy = UffdioCopy { dst, src: bytes.as_ptr() as u64, len, mode: 0, copy: 0 };
+    // SAFETY: each ioctl gets a correctly sized struct it may read and
+    // write; the copy reads `len` bytes of `bytes` and writes only the
+    // registered scenario range.
+    unsafe {
+        if libc::ioctl(fd, UFFDIO_API, &mut api as *mut UffdioApi) < 0
+            || libc::ioctl(fd, UFFDIO_REGISTER, &mut reg as *mut UffdioRegister) < 0
+            || libc::ioctl(fd, UFFDIO_COPY, &mut copy as *mut UffdioCopy) < 0
+        {
+            return Reply::Errno(errno());
+        }
+    }
+    Reply::Ok(Ret::Done)
+}
+
+impl Agent {
+    /// process_vm_readv/writev(2) with one iovec on each side; the local
+    /// one must be scenario memory (the kernel writes into it for a read).
+    fn process_vm(&self, pid: i32, write: bool, remote: u64, local: u64, len: u64) -> Reply {
+        if touches_foreign(&self.regions, local, len) {
+            return refuse();
+        }
+        let l = libc::iovec { iov_base: local as *mut libc::c_void, iov_len: len as usize };
+        let r = libc::iovec { iov_base: remote as *mut libc::c_void, iov_len: len as usize };
+        // SAFETY: the kernel copies between the described ranges only; the
+        // local one is scenario memory (checked above), the remote one is
+        // another process's.
+        let n = unsafe {
+            if write {
+                libc::process_vm_writev(pid, &l, 1, &r, 1, 0)
+            } else {
+                libc::process_vm_readv(pid, &l, 1, &r, 1, 0)
+            }
+        };
+        count_or_errno(n as i64)
+    }
+}
+
+/// One pread or pwrite with O_DIRECT set on the descriptor for the call
+/// (F_SETFL; the file status flags belong to the open file description,
+/// which a forked child shares, so they are put back at once — steps run
+/// one at a time). One call, as a program makes it: a short count is the
+/// kernel's answer.
+fn direct_io(fd: i32, write: bool, off: u64, addr: u64, len: u64) -> Reply {
+    // SAFETY: fcntl on a descriptor number; errors are reported.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fl < 0 {
+        return Reply::Errno(errno());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_DIRECT) } < 0 {
+        return Reply::Errno(errno());
+    }
+    // SAFETY: the buffer is scenario memory (checked by the caller); the
+    // kernel pins it for the I/O or faults on it.
+    let r = unsafe {
+        if write {
+            libc::pwrite(fd, addr as *const libc::c_void, len as usize, off as libc::off_t)
+        } else {
+            libc::pread(fd, addr as *mut libc::c_void, len as usize, off as libc::off_t)
+        }
+    };
+    let reply = count_or_errno(r as i64);
+    // SAFETY: restores the flags read above.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, fl) };
+    reply
+}
+
+/// Stacks for the address-space holders of [`hold_mm`]: in the agent's
+/// own data, so starting a holder maps nothing new in the shared mm.
+const HOLD_STACK: usize = 64 * 1024;
+const MAX_HOLDS: usize = 8;
+struct HoldStacks(std::cell::UnsafeCell<[[u8; HOLD_STACK]; MAX_HOLDS]>);
+// SAFETY: each stack is handed to exactly one holder process (by index,
+// below) and never touched by the agent itself.
+unsafe impl Sync for HoldStacks {}
+static HOLD_STACKS: HoldStacks = HoldStacks(std::cell::UnsafeCell::new([[0; HOLD_STACK]; MAX_HOLDS]));
+static HOLDS_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The body of a holder: it shares the agent's address space, so it runs
+/// only raw system calls. It closes its copy of the descriptor table first
+/// (clone without CLONE_FILES copies it): a holder keeps the *mm* alive,
+/// not the task's pipes, files and io_uring rings, which the task's exit
+/// must still close. Then it sleeps until SIGKILL.
+extern "C" fn holder_main(_: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: raw system calls without memory arguments.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+        loop {
+            libc::syscall(libc::SYS_pause);
+        }
+    }
+}
+
+/// `mmget` on the live kernel: a process created with CLONE_VM (and not
+/// CLONE_THREAD) takes a reference on `mm_users` (kernel/fork.c,
+/// `copy_mm()`), and drops it only when it exits — the one way a program
+/// can hold another task's mappings across that task's exit on 6.18
+/// (opening /proc/PID/mem takes only `mm_count`). Answers once the
+/// holder's descriptor table is empty, so from the next step on it holds
+/// nothing but the mm.
+fn hold_mm() -> Reply {
+    let i = HOLDS_STARTED.fetch_add(1, Ordering::Relaxed);
+    if i >= MAX_HOLDS {
+        return Reply::Error(format!("a task's address space can be held at most {MAX_HOLDS} times live"));
+    }
+    // SAFETY: stack `i` is this holder's alone; its top is 16-byte aligned
+    // (HOLD_STACK is a multiple of 16 and the array starts aligned enough
+    // for the rounding below). The holder runs only raw system calls.
+    let pid = unsafe {
+        let base = HOLD_STACKS.0.get().cast::<u8>().add(i * HOLD_STACK);
+        let top = ((base as usize + HOLD_STACK) & !15) as *mut libc::c_void;
+        libc::clone(holder_main, top, libc::CLONE_VM | libc::SIGCHLD, std::ptr::null_mut())
+    };
+    if pid < 0 {
+        return Reply::Errno(errno());
+    }
+    let dir = format!("/proc/{pid}/fd");
+    for _ in 0..1000 {
+        match std::fs::read_dir(&dir).map(|mut d| d.next().is_none()) {
+            Ok(true) => return Reply::Ok(Ret::Pid(pid)),
+            Ok(false) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Err(e) => return Reply::Error(format!("the mm holder {pid} is gone: {e}")),
+        }
+    }
+    Reply::Error(format!("the mm holder {pid} did not close its descriptors"))
 }
 
 /// Is this file on tmpfs (shmem), where the model's disk-file rules

@@ -138,6 +138,50 @@ fn signal_name(sig: i32) -> String {
     }
 }
 
+/// How often a hugetlb pool came up short and memory was compacted for
+/// it, and how often the pool was then filled: per page size, for this
+/// process (a selftest run starts many backends).
+pub struct Compactions(std::sync::Mutex<BTreeMap<u64, (u64, u64)>>);
+
+impl Compactions {
+    fn record(&self, size: u64, filled: bool) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let e = m.entry(size).or_default();
+        e.0 += 1;
+        e.1 += u64::from(filled);
+    }
+
+    /// Page size → (compactions, pools filled after one).
+    pub fn counts(&self) -> BTreeMap<u64, (u64, u64)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// The compactions of this process's live runs.
+pub static COMPACTIONS: Compactions = Compactions(std::sync::Mutex::new(BTreeMap::new()));
+
+/// A process sharing a task's address space (CLONE_VM) that holds its
+/// `mm_users` for a scenario's `mmget`; `mmput` kills it.
+#[derive(Debug)]
+struct MmHolder {
+    /// The scenario task that took the hold (its exit drops it).
+    holder: TaskId,
+    pidfd: Option<OwnedFd>,
+}
+
+impl MmHolder {
+    /// Kills the holder and waits until it is gone: its exit drops the
+    /// last reference of an exited task's mm, and the kernel tears the
+    /// address space down (`exit_mm()` → `mmput()` → `exit_mmap()`) before
+    /// the pidfd turns readable.
+    fn release(self, deadline: Instant) {
+        if let Some(p) = &self.pidfd {
+            let _ = rustix::process::pidfd_send_signal(p, rustix::process::Signal::KILL);
+            wait_readable(p, deadline);
+        }
+    }
+}
+
 /// What this machine can do, probed once.
 #[derive(Clone, Debug)]
 struct Caps {
@@ -171,6 +215,9 @@ pub struct LiveBackend {
     /// A call of the current step has been made (the kernel log before
     /// it belongs to no step).
     in_step: bool,
+    /// The `mmget` holds, by handle.
+    holds: BTreeMap<u64, MmHolder>,
+    next_hold: u64,
 }
 
 /// /dev/kmsg positioned after the last record already logged.
@@ -423,6 +470,8 @@ impl LiveBackend {
             kmsg: open_kmsg(),
             trace: Vec::new(),
             in_step: false,
+            holds: BTreeMap::new(),
+            next_hold: 1,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         let hello = match &be.zsock {
@@ -466,7 +515,7 @@ impl LiveBackend {
             t.sock = None;
             // A call the kernel does not finish is how a livelock (a fault
             // retried forever) shows from user space.
-            if let Cmd::Op(_) = cmd {
+            if let Cmd::Op(_) | Cmd::ProcMem { .. } = cmd {
                 let text = format!("no answer within {} s: the call did not finish (livelock); the task was killed", timeout.as_secs_f64());
                 self.trace.push(TraceLine { task: Some(task), text, log: false });
                 return Err(Failure::Livelock);
@@ -608,6 +657,77 @@ impl LiveBackend {
         }
     }
 
+    /// A call's reply as the backend trait returns it.
+    fn ret_of(&mut self, r: Reply) -> Result<Ret, Failure> {
+        match r {
+            Reply::Ok(ret) => Ok(match ret {
+                R::Done => Ret::Done,
+                R::Addr(a) => Ret::Addr(a),
+                R::Pipe(r, w) => Ret::Pipe { read: Fd(r), write: Fd(w) },
+                R::Fd(f) => Ret::Fd(Fd(f)),
+                R::Count(n) => Ret::Count(n),
+                R::Data(d) => Ret::Data(d),
+                R::Shm(id) => {
+                    // A segment outlives its processes: journaled, so that
+                    // every restore path removes it.
+                    self.settings.record(Change::ShmSegment(id)).map_err(Failure::Backend)?;
+                    Ret::Shm(id as u64)
+                }
+                R::Pid(_) | R::Page(_) => return Err(Failure::Backend("unexpected reply".into())),
+            }),
+            Reply::Errno(e) => Err(Failure::Errno(errno_name(e))),
+            Reply::Error(m) => Err(Failure::Backend(m)),
+            Reply::Killed(s) => Err(Failure::Signal(s)),
+            Reply::Hello(_) => Err(Failure::Backend("unexpected hello".into())),
+        }
+    }
+
+    /// The pid of a task that is still running.
+    fn running_pid(&self, task: TaskId) -> Option<i32> {
+        self.tasks.get(&task.0).filter(|t| t.state == TaskObs::Running).map(|t| t.pid)
+    }
+
+    /// `mmget`: the target's agent starts a CLONE_VM holder (see
+    /// `agent::hold_mm`); as in the model, the target must be running
+    /// (ESRCH otherwise: an exited task has no mm to take).
+    fn mmget(&mut self, holder: TaskId, target: TaskId) -> Result<Ret, Failure> {
+        if self.running_pid(holder).is_none() || self.running_pid(target).is_none() {
+            return Err(Failure::Errno("ESRCH".into()));
+        }
+        match self.request(target, &Cmd::HoldMm, None)? {
+            Reply::Ok(R::Pid(pid)) => {
+                let pidfd = rustix::process::Pid::from_raw(pid)
+                    .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+                let id = self.next_hold;
+                self.next_hold += 1;
+                self.holds.insert(id, MmHolder { holder, pidfd });
+                Ok(Ret::Hold(id))
+            }
+            r => self.ret_of(r).and_then(|_| Err(Failure::Backend("mmget: no holder pid".into()))),
+        }
+    }
+
+    /// `mmput`: only the task that took a hold drops it (EINVAL otherwise,
+    /// as in the model).
+    fn mmput(&mut self, task: TaskId, hold: u64) -> Result<Ret, Failure> {
+        match self.holds.get(&hold) {
+            Some(h) if h.holder == task => {}
+            _ => return Err(Failure::Errno("EINVAL".into())),
+        }
+        let h = self.holds.remove(&hold).expect("checked above");
+        h.release(Instant::now() + self.opts.step_timeout);
+        Ok(Ret::Done)
+    }
+
+    /// A hold belongs to the task that took it and ends with it.
+    fn drop_holds_of_ended_tasks(&mut self) {
+        let ended: Vec<u64> = self.holds.iter().filter(|(_, h)| self.running_pid(h.holder).is_none()).map(|(id, _)| *id).collect();
+        for id in ended {
+            let h = self.holds.remove(&id).expect("listed above");
+            h.release(Instant::now() + self.opts.step_timeout);
+        }
+    }
+
     fn shutdown(&mut self) {
         crate::signals::disarm();
         if let Some(z) = self.zsock.take() {
@@ -665,8 +785,9 @@ impl Drop for LiveBackend {
 pub fn page_obs(p: &PageInfo) -> Option<PageObs> {
     let present = p.pagemap >> 63 & 1 == 1;
     let swapped = p.pagemap >> 62 & 1 == 1;
+    let soft_dirty = p.pagemap >> 55 & 1 == 1;
     if !present && !swapped {
-        return p.vma.then(PageObs::default);
+        return p.vma.then(|| PageObs { soft_dirty, ..PageObs::default() });
     }
     let pfn = p.pagemap & ((1 << 55) - 1);
     const KPF_ANON: u64 = 12;
@@ -698,6 +819,7 @@ pub fn page_obs(p: &PageInfo) -> Option<PageObs> {
         thp: f(KPF_THP) && !f(KPF_ZERO_PAGE),
         hugetlb: f(KPF_HUGE),
         exclusive: present && p.pagemap >> 56 & 1 == 1,
+        soft_dirty,
         writable: None,
     })
 }
@@ -724,11 +846,7 @@ impl Backend for LiveBackend {
             Feature::Swap => self.swap_unavailable(),
             Feature::Knobs => Some("the live kernel's rules cannot be changed".into()),
             Feature::KernelLog => self.kmsg.as_ref().err().cloned(),
-            Feature::MmHold => Some(
-                "the live agent cannot yet hold another process's mm_users across its exit (it would need a CLONE_VM sibling; \
-                 opening /proc/PID/mem takes only mm_count on 6.18)"
-                    .into(),
-            ),
+            Feature::MmHold => None,
         }
     }
 
@@ -791,14 +909,29 @@ impl Backend for LiveBackend {
                 if let Some(o) = overcommit {
                     self.settings.write(&d.join("nr_overcommit_hugepages"), &o.to_string())?;
                 }
-                let got: u64 = std::fs::read_to_string(d.join("nr_hugepages")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
-                if got < *pages {
-                    return Err(format!(
-                        "the kernel could allocate only {got} of {pages} {} hugetlb pages (memory fragmented?)",
-                        scenario::ast::fmt_size(*size)
-                    ));
+                let got =
+                    || -> u64 { std::fs::read_to_string(d.join("nr_hugepages")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0) };
+                if got() >= *pages {
+                    return Ok(());
                 }
-                Ok(())
+                // Free memory may be there but fragmented: compact it
+                // (a trigger, not a setting: nothing to restore) and ask
+                // for the pages once more.
+                let compacted = std::fs::write("/proc/sys/vm/compact_memory", "1");
+                self.settings.write(&d.join("nr_hugepages"), &pages.to_string())?;
+                let after = got();
+                COMPACTIONS.record(*size, after >= *pages);
+                if after >= *pages {
+                    return Ok(());
+                }
+                Err(format!(
+                    "the kernel could allocate only {after} of {pages} {} hugetlb pages, even after compacting memory{}",
+                    scenario::ast::fmt_size(*size),
+                    match compacted {
+                        Ok(()) => String::new(),
+                        Err(e) => format!(" (which failed: {e})"),
+                    }
+                ))
             }
         }
     }
@@ -842,28 +975,35 @@ impl Backend for LiveBackend {
         if let Call::Madvise { advice: Advice::Pageout, .. } = call {
             self.ensure_swap().map_err(Failure::Backend)?;
         }
-        let r = self.request(task, &Cmd::Op(call.clone()), None)?;
-        match r {
-            Reply::Ok(ret) => Ok(match ret {
-                R::Done => Ret::Done,
-                R::Addr(a) => Ret::Addr(a),
-                R::Pipe(r, w) => Ret::Pipe { read: Fd(r), write: Fd(w) },
-                R::Fd(f) => Ret::Fd(Fd(f)),
-                R::Count(n) => Ret::Count(n),
-                R::Data(d) => Ret::Data(d),
-                R::Shm(id) => {
-                    // A segment outlives its processes: journaled, so that
-                    // every restore path removes it.
-                    self.settings.record(Change::ShmSegment(id)).map_err(Failure::Backend)?;
-                    Ret::Shm(id as u64)
-                }
-                R::Pid(_) | R::Page(_) => return Err(Failure::Backend("unexpected reply".into())),
-            }),
-            Reply::Errno(e) => Err(Failure::Errno(errno_name(e))),
-            Reply::Error(m) => Err(Failure::Backend(m)),
-            Reply::Killed(s) => Err(Failure::Signal(s)),
-            Reply::Hello(_) => Err(Failure::Backend("unexpected hello".into())),
-        }
+        // Operations on another task's memory go to the caller's agent with
+        // the target resolved to its pid; the pid of an ended task may
+        // belong to another process.
+        let remote = |this: &Self, target: &TaskId, cmd: &dyn Fn(i32) -> Cmd| match this.running_pid(*target) {
+            Some(pid) => Ok(cmd(pid)),
+            None => Err(Failure::Errno("ESRCH".into())),
+        };
+        let r = match call {
+            Call::Mmget { task: target } => self.mmget(task, *target),
+            Call::Mmput { hold } => self.mmput(task, *hold),
+            Call::ProcessVm { write, task: target, remote: addr, local, len } => {
+                remote(self, target, &|pid| Cmd::ProcessVm { pid, write: *write, remote: *addr, local: *local, len: *len })
+                    .and_then(|cmd| self.request(task, &cmd, None))
+                    .and_then(|r| self.ret_of(r))
+            }
+            Call::ProcMemWrite { task: target, addr, data } => {
+                remote(self, target, &|pid| Cmd::ProcMem { pid, addr: *addr, data: Some(data.clone()), len: data.len() })
+                    .and_then(|cmd| self.request(task, &cmd, None))
+                    .and_then(|r| self.ret_of(r))
+            }
+            Call::ProcMemRead { task: target, addr, len } => {
+                remote(self, target, &|pid| Cmd::ProcMem { pid, addr: *addr, data: None, len: *len })
+                    .and_then(|cmd| self.request(task, &cmd, None))
+                    .and_then(|r| self.ret_of(r))
+            }
+            _ => self.request(task, &Cmd::Op(call.clone()), None).and_then(|r| self.ret_of(r)),
+        };
+        self.drop_holds_of_ended_tasks();
+        r
     }
 
     fn page(&mut self, task: TaskId, addr: u64) -> Result<Option<PageObs>, String> {

@@ -27,6 +27,20 @@ pub enum Cmd {
     Fork,
     /// What pagemap and kpageflags say about the page at `addr`.
     Page { addr: u64 },
+    /// `pwrite()` of `data` (or, without data, `pread()` of `len` bytes) at
+    /// offset `addr` of `/proc/PID/mem`: a scenario's `proc_mem_write` /
+    /// `proc_mem_read`, its target task resolved to its pid by the
+    /// controller (an agent knows no other task).
+    ProcMem { pid: i32, addr: u64, data: Option<Contents>, len: u64 },
+    /// process_vm_readv (`write` false) or process_vm_writev of one range
+    /// each side with the process `pid` (the scenario's target task,
+    /// resolved to its pid by the controller).
+    ProcessVm { pid: i32, write: bool, remote: u64, local: u64, len: u64 },
+    /// Start a process that shares this task's address space (CLONE_VM,
+    /// not CLONE_THREAD) and does nothing until killed: it holds the mm's
+    /// `mm_users`, so this task's exit leaves its mappings in place.
+    /// Answered with the holder's pid.
+    HoldMm,
     /// (zygote only) kill every process of the session and exit.
     Shutdown,
 }

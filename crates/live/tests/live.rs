@@ -106,6 +106,23 @@ fn shm_segments_do_not_outlive_the_run() {
     assert!(!listed(id), "segment {id} was left behind");
 }
 
+/// The program-level pins and the mm hold as the kernel does them: the
+/// scenarios that hold its answers (and pass on the model too, see
+/// crates/scenario/tests/live_scenarios.rs) pass here.
+fn program_pins_and_mm_holds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    for f in [
+        "process-vm-readv-unshares-the-targets-page.cow",
+        "process-vm-short-copies-odirect-memfd-hugetlbfs.cow",
+        "odirect-pwrite-unshares-pread-breaks-cow.cow",
+        "mm-hold-keeps-exited-childs-pages-shared.cow",
+    ] {
+        let text = std::fs::read_to_string(dir.join(f)).expect("scenario file");
+        let Some(r) = run(&text) else { return };
+        assert_pass(&r);
+    }
+}
+
 fn main() {
     live::enter_if_zygote();
     if let Some(skip) = live::live_tests_skip() {
@@ -119,6 +136,7 @@ fn main() {
         ("close_and_sigpipe", close_and_sigpipe),
         ("foreign_memory_is_refused", foreign_memory_is_refused),
         ("shm_segments_do_not_outlive_the_run", shm_segments_do_not_outlive_the_run),
+        ("program_pins_and_mm_holds", program_pins_and_mm_holds),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     for (name, f) in tests {

@@ -1,7 +1,10 @@
 //! Benchmarks of the model's hot paths (issue targets in the README):
 //! pin_user_pages_fast over 1 GiB of populated 4 KiB anon pages, fork of a
 //! process with many populated 4 KiB pages, writing 1 GiB of anon memory, and
-//! a 1 GiB hugetlb page mapped, filled, forked and COWed.
+//! a 1 GiB hugetlb page mapped, filled, forked and COWed, and cloning and
+//! hashing a small two-process state (what the race explorer does per
+//! state). The same work on the live kernel, for the ratio, is in
+//! `crates/live/benches/kernel.rs`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mm::*;
@@ -73,5 +76,21 @@ fn hugetlb_1g_cow(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, pin_fast, fork, write_fill, hugetlb_1g_cow);
+/// Clone and hash a state of two processes sharing 1,000 populated 4 KiB
+/// pages after a fork (the explorer branches and deduplicates states so).
+fn clone_hash(c: &mut Criterion) {
+    use std::hash::{Hash, Hasher};
+    let (mut k, p, _) = populated(1000 * PAGE_SIZE);
+    k.fork(p).unwrap();
+    c.bench_function("state/clone+hash of 1,000 pages in 2 processes", |b| {
+        b.iter(|| {
+            let s = k.clone();
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            s.hash(&mut h);
+            (s, h.finish())
+        })
+    });
+}
+
+criterion_group!(benches, pin_fast, fork, write_fill, hugetlb_1g_cow, clone_hash);
 criterion_main!(benches);

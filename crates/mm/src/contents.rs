@@ -71,8 +71,15 @@ impl fmt::Display for Contents {
 }
 
 impl Contents {
+    /// `len` bytes of `byte`, built in canonical form directly (every new
+    /// folio starts as one of these).
     pub fn filled(len: u64, byte: u8) -> Self {
-        Self::from_runs(vec![Run::Fill { len, byte }])
+        let runs = match len {
+            0 => Vec::new(),
+            l if l >= MIN_FILL => vec![Run::Fill { len, byte }],
+            _ => vec![Run::Lit(vec![byte; len as usize])],
+        };
+        Contents { runs, len }
     }
 
     pub fn zeroed(len: u64) -> Self {
@@ -209,6 +216,9 @@ impl Contents {
 
     /// The bytes `[off, off + len)`; the caller keeps within bounds.
     pub fn slice(&self, off: u64, len: u64) -> Contents {
+        if let Some(byte) = self.fill_over(off, len) {
+            return Self::filled(len, byte);
+        }
         let mut out = Vec::new();
         let mut pos = 0u64;
         let end = off + len;
@@ -232,10 +242,32 @@ impl Contents {
         Self::from_runs(out)
     }
 
+    /// The byte of the one fill run that covers all of `[off, off + len)`,
+    /// if one does: the common case of a page cut out of a filled folio.
+    fn fill_over(&self, off: u64, len: u64) -> Option<u8> {
+        let mut pos = 0u64;
+        for r in &self.runs {
+            let end = pos + r.len();
+            if off < end {
+                return match r {
+                    Run::Fill { byte, .. } if off + len <= end => Some(*byte),
+                    _ => None,
+                };
+            }
+            pos = end;
+        }
+        None
+    }
+
     /// Overwrites `[off, off + src.len())` with `src`; the caller keeps within bounds.
     pub fn overwrite(&mut self, off: u64, src: &Contents) {
         if src.len == 0 {
             return;
+        }
+        if let (Some(b), Some(over)) = (src.single_byte(), self.fill_over(off, src.len)) {
+            if b == over {
+                return;
+            }
         }
         if off == 0 && src.len == self.len {
             *self = src.clone();

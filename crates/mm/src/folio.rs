@@ -265,11 +265,14 @@ pub struct FolioArena {
     slots: Vec<Folio>,
     free: std::collections::BTreeSet<u32>,
     next_pfn: u64,
+    /// Base pages in live folios that take RAM of their own: neither the
+    /// zero folios nor hugetlb folios (those come out of the pools).
+    ram_pages: u64,
 }
 
 impl FolioArena {
     pub fn new() -> Self {
-        let mut a = FolioArena { slots: Vec::new(), free: Default::default(), next_pfn: 0x1000 };
+        let mut a = FolioArena { slots: Vec::new(), free: Default::default(), next_pfn: 0x1000, ram_pages: 0 };
         let zero = a.alloc(0, FolioKind::Zero, None);
         let huge_zero = a.alloc(9, FolioKind::Zero, None);
         debug_assert_eq!((zero, huge_zero), (ZERO_FOLIO, HUGE_ZERO_FOLIO));
@@ -285,6 +288,9 @@ impl FolioArena {
     /// Allocates a zero-filled folio with refcount 1 and no mappings.
     pub fn alloc(&mut self, order: u8, kind: FolioKind, hugetlb: Option<HugeSize>) -> FolioId {
         let nr = 1u64 << order;
+        if kind != FolioKind::Zero && hugetlb.is_none() {
+            self.ram_pages += nr;
+        }
         let pfn = self.next_pfn.next_multiple_of(nr);
         self.next_pfn = pfn + nr;
         let folio = Folio {
@@ -327,11 +333,20 @@ impl FolioArena {
     /// Marks a folio whose last reference went away as free.
     pub(crate) fn release(&mut self, id: FolioId) {
         let f = &mut self.slots[id.0 as usize];
+        if f.kind != FolioKind::Zero && f.hugetlb.is_none() {
+            self.ram_pages -= f.nr_pages();
+        }
         f.freed = true;
         f.data = Contents::default();
         f.mm_ids = MmIdSlots::default();
         f.page_mapcounts = PageCounts::new(1);
         self.free.insert(id.0);
+    }
+
+    /// Base pages of RAM the live folios take ([`FolioArena::alloc`]'s
+    /// anonymous, page-cache and swap-cache folios).
+    pub fn ram_pages(&self) -> u64 {
+        self.ram_pages
     }
 
     /// Live folios (not freed), zero folios included.

@@ -81,6 +81,13 @@ impl Kernel {
         if self.mmap_write_locked(parent.mm) {
             return Err(SysError::Livelock);
         }
+        // copy_process(): no task beyond `kernel.threads-max` (root is not
+        // exempt). The model counts the running tasks; an exited one is
+        // reaped at once.
+        let running = self.tasks.values().filter(|t| t.state == TaskState::Running).count() as u64;
+        if running >= self.machine.threads_max() {
+            return Err(Errno::EAGAIN.into());
+        }
         self.set_fork_mmap_lock(parent.mm, true);
         let child = Pid(self.fresh_id());
         let cmm = MmId(self.fresh_id());
@@ -105,6 +112,12 @@ impl Kernel {
                     f.state = ForkState::Vma { vma: vma + 1 };
                     return true;
                 }
+                // dup_mmap(): the child's copy of an accounted VMA is charged.
+                if pv.account {
+                    if let Err(e) = self.vm_enough_memory(Some(f.pmm), pv.len() / PAGE_SIZE) {
+                        return self.fork_abort(f, e);
+                    }
+                }
                 // dup_mmap(): the child's VMA; hugetlb_dup_vma_private() drops
                 // the private reservation (children are never owners).
                 let mut cv = pv.clone();
@@ -127,9 +140,11 @@ impl Kernel {
             }
             ForkState::Copy { vma, addr } => {
                 let start = f.vmas[vma];
-                let pv = self.mm(f.pmm).vmas[&start].clone();
-                let Some(leaf) = self.mm(f.pmm).pt.next_leaf(addr, pv.end) else {
-                    if pv.is_cow_mapping() {
+                let pm = self.mm(f.pmm);
+                let pv = &pm.vmas[&start];
+                let (end, cow) = (pv.end, pv.is_cow_mapping());
+                let Some(leaf) = pm.pt.next_leaf(addr, end) else {
+                    if cow {
                         self.mm_mut(f.pmm).write_protect_seq += 1;
                     }
                     f.state = ForkState::Vma { vma: vma + 1 };
@@ -191,8 +206,8 @@ impl Kernel {
     /// The first half of copying one leaf. Returns Ok(true) when an anon page
     /// was made shareable and still needs [`Kernel::copy_install`].
     fn copy_one_leaf(&mut self, f: &Fork, leaf: &Leaf) -> SysResult<bool> {
-        let pv = self.mm(f.pmm).vma(leaf.addr).expect("leaf inside a VMA").clone();
-        let cow = pv.is_cow_mapping();
+        let pv = self.mm(f.pmm).vma(leaf.addr).expect("leaf inside a VMA");
+        let (cow, vm_write) = (pv.is_cow_mapping(), pv.prot.write);
         match leaf.entry {
             Entry::Swap { slot, soft_dirty, .. } => {
                 // copy_nonpresent_pte(): both now share the slot; neither may
@@ -204,6 +219,7 @@ impl Kernel {
             }
             Entry::Present(p) => {
                 if let Some(h) = self.folios.get(p.folio).hugetlb {
+                    let pv = self.mm(f.pmm).vma(leaf.addr).expect("leaf inside a VMA").clone();
                     crate::hugetlb::copy_hugetlb_page_range(self, f.pmm, f.cmm, &pv, h, leaf.addr, p)?;
                     return Ok(false);
                 }
@@ -212,7 +228,7 @@ impl Kernel {
                     return Ok(false);
                 }
                 Ok(match leaf.level {
-                    Level::Pte => self.copy_present_ptes(f, &pv, leaf, p),
+                    Level::Pte => self.copy_present_ptes(f, vm_write, leaf, p)?,
                     _ => self.copy_huge_pmd(f, leaf, p),
                 })
             }
@@ -241,13 +257,20 @@ impl Kernel {
     /// kernel batches the PTEs of a large folio, but when any page of the
     /// batch may be pinned it retries them one by one, so the outcome per
     /// page is the model's.
-    fn copy_present_ptes(&mut self, f: &Fork, pv: &crate::vma::Vma, leaf: &Leaf, p: Present) -> bool {
+    ///
+    /// Without a free page for the copy (`folio_prealloc()` failing) the
+    /// fork fails with ENOMEM; the model does not run the OOM killer for
+    /// it, where the kernel's allocator would first try.
+    fn copy_present_ptes(&mut self, f: &Fork, vm_write: bool, leaf: &Leaf, p: Present) -> SysResult<bool> {
         let has_pinned = self.mm(f.pmm).has_pinned;
         if self.folio_try_dup_anon_rmap_pte(p.folio, p.page, has_pinned) {
-            return true;
+            return Ok(true);
         }
-        self.copy_present_page(f, pv, leaf, p);
-        false
+        if self.free_ram_pages() == 0 {
+            return Err(Errno::ENOMEM.into());
+        }
+        self.copy_present_page(f, vm_write, leaf, p);
+        Ok(false)
     }
 
     /// `copy_huge_pmd()` (mm/huge_memory.c) for a PMD-mapped anon THP: shared
@@ -269,12 +292,12 @@ impl Kernel {
 
     /// `copy_present_page()`: the page may be pinned and is exclusive, so the
     /// child gets its own copy now, writable; the parent keeps its page
-    /// writable and exclusive, pin intact.
-    fn copy_present_page(&mut self, f: &Fork, pv: &crate::vma::Vma, leaf: &Leaf, p: Present) {
+    /// writable and exclusive, pin intact. `vm_write`: the VMA's VM_WRITE.
+    fn copy_present_page(&mut self, f: &Fork, vm_write: bool, leaf: &Leaf, p: Present) {
         let new = self.alloc_anon_folio(0);
         self.copy_page_data(new, 0, p.folio, p.page);
         self.add_new_anon_rmap(new, f.cmm, Rmap::pte(0));
-        self.mm_mut(f.cmm).pt.set(Level::Pte, leaf.addr, crate::memory::pte(new, 0, pv.prot.write, true));
+        self.mm_mut(f.cmm).pt.set(Level::Pte, leaf.addr, crate::memory::pte(new, 0, vm_write, true));
         self.note_copy(1, false);
         self.event(f.parent, EventKind::Copy, "copy_present_page", Some(leaf.addr), || {
             "maybe-pinned exclusive page → copy for the child at fork".into()
@@ -284,13 +307,14 @@ impl Kernel {
     /// Second half: count the child's mapping, write-protect the parent's
     /// entry in a COW mapping, install the child's read-only entry.
     fn copy_install(&mut self, f: &Fork, leaf: &Leaf) {
-        let pv = self.mm(f.pmm).vma(leaf.addr).expect("leaf inside a VMA").clone();
+        let pm = self.mm(f.pmm);
+        let cow = pm.vma(leaf.addr).expect("leaf inside a VMA").is_cow_mapping();
         // Re-read: the entry may have changed between the two steps only in
         // ways fork's locks allow (GUP-fast adds references, never entries).
-        let Some(Entry::Present(p)) = self.mm(f.pmm).pt.get(leaf.level, leaf.addr) else { return };
+        let Some(Entry::Present(p)) = pm.pt.get(leaf.level, leaf.addr) else { return };
         self.rmap_add(p.folio, f.cmm, Rmap::leaf(leaf.level, p.page));
         let mut c = p;
-        if pv.is_cow_mapping() {
+        if cow {
             c.write = false;
             self.wrprotect(f.pmm, leaf);
         }

@@ -25,11 +25,15 @@ pub struct GupFlags {
     pub pin: bool,
     /// FOLL_FORCE (ptrace-style access).
     pub force: bool,
+    /// FOLL_REMOTE: the caller reaches into an mm that may not be its
+    /// own (`get_user_pages_remote()`), so the CPU's protection keys of
+    /// the calling thread say nothing about it.
+    pub remote: bool,
 }
 
 impl GupFlags {
-    pub const GET: GupFlags = GupFlags { write: false, longterm: false, pin: false, force: false };
-    pub const PIN: GupFlags = GupFlags { write: false, longterm: false, pin: true, force: false };
+    pub const GET: GupFlags = GupFlags { write: false, longterm: false, pin: false, force: false, remote: false };
+    pub const PIN: GupFlags = GupFlags { write: false, longterm: false, pin: true, force: false, remote: false };
 
     pub fn with_write(mut self) -> Self {
         self.write = true;
@@ -53,6 +57,9 @@ impl fmt::Display for GupFlags {
         }
         if self.force {
             f.write_str("|FOLL_FORCE")?;
+        }
+        if self.remote {
+            f.write_str("|FOLL_REMOTE")?;
         }
         Ok(())
     }
@@ -172,9 +179,10 @@ impl Kernel {
     /// refused). A read needs VM_READ, or FOLL_FORCE (VM_MAYREAD is always
     /// set in the model): unlike the CPU, GUP without FOLL_FORCE does not
     /// read a PROT_WRITE-only or PROT_EXEC-only mapping. Then the
-    /// architecture's veto (protection keys). Left out: VM_IO/VM_PFNMAP,
-    /// FOLL_ANON, DAX, secretmem, shadow stacks, FOLL_REMOTE (the model's
-    /// GUP is always by the mm's own task).
+    /// architecture's veto (protection keys), which x86 waives for a
+    /// FOLL_REMOTE access: the calling thread's PKRU says nothing about
+    /// another mm (`arch_vma_access_permitted()` with `foreign`). Left out:
+    /// VM_IO/VM_PFNMAP, FOLL_ANON, DAX, secretmem, shadow stacks.
     pub(crate) fn check_vma_flags(&self, vma: &Vma, flags: GupFlags) -> SysResult<()> {
         if flags.write {
             if !vma.is_anonymous() && !self.writable_file_mapping_allowed(vma, flags) {
@@ -186,7 +194,7 @@ impl Kernel {
         } else if !vma.prot.read && !flags.force {
             return Err(Errno::EFAULT.into());
         }
-        if !self.arch_vma_access_permitted(vma) {
+        if !flags.remote && !self.arch_vma_access_permitted(vma) {
             return Err(Errno::EFAULT.into());
         }
         Ok(())
@@ -358,7 +366,13 @@ impl Kernel {
                     }
                     if let Err(e) = self.handle_mm_fault(pid, mm, addr, ff) {
                         let err = match e {
-                            VmFault::Oom => Errno::ENOMEM.into(),
+                            // The OOM killer chose this task: it is dead, and
+                            // nothing it was collecting reaches its caller's
+                            // pipe, ring or handle (they are gone).
+                            VmFault::Oom => {
+                                self.release_pages(&pages, flags.pin);
+                                return (Vec::new(), Some(SysError::Signal(Signal::SIGKILL)));
+                            }
                             VmFault::Livelock => SysError::Livelock,
                             VmFault::Sigbus | VmFault::Sigsegv => Errno::EFAULT.into(),
                         };
@@ -488,6 +502,22 @@ impl Kernel {
             pos += n;
         }
         out
+    }
+
+    /// Stores `data` into a list of held pages from byte `off` on, as a
+    /// device or the kernel writes through a pin (the CPU's page tables are
+    /// not involved): the folios' bytes change and they become dirty.
+    pub(crate) fn write_pages(&mut self, pages: &[(FolioId, u64)], off: u64, data: &Contents) {
+        let mut done = 0;
+        while done < data.len() {
+            let pos = off + done;
+            let (f, page) = pages[(pos / PAGE_SIZE) as usize];
+            let n = (PAGE_SIZE - pos % PAGE_SIZE).min(data.len() - done);
+            let fo = self.folios.get_mut(f);
+            fo.data.overwrite(page * PAGE_SIZE + pos % PAGE_SIZE, &data.slice(done, n));
+            fo.dirty = true;
+            done += n;
+        }
     }
 
     /// The pages a handle holds (folio and page within it).

@@ -332,6 +332,12 @@ impl Kernel {
             }
         }
         let err = g.result.expect("set when done").err();
+        if let Some(e @ SysError::Signal(_)) = err {
+            // The slow path's fault had the OOM killer end this task:
+            // what GUP-fast got goes back too.
+            self.release_pages(&g.pages, flags.pin);
+            return (Vec::new(), Some(e));
+        }
         (g.pages, err)
     }
 

@@ -13,8 +13,9 @@ impl Kernel {
     /// `do_huge_pmd_anonymous_page()`: first touch of a THP-eligible PMD
     /// range. A read maps the huge zero folio read-only when
     /// `use_zero_page` is on; otherwise a zeroed 2 MiB folio is mapped by the
-    /// PMD, writable (if VM_WRITE), as new exclusive anon. Left out:
-    /// allocation failure and its fallback to small pages.
+    /// PMD, writable (if VM_WRITE), as new exclusive anon. Without 2 MiB of
+    /// free RAM the fault falls back to small pages (VM_FAULT_FALLBACK,
+    /// decided by the caller, [`Kernel::thp_fault_room`]).
     ///
     /// The VMA gets its anon_vma first (`vmf_anon_prepare()`), also when only
     /// the huge zero folio is mapped — unlike the small zero page in
@@ -31,7 +32,9 @@ impl Kernel {
                     write: false,
                     dirty: false,
                     young: true,
-                    soft_dirty: true,
+                    // set_huge_zero_folio() builds the PMD from the
+                    // protection alone: no soft-dirty bit.
+                    soft_dirty: false,
                     special: false,
                 }),
             );
@@ -40,6 +43,13 @@ impl Kernel {
         }
         self.map_new_anon_thp(pid, mm, vma, haddr, "do_huge_pmd_anonymous_page");
         Ok(())
+    }
+
+    /// Is there RAM for a new PMD-sized THP? A THP allocation never runs
+    /// the OOM killer (GFP_TRANSHUGE_LIGHT); without room the fault falls
+    /// back to small pages.
+    pub(crate) fn thp_fault_room(&self) -> bool {
+        self.free_ram_pages() >= 1 << crate::kernel::THP_PMD_ORDER
     }
 
     fn map_new_anon_thp(&mut self, pid: Pid, mm: MmId, vma: &Vma, haddr: u64, func: &'static str) {
@@ -66,6 +76,12 @@ impl Kernel {
         p: Present,
         flags: FaultFlags,
     ) -> Result<bool, crate::memory::VmFault> {
+        if p.folio == HUGE_ZERO_FOLIO && !self.thp_fault_room() {
+            // do_huge_zero_wp_pmd() without a THP: split the PMD, retry on
+            // PTEs.
+            self.split_huge_pmd(pid, mm, haddr);
+            return Ok(false);
+        }
         if p.folio == HUGE_ZERO_FOLIO {
             self.mm_mut(mm).pt.clear(Level::Pmd, haddr);
             self.map_new_anon_thp(pid, mm, vma, haddr, "do_huge_zero_wp_pmd");

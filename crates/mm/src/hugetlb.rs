@@ -138,8 +138,16 @@ impl Kernel {
 }
 
 /// `hugetlb_acct_memory()`: raise `resv` by `delta`, allocating surplus
-/// pages if the free pages do not cover it; ENOMEM if impossible.
-fn hugetlb_acct_memory(k: &mut Kernel, h: HugeSize, delta: u64) -> SysResult<()> {
+/// pages if the free pages do not cover it (`gather_surplus_pages()`);
+/// ENOMEM if impossible. Then the cpuset check: `delta` must not exceed
+/// the free pages of the nodes the task may use (`allowed_mems_nr()`; one
+/// node here, so all free pages). It fails only while `resv` is below zero
+/// (a reservation restored to an owner whose page a child still maps,
+/// docs/divergences.md §4): the free pages then cover the count but not
+/// the new pages. Failing, `return_unused_surplus_pages()` undoes the
+/// raise and frees up to `delta` free surplus pages. Each ENOMEM has a
+/// trace line saying what was short (the kernel prints nothing).
+fn hugetlb_acct_memory(k: &mut Kernel, pid: Pid, h: HugeSize, delta: u64) -> SysResult<()> {
     let room = k.free_ram_pages() / (h.bytes() / PAGE_SIZE);
     let hs = k.hstates.get_mut(h);
     // gather_surplus_pages() computes this in a signed long.
@@ -148,11 +156,34 @@ fn hugetlb_acct_memory(k: &mut Kernel, h: HugeSize, delta: u64) -> SysResult<()>
         let needed = needed as u64;
         // Surplus pages come from RAM (alloc_surplus_hugetlb_folio()).
         if hs.surplus.saturating_add(needed) > hs.overcommit || needed > room {
+            let hs = *hs;
+            k.event(pid, EventKind::Hugetlb, "hugetlb_acct_memory", None, || {
+                format!(
+                    "{}K pool: {delta} page(s) to reserve, {} free of which {} already reserved → {needed} short; \
+                     surplus {}/{} allowed (overcommit), room in RAM for {room} → ENOMEM",
+                    h.kb(),
+                    hs.free,
+                    hs.resv,
+                    hs.surplus,
+                    hs.overcommit
+                )
+            });
             return Err(Errno::ENOMEM.into());
         }
         hs.surplus += needed;
         hs.nr += needed;
         hs.free += needed;
+    }
+    if delta > hs.free {
+        let n = delta.min(hs.surplus).min(hs.free);
+        hs.surplus -= n;
+        hs.nr -= n;
+        hs.free -= n;
+        let free = hs.free + n;
+        k.event(pid, EventKind::Hugetlb, "hugetlb_acct_memory", None, || {
+            format!("{}K pool: {delta} page(s) to reserve but {free} free on the allowed nodes (resv below zero) → ENOMEM", h.kb())
+        });
+        return Err(Errno::ENOMEM.into());
     }
     hs.resv = hs.resv.wrapping_add(delta);
     Ok(())
@@ -174,7 +205,7 @@ fn return_unused_surplus_pages(hs: &mut Hstate) {
 }
 
 /// `hugetlb_reserve_pages()` at mmap.
-pub(crate) fn hugetlb_reserve_pages(k: &mut Kernel, vma: &mut Vma) -> SysResult<()> {
+pub(crate) fn hugetlb_reserve_pages(k: &mut Kernel, pid: Pid, vma: &mut Vma) -> SysResult<()> {
     let h = vma.hugetlb.expect("hugetlb VMA");
     // hugetlbfs_file_mmap(): a SysV shm segment's file (S_PRIVATE)
     // reserved its pages when it was created, so its mappings reserve
@@ -186,9 +217,9 @@ pub(crate) fn hugetlb_reserve_pages(k: &mut Kernel, vma: &mut Vma) -> SysResult<
     let first = vma.pgoff / per;
     let n = vma.len() / h.bytes();
     match vma.inode().filter(|_| vma.shared) {
-        Some(ino) => hugetlb_reserve_inode_pages(k, ino, h, first, n)?,
+        Some(ino) => hugetlb_reserve_inode_pages(k, pid, ino, h, first, n)?,
         None => {
-            hugetlb_acct_memory(k, h, n)?;
+            hugetlb_acct_memory(k, pid, h, n)?;
             vma.resv = Some(VmaResv { owner: true, unmapped: false, consumed: BTreeSet::new() });
         }
     }
@@ -199,11 +230,11 @@ pub(crate) fn hugetlb_reserve_pages(k: &mut Kernel, vma: &mut Vma) -> SysResult<
 /// `[first, first + n)` of the file that have neither a reservation nor a
 /// page get one (the region map), and the pool's `resv` grows by that
 /// many (ENOMEM, and nothing reserved, if the pool cannot cover them).
-pub(crate) fn hugetlb_reserve_inode_pages(k: &mut Kernel, ino: InodeId, h: HugeSize, first: u64, n: u64) -> SysResult<()> {
+pub(crate) fn hugetlb_reserve_inode_pages(k: &mut Kernel, pid: Pid, ino: InodeId, h: HugeSize, first: u64, n: u64) -> SysResult<()> {
     let per = h.bytes() / PAGE_SIZE;
     let new: Vec<u64> =
         (first..first + n).filter(|i| !k.inodes[&ino].resv.contains(i) && k.pagecache_lookup(ino, i * per).is_none()).collect();
-    hugetlb_acct_memory(k, h, new.len() as u64)?;
+    hugetlb_acct_memory(k, pid, h, new.len() as u64)?;
     k.inodes.get_mut(&ino).expect("present").resv.extend(new);
     Ok(())
 }

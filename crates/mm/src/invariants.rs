@@ -79,6 +79,8 @@ impl Kernel {
     /// (folio, count, FOLL_PIN). They count as holders, never as pins a
     /// pinned-page rule applies to: they may still be dropped.
     pub fn check_invariants_holding(&self, in_flight: &[(FolioId, u64, bool)]) -> Result<(), InvariantViolation> {
+        let ram: u64 = self.folios.iter().filter(|(_, f)| f.hugetlb.is_none() && !f.is_zero()).map(|(_, f)| f.nr_pages()).sum();
+        ensure!(ram == self.folios.ram_pages(), "folios take {ram} pages of RAM but the arena counts {}", self.folios.ram_pages());
         let mut exp: BTreeMap<FolioId, Expect> = BTreeMap::new();
         let mut swap_refs: BTreeMap<crate::pgtable::SwapSlot, u32> = BTreeMap::new();
         let ae_rules = self.policy.anon_reuse == AnonReuse::AnonExclusive;
@@ -240,7 +242,18 @@ impl Kernel {
             let n = swap_refs.remove(slot).unwrap_or(0);
             ensure!(s.count == n, "swap slot {slot:?}: count {} but {n} swap entries", s.count);
             ensure!(n > 0 || s.cache.is_some(), "swap slot {slot:?} is referred to by nothing");
+            if let Some(f) = s.cache {
+                ensure!(
+                    self.swap_cache_of(f) == Some(*slot),
+                    "swap-cache folio {f:?} of slot {slot:?} is indexed as {:?}",
+                    self.swap_cache_of(f)
+                );
+            }
         }
+        ensure!(
+            self.swap.slots.values().filter(|s| s.cache.is_some()).count() == self.swap.cached(),
+            "the swap-cache index holds folios no slot caches"
+        );
         ensure!(swap_refs.is_empty(), "swap entries refer to freed slots");
         for h in [HugeSize::Size2M, HugeSize::Size1G] {
             let hs = self.hugetlb_pool(h);

@@ -13,8 +13,11 @@
 //! undoes the whole registration. WRITE_FIXED stores the pinned pages'
 //! current bytes into a file, READ_FIXED loads file bytes into them — the
 //! pages the ring holds, whatever the process maps there now; a sparse slot
-//! is EFAULT there. Left out: RLIMIT_MEMLOCK accounting, huge-page
-//! coalescing of buffers, buffer tags, the submission queue itself.
+//! is EFAULT there. A ring made by a task without CAP_IPC_LOCK (the machine
+//! knob `rlimit_memlock` set) charges each buffer's pages to the user's
+//! `locked_vm` against RLIMIT_MEMLOCK (`io_buffer_account_pin()`,
+//! `io_account_mem()`): ENOMEM beyond it. Left out: huge-page coalescing of
+//! buffers, buffer tags, the submission queue itself.
 
 use crate::events::EventKind;
 use crate::folio::{FolioId, InodeId};
@@ -31,6 +34,8 @@ pub(crate) struct RegBuf {
     addr: u64,
     len: u64,
     pub(crate) pages: Vec<(FolioId, u64)>,
+    /// Pages charged to the user's `locked_vm` (`imu->acct_pages`).
+    acct_pages: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
@@ -73,9 +78,23 @@ impl Kernel {
         if iovs.is_empty() || iovs.len() > IORING_MAX_REG_BUFFERS {
             return Err(Errno::EINVAL.into());
         }
-        let mut bufs = Vec::new();
+        let mut bufs: Vec<Option<RegBuf>> = Vec::new();
+        let mut last_hpage = None;
         for &(addr, len) in iovs {
             let got = Kernel::io_buffer_validate(addr, len).and_then(|()| self.io_sqe_buffer_register(pid, addr, len));
+            let got = match got {
+                Ok(Some(mut b)) => {
+                    let charged: u64 = bufs.iter().flatten().map(|b| b.acct_pages).sum();
+                    match self.io_buffer_account_pin(&mut b, &mut last_hpage, charged) {
+                        Ok(()) => Ok(Some(b)),
+                        Err(e) => {
+                            self.release_pages(&b.pages, true);
+                            Err(e)
+                        }
+                    }
+                }
+                other => other,
+            };
             match got {
                 Ok(b) => bufs.push(b),
                 Err(e) => {
@@ -126,13 +145,47 @@ impl Kernel {
         let flags = GupFlags::PIN.with_write().with_longterm();
         let (pages, err) = self.gup_pages_upto(pid, first, nr, flags, true)?;
         match err {
-            None => Ok(Some(RegBuf { addr, len, pages })),
+            None => Ok(Some(RegBuf { addr, len, pages, acct_pages: 0 })),
             Some(e) => {
                 let e = if pages.is_empty() { e } else { Errno::EFAULT.into() };
                 self.release_pages(&pages, true);
                 Err(e)
             }
         }
+    }
+
+    /// `io_buffer_account_pin()` → `io_account_mem()`: a small page counts
+    /// one, a large folio all its pages once (skipped when it is the last
+    /// one counted, `last_hpage`, also across the buffers of one
+    /// registration, or already counted earlier in this buffer). With
+    /// RLIMIT_MEMLOCK in force the user's locked pages — every registered
+    /// buffer of every ring plus `pending` of this registration — may not
+    /// pass it: ENOMEM.
+    fn io_buffer_account_pin(&mut self, b: &mut RegBuf, last_hpage: &mut Option<FolioId>, pending: u64) -> SysResult<()> {
+        let mut acct = 0u64;
+        let mut seen = std::collections::BTreeSet::new();
+        for &(folio, _) in &b.pages {
+            let nr = self.folios.get(folio).nr_pages();
+            if nr == 1 {
+                acct += 1;
+                continue;
+            }
+            if *last_hpage == Some(folio) {
+                continue;
+            }
+            *last_hpage = Some(folio);
+            if seen.insert(folio) {
+                acct += nr;
+            }
+        }
+        if let Some(limit) = self.machine.rlimit_memlock {
+            let locked: u64 = self.rings.values().flat_map(|r| r.bufs.iter().flatten()).map(|b| b.acct_pages).sum::<u64>() + pending;
+            if acct > 0 && locked.saturating_add(acct) > limit / PAGE_SIZE {
+                return Err(Errno::ENOMEM.into());
+            }
+            b.acct_pages = acct;
+        }
+        Ok(())
     }
 
     /// IORING_UNREGISTER_BUFFERS: unpin everything.
@@ -214,16 +267,7 @@ impl Kernel {
         let data = self.file_read(ino, file_off, len);
         let (b, off) = self.fixed_range(r, index, addr, data.len())?;
         let pages = b.pages.clone();
-        let mut done = 0;
-        while done < data.len() {
-            let pos = off + done;
-            let (f, page) = pages[(pos / PAGE_SIZE) as usize];
-            let n = (PAGE_SIZE - pos % PAGE_SIZE).min(data.len() - done);
-            let fo = self.folios.get_mut(f);
-            fo.data.overwrite(page * PAGE_SIZE + pos % PAGE_SIZE, &data.slice(done, n));
-            fo.dirty = true;
-            done += n;
-        }
-        Ok(done)
+        self.write_pages(&pages, off, &data);
+        Ok(data.len())
     }
 }

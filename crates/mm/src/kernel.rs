@@ -71,23 +71,211 @@ impl Settings {
     }
 }
 
-/// The size of the modelled machine. The kernel's answers to "is there
-/// memory for this?" depend on it; the model uses it where it models such a
-/// check.
+/// The size and limits of the modelled machine: what the kernel's answers
+/// to "is there memory for this?" depend on. Set with `set KNOB=VALUE` (a
+/// scenario line) or `--set` like the policy knobs, see [`MACHINE_LIMITS`].
+///
+/// The RAM counts what the model represents: anonymous, page-cache and
+/// swap-cache folios and the hugetlb pools. Kernel memory (page tables,
+/// task structures, slab) is left out, so a machine fills up later than a
+/// real one of the same size would.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Machine {
     /// Bytes of RAM (MemTotal).
     pub ram: u64,
+    /// `vm.overcommit_memory` (mm/util.c: __vm_enough_memory()).
+    pub overcommit: Overcommit,
+    /// `vm.overcommit_ratio`, percent of RAM (without hugetlb pools) that
+    /// mode 2 lets be committed (mm/util.c: vm_commit_limit()).
+    pub overcommit_ratio: u64,
+    /// `vm.overcommit_kbytes`: when not 0, the commit limit of mode 2 in KiB
+    /// instead of the ratio.
+    pub overcommit_kbytes: u64,
+    /// `vm.max_map_count`: VMAs one mm may have (DEFAULT_MAX_MAP_COUNT).
+    pub max_map_count: u64,
+    /// `kernel.threads-max`; None: as the kernel sizes it at boot from RAM
+    /// ([`Machine::threads_max`]).
+    pub threads_max: Option<u64>,
+    /// RLIMIT_MEMLOCK of the scenario's tasks in bytes; None: the check is
+    /// skipped, as for the root tasks the live backend runs (CAP_IPC_LOCK).
+    pub rlimit_memlock: Option<u64>,
+    /// RLIMIT_AS of the scenario's tasks in bytes; None: RLIM_INFINITY.
+    pub rlimit_as: Option<u64>,
 }
 
-/// RAM of the modelled machine unless a scenario says otherwise: 4 GiB,
-/// room for the selftests' largest pools (two 1 GiB hugetlb pages).
+/// `vm.overcommit_memory`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Overcommit {
+    /// 0, OVERCOMMIT_GUESS: refuse only a single request larger than RAM
+    /// plus swap.
+    Guess,
+    /// 1, OVERCOMMIT_ALWAYS: never refuse; running out ends in the OOM
+    /// killer.
+    Always,
+    /// 2, OVERCOMMIT_NEVER: refuse when the committed address space would
+    /// reach the commit limit.
+    Never,
+}
+
+/// RAM of the modelled machine unless a scenario says otherwise: 4 GiB.
+/// Room for the selftests' largest pools (two 1 GiB hugetlb pages), small
+/// enough that filling all of it with 4 KiB pages (a million folios) stays
+/// within the model's own budget of 512 MiB and a few seconds, and a
+/// machine size the kernel's sizing rules (threads-max, reserves) apply to
+/// as they do on this 24 GiB host.
 pub const DEFAULT_RAM: u64 = 4 << 30;
+
+/// DEFAULT_MAX_MAP_COUNT (include/linux/mm.h): USHRT_MAX - 5.
+pub const DEFAULT_MAX_MAP_COUNT: u64 = 65530;
+
+/// THREAD_SIZE on x86-64 without KASAN: 16 KiB of kernel stack per task.
+const THREAD_SIZE: u64 = 16 << 10;
 
 impl Default for Machine {
     fn default() -> Self {
-        Machine { ram: DEFAULT_RAM }
+        Machine {
+            ram: DEFAULT_RAM,
+            overcommit: Overcommit::Guess,
+            overcommit_ratio: 50,
+            overcommit_kbytes: 0,
+            max_map_count: DEFAULT_MAX_MAP_COUNT,
+            threads_max: None,
+            rlimit_memlock: None,
+            rlimit_as: None,
+        }
     }
+}
+
+/// One machine knob, for `cowlab knobs` and error messages.
+pub struct MachineKnob {
+    pub name: &'static str,
+    pub takes: &'static str,
+    pub about: &'static str,
+}
+
+/// The knobs that size the machine (`set ram=8G`, `--set overcommit_memory=2`).
+pub const MACHINE_LIMITS: &[MachineKnob] = &[
+    MachineKnob {
+        name: "ram",
+        takes: "a size (default 4G)",
+        about: "MemTotal: anonymous, page-cache and swap-cache folios and the hugetlb pools share it",
+    },
+    MachineKnob {
+        name: "overcommit_memory",
+        takes: "0, 1 or 2 (default 0)",
+        about: "vm.overcommit_memory: heuristic, always, or strict accounting",
+    },
+    MachineKnob {
+        name: "overcommit_ratio",
+        takes: "a percentage (default 50)",
+        about: "vm.overcommit_ratio: mode 2's commit limit as a share of RAM",
+    },
+    MachineKnob {
+        name: "overcommit_kbytes",
+        takes: "KiB (default 0: use the ratio)",
+        about: "vm.overcommit_kbytes: mode 2's commit limit",
+    },
+    MachineKnob {
+        name: "max_map_count",
+        takes: "a number (default 65530)",
+        about: "vm.max_map_count: VMAs per mm; mmap and splits beyond it are ENOMEM",
+    },
+    MachineKnob { name: "threads_max", takes: "a number (default RAM / 128 KiB)", about: "kernel.threads-max: fork beyond it is EAGAIN" },
+    MachineKnob {
+        name: "rlimit_memlock",
+        takes: "a size or unlimited (default unlimited: root)",
+        about: "RLIMIT_MEMLOCK: io_uring buffer registration beyond it is ENOMEM",
+    },
+    MachineKnob {
+        name: "rlimit_as",
+        takes: "a size or unlimited (default unlimited)",
+        about: "RLIMIT_AS: mmap and mremap growing the address space beyond it are ENOMEM",
+    },
+];
+
+impl Machine {
+    /// `kernel.threads-max`: as set, or as `set_max_threads()`
+    /// (kernel/fork.c) sizes it at boot: the thread structures may take an
+    /// eighth of memory, between MIN_THREADS (20) and FUTEX_TID_MASK. The
+    /// kernel counts the free pages at boot; the model counts all of RAM.
+    pub fn threads_max(&self) -> u64 {
+        self.threads_max.unwrap_or_else(|| (self.ram / (THREAD_SIZE * 8)).clamp(20, 0x3fff_ffff))
+    }
+
+    /// Sets one machine knob; None when `knob` is not one (a policy knob,
+    /// say), else the outcome.
+    pub fn set(&mut self, knob: &str, value: &str) -> Option<Result<(), String>> {
+        let k = MACHINE_LIMITS.iter().find(|k| k.name == knob)?;
+        let bad = || format!("knob `{knob}` takes {}", k.takes);
+        let number = |v: &str| parse_size(v).ok_or_else(bad);
+        let limit = |v: &str| if v == "unlimited" { Ok(None) } else { number(v).map(Some) };
+        let r = (|| {
+            match knob {
+                "ram" => {
+                    let b = number(value)?;
+                    if b < PAGE_SIZE {
+                        return Err(format!("knob `ram` takes a size of at least 4K, not {value}"));
+                    }
+                    self.ram = b;
+                }
+                "overcommit_memory" => {
+                    self.overcommit = match value {
+                        "0" => Overcommit::Guess,
+                        "1" => Overcommit::Always,
+                        "2" => Overcommit::Never,
+                        _ => return Err(bad()),
+                    }
+                }
+                "overcommit_ratio" => self.overcommit_ratio = number(value)?,
+                "overcommit_kbytes" => self.overcommit_kbytes = number(value)?,
+                "max_map_count" => self.max_map_count = number(value)?,
+                "threads_max" => self.threads_max = Some(number(value)?),
+                "rlimit_memlock" => self.rlimit_memlock = limit(value)?,
+                "rlimit_as" => self.rlimit_as = limit(value)?,
+                _ => return Err(bad()),
+            }
+            Ok(())
+        })();
+        Some(r)
+    }
+
+    /// The textual value of one machine knob, as `set` takes it.
+    pub fn get(&self, knob: &str) -> Option<String> {
+        let limit = |l: Option<u64>| l.map_or("unlimited".to_string(), |b| b.to_string());
+        Some(match knob {
+            "ram" => self.ram.to_string(),
+            "overcommit_memory" => match self.overcommit {
+                Overcommit::Guess => "0",
+                Overcommit::Always => "1",
+                Overcommit::Never => "2",
+            }
+            .to_string(),
+            "overcommit_ratio" => self.overcommit_ratio.to_string(),
+            "overcommit_kbytes" => self.overcommit_kbytes.to_string(),
+            "max_map_count" => self.max_map_count.to_string(),
+            "threads_max" => self.threads_max().to_string(),
+            "rlimit_memlock" => limit(self.rlimit_memlock),
+            "rlimit_as" => limit(self.rlimit_as),
+            _ => return None,
+        })
+    }
+}
+
+/// A byte count or plain number as knobs take it: decimal or `0x` hex,
+/// with an optional binary unit K, M, G or T; None on overflow.
+fn parse_size(v: &str) -> Option<u64> {
+    let (digits, shift) = match v.as_bytes().last()? {
+        b'K' => (&v[..v.len() - 1], 10),
+        b'M' => (&v[..v.len() - 1], 20),
+        b'G' => (&v[..v.len() - 1], 30),
+        b'T' => (&v[..v.len() - 1], 40),
+        _ => (v, 0),
+    };
+    let n = match digits.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok()?,
+        None => digits.parse().ok()?,
+    };
+    n.checked_mul(1u64 << shift)
 }
 
 /// Lifecycle of a task.
@@ -289,8 +477,11 @@ impl Kernel {
 
     // ----- events -------------------------------------------------------
 
+    /// Records what the kernel did. With the log off only kernel log lines
+    /// (printk) are kept: they are what a task can observe (`/dev/kmsg`),
+    /// the rest is narration.
     pub(crate) fn event(&mut self, pid: Pid, kind: EventKind, func: &'static str, addr: Option<u64>, detail: impl FnOnce() -> String) {
-        if !self.log.disabled {
+        if !self.log.disabled || kind == EventKind::Printk {
             self.log.events.push(Event { pid, kind, func, addr, detail: detail() });
         }
     }
@@ -304,7 +495,8 @@ impl Kernel {
         &self.log.events
     }
 
-    /// Turns the event log off (benchmarks) or on.
+    /// Turns the event log off (benchmarks, bulk runs) or on; kernel log
+    /// lines are kept either way.
     pub fn set_event_log(&mut self, on: bool) {
         self.log.disabled = !on;
     }
@@ -345,8 +537,7 @@ impl Kernel {
             .into_iter()
             .map(|h| self.hugetlb_pool(h).nr.saturating_mul(h.bytes() / PAGE_SIZE))
             .fold(0, u64::saturating_add);
-        let folios: u64 = self.folios.iter().filter(|(_, f)| f.hugetlb.is_none() && !f.is_zero()).map(|(_, f)| f.nr_pages()).sum();
-        (self.machine.ram / PAGE_SIZE).saturating_sub(pools).saturating_sub(folios)
+        (self.machine.ram / PAGE_SIZE).saturating_sub(pools).saturating_sub(self.folios.ram_pages())
     }
 
     /// Allocates an order-`order` anonymous folio, zeroed, refcount 1.

@@ -3,36 +3,60 @@
 
 use crate::events::EventKind;
 use crate::folio::{FolioId, MmId};
-use crate::kernel::{Kernel, ThpMode};
+use crate::kernel::Kernel;
 use crate::memory::FaultFlags;
 use crate::pgtable::{Entry, Level};
 use crate::rmap::Rmap;
 use crate::types::*;
 
 impl Kernel {
-    /// Collapses every PMD-sized, PMD-aligned range of `[start, end)` inside
-    /// a private anonymous VMA into a new PMD-mapped THP. Like the kernel's
-    /// MADV_COLLAPSE it ignores the sysfs `enabled` settings except `never`
-    /// for the PMD size (EINVAL, as MADV_NOHUGEPAGE, or a VMA too small for
-    /// any aligned 2 MiB range; checked on this 6.18),
-    /// and the max_ptes_* limits; a range with no whole aligned 2 MiB block
-    /// has nothing to do and succeeds. It swaps pages in first, and
-    /// fails (EAGAIN) if any page has references other than its mappings —
-    /// a pinned or GUP'd page cannot be collapsed. The new THP is exclusive
-    /// to this mm; pages shared with other mms stay theirs.
+    /// `madvise_collapse()`, called by the madvise walk for each VMA of
+    /// `[start, end)` in address order; the first VMA that fails ends the
+    /// walk with its error. A VMA must pass `thp_vma_allowable_order()` with
+    /// TVA_FORCED_COLLAPSE (include/linux/huge_mm.h,
+    /// mm/huge_memory.c: `__thp_vma_allowable_orders()`), else EINVAL:
+    /// private anonymous (file and shmem collapse are not modelled), no
+    /// MADV_NOHUGEPAGE, room for an aligned 2 MiB range before its end, and
+    /// an anon_vma (a VMA never faulted or forked has none). The sysfs
+    /// `enabled` settings do not count, `never` included: a forced collapse
+    /// skips them (checked live on 6.18).
+    ///
+    /// Then every whole aligned 2 MiB block of the VMA's part of the range
+    /// is collapsed (none: nothing to do, 0). Per block, as
+    /// `hpage_collapse_scan_pmd()` and the result switch of
+    /// `madvise_collapse()` have it: a block already PMD-mapped counts as
+    /// done; a block without a PTE table (`find_pmd_or_thp_or_none()`:
+    /// SCAN_PMD_NONE) ends the call with EINVAL; one whose pages have extra
+    /// references (SCAN_PAGE_COUNT) is skipped and the call ends with EAGAIN
+    /// after the other blocks; other failures end the call with theirs.
+    /// Left out: SCAN_PMD_NULL (no PMD table at all, which the kernel skips
+    /// and then also answers EINVAL) is taken as SCAN_PMD_NONE, so later
+    /// blocks of that call are not collapsed; the max_ptes_* limits are
+    /// khugepaged's only.
     pub(crate) fn madvise_collapse(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) -> SysResult<()> {
-        let pmd_never = matches!(self.settings.thp_mode(crate::kernel::THP_PMD_ORDER), ThpMode::Never | ThpMode::Inherit);
-        // __thp_vma_allowable_orders() outside a fault also wants the VMA
-        // to hold at least one aligned PMD-sized range.
-        let holds_pmd = |v: &crate::vma::Vma| v.end >= PMD_SIZE && align_down(v.end - PMD_SIZE, PMD_SIZE) >= v.start;
-        let refused = |v: &crate::vma::Vma| !v.is_anonymous() || v.nohugepage || v.hugetlb.is_some() || pmd_never || !holds_pmd(v);
-        if self.mm(mm).vmas.values().any(|v| v.start < end && start < v.end && refused(v)) {
-            return Err(Errno::EINVAL.into());
-        }
-        let mut h = start.next_multiple_of(PMD_SIZE);
-        while h + PMD_SIZE <= end {
-            self.collapse_huge_page(pid, mm, h)?;
-            h += PMD_SIZE;
+        let vmas: Vec<(u64, u64)> =
+            self.mm(mm).vmas.values().filter(|v| v.start < end && start < v.end).map(|v| (v.start, v.end)).collect();
+        for (vs, ve) in vmas {
+            let Some(v) = self.mm(mm).vma(vs) else { continue };
+            // thp_vma_suitable_order() at vm_end - 2M: an aligned block fits.
+            let holds_pmd = v.end >= PMD_SIZE && align_down(v.end - PMD_SIZE, PMD_SIZE) >= v.start;
+            if !v.is_anonymous() || v.nohugepage || v.hugetlb.is_some() || !holds_pmd || v.anon_vma.is_none() {
+                return Err(Errno::EINVAL.into());
+            }
+            let (lo, hi) = (start.max(vs), end.min(ve));
+            let mut busy = false;
+            let mut h = lo.next_multiple_of(PMD_SIZE);
+            while h + PMD_SIZE <= hi {
+                match self.collapse_huge_page(pid, mm, h) {
+                    Ok(()) => {}
+                    Err(e) if e == Errno::EAGAIN.into() => busy = true,
+                    Err(e) => return Err(e),
+                }
+                h += PMD_SIZE;
+            }
+            if busy {
+                return Err(Errno::EAGAIN.into());
+            }
         }
         Ok(())
     }
@@ -127,8 +151,12 @@ impl Kernel {
         if !vma.is_anonymous() || vma.nohugepage || vma.hugetlb.is_some() || haddr + PMD_SIZE > vma.end || vma.start > haddr {
             return Err(Errno::EINVAL.into());
         }
-        if self.mm(mm).pt.get(Level::Pmd, haddr).is_some() {
-            return Ok(());
+        match self.mm(mm).pt.pmd_val(haddr) {
+            // SCAN_PMD_MAPPED: already a THP.
+            crate::pgtable::PmdVal::Leaf(_) => return Ok(()),
+            // SCAN_PMD_NONE: nothing was ever mapped here.
+            crate::pgtable::PmdVal::None => return Err(Errno::EINVAL.into()),
+            crate::pgtable::PmdVal::Table => {}
         }
         // Swap in what was swapped out (__collapse_huge_page_swapin()).
         for leaf in self.mm(mm).pt.leaves(haddr, haddr + PMD_SIZE) {
@@ -136,7 +164,11 @@ impl Kernel {
                 self.handle_mm_fault(pid, mm, leaf.addr, FaultFlags::READ).map_err(|_| Errno::ENOMEM)?;
             }
         }
-        // alloc_charge_folio() comes first in the kernel too.
+        // alloc_charge_folio() comes first in the kernel too; without the
+        // memory it fails (SCAN_ALLOC_HUGE_PAGE_FAIL → ENOMEM).
+        if !self.thp_fault_room() {
+            return Err(Errno::ENOMEM.into());
+        }
         c.new = Some(self.alloc_anon_folio(crate::kernel::THP_PMD_ORDER));
         Ok(())
     }

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod contents;
+pub mod direct_io;
 pub mod events;
 pub mod exit;
 pub mod folio;
@@ -27,12 +28,17 @@ pub mod kernel;
 pub mod khugepaged;
 pub mod madvise;
 pub mod memory;
+pub mod mempolicy;
+pub mod migrate;
 pub mod mmap;
 pub mod mmap_lock;
 pub mod mprotect;
 pub mod mremap;
+pub mod oom_kill;
 pub mod pgtable;
 pub mod policy;
+pub mod proc_base;
+pub mod process_vm_access;
 pub mod rmap;
 pub mod shm;
 pub mod shmem;
@@ -41,6 +47,8 @@ pub mod swap;
 pub mod task_mmu;
 pub mod types;
 pub mod uaccess;
+pub mod userfaultfd;
+pub mod util;
 pub mod view;
 pub mod vma;
 

@@ -94,7 +94,8 @@ impl Kernel {
                 let ff = crate::memory::FaultFlags { write, unshare: false };
                 if let Err(e) = self.handle_mm_fault(pid, mm, a, ff) {
                     return Err(match e {
-                        crate::memory::VmFault::Oom => Errno::ENOMEM.into(),
+                        // The OOM killer chose this task: it is dead.
+                        crate::memory::VmFault::Oom => SysError::Signal(Signal::SIGKILL),
                         _ => Errno::EFAULT.into(),
                     });
                 }
@@ -141,8 +142,24 @@ impl Kernel {
                 }
                 Ok(())
             }
+            // madvise_pageout(): VMA by VMA, and `can_madv_lru_vma()` refuses
+            // a hugetlb VMA with EINVAL, after the VMAs before it were paged
+            // out (VM_LOCKED and VM_PFNMAP, refused too, do not exist in
+            // the model).
             Advice::PageOut => {
-                self.pageout(pid, mm, addr, end);
+                let vmas: Vec<(u64, u64, bool)> = self
+                    .mm(mm)
+                    .vmas
+                    .values()
+                    .filter(|v| v.start < end && addr < v.end)
+                    .map(|v| (addr.max(v.start), end.min(v.end), v.hugetlb.is_some()))
+                    .collect();
+                for (s, e, hugetlb) in vmas {
+                    if hugetlb {
+                        return Err(Errno::EINVAL.into());
+                    }
+                    self.pageout(pid, mm, s, e);
+                }
                 Ok(())
             }
             Advice::Collapse => self.madvise_collapse(pid, mm, addr, end),

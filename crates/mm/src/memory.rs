@@ -89,7 +89,8 @@ impl Kernel {
             }
             return Ok(());
         }
-        if self.mm(mm).pt.pmd_none(addr) && self.thp_vma_allowable(&vma, THP_PMD, haddr) {
+        let zero_pmd = !flags.write && self.settings.use_zero_page;
+        if self.mm(mm).pt.pmd_none(addr) && self.thp_vma_allowable(&vma, THP_PMD, haddr) && (zero_pmd || self.thp_fault_room()) {
             return self.do_huge_pmd_anonymous_page(pid, mm, &vma, haddr, flags.write);
         }
         self.handle_pte_fault(pid, mm, &vma, addr, flags)
@@ -161,19 +162,25 @@ impl Kernel {
                     write: false,
                     dirty: false,
                     young: true,
-                    soft_dirty: true,
+                    // A zero-page PTE is built from the protection alone
+                    // (pte_mkspecial(pfn_pte())): no soft-dirty bit.
+                    soft_dirty: false,
                     special: true,
                 }),
             );
             self.event(pid, EventKind::Alloc, "do_anonymous_page", Some(addr), || "read fault → map the shared zero page".into());
             return Ok(());
         }
+        self.oom_reserve(pid, 1)?;
+        // alloc_anon_folio(): an mTHP order without the memory for it falls
+        // back to the next smaller one (no OOM kill for large folios).
+        let free = self.free_ram_pages();
         let order = (THP_MIN..THP_PMD)
             .rev()
             .find(|&o| {
                 let size = PAGE_SIZE << o;
                 let a = align_down(addr, size);
-                self.thp_vma_allowable(vma, o, a) && self.mm(mm).pt.ptes_none(a, a + size)
+                (1u64 << o) <= free && self.thp_vma_allowable(vma, o, a) && self.mm(mm).pt.ptes_none(a, a + size)
             })
             .unwrap_or(0);
         let size = PAGE_SIZE << order;
@@ -212,8 +219,12 @@ impl Kernel {
     fn do_fault(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, flags: FaultFlags) -> FaultResult {
         let inode = vma.inode().ok_or(VmFault::Sigbus)?;
         let index = vma.page_index(addr);
+        if vma.hugetlb.is_none() && self.pagecache_lookup(inode, index).is_none() {
+            self.oom_reserve(pid, 1)?;
+        }
         let (folio, page) = self.filemap_fault(inode, index)?;
         if flags.write && !vma.shared {
+            self.oom_reserve(pid, 1)?;
             let new = self.alloc_anon_folio(0);
             self.copy_page_data(new, 0, folio, page);
             self.ensure_anon_vma(mm, vma.start);
@@ -257,7 +268,7 @@ impl Kernel {
     /// by `wp_page_copy()`. The reuse rule is a policy knob. Left out:
     /// userfaultfd-wp, KSM.
     pub(crate) fn do_wp_page(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present, flags: FaultFlags) -> FaultResult {
-        if let Some(c) = self.do_wp_page_begin(pid, mm, vma, addr, p, flags) {
+        if let Some(c) = self.do_wp_page_begin(pid, mm, vma, addr, p, flags)? {
             self.wp_page_copy_finish(c);
         }
         Ok(())
@@ -266,15 +277,25 @@ impl Kernel {
     /// [`Kernel::do_wp_page`] up to the point where `wp_page_copy()` has
     /// dropped the PTE lock and copied the page: the copy still to be
     /// installed, if the fault copies.
-    pub(crate) fn do_wp_page_begin(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present, flags: FaultFlags) -> Option<WpCopy> {
+    /// Err(VmFault::Oom) when the copy found no memory and the OOM killer
+    /// chose the faulting task.
+    pub(crate) fn do_wp_page_begin(
+        &mut self,
+        pid: Pid,
+        mm: MmId,
+        vma: &Vma,
+        addr: u64,
+        p: Present,
+        flags: FaultFlags,
+    ) -> Result<Option<WpCopy>, VmFault> {
         if vma.shared {
             self.wp_page_shared(pid, mm, vma, addr, p);
-            return None;
+            return Ok(None);
         }
         let f = self.folios.get(p.folio);
         if p.special || f.is_zero() || !f.is_anon() {
             let why = if p.special || f.is_zero() { "zero page" } else { "page-cache page" };
-            return Some(self.wp_page_copy_prepare(pid, mm, vma, addr, p, flags, why.into()));
+            return self.wp_page_copy_prepare(pid, mm, vma, addr, p, flags, why.into()).map(Some);
         }
         let (reuse, why) = match self.policy.anon_reuse {
             AnonReuse::AnonExclusive if f.page_ae(p.page) => (true, "PageAnonExclusive".to_string()),
@@ -293,9 +314,9 @@ impl Kernel {
         };
         if reuse {
             self.wp_page_reuse(pid, mm, vma, addr, p, flags, why);
-            None
+            Ok(None)
         } else {
-            Some(self.wp_page_copy_prepare(pid, mm, vma, addr, p, flags, why))
+            self.wp_page_copy_prepare(pid, mm, vma, addr, p, flags, why).map(Some)
         }
     }
 
@@ -375,13 +396,23 @@ impl Kernel {
     /// `wp_page_copy()`, first half: with the PTE lock dropped, allocate a
     /// new anon page (zeroed for the zero page, else a copy of the old one).
     #[allow(clippy::too_many_arguments)]
-    fn wp_page_copy_prepare(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present, flags: FaultFlags, why: String) -> WpCopy {
+    fn wp_page_copy_prepare(
+        &mut self,
+        pid: Pid,
+        mm: MmId,
+        vma: &Vma,
+        addr: u64,
+        p: Present,
+        flags: FaultFlags,
+        why: String,
+    ) -> Result<WpCopy, VmFault> {
+        self.oom_reserve(pid, 1)?;
         let new = self.alloc_anon_folio(0);
         let old_is_zero = p.special || self.folios.get(p.folio).is_zero();
         if !old_is_zero {
             self.copy_page_data(new, 0, p.folio, p.page);
         }
-        WpCopy { pid, mm, vma: vma.clone(), addr, orig: p, new, flags, why }
+        Ok(WpCopy { pid, mm, vma: vma.clone(), addr, orig: p, new, flags, why })
     }
 
     /// `wp_page_copy()`, second half: retake the PTE lock and recheck that
@@ -513,10 +544,13 @@ impl Kernel {
                             crate::hugetlb::note_hugetlb_unmap(self, z.mm, leaf.addr, h, p.folio);
                         }
                         let refs = self.folio_remove_rmap(p.folio, z.mm, Rmap::leaf(leaf.level, p.page));
+                        // The pages of a folio come one after another: they
+                        // join the last batch entry. A folio met again later
+                        // gets a second entry, which drops the same total.
                         if refs > 0 {
-                            match z.gathered.iter_mut().find(|(f, _)| *f == p.folio) {
-                                Some((_, n)) => *n += refs,
-                                None => z.gathered.push((p.folio, refs)),
+                            match z.gathered.last_mut() {
+                                Some((f, n)) if *f == p.folio => *n += refs,
+                                _ => z.gathered.push((p.folio, refs)),
                             }
                         }
                     }
@@ -657,6 +691,9 @@ pub struct WpFault {
     /// Faults taken for the current page (bounded like a user access).
     faults: u32,
     pub result: Option<SysResult<()>>,
+    /// Who stores: the task, or the kernel on its behalf (`copy_to_user()`,
+    /// where a fault it cannot resolve is EFAULT rather than a signal).
+    pub by: crate::uaccess::AccessBy,
 }
 
 /// Faults one page of a store may take before the model calls it a livelock.
@@ -664,7 +701,16 @@ const MAX_STORE_FAULTS: u32 = 8;
 
 impl WpFault {
     pub fn begin(pid: Pid, mm: MmId, start: u64, data: crate::contents::Contents) -> WpFault {
-        WpFault { pid, mm, start, data, state: WpFaultState::Access { addr: start }, faults: 0, result: None }
+        WpFault {
+            pid,
+            mm,
+            start,
+            data,
+            state: WpFaultState::Access { addr: start },
+            faults: 0,
+            result: None,
+            by: crate::uaccess::AccessBy::Task,
+        }
     }
 
     /// The kernel function the next step plays.
@@ -720,15 +766,19 @@ impl Kernel {
         }
     }
 
+    /// One page of a store, as the MMU does it: a present writable entry
+    /// (whose protection key the task's PKRU allows) takes the store
+    /// without the VMA being looked at; anything else faults, and only the
+    /// fault handler asks the VMA (`do_user_addr_fault()` →
+    /// `access_error()`, SIGSEGV). So an entry left writable in a
+    /// read-only VMA — the bug mkdirty.c looks for — shows as a store that
+    /// succeeds.
     fn store_step(&mut self, w: &mut WpFault, a: u64) -> SysResult<()> {
         let (pid, mm) = (w.pid, w.mm);
         let end = w.start + w.data.len();
-        let Some(vma) = self.mm(mm).vma(a).cloned() else { return self.deliver(pid, Signal::SIGSEGV, a) };
-        if self.access_error(&vma, true) {
-            return self.deliver(pid, Signal::SIGSEGV, a);
-        }
+        let Some(vma) = self.mm(mm).vma(a).cloned() else { return self.access_failed(w.by, pid, Signal::SIGSEGV, a) };
         match self.mm(mm).pt.lookup(a) {
-            Some(leaf) if leaf.entry.present().is_some_and(|p| p.write) => {
+            Some(leaf) if leaf.entry.present().is_some_and(|p| p.write) && self.arch_vma_access_permitted(&vma) => {
                 let (folio, page) = leaf.page_for(a).expect("present");
                 let n = (leaf.addr + leaf.level.size() - a).min(end - a);
                 let chunk = w.data.slice(a - w.start, n);
@@ -744,6 +794,9 @@ impl Kernel {
                 return Ok(());
             }
             leaf => {
+                if self.access_error(&vma, true) {
+                    return self.access_failed(w.by, pid, Signal::SIGSEGV, a);
+                }
                 w.faults += 1;
                 if w.faults > MAX_STORE_FAULTS {
                     return Err(SysError::Livelock);
@@ -752,19 +805,76 @@ impl Kernel {
                 if let Some(Entry::Present(p)) = leaf.filter(|l| l.level == Level::Pte && vma.hugetlb.is_none()).map(|l| l.entry) {
                     // handle_pte_fault(): a write to a present read-only PTE.
                     self.stats.faults += 1;
-                    if let Some(copy) = self.do_wp_page_begin(pid, mm, &vma, page_align_down(a), p, FaultFlags::WRITE) {
-                        w.state = WpFaultState::Copied { addr: a, copy };
+                    match self.do_wp_page_begin(pid, mm, &vma, page_align_down(a), p, FaultFlags::WRITE) {
+                        Ok(Some(copy)) => w.state = WpFaultState::Copied { addr: a, copy },
+                        Ok(None) => {}
+                        Err(e) => return self.deliver_fault(w.by, pid, e, a),
                     }
                     return Ok(());
                 }
                 if let Err(e) = self.handle_mm_fault(pid, mm, a, FaultFlags::WRITE) {
-                    return match e.to_sys_error() {
-                        SysError::Signal(s) => self.deliver(pid, s, a),
-                        other => Err(other),
-                    };
+                    return self.deliver_fault(w.by, pid, e, a);
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// What [`Kernel::access_remote_vm`] moves: bytes into the target mm, or a
+/// length to read out of it.
+pub(crate) enum RemoteAccess<'a> {
+    Write(&'a crate::contents::Contents),
+    Read(u64),
+}
+
+impl Kernel {
+    /// `__access_remote_vm()` (mm/memory.c): copy to or from another
+    /// address space page by page, each page taken with
+    /// `get_user_pages_remote()` (the caller's FOLL_* flags plus
+    /// FOLL_TOUCH|FOLL_REMOTE), written or read through the kernel's
+    /// mapping of it and released; a write marks the folio dirty
+    /// (`folio_mark_dirty_lock()`). Errors are not reported: the first page
+    /// GUP refuses ends the copy, and the caller learns only how many bytes
+    /// moved. `mm` is the target, `owner` its task (the model's faults are
+    /// taken in its name). Left out: stack expansion (the model has no
+    /// growing stacks), `vm_ops->access` for VM_IO/VM_PFNMAP mappings,
+    /// address tagging, `flush_dcache_page()` (x86 needs none).
+    pub(crate) fn access_remote_vm(
+        &mut self,
+        owner: Pid,
+        mm: MmId,
+        addr: u64,
+        what: RemoteAccess<'_>,
+        flags: crate::gup::GupFlags,
+    ) -> (u64, crate::contents::Contents) {
+        let flags = crate::gup::GupFlags { remote: true, ..flags };
+        let len = match &what {
+            RemoteAccess::Write(d) => d.len(),
+            RemoteAccess::Read(n) => *n,
+        };
+        let mut out = crate::contents::Contents::default();
+        let Ok(lock) = self.mmap_read_lock(mm) else { return (0, out) };
+        let mut done = 0;
+        while done < len {
+            let a = addr + done;
+            let (pages, err) = self.get_user_pages_slow(&lock, owner, page_align_down(a), 1, flags);
+            let Some(&(folio, page)) = pages.first().filter(|_| err.is_none()) else {
+                self.release_pages(&pages, flags.pin);
+                break;
+            };
+            let n = (len - done).min(PAGE_SIZE - a % PAGE_SIZE);
+            match &what {
+                RemoteAccess::Write(d) => {
+                    let f = self.folios.get_mut(folio);
+                    f.data.overwrite(page * PAGE_SIZE + a % PAGE_SIZE, &d.slice(done, n));
+                    f.dirty = true;
+                }
+                RemoteAccess::Read(_) => out.append(&self.read_pages(&pages, a % PAGE_SIZE, n)),
+            }
+            self.release_pages(&pages, flags.pin);
+            done += n;
+        }
+        (done, out)
     }
 }

@@ -53,11 +53,14 @@ impl Kernel {
     /// mmap(2) (mm/mmap.c: do_mmap()). Modelled: placement (top-down, hints,
     /// MAP_FIXED replacing, MAP_FIXED_NOREPLACE), anonymous private and shared
     /// (shmem) mappings, file mappings, MAP_HUGETLB with reservations,
-    /// MAP_POPULATE, VMA merging. Left out: address-space limits, mlock,
-    /// stack guard gaps, THP alignment of file mappings.
+    /// MAP_POPULATE, VMA merging, `vm.max_map_count`, RLIMIT_AS and the
+    /// overcommit charge ([`Kernel::vm_enough_memory`]). MAP_FIXED_NOREPLACE
+    /// is MAP_FIXED (do_mmap() adds it) whose range must be free: EEXIST if
+    /// any VMA intersects it, with or without MAP_FIXED given too. Left out:
+    /// mlock, stack guard gaps, THP alignment of file mappings.
     pub fn mmap(&mut self, pid: Pid, req: MmapRequest) -> SysResult<u64> {
         let mm = self.mm_of(pid)?;
-        if req.len == 0 || (req.fixed && req.fixed_noreplace) {
+        if req.len == 0 {
             return Err(Errno::EINVAL.into());
         }
         if !req.offset.is_multiple_of(PAGE_SIZE) {
@@ -90,6 +93,10 @@ impl Kernel {
         if len > TASK_SIZE {
             return Err(Errno::ENOMEM.into());
         }
+        // do_mmap(): too many mappings already.
+        if self.mm(mm).vmas.len() as u64 > self.machine.max_map_count {
+            return Err(Errno::ENOMEM.into());
+        }
         let exact = req.fixed || req.fixed_noreplace;
         let start = if exact {
             let a = req.addr.unwrap_or(0);
@@ -105,6 +112,32 @@ impl Kernel {
             self.get_unmapped_area(mm, req.addr, len, thp_align).ok_or(Errno::ENOMEM)?
         };
 
+        // __mmap_setup(): RLIMIT_AS, then the commit charge of a private
+        // writable mapping (`accountable_mapping()`); MAP_NORESERVE is
+        // honoured unless overcommit is strict. What MAP_FIXED replaces is
+        // given back first (`vms->nr_pages`, `vms->nr_accounted`).
+        let (replaced, replaced_accounted) = if req.fixed {
+            self.mm(mm).vmas.values().filter(|v| v.start < start + len && start < v.end).fold((0, 0), |(all, acc), v| {
+                let n = (v.end.min(start + len) - v.start.max(start)) / PAGE_SIZE;
+                (all + n, acc + if v.account { n } else { 0 })
+            })
+        } else {
+            (0, 0)
+        };
+        if !self.may_expand_vm(mm, len / PAGE_SIZE - replaced) {
+            return Err(Errno::ENOMEM.into());
+        }
+        let noreserve = req.noreserve && self.machine.overcommit != crate::kernel::Overcommit::Never;
+        let account = hugetlb.is_none() && !req.shared && req.prot.write && !noreserve;
+        if account && len / PAGE_SIZE > replaced_accounted {
+            self.vm_enough_memory(Some(mm), len / PAGE_SIZE - replaced_accounted)?;
+        }
+        // shmem_zero_setup() → shmem_acct_size(): an anonymous shared
+        // mapping is charged too (the model does not keep it in the
+        // committed total, see `committed_pages()`).
+        if inode.is_none() && req.shared && hugetlb.is_none() && !noreserve {
+            self.vm_enough_memory(Some(mm), len / PAGE_SIZE)?;
+        }
         // An anonymous shared mapping is a shmem object of its own.
         let inode = match (inode, req.shared) {
             (Some(i), _) => Some(i),
@@ -129,7 +162,10 @@ impl Kernel {
             wipeonfork: false,
             hugepage: false,
             nohugepage: false,
-            noreserve: req.noreserve,
+            // VM_NORESERVE: hugetlb honours MAP_NORESERVE always, the rest
+            // only when overcommit is not strict.
+            noreserve: if hugetlb.is_some() { req.noreserve } else { noreserve },
+            account,
             softdirty: true,
             backing: inode.map_or(Backing::Anon, Backing::File),
             pgoff: if inode.is_some() { req.offset / PAGE_SIZE } else { start / PAGE_SIZE },
@@ -142,10 +178,10 @@ impl Kernel {
         // split the kernel refuses (a hugetlb VMA cut off its page size)
         // fails the call before a reservation is taken.
         if req.fixed {
-            self.split_vmas_around(mm, start, start + len)?;
+            self.split_vmas_for_munmap(mm, start, start + len)?;
         }
         if hugetlb.is_some() {
-            crate::hugetlb::hugetlb_reserve_pages(self, &mut vma)?;
+            crate::hugetlb::hugetlb_reserve_pages(self, pid, &mut vma)?;
             // hugetlbfs_file_mmap(): a mapping with VM_WRITE (shared or
             // private) that reaches past EOF grows the file to its end.
             if let (Some(ino), true) = (inode, vma.prot.write) {
@@ -224,9 +260,10 @@ impl Kernel {
         }
     }
 
-    /// Splits VMAs so that `addr` is a VMA boundary (`split_vma()`); splitting
-    /// a hugetlb VMA off its page size is EINVAL (hugetlb_vm_op_split()).
-    pub(crate) fn split_vma_at(&mut self, mm: MmId, addr: u64) -> SysResult<()> {
+    /// Splits VMAs so that `addr` is a VMA boundary (`__split_vma()`, which
+    /// does not look at `vm.max_map_count`); splitting a hugetlb VMA off its
+    /// page size is EINVAL (hugetlb_vm_op_split()).
+    fn split_vma_at(&mut self, mm: MmId, addr: u64) -> SysResult<()> {
         let m = self.mm(mm);
         let Some(v) = m.vma(addr) else { return Ok(()) };
         if v.start == addr {
@@ -247,8 +284,30 @@ impl Kernel {
         Ok(())
     }
 
-    /// Splits VMAs at both ends of `[start, end)`.
+    /// Whether a VMA would be cut at `addr`.
+    fn splits_at(&self, mm: MmId, addr: u64) -> bool {
+        self.mm(mm).vma(addr).is_some_and(|v| v.start != addr)
+    }
+
+    /// Splits VMAs at both ends of `[start, end)` as `vma_modify()` does for
+    /// mprotect and madvise: each cut is a `split_vma()`, ENOMEM when the
+    /// mm already has `vm.max_map_count` VMAs.
     pub(crate) fn split_vmas_around(&mut self, mm: MmId, start: u64, end: u64) -> SysResult<()> {
+        self.split_range(mm, start, end, true)
+    }
+
+    /// The cuts of munmap and of MAP_FIXED (`vms_gather_munmap_vmas()`):
+    /// only a range strictly inside one VMA, which leaves one VMA more
+    /// behind, is refused at `vm.max_map_count`; the cuts themselves do not
+    /// check (the count may pass the limit for a moment).
+    pub(crate) fn split_vmas_for_munmap(&mut self, mm: MmId, start: u64, end: u64) -> SysResult<()> {
+        if self.splits_at(mm, start) && self.mm(mm).vma(start).is_some_and(|v| end < v.end) {
+            self.map_count_check(mm, 0)?;
+        }
+        self.split_range(mm, start, end, false)
+    }
+
+    fn split_range(&mut self, mm: MmId, start: u64, end: u64, split_vma_rule: bool) -> SysResult<()> {
         if let Some(v) = self.mm(mm).vma(start) {
             if let Some(h) = v.hugetlb {
                 if !is_aligned(start, h.bytes()) {
@@ -263,8 +322,12 @@ impl Kernel {
                 }
             }
         }
-        self.split_vma_at(mm, start)?;
-        self.split_vma_at(mm, end)?;
+        for at in [start, end] {
+            if split_vma_rule && self.splits_at(mm, at) {
+                self.map_count_check(mm, 0)?;
+            }
+            self.split_vma_at(mm, at)?;
+        }
         Ok(())
     }
 
@@ -289,7 +352,7 @@ impl Kernel {
 
     pub(crate) fn do_munmap(&mut self, pid: Pid, mm: MmId, addr: u64, len: u64) -> SysResult<()> {
         let end = addr + len;
-        self.split_vmas_around(mm, addr, end)?;
+        self.split_vmas_for_munmap(mm, addr, end)?;
         self.zap_page_range(pid, mm, addr, end);
         let keys: Vec<u64> = self.mm(mm).vmas.range(addr..end).map(|(k, _)| *k).collect();
         for k in keys {

@@ -12,7 +12,9 @@ impl Kernel {
     /// `change_protection()` over the entries: removing write permission
     /// write-protects them; granting it leaves them read-only except where
     /// a write fault would reuse the page anyway (the "map writable early"
-    /// optimisation, `can_change_pte_writable()`). Re-merges VMAs after.
+    /// optimisation, `can_change_pte_writable()`). Re-merges VMAs after. A
+    /// hole or a refusing VMA stops the walk; what came before it keeps its
+    /// new protection.
     pub fn mprotect(&mut self, pid: Pid, addr: u64, len: u64, prot: Prot) -> SysResult<()> {
         let mm = self.mm_of(pid)?;
         if !is_aligned(addr, PAGE_SIZE) {
@@ -27,29 +29,55 @@ impl Kernel {
             Some(e) if e > addr => e,
             _ => return Err(Errno::ENOMEM.into()),
         };
-        self.check_fully_mapped(mm, addr, end)?;
-        for v in self.mm(mm).vmas.values().filter(|v| v.start < end && addr < v.end) {
+        // do_mprotect_pkey(): the range must start inside a VMA (ENOMEM,
+        // nothing done); then VMA by VMA in address order, and the first
+        // problem — a hole (ENOMEM), a VMA that may not become writable
+        // (EACCES), a split hugetlb refuses (EINVAL) — ends the call with
+        // the VMAs before it already changed.
+        if self.mm(mm).vma(addr).is_none() {
+            return Err(Errno::ENOMEM.into());
+        }
+        let mut a = addr;
+        let mut result = Ok(());
+        while a < end {
+            let Some(v) = self.mm(mm).vma(a).cloned() else {
+                result = Err(Errno::ENOMEM.into());
+                break;
+            };
             if prot.write && !v.maywrite {
-                return Err(Errno::EACCES.into());
+                result = Err(Errno::EACCES.into());
+                break;
             }
-        }
-        // mprotect_fixup(): a VMA that already has the protection is
-        // neither split nor touched (its huge PMDs stay whole).
-        if self.mm(mm).vmas.values().all(|v| !(v.start < end && addr < v.end) || v.prot == prot) {
-            return Ok(());
-        }
-        self.split_vmas_around(mm, addr, end)?;
-        let keys: Vec<u64> = self.mm(mm).vmas.range(addr..end).map(|(k, _)| *k).collect();
-        for k in keys {
-            if self.mm(mm).vmas[&k].prot == prot {
-                continue;
+            let e = v.end.min(end);
+            // mprotect_fixup(): a VMA that already has the protection is
+            // neither split nor touched (its huge PMDs stay whole).
+            if v.prot != prot {
+                if let Err(err) = self.split_vmas_around(mm, a, e) {
+                    result = Err(err);
+                    break;
+                }
+                // mprotect_fixup(): a private VMA becoming writable for the
+                // first time is charged and gets VM_ACCOUNT.
+                let v = &self.mm(mm).vmas[&a];
+                let charge = prot.write && !v.account && !v.prot.write && v.hugetlb.is_none() && !v.shared && !v.noreserve;
+                if charge {
+                    let pages = v.len() / PAGE_SIZE;
+                    if let Err(err) = self.vm_enough_memory(Some(mm), pages) {
+                        result = Err(err);
+                        break;
+                    }
+                    self.mm_mut(mm).vmas.get_mut(&a).expect("split at a").account = true;
+                }
+                self.mm_mut(mm).vmas.get_mut(&a).expect("split at a").prot = prot;
+                let v = self.mm(mm).vmas[&a].clone();
+                self.change_protection(mm, &v);
             }
-            self.mm_mut(mm).vmas.get_mut(&k).expect("listed").prot = prot;
-            let v = self.mm(mm).vmas[&k].clone();
-            self.change_protection(mm, &v);
+            a = e;
         }
-        self.merge_vmas(mm, addr, end);
-        Ok(())
+        if a > addr {
+            self.merge_vmas(mm, addr, a);
+        }
+        result
     }
 
     /// ENOMEM unless every page of `[start, end)` is inside some VMA.

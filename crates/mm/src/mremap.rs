@@ -3,9 +3,10 @@
 //! The steps follow 6.18's `do_mremap()`: `check_mremap_params()` on the
 //! raw arguments, then either `remap_move()` (MREMAP_FIXED with equal
 //! lengths: every VMA in the range moves, gaps kept) or one VMA through
-//! `check_prep_vma()` and `mremap_to()` / `mremap_at()`. Left out:
-//! MREMAP_DONTUNMAP (the scenario language cannot ask for it), mlock
-//! population of a grown range, userfaultfd, sealing, memory accounting.
+//! `check_prep_vma()` and `mremap_to()` / `mremap_at()`. MREMAP_DONTUNMAP
+//! moves the page tables and leaves the source VMA mapped and empty.
+//! Left out: mlock population of a grown range, userfaultfd, sealing,
+//! memory accounting and `may_expand_vm()`'s address-space limit.
 
 use crate::folio::MmId;
 use crate::kernel::Kernel;
@@ -21,6 +22,18 @@ enum RemapType {
     Expand,
 }
 
+/// The MREMAP_* flags besides MREMAP_FIXED (which is `new_addr`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MremapFlags {
+    pub maymove: bool,
+    /// MREMAP_DONTUNMAP: move the pages, keep the source VMA.
+    pub dontunmap: bool,
+}
+
+impl MremapFlags {
+    pub const MAYMOVE: MremapFlags = MremapFlags { maymove: true, dontunmap: false };
+}
+
 fn remap_type(old_len: u64, new_len: u64) -> RemapType {
     match old_len.cmp(&new_len) {
         std::cmp::Ordering::Equal => RemapType::NoResize,
@@ -30,22 +43,42 @@ fn remap_type(old_len: u64, new_len: u64) -> RemapType {
 }
 
 impl Kernel {
-    /// mremap(2) with MREMAP_MAYMOVE as `maymove` and MREMAP_FIXED as
-    /// `new_addr` (mm/mremap.c: `do_mremap()`). Lengths are page-aligned as
-    /// the kernel does, wrapping: an old length within a page of 2^64 is 0,
-    /// which asks to duplicate a shared mapping (EINVAL for a private one).
-    pub fn mremap(&mut self, pid: Pid, addr: u64, old_len: u64, new_len: u64, maymove: bool, new_addr: Option<u64>) -> SysResult<u64> {
+    /// mremap(2) with MREMAP_MAYMOVE and MREMAP_DONTUNMAP in `flags` and
+    /// MREMAP_FIXED as `new_addr` (mm/mremap.c: `do_mremap()`). Lengths
+    /// are page-aligned as the kernel does, wrapping: an old length within
+    /// a page of 2^64 is 0, which asks to duplicate a shared mapping
+    /// (EINVAL for a private one). MREMAP_DONTUNMAP always moves: to
+    /// `new_addr`, or without MREMAP_FIXED to a free place found as for a
+    /// NULL hint (the caller's hint is not modelled).
+    pub fn mremap(&mut self, pid: Pid, addr: u64, old_len: u64, new_len: u64, flags: MremapFlags, new_addr: Option<u64>) -> SysResult<u64> {
         let mm = self.mm_of(pid)?;
         let (old_len, new_len) = (page_align(old_len), page_align(new_len));
-        check_mremap_params(addr, old_len, new_len, maymove, new_addr)?;
+        check_mremap_params(addr, old_len, new_len, flags, new_addr)?;
         if let Some(t) = new_addr.filter(|_| old_len == new_len) {
-            return self.remap_move(pid, mm, addr, old_len, t);
+            return self.remap_move(pid, mm, addr, old_len, t, flags.dontunmap);
         }
         let vma = self.mm(mm).vma(addr).cloned().ok_or(Errno::EFAULT)?;
-        let (old_len, new_len) = check_prep_vma(&vma, addr, old_len, new_len, new_addr)?;
+        let (old_len, new_len) = check_prep_vma(&vma, addr, old_len, new_len, new_addr, flags.dontunmap)?;
+        // resize_is_valid() and vrm_calc_charge(): growth must fit RLIMIT_AS,
+        // and an accounted VMA charges the added pages.
+        if new_len > old_len {
+            let delta = (new_len - old_len) / PAGE_SIZE;
+            if !self.may_expand_vm(mm, delta) {
+                return Err(Errno::ENOMEM.into());
+            }
+            if vma.account {
+                self.vm_enough_memory(Some(mm), delta)?;
+            }
+        }
         match new_addr {
-            Some(t) => self.mremap_to(pid, mm, addr, old_len, new_len, t),
-            None => self.mremap_at(pid, mm, &vma, addr, old_len, new_len, maymove),
+            Some(t) => self.mremap_to(pid, mm, addr, old_len, new_len, t, false),
+            // mremap_to() without MREMAP_FIXED: nothing to unmap first, the
+            // lengths are equal, vrm_set_new_addr() picks the place.
+            None if flags.dontunmap => {
+                let target = self.get_unmapped_area(mm, None, new_len, move_align(new_len)).ok_or(Errno::ENOMEM)?;
+                self.move_vma(pid, mm, &vma, addr, old_len, new_len, target, true)
+            }
+            None => self.mremap_at(pid, mm, &vma, addr, old_len, new_len, flags.maymove),
         }
     }
 
@@ -54,7 +87,7 @@ impl Kernel {
     /// before the first VMA is EFAULT. Every kind of VMA the model has may
     /// be moved in a batch (`vma_multi_allowed()`: no file, shmem, hugetlb,
     /// or a file system using `thp_get_unmapped_area`).
-    fn remap_move(&mut self, pid: Pid, mm: MmId, addr: u64, len: u64, target: u64) -> SysResult<u64> {
+    fn remap_move(&mut self, pid: Pid, mm: MmId, addr: u64, len: u64, target: u64, dontunmap: bool) -> SysResult<u64> {
         let end = addr + len;
         let pieces: Vec<(u64, u64)> =
             self.mm(mm).vmas.values().filter(|v| v.start < end && addr < v.end).map(|v| (v.start.max(addr), v.end.min(end))).collect();
@@ -64,15 +97,19 @@ impl Kernel {
         }
         for (s, e) in pieces {
             let vma = self.mm(mm).vma(s).cloned().ok_or(Errno::EFAULT)?;
-            let (ol, nl) = check_prep_vma(&vma, s, e - s, e - s, Some(target + (s - addr)))?;
-            self.mremap_to(pid, mm, s, ol, nl, target + (s - addr))?;
+            let (ol, nl) = check_prep_vma(&vma, s, e - s, e - s, Some(target + (s - addr)), dontunmap)?;
+            self.mremap_to(pid, mm, s, ol, nl, target + (s - addr), dontunmap)?;
         }
         Ok(target)
     }
 
-    /// `mremap_to()`: unmap the target first, shrink the source if the new
-    /// length is smaller, then move.
-    fn mremap_to(&mut self, pid: Pid, mm: MmId, addr: u64, mut old_len: u64, new_len: u64, target: u64) -> SysResult<u64> {
+    /// `mremap_to()` with MREMAP_FIXED: unmap the target first, shrink the
+    /// source if the new length is smaller, then move.
+    /// Refused up front when the mm is within five VMAs of
+    /// `vm.max_map_count` (both ranges might be cut in three).
+    #[allow(clippy::too_many_arguments)]
+    fn mremap_to(&mut self, pid: Pid, mm: MmId, addr: u64, mut old_len: u64, new_len: u64, target: u64, dontunmap: bool) -> SysResult<u64> {
+        self.map_count_check(mm, 5)?;
         self.do_munmap(pid, mm, target, new_len)?;
         if self.mm(mm).vma(addr).is_none() {
             return Err(Errno::EFAULT.into());
@@ -82,7 +119,7 @@ impl Kernel {
             old_len = new_len;
         }
         let vma = self.mm(mm).vma(addr).cloned().ok_or(Errno::EFAULT)?;
-        self.move_vma(pid, mm, &vma, addr, old_len, new_len, target)
+        self.move_vma(pid, mm, &vma, addr, old_len, new_len, target, dontunmap)
     }
 
     /// `mremap_at()`: no move asked for. Same size is a no-op, a shrink
@@ -113,11 +150,8 @@ impl Kernel {
                 if !maymove {
                     return Err(Errno::ENOMEM.into());
                 }
-                // vrm_set_new_addr(): a free place, aligned as a new
-                // anonymous mapping of that size would be.
-                let align = if new_len >= PMD_SIZE { PMD_SIZE } else { PAGE_SIZE };
-                let target = self.get_unmapped_area(mm, None, new_len, align).ok_or(Errno::ENOMEM)?;
-                self.move_vma(pid, mm, vma, addr, old_len, new_len, target)
+                let target = self.get_unmapped_area(mm, None, new_len, move_align(new_len)).ok_or(Errno::ENOMEM)?;
+                self.move_vma(pid, mm, vma, addr, old_len, new_len, target, false)
             }
         }
     }
@@ -148,8 +182,28 @@ impl Kernel {
     /// moved piece's (divergence left open: the leak is not modelled). An
     /// old length of 0 duplicates a shared mapping: nothing moves and the
     /// source stays.
+    ///
+    /// With MREMAP_DONTUNMAP the source range is not unmapped
+    /// (`dontunmap_complete()`): its VMA stays, with no entries, so a
+    /// private anonymous source reads zeros again while a shared one
+    /// faults its file's pages back in; if the whole source VMA was
+    /// copied, it loses its anon_vma (`unlink_anon_vmas()`), so what it
+    /// faults in later is in no anon_vma the copy shares.
     #[allow(clippy::too_many_arguments)]
-    fn move_vma(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, old_len: u64, new_len: u64, target: u64) -> SysResult<u64> {
+    fn move_vma(
+        &mut self,
+        pid: Pid,
+        mm: MmId,
+        vma: &Vma,
+        addr: u64,
+        old_len: u64,
+        new_len: u64,
+        target: u64,
+        dontunmap: bool,
+    ) -> SysResult<u64> {
+        // The unmap of the source may cut a VMA in three: refused within
+        // three VMAs of `vm.max_map_count`.
+        self.map_count_check(mm, 3)?;
         let mut copy = vma.clone();
         copy.pgoff = vma.page_index(addr);
         copy.start = target;
@@ -167,6 +221,14 @@ impl Kernel {
             m.pt.set(leaf.level, leaf.addr - addr + target, leaf.entry);
         }
         self.insert_vma(mm, copy);
+        if dontunmap {
+            if addr == vma.start && addr + old_len == vma.end {
+                if let Some(v) = self.mm_mut(mm).vmas.get_mut(&vma.start) {
+                    v.anon_vma = None;
+                }
+            }
+            return Ok(target);
+        }
         if old_len > 0 {
             if vma.hugetlb.is_some() {
                 self.split_vmas_around(mm, addr, addr + old_len)?;
@@ -178,19 +240,38 @@ impl Kernel {
     }
 }
 
-/// `check_mremap_params()`: the checks on the raw arguments. The overlap
-/// test adds as the kernel does, in wrapping `unsigned long`s.
-fn check_mremap_params(addr: u64, old_len: u64, new_len: u64, maymove: bool, new_addr: Option<u64>) -> SysResult<()> {
+/// `vrm_set_new_addr()` without MREMAP_FIXED: a free place aligned as a
+/// new anonymous mapping of that size would be.
+fn move_align(len: u64) -> u64 {
+    if len >= PMD_SIZE {
+        PMD_SIZE
+    } else {
+        PAGE_SIZE
+    }
+}
+
+/// `check_mremap_params()`: the checks on the raw arguments. With
+/// MREMAP_FIXED or MREMAP_DONTUNMAP (`vrm_implies_new_addr()`) the new
+/// address (for DONTUNMAP alone the hint, NULL here) must be sane,
+/// MREMAP_MAYMOVE given, DONTUNMAP may not resize, and the ranges may not
+/// overlap. The overlap test adds as the kernel does, in wrapping
+/// `unsigned long`s.
+fn check_mremap_params(addr: u64, old_len: u64, new_len: u64, flags: MremapFlags, new_addr: Option<u64>) -> SysResult<()> {
     if !is_aligned(addr, PAGE_SIZE) || new_len == 0 || new_len > TASK_SIZE {
         return Err(Errno::EINVAL.into());
     }
-    if let Some(t) = new_addr {
-        if t > TASK_SIZE - new_len || !is_aligned(t, PAGE_SIZE) || !maymove {
-            return Err(Errno::EINVAL.into());
-        }
-        if addr.wrapping_add(old_len) > t && t + new_len > addr {
-            return Err(Errno::EINVAL.into());
-        }
+    if new_addr.is_none() && !flags.dontunmap {
+        return Ok(());
+    }
+    let t = new_addr.unwrap_or(0);
+    if t > TASK_SIZE - new_len || !is_aligned(t, PAGE_SIZE) || !flags.maymove {
+        return Err(Errno::EINVAL.into());
+    }
+    if flags.dontunmap && old_len != new_len {
+        return Err(Errno::EINVAL.into());
+    }
+    if addr.wrapping_add(old_len) > t && t + new_len > addr {
+        return Err(Errno::EINVAL.into());
     }
     Ok(())
 }
@@ -198,10 +279,11 @@ fn check_mremap_params(addr: u64, old_len: u64, new_len: u64, maymove: bool, new
 /// `check_prep_vma()`: hugetlb lengths are rounded up to the huge page
 /// size (`align_hugetlb()`: both addresses must be aligned to it and the
 /// mapping may not grow); a move or growth of a private mapping from an old
-/// length of 0 is EINVAL; the old range (after a shrink: the part that
-/// stays) must lie in the VMA; a growing file offset must not wrap.
-/// Returns the lengths as aligned.
-fn check_prep_vma(vma: &Vma, addr: u64, old_len: u64, new_len: u64, new_addr: Option<u64>) -> SysResult<(u64, u64)> {
+/// length of 0 is EINVAL, so is MREMAP_DONTUNMAP of a VM_DONTEXPAND mapping
+/// (hugetlb, the only kind the model has); the old range (after a shrink:
+/// the part that stays) must lie in the VMA; a growing file offset must
+/// not wrap. Returns the lengths as aligned.
+fn check_prep_vma(vma: &Vma, addr: u64, old_len: u64, new_len: u64, new_addr: Option<u64>, dontunmap: bool) -> SysResult<(u64, u64)> {
     let (mut old_len, mut new_len) = (old_len, new_len);
     if let Some(h) = vma.hugetlb {
         let size = h.bytes();
@@ -212,10 +294,13 @@ fn check_prep_vma(vma: &Vma, addr: u64, old_len: u64, new_len: u64, new_addr: Op
         }
     }
     let kind = remap_type(old_len, new_len);
-    if kind != RemapType::Expand && new_addr.is_none() {
+    if kind != RemapType::Expand && new_addr.is_none() && !dontunmap {
         return Ok((old_len, new_len));
     }
     if old_len == 0 && !vma.shared {
+        return Err(Errno::EINVAL.into());
+    }
+    if dontunmap && vma.hugetlb.is_some() {
         return Err(Errno::EINVAL.into());
     }
     let kept = if kind == RemapType::Shrink { new_len } else { old_len };

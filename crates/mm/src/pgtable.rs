@@ -290,7 +290,9 @@ impl PageTable {
         true
     }
 
-    fn ptes_in(&self, start: u64, end: u64) -> impl Iterator<Item = Leaf> + '_ {
+    /// The PTE leaves in `[start, end)`, in address order, as they are
+    /// reached (no list is built).
+    pub fn ptes_in(&self, start: u64, end: u64) -> impl Iterator<Item = Leaf> + '_ {
         let lo = start & !(PMD_SIZE - 1);
         self.tables.range(lo..end).flat_map(move |(&base, t)| {
             let first = if base < start { pte_index(start) } else { 0 };
@@ -322,6 +324,16 @@ impl PageTable {
     /// The first leaf (any level) starting at or after `addr` and before `end`.
     pub fn next_leaf(&self, addr: u64, end: u64) -> Option<Leaf> {
         let mut best: Option<Leaf> = self.ptes_in(addr, end).next();
+        // A PTE in the PMD range of `addr` comes first unless a huge leaf
+        // starts before it, which needs a 2 MiB-aligned start in
+        // `[addr, pte)`: only `addr` itself can be one, and at equal
+        // addresses the PTE is the answer. So the huge-leaf maps need no
+        // look (fork's copy asks this once per page).
+        if let Some(b) = best.filter(|b| b.addr & !(PMD_SIZE - 1) == addr & !(PMD_SIZE - 1)) {
+            if b.addr == addr || !addr.is_multiple_of(PMD_SIZE) {
+                return Some(b);
+            }
+        }
         for (level, map) in [(Level::Pud, &self.puds), (Level::Pmd, &self.pmds)] {
             if let Some((&a, &e)) = map.range(addr..end).next() {
                 if best.is_none_or(|b| a < b.addr) {

@@ -618,7 +618,10 @@ impl Policy {
     /// Sets one knob from its textual form.
     pub fn set(&mut self, knob: &str, value: &str) -> Result<(), String> {
         let Some(k) = KNOBS.iter().find(|k| k.name == knob) else {
-            return Err(format!("unknown knob `{knob}`; knobs are: {}", KNOBS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")));
+            return Err(format!(
+                "unknown knob `{knob}`; knobs are: {}",
+                KNOBS.iter().map(|k| k.name).chain(crate::kernel::MACHINE_LIMITS.iter().map(|k| k.name)).collect::<Vec<_>>().join(", ")
+            ));
         };
         (k.set)(self, value).ok_or_else(|| format!("knob `{knob}` takes one of: {}", k.values.join(", ")))
     }

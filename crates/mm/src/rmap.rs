@@ -307,14 +307,14 @@ pub struct TryToUnmap {
     pub end: u64,
     pub state: TryToUnmapState,
     /// Folios already tried.
-    done: Vec<FolioId>,
+    done: std::collections::BTreeSet<FolioId>,
     /// Mapping references taken off the rmap by A1 and not yet dropped.
     unmapped: Option<(FolioId, u64)>,
 }
 
 impl TryToUnmap {
     pub fn begin(pid: Pid, mm: MmId, start: u64, end: u64) -> TryToUnmap {
-        TryToUnmap { pid, mm, start, end, state: TryToUnmapState::Split, done: Vec::new(), unmapped: None }
+        TryToUnmap { pid, mm, start, end, state: TryToUnmapState::Split, done: Default::default(), unmapped: None }
     }
 
     /// The kernel function the next step plays.
@@ -349,7 +349,7 @@ impl Kernel {
             TryToUnmapState::Next { from } => match self.pageout_candidate(mm, from, t.start, t.end, &t.done) {
                 None => return false,
                 Some((folio, mapped)) => {
-                    t.done.push(folio);
+                    t.done.insert(folio);
                     if self.policy.swapout_clear_pte_first {
                         TryToUnmapState::Clear { folio, mapped }
                     } else {

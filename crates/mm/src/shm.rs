@@ -53,7 +53,7 @@ impl Kernel {
                 let hugesize = size.checked_next_multiple_of(h.bytes()).ok_or(Errno::EINVAL)?;
                 let ino = self.create_inode(InodeKind::Hugetlbfs, Some(h), hugesize);
                 if !noreserve {
-                    if let Err(e) = crate::hugetlb::hugetlb_reserve_inode_pages(self, ino, h, 0, hugesize / h.bytes()) {
+                    if let Err(e) = crate::hugetlb::hugetlb_reserve_inode_pages(self, pid, ino, h, 0, hugesize / h.bytes()) {
                         self.inodes.remove(&ino);
                         return Err(e);
                     }

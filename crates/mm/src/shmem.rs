@@ -169,7 +169,7 @@ impl Kernel {
             let step = inode.hugetlb.map_or(PAGE_SIZE, |h| h.bytes());
             let mut a = align_down(off, step);
             while a < end {
-                self.pagecache_get_or_alloc(ino, a / PAGE_SIZE, true, 0).map_err(|_| Errno::ENOSPC)?;
+                self.pagecache_get_or_alloc(ino, a / PAGE_SIZE, true, 0).map_err(pagecache_errno)?;
                 a += step;
             }
         }
@@ -324,7 +324,7 @@ impl Kernel {
             // current largest-folio-sized chunk.
             let bytes = (MAX_FOLIO_BYTES - pos % MAX_FOLIO_BYTES).min(end - pos);
             let order = self.write_folio_order(ino, idx, bytes);
-            let (f, page) = self.pagecache_get_or_alloc(ino, idx, true, order).map_err(|_| Errno::ENOSPC)?;
+            let (f, page) = self.pagecache_get_or_alloc(ino, idx, true, order).map_err(pagecache_errno)?;
             let folio = self.folios.get_mut(f);
             let in_folio = page * PAGE_SIZE + pos % PAGE_SIZE;
             let n = (folio.size() - in_folio).min(end - pos);
@@ -393,6 +393,10 @@ impl Kernel {
         let head = idx - idx % per;
         let folio = match hugetlb {
             Some(h) => crate::hugetlb::alloc_hugetlb_folio_for_inode(self, ino, h, head)?,
+            // The OOM killer runs for faults only (the caller's
+            // `oom_reserve()`); a write or fallocate without the memory
+            // fails.
+            None if self.free_ram_pages() < per => return Err(VmFault::Oom),
             None => self.folios.alloc(order, FolioKind::File { inode: ino, index: head }, None),
         };
         // The allocation reference becomes the page cache's.
@@ -442,5 +446,14 @@ impl Kernel {
             Some(_) => Err(Errno::EINVAL.into()),
             None => Err(Errno::EBADF.into()),
         }
+    }
+}
+
+/// What a write or fallocate sees when the page cache cannot grow: ENOMEM
+/// without RAM, ENOSPC when a hugetlbfs pool is empty.
+fn pagecache_errno(e: VmFault) -> SysError {
+    match e {
+        VmFault::Oom => Errno::ENOMEM.into(),
+        _ => Errno::ENOSPC.into(),
     }
 }

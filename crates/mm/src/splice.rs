@@ -124,8 +124,11 @@ impl Kernel {
         // GUP got; vmsplice() reports the
         // bytes it spliced and fails only when that is nothing.
         let (pages, err) = self.gup_pages_upto(pid, first, nr, flags, true).map_err(|_| Errno::EFAULT)?;
-        if pages.is_empty() && err.is_some() {
-            return Err(Errno::EFAULT.into());
+        match err {
+            // The OOM killer ended the task while GUP faulted pages in.
+            Some(e @ SysError::Signal(_)) => return Err(e),
+            Some(_) if pages.is_empty() => return Err(Errno::EFAULT.into()),
+            _ => {}
         }
         let nr = pages.len() as u64;
         let mut done = 0u64;
@@ -142,11 +145,15 @@ impl Kernel {
         Ok(done)
     }
 
-    /// read(2) on a pipe: consumes buffers, dropping their page references.
-    /// Reading an empty pipe would block: EAGAIN.
+    /// read(2) on a pipe (`pipe_read()`): consumes buffers, dropping their
+    /// page references. An empty pipe without writers is end of file (0
+    /// bytes); with a writer the read would block: EAGAIN.
     pub(crate) fn pipe_read(&mut self, _pid: Pid, p: PipeId, len: u64) -> SysResult<Contents> {
         let mut out = Contents::default();
         if self.pipes[&p].bufs.is_empty() {
+            if self.pipes[&p].writers == 0 {
+                return Ok(out);
+            }
             return Err(Errno::EAGAIN.into());
         }
         while out.len() < len {

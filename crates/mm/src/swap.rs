@@ -35,7 +35,7 @@ use crate::policy::SwapKind;
 use crate::rmap::Rmap;
 use crate::types::*;
 use crate::vma::Vma;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Slot {
@@ -50,11 +50,42 @@ pub(crate) struct Slot {
 pub(crate) struct SwapDevice {
     pub slots: BTreeMap<SwapSlot, Slot>,
     next: u32,
+    /// The slot each swap-cache folio belongs to (the kernel's
+    /// `folio->swap`): the reverse of `Slot::cache`, so finding a folio's
+    /// slot is a lookup, not a scan of the device. Changed only through
+    /// [`SwapDevice::set_cache`] and [`SwapDevice::remove`].
+    by_folio: BTreeMap<FolioId, SwapSlot>,
+}
+
+impl SwapDevice {
+    /// Puts `folio` into the swap cache for `slot`, or (`None`) takes the
+    /// slot's folio out of it.
+    fn set_cache(&mut self, slot: SwapSlot, folio: Option<FolioId>) {
+        let s = self.slots.get_mut(&slot).expect("swap-cache slots are live");
+        if let Some(old) = std::mem::replace(&mut s.cache, folio) {
+            self.by_folio.remove(&old);
+        }
+        if let Some(f) = folio {
+            self.by_folio.insert(f, slot);
+        }
+    }
+
+    /// Folios in the swap cache (for the invariant check).
+    pub fn cached(&self) -> usize {
+        self.by_folio.len()
+    }
+
+    /// Frees `slot` (and its swap-cache entry).
+    fn remove(&mut self, slot: SwapSlot) {
+        if let Some(f) = self.slots.remove(&slot).and_then(|s| s.cache) {
+            self.by_folio.remove(&f);
+        }
+    }
 }
 
 impl Kernel {
     pub(crate) fn swap_cache_of(&self, folio: FolioId) -> Option<SwapSlot> {
-        self.swap.slots.iter().find(|(_, s)| s.cache == Some(folio)).map(|(k, _)| *k)
+        self.swap.by_folio.get(&folio).copied()
     }
 
     /// Swap PTEs still referring to `slot` (`swap_count()`).
@@ -69,7 +100,7 @@ impl Kernel {
         let s = self.swap.slots.get_mut(&slot).expect("swap PTEs refer to live slots");
         s.count -= 1;
         if s.count == 0 && s.cache.is_none() {
-            self.swap.slots.remove(&slot);
+            self.swap.remove(slot);
         }
     }
 
@@ -92,7 +123,7 @@ impl Kernel {
     pub(crate) fn folio_free_swap(&mut self, folio: FolioId) -> bool {
         match self.swap_cache_of(folio) {
             Some(slot) if self.swap.slots[&slot].count == 0 => {
-                self.swap.slots.remove(&slot);
+                self.swap.remove(slot);
                 self.folio_put(folio);
                 true
             }
@@ -157,11 +188,11 @@ impl Kernel {
         from: u64,
         start: u64,
         end: u64,
-        done: &[FolioId],
+        done: &BTreeSet<FolioId>,
     ) -> Option<(FolioId, Vec<(u64, Present)>)> {
-        for leaf in self.mm(mm).pt.leaves(from, end) {
+        for leaf in self.mm(mm).pt.ptes_in(from, end) {
             let Entry::Present(p) = leaf.entry else { continue };
-            if leaf.addr < from || leaf.level != Level::Pte || p.special || done.contains(&p.folio) {
+            if p.special || done.contains(&p.folio) {
                 continue;
             }
             let cached = self.swap_cache_of(p.folio);
@@ -169,8 +200,12 @@ impl Kernel {
             if !f.is_anon() || f.hugetlb.is_some() || f.maybe_mapped_shared() || f.mapcount + cached.is_some() as i64 != f.refcount {
                 continue;
             }
-            if !f.is_large() && f.mapcount != 1 {
-                continue;
+            if !f.is_large() {
+                // Its one mapping is this PTE.
+                if f.mapcount != 1 {
+                    continue;
+                }
+                return Some((p.folio, vec![(leaf.addr, p)]));
             }
             // Every mapping of the folio must lie in this range of this mm.
             let mapped: Vec<(u64, Present)> = self
@@ -229,12 +264,12 @@ impl Kernel {
         }
         match (cached, keep) {
             (Some(slot), false) => {
-                self.swap.slots.get_mut(&slot).expect("cached slots are live").cache = None;
+                self.swap.set_cache(slot, None);
                 self.folio_put(folio);
             }
             (_, true) => {
                 let slot = kept_slot.expect("a small folio has its slot");
-                self.swap.slots.get_mut(&slot).expect("live").cache = Some(folio);
+                self.swap.set_cache(slot, Some(folio));
                 self.folios.get_mut(folio).dirty = false;
             }
             (None, false) => {}
@@ -264,6 +299,9 @@ impl Kernel {
         let Some(Entry::Swap { slot, exclusive: marker, soft_dirty }) = self.mm(mm).pt.get(Level::Pte, addr) else {
             return Ok(());
         };
+        if self.swap.slots[&slot].cache.is_none() {
+            self.oom_reserve(pid, 1)?;
+        }
         let s = &self.swap.slots[&slot];
         let (folio, in_cache) = match s.cache {
             Some(f) => {
@@ -276,7 +314,7 @@ impl Kernel {
                 self.folios.get_mut(f).data = data;
                 if cache {
                     self.folio_ref_add(f, 1);
-                    self.swap.slots.get_mut(&slot).expect("present").cache = Some(f);
+                    self.swap.set_cache(slot, Some(f));
                 }
                 (f, cache)
             }

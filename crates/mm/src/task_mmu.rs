@@ -23,7 +23,8 @@ pub struct PagemapEntry {
     /// Part of a hugetlb page.
     pub hugetlb: bool,
     pub anon: bool,
-    /// PM_SOFT_DIRTY.
+    /// PM_SOFT_DIRTY: the entry's soft-dirty bit, or the VMA's
+    /// VM_SOFTDIRTY.
     pub soft_dirty: bool,
     /// The entry is writable (not visible in pagemap; model only).
     pub writable: bool,
@@ -81,6 +82,9 @@ impl Kernel {
             writable: false,
             level: None,
         };
+        // pte_to_pagemap_entry() / pagemap_pte_hole(): a VMA still
+        // VM_SOFTDIRTY reports every page soft-dirty, mapped or not.
+        e.soft_dirty = mm.vma(addr).is_some_and(|v| v.softdirty);
         let Some(leaf) = mm.pt.lookup(addr) else { return Ok(e) };
         e.level = Some(leaf.level);
         match leaf.entry {
@@ -88,13 +92,13 @@ impl Kernel {
             // present page: a swap entry never shows it.
             Entry::Swap { soft_dirty, .. } => {
                 e.swapped = true;
-                e.soft_dirty = soft_dirty;
+                e.soft_dirty |= soft_dirty;
             }
             Entry::Present(p) => {
                 let (fid, page) = leaf.page_for(addr).expect("present");
                 let f = self.folios.get(if p.special { crate::folio::ZERO_FOLIO } else { fid });
                 e.present = true;
-                e.soft_dirty = p.soft_dirty;
+                e.soft_dirty |= p.soft_dirty;
                 e.writable = p.write;
                 e.zero_page = f.kind == FolioKind::Zero;
                 e.pfn = Some(if p.special { f.pfn } else { f.pfn + page });
@@ -136,10 +140,10 @@ impl Kernel {
     /// `folio_precise_page_mapcount()` of the page mapped at `addr`, which
     /// is what /proc/kpagecount shows with CONFIG_PAGE_MAPCOUNT=y
     /// (fs/proc/page.c, `get_kpage_count()`): the PTEs of every mm that map
-    /// this very page, plus the folio's entire (PMD/PUD) mappings. The
-    /// model keeps no per-page `_mapcount`; it counts the page-table entries
-    /// that counter tracks. The zero pages are outside the rmap: 0.
-    /// `None` when nothing is present at `addr`.
+    /// this very page, plus the folio's entire (PMD/PUD) mappings: the
+    /// folio's per-page count ([`crate::folio::PageCounts`], which
+    /// `check_invariants()` recounts from every page table). The zero pages
+    /// are outside the rmap: 0. `None` when nothing is present at `addr`.
     pub fn page_mapcount(&self, pid: Pid, addr: u64) -> SysResult<Option<i64>> {
         let t = self.tasks.get(&pid).ok_or(Errno::ESRCH)?;
         let Some(leaf) = self.mm(t.mm).pt.lookup(addr) else { return Ok(None) };
@@ -148,21 +152,7 @@ impl Kernel {
         if leaf.entry.present().is_some_and(|p| p.special) || f.kind == FolioKind::Zero {
             return Ok(Some(0));
         }
-        // A small folio's only page carries all its mappings, and a hugetlb
-        // folio is only ever mapped whole: no walk needed.
-        if !f.is_large() {
-            return Ok(Some(f.mapcount));
-        }
-        if f.hugetlb.is_some() {
-            return Ok(Some(f.entire_mapcount));
-        }
-        let ptes = self
-            .mms
-            .values()
-            .flat_map(|mm| mm.pt.leaves(0, TASK_SIZE))
-            .filter(|l| l.level == Level::Pte && l.page_for(l.addr) == Some((fid, page)))
-            .count() as i64;
-        Ok(Some(ptes + f.entire_mapcount))
+        Ok(Some(f.precise_page_mapcount(page)))
     }
 
     /// Counters of a folio, for the page `page` of it.

@@ -70,6 +70,7 @@ pub enum Errno {
     EOPNOTSUPP,
     EPIPE,
     ENXIO,
+    EIO,
 }
 
 impl Errno {
@@ -91,6 +92,7 @@ impl Errno {
             Errno::EOPNOTSUPP => "EOPNOTSUPP",
             Errno::EPIPE => "EPIPE",
             Errno::ENXIO => "ENXIO",
+            Errno::EIO => "EIO",
         }
     }
 
@@ -99,7 +101,7 @@ impl Errno {
     }
 }
 
-const ALL_ERRNOS: [Errno; 16] = [
+const ALL_ERRNOS: [Errno; 17] = [
     Errno::EPERM,
     Errno::ESRCH,
     Errno::EINTR,
@@ -116,6 +118,7 @@ const ALL_ERRNOS: [Errno; 16] = [
     Errno::EOPNOTSUPP,
     Errno::EPIPE,
     Errno::ENXIO,
+    Errno::EIO,
 ];
 
 impl fmt::Display for Errno {

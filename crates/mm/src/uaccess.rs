@@ -1,9 +1,14 @@
-//! A task's own loads and stores: how a program touches its memory.
+//! A task's own loads and stores: how a program touches its memory, and
+//! the kernel's copies to and from it on the task's behalf.
 //!
 //! Each access checks the VMA and its protection like the MMU and
 //! `lock_mm_and_find_vma()` would (no VMA, or [`Kernel::access_error`] →
 //! SIGSEGV), and faults when the leaf is missing or not writable enough. A
-//! fatal signal ends the task and is returned as the outcome.
+//! fatal signal ends the task and is returned as the outcome. The kernel's
+//! own accesses (`copy_to_user()`, `copy_from_user()`) fault the same way,
+//! but a fault they cannot resolve is fixed up from the exception table
+//! (arch/x86/mm/fault.c, `kernelmode_fixup_or_oops()`): the copy ends
+//! short and no signal is sent.
 
 use crate::contents::Contents;
 use crate::events::EventKind;
@@ -15,6 +20,17 @@ use crate::types::*;
 /// A bound on faults for one page of one access; the kernel would retry
 /// until it succeeds or a signal is pending.
 const MAX_ACCESS_RETRIES: u32 = 8;
+
+/// Who makes an access to user memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccessBy {
+    /// The task's own load or store: an unresolvable fault is a fatal
+    /// signal.
+    Task,
+    /// The kernel on the task's behalf (`copy_to_user()` and friends): an
+    /// unresolvable fault ends the copy short, with EFAULT.
+    Kernel,
+}
 
 impl Kernel {
     /// Stores `data` at `addr` in `pid`'s memory: the store step machine
@@ -36,8 +52,48 @@ impl Kernel {
     /// Loads `len` bytes from `addr` in `pid`'s memory.
     pub fn read_mem(&mut self, pid: Pid, addr: u64, len: u64) -> SysResult<Contents> {
         let mut out = Contents::default();
-        self.access(pid, addr, len, |k, folio, off, _, n| out.append(&k.folios.get(folio).data.slice(off, n)))?;
+        self.access(pid, addr, len, AccessBy::Task, |k, folio, off, _, n| out.append(&k.folios.get(folio).data.slice(off, n)))?;
         Ok(out)
+    }
+
+    /// `copy_from_user()` (include/linux/uaccess.h) of `len` bytes at
+    /// `addr` in `pid`'s memory: loads that fault like the task's own, but
+    /// stop at the first fault the kernel cannot resolve. The bytes before
+    /// it are returned (fewer than `len`: the caller's EFAULT or short
+    /// count); `Err` only for a livelock. Left out: x86 copies up to the
+    /// faulting byte, the model up to the faulting page.
+    pub fn copy_from_user(&mut self, pid: Pid, addr: u64, len: u64) -> SysResult<Contents> {
+        let mut out = Contents::default();
+        match self.access(pid, addr, len, AccessBy::Kernel, |k, folio, off, _, n| out.append(&k.folios.get(folio).data.slice(off, n))) {
+            Ok(()) | Err(SysError::Errno(Errno::EFAULT)) => Ok(out),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `copy_to_user()`: stores `data` at `addr` in `pid`'s memory page by
+    /// page through the store machine, faulting like the task's own stores
+    /// (COW is broken the same way), and stops at the first page whose
+    /// fault the kernel cannot resolve. Returns how many bytes were
+    /// stored; `Err` only for a livelock.
+    pub fn copy_to_user(&mut self, pid: Pid, addr: u64, data: &Contents) -> SysResult<u64> {
+        let mm = self.mm_of(pid)?;
+        let mut done = 0;
+        while done < data.len() {
+            let a = addr + done;
+            if a >= TASK_SIZE {
+                return Ok(done);
+            }
+            let n = (PAGE_SIZE - a % PAGE_SIZE).min(data.len() - done);
+            let mut w = crate::memory::WpFault::begin(pid, mm, a, data.slice(done, n));
+            w.by = AccessBy::Kernel;
+            while self.wp_fault_step(&mut w) {}
+            match w.result.unwrap_or(Ok(())) {
+                Ok(()) => done += n,
+                Err(SysError::Errno(Errno::EFAULT)) => return Ok(done),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
     }
 
     /// Walks `[addr, addr+len)` leaf by leaf, faulting as needed, and hands
@@ -48,20 +104,21 @@ impl Kernel {
         pid: Pid,
         addr: u64,
         len: u64,
+        by: AccessBy,
         mut f: impl FnMut(&mut Kernel, crate::folio::FolioId, u64, u64, u64),
     ) -> SysResult<()> {
         let mm = self.mm_of(pid)?;
         if addr.checked_add(len).is_none_or(|e| e > TASK_SIZE) {
-            return self.deliver(pid, Signal::SIGSEGV, addr);
+            return self.access_failed(by, pid, Signal::SIGSEGV, addr);
         }
         let mut done = 0u64;
         while done < len {
             let a = addr + done;
             let mut tries = 0;
             let leaf = loop {
-                let Some(vma) = self.mm(mm).vma(a) else { return self.deliver(pid, Signal::SIGSEGV, a) };
+                let Some(vma) = self.mm(mm).vma(a) else { return self.access_failed(by, pid, Signal::SIGSEGV, a) };
                 if self.access_error(vma, false) {
-                    return self.deliver(pid, Signal::SIGSEGV, a);
+                    return self.access_failed(by, pid, Signal::SIGSEGV, a);
                 }
                 if let Some(leaf) = self.mm(mm).pt.lookup(a) {
                     if let Entry::Present(_) = leaf.entry {
@@ -74,10 +131,7 @@ impl Kernel {
                     return Err(SysError::Livelock);
                 }
                 if let Err(e) = self.handle_mm_fault(pid, mm, a, FaultFlags::READ) {
-                    return match e.to_sys_error() {
-                        SysError::Signal(s) => self.deliver(pid, s, a),
-                        other => Err(other),
-                    };
+                    return self.deliver_fault(by, pid, e, a);
                 }
             };
             let (folio, page) = leaf.page_for(a).expect("present");
@@ -132,8 +186,8 @@ impl Kernel {
     }
 
     /// `arch_vma_access_permitted()` (arch/x86/include/asm/mmu_context.h)
-    /// for a data access by the VMA's own task, which is every access the
-    /// model makes (GUP included: it never reaches into another mm): with
+    /// for a data access by the VMA's own task (a FOLL_REMOTE GUP, as
+    /// `/proc/PID/mem` makes, is not asked: see [`Kernel::check_vma_flags`]): with
     /// protection keys, the PKRU of the task denies the execute-only key
     /// that an exec-only VMA carries, for loads and stores alike. The key
     /// is a function of the protection here, since a scenario cannot call
@@ -143,6 +197,31 @@ impl Kernel {
     /// so the owner's PKRU is the one that counts.
     pub fn arch_vma_access_permitted(&self, vma: &crate::vma::Vma) -> bool {
         !(self.policy.pkeys && vma.prot == Prot::EXEC)
+    }
+
+    /// What a failed user fault does to the task: the signal it means, or
+    /// the livelock. An OOM fault's SIGKILL was sent by the OOM killer
+    /// already. A fault in a kernel copy is fixed up instead
+    /// ([`Kernel::access_failed`]).
+    pub(crate) fn deliver_fault<T>(&mut self, by: AccessBy, pid: Pid, e: crate::memory::VmFault, addr: u64) -> SysResult<T> {
+        match e.to_sys_error() {
+            SysError::Signal(s) if e != crate::memory::VmFault::Oom => self.access_failed(by, pid, s, addr),
+            other => Err(other),
+        }
+    }
+
+    /// An access fault nothing resolves: the task's own access dies of
+    /// `sig`; the kernel's is fixed up and its copy fails with EFAULT.
+    pub(crate) fn access_failed<T>(&mut self, by: AccessBy, pid: Pid, sig: Signal, addr: u64) -> SysResult<T> {
+        match by {
+            AccessBy::Task => self.deliver(pid, sig, addr),
+            AccessBy::Kernel => {
+                self.event(pid, EventKind::Note, "kernelmode_fixup_or_oops", Some(addr), || {
+                    format!("a kernel copy faulted ({sig} for a user access) → fixed up, EFAULT")
+                });
+                Err(Errno::EFAULT.into())
+            }
+        }
     }
 
     /// Ends the task with a fatal signal and reports it.

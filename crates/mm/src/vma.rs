@@ -35,6 +35,9 @@ pub struct Vma {
     pub nohugepage: bool,
     /// VM_NORESERVE.
     pub noreserve: bool,
+    /// VM_ACCOUNT: the VMA's pages count in the committed address space
+    /// (`vm_committed_as`, see [`Kernel::vm_enough_memory`](crate::kernel::Kernel)).
+    pub account: bool,
     /// VM_SOFTDIRTY: new VMAs are soft-dirty until `clear_refs` clears it.
     pub softdirty: bool,
     pub backing: Backing,
@@ -97,6 +100,7 @@ impl Vma {
             && self.hugepage == other.hugepage
             && self.nohugepage == other.nohugepage
             && self.noreserve == other.noreserve
+            && self.account == other.account
             && self.softdirty == other.softdirty
             && self.backing == other.backing
             && self.hugetlb.is_none()

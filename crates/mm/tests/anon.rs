@@ -414,3 +414,24 @@ fn overlapping_map_fixed_replaces() {
     assert!(s.read(p, a + K4, K4).unwrap().is_fill(0));
     assert!(s.read(p, a, K4).unwrap().is_fill(1));
 }
+
+/// do_mprotect_pkey() walks the VMAs in order: a hole ends the call with
+/// ENOMEM, and the VMAs before it keep their new protection; a range that
+/// starts in a hole changes nothing (fuzz seed 1, case 1412;
+/// crates/live/scenarios/fuzz-mprotect-stops-at-hole.cow).
+#[test]
+fn mprotect_stops_at_a_hole_keeping_what_came_before() {
+    let mut s = Sys::new();
+    let p = s.spawn();
+    let a = s.anon(p, 4 * K4);
+    s.fill(p, a, 4 * K4, 1).unwrap();
+    s.step(|k| k.munmap(p, a + 3 * K4, K4)).unwrap();
+    assert_eq!(s.step(|k| k.mprotect(p, a, 4 * K4, Prot::READ)), Err(Errno::ENOMEM.into()));
+    assert_eq!(s.fill(p, a + 2 * K4, 1, 2), Err(SysError::Signal(Signal::SIGSEGV)), "read-only before the hole");
+    let q = s.spawn();
+    let b = s.anon(q, 2 * K4);
+    s.fill(q, b, 2 * K4, 1).unwrap();
+    s.step(|k| k.munmap(q, b, K4)).unwrap();
+    assert_eq!(s.step(|k| k.mprotect(q, b, 2 * K4, Prot::READ)), Err(Errno::ENOMEM.into()));
+    s.fill(q, b + K4, 1, 2).expect("starting in a hole changes nothing");
+}

@@ -11,7 +11,7 @@ use mm::gup_fast::{GupFastState, GupFastStep};
 use mm::pgtable::Entry;
 use mm::*;
 
-const FORCE_WRITE: GupFlags = GupFlags { write: true, longterm: false, pin: true, force: true };
+const FORCE_WRITE: GupFlags = GupFlags { write: true, longterm: false, pin: true, force: true, remote: false };
 
 /// Whether the entry mapping `a` in `p` allows writes without a fault.
 fn writable(s: &Sys, p: Pid, a: u64) -> bool {
@@ -242,6 +242,25 @@ fn pipe_without_readers_sends_sigpipe() {
     assert_eq!(s.k.task_state(c), Some(TaskState::Killed(Signal::SIGPIPE)));
     assert_eq!(s.step(|k| k.write_fd(p, w, &Contents::filled(K4, 2))), Err(SysError::Signal(Signal::SIGPIPE)));
     assert_eq!(s.k.task_state(p), Some(TaskState::Killed(Signal::SIGPIPE)));
+}
+
+/// pipe_read(): an empty pipe blocks (EAGAIN in the model) while a writer
+/// is left anywhere, and is end of file once every write end is closed.
+#[test]
+fn empty_pipe_without_writers_reads_end_of_file() {
+    let mut s = Sys::new();
+    let p = s.spawn();
+    let a = s.anon(p, K4);
+    s.fill(p, a, K4, 0x33).unwrap();
+    let (r, w) = s.step(|k| k.pipe(p)).unwrap();
+    assert_eq!(s.step(|k| k.vmsplice(p, w, a, K4)), Ok(K4));
+    let c = s.fork(p);
+    s.step(|k| k.close(p, w)).unwrap();
+    assert!(s.step(|k| k.read_fd(c, r, K4)).unwrap().is_fill(0x33));
+    assert_eq!(s.step(|k| k.read_fd(p, r, K4)), Err(Errno::EAGAIN.into()), "the child still has a write end");
+    s.step(|k| k.close(c, w)).unwrap();
+    assert_eq!(s.step(|k| k.read_fd(p, r, K4)).map(|d| d.len()), Ok(0), "no writer left: end of file");
+    assert_eq!(s.step(|k| k.read_fd(c, r, K4)).map(|d| d.len()), Ok(0));
 }
 
 /// A GUP-fast call that needs its slow path while a fork holds the mmap

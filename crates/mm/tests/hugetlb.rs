@@ -249,6 +249,25 @@ fn owner_unmap_of_a_shared_page_wraps_resv_until_the_page_is_freed() {
     assert_eq!(s.pool(H2), (1, 1, 0, 0));
 }
 
+/// While `resv` is below zero a new reservation passes
+/// gather_surplus_pages() (-1 + 1 against 0 free pages) but not the cpuset
+/// check of hugetlb_acct_memory(): 1 > 0 free pages, ENOMEM, and the raise is
+/// undone (crates/live/scenarios/hugetlb-acct-refused-while-resv-below-zero.cow).
+#[test]
+fn a_reservation_while_resv_is_below_zero_needs_a_free_page() {
+    let mut s = Sys::new();
+    let (p, c, a) = owner_and_child(&mut s);
+    s.step(|k| k.munmap(p, a, M2)).unwrap();
+    assert_eq!(s.pool(H2), (1, 0, u64::MAX, 0));
+    assert_eq!(s.huge(p, M2, H2), Err(Errno::ENOMEM.into()));
+    assert_eq!(s.pool(H2), (1, 0, u64::MAX, 0), "the raise is undone");
+    s.step(|k| k.exit(c)).unwrap();
+    assert_eq!(s.pool(H2), (1, 1, 0, 0));
+    let b = s.huge(p, M2, H2).expect("a free page for the reservation now");
+    s.fill(p, b, M2, 2).unwrap();
+    assert_eq!(s.pool(H2), (1, 0, 0, 0));
+}
+
 /// The restored reservation does not come with a free page: the owner's
 /// refault after MADV_DONTNEED finds the pool empty (the child still uses
 /// the only page) and gets SIGBUS although its map says "reserved".

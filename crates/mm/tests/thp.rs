@@ -117,7 +117,7 @@ fn partial_mremap_and_collapse() {
     let p = s.spawn();
     let a = thp(&mut s, p);
     let b = s.anon(p, M2 / 2);
-    s.step(|k| k.mremap(p, a + M2 / 2, M2 / 2, M2 / 2, true, Some(b))).unwrap();
+    s.step(|k| k.mremap(p, a + M2 / 2, M2 / 2, M2 / 2, mm::mremap::MremapFlags::MAYMOVE, Some(b))).unwrap();
     assert!(s.read(p, b, K4).unwrap().is_fill(0x11));
     assert!(s.k.pagemap(p, b).unwrap().thp);
     s.step(|k| k.munmap(p, b, M2 / 2)).unwrap();
@@ -128,13 +128,37 @@ fn partial_mremap_and_collapse() {
     let a = s.thp_area(p, M2);
     s.fill(p, a, M2, 7).unwrap();
     assert!(!s.k.pagemap(p, a).unwrap().thp);
-    // `never` refuses even MADV_COLLAPSE; `madvise` without MADV_HUGEPAGE
-    // does not.
-    assert_eq!(s.step(|k| k.madvise(p, a, M2, Advice::Collapse)), Err(Errno::EINVAL.into()));
-    s.k.settings.thp_global = ThpMode::Madvise;
+    // A forced collapse ignores the sysfs settings, `never` included.
     s.step(|k| k.madvise(p, a, M2, Advice::Collapse)).unwrap();
     assert!(s.k.pagemap(p, a).unwrap().thp);
     assert!(s.read(p, a + M2 - 1, 1).unwrap().is_fill(7));
+}
+
+/// madvise_collapse() as 6.18 answers it (checked live by
+/// crates/live/scenarios/fuzz-madvise-collapse-answers.cow): no anon_vma is
+/// EINVAL; a block without a page table is EINVAL; a block with an empty
+/// table becomes a THP of zeros; no whole aligned block is 0.
+#[test]
+fn madvise_collapse_answers() {
+    let mut s = Sys::new();
+    s.thp_disable();
+    let p = s.spawn();
+    let a = s.thp_area(p, 3 * M2);
+    let collapse = |s: &mut Sys, at, len| s.step(|k| k.madvise(p, at, len, Advice::Collapse));
+    assert_eq!(collapse(&mut s, a, M2), Err(Errno::EINVAL.into()), "never faulted: no anon_vma");
+    s.fill(p, a, K4, 1).unwrap();
+    assert_eq!(collapse(&mut s, a + K4, M2 - K4), Ok(()), "no whole aligned block: nothing to do");
+    assert!(!s.k.pagemap(p, a).unwrap().thp);
+    assert_eq!(collapse(&mut s, a + M2, M2), Err(Errno::EINVAL.into()), "no page table there");
+    s.fill(p, a + 2 * M2, K4, 2).unwrap();
+    s.step(|k| k.madvise(p, a + 2 * M2, K4, Advice::DontNeed)).unwrap();
+    assert_eq!(collapse(&mut s, a + 2 * M2, M2), Ok(()), "an empty table");
+    assert!(s.k.pagemap(p, a + 2 * M2).unwrap().thp);
+    assert!(s.read(p, a + 2 * M2, M2).unwrap().is_fill(0));
+    // The first block, then the missing table: the first is done, EINVAL.
+    assert_eq!(collapse(&mut s, a, 2 * M2), Err(Errno::EINVAL.into()));
+    assert!(s.k.pagemap(p, a).unwrap().thp);
+    assert!(s.read(p, a, K4).unwrap().is_fill(1));
 }
 
 #[test]

@@ -174,6 +174,7 @@ pub const ERRNOS: &[&str] = &[
     "EPIPE",
     "ENXIO",
     "EMLINK",
+    "EIO",
 ];
 
 /// Bytes to write, or to expect.
@@ -278,6 +279,9 @@ pub struct MmapArgs {
     pub backing: Backing,
     pub prot: Prot,
     pub fixed: Option<Addr>,
+    /// `fixed_noreplace=ADDR`: the address in `fixed` is
+    /// MAP_FIXED_NOREPLACE's (EEXIST where something is mapped).
+    pub noreplace: bool,
     pub offset: Option<Spanned<u64>>,
     pub noreserve: bool,
     pub hugetlb: Option<Spanned<u64>>,
@@ -402,11 +406,13 @@ pub enum Op {
     Munmap(Range),
     Mprotect(Range, Prot),
     Madvise(Range, Spanned<Advice>),
-    /// `mremap A[+off] [OLDLEN] NEWLEN [to ADDR]`.
+    /// `mremap A[+off] [OLDLEN] NEWLEN [to ADDR] [dontunmap]`.
     Mremap {
         old: Range,
         new_len: Spanned<u64>,
         to: Option<Addr>,
+        /// MREMAP_DONTUNMAP: the source stays mapped, emptied.
+        dontunmap: bool,
     },
     Fork(Ident),
     /// `exit [CODE]`: _exit(CODE), 0 by default.
@@ -480,6 +486,46 @@ pub enum Op {
     Shmdt(Ident),
     /// `shmctl S rmid`: IPC_RMID.
     ShmRmid(Ident),
+    /// `proc_mem_write T A[+off] [LEN] fill 0x01`: write(2) of these bytes
+    /// to `/proc/T/mem` at the address of `A` in task T (T may be the task
+    /// itself: `/proc/self/mem`): forced GUP, so read-only private memory
+    /// is written too. Succeeds with the byte count.
+    ProcMemWrite {
+        target: Ident,
+        range: Range,
+        data: DataSpec,
+    },
+    /// `proc_mem_read T A[+off] [LEN]`: read(2) of `/proc/T/mem` (forced
+    /// GUP: PROT_NONE and write-only memory read too).
+    ProcMemRead {
+        target: Ident,
+        range: Range,
+    },
+    /// `mbind A[+off] [LEN] local move`: mbind(MPOL_LOCAL, no nodes,
+    /// MPOL_MF_MOVE), which migrates the range's unshared pages.
+    MbindLocalMove(Range),
+    /// `uffdio_copy A[+off] [LEN] fill 0x01`: a userfaultfd registered
+    /// (MISSING) over the range, UFFDIO_COPY of these bytes into it, closed.
+    UffdioCopy(Range, DataSpec),
+    /// `process_vm_readv T A[+off] [LEN] into B[+off]` (task T's A → this
+    /// task's B) and `process_vm_writev T A[+off] [LEN] from B[+off]` (this
+    /// task's B → T's A): `remote` names T's memory, `local` the caller's.
+    ProcessVm {
+        write: bool,
+        target: Ident,
+        remote: Range,
+        local: Ident,
+        local_off: Option<Spanned<u64>>,
+    },
+    /// `odirect pread A[+off] [LEN] from F[+off]` (file → buffer) and
+    /// `odirect pwrite A[+off] [LEN] to F[+off]` (buffer → file), through a
+    /// descriptor with O_DIRECT set.
+    DirectIo {
+        write: bool,
+        buf: Range,
+        file: Ident,
+        file_off: Option<Spanned<u64>>,
+    },
 }
 
 /// The operations a `race { }` block can run: those whose kernel path is
@@ -529,6 +575,14 @@ impl Op {
             Op::Shmat(_) => "shmat",
             Op::Shmdt(_) => "shmdt",
             Op::ShmRmid(_) => "shmctl",
+            Op::ProcMemWrite { .. } => "proc_mem_write",
+            Op::ProcMemRead { .. } => "proc_mem_read",
+            Op::MbindLocalMove(_) => "mbind",
+            Op::UffdioCopy(..) => "uffdio_copy",
+            Op::ProcessVm { write: false, .. } => "process_vm_readv",
+            Op::ProcessVm { write: true, .. } => "process_vm_writev",
+            Op::DirectIo { write: false, .. } => "odirect pread",
+            Op::DirectIo { write: true, .. } => "odirect pwrite",
         }
     }
 
@@ -598,6 +652,10 @@ pub enum PagePred {
     PmdMapped,
     /// Present and mapped by a PTE.
     PteMapped,
+    /// pagemap's soft-dirty bit (PM_SOFT_DIRTY, bit 55): the entry, or
+    /// the VMA (VM_SOFTDIRTY), was written since the last
+    /// `clear_soft_dirty`; holes of a soft-dirty VMA show it too.
+    SoftDirty,
 }
 
 pub const PAGE_PREDS: &[(&str, PagePred)] = &[
@@ -614,6 +672,7 @@ pub const PAGE_PREDS: &[(&str, PagePred)] = &[
     ("pagecache", PagePred::Pagecache),
     ("pmd_mapped", PagePred::PmdMapped),
     ("pte_mapped", PagePred::PteMapped),
+    ("soft_dirty", PagePred::SoftDirty),
 ];
 
 impl fmt::Display for PagePred {

@@ -102,6 +102,9 @@ pub struct MmapCall {
     pub prot: Prot,
     pub shared: bool,
     pub fixed: bool,
+    /// With `fixed`: MAP_FIXED_NOREPLACE instead of MAP_FIXED.
+    #[serde(default)]
+    pub noreplace: bool,
     pub noreserve: bool,
     pub hugetlb: Option<u64>,
     pub populate: bool,
@@ -128,12 +131,15 @@ pub enum Call {
         len: u64,
         advice: Advice,
     },
-    /// `new_addr: Some` is MREMAP_MAYMOVE|MREMAP_FIXED; `None` is MAYMOVE.
+    /// `new_addr: Some` is MREMAP_MAYMOVE|MREMAP_FIXED; `None` is MAYMOVE;
+    /// `dontunmap` adds MREMAP_DONTUNMAP.
     Mremap {
         old_addr: u64,
         old_len: u64,
         new_len: u64,
         new_addr: Option<u64>,
+        #[serde(default)]
+        dontunmap: bool,
     },
     Fork,
     /// _exit(code).
@@ -274,6 +280,49 @@ pub enum Call {
         offset: u64,
         len: u64,
     },
+    /// `pwrite()` of `data` at offset `addr` of `/proc/TASK/mem`; returns
+    /// the count written.
+    ProcMemWrite {
+        task: TaskId,
+        addr: u64,
+        data: Contents,
+    },
+    /// mbind(addr, len, MPOL_LOCAL, NULL, 0x7ff, MPOL_MF_MOVE).
+    MbindLocalMove {
+        addr: u64,
+        len: u64,
+    },
+    /// userfaultfd(), UFFDIO_API, UFFDIO_REGISTER (MISSING) over the
+    /// range, UFFDIO_COPY of `data` to `addr`, close().
+    UffdioCopy {
+        addr: u64,
+        data: Contents,
+    },
+    /// `pread()` of `len` bytes at offset `addr` of `/proc/TASK/mem`.
+    ProcMemRead {
+        task: TaskId,
+        addr: u64,
+        len: u64,
+    },
+    /// process_vm_readv (`write` false: `task`'s `remote` → the caller's
+    /// `local`) or process_vm_writev (the caller's `local` → `task`'s
+    /// `remote`), one iovec each side.
+    ProcessVm {
+        write: bool,
+        task: TaskId,
+        remote: u64,
+        local: u64,
+        len: u64,
+    },
+    /// pread (`write` false: file → buffer) or pwrite (buffer → file) with
+    /// O_DIRECT set on the descriptor for the call.
+    DirectIo {
+        write: bool,
+        fd: Fd,
+        file_offset: u64,
+        addr: u64,
+        len: u64,
+    },
 }
 
 /// What a successful call returned.
@@ -377,6 +426,8 @@ pub struct PageObs {
     /// This page's own mapcount, `folio_precise_page_mapcount()` (live:
     /// /proc/kpagecount with CONFIG_PAGE_MAPCOUNT=y).
     pub page_mapcount: Option<i64>,
+    /// pagemap's PM_SOFT_DIRTY (bit 55), present or not.
+    pub soft_dirty: bool,
 }
 
 /// Model-only counters of the folio mapped at an address.
@@ -467,6 +518,16 @@ pub trait Backend {
     fn state_view(&mut self) -> Option<mm::view::StateView> {
         None
     }
+
+    /// Whether the runner should narrate: the kernel's decision lines and
+    /// the counter deltas of the pages a step touched. Drivers that only
+    /// judge outcomes (`cowlab selftest`, the policy lab) turn it off so a
+    /// step costs the operation and its checks, not the observations around
+    /// it; outcomes, checks and kernel log lines (`expect log`) are the same
+    /// either way.
+    fn narrates(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
@@ -484,6 +545,7 @@ mod tests {
                 prot: Prot { read: true, write: false, exec: true },
                 shared: true,
                 fixed: false,
+                noreplace: false,
                 noreserve: true,
                 hugetlb: Some(2 << 20),
                 populate: false,

@@ -17,6 +17,7 @@
 use crate::ast::*;
 use crate::backend::Feature;
 use crate::diag::{Diagnostic, Span};
+use mm::direct_io::DIO_ALIGN;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const PAGE: u64 = 4096;
@@ -190,6 +191,14 @@ impl Checker {
 
     /// Can `task` use the name `name` (see [`Task::parent`])? Pins are
     /// never inherited.
+    /// No live task that can name pipe `p` still has its write end open:
+    /// a read of the empty pipe returns end of file at once
+    /// (fs/pipe.c: pipe_read()) instead of blocking.
+    fn pipe_writers_gone(&self, p: &str) -> bool {
+        let write_end = (p.to_string(), Some(PipeEnd::Write));
+        self.tasks.iter().all(|(n, t)| t.dead.is_some() || !self.visible(n, p) || t.closed.contains_key(&write_end))
+    }
+
     fn visible(&self, task: &str, name: &str) -> bool {
         let Some(def) = self.names.get(name) else { return false };
         let (mut cur, mut limit) = (task, usize::MAX);
@@ -510,7 +519,7 @@ impl Checker {
             self.err(b.span, format!("`{}` does not produce anything to name", step.op.keyword()));
         }
         if let Some(e) = &step.expect {
-            if matches!(e.value, StepExpect::Data(_) | StepExpect::SameAs(_)) && !matches!(step.op, Op::Read(_)) {
+            if matches!(e.value, StepExpect::Data(_) | StepExpect::SameAs(_)) && !matches!(step.op, Op::Read(_) | Op::ProcMemRead { .. }) {
                 self.err(e.span, "contents can only be expected from a `read`")
                     .notes
                     .push("read the data, e.g. `P: read A expect fill 0x00`".into());
@@ -527,7 +536,7 @@ impl Checker {
                 }
             }
         }
-        if matches!(step.op, Op::Read(_)) {
+        if matches!(step.op, Op::Read(_) | Op::ProcMemRead { .. }) {
             self.reads.insert(self.steps);
         }
         for (n, end) in self.fd_uses(&step.op) {
@@ -559,6 +568,11 @@ impl Checker {
                         self.err(a.span, format!("`align=` must be a power of two of at least 4K, not {}", fmt_hex_size(a.value)))
                             .expected
                             .push("a size like 2M or 64K".into());
+                    }
+                    if m.fixed.is_some() {
+                        self.err(a.span, "`align=` places a mapping the kernel chooses; with `fixed=` the address is given")
+                            .expected
+                            .push("either align= or fixed=".into());
                     }
                 }
                 if let Some(o) = &m.offset {
@@ -730,7 +744,7 @@ impl Checker {
                                 self.err(r.span, "how many bytes? a pipe has no size")
                                     .expected
                                     .push(format!("`read {} 4K …`", r.name.value));
-                            } else if have == 0 && !lenient {
+                            } else if have == 0 && !lenient && !self.pipe_writers_gone(&r.name.value) {
                                 self.err(r.name.span, format!("pipe `{}` has no data here: the read would block forever", r.name.value))
                                     .notes
                                     .push("nothing was written or vmspliced into it before this line".into());
@@ -863,6 +877,41 @@ impl Checker {
                     }
                 }
             }
+            Op::ProcessVm { target, remote, local, local_off, .. } => {
+                // The remote range is judged in the target's address space,
+                // the local place in the caller's; the kernel takes any
+                // lengths and alignments.
+                let mut len = None;
+                // An ended target is allowed: the kernel's answer is ESRCH.
+                if self.task(target, true) {
+                    if let Some(k) = self.name(&target.value, &remote.name, &["a region"]) {
+                        len = self.region_range(remote, &k, false, lenient || fails);
+                    }
+                }
+                if let Some(k) = self.name(&t, local, &["a region"]) {
+                    let at = Range {
+                        name: local.clone(),
+                        offset: local_off.clone(),
+                        len: len.map(|l| Spanned::new(l, remote.span)),
+                        span: local_off.as_ref().map(|o| local.span.to(o.span)).unwrap_or(local.span),
+                    };
+                    self.region_range(&at, &k, false, lenient || fails);
+                }
+            }
+            Op::DirectIo { buf, file, file_off, .. } => {
+                self.out.needs.push((idx, Feature::Files));
+                if let Some(k) = self.name(&t, &buf.name, &["a region"]) {
+                    if let Some(l) = self.region_range(buf, &k, false, lenient || fails) {
+                        let off = file_off.as_ref().map(|o| o.value).unwrap_or(0);
+                        if !lenient && !fails && !(l | off).is_multiple_of(DIO_ALIGN) {
+                            self.err(buf.span, format!("O_DIRECT needs the length and the file offset {DIO_ALIGN}-byte aligned"))
+                                .notes
+                                .push("write `expect EINVAL` to test the kernel's answer".into());
+                        }
+                    }
+                }
+                self.name(&t, file, &["a file"]);
+            }
             Op::Mmget(target) => {
                 self.out.needs.push((idx, Feature::MmHold));
                 if self.task(target, false) {
@@ -906,6 +955,32 @@ impl Checker {
             Op::ShmRmid(seg) => {
                 self.name(&t, seg, &["a shm segment"]);
             }
+            Op::ProcMemWrite { target, range, data } => {
+                let dlen = match data {
+                    DataSpec::Bytes(b) => Some(b.len() as u64),
+                    DataSpec::Fill(_) => None,
+                };
+                self.task_range(target, range, dlen, lenient || fails);
+            }
+            Op::MbindLocalMove(r) => {
+                if let Some(k) = self.name(&t, &r.name, &["a region"]) {
+                    self.region_range(r, &k, true, lenient || fails);
+                }
+            }
+            Op::UffdioCopy(r, data) => {
+                let dlen = match data {
+                    DataSpec::Bytes(b) => Some(b.len() as u64),
+                    DataSpec::Fill(_) => None,
+                };
+                self.task_range(&step.task, r, dlen, lenient || fails);
+            }
+            Op::ProcMemRead { target, range } => {
+                let dlen = match expect {
+                    Some(StepExpect::Data(DataSpec::Bytes(b))) => Some(b.len() as u64),
+                    _ => None,
+                };
+                self.task_range(target, range, dlen, lenient || fails);
+            }
             Op::Mmput(h) => {
                 self.out.needs.push((idx, Feature::MmHold));
                 if let Some(Kind::Hold { task }) = self.name(&t, h, &["an mm handle"]) {
@@ -936,6 +1011,31 @@ impl Checker {
         }
     }
 
+    /// A range in `target`'s address space (`proc_mem_write`,
+    /// `proc_mem_read`; `uffdio_copy` in the task's own): the task is
+    /// alive and the range names a region of it; `dlen` is the byte count
+    /// the data (or the expected data) implies, which a written length
+    /// must match.
+    fn task_range(&mut self, target: &Ident, r: &Range, dlen: Option<u64>, lenient: bool) {
+        if !self.task(target, false) {
+            return;
+        }
+        if let (Some(d), Some(l)) = (dlen, &r.len) {
+            if d != l.value {
+                self.err(l.span, format!("length {} but {d} bytes are given", l.value))
+                    .notes
+                    .push("leave the length out; it comes from the bytes".into());
+            }
+        }
+        if let Some(k) = self.name(&target.value, &r.name, &["a region"]) {
+            let mut r2 = r.clone();
+            if r2.len.is_none() {
+                r2.len = dlen.map(|d| Spanned::new(d, r.span));
+            }
+            self.region_range(&r2, &k, false, lenient);
+        }
+    }
+
     /// The file descriptors an operation uses, with the pipe end for pipes.
     fn fd_uses<'a>(&self, op: &'a Op) -> Vec<(&'a Ident, Option<PipeEnd>)> {
         let kind = |n: &Ident| self.names.get(&n.value).map(|d| d.kind.clone());
@@ -951,6 +1051,7 @@ impl Checker {
             Op::Vmsplice { pipe, .. } => vec![(pipe, Some(PipeEnd::Write))],
             Op::IoUringRegister { ring, .. } | Op::IoUringUnregister(ring) => vec![(ring, None)],
             Op::IoUringFixed { ring, file, .. } => vec![(ring, None), (file, None)],
+            Op::DirectIo { file, .. } => vec![(file, None)],
             Op::Close { name, end } => vec![(name, end.as_ref().map(|e| e.value))],
             Op::Fallocate { file, .. } => vec![(&file.name, None)],
             _ => vec![],
@@ -1062,7 +1163,15 @@ fn expects_count(e: &StepExpect) -> bool {
 
 /// Operations whose success is a byte count.
 fn returns_count(op: &Op) -> bool {
-    matches!(op, Op::Vmsplice { .. } | Op::Write(..) | Op::IoUringFixed { .. })
+    matches!(
+        op,
+        Op::Vmsplice { .. }
+            | Op::Write(..)
+            | Op::IoUringFixed { .. }
+            | Op::ProcMemWrite { .. }
+            | Op::ProcessVm { .. }
+            | Op::DirectIo { .. }
+    )
 }
 
 fn binds(op: &Op) -> bool {

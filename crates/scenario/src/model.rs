@@ -8,9 +8,9 @@
 
 use crate::ast::{self, Foll, GupKind, ThpSize};
 use crate::backend::*;
-use mm::kernel::{Kernel, TaskState};
+use mm::kernel::{Kernel, Machine, TaskState};
 
-use mm::policy::{profile_names, Policy, KNOBS};
+use mm::policy::{profile_names, Policy};
 use mm::types::{HugeSize, Pid, SysError};
 use std::collections::BTreeMap;
 
@@ -71,8 +71,9 @@ impl ModelBackend {
         ModelBackend { kernel, ..ModelBackend::new().with_self_check(false) }
     }
 
-    /// Turns the kernel's event log (the "what the kernel did" lines of the
-    /// trace) off or on; outcomes and counters are the same either way.
+    /// Turns the trace (the "what the kernel did" lines and the counter
+    /// deltas, see [`Backend::narrates`]) off or on; outcomes, counters and
+    /// kernel log lines are the same either way.
     pub fn with_trace(mut self, on: bool) -> ModelBackend {
         self.trace = on;
         self.kernel.set_event_log(on);
@@ -169,13 +170,15 @@ impl Backend for ModelBackend {
         let Some(mut p) = Policy::profile(profile) else {
             return Err(ConfigError::UnknownProfile { known: profile_names().iter().map(|s| s.to_string()).collect() });
         };
+        let mut machine = Machine::default();
         for (index, (k, v)) in knobs.iter().enumerate() {
-            if let Err(message) = p.set(k, v) {
-                let _ = KNOBS;
+            let r = machine.set(k, v).unwrap_or_else(|| p.set(k, v));
+            if let Err(message) = r {
                 return Err(ConfigError::Knob { index, message });
             }
         }
         self.kernel = Kernel::new(p);
+        self.kernel.machine = machine;
         self.kernel.set_event_log(self.trace);
         Ok(())
     }
@@ -240,8 +243,8 @@ impl Backend for ModelBackend {
                     len: m.len,
                     prot: prot(m.prot),
                     shared: m.shared,
-                    fixed: m.fixed,
-                    fixed_noreplace: false,
+                    fixed: m.fixed && !m.noreplace,
+                    fixed_noreplace: m.fixed && m.noreplace,
                     noreserve: m.noreserve,
                     hugetlb: match m.hugetlb {
                         Some(h) => Some(huge(h)?),
@@ -256,8 +259,9 @@ impl Backend for ModelBackend {
             Call::Munmap { addr, len } => k.munmap(p, *addr, *len).map(|_| Ret::Done),
             Call::Mprotect { addr, len, prot: pr } => k.mprotect(p, *addr, *len, prot(*pr)).map(|_| Ret::Done),
             Call::Madvise { addr, len, advice: a } => k.madvise(p, *addr, *len, advice(*a)?).map(|_| Ret::Done),
-            Call::Mremap { old_addr, old_len, new_len, new_addr } => {
-                k.mremap(p, *old_addr, *old_len, *new_len, true, *new_addr).map(Ret::Addr)
+            Call::Mremap { old_addr, old_len, new_len, new_addr, dontunmap } => {
+                let flags = mm::mremap::MremapFlags { maymove: true, dontunmap: *dontunmap };
+                k.mremap(p, *old_addr, *old_len, *new_len, flags, *new_addr).map(Ret::Addr)
             }
             Call::Fork => k.fork(p).map(|c| Ret::Task(TaskId(c.0))),
             Call::Exit { code } => k.exit(p).map(|_| {
@@ -347,6 +351,16 @@ impl Backend for ModelBackend {
                 Ok(h) => self.kernel.mmput(p, mm::kernel::MmHold(h)).map(|_| Ret::Done),
                 Err(_) => return Err(Failure::Backend(format!("no mm hold {hold}"))),
             },
+            Call::MbindLocalMove { addr, len } => k.do_mbind(p, *addr, *len).map(|_| Ret::Done),
+            Call::UffdioCopy { addr, data: d } => k.uffdio_copy(p, *addr, d).map(|_| Ret::Done),
+            Call::ProcMemWrite { task: t, addr, data: d } => k.proc_mem_write(p, pid(*t), *addr, d).map(Ret::Count),
+            Call::ProcMemRead { task: t, addr, len } => k.proc_mem_read(p, pid(*t), *addr, *len).map(Ret::Data),
+            Call::ProcessVm { write, task: target, remote, local, len } => {
+                k.process_vm_rw(p, pid(*target), *local, *remote, *len, *write).map(Ret::Count)
+            }
+            Call::DirectIo { write, fd: f, file_offset, addr, len } => {
+                k.direct_io(p, fd(*f), *file_offset, *addr, *len, *write).map(Ret::Count)
+            }
             Call::ReadPinned { pin, offset, len } => match self.pins.get(&pin.0) {
                 Some((_, h)) => self.kernel.gup_read(*h, *offset, *len).map(Ret::Data),
                 None => return Err(Failure::Backend(format!("no pin {} (already released)", pin.0))),
@@ -360,7 +374,7 @@ impl Backend for ModelBackend {
         let e = k.pagemap(pid(task), addr).map_err(|e| e.to_string())?;
         if !e.present && !e.swapped {
             let vma = k.task_mm(pid(task)).is_some_and(|m| k.mm(m).vma(addr).is_some());
-            return Ok(vma.then(PageObs::default));
+            return Ok(vma.then(|| PageObs { soft_dirty: e.soft_dirty, ..PageObs::default() }));
         }
         // PageAnonExclusive is a folio (page) flag, not a pagemap bit.
         let info = k.folio_info(pid(task), addr).ok().flatten();
@@ -373,6 +387,7 @@ impl Backend for ModelBackend {
             page_mapcount: k.page_mapcount(pid(task), addr).ok().flatten(),
             present: e.present,
             swapped: e.swapped,
+            soft_dirty: e.soft_dirty,
             pfn: e.pfn,
             zero_page: e.zero_page,
             thp: e.thp,
@@ -434,5 +449,9 @@ impl Backend for ModelBackend {
 
     fn state_view(&mut self) -> Option<mm::view::StateView> {
         self.state_views.then(|| self.kernel.view())
+    }
+
+    fn narrates(&self) -> bool {
+        self.trace
     }
 }

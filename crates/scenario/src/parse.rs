@@ -404,10 +404,24 @@ fn prot(i: &mut In<'_>) -> PResult<Prot> {
     Ok(parse_prot(w).unwrap_or(Prot { read: false, write: false, exec: false }))
 }
 
-const MMAP_OPTIONS: &[&str] =
-    &["private", "shared", "anon", "file", "r", "rw", "none", "fixed=", "offset=", "noreserve", "hugetlb=", "populate", "align="];
+const MMAP_OPTIONS: &[&str] = &[
+    "private",
+    "shared",
+    "anon",
+    "file",
+    "r",
+    "rw",
+    "none",
+    "fixed=",
+    "fixed_noreplace=",
+    "offset=",
+    "noreserve",
+    "hugetlb=",
+    "populate",
+    "align=",
+];
 
-/// `mmap SIZE [private|shared] [anon|file F] [PROT] [fixed=ADDR] [offset=N]
+/// `mmap SIZE [private|shared] [anon|file F] [PROT] [fixed=ADDR|fixed_noreplace=ADDR] [offset=N]
 /// [noreserve] [hugetlb=SIZE] [populate] [align=SIZE]`, options in any order.
 fn mmap_args(i: &mut In<'_>) -> PResult<MmapArgs> {
     let len = size(i)?;
@@ -417,6 +431,7 @@ fn mmap_args(i: &mut In<'_>) -> PResult<MmapArgs> {
         backing: Backing::Anon,
         prot: Prot { read: true, write: true, exec: false },
         fixed: None,
+        noreplace: false,
         offset: None,
         noreserve: false,
         hugetlb: None,
@@ -435,7 +450,7 @@ fn mmap_args(i: &mut In<'_>) -> PResult<MmapArgs> {
         let group: &'static str = match w {
             "private" | "shared" => "sharing",
             "anon" | "file" => "backing",
-            "fixed" => "fixed",
+            "fixed" | "fixed_noreplace" => "fixed",
             "offset" => "offset",
             "noreserve" => "noreserve",
             "hugetlb" => "hugetlb",
@@ -455,9 +470,10 @@ fn mmap_args(i: &mut In<'_>) -> PResult<MmapArgs> {
             "file" => a.backing = Backing::File(cut(ident(i, "a file name"))?),
             "noreserve" => a.noreserve = true,
             "populate" => a.populate = true,
-            "fixed" => {
+            "fixed" | "fixed_noreplace" => {
                 cut(punct(i, "="))?;
                 a.fixed = Some(cut(addr(i))?);
+                a.noreplace = w == "fixed_noreplace";
             }
             "offset" => {
                 cut(punct(i, "="))?;
@@ -516,6 +532,13 @@ const OPS: &[&str] = &[
     "shmat",
     "shmdt",
     "shmctl",
+    "proc_mem_write",
+    "proc_mem_read",
+    "mbind",
+    "uffdio_copy",
+    "process_vm_readv",
+    "process_vm_writev",
+    "odirect",
     "expect",
 ];
 
@@ -576,7 +599,8 @@ fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
                 Some(_) => Some(cut(addr(i))?),
                 None => None,
             };
-            Op::Mremap { old, new_len, to }
+            let dontunmap = opt_keyword(i, "dontunmap").is_some();
+            Op::Mremap { old, new_len, to, dontunmap }
         }
         "fork" => Op::Fork(cut(ident(i, "a name for the child task"))?),
         "exit" => {
@@ -677,6 +701,41 @@ fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
             let seg = cut(ident(i, "a shm segment name"))?;
             cut(keyword(i, "rmid"))?;
             Op::ShmRmid(seg)
+        }
+        "proc_mem_write" => {
+            let target = cut(ident(i, "the task whose /proc/PID/mem is written"))?;
+            let range = cut(range(i, "a region name"))?;
+            Op::ProcMemWrite { target, range, data: cut(data_spec(i))? }
+        }
+        "mbind" => {
+            let r = cut(range(i, "a region name"))?;
+            cut(keyword(i, "local"))?;
+            cut(keyword(i, "move"))?;
+            Op::MbindLocalMove(r)
+        }
+        "uffdio_copy" => {
+            let r = cut(range(i, "a region name"))?;
+            Op::UffdioCopy(r, cut(data_spec(i))?)
+        }
+        "proc_mem_read" => {
+            let target = cut(ident(i, "the task whose /proc/PID/mem is read"))?;
+            Op::ProcMemRead { target, range: cut(range(i, "a region name"))? }
+        }
+        "process_vm_readv" | "process_vm_writev" => {
+            let write = w == "process_vm_writev";
+            let target = cut(ident(i, "the task whose memory is read or written"))?;
+            let remote = cut(range(i, "a region name (in that task)"))?;
+            cut(keyword(i, if write { "from" } else { "into" }))?;
+            let (local, local_off) = cut(name_offset(i, "a region name (in this task)"))?;
+            Op::ProcessVm { write, target, remote, local, local_off }
+        }
+        "odirect" => {
+            let (w, _) = cut(one_of_words(i, &["pread", "pwrite"]))?;
+            let write = w == "pwrite";
+            let buf = cut(range(i, "a region name"))?;
+            cut(keyword(i, if write { "to" } else { "from" }))?;
+            let (file, file_off) = cut(name_offset(i, "a file name"))?;
+            Op::DirectIo { write, buf, file, file_off }
         }
         other => {
             let list = if bound { BINDING_OPS } else { OPS };

@@ -119,7 +119,7 @@ impl Env {
     fn seers(&self, name: &str) -> Vec<(&String, &TaskRt)> {
         let Some((owner, seq)) = self.defined_by.get(name) else { return Vec::new() };
         let pin = matches!(self.vals.get(name), Some(Val::Pin { .. } | Val::Hold(_)));
-        let mut sees: BTreeMap<&str, bool> = BTreeMap::new();
+        let mut sees: std::collections::HashMap<&str, bool> = std::collections::HashMap::with_capacity(self.created.len());
         let mut out = Vec::new();
         for tname in &self.created {
             let Some(t) = self.tasks.get(tname) else { continue };
@@ -439,6 +439,11 @@ fn mmap_aligned(be: &mut dyn Backend, task: TaskId, m: &MmapCall, align: u64) ->
     Ok(Ret::Addr(start))
 }
 
+/// The backend's id of a named task.
+fn task_id(env: &Env, t: &Ident) -> Result<TaskId, String> {
+    env.tasks.get(&t.value).map(|rt| rt.id).ok_or_else(|| format!("task `{}` was never created (an earlier step failed)", t.value))
+}
+
 /// Builds the backend call for an operation.
 fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
     let fd_of = |n: &Ident| match env.vals.get(&n.value) {
@@ -456,6 +461,7 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
             prot: m.prot,
             shared: m.shared,
             fixed: m.fixed.is_some(),
+            noreplace: m.noreplace,
             noreserve: m.noreserve,
             hugetlb: m.hugetlb.as_ref().map(|h| h.value),
             populate: m.populate,
@@ -476,7 +482,7 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
             let (addr, len) = region(env, r)?;
             Call::Madvise { addr, len, advice: a.value }
         }
-        Op::Mremap { old, new_len, to } => {
+        Op::Mremap { old, new_len, to, dontunmap } => {
             let (old_addr, old_len) = region(env, old)?;
             Call::Mremap {
                 old_addr,
@@ -486,6 +492,7 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
                     Some(a) => Some(resolve_addr(env, a)?),
                     None => None,
                 },
+                dontunmap: *dontunmap,
             }
         }
         Op::Fork(_) => Call::Fork,
@@ -599,6 +606,51 @@ fn build_call(step: &Step, env: &Env) -> Result<Call, String> {
             Some(Val::Region { addr, .. }) => Call::Shmdt { addr: *addr },
             _ => return Err(format!("`{}` was never created (an earlier step failed)", r.value)),
         },
+        Op::ProcMemWrite { target, range, data } => {
+            let mut r = range.clone();
+            if let (None, Some(l)) = (&r.len, data_len(data)) {
+                r.len = Some(Spanned::new(l, range.span));
+            }
+            let (addr, len) = region(env, &r)?;
+            Call::ProcMemWrite { task: task_id(env, target)?, addr, data: data_of(data, len) }
+        }
+        Op::MbindLocalMove(r) => {
+            let (addr, len) = region(env, r)?;
+            Call::MbindLocalMove { addr, len }
+        }
+        Op::UffdioCopy(range, data) => {
+            let mut r = range.clone();
+            if let (None, Some(l)) = (&r.len, data_len(data)) {
+                r.len = Some(Spanned::new(l, range.span));
+            }
+            let (addr, len) = region(env, &r)?;
+            Call::UffdioCopy { addr, data: data_of(data, len) }
+        }
+        Op::ProcMemRead { target, range } => {
+            let exp_len = match &step.expect {
+                Some(Spanned { value: StepExpect::Data(d), .. }) => data_len(d),
+                _ => None,
+            };
+            let mut r = range.clone();
+            if let (None, Some(l)) = (&r.len, exp_len) {
+                r.len = Some(Spanned::new(l, range.span));
+            }
+            let (addr, len) = region(env, &r)?;
+            Call::ProcMemRead { task: task_id(env, target)?, addr, len }
+        }
+        Op::ProcessVm { write, target, remote, local, local_off } => {
+            let task = task_id(env, target)?;
+            let (remote, len) = region(env, remote)?;
+            let local = match env.vals.get(&local.value) {
+                Some(Val::Region { addr, .. }) => addr.saturating_add(local_off.as_ref().map(|o| o.value).unwrap_or(0)),
+                _ => return Err(format!("`{}` was never created (an earlier step failed)", local.value)),
+            };
+            Call::ProcessVm { write: *write, task, remote, local, len }
+        }
+        Op::DirectIo { write, buf, file, file_off } => {
+            let (addr, len) = region(env, buf)?;
+            Call::DirectIo { write: *write, fd: fd_of(file)?, file_offset: file_off.as_ref().map(|o| o.value).unwrap_or(0), addr, len }
+        }
     })
 }
 
@@ -627,7 +679,8 @@ fn touched(step: &Step, env: &Env, task: &str) -> Vec<(String, u64)> {
             Some(Val::Pin { region, off, .. }) => vec![(region.clone(), off + r.off())],
             _ => vec![],
         },
-        Op::Vmsplice { range, .. } | Op::Gup { range, .. } => one(range),
+        Op::Vmsplice { range, .. } | Op::Gup { range, .. } | Op::ProcMemWrite { range, .. } | Op::ProcMemRead { range, .. } => one(range),
+        Op::MbindLocalMove(r) | Op::UffdioCopy(r, _) => one(r),
         Op::IoUringRegister { bufs, .. } => bufs
             .iter()
             .flat_map(|b| match b {
@@ -635,7 +688,10 @@ fn touched(step: &Step, env: &Env, task: &str) -> Vec<(String, u64)> {
                 IoVec::Sparse(_) => vec![],
             })
             .collect(),
-        Op::IoUringFixed { buf, .. } => one(buf),
+        Op::IoUringFixed { buf, .. } | Op::DirectIo { buf, .. } => one(buf),
+        Op::ProcessVm { remote, local, local_off, .. } => {
+            vec![(remote.name.value.clone(), remote.off()), (local.value.clone(), local_off.as_ref().map(|o| o.value).unwrap_or(0))]
+        }
         Op::Unpin(h) => match env.vals.get(&h.value) {
             Some(Val::Pin { region, off, .. }) => vec![(region.clone(), *off)],
             _ => vec![],
@@ -797,8 +853,8 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
             return sr;
         }
     };
-    let places = touched(step, env, &tname);
-    let before = observe(be, env, &places);
+    let narrate = be.narrates();
+    let before = if narrate { observe(be, env, &touched(step, env, &tname)) } else { BTreeMap::new() };
     let res = match (&step.op, &call) {
         (Op::Mmap(MmapArgs { align: Some(al), .. }), Call::Mmap(m)) if !m.fixed => mmap_aligned(be, task.id, m, al.value),
         _ => be.call(task.id, &call),
@@ -834,13 +890,9 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
             }
         }
     }
-    let places = touched(step, env, &tname);
-    let after = observe(be, env, &places);
-    let mut keys: Vec<_> = before.keys().chain(after.keys()).cloned().collect();
-    keys.sort();
-    keys.dedup();
-    for k in keys {
-        if let Some(d) = delta(&k.0, &k.1, k.2, before.get(&k), after.get(&k)) {
+    let after = if narrate { observe(be, env, &touched(step, env, &tname)) } else { BTreeMap::new() };
+    for (k, b, a) in merge_join(&before, &after) {
+        if let Some(d) = delta(&k.0, &k.1, k.2, b, a) {
             sr.deltas.push(d);
         }
     }
@@ -899,6 +951,30 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
         sr.checks.push(Check { line: item.line, column: 1, text: "model invariants".into(), status: Status::Fail, detail: Some(e) });
     }
     sr
+}
+
+/// Every key of two maps once, in order, with its value in each: a merge
+/// of the two sorted key sequences (no keys copied or sorted again).
+fn merge_join<'a, K: Ord, V>(x: &'a BTreeMap<K, V>, y: &'a BTreeMap<K, V>) -> Vec<(&'a K, Option<&'a V>, Option<&'a V>)> {
+    use std::cmp::Ordering;
+    let (mut xi, mut yi) = (x.iter().peekable(), y.iter().peekable());
+    let mut out = Vec::with_capacity(x.len().max(y.len()));
+    loop {
+        let order = match (xi.peek(), yi.peek()) {
+            (None, None) => return out,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((a, _)), Some((b, _))) => a.cmp(b),
+        };
+        out.push(
+            match order {
+                Ordering::Less => xi.next().map(|(k, v)| (k, Some(v), None)),
+                Ordering::Greater => yi.next().map(|(k, v)| (k, None, Some(v))),
+                Ordering::Equal => xi.next().zip(yi.next()).map(|((k, v), (_, w))| (k, Some(v), Some(w))),
+            }
+            .expect("peeked"),
+        );
+    }
 }
 
 /// Whether a call's result is the outcome `e` allows (`Outcome`,
@@ -1111,6 +1187,7 @@ fn page_pred(pred: PagePred, p: Option<&PageObs>) -> Result<bool, &'static str> 
         PagePred::Thp => p.present && p.thp,
         PagePred::Hugetlb => p.present && p.hugetlb,
         PagePred::Exclusive => p.present && p.exclusive,
+        PagePred::SoftDirty => p.soft_dirty,
         _ if !p.present => false,
         PagePred::AnonExclusive => known(p.anon_exclusive, "PageAnonExclusive of this page")?,
         PagePred::Writable => known(p.writable, "the PTE write bit")?,
@@ -1234,6 +1311,7 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
             let mut first = None;
             for &a in &addrs {
                 let where_ = at(loc, addrs[0], a);
+                let mut small_pin = None;
                 // Mapcounts come with the page where the backend sees them
                 // (live: /proc/kpagecount); refcount and pincount need the
                 // folio's counters.
@@ -1267,7 +1345,12 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
                         match be.folio(t, a) {
                             Ok(Some(f)) => match counter.value {
                                 Counter::Refcount => f.refcount,
-                                Counter::Pincount => f.pincount,
+                                Counter::Pincount => {
+                                    if f.order == 0 {
+                                        small_pin = Some(f.refcount);
+                                    }
+                                    f.pincount
+                                }
                                 _ => f.mapcount,
                             },
                             Ok(None) => return mk(Status::Fail, Some(format!("no folio is mapped at {where_}"))),
@@ -1275,8 +1358,17 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
                         }
                     }
                 };
-                let detail =
+                let mut detail =
                     if addrs.len() > 1 { format!("{where_}: {} is {v}", counter.value) } else { format!("{} is {v}", counter.value) };
+                if let Some(rc) = small_pin {
+                    // include/linux/mm.h: a small folio has no pincount
+                    // field; folio_maybe_dma_pinned() reads the refcount.
+                    detail.push_str(&format!(
+                        " (a small folio has no pincount: each FOLL_PIN adds GUP_PIN_COUNTING_BIAS = 1024 to its refcount, \
+                         which is {rc}; pinned at most {} time(s))",
+                        rc / 1024
+                    ));
+                }
                 if !cmp.holds(v, *value) {
                     return mk(Status::Fail, Some(detail));
                 }

@@ -38,9 +38,9 @@ fn size(r: u64) -> String {
 }
 
 /// Lengths for operations that touch every page they cover (faults, GUP,
-/// population): the model has no RAM limit for anonymous and page-cache
-/// memory yet (issue 16, "a machine size"), so a length of terabytes there
-/// would run as long as the kernel needs to fill that much memory.
+/// population) on a machine of the default size (4 GiB): filling it takes
+/// a second, too long for a case. On a small machine ([`MACHINES`]) writes
+/// get terabytes too ([`Gen::touch`]), so running out of RAM is fuzzed.
 fn small(r: u64) -> String {
     const SIZES: [&str; 9] = ["4K", "8K", "12K", "64K", "2M", "4M", "0", "1", "4097"];
     SIZES[(r % SIZES.len() as u64) as usize].to_string()
@@ -60,12 +60,38 @@ fn offset(r: u64) -> String {
 #[derive(Default)]
 struct Gen {
     out: String,
+    /// The machine has little RAM: touching lengths may be huge.
+    small_ram: bool,
     /// Live tasks, each with the names it sees: (name, kind).
     tasks: Vec<(String, Vec<(String, char)>)>,
     next: usize,
 }
 
+/// Machine sizes and limits a case may start with (the first is the
+/// default machine): small RAM under each overcommit mode, few VMAs, few
+/// tasks, RLIMIT_MEMLOCK and RLIMIT_AS.
+const MACHINES: [&str; 5] = [
+    "",
+    "set ram=32M\nset overcommit_memory=1\n",
+    "set ram=64M\nset overcommit_memory=2\nset max_map_count=6\n",
+    "set ram=16M\nset threads_max=3\nset rlimit_memlock=64K\n",
+    "set rlimit_as=64M\nset max_map_count=12\n",
+];
+
 impl Gen {
+    /// A length for a write or an io_uring registration: [`small`], or on a
+    /// small machine also far more than it has, so the fill ends in the OOM
+    /// killer. (Reads, read-only GUP and MADV_POPULATE_READ of untouched
+    /// anonymous memory map the zero page, which takes no RAM but a page
+    /// table entry per page: they stay small.)
+    fn touch(&self, r: u64) -> String {
+        match (self.small_ram, r % 4) {
+            (true, 0) => "0x10000000000".into(),
+            (true, 1) => "64M".into(),
+            _ => small(r),
+        }
+    }
+
     fn fresh(&mut self, prefix: &str) -> String {
         self.next += 1;
         format!("{prefix}{}", self.next)
@@ -89,12 +115,13 @@ impl Gen {
         let t = (b % self.tasks.len() as u64) as usize;
         let tn = self.tasks[t].0.clone();
         let region = |g: &Gen, r: u64| g.pick(t, 'R', r);
-        let line = match a % 24 {
+        let line = match a % 26 {
             0 | 1 => {
                 let n = self.fresh("R");
                 let mut opts = vec![size(c)];
                 for (bit, o) in [(1, "shared"), (2, "noreserve"), (16, "r"), (32, "align=2M"), (64, "fixed=0x7f0000000000")] {
-                    if d & bit != 0 && (d >> 12) % 3 != 0 {
+                    // align= places a mapping the kernel chooses: not with fixed=.
+                    if d & bit != 0 && (d >> 12) % 3 != 0 && !(bit == 64 && d & 32 != 0) {
                         opts.push(o.into());
                     }
                 }
@@ -157,7 +184,7 @@ impl Gen {
                 self.tasks.remove(t);
                 None
             }
-            8..=10 => region(self, c).map(|r| format!("write {r}{} {} fill {}", offset(d), small(d >> 8), d % 256)),
+            8..=10 => region(self, c).map(|r| format!("write {r}{} {} fill {}", offset(d), self.touch(d >> 8), d % 256)),
             11 | 12 => region(self, c).map(|r| format!("read {r}{} {}", offset(d), small(d >> 8))),
             13 => {
                 let n = self.fresh("p");
@@ -183,7 +210,7 @@ impl Gen {
                 Some(format!("{n} = io_uring"))
             }
             17 => match (self.pick(t, 'U', c), region(self, d)) {
-                (Some(u), Some(r)) => Some(format!("io_uring register {u} {r}{} {}", offset(d >> 4), small(d >> 8))),
+                (Some(u), Some(r)) => Some(format!("io_uring register {u} {r}{} {}", offset(d >> 4), self.touch(d >> 8))),
                 _ => None,
             },
             18 => match (self.pick(t, 'U', c), region(self, d), self.pick(t, 'F', d >> 3)) {
@@ -211,6 +238,27 @@ impl Gen {
                 format!("unpin {h}")
             }),
             22 => Some("clear_soft_dirty".into()),
+            23 => {
+                // The target may be any live task, the caller itself too.
+                let tt = (c % self.tasks.len() as u64) as usize;
+                let target = self.tasks[tt].0.clone();
+                match (self.pick(tt, 'R', d), region(self, c >> 3)) {
+                    (Some(r), Some(l)) => Some(if d % 2 == 0 {
+                        format!("process_vm_readv {target} {r}{} {} into {l}{}", offset(d >> 4), small(d >> 8), offset(c >> 5))
+                    } else {
+                        format!("process_vm_writev {target} {r}{} {} from {l}{}", offset(d >> 4), small(d >> 8), offset(c >> 5))
+                    }),
+                    _ => None,
+                }
+            }
+            24 => match (region(self, c), self.pick(t, 'F', d >> 3)) {
+                (Some(r), Some(f)) => Some(if d % 2 == 0 {
+                    format!("odirect pread {r}{} {} from {f}{}", offset(d >> 4), small(d >> 8), offset(c >> 7))
+                } else {
+                    format!("odirect pwrite {r}{} {} to {f}{}", offset(d >> 4), small(d >> 8), offset(c >> 7))
+                }),
+                _ => None,
+            },
             _ => {
                 // A system setting between steps.
                 let s = match c % 5 {
@@ -237,6 +285,9 @@ impl Gen {
 
 fn scenario_text(ops: &[[u64; 4]]) -> String {
     let mut g = Gen::default();
+    let machine = MACHINES[(ops.first().map_or(0, |w| w[3] >> 40) % MACHINES.len() as u64) as usize];
+    g.out.push_str(machine);
+    g.small_ram = machine.contains("ram=");
     for &w in ops {
         g.op(w);
     }

@@ -9,10 +9,7 @@ use scenario::RunOptions;
 use std::path::Path;
 
 /// File → the open divergences.md entry it shows.
-const OPEN: &[(&str, &str)] = &[
-    ("fuzz-shared-fault-around.cow", "§13: no fault-around in the model"),
-    ("fuzz-madvise-collapse-open-einval-aligned-4k.cow", "§12: MADV_COLLAPSE EINVAL not modelled"),
-];
+const OPEN: &[(&str, &str)] = &[("fuzz-shared-fault-around.cow", "§13: no fault-around in the model")];
 
 #[test]
 fn live_scenarios_pass_on_the_model_but_the_open_divergences() {

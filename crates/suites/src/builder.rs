@@ -40,6 +40,12 @@ impl Text {
         self
     }
 
+    /// The last line added fails with `v`.
+    pub fn verdict_last(&mut self, v: Verdict) -> &mut Self {
+        self.verdicts.push((self.lines.len(), v));
+        self
+    }
+
     /// Adds an operation line and returns its step number (operation lines
     /// are numbered from 1 in file order; settings, task declarations,
     /// comments and standalone `expect` lines are not steps).

@@ -295,6 +295,17 @@ fn anon_body(t: &mut Text, case: AnonCase, z: u64, hugetlb: bool) {
 /// The R/O long-term pin test (`do_test_ro_pin()`), through gup_test.
 fn ro_pin(t: &mut Text, variant: PinVariant, fast: bool, z: u64) {
     let z_s = sz(z);
+    ro_pin_setup(t, variant, z);
+    let gup = if fast { "pin_user_pages_fast" } else { "pin_user_pages" };
+    t.judged(format!("P: h = {gup} A {z_s} FOLL_LONGTERM"), Verdict::Fail("PIN_LONGTERM_TEST_START failed".into()));
+    t.line(format!("P: write A {z_s} fill 0xff"));
+    t.judged(format!("P: read h {z_s} expect fill 0xff"), Verdict::Fail("Longterm R/O pin is not reliable".into()));
+    t.line("P: unpin h");
+}
+
+/// What `do_test_ro_pin()` does to the memory before it pins.
+fn ro_pin_setup(t: &mut Text, variant: PinVariant, z: u64) {
+    let z_s = sz(z);
     match variant {
         PinVariant::Shared => {
             t.line("P: fork C");
@@ -310,11 +321,38 @@ fn ro_pin(t: &mut Text, variant: PinVariant, fast: bool, z: u64) {
         }
         PinVariant::Plain => {}
     }
-    let gup = if fast { "pin_user_pages_fast" } else { "pin_user_pages" };
-    t.judged(format!("P: h = {gup} A {z_s} FOLL_LONGTERM"), Verdict::Fail("PIN_LONGTERM_TEST_START failed".into()));
+}
+
+/// The R/O pin test without gup_test, for the anonymous kinds: the pin
+/// is taken by a system call with the same flags, FOLL_PIN without
+/// FOLL_WRITE — GUP-fast by an O_DIRECT pwrite from `A` into a file
+/// (`pin_user_pages_fast()`), slow GUP by a process_vm_readv of `A` by the
+/// task itself (`pin_user_pages_remote()`). Those pins are short-term and
+/// end inside the call, so the test cannot read through them afterwards;
+/// it observes what that read shows instead: whether `A` still maps the
+/// pages the pin took once the write is done. For anonymous memory that
+/// is the same question (docs/selftests.md §4.6): `gup_must_unshare()`
+/// treats short- and long-term R/O pins of anon pages alike, and the write
+/// fault's reuse of an anon-exclusive page does not look at the pin's
+/// references. A hugetlb folio is mapped whole, so its first page stands
+/// for it (a 1 GiB range would be 262144 pagemap lookups).
+fn ro_pin_program(t: &mut Text, variant: PinVariant, fast: bool, z: u64, hugetlb: bool) {
+    let z_s = sz(z);
+    ro_pin_setup(t, variant, z);
+    let pin = if fast {
+        t.line(format!("P: F = tmpfile {z_s} sparse"));
+        t.step(format!("P: odirect pwrite A {z_s} to F"))
+    } else {
+        // The destination in small pages: whether a THP fits there would
+        // depend on where each backend places it.
+        t.line(format!("P: B = mmap {z_s}"));
+        t.line("P: madvise B nohugepage");
+        t.step(format!("P: process_vm_readv P A {z_s} into B"))
+    };
+    t.verdict_last(Verdict::Fail("PIN_LONGTERM_TEST_START failed".into()));
     t.line(format!("P: write A {z_s} fill 0xff"));
-    t.judged(format!("P: read h {z_s} expect fill 0xff"), Verdict::Fail("Longterm R/O pin is not reliable".into()));
-    t.line("P: unpin h");
+    let place = if hugetlb || z == PAGE { "A".to_string() } else { format!("A..A+{z_s}") };
+    t.judged(format!("expect {place} in P unchanged since step {pin}"), Verdict::Fail("Longterm R/O pin is not reliable".into()));
 }
 
 /// `anon_thp_test_cases[]`.
@@ -435,18 +473,34 @@ fn non_anon_setup(t: &mut Text, cfg: &Config, kind: NonAnonKind) -> u64 {
 /// Generates cow.c's tests in its order.
 pub fn generate(cfg: &Config) -> Vec<SelfTest> {
     let mut out = Vec::new();
-    let mut push = |desc: String, t: Text| {
+    let mut push = |desc: String, t: Text, program: Option<Text>| {
         let (scenario, verdicts) = t.finish();
-        out.push(SelfTest { suite: Suite::Cow, number: 0, description: desc, scenario, verdicts });
+        let program_pins = program.map(|p| {
+            let (scenario, verdicts) = p.finish();
+            crate::ProgramPins { scenario, verdicts }
+        });
+        out.push(SelfTest { suite: Suite::Cow, number: 0, description: desc, scenario, verdicts, program_pins });
     };
     for (case_name, case) in anon_cases(cfg) {
         for kind in kinds(cfg) {
             let desc = format!("{case_name} ... with {}", kind.name());
+            let hugetlb = matches!(kind, Kind::Hugetlb { .. });
             let mut t = Text::default();
             header(&mut t, &desc);
             let z = setup(&mut t, cfg, kind);
-            anon_body(&mut t, case, z, matches!(kind, Kind::Hugetlb { .. }));
-            push(desc, t);
+            anon_body(&mut t, case, z, hugetlb);
+            let program = match case {
+                AnonCase::RoPin { variant, fast } => {
+                    let mut p = Text::default();
+                    header(&mut p, &desc);
+                    p.line("# Without gup_test: the pin is a system call's (docs/selftests.md §4.6).");
+                    setup(&mut p, cfg, kind);
+                    ro_pin_program(&mut p, variant, fast, z, hugetlb);
+                    Some(p)
+                }
+                _ => None,
+            };
+            push(desc, t, program);
         }
     }
     if cfg.pmd_size != 0 {
@@ -455,7 +509,7 @@ pub fn generate(cfg: &Config) -> Vec<SelfTest> {
             header(&mut t, desc);
             thp_setup(&mut t, cfg, cfg.pmd_size, false);
             collapse_body(&mut t, c, cfg.pmd_size);
-            push(desc.to_string(), t);
+            push(desc.to_string(), t, None);
         }
     }
     let mut non_anon_kinds = vec![NonAnonKind::Zeropage, NonAnonKind::Memfd, NonAnonKind::Tmpfile];
@@ -474,9 +528,13 @@ pub fn generate(cfg: &Config) -> Vec<SelfTest> {
                     t.line(format!("P: write A {} fill 0xff", sz(z)));
                     t.judged(format!("P: read S {} expect fill 0x00", sz(z)), Verdict::Fail("Other mapping modified".into()));
                 }
+                // No program-level variant: the test is about the
+                // FOLL_LONGTERM rule for page cache and zero pages
+                // (`gup_must_unshare()` unshares them only for long-term
+                // pins), which a short-term pin cannot show.
                 Some(fast) => ro_pin(&mut t, PinVariant::Plain, fast, z),
             }
-            push(desc, t);
+            push(desc, t, None);
         }
     }
     for (i, t) in out.iter_mut().enumerate() {

@@ -39,5 +39,5 @@ pub fn generate(cfg: &Config) -> Vec<SelfTest> {
     t.judged(format!("P: mremap B {z} {z} expect EFAULT"), Verdict::Fail("mremap: Expected failure, but call succeeded".into()));
     t.line("P: close F");
     let (scenario, verdicts) = t.finish();
-    vec![SelfTest { suite: Suite::HugepageMremap, number: 1, description: "Read same data".into(), scenario, verdicts }]
+    vec![SelfTest { suite: Suite::HugepageMremap, number: 1, description: "Read same data".into(), scenario, verdicts, program_pins: None }]
 }

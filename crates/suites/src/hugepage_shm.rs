@@ -28,5 +28,5 @@ pub fn generate(cfg: &Config) -> Vec<SelfTest> {
     t.judged("P: shmdt A", Verdict::Fail("Detach failure".into()));
     t.line("P: shmctl S rmid");
     let (scenario, verdicts) = t.finish();
-    vec![SelfTest { suite: Suite::HugepageShm, number: 1, description: desc.into(), scenario, verdicts }]
+    vec![SelfTest { suite: Suite::HugepageShm, number: 1, description: desc.into(), scenario, verdicts, program_pins: None }]
 }

@@ -36,5 +36,12 @@ pub fn generate(cfg: &Config) -> Vec<SelfTest> {
     t.judged("P: write A 1 fill 0x2e", Verdict::Fail(String::new()));
     t.line("P: munmap A");
     let (scenario, verdicts) = t.finish();
-    vec![SelfTest { suite: Suite::HugetlbFaultAfterMadv, number: 1, description: "SIGBUS behavior".into(), scenario, verdicts }]
+    vec![SelfTest {
+        suite: Suite::HugetlbFaultAfterMadv,
+        number: 1,
+        description: "SIGBUS behavior".into(),
+        scenario,
+        verdicts,
+        program_pins: None,
+    }]
 }

@@ -223,7 +223,14 @@ pub fn generate(cfg: &Config) -> Vec<SelfTest> {
         Gen { t: &mut t, h }.section(s);
         t.line("P: close F");
         let (scenario, verdicts) = t.finish();
-        out.push(SelfTest { suite: Suite::HugetlbMadvise, number: out.len() + 1, description: desc, scenario, verdicts });
+        out.push(SelfTest {
+            suite: Suite::HugetlbMadvise,
+            number: out.len() + 1,
+            description: desc,
+            scenario,
+            verdicts,
+            program_pins: None,
+        });
     }
     out
 }

@@ -35,10 +35,11 @@ impl Totals {
 /// and the closing totals.
 pub fn render(suite: Suite, preamble: &[String], results: &[(&SelfTest, Judged)]) -> String {
     let mut s = String::new();
-    // gup_longterm.c detects its hugetlb sizes before printing the header;
-    // the hugetlb programs print what they found after their plan.
+    // gup_longterm.c detects its hugetlb sizes before printing the header,
+    // mkdirty.c its THP size; the hugetlb programs print what they found
+    // after their plan.
     let (before, after, after_plan) = match suite {
-        Suite::GupLongterm => (preamble, &[][..], &[][..]),
+        Suite::GupLongterm | Suite::Mkdirty => (preamble, &[][..], &[][..]),
         Suite::Cow => (&[][..], preamble, &[][..]),
         _ => (&[][..], &[][..], preamble),
     };
@@ -55,12 +56,12 @@ pub fn render(suite: Suite, preamble: &[String], results: &[(&SelfTest, Judged)]
     }
     let mut section = "";
     for (t, j) in results {
-        let sec = section_of(suite, &t.description);
+        let sec = section_of(suite, t);
         if sec != section && !sec.is_empty() {
             let _ = writeln!(s, "{sec}");
             section = sec;
         }
-        if j.raw.is_none() {
+        if j.raw.is_none() && !prints_own_headings(suite) {
             let _ = writeln!(s, "# [RUN] {}", t.description);
         }
         for m in &j.messages {
@@ -90,11 +91,26 @@ pub fn render(suite: Suite, preamble: &[String], results: &[(&SelfTest, Judged)]
     s
 }
 
-/// The `# [INFO]` / `# [RUN]` section lines cow.c prints between groups.
-fn section_of(suite: Suite, desc: &str) -> &'static str {
-    if suite != Suite::Cow {
-        return "";
+/// The `# [INFO]` / `# [RUN]` section lines cow.c prints between groups;
+/// for the suites whose tests print their own `# [INFO] …` or
+/// `# [RUN] function` line first, that line, which their generators make
+/// the scenario's first line (a comment, as kselftest prints it).
+fn section_of(suite: Suite, t: &SelfTest) -> &str {
+    match suite {
+        Suite::Cow => cow_section(&t.description),
+        s if prints_own_headings(s) => t.scenario.lines().next().filter(|l| l.starts_with("# [")).unwrap_or(""),
+        _ => "",
     }
+}
+
+/// The selftests that print an `# [INFO] …` or `# [RUN] function` line of
+/// their own before a test (or a group of tests), and no `# [RUN]` line
+/// naming the test.
+fn prints_own_headings(suite: Suite) -> bool {
+    matches!(suite, Suite::Mkdirty | Suite::MadvPopulate | Suite::MapPopulate | Suite::MapFixedNoreplace | Suite::MremapDontunmap)
+}
+
+fn cow_section(desc: &str) -> &'static str {
     if desc.contains("when collapsing") {
         "# [INFO] Anonymous THP tests"
     } else if desc.starts_with("Basic COW ...") || desc.starts_with("R/O longterm GUP") {
@@ -104,12 +120,21 @@ fn section_of(suite: Suite, desc: &str) -> &'static str {
     }
 }
 
-/// A compact table: one row per memory kind, one column per outcome.
+/// A compact table: one row per memory kind (or group of tests), one
+/// column per outcome.
 pub fn summary(suite: Suite, results: &[(&SelfTest, Judged)]) -> String {
     let mut rows: BTreeMap<String, Totals> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     for (t, j) in results {
-        let kind = t.description.split(" ... with ").nth(1).unwrap_or("(THP collapse)").to_string();
+        // cow's collapse tests name no memory kind; the suites with their
+        // own `# [INFO]` / `# [RUN]` lines group by them.
+        let kind = match t.description.split(" ... with ").nth(1) {
+            Some(k) => k.to_string(),
+            None => match section_of(suite, t) {
+                "" => "(THP collapse)".to_string(),
+                h => h.trim_start_matches("# ").to_string(),
+            },
+        };
         if !rows.contains_key(&kind) {
             order.push(kind.clone());
         }
@@ -134,13 +159,15 @@ pub fn summary(suite: Suite, results: &[(&SelfTest, Judged)]) -> String {
     s
 }
 
-/// The lines a selftest prints about what it detected (cow.c and
-/// gup_longterm.c before their plan, the hugetlb programs after it).
+/// The lines a selftest prints about what it detected (cow.c,
+/// gup_longterm.c and mkdirty.c before their plan, the hugetlb programs
+/// after it).
 pub fn preamble(suite: Suite, cfg: &crate::Config) -> Vec<String> {
     let mut v = Vec::new();
     match suite {
         Suite::Cow | Suite::GupLongterm => {}
         Suite::MapHugetlb => return vec!["Default size hugepages".into(), "Mapping 256 Mbytes".into()],
+        Suite::Mkdirty if cfg.pmd_size != 0 => return vec![format!("[INFO] detected THP size: {} KiB", cfg.pmd_size / 1024)],
         Suite::HugetlbFaultAfterMadv if cfg.default_hugetlb != 0 => {
             return vec![format!("[INFO] detected default hugetlb page size: {} KiB", cfg.default_hugetlb / 1024)];
         }

@@ -2,7 +2,9 @@
 //! (`tools/testing/selftests/mm/cow.c` and `gup_longterm.c`) and its
 //! hugetlb selftests (`hugetlb-madvise.c`, `map_hugetlb.c`,
 //! `hugepage-mmap.c`, `hugepage-mremap.c`, `hugepage-shm.c`,
-//! `hugetlb_fault_after_madv.c`), test by test,
+//! `hugetlb_fault_after_madv.c`), `mkdirty.c`, `madv_populate.c`,
+//! `map_populate.c`, `map_fixed_noreplace.c` and `mremap_dontunmap.c`, test
+//! by test,
 //! in the selftests' order and with their descriptions, as scenario text.
 //!
 //! A generated [`SelfTest`] is an ordinary scenario plus a little metadata
@@ -25,7 +27,12 @@ pub mod hugepage_shm;
 pub mod hugetlb_fault_after_madv;
 pub mod hugetlb_madvise;
 pub mod ktap;
+pub mod madv_populate;
+pub mod map_fixed_noreplace;
 pub mod map_hugetlb;
+pub mod map_populate;
+pub mod mkdirty;
+pub mod mremap_dontunmap;
 pub mod random;
 pub mod workloads;
 
@@ -45,10 +52,15 @@ pub enum Suite {
     HugepageMremap,
     HugepageShm,
     HugetlbFaultAfterMadv,
+    Mkdirty,
+    MadvPopulate,
+    MapPopulate,
+    MapFixedNoreplace,
+    MremapDontunmap,
 }
 
 impl Suite {
-    pub const ALL: [Suite; 8] = [
+    pub const ALL: [Suite; 13] = [
         Suite::Cow,
         Suite::GupLongterm,
         Suite::HugetlbMadvise,
@@ -57,6 +69,11 @@ impl Suite {
         Suite::HugepageMremap,
         Suite::HugepageShm,
         Suite::HugetlbFaultAfterMadv,
+        Suite::Mkdirty,
+        Suite::MadvPopulate,
+        Suite::MapPopulate,
+        Suite::MapFixedNoreplace,
+        Suite::MremapDontunmap,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +86,11 @@ impl Suite {
             Suite::HugepageMremap => "hugepage-mremap",
             Suite::HugepageShm => "hugepage-shm",
             Suite::HugetlbFaultAfterMadv => "hugetlb_fault_after_madv",
+            Suite::Mkdirty => "mkdirty",
+            Suite::MadvPopulate => "madv_populate",
+            Suite::MapPopulate => "map_populate",
+            Suite::MapFixedNoreplace => "map_fixed_noreplace",
+            Suite::MremapDontunmap => "mremap_dontunmap",
         }
     }
 
@@ -93,11 +115,16 @@ pub struct Config {
     pub liburing: bool,
     /// `/tmp` is tmpfs (else a disk filesystem with dirty tracking).
     pub tmp_is_tmpfs: bool,
+    /// The kernel tracks soft-dirty bits (CONFIG_MEM_SOFT_DIRTY: new
+    /// VMAs show `sd` in /proc/PID/smaps, what `softdirty_supported()`
+    /// looks for).
+    pub soft_dirty: bool,
 }
 
 impl Config {
     /// This machine: 4 KiB pages, mTHP 16 KiB … 2 MiB, hugetlb 2 MiB and
-    /// 1 GiB (2 MiB the default), liburing, `/tmp` on ext4.
+    /// 1 GiB (2 MiB the default), liburing, `/tmp` on ext4, no
+    /// CONFIG_MEM_SOFT_DIRTY.
     pub fn this_machine() -> Config {
         Config {
             pmd_size: 2 << 20,
@@ -106,6 +133,7 @@ impl Config {
             default_hugetlb: 2 << 20,
             liburing: true,
             tmp_is_tmpfs: false,
+            soft_dirty: false,
         }
     }
 }
@@ -138,6 +166,17 @@ pub struct SelfTest {
     pub scenario: String,
     /// Line → verdict when a check on that line fails. A failing check on a
     /// line not listed is a plain FAIL.
+    pub verdicts: Vec<(usize, Verdict)>,
+    /// The same test with its gup_test pin replaced by a system call that
+    /// pins with the same flags and whose observation is the same
+    /// (docs/selftests.md §4.6), for a backend without gup_test.
+    pub program_pins: Option<ProgramPins>,
+}
+
+/// A selftest's scenario with program-level pins instead of gup_test's.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProgramPins {
+    pub scenario: String,
     pub verdicts: Vec<(usize, Verdict)>,
 }
 
@@ -176,8 +215,18 @@ pub struct Judged {
     pub hung: bool,
 }
 
-/// Runs one test on a backend and judges it as the selftest would.
+/// Runs one test on a backend and judges it as the selftest would: a
+/// backend without gup_test runs the program-level variant where there is
+/// one.
 pub fn run(test: &SelfTest, backend: &mut dyn scenario::Backend, opts: &scenario::RunOptions) -> Result<(Judged, Report), String> {
+    let variant;
+    let test = match backend.lacks(scenario::backend::Feature::Gup) {
+        Some(_) if test.program_pins.is_some() => {
+            variant = test.with_program_pins();
+            &variant
+        }
+        _ => test,
+    };
     let loaded = scenario::load(&test.file_name(), &test.scenario)
         .map_err(|(src, ds)| ds.iter().map(|d| d.render(&src)).collect::<Vec<_>>().join("\n"))?;
     let report = scenario::run_loaded(&loaded, backend, opts)
@@ -196,6 +245,11 @@ pub fn generate(suite: Suite, cfg: &Config) -> Vec<SelfTest> {
         Suite::HugepageMremap => hugepage_mremap::generate(cfg),
         Suite::HugepageShm => hugepage_shm::generate(cfg),
         Suite::HugetlbFaultAfterMadv => hugetlb_fault_after_madv::generate(cfg),
+        Suite::Mkdirty => mkdirty::generate(cfg),
+        Suite::MadvPopulate => madv_populate::generate(cfg),
+        Suite::MapPopulate => map_populate::generate(),
+        Suite::MapFixedNoreplace => map_fixed_noreplace::generate(),
+        Suite::MremapDontunmap => mremap_dontunmap::generate(),
     }
 }
 
@@ -211,6 +265,15 @@ impl SelfTest {
             }
         }
         format!("{}-{:04}-{}.cow", self.suite.name(), self.number, slug.trim_matches('-'))
+    }
+
+    /// This test as a backend without gup_test runs it: its program-level
+    /// variant, if it has one, as the scenario.
+    pub fn with_program_pins(&self) -> SelfTest {
+        match &self.program_pins {
+            Some(p) => SelfTest { scenario: p.scenario.clone(), verdicts: p.verdicts.clone(), program_pins: None, ..self.clone() },
+            None => self.clone(),
+        }
     }
 
     /// Judges a run of this test's scenario the way the selftest would.

@@ -37,7 +37,7 @@ pub fn generate_map_hugetlb(cfg: &Config) -> Vec<SelfTest> {
     huge_pages_write_read(&mut t, "A", LENGTH, h, Verdict::Fail("Mismatch".into()));
     t.judged("P: munmap A", Verdict::Fail("munmap".into()));
     let (scenario, verdicts) = t.finish();
-    vec![SelfTest { suite: Suite::MapHugetlb, number: 1, description: "Read correct data".into(), scenario, verdicts }]
+    vec![SelfTest { suite: Suite::MapHugetlb, number: 1, description: "Read correct data".into(), scenario, verdicts, program_pins: None }]
 }
 
 /// hugepage-mmap.c: an MFD_HUGETLB memfd of size 0 mapped MAP_SHARED over
@@ -59,5 +59,5 @@ pub fn generate_hugepage_mmap(cfg: &Config) -> Vec<SelfTest> {
     t.line("P: munmap A");
     t.line("P: close F");
     let (scenario, verdicts) = t.finish();
-    vec![SelfTest { suite: Suite::HugepageMmap, number: 1, description: "Read same data".into(), scenario, verdicts }]
+    vec![SelfTest { suite: Suite::HugepageMmap, number: 1, description: "Read same data".into(), scenario, verdicts, program_pins: None }]
 }

@@ -128,3 +128,55 @@ fn the_pre_5_8_rule_fails_the_leak_tests() {
     // Basic COW still works.
     assert!(res.iter().filter(|(t, _)| t.description.starts_with("Basic COW after fork() ...")).all(|(_, o)| *o == Outcome::Pass));
 }
+
+/// Runs the cow tests that have a program-level variant and match
+/// `keep` both ways on the model under one profile: (test, gup_test
+/// outcome, variant outcome).
+fn with_and_without_gup_test(profile: Option<&str>, keep: impl Fn(&SelfTest) -> bool) -> Vec<(SelfTest, Outcome, Outcome)> {
+    let opts = RunOptions { profile: profile.map(str::to_string), knobs: vec![] };
+    let judge = |t: &SelfTest| {
+        let mut be = ModelBackend::new();
+        let (j, report) = suites::run(t, &mut be, &opts).unwrap_or_else(|e| panic!("{}: {e}", t.description));
+        assert!(report.checks().all(|c| !c.detail.as_deref().unwrap_or("").contains("invariant")), "{}", report.render(false));
+        j.outcome
+    };
+    suites::generate(Suite::Cow, &Config::this_machine())
+        .into_iter()
+        .filter(|t| t.program_pins.is_some() && keep(t))
+        .map(|t| {
+            let original = judge(&t);
+            let program = judge(&t.with_program_pins());
+            (t, original, program)
+        })
+        .collect()
+}
+
+/// docs/selftests.md §4.6: the anonymous R/O pin tests (cases 9–14 on
+/// every anon kind, 324 tests) have a program-level variant — O_DIRECT
+/// for GUP-fast, process_vm_readv for slow GUP — and on 6.18 they judge
+/// as with gup_test: all pass. The non-anonymous R/O pin tests have none:
+/// they test FOLL_LONGTERM. The variant's limit shows on 5.18, whose
+/// reuse rule counts references: there the long-term pin's reference held
+/// during the write makes it copy (the "previously-shared" and
+/// "exclusive" page cases fail with gup_test), while the short-term pin is
+/// gone by then and the page is reused — the variant passes. Where the
+/// variant fails, so does gup_test.
+#[test]
+fn program_level_pins_judge_as_gup_test_pins_on_6_18() {
+    let now = with_and_without_gup_test(None, |_| true);
+    assert_eq!(now.len(), 324);
+    assert!(now.iter().all(|(t, _, _)| t.description.starts_with("R/O GUP")), "only the anon R/O pin cases");
+    for (t, original, program) in &now {
+        assert_eq!((*original, *program), (Outcome::Pass, Outcome::Pass), "{} {}", t.number, t.description);
+    }
+    let old = with_and_without_gup_test(Some("linux-5.18"), |t| t.description.ends_with("with base page"));
+    let held_pin_matters: Vec<&str> =
+        old.iter().filter(|(_, o, p)| (*o, *p) == (Outcome::Fail, Outcome::Pass)).map(|(t, _, _)| t.description.as_str()).collect();
+    assert!(
+        !held_pin_matters.is_empty() && held_pin_matters.iter().all(|d| d.contains("previously-shared") || d.contains("exclusive page")),
+        "{held_pin_matters:?}"
+    );
+    for (t, original, program) in &old {
+        assert!(*program != Outcome::Fail || *original == Outcome::Fail, "linux-5.18: {} {}", t.number, t.description);
+    }
+}

@@ -47,6 +47,9 @@ pub fn main(a: Args) -> u8 {
             if a.filter.as_ref().is_some_and(|f| !t.description.contains(f.as_str())) {
                 continue;
             }
+            // The kernel has no gup_test here: the tests that have a
+            // program-level variant run that on both sides.
+            let t = t.with_program_pins();
             let name = format!("{} {} {}", suite.name(), t.number, t.description);
             match scenario::load(&name, &t.scenario) {
                 Ok(l) => work.push((name, l)),

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 /// Generate random scenarios (anon, THP, 2M hugetlb, memfd and tmpfile
 /// mappings, fork, vmsplice, io_uring fixed buffers, mprotect, madvise,
-/// munmap, mremap, reads and writes), run each on the model and on this
+/// munmap, mremap, reads and writes, swap-out, process_vm_readv/writev,
+/// O_DIRECT), run each on the model and on this
 /// machine's kernel, and shrink every divergence that docs/divergences.md
 /// does not explain to a minimal scenario, written to --out (exit 0: none
 /// found that every rerun shows, 1: some, 2: usage). Needs root and a hugetlb pool the kernel can

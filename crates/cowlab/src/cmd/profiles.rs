@@ -3,7 +3,8 @@
 use super::EXIT_OK;
 use mm::policy::{Policy, KNOBS, PROFILE_INFO};
 
-/// Every policy knob: its values, the default (linux-6.18) and its meaning.
+/// Every policy knob: its values, the default (linux-6.18) and its meaning;
+/// then the machine's size and limits.
 #[derive(clap::Args)]
 pub struct KnobsArgs {}
 
@@ -22,6 +23,11 @@ pub fn knobs(_: KnobsArgs) -> u8 {
         println!("{}", k.name);
         println!("    values:  {}", k.values.join(", "));
         println!("    default: {} ({})", knob_value(&default, k.name), default.profile);
+        println!("    {}", k.about);
+    }
+    for k in mm::kernel::MACHINE_LIMITS {
+        println!("{}", k.name);
+        println!("    values:  {}", k.takes);
         println!("    {}", k.about);
     }
     EXIT_OK

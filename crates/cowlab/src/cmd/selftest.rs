@@ -11,9 +11,8 @@ use suites::{ktap, Config, Judged, Outcome, SelfTest, Suite};
 /// model; exit 0 when no test is `not ok`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which suite: cow, gup_longterm, hugetlb-madvise, map_hugetlb,
-    /// hugepage-mmap, hugepage-mremap, hugepage-shm, hugetlb_fault_after_madv
-    /// or all.
+    /// Which suite (cow, gup_longterm, mkdirty, madv_populate, …; the
+    /// error message lists them) or all.
     #[arg(default_value = "all")]
     suite: String,
     /// Kernel profile to model.
@@ -26,6 +25,10 @@ pub struct Args {
     /// summary (a table per suite and memory kind).
     #[arg(long, default_value = "ktap", value_parser = ["ktap", "json", "summary"])]
     format: String,
+    /// Run only the tests whose description matches REGEX (e.g.
+    /// "vmsplice.*hugetlb"); they keep their numbers.
+    #[arg(long, value_name = "REGEX")]
+    filter: Option<String>,
     /// Also write every generated test as a scenario file into DIR.
     #[arg(long, value_name = "DIR")]
     emit_scenarios: Option<String>,
@@ -66,7 +69,7 @@ pub fn run_suite(tests: &[SelfTest], opts: &RunOptions, check_invariants: bool, 
     tests
         .par_iter()
         .map(|t| {
-            let mut be = scenario::model::ModelBackend::new().with_self_check(check_invariants);
+            let mut be = scenario::model::ModelBackend::new().with_self_check(check_invariants).with_trace(false);
             judged(t, suites::run(t, &mut be, opts))
         })
         .collect()
@@ -78,18 +81,29 @@ pub fn main(a: Args) -> u8 {
         s => match Suite::parse(s) {
             Some(s) => vec![s],
             None => {
-                eprintln!("cowlab: unknown suite `{s}`; suites are: cow, gup_longterm, hugetlb-madvise, map_hugetlb, hugepage-mmap, hugepage-mremap, hugepage-shm, hugetlb_fault_after_madv, all");
+                let names: Vec<&str> = Suite::ALL.iter().map(|s| s.name()).collect();
+                eprintln!("cowlab: unknown suite `{s}`; suites are: {}, all", names.join(", "));
                 return EXIT_USAGE;
             }
         },
+    };
+    let filter = match a.filter.as_deref().map(regex::Regex::new).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("cowlab: --filter: {e}");
+            return EXIT_USAGE;
+        }
     };
     let opts = RunOptions { profile: a.profile.clone(), knobs: a.set.clone() };
     let cfg = Config::this_machine();
     let mut any_fail = false;
     for suite in selected {
-        let tests = suites::generate(suite, &cfg);
+        let mut tests = suites::generate(suite, &cfg);
+        if let Some(f) = &filter {
+            tests.retain(|t| f.is_match(&t.description));
+        }
         if let Some(dir) = &a.emit_scenarios {
-            if let Err(e) = emit(dir, &tests) {
+            if let Err(e) = emit(dir, &tests, &opts) {
                 eprintln!("cowlab: {e}");
                 return EXIT_USAGE;
             }
@@ -144,6 +158,15 @@ pub fn main(a: Args) -> u8 {
             out!("{c}");
         }
     }
+    if a.backend != "model" {
+        // On stderr: KTAP on stdout stays what kselftest prints.
+        for (size, (tried, filled)) in live::backend::COMPACTIONS.counts() {
+            eprintln!(
+                "cowlab: live: {} hugetlb pool short {tried} time(s); compact_memory then filled it {filled} time(s)",
+                scenario::ast::fmt_size(size)
+            );
+        }
+    }
     if any_fail {
         EXIT_FAIL
     } else {
@@ -151,13 +174,48 @@ pub fn main(a: Args) -> u8 {
     }
 }
 
-fn emit(dir: &str, tests: &[SelfTest]) -> Result<(), String> {
+/// Writes each test as a scenario file that runs as the selftest ran it:
+/// the `profile` and `set` lines in force first (a `set` the scenario
+/// makes itself stays where it is), and a comment above each check whose
+/// failure the selftest counts as XFAIL or SKIP rather than FAIL, so a
+/// reader of `cowlab run`'s ✗ knows the selftest's verdict.
+fn emit(dir: &str, tests: &[SelfTest], opts: &RunOptions) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {dir}: {e}"))?;
     for t in tests {
         let path = std::path::Path::new(dir).join(t.file_name());
-        std::fs::write(&path, &t.scenario).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(&path, emitted_scenario(t, &t.scenario, &t.verdicts, opts))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        // The variant a backend without gup_test runs, next to it.
+        if let Some(p) = &t.program_pins {
+            let path = path.with_extension("program-pins.cow");
+            std::fs::write(&path, emitted_scenario(t, &p.scenario, &p.verdicts, opts))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
     }
     Ok(())
+}
+
+fn emitted_scenario(t: &SelfTest, scenario: &str, verdicts: &[(usize, suites::Verdict)], opts: &RunOptions) -> String {
+    let mut out = format!("# {} test {}: {}\n", t.suite.name(), t.number, t.description);
+    if let Some(p) = &opts.profile {
+        let _ = writeln!(out, "profile {p}");
+    }
+    for (k, v) in &opts.knobs {
+        let _ = writeln!(out, "set {k}={v}");
+    }
+    for (i, line) in scenario.lines().enumerate() {
+        match verdicts.iter().find(|(l, _)| *l == i + 1).map(|(_, v)| v) {
+            Some(suites::Verdict::Xfail(m)) => {
+                let _ = writeln!(out, "# XFAIL in {}: a failure of the next line is expected ({m})", t.suite.name());
+            }
+            Some(suites::Verdict::Skip(m) | suites::Verdict::RawSkip(m)) => {
+                let _ = writeln!(out, "# SKIP in {}: a failure of the next line skips the test ({m})", t.suite.name());
+            }
+            Some(suites::Verdict::Fail(_)) | None => {}
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    out
 }
 
 fn emit_html(dir: &str, tests: &[SelfTest], opts: &RunOptions) -> Result<(), String> {
