@@ -126,12 +126,13 @@ pub fn summary(suite: Suite, results: &[(&SelfTest, Judged)]) -> String {
     let mut rows: BTreeMap<String, Totals> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     for (t, j) in results {
-        // cow's collapse tests name no memory kind; the suites with their
-        // own `# [INFO]` / `# [RUN]` lines group by them.
+        // A description that names no memory kind: the suites with their
+        // own `# [INFO]` / `# [RUN]` lines (and cow's sections) group by
+        // them, the others get a row per test.
         let kind = match t.description.split(" ... with ").nth(1) {
             Some(k) => k.to_string(),
             None => match section_of(suite, t) {
-                "" => "(THP collapse)".to_string(),
+                "" => t.description.clone(),
                 h => h.trim_start_matches("# ").to_string(),
             },
         };
