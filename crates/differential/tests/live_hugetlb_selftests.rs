@@ -10,14 +10,7 @@ use live::{LiveBackend, LiveOptions};
 use scenario::RunOptions;
 use suites::{Config, Outcome, Suite};
 
-const SUITES: [Suite; 6] = [
-    Suite::HugetlbMadvise,
-    Suite::MapHugetlb,
-    Suite::HugepageMmap,
-    Suite::HugepageMremap,
-    Suite::HugepageShm,
-    Suite::HugetlbFaultAfterMadv,
-];
+const SUITES: [Suite; 6] = Suite::HUGETLB;
 
 fn main() {
     live::enter_if_zygote();

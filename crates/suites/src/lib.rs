@@ -60,6 +60,18 @@ pub enum Suite {
 }
 
 impl Suite {
+    /// The hugetlb selftests (hugetlb-madvise.c, map_hugetlb.c,
+    /// hugepage-mmap.c, hugepage-mremap.c, hugepage-shm.c,
+    /// hugetlb_fault_after_madv.c).
+    pub const HUGETLB: [Suite; 6] = [
+        Suite::HugetlbMadvise,
+        Suite::MapHugetlb,
+        Suite::HugepageMmap,
+        Suite::HugepageMremap,
+        Suite::HugepageShm,
+        Suite::HugetlbFaultAfterMadv,
+    ];
+
     pub const ALL: [Suite; 13] = [
         Suite::Cow,
         Suite::GupLongterm,

@@ -6,14 +6,7 @@ use scenario::model::ModelBackend;
 use scenario::RunOptions;
 use suites::{Config, Outcome, SelfTest, Suite};
 
-const HUGETLB_SUITES: [Suite; 6] = [
-    Suite::HugetlbMadvise,
-    Suite::MapHugetlb,
-    Suite::HugepageMmap,
-    Suite::HugepageMremap,
-    Suite::HugepageShm,
-    Suite::HugetlbFaultAfterMadv,
-];
+const HUGETLB_SUITES: [Suite; 6] = Suite::HUGETLB;
 
 fn judge(t: &SelfTest) -> suites::Judged {
     let mut be = ModelBackend::new().with_self_check(true);
