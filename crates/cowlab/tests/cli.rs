@@ -1,20 +1,10 @@
 //! The `cowlab run` / `cowlab check` command line: exit codes, positions in
 //! errors, JSON shape, overrides.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn cowlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cowlab")).args(args).current_dir(root()).output().expect("cowlab runs")
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{cowlab, root, text};
+use std::process::Command;
 
 const CVE: &str = "examples/cve-2020-29374-vmsplice-child-unmap.cow";
 

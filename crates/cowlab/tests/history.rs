@@ -3,20 +3,10 @@
 //! hugepd profiles hang exactly the tests the April 2024 report saw hang,
 //! and `cowlab history` places each change at the release that made it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn cowlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cowlab")).args(args).current_dir(root()).output().expect("cowlab runs")
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{cowlab, root, text};
+use std::process::Output;
 
 /// The totals line of one suite in a summary (the lines after the suite's
 /// name, up to its `total`), as "pass / fail / xfail / xpass / skip".

@@ -2,20 +2,9 @@
 //! what the command prints now, the thread's claims come out as measured,
 //! errors are one line and exit 2, a failed policy keeps the others' rows.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn cowlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cowlab")).args(args).current_dir(root()).output().expect("cowlab runs")
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{cowlab, root, text};
 
 #[test]
 fn the_checked_in_policy_lab_report_is_current_and_answers_every_claim() {

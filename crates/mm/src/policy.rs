@@ -410,18 +410,24 @@ pub struct ProfileInfo {
     /// walks by default, `powerpc-hugepd` for the hugepd profiles.
     pub arch: &'static str,
     pub about: &'static str,
-    /// The knob values that differ from `linux-6.18`; every other knob
-    /// has its 6.18 value.
-    pub knobs: &'static [(&'static str, &'static str)],
+    /// The knob values that differ from `linux-6.18`, in groups (the
+    /// profile's own values, then one group per later release it
+    /// predates); every other knob has its 6.18 value.
+    pub knobs: &'static [&'static [(&'static str, &'static str)]],
     /// (commit, title, release it landed in): the changes since the
     /// previous profile of the same line that the knob values stand for.
     pub commits: &'static [(&'static str, &'static str, &'static str)],
     pub leaves_out: &'static str,
 }
 
-/// The knobs of the GUP-fast fixes from 6.0 and 6.1, off for profiles
-/// older than those releases.
-const BEFORE_6_0: [(&str, &str); 3] = [("gup_fast_pmd_recheck", "off"), ("collapse_table_sync", "off"), ("swapout_clear_pte_first", "off")];
+/// GUP-fast samples the fork seqcount from 5.11 (57efa1fe5957).
+const BEFORE_5_11: &[(&str, &str)] = &[("gup_fast_seqcount", "off")];
+/// GUP-fast rechecks PageAnonExclusive from 5.19, with the flag itself.
+const BEFORE_5_19: &[(&str, &str)] = &[("gup_fast_ae_recheck", "off")];
+/// The GUP-fast fixes from 6.0 and 6.1 (against collapse and swap-out).
+const BEFORE_6_0: &[(&str, &str)] = &[("gup_fast_pmd_recheck", "off"), ("collapse_table_sync", "off"), ("swapout_clear_pte_first", "off")];
+/// COW reuse of PTE-mapped large folios from 6.15 (1da190f4d0a6).
+const BEFORE_6_15: &[(&str, &str)] = &[("large_anon_reuse", "never")];
 
 /// The profiles, oldest first. How the releases were established is in
 /// docs/history.md ("Sources"): the trees of those releases are not
@@ -433,15 +439,7 @@ pub const PROFILE_INFO: &[ProfileInfo] = &[
         arch: "x86",
         about: "anonymous COW reuse by mapcount (reuse_swap_page()); GUP never breaks COW; fork does not copy pinned pages: \
                 CVE-2020-29374 leaks",
-        knobs: &[
-            ("anon_reuse", "mapcount"),
-            ("gup_fast_seqcount", "off"),
-            ("gup_fast_ae_recheck", "off"),
-            BEFORE_6_0[0],
-            BEFORE_6_0[1],
-            BEFORE_6_0[2],
-            ("large_anon_reuse", "never"),
-        ],
+        knobs: &[&[("anon_reuse", "mapcount")], BEFORE_5_11, BEFORE_5_19, BEFORE_6_0, BEFORE_6_15],
         commits: &[],
         leaves_out: "FOLL_PIN accounting details of 5.7 (the model pins as 6.18 does); mTHP and the selftests' mTHP cases, which \
                      5.7 did not have",
@@ -450,16 +448,7 @@ pub const PROFILE_INFO: &[ProfileInfo] = &[
         name: "linux-5.8",
         arch: "x86",
         about: "as 5.7, but GUP in a COW mapping breaks COW even for reads: vmsplice() and R/O pins copy a shared page first",
-        knobs: &[
-            ("anon_reuse", "mapcount"),
-            ("gup_cow_break", "on"),
-            ("gup_fast_seqcount", "off"),
-            ("gup_fast_ae_recheck", "off"),
-            BEFORE_6_0[0],
-            BEFORE_6_0[1],
-            BEFORE_6_0[2],
-            ("large_anon_reuse", "never"),
-        ],
+        knobs: &[&[("anon_reuse", "mapcount"), ("gup_cow_break", "on")], BEFORE_5_11, BEFORE_5_19, BEFORE_6_0, BEFORE_6_15],
         commits: &[("17839856fd58", "gup: document and work around \"COW can break either way\" issue", "5.8")],
         leaves_out: "the regressions the forced COW caused (uffd-wp, strace on DAX) that made 5.9 replace it; the model applies \
                      the FOLL_COW rule (a dirty read-only entry after the COW fault will do) to hugetlb too, where 5.8's \
@@ -470,15 +459,7 @@ pub const PROFILE_INFO: &[ProfileInfo] = &[
         arch: "x86",
         about: "5.9 and 5.10: anonymous COW reuse iff the refcount is 1, the forced COW of 5.8 removed; fork copies maybe-pinned \
                 pages (MMF_HAS_PINNED); GUP-fast does not yet sample write_protect_seq, so it can race fork",
-        knobs: &[
-            ("anon_reuse", "refcount"),
-            ("gup_fast_seqcount", "off"),
-            ("gup_fast_ae_recheck", "off"),
-            BEFORE_6_0[0],
-            BEFORE_6_0[1],
-            BEFORE_6_0[2],
-            ("large_anon_reuse", "never"),
-        ],
+        knobs: &[&[("anon_reuse", "refcount")], BEFORE_5_11, BEFORE_5_19, BEFORE_6_0, BEFORE_6_15],
         commits: &[
             ("09854ba94c6a", "mm: do_wp_page() simplification", "5.9"),
             ("a308c71bf1e6", "mm/gup: Remove enfornced COW mechanism", "5.9"),
@@ -493,14 +474,7 @@ pub const PROFILE_INFO: &[ProfileInfo] = &[
         arch: "x86",
         about: "5.11 to 5.18: as 5.9, and GUP-fast FOLL_PIN backs off when a fork write-protected the mm meanwhile; still no \
                 unshare fault for R/O pins, so R/O pins of shared pages lose coherency",
-        knobs: &[
-            ("anon_reuse", "refcount"),
-            ("gup_fast_ae_recheck", "off"),
-            BEFORE_6_0[0],
-            BEFORE_6_0[1],
-            BEFORE_6_0[2],
-            ("large_anon_reuse", "never"),
-        ],
+        knobs: &[&[("anon_reuse", "refcount")], BEFORE_5_19, BEFORE_6_0, BEFORE_6_15],
         commits: &[("57efa1fe5957", "mm/gup: prevent gup_fast from racing with COW during fork", "5.11")],
         leaves_out: "the reuse optimisations of 5.18 for pages in the swap cache and LRU pagevecs (same outcomes under the \
                      refcount rule as the model's)",
@@ -509,7 +483,7 @@ pub const PROFILE_INFO: &[ProfileInfo] = &[
         name: "linux-5.19",
         arch: "x86",
         about: "PageAnonExclusive, unshare faults for R/O pins (slow GUP and GUP-fast); the GUP-fast races of 6.0/6.1 still open",
-        knobs: &[BEFORE_6_0[0], BEFORE_6_0[1], BEFORE_6_0[2], ("large_anon_reuse", "never")],
+        knobs: &[BEFORE_6_0, BEFORE_6_15],
         commits: &[
             ("6c287605fd56", "mm: remember exclusively mapped anonymous pages with PG_anon_exclusive", "5.19"),
             ("a7f226604170", "mm/gup: trigger FAULT_FLAG_UNSHARE when R/O-pinning a possibly shared anonymous page", "5.19"),
@@ -522,7 +496,7 @@ pub const PROFILE_INFO: &[ProfileInfo] = &[
         arch: "powerpc-hugepd",
         about: "powerpc with hugepd (8xx / e500) on mm-stable before 6.10: follow_hugepd() gives GUP-fast's hugepd walker no VMA, \
                 so a R/O long-term pin of a MAP_SHARED hugetlb page loops forever (and R/O pins of shared anonymous hugetlb pages too)",
-        knobs: &[("hugepd", "no_vma"), ("pkeys", "off"), ("large_anon_reuse", "never")],
+        knobs: &[&[("hugepd", "no_vma"), ("pkeys", "off")], BEFORE_6_15],
         commits: &[("a12083d721d7", "mm/gup: handle hugepd for follow_page()", "6.10-rc (mm-stable, April 2024)")],
         leaves_out: "powerpc's huge page sizes (8xx: 16 KiB, 512 KiB, 8 MiB) and page-table layout: the model keeps 2 MiB and \
                      1 GiB hugetlb so the same tests run; powerpc has no protection keys on 8xx / e500",
@@ -532,7 +506,7 @@ pub const PROFILE_INFO: &[ProfileInfo] = &[
         arch: "powerpc-hugepd",
         about: "powerpc with hugepd as released in 6.10: follow_hugepd() passes the VMA and answers -EMLINK when the page must \
                 be unshared",
-        knobs: &[("hugepd", "vma"), ("pkeys", "off"), ("large_anon_reuse", "never")],
+        knobs: &[&[("hugepd", "vma"), ("pkeys", "off")], BEFORE_6_15],
         commits: &[(
             "(Peter Xu)",
             "mm/gup: Fix hugepd handling in hugetlb rework",
@@ -544,7 +518,7 @@ pub const PROFILE_INFO: &[ProfileInfo] = &[
         name: "linux-6.14",
         arch: "x86",
         about: "6.1 to 6.14: the GUP-fast fixes against collapse and swap-out; no COW reuse of PTE-mapped large folios",
-        knobs: &[("large_anon_reuse", "never")],
+        knobs: &[BEFORE_6_15],
         commits: &[
             ("088b8aa537c2", "mm: fix PageAnonExclusive clearing racing with concurrent RCU GUP-fast", "6.0"),
             ("70cbc3cc78a9", "mm: gup: fix the fast GUP race against THP collapse", "6.0"),
@@ -608,7 +582,7 @@ impl Policy {
         let name = if name == "default" { "linux-6.18" } else { name };
         let info = PROFILE_INFO.iter().find(|i| i.name == name)?;
         let mut p = Policy::linux_6_18();
-        for (k, v) in info.knobs {
+        for (k, v) in info.knobs.iter().copied().flatten() {
             p.set(k, v).expect("the profile table names knobs and values that exist");
         }
         p.profile = name.to_string();
@@ -678,7 +652,7 @@ mod tests {
         for info in PROFILE_INFO {
             let p = Policy::profile(info.name).unwrap();
             assert_eq!(p.profile, info.name);
-            for (k, v) in info.knobs {
+            for (k, v) in info.knobs.iter().copied().flatten() {
                 assert_ne!(base.get(k), Some(*v), "{}: {k}={v} is the 6.18 value already", info.name);
                 assert_eq!(p.get(k), Some(*v), "{}: {k}", info.name);
             }
