@@ -5,8 +5,13 @@
 //! lengths: every VMA in the range moves, gaps kept) or one VMA through
 //! `check_prep_vma()` and `mremap_to()` / `mremap_at()`. MREMAP_DONTUNMAP
 //! moves the page tables and leaves the source VMA mapped and empty.
-//! Left out: mlock population of a grown range, userfaultfd, sealing,
-//! memory accounting and `may_expand_vm()`'s address-space limit.
+//! Memory accounting follows `vrm_calc_charge()`: an accounted VMA asks
+//! `vm_enough_memory()` for the growth, or for the whole new length with
+//! MREMAP_DONTUNMAP, at the point the kernel asks. Left out: mlock
+//! population of a grown range, userfaultfd, sealing, and the kernel's
+//! committed-memory counter itself (the model sums accounted VMAs, so the
+//! charge 6.18 leaks on a move that also shrinks is not kept:
+//! docs/divergences.md).
 
 use crate::folio::MmId;
 use crate::kernel::Kernel;
@@ -59,27 +64,17 @@ impl Kernel {
         }
         let vma = self.mm(mm).vma(addr).cloned().ok_or(Errno::EFAULT)?;
         let (old_len, new_len) = check_prep_vma(&vma, addr, old_len, new_len, new_addr, flags.dontunmap)?;
-        // resize_is_valid() and vrm_calc_charge(): growth must fit RLIMIT_AS,
-        // and an accounted VMA charges the added pages.
-        if new_len > old_len {
-            let delta = (new_len - old_len) / PAGE_SIZE;
-            if !self.may_expand_vm(mm, delta) {
-                return Err(Errno::ENOMEM.into());
-            }
-            if vma.account {
-                self.vm_enough_memory(Some(mm), delta)?;
-            }
+        // resize_is_valid(): growth must fit RLIMIT_AS.
+        if new_len > old_len && !self.may_expand_vm(mm, (new_len - old_len) / PAGE_SIZE) {
+            return Err(Errno::ENOMEM.into());
         }
-        match new_addr {
-            Some(t) => self.mremap_to(pid, mm, addr, old_len, new_len, t, false),
-            // mremap_to() without MREMAP_FIXED: nothing to unmap first, the
-            // lengths are equal, vrm_set_new_addr() picks the place.
-            None if flags.dontunmap => {
-                let target = self.get_unmapped_area(mm, None, new_len, move_align(new_len)).ok_or(Errno::ENOMEM)?;
-                self.move_vma(pid, mm, &vma, addr, old_len, new_len, target, true)
-            }
-            None => self.mremap_at(pid, mm, &vma, addr, old_len, new_len, flags.maymove),
+        let delta = old_len.abs_diff(new_len);
+        if new_addr.is_some() || flags.dontunmap {
+            // MREMAP_DONTUNMAP without MREMAP_FIXED goes through mremap_to()
+            // too; vrm_set_new_addr() picks the place.
+            return self.mremap_to(pid, mm, addr, old_len, new_len, new_addr, flags.dontunmap, delta);
         }
+        self.mremap_at(pid, mm, &vma, addr, old_len, new_len, flags.maymove)
     }
 
     /// `remap_move()`: MREMAP_FIXED without resizing moves every VMA of
@@ -98,28 +93,53 @@ impl Kernel {
         for (s, e) in pieces {
             let vma = self.mm(mm).vma(s).cloned().ok_or(Errno::EFAULT)?;
             let (ol, nl) = check_prep_vma(&vma, s, e - s, e - s, Some(target + (s - addr)), dontunmap)?;
-            self.mremap_to(pid, mm, s, ol, nl, target + (s - addr), dontunmap)?;
+            self.mremap_to(pid, mm, s, ol, nl, Some(target + (s - addr)), dontunmap, 0)?;
         }
         Ok(target)
     }
 
-    /// `mremap_to()` with MREMAP_FIXED: unmap the target first, shrink the
-    /// source if the new length is smaller, then move.
+    /// `mremap_to()`: with MREMAP_FIXED (`target`) unmap the target first;
+    /// shrink the source if the new length is smaller; with
+    /// MREMAP_DONTUNMAP the mapping gains `old_len` bytes of address
+    /// space, which must fit RLIMIT_AS (`may_expand_vm()`); without
+    /// MREMAP_FIXED pick the place (`vrm_set_new_addr()`); then move.
+    /// `delta` is the difference of the lengths as the call gave them,
+    /// before any shrink (`vrm_set_delta()`), which `move_vma()` charges.
     /// Refused up front when the mm is within five VMAs of
     /// `vm.max_map_count` (both ranges might be cut in three).
     #[allow(clippy::too_many_arguments)]
-    fn mremap_to(&mut self, pid: Pid, mm: MmId, addr: u64, mut old_len: u64, new_len: u64, target: u64, dontunmap: bool) -> SysResult<u64> {
+    fn mremap_to(
+        &mut self,
+        pid: Pid,
+        mm: MmId,
+        addr: u64,
+        mut old_len: u64,
+        new_len: u64,
+        target: Option<u64>,
+        dontunmap: bool,
+        delta: u64,
+    ) -> SysResult<u64> {
         self.map_count_check(mm, 5)?;
-        self.do_munmap(pid, mm, target, new_len)?;
-        if self.mm(mm).vma(addr).is_none() {
-            return Err(Errno::EFAULT.into());
+        if let Some(t) = target {
+            self.do_munmap(pid, mm, t, new_len)?;
+            if self.mm(mm).vma(addr).is_none() {
+                return Err(Errno::EFAULT.into());
+            }
         }
         if remap_type(old_len, new_len) == RemapType::Shrink {
             self.shrink_vma(pid, mm, addr, old_len, new_len)?;
             old_len = new_len;
         }
+        if dontunmap && !self.may_expand_vm(mm, old_len / PAGE_SIZE) {
+            return Err(Errno::ENOMEM.into());
+        }
+        let target = match target {
+            Some(t) => t,
+            None => self.get_unmapped_area(mm, None, new_len, move_align(new_len)).ok_or(Errno::ENOMEM)?,
+        };
         let vma = self.mm(mm).vma(addr).cloned().ok_or(Errno::EFAULT)?;
-        self.move_vma(pid, mm, &vma, addr, old_len, new_len, target, dontunmap)
+        let charge = if dontunmap { new_len } else { delta };
+        self.move_vma(pid, mm, &vma, addr, old_len, new_len, target, dontunmap, charge)
     }
 
     /// `mremap_at()`: no move asked for. Same size is a no-op, a shrink
@@ -141,8 +161,12 @@ impl Kernel {
                 let expandable = vma.end - addr == old_len
                     && grow_end.is_some_and(|e| e <= TASK_SIZE && !self.mm(mm).vmas.values().any(|v| v.start < e && vma.end < v.end));
                 if let (true, Some(e)) = (expandable, grow_end) {
-                    // vma_merge_extend(): the VMA grows and may merge with
-                    // the one that now follows it.
+                    // expand_vma_in_place(): an accounted VMA charges the
+                    // growth (vrm_calc_charge()), then vma_merge_extend()
+                    // grows it and may merge it with the one that follows.
+                    if vma.account {
+                        self.vm_enough_memory(Some(mm), delta / PAGE_SIZE)?;
+                    }
                     self.mm_mut(mm).vmas.get_mut(&vma.start).expect("looked up by the caller").end = e;
                     self.merge_vmas(mm, vma.start, e);
                     return Ok(addr);
@@ -151,7 +175,7 @@ impl Kernel {
                     return Err(Errno::ENOMEM.into());
                 }
                 let target = self.get_unmapped_area(mm, None, new_len, move_align(new_len)).ok_or(Errno::ENOMEM)?;
-                self.move_vma(pid, mm, vma, addr, old_len, new_len, target, false)
+                self.move_vma(pid, mm, vma, addr, old_len, new_len, target, false, delta)
             }
         }
     }
@@ -169,7 +193,12 @@ impl Kernel {
         self.do_munmap(pid, mm, start, len)
     }
 
-    /// `move_vma()`: a copy of the VMA covering `[addr, addr + old_len)`
+    /// `move_vma()`: an accounted VMA first charges `charge` bytes
+    /// (`vrm_calc_charge()`: the growth, or with MREMAP_DONTUNMAP the whole
+    /// new length, since the source stays; for a move that also shrank,
+    /// 6.18 charges the shrunk amount again, which can make that move
+    /// ENOMEM under `vm.overcommit_memory=2`). Then a copy of the VMA
+    /// covering `[addr, addr + old_len)`
     /// is placed at `target` with `new_len` bytes and the same file
     /// offsets (`copy_vma()`), the page-table entries move with it
     /// (`move_page_tables()`: PMD leaves move whole only when both
@@ -200,10 +229,14 @@ impl Kernel {
         new_len: u64,
         target: u64,
         dontunmap: bool,
+        charge: u64,
     ) -> SysResult<u64> {
         // The unmap of the source may cut a VMA in three: refused within
-        // three VMAs of `vm.max_map_count`.
+        // three VMAs of `vm.max_map_count` (prep_move_vma()).
         self.map_count_check(mm, 3)?;
+        if vma.account {
+            self.vm_enough_memory(Some(mm), charge / PAGE_SIZE)?;
+        }
         let mut copy = vma.clone();
         copy.pgoff = vma.page_index(addr);
         copy.start = target;

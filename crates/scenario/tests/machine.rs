@@ -114,6 +114,20 @@ fn rlimit_as_limits_mmap_and_mremap() {
 }
 
 #[test]
+fn mremap_dontunmap_charges_the_whole_new_length() {
+    // vrm_calc_charge(): a move charges the growth only (none here), while
+    // MREMAP_DONTUNMAP keeps the source, so it charges all of the new
+    // length: 384M committed + 128M reaches the 512M commit limit.
+    passes(
+        "set ram=1G\nset overcommit_memory=2\ntask P\nP: A = mmap 256M\nP: B = mmap 128M\nP: T = mmap 256M r\n\
+         P: mremap B 128M dontunmap expect ENOMEM\nP: mremap A 256M 256M to T\nP: C = mremap B 64M 64M dontunmap\n\
+         P: mremap C 64M dontunmap expect ENOMEM\n",
+    );
+    // The kept source counts against RLIMIT_AS too (mremap_to()).
+    passes("set rlimit_as=1M\ntask P\nP: A = mmap 512K\nP: B = mmap 4K\nP: mremap A 512K dontunmap expect ENOMEM\nP: munmap B\nP: mremap A 512K dontunmap\n");
+}
+
+#[test]
 fn machine_knobs_say_what_they_take() {
     let l = scenario::load("machine.cow", "set ram=lots\ntask P\n").ok().unwrap();
     let mut be = ModelBackend::new();
