@@ -19,22 +19,10 @@ pub fn main(files: &[String], choices: &[(String, RunOptions)], html: Option<&st
             usage = true;
             continue;
         };
-        let mut reports = Vec::new();
-        for (title, opts) in choices {
-            let mut be = scenario::model::ModelBackend::new().with_state_views(html.is_some());
-            match scenario::run_loaded(&l, &mut be, opts) {
-                Ok(r) => reports.push(r),
-                Err(diags) => {
-                    for d in diags {
-                        eprintln!("cowlab: {f}: {title}: error: {}", d.message);
-                    }
-                    usage = true;
-                }
-            }
-        }
-        if reports.len() != choices.len() {
+        let Some(reports) = super::run_each_choice(f, &l, choices.iter().map(|(t, o)| (t.as_str(), o.clone())), html.is_some()) else {
+            usage = true;
             continue;
-        }
+        };
         failed |= reports.iter().any(|r| r.status == Status::Fail);
         let titles: Vec<&str> = choices.iter().map(|(t, _)| t.as_str()).collect();
         print!("{}", render(f, &titles, &reports));

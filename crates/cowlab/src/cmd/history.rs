@@ -83,22 +83,12 @@ pub fn main(a: Args) -> u8 {
             usage = true;
             continue;
         };
-        let mut runs = Vec::new();
-        for n in &names {
-            let mut be = scenario::model::ModelBackend::new();
-            match scenario::run_loaded(&l, &mut be, &RunOptions { profile: Some(n.clone()), knobs: vec![] }) {
-                Ok(r) => runs.push(judged(&r)),
-                Err(ds) => {
-                    for d in ds {
-                        eprintln!("cowlab: {f}: {n}: error: {}", d.message);
-                    }
-                    usage = true;
-                }
-            }
-        }
-        if runs.len() != names.len() {
+        let choices = names.iter().map(|n| (n.as_str(), RunOptions { profile: Some(n.clone()), knobs: vec![] }));
+        let Some(reports) = super::run_each_choice(f, &l, choices, false) else {
+            usage = true;
             continue;
-        }
+        };
+        let runs: Vec<Vec<(usize, String, String)>> = reports.iter().map(judged).collect();
         println!("== {f}: {}", names.join(" → "));
         // The judged things of every run, by source line: a step that fails
         // on one profile is judged there ("livelock", later steps "not

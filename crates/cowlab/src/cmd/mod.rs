@@ -65,3 +65,30 @@ pub fn load(path: &str) -> Option<scenario::Loaded> {
         }
     }
 }
+
+/// Runs one loaded scenario on the model once per choice (a title and its
+/// options), printing each run's errors as `cowlab: FILE: TITLE: error: …`.
+/// None when some choice could not run: the caller reports the file as a
+/// usage error and goes on with the next.
+pub fn run_each_choice<'a>(
+    file: &str,
+    l: &scenario::Loaded,
+    choices: impl IntoIterator<Item = (&'a str, scenario::RunOptions)>,
+    views: bool,
+) -> Option<Vec<scenario::Report>> {
+    let mut reports = Vec::new();
+    let mut ok = true;
+    for (title, opts) in choices {
+        let mut be = scenario::model::ModelBackend::new().with_state_views(views);
+        match scenario::run_loaded(l, &mut be, &opts) {
+            Ok(r) => reports.push(r),
+            Err(diags) => {
+                for d in diags {
+                    eprintln!("cowlab: {file}: {title}: error: {}", d.message);
+                }
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(reports)
+}
