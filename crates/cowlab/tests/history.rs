@@ -81,14 +81,14 @@ fn history_places_each_fix_at_its_release() {
     let out = text(&cowlab(&["history", "examples/cve-2020-29374-vmsplice-child-unmap.cow"]).stdout);
     assert!(
         out.contains(
-            "== examples/cve-2020-29374-vmsplice-child-unmap.cow: linux-5.7 → linux-5.8 → linux-5.9 → linux-5.18 → linux-5.19 → linux-6.14 → linux-6.18"
+            "== examples/cve-2020-29374-vmsplice-child-unmap.cow: linux-5.7 → linux-5.8 → linux-5.9 → linux-5.11 → linux-5.18 → linux-5.19 → linux-6.14 → linux-6.18"
         ),
         "{out}"
     );
     // CVE-2020-29374: leaks on 5.7 only; 5.8's forced COW closed it.
     assert_eq!(
         marks("examples/cve-2020-29374-vmsplice-child-unmap.cow", "22"),
-        "linux-5.7  ✗, linux-5.8  ✓, linux-5.9  ✓, linux-5.18 ✓, linux-5.19 ✓, linux-6.14 ✓, linux-6.18 ✓"
+        "linux-5.7  ✗, linux-5.8  ✓, linux-5.9  ✓, linux-5.11 ✓, linux-5.18 ✓, linux-5.19 ✓, linux-6.14 ✓, linux-6.18 ✓"
     );
     assert!(out.contains("changed at linux-5.8 (from linux-5.7): 17839856fd58"), "{out}");
     // A page pinned before fork: the child gets a copy from 5.9 on
@@ -98,6 +98,14 @@ fn history_places_each_fix_at_its_release() {
     assert!(!changes.is_empty(), "{out}");
     for c in &changes {
         assert!(c.contains("changed at linux-5.9 (from linux-5.8)") && c.contains("70e806e4e645"), "{c}");
+    }
+    // A pinned hugetlb page: the child gets a copy only from 5.12
+    // (4eae4efa2c29); before, the parent's write copies away from the ring.
+    let out = text(&cowlab(&["history", "examples/hugetlb-pinned-at-fork-child-gets-copy.cow"]).stdout);
+    let changes: Vec<&str> = out.lines().filter(|l| l.contains("changed at")).collect();
+    assert_eq!(changes.len(), 2, "{out}");
+    for c in &changes {
+        assert!(c.contains("changed at linux-5.18 (from linux-5.11): 4eae4efa2c29"), "{c}");
     }
     // PTE-mapped mTHP reuse after the child exits: 6.15 (1da190f4d0a6).
     let out = text(&cowlab(&["history", "examples/mthp-fork-child-exits-parent-reuses.cow"]).stdout);

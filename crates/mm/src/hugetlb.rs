@@ -614,7 +614,10 @@ fn unmap_ref_private(k: &mut Kernel, pid: Pid, mm: MmId, folio: FolioId, haddr: 
 /// read-only unless they may be pinned and are exclusive
 /// (`hugetlb_try_dup_anon_rmap()` fails): then the child gets its own copy
 /// now, from a page without reservation; if none can be had, fork fails
-/// with ENOMEM.
+/// with ENOMEM. That early copy came to hugetlb in 5.12 (4eae4efa2c29
+/// "hugetlb: do early cow when page pinned on src mm"); with
+/// `hugetlb_fork_copy_pinned=off` fork shares a pinned hugetlb page as it
+/// does any other, and the pin stays with whichever side keeps the page.
 ///
 /// With `hugetlb_pud_fork=skip` a 1 GiB entry is not copied at all: the
 /// child's VMA stays empty and the parent's entry is left as it was
@@ -643,7 +646,8 @@ pub(crate) fn copy_hugetlb_page_range(
     }
     let anon = k.folio_is_anon(p.folio);
     let cow = pvma.is_cow_mapping();
-    if anon && !k.hugetlb_try_dup_anon_rmap(p.folio, k.mm(parent).has_pinned) {
+    let has_pinned = k.mm(parent).has_pinned && k.policy.hugetlb_fork_copy_pinned;
+    if anon && !k.hugetlb_try_dup_anon_rmap(p.folio, has_pinned) {
         let cvma = k.mm(child).vmas[&pvma.start].clone();
         let new = alloc_hugetlb_folio(k, child, &cvma, h, addr, false).ok_or(Errno::ENOMEM)?;
         let data = k.folios.get(p.folio).data.clone();

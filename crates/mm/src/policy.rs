@@ -195,6 +195,11 @@ pub struct Policy {
     /// Only interleavings can tell: the explorer takes the lock
     /// (crates/explore), a sequential run frees at once either way.
     pub hugetlb_zap_free_first: bool,
+    /// fork gives the child a copy of a maybe-pinned exclusive anon hugetlb
+    /// page instead of sharing it (`copy_hugetlb_page_range()`, 4eae4efa2c29,
+    /// 5.12); off, as from 5.9 to 5.11, only small pages and THP get that
+    /// early copy.
+    pub hugetlb_fork_copy_pinned: bool,
     /// x86 protection keys (CPU flags `pku` and `ospke`, as this machine
     /// has them): a PROT_EXEC-only mapping gets the mm's execute-only key,
     /// whose PKRU bits deny data access, so loads fault and GUP refuses it
@@ -367,6 +372,11 @@ pub const KNOBS: &[Knob] = &[
         "a hugetlb zap frees its pages before hugetlb_zap_end() lets faults in (6.18's zap_page_range_single_batched())"
     ),
     bool_knob!(
+        "hugetlb_fork_copy_pinned",
+        hugetlb_fork_copy_pinned,
+        "fork copies a maybe-pinned anon hugetlb page for the child rather than sharing it (4eae4efa2c29, 5.12)"
+    ),
+    bool_knob!(
         "pkeys",
         pkeys,
         "x86 protection keys (this machine: on): PROT_EXEC-only memory is unreadable to loads and GUP"
@@ -422,6 +432,8 @@ pub struct ProfileInfo {
 
 /// GUP-fast samples the fork seqcount from 5.11 (57efa1fe5957).
 const BEFORE_5_11: &[(&str, &str)] = &[("gup_fast_seqcount", "off")];
+/// fork copies pinned hugetlb pages from 5.12 (4eae4efa2c29).
+const BEFORE_5_12: &[(&str, &str)] = &[("hugetlb_fork_copy_pinned", "off")];
 /// GUP-fast rechecks PageAnonExclusive from 5.19, with the flag itself.
 const BEFORE_5_19: &[(&str, &str)] = &[("gup_fast_ae_recheck", "off")];
 /// The GUP-fast fixes from 6.0 and 6.1 (against collapse and swap-out).
@@ -439,7 +451,7 @@ pub const PROFILE_INFO: &[ProfileInfo] = &[
         arch: "x86",
         about: "anonymous COW reuse by mapcount (reuse_swap_page()); GUP never breaks COW; fork does not copy pinned pages: \
                 CVE-2020-29374 leaks",
-        knobs: &[&[("anon_reuse", "mapcount")], BEFORE_5_11, BEFORE_5_19, BEFORE_6_0, BEFORE_6_15],
+        knobs: &[&[("anon_reuse", "mapcount")], BEFORE_5_11, BEFORE_5_12, BEFORE_5_19, BEFORE_6_0, BEFORE_6_15],
         commits: &[],
         leaves_out: "FOLL_PIN accounting details of 5.7 (the model pins as 6.18 does); mTHP and the selftests' mTHP cases, which \
                      5.7 did not have",
@@ -448,7 +460,7 @@ pub const PROFILE_INFO: &[ProfileInfo] = &[
         name: "linux-5.8",
         arch: "x86",
         about: "as 5.7, but GUP in a COW mapping breaks COW even for reads: vmsplice() and R/O pins copy a shared page first",
-        knobs: &[&[("anon_reuse", "mapcount"), ("gup_cow_break", "on")], BEFORE_5_11, BEFORE_5_19, BEFORE_6_0, BEFORE_6_15],
+        knobs: &[&[("anon_reuse", "mapcount"), ("gup_cow_break", "on")], BEFORE_5_11, BEFORE_5_12, BEFORE_5_19, BEFORE_6_0, BEFORE_6_15],
         commits: &[("17839856fd58", "gup: document and work around \"COW can break either way\" issue", "5.8")],
         leaves_out: "the regressions the forced COW caused (uffd-wp, strace on DAX) that made 5.9 replace it; the model applies \
                      the FOLL_COW rule (a dirty read-only entry after the COW fault will do) to hugetlb too, where 5.8's \
@@ -458,24 +470,33 @@ pub const PROFILE_INFO: &[ProfileInfo] = &[
         name: "linux-5.9",
         arch: "x86",
         about: "5.9 and 5.10: anonymous COW reuse iff the refcount is 1, the forced COW of 5.8 removed; fork copies maybe-pinned \
-                pages (MMF_HAS_PINNED); GUP-fast does not yet sample write_protect_seq, so it can race fork",
-        knobs: &[&[("anon_reuse", "refcount")], BEFORE_5_11, BEFORE_5_19, BEFORE_6_0, BEFORE_6_15],
+                small pages and THPs (MMF_HAS_PINNED), not yet hugetlb pages; GUP-fast does not yet sample write_protect_seq, so it can race fork",
+        knobs: &[&[("anon_reuse", "refcount")], BEFORE_5_11, BEFORE_5_12, BEFORE_5_19, BEFORE_6_0, BEFORE_6_15],
         commits: &[
             ("09854ba94c6a", "mm: do_wp_page() simplification", "5.9"),
             ("a308c71bf1e6", "mm/gup: Remove enfornced COW mechanism", "5.9"),
             ("008cfe4418b3", "mm: Introduce mm_struct.has_pinned", "5.9"),
             ("70e806e4e645", "mm: Do early cow for pinned pages during fork() for ptes", "5.9"),
         ],
-        leaves_out: "hugetlb pages are copied at fork when pinned only from 4eae4efa2c29 (5.12); the model copies them as for \
-                     small pages",
+        leaves_out: "how 5.9 wrote the early copy at fork (the model takes the 6.18 path, copy_present_pte(), with the \
+                     5.9 condition)",
+    },
+    ProfileInfo {
+        name: "linux-5.11",
+        arch: "x86",
+        about: "as 5.9, and GUP-fast FOLL_PIN backs off when a fork write-protected the mm meanwhile; fork still shares \
+                pinned hugetlb pages",
+        knobs: &[&[("anon_reuse", "refcount")], BEFORE_5_12, BEFORE_5_19, BEFORE_6_0, BEFORE_6_15],
+        commits: &[("57efa1fe5957", "mm/gup: prevent gup_fast from racing with COW during fork", "5.11")],
+        leaves_out: "as linux-5.9",
     },
     ProfileInfo {
         name: "linux-5.18",
         arch: "x86",
-        about: "5.11 to 5.18: as 5.9, and GUP-fast FOLL_PIN backs off when a fork write-protected the mm meanwhile; still no \
-                unshare fault for R/O pins, so R/O pins of shared pages lose coherency",
+        about: "5.12 to 5.18: as 5.11, and fork copies pinned hugetlb pages too; still no unshare fault for R/O pins, so R/O \
+                pins of shared pages lose coherency",
         knobs: &[&[("anon_reuse", "refcount")], BEFORE_5_19, BEFORE_6_0, BEFORE_6_15],
-        commits: &[("57efa1fe5957", "mm/gup: prevent gup_fast from racing with COW during fork", "5.11")],
+        commits: &[("4eae4efa2c29", "hugetlb: do early cow when page pinned on src mm", "5.12")],
         leaves_out: "the reuse optimisations of 5.18 for pages in the swap cache and LRU pagevecs (same outcomes under the \
                      refcount rule as the model's)",
     },
@@ -568,6 +589,7 @@ impl Policy {
             collapse_refcount_check: true,
             swapout_clear_pte_first: true,
             hugetlb_zap_free_first: true,
+            hugetlb_fork_copy_pinned: true,
             pkeys: true,
             large_anon_reuse: LargeAnonReuse::MmId,
             page_mapcount: true,
