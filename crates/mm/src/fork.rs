@@ -220,7 +220,7 @@ impl Kernel {
             Entry::Present(p) => {
                 if let Some(h) = self.folios.get(p.folio).hugetlb {
                     let pv = self.mm(f.pmm).vma(leaf.addr).expect("leaf inside a VMA").clone();
-                    crate::hugetlb::copy_hugetlb_page_range(self, f.pmm, f.cmm, &pv, h, leaf.addr, p)?;
+                    crate::hugetlb::copy_hugetlb_page_range(self, f.parent, f.pmm, f.cmm, &pv, h, leaf.addr, p)?;
                     return Ok(false);
                 }
                 if p.special || p.folio == HUGE_ZERO_FOLIO || !self.folio_is_anon(p.folio) {

@@ -609,7 +609,8 @@ fn unmap_ref_private(k: &mut Kernel, pid: Pid, mm: MmId, folio: FolioId, haddr: 
 }
 
 /// `copy_hugetlb_page_range()` (mm/hugetlb.c) for one present leaf: fork
-/// copies one entry per step. Page-cache
+/// copies one entry per step, in the forking task `pid` (its events are
+/// that task's, as the kernel runs this in the parent's fork()). Page-cache
 /// folios are shared (read-only in COW mappings). Anon folios are shared
 /// read-only unless they may be pinned and are exclusive
 /// (`hugetlb_try_dup_anon_rmap()` fails): then the child gets its own copy
@@ -627,8 +628,10 @@ fn unmap_ref_private(k: &mut Kernel, pid: Pid, mm: MmId, folio: FolioId, haddr: 
 /// table that reads a `pt_share_count` nobody initialised. The kernel then
 /// skips the whole rest of that PUD table; the model skips entry by entry,
 /// which is the same for every 1 GiB entry of one table.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn copy_hugetlb_page_range(
     k: &mut Kernel,
+    pid: Pid,
     parent: MmId,
     child: MmId,
     pvma: &Vma,
@@ -638,8 +641,7 @@ pub(crate) fn copy_hugetlb_page_range(
 ) -> SysResult<()> {
     let level = level_of(h);
     if h == HugeSize::Size1G && k.policy.hugetlb_pud_fork == HugetlbPudFork::Skip {
-        let cpid = k.pid_of_mm(child);
-        k.event(cpid, EventKind::Hugetlb, "copy_hugetlb_page_range", Some(addr), || {
+        k.event(pid, EventKind::Hugetlb, "copy_hugetlb_page_range", Some(addr), || {
             "the child's PUD table looks shared (stale pt_share_count) → entry not copied".into()
         });
         return Ok(());
@@ -656,8 +658,7 @@ pub(crate) fn copy_hugetlb_page_range(
         k.add_new_anon_rmap(new, child, Rmap::Entire);
         k.mm_mut(child).pt.set(level, addr, crate::memory::pte(new, 0, pvma.prot.write, true));
         k.note_copy(h.bytes() / PAGE_SIZE, false);
-        let cpid = k.pid_of_mm(child);
-        k.event(cpid, EventKind::Copy, "copy_hugetlb_page_range", Some(addr), || {
+        k.event(pid, EventKind::Copy, "copy_hugetlb_page_range", Some(addr), || {
             "maybe-pinned exclusive huge page → copy for the child".into()
         });
         return Ok(());
