@@ -446,6 +446,19 @@ impl PageTable {
 
     /// The first leaf (any level) starting at or after `addr` and before `end`.
     pub fn next_leaf(&self, addr: u64, end: u64) -> Option<Leaf> {
+        // Most often the answer is in the PTE table of `addr` itself (fork
+        // asks this once per page): scan that table from `addr` on.
+        if let Some(t) = self.table(addr) {
+            let base = addr & !(PMD_SIZE - 1);
+            let last = (end.saturating_sub(base).div_ceil(PAGE_SIZE) as usize).min(PTRS_PER_PTE);
+            let found = (pte_index(addr)..last).find_map(|i| t.slots[i].map(|e| (base + i as u64 * PAGE_SIZE, e)));
+            if let Some((a, e)) = found {
+                // As below: a huge leaf can come first only from `addr`.
+                if a == addr || !addr.is_multiple_of(PMD_SIZE) {
+                    return Some(Leaf { addr: a, level: Level::Pte, entry: e });
+                }
+            }
+        }
         let mut best: Option<Leaf> = self.ptes_in(addr, end).next();
         // A PTE in the PMD range of `addr` comes first unless a huge leaf
         // starts before it, which needs a 2 MiB-aligned start in
