@@ -14,7 +14,7 @@
 //! batches, memcg, NUMA placement.
 
 use crate::contents::Contents;
-use crate::rmap::MmIdSlots;
+use crate::rmap::{MmIdSlot, MmIdSlots};
 use crate::types::{HugeSize, GUP_PIN_COUNTING_BIAS, PAGE_SIZE};
 
 /// Index of a folio in the arena; stable for the folio's lifetime.
@@ -46,7 +46,7 @@ pub enum FolioKind {
 }
 
 /// One folio: `2^order` pages with one set of counters.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Folio {
     pub order: u8,
     pub kind: FolioKind,
@@ -81,6 +81,92 @@ pub struct Folio {
     pub freed: bool,
     /// First page frame number; subpage `i` is `pfn + i`.
     pub pfn: u64,
+}
+
+impl std::hash::Hash for Folio {
+    /// Every field, the fixed-size ones packed into one write of tagged
+    /// words (the explorer hashes every folio of every state it meets, and
+    /// one hasher call per field and enum tag cost more than the rest of
+    /// its hash); the per-page vectors and the contents follow when
+    /// present. Naming every field (of the mm slots too) makes a new one a
+    /// compile error here until it is hashed.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let Folio {
+            order,
+            kind,
+            hugetlb,
+            restore_reserve,
+            refcount,
+            mapcount,
+            entire_mapcount,
+            pincount,
+            anon_exclusive,
+            mm_ids,
+            page_mapcounts,
+            dirty,
+            data,
+            freed,
+            pfn,
+        } = self;
+        let (kind, inode, index) = match *kind {
+            FolioKind::Anon => (0, 0, 0),
+            FolioKind::File { inode, index } => (1, inode.0, index),
+            FolioKind::Zero => (2, 0, 0),
+        };
+        let huge = match hugetlb {
+            None => 0,
+            Some(HugeSize::Size2M) => 1,
+            Some(HugeSize::Size1G) => 2,
+        };
+        let (ae_many, ae_one) = match anon_exclusive {
+            PageBits::One(b) => (false, *b),
+            PageBits::Many(_) => (true, false),
+        };
+        let (counts_per_page, counts_nr, counts) = match page_mapcounts {
+            PageCounts::Uniform { nr, count } => (false, *nr, *count as u64),
+            PageCounts::PerPage(_) => (true, 0, 0),
+        };
+        let MmIdSlots { slots, shared } = mm_ids;
+        let slot = |i: usize| slots[i].map_or(0, |MmIdSlot { mm, mapcount }| (mm.0 as u64) << 32 | mapcount as u64);
+        let flags = *order as u64
+            | kind << 8
+            | huge << 10
+            | (*restore_reserve as u64) << 12
+            | (*dirty as u64) << 13
+            | (*freed as u64) << 14
+            | (*shared as u64) << 15
+            | (ae_many as u64) << 16
+            | (ae_one as u64) << 17
+            | (counts_per_page as u64) << 18
+            | (slots[0].is_some() as u64) << 19
+            | (slots[1].is_some() as u64) << 20
+            | (inode as u64) << 32;
+        let words = [
+            flags,
+            index,
+            *refcount as u64,
+            *mapcount as u64,
+            *entire_mapcount as u64,
+            *pincount as u64,
+            *pfn,
+            slot(0),
+            slot(1),
+            counts_nr,
+            counts,
+        ];
+        let mut bytes = [0u8; 88];
+        for (b, w) in bytes.chunks_exact_mut(8).zip(words) {
+            b.copy_from_slice(&w.to_le_bytes());
+        }
+        h.write(&bytes);
+        if let PageBits::Many(w) = anon_exclusive {
+            w.hash(h);
+        }
+        if let PageCounts::PerPage(v) = page_mapcounts {
+            v.hash(h);
+        }
+        data.hash(h);
+    }
 }
 
 impl Folio {

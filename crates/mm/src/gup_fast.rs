@@ -37,7 +37,7 @@
 use crate::events::EventKind;
 use crate::folio::{FolioId, MmId, HUGE_ZERO_FOLIO};
 use crate::gup::GupFlags;
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, Mm};
 use crate::mmap_lock::MmapReadGuard;
 use crate::pgtable::{Entry, Leaf, Level, PmdVal};
 use crate::types::*;
@@ -227,13 +227,14 @@ impl Kernel {
                 GupFastStep::Ran
             }
             GupFastState::Grabbed { addr, leaf, folio, page, refs } => {
-                let now = self.mm(g.mm).pt.get(leaf.level, leaf.addr);
+                let pt = &self.mm(g.mm).pt;
+                let now = pt.get(leaf.level, leaf.addr);
                 let func = match leaf.level {
                     Level::Pte => "gup_fast_pte_range",
                     Level::Pmd => "gup_fast_pmd_leaf",
                     Level::Pud => "gup_fast_pud_leaf",
                 };
-                let pmd_moved = leaf.level == Level::Pte && g.pmd.is_some_and(|v| self.mm(g.mm).pt.pmd_val(addr) != v);
+                let pmd_moved = leaf.level == Level::Pte && g.pmd.is_some_and(|v| pt.pmd_val(addr) != v);
                 let bail = if self.policy.gup_fast_pmd_recheck && pmd_moved {
                     Some("PMD changed under us (PTE table taken away)")
                 } else if self.policy.gup_fast_recheck && now != Some(leaf.entry) {
@@ -387,8 +388,8 @@ impl Kernel {
     /// bit is checked by the callers. The model's entries carry neither a
     /// protnone bit nor a key: mprotect() changes a VMA's protection and
     /// its entries together, so both follow from the VMA, read here.
-    fn pte_access_permitted(&self, mm: MmId, addr: u64) -> bool {
-        self.mm(mm).vma(addr).is_some_and(|v| v.is_accessible() && self.arch_vma_access_permitted(v))
+    fn pte_access_permitted(&self, mm: &Mm, addr: u64) -> bool {
+        mm.vma(addr).is_some_and(|v| v.is_accessible() && self.arch_vma_access_permitted(v))
     }
 
     /// `gup_fast_pte_range()` for one PTE: not present, PROT_NONE or
@@ -396,9 +397,10 @@ impl Kernel {
     /// zero page) → bail.
     fn gup_fast_pte_range(&self, mm: MmId, addr: u64, flags: GupFlags) -> Walk {
         let f = "gup_fast_pte_range";
-        let Some(entry) = self.mm(mm).pt.get(Level::Pte, addr) else { return Walk::Bail(f, "PTE none") };
+        let m = self.mm(mm);
+        let Some(entry) = m.pt.get(Level::Pte, addr) else { return Walk::Bail(f, "PTE none") };
         let Entry::Present(p) = entry else { return Walk::Bail(f, "swap entry") };
-        if !self.pte_access_permitted(mm, addr) {
+        if !self.pte_access_permitted(m, addr) {
             return Walk::Bail(f, "PROT_NONE or key-protected PTE (pte_access_permitted)");
         }
         if flags.write && !p.write {
@@ -423,7 +425,7 @@ impl Kernel {
 
     fn gup_fast_leaf(&self, f: &'static str, mm: MmId, leaf: Leaf, addr: u64, flags: GupFlags, end: u64) -> Walk {
         let Entry::Present(p) = leaf.entry else { return Walk::Bail(f, "leaf not present") };
-        if !self.pte_access_permitted(mm, addr) {
+        if !self.pte_access_permitted(self.mm(mm), addr) {
             return Walk::Bail(f, "PROT_NONE or key-protected leaf (pmd_access_permitted)");
         }
         if flags.write && !p.write {

@@ -1,17 +1,21 @@
 //! Page tables: leaves at PTE, PMD and PUD level (x86-64, 4 levels).
 //!
-//! The model keeps one ordered map of leaves per level, keyed by the leaf's
-//! virtual address. A PMD "table" exists exactly when some PTE lies in its
-//! range; a PUD table when some PMD leaf or PTE lies in its range. That is
-//! all the kernel's walkers look at (none / present / leaf), so the three
-//! maps answer every question `gup_fast_pmd_range()` and friends ask, while
-//! staying `Clone + Eq + Hash` and cheap to copy at fork. Left out: page-table
-//! pages themselves (their allocation and freeing), PMD sharing of hugetlb,
-//! TLB state.
+//! PTE tables sit where the kernel keeps them: in a PMD table of 512 slots
+//! per 1 GiB (PUD) range, found by the range's address, so a walk indexes
+//! its way down as `pmd_offset()` / `pte_offset_map()` do instead of
+//! searching one big map per page. PMD and PUD leaves (rare: THP and
+//! hugetlb) are kept in ordered maps keyed by address. A PMD "table" exists
+//! exactly when some PTE lies in its range; a PUD table when some PMD leaf
+//! or PTE lies in its range. That is all the kernel's walkers look at
+//! (none / present / leaf), so these answer every question
+//! `gup_fast_pmd_range()` and friends ask, while staying `Clone + Eq +
+//! Hash`. Left out: page-table pages themselves (their allocation and
+//! freeing), PMD sharing of hugetlb, TLB state.
 
 use crate::folio::FolioId;
 use crate::types::{PAGE_SIZE, PMD_SIZE, PUD_SIZE};
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 
 /// Page-table level of a leaf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -60,7 +64,7 @@ pub struct Present {
 pub struct SwapSlot(pub u32);
 
 /// One leaf entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Entry {
     Present(Present),
     /// A swap entry; `exclusive` is the swap PTE's anon-exclusive marker
@@ -73,6 +77,24 @@ pub enum Entry {
 }
 
 impl Entry {
+    /// The whole entry in one number, different for different entries
+    /// (bits 0-63 the page, 64-95 the folio or swap slot, 96-100 the flags,
+    /// 101 swap or not; 112 and up are free for a caller's index), so that
+    /// hashing it is one write instead of eight.
+    fn word(&self) -> u128 {
+        match *self {
+            Entry::Present(Present { folio, page, write, dirty, young, soft_dirty, special }) => {
+                let flags =
+                    write as u128 | (dirty as u128) << 1 | (young as u128) << 2 | (soft_dirty as u128) << 3 | (special as u128) << 4;
+                page as u128 | (folio.0 as u128) << 64 | flags << 96
+            }
+            Entry::Swap { slot, exclusive, soft_dirty } => {
+                let flags = exclusive as u128 | (soft_dirty as u128) << 1;
+                (slot.0 as u128) << 64 | flags << 96 | 1 << 101
+            }
+        }
+    }
+
     pub fn present(&self) -> Option<&Present> {
         match self {
             Entry::Present(p) => Some(p),
@@ -85,6 +107,12 @@ impl Entry {
             Entry::Present(p) => Some(p),
             Entry::Swap { .. } => None,
         }
+    }
+}
+
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u128(self.word());
     }
 }
 
@@ -103,13 +131,14 @@ impl Leaf {
     }
 }
 
-/// Entries per PTE table.
+/// Entries per PTE table, and PMD slots per PMD table.
 const PTRS_PER_PTE: usize = 512;
+const PTRS_PER_PMD: usize = 512;
 
 /// One PTE table (the page-table page below a PMD): 512 slots and a count
 /// of the used ones. Empty tables stay until their range is unmapped, as in
 /// the kernel, so a zapped range keeps `pmd_none()` false.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PteTable {
     slots: Box<[Option<Entry>; PTRS_PER_PTE]>,
     used: u16,
@@ -123,7 +152,41 @@ pub struct PteTable {
 
 impl PteTable {
     fn new() -> Self {
-        PteTable { slots: Box::new([None; PTRS_PER_PTE]), used: 0, detached: false }
+        // Built in place: a 12 KiB array made on the stack and moved costs a copy.
+        let slots = vec![None; PTRS_PER_PTE].into_boxed_slice().try_into().expect("PTRS_PER_PTE slots");
+        PteTable { slots, used: 0, detached: false }
+    }
+}
+
+impl Hash for PteTable {
+    /// The used slots with their indices: the same value as hashing all
+    /// 512 slots (equal tables hash equal, the encoding is unambiguous)
+    /// for a fraction of the work in sparse tables (the explorer hashes
+    /// every state it meets).
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.used.hash(h);
+        self.detached.hash(h);
+        for (i, e) in self.slots.iter().enumerate() {
+            if let Some(e) = e {
+                h.write_u128(e.word() | (i as u128) << 112);
+            }
+        }
+    }
+}
+
+/// The PTE tables of one 1 GiB (PUD) range, indexed by PMD slot, and how
+/// many there are (a range without any is not kept, so that equal page
+/// tables are equal values).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PmdTable {
+    tables: Box<[Option<PteTable>; PTRS_PER_PMD]>,
+    nr: u16,
+}
+
+impl PmdTable {
+    fn new() -> Self {
+        let tables = std::iter::repeat_with(|| None).take(PTRS_PER_PMD).collect::<Box<[_]>>().try_into().expect("PTRS_PER_PMD slots");
+        PmdTable { tables, nr: 0 }
     }
 }
 
@@ -141,20 +204,83 @@ fn pte_index(addr: u64) -> usize {
     ((addr / PAGE_SIZE) % PTRS_PER_PTE as u64) as usize
 }
 
-/// One address space's page tables: PTE tables per PMD range, PMD leaves
-/// and PUD leaves, each keyed by virtual address.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+fn pmd_index(addr: u64) -> usize {
+    ((addr / PMD_SIZE) % PTRS_PER_PMD as u64) as usize
+}
+
+/// One address space's page tables: PTE tables in PMD tables keyed by
+/// their 1 GiB range, PMD leaves and PUD leaves keyed by virtual address.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct PageTable {
-    tables: BTreeMap<u64, PteTable>,
+    pmd_tables: BTreeMap<u64, PmdTable>,
     pmds: BTreeMap<u64, Entry>,
     puds: BTreeMap<u64, Entry>,
 }
 
+impl Hash for PageTable {
+    /// Every PTE table with its address, then the huge leaves (what the
+    /// derived hash of one map of tables by address would cover).
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.pmd_tables.values().map(|d| d.nr as usize).sum::<usize>().hash(h);
+        for (a, t) in self.tables_in(0, u64::MAX) {
+            a.hash(h);
+            t.hash(h);
+        }
+        self.pmds.hash(h);
+        self.puds.hash(h);
+    }
+}
+
 impl PageTable {
+    /// The PTE table for the PMD range of `addr` (`pmd_offset()` then the
+    /// table it points to; detached tables included).
+    fn table(&self, addr: u64) -> Option<&PteTable> {
+        self.pmd_tables.get(&(addr & !(PUD_SIZE - 1)))?.tables[pmd_index(addr)].as_ref()
+    }
+
+    fn table_mut(&mut self, addr: u64) -> Option<&mut PteTable> {
+        self.pmd_tables.get_mut(&(addr & !(PUD_SIZE - 1)))?.tables[pmd_index(addr)].as_mut()
+    }
+
+    /// The PTE table for `addr`, made if missing (`pte_alloc()`).
+    fn table_alloc(&mut self, addr: u64) -> &mut PteTable {
+        let d = self.pmd_tables.entry(addr & !(PUD_SIZE - 1)).or_insert_with(PmdTable::new);
+        let slot = &mut d.tables[pmd_index(addr)];
+        if slot.is_none() {
+            d.nr += 1;
+        }
+        slot.get_or_insert_with(PteTable::new)
+    }
+
+    /// Drops the PTE table at the PMD-aligned `haddr`.
+    fn remove_table(&mut self, haddr: u64) {
+        let base = haddr & !(PUD_SIZE - 1);
+        let Some(d) = self.pmd_tables.get_mut(&base) else { return };
+        if d.tables[pmd_index(haddr)].take().is_some() {
+            d.nr -= 1;
+            if d.nr == 0 {
+                self.pmd_tables.remove(&base);
+            }
+        }
+    }
+
+    /// The PTE tables whose PMD range starts in `[lo, end)`, in address
+    /// order, with their addresses.
+    fn tables_in(&self, lo: u64, end: u64) -> impl Iterator<Item = (u64, &PteTable)> + '_ {
+        self.pmd_tables.range(lo & !(PUD_SIZE - 1)..end).flat_map(move |(&base, d)| {
+            let first = if base < lo { (lo - base).div_ceil(PMD_SIZE) as usize } else { 0 };
+            let last = if end - base < PUD_SIZE { (end - base).div_ceil(PMD_SIZE) as usize } else { PTRS_PER_PMD };
+            d.tables[first.min(last)..last]
+                .iter()
+                .enumerate()
+                .filter_map(move |(i, t)| t.as_ref().map(|t| (base + (first + i) as u64 * PMD_SIZE, t)))
+        })
+    }
+
     /// The leaf entry at exactly `addr` on `level` (aligned by the caller).
     pub fn get(&self, level: Level, addr: u64) -> Option<Entry> {
         match level {
-            Level::Pte => self.tables.get(&(addr & !(PMD_SIZE - 1))).and_then(|t| t.slots[pte_index(addr)]),
+            Level::Pte => self.table(addr).and_then(|t| t.slots[pte_index(addr)]),
             Level::Pmd => self.pmds.get(&addr).copied(),
             Level::Pud => self.puds.get(&addr).copied(),
         }
@@ -162,7 +288,7 @@ impl PageTable {
 
     pub fn get_mut(&mut self, level: Level, addr: u64) -> Option<&mut Entry> {
         match level {
-            Level::Pte => self.tables.get_mut(&(addr & !(PMD_SIZE - 1))).and_then(|t| t.slots[pte_index(addr)].as_mut()),
+            Level::Pte => self.table_mut(addr).and_then(|t| t.slots[pte_index(addr)].as_mut()),
             Level::Pmd => self.pmds.get_mut(&addr),
             Level::Pud => self.puds.get_mut(&addr),
         }
@@ -172,7 +298,7 @@ impl PageTable {
         debug_assert_eq!(addr % level.size(), 0);
         match level {
             Level::Pte => {
-                let t = self.tables.entry(addr & !(PMD_SIZE - 1)).or_insert_with(PteTable::new);
+                let t = self.table_alloc(addr);
                 let slot = &mut t.slots[pte_index(addr)];
                 if slot.is_none() {
                     t.used += 1;
@@ -191,7 +317,7 @@ impl PageTable {
     pub fn clear(&mut self, level: Level, addr: u64) -> Option<Entry> {
         match level {
             Level::Pte => {
-                let t = self.tables.get_mut(&(addr & !(PMD_SIZE - 1)))?;
+                let t = self.table_mut(addr)?;
                 let old = t.slots[pte_index(addr)].take();
                 if old.is_some() {
                     t.used -= 1;
@@ -207,10 +333,9 @@ impl PageTable {
     /// `[start, end)` or is no longer covered by any VMA (`covered` says).
     pub fn free_empty_tables(&mut self, start: u64, end: u64, covered: impl Fn(u64, u64) -> bool) {
         let lo = start & !(PMD_SIZE - 1);
-        let gone: Vec<u64> =
-            self.tables.range(lo..end).filter(|(a, t)| t.used == 0 && !covered(**a, **a + PMD_SIZE)).map(|(a, _)| *a).collect();
+        let gone: Vec<u64> = self.tables_in(lo, end).filter(|(a, t)| t.used == 0 && !covered(*a, *a + PMD_SIZE)).map(|(a, _)| a).collect();
         for a in gone {
-            self.tables.remove(&a);
+            self.remove_table(a);
         }
     }
 
@@ -237,7 +362,7 @@ impl PageTable {
         if let Some(e) = self.pmds.get(&a) {
             return PmdVal::Leaf(*e);
         }
-        match self.tables.get(&a) {
+        match self.table(a) {
             Some(t) if !t.detached => PmdVal::Table,
             _ => PmdVal::None,
         }
@@ -246,7 +371,7 @@ impl PageTable {
     /// `pmdp_collapse_flush()`: the PMD at `haddr` stops pointing to its PTE
     /// table; false if there is no attached table.
     pub fn pmd_detach_table(&mut self, haddr: u64) -> bool {
-        match self.tables.get_mut(&haddr) {
+        match self.table_mut(haddr) {
             Some(t) if !t.detached => {
                 t.detached = true;
                 true
@@ -257,7 +382,7 @@ impl PageTable {
 
     /// `pmd_populate()` with the table taken by [`PageTable::pmd_detach_table`].
     pub fn pmd_reattach_table(&mut self, haddr: u64) {
-        if let Some(t) = self.tables.get_mut(&haddr) {
+        if let Some(t) = self.table_mut(haddr) {
             t.detached = false;
         }
     }
@@ -265,17 +390,15 @@ impl PageTable {
     /// The table at `haddr` leaves the page tables for good (collapse
     /// deposits it under the new huge PMD); its entries must be gone.
     pub fn pmd_drop_table(&mut self, haddr: u64) {
-        if self.tables.get(&haddr).is_some_and(|t| t.used == 0) {
-            self.tables.remove(&haddr);
+        if self.table(haddr).is_some_and(|t| t.used == 0) {
+            self.remove_table(haddr);
         }
     }
 
     /// `pud_none()` for the PUD covering `addr`.
     pub fn pud_none(&self, addr: u64) -> bool {
         let a = addr & !(PUD_SIZE - 1);
-        !self.puds.contains_key(&a)
-            && self.pmds.range(a..a + PUD_SIZE).next().is_none()
-            && self.tables.range(a..a + PUD_SIZE).next().is_none()
+        !self.puds.contains_key(&a) && self.pmds.range(a..a + PUD_SIZE).next().is_none() && !self.pmd_tables.contains_key(&a)
     }
 
     /// True when no PTE in `[start, end)` is set (used to pick mTHP orders).
@@ -294,7 +417,7 @@ impl PageTable {
     /// reached (no list is built).
     pub fn ptes_in(&self, start: u64, end: u64) -> impl Iterator<Item = Leaf> + '_ {
         let lo = start & !(PMD_SIZE - 1);
-        self.tables.range(lo..end).flat_map(move |(&base, t)| {
+        self.tables_in(lo, end).flat_map(move |(base, t)| {
             let first = if base < start { pte_index(start) } else { 0 };
             let last = if base + PMD_SIZE > end { ((end - base).div_ceil(PAGE_SIZE)) as usize } else { PTRS_PER_PTE };
             (first..last).filter_map(move |i| t.slots[i].map(|e| Leaf { addr: base + i as u64 * PAGE_SIZE, level: Level::Pte, entry: e }))
@@ -318,11 +441,24 @@ impl PageTable {
 
     /// Number of PTE leaves (for statistics and benchmarks).
     pub fn nr_ptes(&self) -> usize {
-        self.tables.values().map(|t| t.used as usize).sum()
+        self.tables_in(0, u64::MAX).map(|(_, t)| t.used as usize).sum()
     }
 
     /// The first leaf (any level) starting at or after `addr` and before `end`.
     pub fn next_leaf(&self, addr: u64, end: u64) -> Option<Leaf> {
+        // Most often the answer is in the PTE table of `addr` itself (fork
+        // asks this once per page): scan that table from `addr` on.
+        if let Some(t) = self.table(addr) {
+            let base = addr & !(PMD_SIZE - 1);
+            let last = (end.saturating_sub(base).div_ceil(PAGE_SIZE) as usize).min(PTRS_PER_PTE);
+            let found = (pte_index(addr)..last).find_map(|i| t.slots[i].map(|e| (base + i as u64 * PAGE_SIZE, e)));
+            if let Some((a, e)) = found {
+                // As below: a huge leaf can come first only from `addr`.
+                if a == addr || !addr.is_multiple_of(PMD_SIZE) {
+                    return Some(Leaf { addr: a, level: Level::Pte, entry: e });
+                }
+            }
+        }
         let mut best: Option<Leaf> = self.ptes_in(addr, end).next();
         // A PTE in the PMD range of `addr` comes first unless a huge leaf
         // starts before it, which needs a 2 MiB-aligned start in
