@@ -214,8 +214,13 @@ impl Contents {
         None
     }
 
-    /// The bytes `[off, off + len)`; the caller keeps within bounds.
+    /// The bytes `[off, off + len)`; the caller keeps within bounds. Runs
+    /// inside the range are copied as they are; only a fill cut shorter
+    /// than [`MIN_FILL`] at either end needs canonicalising.
     pub fn slice(&self, off: u64, len: u64) -> Contents {
+        if len == 0 {
+            return Contents::default();
+        }
         if let Some(byte) = self.fill_over(off, len) {
             return Self::filled(len, byte);
         }
@@ -235,11 +240,17 @@ impl Contents {
             let a = off.max(rs) - rs;
             let b = end.min(re) - rs;
             out.push(match r {
+                Run::Fill { byte, .. } if b - a < MIN_FILL => Run::Lit(vec![*byte; (b - a) as usize]),
                 Run::Fill { byte, .. } => Run::Fill { len: b - a, byte: *byte },
+                Run::Lit(v) if a == 0 && b == rl => Run::Lit(v.clone()),
                 Run::Lit(v) => Run::Lit(v[a as usize..b as usize].to_vec()),
             });
         }
-        Self::from_runs(out)
+        // A short fill turned literal at an end may now touch a literal.
+        mend(&mut out, 1);
+        let last = out.len() - 1;
+        mend(&mut out, last);
+        Contents { runs: out, len }
     }
 
     /// The byte of the one fill run that covers all of `[off, off + len)`,
@@ -259,7 +270,9 @@ impl Contents {
         None
     }
 
-    /// Overwrites `[off, off + src.len())` with `src`; the caller keeps within bounds.
+    /// Overwrites `[off, off + src.len())` with `src`; the caller keeps
+    /// within bounds. The runs before and after the range are kept; only
+    /// the two places where they meet `src` are canonicalised again.
     pub fn overwrite(&mut self, off: u64, src: &Contents) {
         if src.len == 0 {
             return;
@@ -273,20 +286,24 @@ impl Contents {
             *self = src.clone();
             return;
         }
-        let head = self.slice(0, off);
         let tail_start = off + src.len;
         let tail = self.slice(tail_start, self.len - tail_start);
-        let mut runs = head.runs;
-        runs.extend(src.runs.iter().cloned());
-        runs.extend(tail.runs);
-        *self = Self::from_runs(runs);
+        let mut out = self.slice(0, off);
+        out.append(src);
+        out.append(&tail);
+        *self = out;
     }
 
-    /// Appends `other` at the end.
+    /// Appends `other` at the end. Both are canonical, so only the last run
+    /// of `self` and the first of `other` can need joining.
     pub fn append(&mut self, other: &Contents) {
-        let mut runs = std::mem::take(&mut self.runs);
-        runs.extend(other.runs.iter().cloned());
-        *self = Self::from_runs(runs);
+        if other.len == 0 {
+            return;
+        }
+        let join = self.runs.len();
+        self.runs.extend(other.runs.iter().cloned());
+        self.len += other.len;
+        mend(&mut self.runs, join);
     }
 
     /// `parts` one after another, canonicalised once (appending them one
@@ -330,6 +347,29 @@ impl Contents {
         }
         Contents { runs: out, len }
     }
+}
+
+/// Restores canonical form where two canonical run lists meet, between
+/// `runs[at - 1]` and `runs[at]`. A stretch of equal bytes never spans more
+/// than one run of a canonical list (a fill is maximal, a literal holds only
+/// short stretches and never borders another literal), so the stretch that
+/// crosses the seam lies in those two runs, and re-encoding them is enough.
+fn mend(runs: &mut Vec<Run>, at: usize) {
+    if at == 0 || at >= runs.len() {
+        return;
+    }
+    let clean = match (&runs[at - 1], &runs[at]) {
+        (Run::Fill { byte: a, .. }, Run::Fill { byte: b, .. }) => a != b,
+        (Run::Fill { byte, .. }, Run::Lit(v)) => v.first() != Some(byte),
+        (Run::Lit(v), Run::Fill { byte, .. }) => v.last() != Some(byte),
+        (Run::Lit(_), Run::Lit(_)) => false,
+    };
+    if clean {
+        return;
+    }
+    let pair: Vec<Run> = runs.drain(at - 1..=at).collect();
+    let joined = Contents::from_runs(pair).runs;
+    runs.splice(at - 1..at - 1, joined);
 }
 
 /// On the wire (the live backend's protocol) a string is its run list;
@@ -384,7 +424,7 @@ mod tests {
         let mut c = Contents::zeroed(300);
         let mut v = vec![0u8; 300];
         let mut seed = 12345u64;
-        for _ in 0..200 {
+        for _ in 0..2000 {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let off = (seed >> 33) % 300;
             let len = ((seed >> 17) % 80).min(300 - off);
@@ -400,6 +440,15 @@ mod tests {
             assert_eq!(c.to_vec(), v);
             assert_eq!(c, Contents::from_bytes(&v));
             assert_eq!(c.slice(off, len).to_vec(), v[off as usize..(off + len) as usize].to_vec());
+            // Any cut is canonical: equal to the same bytes built afresh.
+            let (a, b) = ((seed >> 40) % 300, (seed >> 50) % 300);
+            let (a, b) = (a.min(b), a.max(b));
+            let cut = c.slice(a, b - a);
+            assert_eq!(cut, Contents::from_bytes(&v[a as usize..b as usize]));
+            let mut joined = c.slice(0, a);
+            joined.append(&cut);
+            joined.append(&c.slice(b, 300 - b));
+            assert_eq!(joined, c);
         }
     }
     #[test]

@@ -203,6 +203,32 @@ impl PageBits {
         }
     }
 
+    /// Whether any of the bits `first .. first + nr` is set, a word at a
+    /// time.
+    pub fn any_in(&self, first: u64, nr: u64) -> bool {
+        match self {
+            PageBits::One(b) => nr > 0 && *b,
+            PageBits::Many(w) => word_masks(first, nr).any(|(i, m)| w[i] & m != 0),
+        }
+    }
+
+    /// Sets the bits `first .. first + nr` to `v`, a word at a time.
+    pub fn set_range(&mut self, first: u64, nr: u64, v: bool) {
+        match self {
+            PageBits::One(b) if nr > 0 => *b = v,
+            PageBits::One(_) => {}
+            PageBits::Many(w) => {
+                for (i, m) in word_masks(first, nr) {
+                    if v {
+                        w[i] |= m;
+                    } else {
+                        w[i] &= !m;
+                    }
+                }
+            }
+        }
+    }
+
     pub fn set_all(&mut self, v: bool) {
         match self {
             PageBits::One(b) => *b = v,
@@ -211,17 +237,33 @@ impl PageBits {
     }
 }
 
-/// A count per page (the per-page mapcounts of a large folio), compact
-/// while every page has the same count, as after mapping or forking a
-/// whole folio.
+/// The words that bits `first .. first + nr` fall in, each with the mask
+/// of those bits.
+fn word_masks(first: u64, nr: u64) -> impl Iterator<Item = (usize, u64)> {
+    let end = first + nr;
+    let words = if nr == 0 { 0..0 } else { first / 64..end.div_ceil(64) };
+    words.map(move |i| {
+        let lo = first.max(i * 64) - i * 64;
+        let hi = end.min(i * 64 + 64) - i * 64;
+        let mask = if hi - lo == 64 { u64::MAX } else { ((1u64 << (hi - lo)) - 1) << lo };
+        (i as usize, mask)
+    })
+}
+
+/// A count per page (the per-page mapcounts of a large folio), kept as
+/// runs of pages with one count: one run while every page has the same
+/// count (as after mapping or forking a whole folio), a few while a fork
+/// or a zap is part-way through a folio's PTEs. So a PTE-by-PTE walk over
+/// a 2 MiB folio costs a few runs per PTE, not 512 counts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PageCounts {
     /// Every page of the folio has this count.
-    Uniform {
-        nr: u64,
-        count: u32,
-    },
-    PerPage(Vec<u32>),
+    Uniform { nr: u64, count: u32 },
+    /// At least two runs, `(end, count)`: pages up to `end` (exclusive,
+    /// from the previous run's end) have `count`. Ends ascend, the last is
+    /// the folio's page count, and neighbouring runs differ in count, so
+    /// equal counts have one form.
+    Runs(Vec<(u64, u32)>),
 }
 
 impl PageCounts {
@@ -232,7 +274,7 @@ impl PageCounts {
     pub fn get(&self, page: u64) -> u32 {
         match self {
             PageCounts::Uniform { count, .. } => *count,
-            PageCounts::PerPage(v) => v[page as usize],
+            PageCounts::Runs(r) => r[r.partition_point(|&(end, _)| end <= page)].1,
         }
     }
 
@@ -241,20 +283,43 @@ impl PageCounts {
     /// model bug, which `check_invariants()` reports (it recounts every page
     /// from the page tables).
     pub fn add(&mut self, first: u64, nr: u64, delta: i32) {
-        if let PageCounts::Uniform { nr: all, count } = self {
-            if first == 0 && nr == *all {
-                *count = count.saturating_add_signed(delta);
-                return;
+        if nr == 0 {
+            return;
+        }
+        let runs = match self {
+            PageCounts::Uniform { nr: all, count } => {
+                if first == 0 && nr == *all {
+                    *count = count.saturating_add_signed(delta);
+                    return;
+                }
+                vec![(*all, *count)]
             }
-            *self = PageCounts::PerPage(vec![*count; *all as usize]);
+            PageCounts::Runs(r) => std::mem::take(r),
+        };
+        let end = first + nr;
+        let mut out: Vec<(u64, u32)> = Vec::with_capacity(runs.len() + 2);
+        let mut push = |e: u64, c: u32| match out.last_mut() {
+            Some(last) if last.1 == c => last.0 = e,
+            _ => out.push((e, c)),
+        };
+        let mut start = 0;
+        for (e, c) in runs {
+            // The part of this run before, inside and after [first, end).
+            if start < first {
+                push(e.min(first), c);
+            }
+            if e > first && start < end {
+                push(e.min(end), c.saturating_add_signed(delta));
+            }
+            if e > end {
+                push(e, c);
+            }
+            start = e;
         }
-        let PageCounts::PerPage(v) = self else { unreachable!("made per-page above") };
-        for c in &mut v[first as usize..(first + nr) as usize] {
-            *c = c.saturating_add_signed(delta);
-        }
-        if v.iter().all(|&c| c == v[0]) {
-            *self = PageCounts::Uniform { nr: v.len() as u64, count: v[0] };
-        }
+        *self = match out.as_slice() {
+            [(all, count)] => PageCounts::Uniform { nr: *all, count: *count },
+            _ => PageCounts::Runs(out),
+        };
     }
 }
 
@@ -363,5 +428,57 @@ impl FolioArena {
 impl Default for FolioArena {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Random range updates agree with a plain count per page, and equal
+    /// counts have one form.
+    #[test]
+    fn page_counts_agree_with_a_plain_vector() {
+        let nr = 100u64;
+        let mut c = PageCounts::new(nr);
+        let mut v = vec![0u32; nr as usize];
+        let mut seed = 7u64;
+        for _ in 0..2000 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let first = (seed >> 33) % nr;
+            let len = ((seed >> 17) % 40).min(nr - first);
+            let delta = if (seed >> 9) % 3 == 0 { -1 } else { 1 };
+            c.add(first, len, delta);
+            for x in &mut v[first as usize..(first + len) as usize] {
+                *x = x.saturating_add_signed(delta);
+            }
+            assert!((0..nr).all(|p| c.get(p) == v[p as usize]));
+            let mut same = PageCounts::new(nr);
+            let mut start = 0;
+            for (i, &x) in v.iter().enumerate() {
+                if i + 1 == v.len() || v[i + 1] != x {
+                    same.add(start, i as u64 + 1 - start, 0);
+                    for _ in 0..x {
+                        same.add(start, i as u64 + 1 - start, 1);
+                    }
+                    start = i as u64 + 1;
+                }
+            }
+            assert_eq!(c, same, "one form for one set of counts");
+        }
+    }
+
+    #[test]
+    fn page_bit_ranges_agree_with_single_bits() {
+        let mut b = PageBits::new(200, false);
+        b.set_range(60, 70, true);
+        assert!((0..200).all(|i| b.get(i) == (60..130).contains(&i)));
+        assert!(b.any_in(0, 61) && b.any_in(129, 71) && !b.any_in(0, 60) && !b.any_in(130, 70) && !b.any_in(70, 0));
+        b.set_range(64, 64, false);
+        assert!((0..200).all(|i| b.get(i) == ((60..64).contains(&i) || (128..130).contains(&i))));
+        let mut one = PageBits::new(1, true);
+        assert!(one.any_in(0, 1) && !one.any_in(0, 0));
+        one.set_range(0, 1, false);
+        assert!(!one.get(0));
     }
 }
