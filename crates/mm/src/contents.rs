@@ -6,6 +6,7 @@
 //! a fill run, nothing else is), so derived `Eq`/`Hash` compare contents, and a
 //! 1 GiB `memset` costs one run.
 
+use smallvec::{smallvec, SmallVec};
 use std::fmt;
 
 /// Shortest stretch of equal bytes stored as a fill run.
@@ -26,10 +27,14 @@ impl Run {
     }
 }
 
+/// The run list: one run (the common case: a page or folio of one
+/// byte value) needs no allocation.
+type Runs = SmallVec<[Run; 1]>;
+
 /// A byte string of any length, stored as canonical runs.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Contents {
-    runs: Vec<Run>,
+    runs: Runs,
     len: u64,
 }
 
@@ -75,9 +80,9 @@ impl Contents {
     /// folio starts as one of these).
     pub fn filled(len: u64, byte: u8) -> Self {
         let runs = match len {
-            0 => Vec::new(),
-            l if l >= MIN_FILL => vec![Run::Fill { len, byte }],
-            _ => vec![Run::Lit(vec![byte; len as usize])],
+            0 => Runs::new(),
+            l if l >= MIN_FILL => smallvec![Run::Fill { len, byte }],
+            _ => smallvec![Run::Lit(vec![byte; len as usize])],
         };
         Contents { runs, len }
     }
@@ -87,7 +92,7 @@ impl Contents {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Self {
-        Self::from_runs(vec![Run::Lit(bytes.to_vec())])
+        Self::from_runs(&[Run::Lit(bytes.to_vec())])
     }
 
     pub fn len(&self) -> u64 {
@@ -224,7 +229,7 @@ impl Contents {
         if let Some(byte) = self.fill_over(off, len) {
             return Self::filled(len, byte);
         }
-        let mut out = Vec::new();
+        let mut out = Runs::new();
         let mut pos = 0u64;
         let end = off + len;
         for r in &self.runs {
@@ -309,26 +314,30 @@ impl Contents {
     /// `parts` one after another, canonicalised once (appending them one
     /// by one would redo the whole string each time).
     pub fn concat<'a>(parts: impl IntoIterator<Item = &'a Contents>) -> Contents {
-        Self::from_runs(parts.into_iter().flat_map(|c| c.runs.iter().cloned()).collect())
+        let runs: Vec<Run> = parts.into_iter().flat_map(|c| c.runs.iter().cloned()).collect();
+        Self::from_runs(&runs)
     }
 
     /// Brings any run list into canonical form: run-length encode everything,
     /// merge equal neighbours, then keep stretches of at least [`MIN_FILL`]
     /// as fills and gather the rest into literals.
-    fn from_runs(runs: Vec<Run>) -> Self {
-        let mut segs: Vec<(u8, u64)> = Vec::with_capacity(runs.len());
+    fn from_runs(runs: &[Run]) -> Self {
+        if let [Run::Fill { len, byte }] = runs {
+            return Self::filled(*len, *byte);
+        }
+        let mut segs: SmallVec<[(u8, u64); 8]> = SmallVec::new();
         let mut push = |b: u8, n: u64| match segs.last_mut() {
             Some((pb, pn)) if *pb == b => *pn += n,
             _ if n == 0 => {}
             _ => segs.push((b, n)),
         };
-        for r in &runs {
+        for r in runs {
             match r {
                 Run::Fill { len, byte } => push(*byte, *len),
                 Run::Lit(v) => v.iter().for_each(|b| push(*b, 1)),
             }
         }
-        let mut out = Vec::new();
+        let mut out = Runs::new();
         let mut lit: Vec<u8> = Vec::new();
         let mut len = 0u64;
         for (byte, n) in segs {
@@ -354,7 +363,7 @@ impl Contents {
 /// than one run of a canonical list (a fill is maximal, a literal holds only
 /// short stretches and never borders another literal), so the stretch that
 /// crosses the seam lies in those two runs, and re-encoding them is enough.
-fn mend(runs: &mut Vec<Run>, at: usize) {
+fn mend(runs: &mut Runs, at: usize) {
     if at == 0 || at >= runs.len() {
         return;
     }
@@ -367,22 +376,22 @@ fn mend(runs: &mut Vec<Run>, at: usize) {
     if clean {
         return;
     }
-    let pair: Vec<Run> = runs.drain(at - 1..=at).collect();
-    let joined = Contents::from_runs(pair).runs;
-    runs.splice(at - 1..at - 1, joined);
+    let joined = Contents::from_runs(&runs[at - 1..=at]).runs;
+    runs.drain(at - 1..=at);
+    runs.insert_many(at - 1, joined);
 }
 
 /// On the wire (the live backend's protocol) a string is its run list;
 /// whatever runs arrive, the value read back is canonical.
 impl serde::Serialize for Contents {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.runs.serialize(s)
+        self.runs.as_slice().serialize(s)
     }
 }
 
 impl<'de> serde::Deserialize<'de> for Contents {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Vec::<Run>::deserialize(d).map(Self::from_runs)
+        Vec::<Run>::deserialize(d).map(|runs| Self::from_runs(&runs))
     }
 }
 

@@ -286,40 +286,41 @@ impl PageCounts {
         if nr == 0 {
             return;
         }
-        let runs = match self {
-            PageCounts::Uniform { nr: all, count } => {
-                if first == 0 && nr == *all {
-                    *count = count.saturating_add_signed(delta);
-                    return;
-                }
-                vec![(*all, *count)]
+        if let PageCounts::Uniform { nr: all, count } = self {
+            if first == 0 && nr == *all {
+                *count = count.saturating_add_signed(delta);
+                return;
             }
-            PageCounts::Runs(r) => std::mem::take(r),
-        };
-        let end = first + nr;
-        let mut out: Vec<(u64, u32)> = Vec::with_capacity(runs.len() + 2);
-        let mut push = |e: u64, c: u32| match out.last_mut() {
-            Some(last) if last.1 == c => last.0 = e,
-            _ => out.push((e, c)),
-        };
-        let mut start = 0;
-        for (e, c) in runs {
-            // The part of this run before, inside and after [first, end).
-            if start < first {
-                push(e.min(first), c);
-            }
-            if e > first && start < end {
-                push(e.min(end), c.saturating_add_signed(delta));
-            }
-            if e > end {
-                push(e, c);
-            }
-            start = e;
+            *self = PageCounts::Runs(vec![(*all, *count)]);
         }
-        *self = match out.as_slice() {
-            [(all, count)] => PageCounts::Uniform { nr: *all, count: *count },
-            _ => PageCounts::Runs(out),
-        };
+        let PageCounts::Runs(runs) = self else { unreachable!("made runs above") };
+        let end = first + nr;
+        split_run(runs, first);
+        split_run(runs, end);
+        let inside = runs.partition_point(|&(e, _)| e <= first)..runs.partition_point(|&(e, _)| e <= end);
+        for (_, c) in &mut runs[inside] {
+            *c = c.saturating_add_signed(delta);
+        }
+        // Neighbours that now have one count become one run.
+        runs.dedup_by(|later, kept| {
+            let same = later.1 == kept.1;
+            if same {
+                kept.0 = later.0;
+            }
+            same
+        });
+        if let [(all, count)] = runs.as_slice() {
+            *self = PageCounts::Uniform { nr: *all, count: *count };
+        }
+    }
+}
+
+/// Makes page `at` the first of a run, cutting the run that holds it.
+fn split_run(runs: &mut Vec<(u64, u32)>, at: u64) {
+    let i = runs.partition_point(|&(e, _)| e <= at);
+    let start = if i == 0 { 0 } else { runs[i - 1].0 };
+    if i < runs.len() && start < at {
+        runs.insert(i, (at, runs[i].1));
     }
 }
 
