@@ -27,9 +27,9 @@ impl Run {
     }
 }
 
-/// The run list: one run (the common case: a page or folio of one
-/// byte value) needs no allocation.
-type Runs = SmallVec<[Run; 1]>;
+/// The run list: one or two runs (the common cases: a page or folio of
+/// one byte value, or of two after a partial write) need no allocation.
+type Runs = SmallVec<[Run; 2]>;
 
 /// A byte string of any length, stored as canonical runs.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
@@ -244,12 +244,7 @@ impl Contents {
             }
             let a = off.max(rs) - rs;
             let b = end.min(re) - rs;
-            out.push(match r {
-                Run::Fill { byte, .. } if b - a < MIN_FILL => Run::Lit(vec![*byte; (b - a) as usize]),
-                Run::Fill { byte, .. } => Run::Fill { len: b - a, byte: *byte },
-                Run::Lit(v) if a == 0 && b == rl => Run::Lit(v.clone()),
-                Run::Lit(v) => Run::Lit(v[a as usize..b as usize].to_vec()),
-            });
+            out.push(cut(r, a, b));
         }
         // A short fill turned literal at an end may now touch a literal.
         mend(&mut out, 1);
@@ -276,8 +271,9 @@ impl Contents {
     }
 
     /// Overwrites `[off, off + src.len())` with `src`; the caller keeps
-    /// within bounds. The runs before and after the range are kept; only
-    /// the two places where they meet `src` are canonicalised again.
+    /// within bounds. In place: the runs the range touches are replaced by
+    /// what is left of the first and last of them around `src`, and only
+    /// the seams are canonicalised again.
     pub fn overwrite(&mut self, off: u64, src: &Contents) {
         if src.len == 0 {
             return;
@@ -291,12 +287,40 @@ impl Contents {
             *self = src.clone();
             return;
         }
-        let tail_start = off + src.len;
-        let tail = self.slice(tail_start, self.len - tail_start);
-        let mut out = self.slice(0, off);
-        out.append(src);
-        out.append(&tail);
-        *self = out;
+        let end = off + src.len;
+        // The runs [first, last] that the range touches, and where the
+        // first starts and the last ends.
+        let (mut first, mut last) = (0, 0);
+        let (mut first_start, mut last_end) = (0, 0);
+        let mut pos = 0u64;
+        for (i, r) in self.runs.iter().enumerate() {
+            let re = pos + r.len();
+            if pos <= off && off < re {
+                (first, first_start) = (i, pos);
+            }
+            if pos < end && end <= re {
+                (last, last_end) = (i, re);
+                break;
+            }
+            pos = re;
+        }
+        let mut new: Runs = Runs::new();
+        if first_start < off {
+            new.push(cut(&self.runs[first], 0, off - first_start));
+        }
+        new.extend(src.runs.iter().cloned());
+        if end < last_end {
+            let last_start = last_end - self.runs[last].len();
+            new.push(cut(&self.runs[last], end - last_start, last_end - last_start));
+        }
+        let added = new.len();
+        self.runs.drain(first..=last);
+        self.runs.insert_many(first, new);
+        // Every seam from the run before `first` to the run after the new
+        // ones, right to left so that indices to the left stay put.
+        for at in (first..=first + added).rev() {
+            mend(&mut self.runs, at);
+        }
     }
 
     /// Appends `other` at the end. Both are canonical, so only the last run
@@ -358,6 +382,17 @@ impl Contents {
     }
 }
 
+/// Bytes `[a, b)` of one run, as a run list of its own in canonical form
+/// (a fill cut shorter than [`MIN_FILL`] becomes a literal).
+fn cut(r: &Run, a: u64, b: u64) -> Run {
+    match r {
+        Run::Fill { byte, .. } if b - a < MIN_FILL => Run::Lit(vec![*byte; (b - a) as usize]),
+        Run::Fill { byte, .. } => Run::Fill { len: b - a, byte: *byte },
+        Run::Lit(v) if a == 0 && b == v.len() as u64 => Run::Lit(v.clone()),
+        Run::Lit(v) => Run::Lit(v[a as usize..b as usize].to_vec()),
+    }
+}
+
 /// Restores canonical form where two canonical run lists meet, between
 /// `runs[at - 1]` and `runs[at]`. A stretch of equal bytes never spans more
 /// than one run of a canonical list (a fill is maximal, a literal holds only
@@ -374,6 +409,11 @@ fn mend(runs: &mut Runs, at: usize) {
         (Run::Lit(_), Run::Lit(_)) => false,
     };
     if clean {
+        return;
+    }
+    if let (Run::Fill { len: a, byte }, Run::Fill { len: b, .. }) = (&runs[at - 1], &runs[at]) {
+        runs[at - 1] = Run::Fill { len: a + b, byte: *byte };
+        runs.remove(at);
         return;
     }
     let joined = Contents::from_runs(&runs[at - 1..=at]).runs;

@@ -16,6 +16,7 @@
 use crate::contents::Contents;
 use crate::rmap::MmIdSlots;
 use crate::types::{HugeSize, GUP_PIN_COUNTING_BIAS, PAGE_SIZE};
+use smallvec::{smallvec, SmallVec};
 
 /// Index of a folio in the arena; stable for the folio's lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -263,7 +264,7 @@ pub enum PageCounts {
     /// from the previous run's end) have `count`. Ends ascend, the last is
     /// the folio's page count, and neighbouring runs differ in count, so
     /// equal counts have one form.
-    Runs(Vec<(u64, u32)>),
+    Runs(SmallVec<[(u64, u32); 3]>),
 }
 
 impl PageCounts {
@@ -291,7 +292,7 @@ impl PageCounts {
                 *count = count.saturating_add_signed(delta);
                 return;
             }
-            *self = PageCounts::Runs(vec![(*all, *count)]);
+            *self = PageCounts::Runs(smallvec![(*all, *count)]);
         }
         let PageCounts::Runs(runs) = self else { unreachable!("made runs above") };
         let end = first + nr;
@@ -316,7 +317,7 @@ impl PageCounts {
 }
 
 /// Makes page `at` the first of a run, cutting the run that holds it.
-fn split_run(runs: &mut Vec<(u64, u32)>, at: u64) {
+fn split_run(runs: &mut SmallVec<[(u64, u32); 3]>, at: u64) {
     let i = runs.partition_point(|&(e, _)| e <= at);
     let start = if i == 0 { 0 } else { runs[i - 1].0 };
     if i < runs.len() && start < at {
