@@ -296,6 +296,12 @@ impl PageCounts {
         }
         let PageCounts::Runs(runs) = self else { unreachable!("made runs above") };
         let end = first + nr;
+        if add_within_run(runs, first, end, delta) {
+            if let [(all, count)] = runs.as_slice() {
+                *self = PageCounts::Uniform { nr: *all, count: *count };
+            }
+            return;
+        }
         split_run(runs, first);
         split_run(runs, end);
         let inside = runs.partition_point(|&(e, _)| e <= first)..runs.partition_point(|&(e, _)| e <= end);
@@ -314,6 +320,44 @@ impl PageCounts {
             *self = PageCounts::Uniform { nr: *all, count: *count };
         }
     }
+}
+
+/// The common case of [`PageCounts::add`], a PTE walk's: `[first, end)`
+/// lies in one run and starts or ends where that run does, so at most one
+/// run is added and only its neighbours can merge. False (nothing done)
+/// otherwise.
+fn add_within_run(runs: &mut SmallVec<[(u64, u32); 3]>, first: u64, end: u64, delta: i32) -> bool {
+    let i = runs.partition_point(|&(e, _)| e <= first);
+    let start = if i == 0 { 0 } else { runs[i - 1].0 };
+    let (run_end, c) = runs[i];
+    if end > run_end || (first != start && end != run_end) {
+        return false;
+    }
+    let new = c.saturating_add_signed(delta);
+    if new == c {
+        return true;
+    }
+    let before = (i > 0).then(|| runs[i - 1].1);
+    let after = runs.get(i + 1).map(|r| r.1);
+    match (first == start, end == run_end) {
+        (true, true) => {
+            runs[i].1 = new;
+            if after == Some(new) {
+                runs.remove(i);
+            }
+            if before == Some(new) {
+                runs.remove(i - 1);
+            }
+        }
+        (true, false) if before == Some(new) => runs[i - 1].0 = end,
+        (true, false) => runs.insert(i, (end, new)),
+        (false, _) if after == Some(new) => runs[i].0 = first,
+        (false, _) => {
+            runs[i].0 = first;
+            runs.insert(i + 1, (end, new));
+        }
+    }
+    true
 }
 
 /// Makes page `at` the first of a run, cutting the run that holds it.
@@ -449,7 +493,7 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let first = (seed >> 33) % nr;
             let len = ((seed >> 17) % 40).min(nr - first);
-            let delta = if (seed >> 9) % 3 == 0 { -1 } else { 1 };
+            let delta = [-1, 1, 1, 0][((seed >> 9) % 4) as usize];
             c.add(first, len, delta);
             for x in &mut v[first as usize..(first + len) as usize] {
                 *x = x.saturating_add_signed(delta);

@@ -346,9 +346,7 @@ impl Kernel {
                         return (pages, Some(Errno::ENOMEM.into()));
                     }
                     let zero = self.folios.get(folio).is_zero();
-                    for i in 0..k {
-                        pages.push((folio, if zero { page } else { page + i }));
-                    }
+                    pages.extend((0..k).map(|i| (folio, if zero { page } else { page + i })));
                 }
                 Ok(f @ (Follow::NoPage | Follow::Unshare)) => {
                     retries += 1;
