@@ -6,6 +6,7 @@
 //! a fill run, nothing else is), so derived `Eq`/`Hash` compare contents, and a
 //! 1 GiB `memset` costs one run.
 
+use smallvec::{smallvec, SmallVec};
 use std::fmt;
 
 /// Shortest stretch of equal bytes stored as a fill run.
@@ -26,10 +27,14 @@ impl Run {
     }
 }
 
+/// The run list: one or two runs (the common cases: a page or folio of
+/// one byte value, or of two after a partial write) need no allocation.
+type Runs = SmallVec<[Run; 2]>;
+
 /// A byte string of any length, stored as canonical runs.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Contents {
-    runs: Vec<Run>,
+    runs: Runs,
     len: u64,
 }
 
@@ -75,9 +80,9 @@ impl Contents {
     /// folio starts as one of these).
     pub fn filled(len: u64, byte: u8) -> Self {
         let runs = match len {
-            0 => Vec::new(),
-            l if l >= MIN_FILL => vec![Run::Fill { len, byte }],
-            _ => vec![Run::Lit(vec![byte; len as usize])],
+            0 => Runs::new(),
+            l if l >= MIN_FILL => smallvec![Run::Fill { len, byte }],
+            _ => smallvec![Run::Lit(vec![byte; len as usize])],
         };
         Contents { runs, len }
     }
@@ -87,7 +92,7 @@ impl Contents {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Self {
-        Self::from_runs(vec![Run::Lit(bytes.to_vec())])
+        Self::from_runs(&[Run::Lit(bytes.to_vec())])
     }
 
     pub fn len(&self) -> u64 {
@@ -214,12 +219,17 @@ impl Contents {
         None
     }
 
-    /// The bytes `[off, off + len)`; the caller keeps within bounds.
+    /// The bytes `[off, off + len)`; the caller keeps within bounds. Runs
+    /// inside the range are copied as they are; only a fill cut shorter
+    /// than [`MIN_FILL`] at either end needs canonicalising.
     pub fn slice(&self, off: u64, len: u64) -> Contents {
+        if len == 0 {
+            return Contents::default();
+        }
         if let Some(byte) = self.fill_over(off, len) {
             return Self::filled(len, byte);
         }
-        let mut out = Vec::new();
+        let mut out = Runs::new();
         let mut pos = 0u64;
         let end = off + len;
         for r in &self.runs {
@@ -234,12 +244,13 @@ impl Contents {
             }
             let a = off.max(rs) - rs;
             let b = end.min(re) - rs;
-            out.push(match r {
-                Run::Fill { byte, .. } => Run::Fill { len: b - a, byte: *byte },
-                Run::Lit(v) => Run::Lit(v[a as usize..b as usize].to_vec()),
-            });
+            out.push(cut(r, a, b));
         }
-        Self::from_runs(out)
+        // A short fill turned literal at an end may now touch a literal.
+        mend(&mut out, 1);
+        let last = out.len() - 1;
+        mend(&mut out, last);
+        Contents { runs: out, len }
     }
 
     /// The byte of the one fill run that covers all of `[off, off + len)`,
@@ -259,7 +270,10 @@ impl Contents {
         None
     }
 
-    /// Overwrites `[off, off + src.len())` with `src`; the caller keeps within bounds.
+    /// Overwrites `[off, off + src.len())` with `src`; the caller keeps
+    /// within bounds. In place: the runs the range touches are replaced by
+    /// what is left of the first and last of them around `src`, and only
+    /// the seams are canonicalised again.
     pub fn overwrite(&mut self, off: u64, src: &Contents) {
         if src.len == 0 {
             return;
@@ -273,45 +287,81 @@ impl Contents {
             *self = src.clone();
             return;
         }
-        let head = self.slice(0, off);
-        let tail_start = off + src.len;
-        let tail = self.slice(tail_start, self.len - tail_start);
-        let mut runs = head.runs;
-        runs.extend(src.runs.iter().cloned());
-        runs.extend(tail.runs);
-        *self = Self::from_runs(runs);
+        let end = off + src.len;
+        // The runs [first, last] that the range touches, and where the
+        // first starts and the last ends.
+        let (mut first, mut last) = (0, 0);
+        let (mut first_start, mut last_end) = (0, 0);
+        let mut pos = 0u64;
+        for (i, r) in self.runs.iter().enumerate() {
+            let re = pos + r.len();
+            if pos <= off && off < re {
+                (first, first_start) = (i, pos);
+            }
+            if pos < end && end <= re {
+                (last, last_end) = (i, re);
+                break;
+            }
+            pos = re;
+        }
+        let mut new: Runs = Runs::new();
+        if first_start < off {
+            new.push(cut(&self.runs[first], 0, off - first_start));
+        }
+        new.extend(src.runs.iter().cloned());
+        if end < last_end {
+            let last_start = last_end - self.runs[last].len();
+            new.push(cut(&self.runs[last], end - last_start, last_end - last_start));
+        }
+        let added = new.len();
+        self.runs.drain(first..=last);
+        self.runs.insert_many(first, new);
+        // Every seam from the run before `first` to the run after the new
+        // ones, right to left so that indices to the left stay put.
+        for at in (first..=first + added).rev() {
+            mend(&mut self.runs, at);
+        }
     }
 
-    /// Appends `other` at the end.
+    /// Appends `other` at the end. Both are canonical, so only the last run
+    /// of `self` and the first of `other` can need joining.
     pub fn append(&mut self, other: &Contents) {
-        let mut runs = std::mem::take(&mut self.runs);
-        runs.extend(other.runs.iter().cloned());
-        *self = Self::from_runs(runs);
+        if other.len == 0 {
+            return;
+        }
+        let join = self.runs.len();
+        self.runs.extend(other.runs.iter().cloned());
+        self.len += other.len;
+        mend(&mut self.runs, join);
     }
 
     /// `parts` one after another, canonicalised once (appending them one
     /// by one would redo the whole string each time).
     pub fn concat<'a>(parts: impl IntoIterator<Item = &'a Contents>) -> Contents {
-        Self::from_runs(parts.into_iter().flat_map(|c| c.runs.iter().cloned()).collect())
+        let runs: Vec<Run> = parts.into_iter().flat_map(|c| c.runs.iter().cloned()).collect();
+        Self::from_runs(&runs)
     }
 
     /// Brings any run list into canonical form: run-length encode everything,
     /// merge equal neighbours, then keep stretches of at least [`MIN_FILL`]
     /// as fills and gather the rest into literals.
-    fn from_runs(runs: Vec<Run>) -> Self {
-        let mut segs: Vec<(u8, u64)> = Vec::with_capacity(runs.len());
+    fn from_runs(runs: &[Run]) -> Self {
+        if let [Run::Fill { len, byte }] = runs {
+            return Self::filled(*len, *byte);
+        }
+        let mut segs: SmallVec<[(u8, u64); 8]> = SmallVec::new();
         let mut push = |b: u8, n: u64| match segs.last_mut() {
             Some((pb, pn)) if *pb == b => *pn += n,
             _ if n == 0 => {}
             _ => segs.push((b, n)),
         };
-        for r in &runs {
+        for r in runs {
             match r {
                 Run::Fill { len, byte } => push(*byte, *len),
                 Run::Lit(v) => v.iter().for_each(|b| push(*b, 1)),
             }
         }
-        let mut out = Vec::new();
+        let mut out = Runs::new();
         let mut lit: Vec<u8> = Vec::new();
         let mut len = 0u64;
         for (byte, n) in segs {
@@ -332,17 +382,56 @@ impl Contents {
     }
 }
 
+/// Bytes `[a, b)` of one run, as a run list of its own in canonical form
+/// (a fill cut shorter than [`MIN_FILL`] becomes a literal).
+fn cut(r: &Run, a: u64, b: u64) -> Run {
+    match r {
+        Run::Fill { byte, .. } if b - a < MIN_FILL => Run::Lit(vec![*byte; (b - a) as usize]),
+        Run::Fill { byte, .. } => Run::Fill { len: b - a, byte: *byte },
+        Run::Lit(v) if a == 0 && b == v.len() as u64 => Run::Lit(v.clone()),
+        Run::Lit(v) => Run::Lit(v[a as usize..b as usize].to_vec()),
+    }
+}
+
+/// Restores canonical form where two canonical run lists meet, between
+/// `runs[at - 1]` and `runs[at]`. A stretch of equal bytes never spans more
+/// than one run of a canonical list (a fill is maximal, a literal holds only
+/// short stretches and never borders another literal), so the stretch that
+/// crosses the seam lies in those two runs, and re-encoding them is enough.
+fn mend(runs: &mut Runs, at: usize) {
+    if at == 0 || at >= runs.len() {
+        return;
+    }
+    let clean = match (&runs[at - 1], &runs[at]) {
+        (Run::Fill { byte: a, .. }, Run::Fill { byte: b, .. }) => a != b,
+        (Run::Fill { byte, .. }, Run::Lit(v)) => v.first() != Some(byte),
+        (Run::Lit(v), Run::Fill { byte, .. }) => v.last() != Some(byte),
+        (Run::Lit(_), Run::Lit(_)) => false,
+    };
+    if clean {
+        return;
+    }
+    if let (Run::Fill { len: a, byte }, Run::Fill { len: b, .. }) = (&runs[at - 1], &runs[at]) {
+        runs[at - 1] = Run::Fill { len: a + b, byte: *byte };
+        runs.remove(at);
+        return;
+    }
+    let joined = Contents::from_runs(&runs[at - 1..=at]).runs;
+    runs.drain(at - 1..=at);
+    runs.insert_many(at - 1, joined);
+}
+
 /// On the wire (the live backend's protocol) a string is its run list;
 /// whatever runs arrive, the value read back is canonical.
 impl serde::Serialize for Contents {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.runs.serialize(s)
+        self.runs.as_slice().serialize(s)
     }
 }
 
 impl<'de> serde::Deserialize<'de> for Contents {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Vec::<Run>::deserialize(d).map(Self::from_runs)
+        Vec::<Run>::deserialize(d).map(|runs| Self::from_runs(&runs))
     }
 }
 
@@ -384,7 +473,7 @@ mod tests {
         let mut c = Contents::zeroed(300);
         let mut v = vec![0u8; 300];
         let mut seed = 12345u64;
-        for _ in 0..200 {
+        for _ in 0..2000 {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let off = (seed >> 33) % 300;
             let len = ((seed >> 17) % 80).min(300 - off);
@@ -400,6 +489,15 @@ mod tests {
             assert_eq!(c.to_vec(), v);
             assert_eq!(c, Contents::from_bytes(&v));
             assert_eq!(c.slice(off, len).to_vec(), v[off as usize..(off + len) as usize].to_vec());
+            // Any cut is canonical: equal to the same bytes built afresh.
+            let (a, b) = ((seed >> 40) % 300, (seed >> 50) % 300);
+            let (a, b) = (a.min(b), a.max(b));
+            let cut = c.slice(a, b - a);
+            assert_eq!(cut, Contents::from_bytes(&v[a as usize..b as usize]));
+            let mut joined = c.slice(0, a);
+            joined.append(&cut);
+            joined.append(&c.slice(b, 300 - b));
+            assert_eq!(joined, c);
         }
     }
     #[test]

@@ -16,6 +16,7 @@
 use crate::contents::Contents;
 use crate::rmap::{MmIdSlot, MmIdSlots};
 use crate::types::{HugeSize, GUP_PIN_COUNTING_BIAS, PAGE_SIZE};
+use smallvec::{smallvec, SmallVec};
 
 /// Index of a folio in the arena; stable for the folio's lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -289,6 +290,32 @@ impl PageBits {
         }
     }
 
+    /// Whether any of the bits `first .. first + nr` is set, a word at a
+    /// time.
+    pub fn any_in(&self, first: u64, nr: u64) -> bool {
+        match self {
+            PageBits::One(b) => nr > 0 && *b,
+            PageBits::Many(w) => word_masks(first, nr).any(|(i, m)| w[i] & m != 0),
+        }
+    }
+
+    /// Sets the bits `first .. first + nr` to `v`, a word at a time.
+    pub fn set_range(&mut self, first: u64, nr: u64, v: bool) {
+        match self {
+            PageBits::One(b) if nr > 0 => *b = v,
+            PageBits::One(_) => {}
+            PageBits::Many(w) => {
+                for (i, m) in word_masks(first, nr) {
+                    if v {
+                        w[i] |= m;
+                    } else {
+                        w[i] &= !m;
+                    }
+                }
+            }
+        }
+    }
+
     pub fn set_all(&mut self, v: bool) {
         match self {
             PageBits::One(b) => *b = v,
@@ -297,17 +324,33 @@ impl PageBits {
     }
 }
 
-/// A count per page (the per-page mapcounts of a large folio), compact
-/// while every page has the same count, as after mapping or forking a
-/// whole folio.
+/// The words that bits `first .. first + nr` fall in, each with the mask
+/// of those bits.
+fn word_masks(first: u64, nr: u64) -> impl Iterator<Item = (usize, u64)> {
+    let end = first + nr;
+    let words = if nr == 0 { 0..0 } else { first / 64..end.div_ceil(64) };
+    words.map(move |i| {
+        let lo = first.max(i * 64) - i * 64;
+        let hi = end.min(i * 64 + 64) - i * 64;
+        let mask = if hi - lo == 64 { u64::MAX } else { ((1u64 << (hi - lo)) - 1) << lo };
+        (i as usize, mask)
+    })
+}
+
+/// A count per page (the per-page mapcounts of a large folio), kept as
+/// runs of pages with one count: one run while every page has the same
+/// count (as after mapping or forking a whole folio), a few while a fork
+/// or a zap is part-way through a folio's PTEs. So a PTE-by-PTE walk over
+/// a 2 MiB folio costs a few runs per PTE, not 512 counts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PageCounts {
     /// Every page of the folio has this count.
-    Uniform {
-        nr: u64,
-        count: u32,
-    },
-    PerPage(Vec<u32>),
+    Uniform { nr: u64, count: u32 },
+    /// At least two runs, `(end, count)`: pages up to `end` (exclusive,
+    /// from the previous run's end) have `count`. Ends ascend, the last is
+    /// the folio's page count, and neighbouring runs differ in count, so
+    /// equal counts have one form.
+    Runs(SmallVec<[(u64, u32); 3]>),
 }
 
 impl PageCounts {
@@ -318,7 +361,7 @@ impl PageCounts {
     pub fn get(&self, page: u64) -> u32 {
         match self {
             PageCounts::Uniform { count, .. } => *count,
-            PageCounts::PerPage(v) => v[page as usize],
+            PageCounts::Runs(r) => r[r.partition_point(|&(end, _)| end <= page)].1,
         }
     }
 
@@ -327,20 +370,88 @@ impl PageCounts {
     /// model bug, which `check_invariants()` reports (it recounts every page
     /// from the page tables).
     pub fn add(&mut self, first: u64, nr: u64, delta: i32) {
+        if nr == 0 {
+            return;
+        }
         if let PageCounts::Uniform { nr: all, count } = self {
             if first == 0 && nr == *all {
                 *count = count.saturating_add_signed(delta);
                 return;
             }
-            *self = PageCounts::PerPage(vec![*count; *all as usize]);
+            *self = PageCounts::Runs(smallvec![(*all, *count)]);
         }
-        let PageCounts::PerPage(v) = self else { unreachable!("made per-page above") };
-        for c in &mut v[first as usize..(first + nr) as usize] {
+        let PageCounts::Runs(runs) = self else { unreachable!("made runs above") };
+        let end = first + nr;
+        if add_within_run(runs, first, end, delta) {
+            if let [(all, count)] = runs.as_slice() {
+                *self = PageCounts::Uniform { nr: *all, count: *count };
+            }
+            return;
+        }
+        split_run(runs, first);
+        split_run(runs, end);
+        let inside = runs.partition_point(|&(e, _)| e <= first)..runs.partition_point(|&(e, _)| e <= end);
+        for (_, c) in &mut runs[inside] {
             *c = c.saturating_add_signed(delta);
         }
-        if v.iter().all(|&c| c == v[0]) {
-            *self = PageCounts::Uniform { nr: v.len() as u64, count: v[0] };
+        // Neighbours that now have one count become one run.
+        runs.dedup_by(|later, kept| {
+            let same = later.1 == kept.1;
+            if same {
+                kept.0 = later.0;
+            }
+            same
+        });
+        if let [(all, count)] = runs.as_slice() {
+            *self = PageCounts::Uniform { nr: *all, count: *count };
         }
+    }
+}
+
+/// The common case of [`PageCounts::add`], a PTE walk's: `[first, end)`
+/// lies in one run and starts or ends where that run does, so at most one
+/// run is added and only its neighbours can merge. False (nothing done)
+/// otherwise.
+fn add_within_run(runs: &mut SmallVec<[(u64, u32); 3]>, first: u64, end: u64, delta: i32) -> bool {
+    let i = runs.partition_point(|&(e, _)| e <= first);
+    let start = if i == 0 { 0 } else { runs[i - 1].0 };
+    let (run_end, c) = runs[i];
+    if end > run_end || (first != start && end != run_end) {
+        return false;
+    }
+    let new = c.saturating_add_signed(delta);
+    if new == c {
+        return true;
+    }
+    let before = (i > 0).then(|| runs[i - 1].1);
+    let after = runs.get(i + 1).map(|r| r.1);
+    match (first == start, end == run_end) {
+        (true, true) => {
+            runs[i].1 = new;
+            if after == Some(new) {
+                runs.remove(i);
+            }
+            if before == Some(new) {
+                runs.remove(i - 1);
+            }
+        }
+        (true, false) if before == Some(new) => runs[i - 1].0 = end,
+        (true, false) => runs.insert(i, (end, new)),
+        (false, _) if after == Some(new) => runs[i].0 = first,
+        (false, _) => {
+            runs[i].0 = first;
+            runs.insert(i + 1, (end, new));
+        }
+    }
+    true
+}
+
+/// Makes page `at` the first of a run, cutting the run that holds it.
+fn split_run(runs: &mut SmallVec<[(u64, u32); 3]>, at: u64) {
+    let i = runs.partition_point(|&(e, _)| e <= at);
+    let start = if i == 0 { 0 } else { runs[i - 1].0 };
+    if i < runs.len() && start < at {
+        runs.insert(i, (at, runs[i].1));
     }
 }
 
@@ -449,5 +560,57 @@ impl FolioArena {
 impl Default for FolioArena {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Random range updates agree with a plain count per page, and equal
+    /// counts have one form.
+    #[test]
+    fn page_counts_agree_with_a_plain_vector() {
+        let nr = 100u64;
+        let mut c = PageCounts::new(nr);
+        let mut v = vec![0u32; nr as usize];
+        let mut seed = 7u64;
+        for _ in 0..2000 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let first = (seed >> 33) % nr;
+            let len = ((seed >> 17) % 40).min(nr - first);
+            let delta = [-1, 1, 1, 0][((seed >> 9) % 4) as usize];
+            c.add(first, len, delta);
+            for x in &mut v[first as usize..(first + len) as usize] {
+                *x = x.saturating_add_signed(delta);
+            }
+            assert!((0..nr).all(|p| c.get(p) == v[p as usize]));
+            let mut same = PageCounts::new(nr);
+            let mut start = 0;
+            for (i, &x) in v.iter().enumerate() {
+                if i + 1 == v.len() || v[i + 1] != x {
+                    same.add(start, i as u64 + 1 - start, 0);
+                    for _ in 0..x {
+                        same.add(start, i as u64 + 1 - start, 1);
+                    }
+                    start = i as u64 + 1;
+                }
+            }
+            assert_eq!(c, same, "one form for one set of counts");
+        }
+    }
+
+    #[test]
+    fn page_bit_ranges_agree_with_single_bits() {
+        let mut b = PageBits::new(200, false);
+        b.set_range(60, 70, true);
+        assert!((0..200).all(|i| b.get(i) == (60..130).contains(&i)));
+        assert!(b.any_in(0, 61) && b.any_in(129, 71) && !b.any_in(0, 60) && !b.any_in(130, 70) && !b.any_in(70, 0));
+        b.set_range(64, 64, false);
+        assert!((0..200).all(|i| b.get(i) == ((60..64).contains(&i) || (128..130).contains(&i))));
+        let mut one = PageBits::new(1, true);
+        assert!(one.any_in(0, 1) && !one.any_in(0, 0));
+        one.set_range(0, 1, false);
+        assert!(!one.get(0));
     }
 }

@@ -346,9 +346,7 @@ impl Kernel {
                         return (pages, Some(Errno::ENOMEM.into()));
                     }
                     let zero = self.folios.get(folio).is_zero();
-                    for i in 0..k {
-                        pages.push((folio, if zero { page } else { page + i }));
-                    }
+                    pages.extend((0..k).map(|i| (folio, if zero { page } else { page + i })));
                 }
                 Ok(f @ (Follow::NoPage | Follow::Unshare)) => {
                     retries += 1;
@@ -384,10 +382,14 @@ impl Kernel {
         (pages, None)
     }
 
-    /// Releases pages collected by a GUP that is being abandoned.
+    /// Releases pages collected by a GUP: each stretch of consecutive
+    /// pages of one folio with one [`Kernel::gup_put_folio`], as
+    /// `unpin_user_pages()` (mm/gup.c) batches them with
+    /// `gup_folio_next()`. The references a FOLL_GET holder drops page by
+    /// page with `put_page()` leave the same counts.
     pub(crate) fn release_pages(&mut self, pages: &[(FolioId, u64)], pin: bool) {
-        for &(f, _) in pages {
-            self.gup_put_folio(f, 1, pin);
+        for same_folio in pages.chunk_by(|a, b| a.0 == b.0) {
+            self.gup_put_folio(same_folio[0].0, same_folio.len() as u64, pin);
         }
     }
 

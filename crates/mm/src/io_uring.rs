@@ -164,10 +164,13 @@ impl Kernel {
     fn io_buffer_account_pin(&mut self, b: &mut RegBuf, last_hpage: &mut Option<FolioId>, pending: u64) -> SysResult<()> {
         let mut acct = 0u64;
         let mut seen = std::collections::BTreeSet::new();
-        for &(folio, _) in &b.pages {
+        // A stretch of pages of one folio is looked at once: after its
+        // first page a large folio is `last_hpage`, which skips the rest.
+        for same_folio in b.pages.chunk_by(|x, y| x.0 == y.0) {
+            let folio = same_folio[0].0;
             let nr = self.folios.get(folio).nr_pages();
             if nr == 1 {
-                acct += 1;
+                acct += same_folio.len() as u64;
                 continue;
             }
             if *last_hpage == Some(folio) {

@@ -294,22 +294,22 @@ impl Kernel {
         }
         let f = self.folios.get(p.folio);
         if p.special || f.is_zero() || !f.is_anon() {
-            let why = if p.special || f.is_zero() { "zero page" } else { "page-cache page" };
-            return self.wp_page_copy_prepare(pid, mm, vma, addr, p, flags, why.into()).map(Some);
+            let why = if p.special || f.is_zero() { WpReason::ZeroPage } else { WpReason::PageCache };
+            return self.wp_page_copy_prepare(pid, mm, vma, addr, p, flags, why).map(Some);
         }
         let (reuse, why) = match self.policy.anon_reuse {
-            AnonReuse::AnonExclusive if f.page_ae(p.page) => (true, "PageAnonExclusive".to_string()),
+            AnonReuse::AnonExclusive if f.page_ae(p.page) => (true, WpReason::AnonExclusive),
             AnonReuse::AnonExclusive => self.wp_can_reuse_anon_folio(mm, p.folio),
             AnonReuse::Refcount => {
                 let rc = f.refcount;
-                (!f.is_large() && rc == 1, format!("refcount rule (5.9–5.18): refcount {rc}"))
+                (!f.is_large() && rc == 1, WpReason::RefcountRule { rc })
             }
             AnonReuse::Mapcount => {
                 // reuse_swap_page(): mappings plus swap entries still
                 // referring to the page's slot.
                 let mc = f.mapcount;
                 let swapped = self.swap_cache_of(p.folio).map_or(0, |s| self.swap_count(s));
-                (mc + swapped == 1, format!("mapcount rule (pre-5.8): mapcount {mc} + swap references {swapped}"))
+                (mc + swapped == 1, WpReason::MapcountRule { mc, swapped })
             }
         };
         if reuse {
@@ -326,27 +326,27 @@ impl Kernel {
     /// Large folio: [`Kernel::wp_can_reuse_large_anon_folio`]. Left out: LRU
     /// batch draining (the model has no per-CPU batches), KSM, the folio
     /// lock.
-    pub(crate) fn wp_can_reuse_anon_folio(&mut self, _mm: MmId, folio: FolioId) -> (bool, String) {
+    pub(crate) fn wp_can_reuse_anon_folio(&mut self, _mm: MmId, folio: FolioId) -> (bool, WpReason) {
         let f = self.folios.get(folio);
         if f.is_large() {
             return self.wp_can_reuse_large_anon_folio(folio);
         }
         let rc = f.refcount;
         if rc > 3 {
-            return (false, format!("refcount {rc} > 3"));
+            return (false, WpReason::RefcountOver3 { rc });
         }
         let in_cache = self.swap_cache_of(folio).is_some();
         if rc > 1 + in_cache as i64 {
-            return (false, format!("refcount {rc}{}", if in_cache { " (1 swap cache)" } else { "" }));
+            return (false, WpReason::Refcount { rc, in_cache });
         }
         if in_cache {
             self.folio_free_swap(folio);
         }
         let rc = self.folios.get(folio).refcount;
         if rc != 1 {
-            return (false, format!("refcount {rc} (swap slot still in use)"));
+            return (false, WpReason::SwapSlotInUse { rc });
         }
-        (true, "refcount 1".into())
+        (true, WpReason::Refcount1)
     }
 
     /// `__wp_can_reuse_large_anon_folio()` (mm/memory.c, under
@@ -359,28 +359,28 @@ impl Kernel {
     /// Under `large_anon_reuse=never` (before 6.15) a large folio is never
     /// reused here. Left out: freeing the folio's swap-cache entry (the
     /// model's swap-in makes small folios only).
-    fn wp_can_reuse_large_anon_folio(&self, folio: FolioId) -> (bool, String) {
+    fn wp_can_reuse_large_anon_folio(&self, folio: FolioId) -> (bool, WpReason) {
         let f = self.folios.get(folio);
         let (mc, rc) = (f.mapcount, f.refcount);
         if self.policy.large_anon_reuse == LargeAnonReuse::Never {
-            return (false, "large folio: never reused before 6.15".into());
+            return (false, WpReason::LargeNever);
         }
         if mc <= 1 {
-            return (false, format!("large folio mapped {mc}× → copy the page, let the folio go"));
+            return (false, WpReason::LargeMappedOnce { mc });
         }
         if f.mm_ids.shared {
-            return (false, "large folio: MM_ID shared bit set (maybe mapped by more than one mm)".into());
+            return (false, WpReason::LargeShared);
         }
         if mc != rc {
-            return (false, format!("large folio: mapcount {mc} ≠ refcount {rc}"));
+            return (false, WpReason::LargeExtraRefs { mc, rc });
         }
-        (true, format!("large folio: every reference is a mapping of this mm (mapcount {mc} = refcount {rc})"))
+        (true, WpReason::LargeAllMapped { mc })
     }
 
     /// `wp_page_reuse()`: keep the page, mark it anon-exclusive; a write makes
     /// the PTE writable (if VM_WRITE) and dirty, an unshare leaves it R/O.
     #[allow(clippy::too_many_arguments)]
-    fn wp_page_reuse(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present, flags: FaultFlags, why: String) {
+    fn wp_page_reuse(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present, flags: FaultFlags, why: WpReason) {
         self.folios.get_mut(p.folio).anon_exclusive.set(p.page, true);
         if flags.write {
             let e = self.mm_mut(mm).pt.get_mut(Level::Pte, addr).and_then(Entry::present_mut).expect("checked present");
@@ -404,7 +404,7 @@ impl Kernel {
         addr: u64,
         p: Present,
         flags: FaultFlags,
-        why: String,
+        why: WpReason,
     ) -> Result<WpCopy, VmFault> {
         self.oom_reserve(pid, 1)?;
         let new = self.alloc_anon_folio(0);
@@ -453,11 +453,12 @@ impl Kernel {
             self.free_swap_cache(p.folio);
             self.note_copy(1, flags.unshare);
         }
-        let func = if self.folios.get(p.folio).is_anon() { format!("{}: ", self.reuse_rule_name()) } else { String::new() };
+        let func = self.folios.get(p.folio).is_anon().then(|| self.reuse_rule_name());
         self.event(pid, EventKind::Copy, "wp_page_copy", Some(addr), || {
             if old_is_zero {
                 format!("{} fault on the zero page → new zeroed anon page", flags.name())
             } else {
+                let func = func.map(|f| format!("{f}: ")).unwrap_or_default();
                 format!("{} fault: {func}{why} → copy", flags.name())
             }
         });
@@ -657,7 +658,72 @@ pub struct WpCopy {
     orig: Present,
     new: FolioId,
     flags: FaultFlags,
-    why: String,
+    why: WpReason,
+}
+
+/// Why a write or unshare fault reuses or copies a page: the rule that
+/// decided and the counts it read. Kept as values and put into words only
+/// for the event log, so a run without narration formats nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum WpReason {
+    ZeroPage,
+    PageCache,
+    AnonExclusive,
+    /// The 5.9–5.18 rule: reuse a small page with refcount 1.
+    RefcountRule {
+        rc: i64,
+    },
+    /// The pre-5.8 rule: mappings plus swap references.
+    MapcountRule {
+        mc: i64,
+        swapped: i64,
+    },
+    RefcountOver3 {
+        rc: i64,
+    },
+    Refcount {
+        rc: i64,
+        in_cache: bool,
+    },
+    SwapSlotInUse {
+        rc: i64,
+    },
+    Refcount1,
+    LargeNever,
+    LargeMappedOnce {
+        mc: i64,
+    },
+    LargeShared,
+    LargeExtraRefs {
+        mc: i64,
+        rc: i64,
+    },
+    LargeAllMapped {
+        mc: i64,
+    },
+}
+
+impl std::fmt::Display for WpReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            WpReason::ZeroPage => f.write_str("zero page"),
+            WpReason::PageCache => f.write_str("page-cache page"),
+            WpReason::AnonExclusive => f.write_str("PageAnonExclusive"),
+            WpReason::RefcountRule { rc } => write!(f, "refcount rule (5.9–5.18): refcount {rc}"),
+            WpReason::MapcountRule { mc, swapped } => write!(f, "mapcount rule (pre-5.8): mapcount {mc} + swap references {swapped}"),
+            WpReason::RefcountOver3 { rc } => write!(f, "refcount {rc} > 3"),
+            WpReason::Refcount { rc, in_cache } => write!(f, "refcount {rc}{}", if in_cache { " (1 swap cache)" } else { "" }),
+            WpReason::SwapSlotInUse { rc } => write!(f, "refcount {rc} (swap slot still in use)"),
+            WpReason::Refcount1 => f.write_str("refcount 1"),
+            WpReason::LargeNever => f.write_str("large folio: never reused before 6.15"),
+            WpReason::LargeMappedOnce { mc } => write!(f, "large folio mapped {mc}× → copy the page, let the folio go"),
+            WpReason::LargeShared => f.write_str("large folio: MM_ID shared bit set (maybe mapped by more than one mm)"),
+            WpReason::LargeExtraRefs { mc, rc } => write!(f, "large folio: mapcount {mc} ≠ refcount {rc}"),
+            WpReason::LargeAllMapped { mc } => {
+                write!(f, "large folio: every reference is a mapping of this mm (mapcount {mc} = refcount {mc})")
+            }
+        }
+    }
 }
 
 /// Where a store by a task stands.

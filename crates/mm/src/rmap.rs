@@ -205,14 +205,11 @@ impl Kernel {
     /// (pre-5.9) never refuse.
     fn try_dup_anon_rmap(&mut self, folio: FolioId, first: u64, nr: u64, parent_has_pinned: bool) -> bool {
         let f = self.folios.get(folio);
-        let any_ae = (first..first + nr).any(|p| f.page_ae(p));
+        let any_ae = f.anon_exclusive.any_in(first, nr);
         if self.policy.fork_copies_pinned() && parent_has_pinned && f.maybe_dma_pinned() && any_ae {
             return false;
         }
-        let f = self.folios.get_mut(folio);
-        for p in first..first + nr {
-            f.anon_exclusive.set(p, false);
-        }
+        self.folios.get_mut(folio).anon_exclusive.set_range(first, nr, false);
         true
     }
 
@@ -245,11 +242,7 @@ impl Kernel {
             self.event(pid, EventKind::Note, "folio_try_share_anon_rmap_pte", Some(addr), || "folio maybe pinned → keep mapped".into());
             return false;
         }
-        let nr = f.nr_pages();
-        let f = self.folios.get_mut(folio);
-        for p in 0..nr {
-            f.anon_exclusive.set(p, false);
-        }
+        self.folios.get_mut(folio).anon_exclusive.set_all(false);
         true
     }
 }

@@ -160,12 +160,13 @@ fn keyword(i: &mut In<'_>, kw: &'static str) -> PResult<Span> {
     one_of_words(i, &[kw]).map(|(_, s)| s)
 }
 
-/// Try a keyword without committing.
+/// Try a keyword without committing (and without building the error a
+/// caller would throw away).
 fn opt_keyword(i: &mut In<'_>, kw: &'static str) -> Option<Span> {
     let cp = i.checkpoint();
-    match keyword(i, kw) {
-        Ok(s) => Some(s),
-        Err(_) => {
+    match word(i) {
+        Ok((w, s)) if w == kw => Some(s),
+        _ => {
             i.reset(&cp);
             None
         }
