@@ -123,9 +123,9 @@ impl std::hash::Hash for Folio {
             PageBits::One(b) => (false, *b),
             PageBits::Many(_) => (true, false),
         };
-        let (counts_per_page, counts_nr, counts) = match page_mapcounts {
+        let (counts_in_runs, counts_nr, counts) = match page_mapcounts {
             PageCounts::Uniform { nr, count } => (false, *nr, *count as u64),
-            PageCounts::PerPage(_) => (true, 0, 0),
+            PageCounts::Runs(_) => (true, 0, 0),
         };
         let MmIdSlots { slots, shared } = mm_ids;
         let slot = |i: usize| slots[i].map_or(0, |MmIdSlot { mm, mapcount }| (mm.0 as u64) << 32 | mapcount as u64);
@@ -138,7 +138,7 @@ impl std::hash::Hash for Folio {
             | (*shared as u64) << 15
             | (ae_many as u64) << 16
             | (ae_one as u64) << 17
-            | (counts_per_page as u64) << 18
+            | (counts_in_runs as u64) << 18
             | (slots[0].is_some() as u64) << 19
             | (slots[1].is_some() as u64) << 20
             | (inode as u64) << 32;
@@ -163,7 +163,7 @@ impl std::hash::Hash for Folio {
         if let PageBits::Many(w) = anon_exclusive {
             w.hash(h);
         }
-        if let PageCounts::PerPage(v) = page_mapcounts {
+        if let PageCounts::Runs(v) = page_mapcounts {
             v.hash(h);
         }
         data.hash(h);
