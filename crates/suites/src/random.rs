@@ -27,8 +27,6 @@
 //!   folio on the kernel (docs/divergences.md §22); pageout runs with the
 //!   default `swap=file`, which the live backend creates for the run, and
 //!   only on private anon regions of small folios (§27, §28);
-//! - O_DIRECT on a file that is also mapped: the model keeps an O_DIRECT
-//!   write's bytes in the page cache the mapping uses (§26);
 //! - `madvise free|remove|cold`: not modelled (the model says EINVAL);
 //! - `write` into a pipe that may still have a reader: a full pipe blocks
 //!   the kernel's writer (vmsplice is non-blocking on both sides). Into a
@@ -515,12 +513,6 @@ struct Render {
     tasks: Vec<TaskSt>,
     objs: Vec<(String, Obj)>,
     lines: Vec<String>,
-    /// Files some task mapped, and files O_DIRECT has written or read: a
-    /// file is one or the other, never both (the model keeps an O_DIRECT
-    /// write's bytes in its page cache, the kernel drops those pages:
-    /// docs/divergences.md §26).
-    mapped_files: Vec<usize>,
-    direct_files: Vec<usize>,
     /// Regions of private anonymous memory in small folios, the only ones
     /// `pageout` is generated for: the model swaps anon pages only
     /// (docs/divergences.md §27), and does not split a large folio that a
@@ -540,14 +532,13 @@ impl Render {
         (!v.is_empty()).then(|| v[n as usize % v.len()])
     }
 
-    /// The `n`th file of task `t` that is not in `not` (and is a disk
-    /// file, if `disk_only`).
-    fn pick_file(&self, t: usize, n: u8, not: &[usize], disk_only: bool) -> Option<usize> {
+    /// The `n`th file of task `t` (of its disk files, if `disk_only`).
+    fn pick_file(&self, t: usize, n: u8, disk_only: bool) -> Option<usize> {
         let v: Vec<usize> = self.tasks[t]
             .sees
             .iter()
             .copied()
-            .filter(|o| matches!(self.objs[*o].1, Obj::File { disk, .. } if disk || !disk_only) && !not.contains(o))
+            .filter(|o| matches!(self.objs[*o].1, Obj::File { disk, .. } if disk || !disk_only))
             .collect();
         (!v.is_empty()).then(|| v[n as usize % v.len()])
     }
@@ -649,8 +640,6 @@ pub fn render(c: &Case) -> String {
         tasks: vec![TaskSt { name: "P".into(), alive: true, sees: vec![], closed: vec![], freed: false }],
         objs: vec![],
         lines: vec![],
-        mapped_files: vec![],
-        direct_files: vec![],
         private_anon: vec![],
     };
     for op in &c.ops {
@@ -732,9 +721,7 @@ fn render_op(r: &mut Render, op: &FOp) {
                     (format!("mmap {} {sh} hugetlb=2M {prot}{nr}{pop}", fmt_size(len)), Obj::Region { len, huge: true })
                 }
                 MapKind::File => {
-                    let direct = r.direct_files.clone();
-                    let Some(f) = r.pick_file(t, file, &direct, false) else { return };
-                    r.mapped_files.push(f);
+                    let Some(f) = r.pick_file(t, file, false) else { return };
                     let (fname, Obj::File { size: fsize, huge, .. }) = r.objs[f].clone() else { return };
                     let unit = if huge { HPAGE } else { PAGE };
                     let units = fsize / unit;
@@ -1021,18 +1008,28 @@ fn render_op(r: &mut Render, op: &FOp) {
             r.step(t, format!("{op} {tn} {} {dir} {}", range_text(&rname, roff, len), place(&lname, loff)));
         }
         FOp::DirectIo { file, at, file_page, write, .. } => {
-            let mapped = r.mapped_files.clone();
-            let f = match r.pick_file(t, file / 4, &mapped, file % 4 != 3) {
+            let f = match r.pick_file(t, file / 4, file % 4 != 3) {
                 Some(f) => f,
                 None if file % 4 == 3 => return,
                 None => {
                     let size = (1 + file as u64 % 8) * PAGE;
                     let name = r.new_obj(t, "F", Obj::File { size, huge: false, disk: true });
                     r.step(t, format!("{name} = tmpfile {}", fmt_size(size)));
-                    r.objs.len() - 1
+                    let f = r.objs.len() - 1;
+                    // Half the time the page the I/O starts at is mapped
+                    // and faulted in first: a direct write must take it
+                    // out of the mapping (docs/divergences.md §26).
+                    if file & 0x20 != 0 {
+                        let fo = file_page as u64 % (size / PAGE);
+                        let o = if fo > 0 { format!(" offset={}", fmt_size(fo * PAGE)) } else { String::new() };
+                        let sh = if file & 0x40 != 0 { "shared" } else { "private" };
+                        let m = r.new_obj(t, "R", Obj::Region { len: PAGE, huge: false });
+                        r.step(t, format!("{m} = mmap 4K {sh} file {name}{o} rw"));
+                        r.step(t, format!("read {m} 4K"));
+                    }
+                    f
                 }
             };
-            r.direct_files.push(f);
             let (fname, Obj::File { size, .. }) = r.objs[f].clone() else { return };
             let fo = file_page as u64 % (size / PAGE);
             let Some((_, name, off, len)) = r.range(t, at, false, size / PAGE - fo) else { return };
@@ -1157,7 +1154,8 @@ mod tests {
     /// process_vm_writev into anon pages a fork left COW-shared, an
     /// O_DIRECT write from such pages, pageout followed at once by a fork,
     /// a read or a write of what was paged out, and O_DIRECT on a memfd
-    /// (EINVAL) next to the tmpfiles that take it.
+    /// (EINVAL) next to the tmpfiles that take it, and O_DIRECT writes to a
+    /// file that is mapped (docs/divergences.md §26).
     #[test]
     fn the_generator_reaches_swap_process_vm_and_odirect_over_shared_pages() {
         let mut r = runner(5);
@@ -1207,6 +1205,13 @@ mod tests {
         });
         count("process_vm_writev into a forked region", 12, &|ls, i| {
             ls[i].split_once("process_vm_writev ").is_some_and(|(_, rest)| region_after(rest, " ").is_some_and(|reg| forked(ls, i, &reg)))
+        });
+        count("O_DIRECT write to a mapped file", 50, &|ls, i| {
+            ls[i].contains(": odirect pwrite ")
+                && ls[i].rsplit_once(" F").is_some_and(|(_, f)| {
+                    let n: String = f.chars().take_while(|c| c.is_ascii_digit()).collect();
+                    ls[..i].iter().any(|l| l.contains(&format!(" file F{n} ")))
+                })
         });
         count("process_vm_readv", 50, &|ls, i| ls[i].contains(": process_vm_readv "));
         count("pageout of a region written before it", 90, &|ls, i| {
