@@ -392,6 +392,23 @@ mod tests {
         assert!(r.divergences.is_empty(), "{}", r.render());
     }
 
+    /// C maps R1 after the fork, then P maps R2 at the same address (the
+    /// model's allocator gives both mms the same layout): C's observations
+    /// there are places of R1, the region C can name, never of R2.
+    #[test]
+    fn a_task_observes_only_regions_it_can_name() {
+        let text =
+            "task P\nP: fork C\nC: R1 = mmap 4K\nC: write R1 fill 0x11\nP: R2 = mmap 4K\nP: write R2 fill 0x22\nexpect R1 in C present\n";
+        let l = scenario::load("t.cow", text).map_err(|_| "parse").unwrap();
+        let mut m = ModelBackend::new();
+        let mut rec = Recorder::new(&mut m);
+        scenario::run_loaded(&l, &mut rec, &scenario::RunOptions::default()).unwrap();
+        let places: Vec<Place> = rec.calls.iter().flat_map(|c| c.pages.keys().copied()).collect();
+        assert!(places.contains(&(1, 0, 0)), "C's page of R1 observed: {places:?}");
+        assert!(!places.iter().any(|p| p.0 == 1 && p.1 == 1), "C cannot name R2: {places:?}");
+        assert!(!places.iter().any(|p| p.0 == 0 && p.1 == 0), "P cannot name R1: {places:?}");
+    }
+
     #[test]
     fn a_different_rule_shows_as_divergence() {
         // The pre-5.8 mapcount rule leaks into the pipe; 6.18 does not.

@@ -79,6 +79,11 @@ pub struct Recorder<'a> {
     inner: &'a mut dyn Backend,
     regions: Vec<(u64, u64)>,
     tasks: Vec<TaskId>,
+    /// The regions each task (by index) can name: those it mapped and those
+    /// it had when it was forked. An address in a task is placed in one of
+    /// these only; where another task's region lies in this task depends on
+    /// each backend's address allocator, not on an mm rule.
+    sees: Vec<Vec<usize>>,
     hugetlb_sizes: Vec<u64>,
     /// SysV shm segment id → the length an attach maps.
     shm_lens: BTreeMap<u64, u64>,
@@ -104,6 +109,7 @@ impl<'a> Recorder<'a> {
             inner,
             regions: Vec::new(),
             tasks: Vec::new(),
+            sees: Vec::new(),
             hugetlb_sizes: Vec::new(),
             shm_lens: BTreeMap::new(),
             calls: Vec::new(),
@@ -119,7 +125,9 @@ impl<'a> Recorder<'a> {
 
     fn place(&self, task: TaskId, addr: u64) -> Place {
         let t = self.task_index(task);
-        match self.regions.iter().rposition(|(a, l)| addr >= *a && addr < a.saturating_add(*l)) {
+        let seen = self.sees.get(t).map(Vec::as_slice).unwrap_or_default();
+        let found = self.regions.iter().enumerate().rev().find(|(i, (a, l))| seen.contains(i) && addr >= *a && addr < a.saturating_add(*l));
+        match found.map(|(i, _)| i) {
             Some(i) => (t, i, addr - self.regions[i].0),
             None => (t, usize::MAX, addr),
         }
@@ -169,6 +177,7 @@ impl Backend for Recorder<'_> {
     fn spawn(&mut self) -> Result<TaskId, String> {
         let t = self.inner.spawn()?;
         self.tasks.push(t);
+        self.sees.push(Vec::new());
         Ok(t)
     }
     fn call(&mut self, task: TaskId, call: &Call) -> Result<Ret, Failure> {
@@ -204,10 +213,16 @@ impl Backend for Recorder<'_> {
                 };
                 self.regions.push((*a, len));
                 self.step_region = Some(self.regions.len() - 1);
+                let ti = self.task_index(task);
+                if let Some(s) = self.sees.get_mut(ti) {
+                    s.push(self.regions.len() - 1);
+                }
                 Outcome::Ok(format!("ok, region #{}", self.regions.len() - 1))
             }
             Ok(Ret::Task(t)) => {
+                let inherited = self.sees.get(self.task_index(task)).cloned().unwrap_or_default();
                 self.tasks.push(*t);
+                self.sees.push(inherited);
                 Outcome::Ok(format!("ok, task #{}", self.tasks.len() - 1))
             }
             Ok(Ret::Data(c)) => Outcome::Data(c.byte_runs()),

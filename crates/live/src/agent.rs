@@ -211,10 +211,32 @@ pub fn zygote_main(sock: OwnedFd, journal: Option<std::path::PathBuf>, controlle
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
+    pin_to_this_cpu();
     let me = rustix::process::getpid().as_raw_nonzero().get();
     let _ = proto::send(sock.as_fd(), &Reply::Hello(me));
     let mut a = Agent { sock, regions: Regions::default(), rings: BTreeMap::new(), zygote: true };
     a.serve(journal, controller)
+}
+
+/// Keeps the zygote, and so every task it forks, on the CPU it runs on
+/// now. MADV_PAGEOUT drains only the calling CPU's batch of folios waiting
+/// to go on the LRU (mm/madvise.c `madvise_pageout()` → `lru_add_drain()`),
+/// and a folio still in another CPU's batch cannot be isolated and is not
+/// paged out: whether a page a task just faulted in is reclaimed would
+/// depend on where the scheduler ran the two steps
+/// (docs/repro/pageout-lru-batch-other-cpu.py). On one CPU it always is.
+fn pin_to_this_cpu() {
+    // SAFETY: plain system calls on this process with a zeroed, then set,
+    // cpu_set_t of the size passed.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        if cpu < 0 {
+            return;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
 }
 
 /// Every process of this session except the caller, killed; waits until

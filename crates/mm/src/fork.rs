@@ -124,6 +124,11 @@ impl Kernel {
                 cv.resv = None;
                 if pv.wipeonfork {
                     cv.anon_vma = None;
+                    cv.fork_child = false;
+                } else {
+                    // anon_vma_fork(): the child's chain links the parent's
+                    // anon_vma too.
+                    cv.fork_child = pv.anon_vma.is_some();
                 }
                 self.mm_mut(f.cmm).vmas.insert(start, cv);
                 // vma_needs_copy(): only VMAs with anon pages are copied

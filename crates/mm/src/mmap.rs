@@ -170,6 +170,7 @@ impl Kernel {
             backing: inode.map_or(Backing::Anon, Backing::File),
             pgoff: if inode.is_some() { req.offset / PAGE_SIZE } else { start / PAGE_SIZE },
             anon_vma: None,
+            fork_child: false,
             hugetlb,
             resv: None,
         };
@@ -252,7 +253,10 @@ impl Kernel {
                 let vb = m.vmas.remove(&b).expect("key taken from the map");
                 let va = m.vmas.get_mut(&a).expect("key taken from the map");
                 va.end = vb.end;
-                va.anon_vma = va.anon_vma.or(vb.anon_vma);
+                if va.anon_vma.is_none() {
+                    va.anon_vma = vb.anon_vma;
+                    va.fork_child = vb.fork_child;
+                }
                 keys.remove(i + 1);
             } else {
                 i += 1;

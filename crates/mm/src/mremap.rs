@@ -258,6 +258,7 @@ impl Kernel {
             if addr == vma.start && addr + old_len == vma.end {
                 if let Some(v) = self.mm_mut(mm).vmas.get_mut(&vma.start) {
                     v.anon_vma = None;
+                    v.fork_child = false;
                 }
             }
             return Ok(target);

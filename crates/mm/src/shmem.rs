@@ -14,10 +14,15 @@
 //! - hugetlbfs: one huge folio per huge index.
 //!
 //! The cache maps a folio's first index to it; each cached folio holds one
-//! reference for the cache. Left out: writeback, readahead of read(2),
-//! LRU, shmem THP, allocation failure of a large folio (the kernel then
-//! tries smaller orders), truncation of mapped pages (truncate only drops
-//! pages no longer mapped).
+//! reference for the cache. A disk file also has the bytes "on disk"
+//! ([`Inode::disk`]): a folio the cache creates reads them in, and they are
+//! written when folios leave the cache under an O_DIRECT write (see
+//! crates/mm/src/direct_io.rs) and by the O_DIRECT write itself. Left out:
+//! writeback at other times (the cache holds the newest bytes, so nothing
+//! a scenario observes depends on when), readahead of read(2), LRU, shmem
+//! THP, allocation failure of a large folio (the kernel then tries smaller
+//! orders), truncation of mapped pages (truncate only drops pages no
+//! longer mapped).
 
 use crate::contents::Contents;
 use crate::folio::{FolioId, FolioKind, InodeId, MmId};
@@ -61,6 +66,10 @@ pub struct Inode {
     /// Page cache: index (in base pages; for hugetlb, the huge page's first
     /// base-page index) → folio.
     pub cache: BTreeMap<u64, FolioId>,
+    /// A disk file's bytes on disk, from offset 0 (zeros past its end): what
+    /// a new page-cache folio reads in. Only bytes no cached folio holds
+    /// are read from here; empty for shmem and hugetlbfs.
+    pub disk: Contents,
     /// Open file descriptions referring to the inode.
     pub(crate) opens: u32,
     /// hugetlb: reserved huge indices of this inode (region map).
@@ -73,7 +82,19 @@ pub struct Inode {
 impl Kernel {
     pub(crate) fn create_inode(&mut self, kind: InodeKind, hugetlb: Option<HugeSize>, size: u64) -> InodeId {
         let id = InodeId(self.fresh_id());
-        self.inodes.insert(id, Inode { kind, hugetlb, size, cache: BTreeMap::new(), opens: 0, resv: Default::default(), s_private: false });
+        self.inodes.insert(
+            id,
+            Inode {
+                kind,
+                hugetlb,
+                size,
+                cache: BTreeMap::new(),
+                disk: Contents::default(),
+                opens: 0,
+                resv: Default::default(),
+                s_private: false,
+            },
+        );
         id
     }
 
@@ -142,6 +163,10 @@ impl Kernel {
     }
 
     fn truncate_cache(&mut self, ino: InodeId, size: u64) {
+        let inode = self.inodes.get_mut(&ino).expect("present");
+        if inode.disk.len() > size {
+            inode.disk = inode.disk.slice(0, size);
+        }
         let first = size.div_ceil(PAGE_SIZE);
         let gone: Vec<(u64, FolioId)> = self.inodes[&ino].cache.range(first..).map(|(k, v)| (*k, *v)).collect();
         for (idx, f) in gone {
@@ -235,6 +260,11 @@ impl Kernel {
                 self.folios.get_mut(f).data.overwrite(zs - fs, &Contents::zeroed(ze - zs));
             }
         }
+        let disk = &mut self.inodes.get_mut(&ino).expect("present").disk;
+        if off < disk.len() {
+            let n = end.min(disk.len()) - off;
+            disk.overwrite(off, &Contents::zeroed(n));
+        }
         // The pages (huge pages) wholly inside the range.
         let (hole_start, hole_end) = (off.next_multiple_of(unit), align_down(end, unit));
         if hole_start < hole_end {
@@ -252,7 +282,7 @@ impl Kernel {
     /// `hugetlb_vmdelete_list()`, truncation) every entry of the range
     /// goes, otherwise a private mapping keeps its anonymous copies and
     /// only page-cache pages are unmapped.
-    fn unmap_mapping_range(&mut self, pid: Pid, ino: InodeId, start: u64, end: u64, even_cows: bool) {
+    pub(crate) fn unmap_mapping_range(&mut self, pid: Pid, ino: InodeId, start: u64, end: u64, even_cows: bool) {
         let mut ranges: Vec<(MmId, u64, u64)> = Vec::new();
         for (id, m) in &self.mms {
             for v in m.vmas.values().filter(|v| v.inode() == Some(ino)) {
@@ -363,12 +393,37 @@ impl Kernel {
                 }
                 None => {
                     let n = (PAGE_SIZE - pos % PAGE_SIZE).min(end - pos);
-                    out.append(&Contents::zeroed(n));
+                    out.append(&self.disk_read(ino, pos, n));
                     pos += n;
                 }
             }
         }
         out
+    }
+
+    /// `[off, off + len)` of a file's bytes on disk ([`Inode::disk`]).
+    pub(crate) fn disk_read(&self, ino: InodeId, off: u64, len: u64) -> Contents {
+        let disk = &self.inodes[&ino].disk;
+        if off >= disk.len() {
+            return Contents::zeroed(len);
+        }
+        let n = len.min(disk.len() - off);
+        let mut out = disk.slice(off, n);
+        if n < len {
+            out.append(&Contents::zeroed(len - n));
+        }
+        out
+    }
+
+    /// Writes `data` at `off` to a file's bytes on disk, growing them with
+    /// zeros as needed.
+    pub(crate) fn disk_write(&mut self, ino: InodeId, off: u64, data: &Contents) {
+        let disk = &mut self.inodes.get_mut(&ino).expect("present").disk;
+        let end = off + data.len();
+        if disk.len() < end {
+            disk.append(&Contents::zeroed(end - disk.len()));
+        }
+        disk.overwrite(off, data);
     }
 
     /// The cached folio and page for base-page index `idx`.
@@ -399,6 +454,12 @@ impl Kernel {
             None if self.free_ram_pages() < per => return Err(VmFault::Oom),
             None => self.folios.alloc(order, FolioKind::File { inode: ino, index: head }, None),
         };
+        // A disk file's folio reads its bytes in (`filemap_read_folio()`);
+        // the other kinds start zeroed.
+        if hugetlb.is_none() && head * PAGE_SIZE < self.inodes[&ino].disk.len() {
+            let data = self.disk_read(ino, head * PAGE_SIZE, per * PAGE_SIZE);
+            self.folios.get_mut(folio).data = data;
+        }
         // The allocation reference becomes the page cache's.
         self.inodes.get_mut(&ino).expect("present").cache.insert(head, folio);
         Ok((folio, idx - head))

@@ -45,6 +45,13 @@ pub struct Vma {
     pub pgoff: u64,
     /// Identity of the anon_vma once one exists (first anon fault or fork).
     pub anon_vma: Option<u32>,
+    /// The VMA's anon_vma chain holds more than its own anon_vma: it was
+    /// copied at fork from a VMA that had one (`anon_vma_fork()`), or split
+    /// or moved from such a VMA. mm/vma.c `vma_is_fork_child()`; such a
+    /// VMA never merges with one that has no anon_vma (see
+    /// [`Vma::can_merge_with`]). Left out: `anon_vma_clone()` reusing an
+    /// ancestor's anon_vma whose VMAs are all gone.
+    pub fork_child: bool,
     /// VM_HUGETLB with its page size.
     pub hugetlb: Option<HugeSize>,
     /// hugetlb private reservation map and its HPAGE_RESV_* flags.
@@ -106,7 +113,20 @@ impl Vma {
             && self.hugetlb.is_none()
             && other.hugetlb.is_none()
             && other.pgoff == self.pgoff + self.len() / PAGE_SIZE
-            && (self.anon_vma.is_none() || other.anon_vma.is_none() || self.anon_vma == other.anon_vma)
+            && self.anon_vma_mergeable(other)
+    }
+
+    /// mm/vma.c `is_mergeable_anon_vma()`: two VMAs with anon_vmas merge
+    /// only when it is the same one; when one side has none, it takes the
+    /// other's, which the kernel refuses when the other is a fork child
+    /// (its anon_vma root lock is shared with the parent's).
+    fn anon_vma_mergeable(&self, other: &Vma) -> bool {
+        match (self.anon_vma, other.anon_vma) {
+            (None, None) => true,
+            (Some(_), None) => !self.fork_child,
+            (None, Some(_)) => !other.fork_child,
+            (Some(a), Some(b)) => a == b,
+        }
     }
 
     /// Cuts the VMA at `addr`, returning the upper part (`split_vma()`).

@@ -135,3 +135,75 @@ fn odirect_on_a_memfd_is_einval() {
     let hf = s.step(|k| k.create_file(p, InodeKind::Hugetlbfs, Some(HugeSize::Size2M))).unwrap();
     assert_eq!(s.step(|k| k.direct_io(p, hf, 0, a, K4, false)), Err(Errno::EINVAL.into()));
 }
+
+/// An O_DIRECT write takes every page-cache folio that overlaps its range
+/// out of the cache and out of every mapping of the file, whole (mm/filemap.c
+/// `kiocb_invalidate_pages()`); an anonymous copy in a private mapping stays,
+/// and a folio a pin holds lives on, detached from the file. Live:
+/// crates/live/scenarios/odirect-pwrite-invalidates-page-cache.cow.
+#[test]
+fn odirect_pwrite_takes_the_range_out_of_the_page_cache() {
+    let mut s = Sys::new();
+    s.thp_disable();
+    let p = s.spawn();
+    let f = tmpfile(&mut s, p, 3 * K4);
+    // One 8K folio (a buffered write of 8K), then a 4K one.
+    s.step(|k| k.pwrite(p, f, 0, &Contents::filled(2 * K4, 0x11))).unwrap();
+    s.step(|k| k.pwrite(p, f, 2 * K4, &Contents::filled(K4, 0x33))).unwrap();
+    let sh = s.mmap(p, MmapRequest { shared: true, fd: Some(f), ..MmapRequest::anon(3 * K4) });
+    let pv = s.mmap(p, MmapRequest { fd: Some(f), ..MmapRequest::anon(3 * K4) });
+    s.read(p, sh, 3 * K4).unwrap();
+    s.read(p, pv, K4).unwrap();
+    s.fill(p, pv + K4, K4, 0x77).unwrap();
+    assert_eq!(s.pfn(p, pv), s.pfn(p, sh));
+    let pinned = s.pfn(p, sh);
+    let h = s.pin(p, sh, 1, GupFlags::PIN, false).unwrap();
+    let (kept, kept_pv) = (s.pfn(p, sh + 2 * K4), s.pfn(p, pv + K4));
+
+    let a = s.anon(p, K4);
+    s.fill(p, a, K4, 0x22).unwrap();
+    assert_eq!(s.step(|k| k.direct_io(p, f, K4, a, K4, true)), Ok(K4));
+    for addr in [sh, sh + K4, pv] {
+        assert!(!s.k.pagemap(p, addr).unwrap().present, "{addr:#x} still mapped");
+    }
+    assert_eq!(s.pfn(p, sh + 2 * K4), kept);
+    assert_eq!(s.pfn(p, pv + K4), kept_pv);
+    // The next accesses read the disk into a new folio.
+    assert_eq!(s.read(p, sh, K4).unwrap(), Contents::filled(K4, 0x11));
+    assert_eq!(s.read(p, sh + K4, K4).unwrap(), Contents::filled(K4, 0x22));
+    assert_ne!(s.pfn(p, sh), pinned);
+    assert_eq!(s.read(p, pv + K4, K4).unwrap(), Contents::filled(K4, 0x77));
+    assert_eq!(s.step(|k| k.pread(p, f, K4, K4)).unwrap(), Contents::filled(K4, 0x22));
+    s.step(|k| k.unpin(p, h)).unwrap();
+    // A buffer that maps the range it writes: the pin faults the page back
+    // in, the write goes to disk, and the second invalidation drops it.
+    assert_eq!(s.step(|k| k.direct_io(p, f, 2 * K4, sh + 2 * K4, K4, true)), Ok(K4));
+    assert!(!s.k.pagemap(p, sh + 2 * K4).unwrap().present);
+    assert_eq!(s.read(p, sh + 2 * K4, K4).unwrap(), Contents::filled(K4, 0x33));
+}
+
+/// ext4 does not ask for IOMAP_DIO_PARTIAL: a buffer pinned in part fails
+/// the call with EFAULT after the blocks before the failing page were moved;
+/// a read covers its whole buffer, with zeros past the end of the file.
+/// Live: crates/live/scenarios/fuzz-odirect-buffer-pinned-in-part-efault.cow.
+#[test]
+fn odirect_buffer_pinned_in_part_is_efault_after_the_part() {
+    let mut s = Sys::new();
+    s.thp_disable();
+    let p = s.spawn();
+    let f = tmpfile(&mut s, p, 4 * K4);
+    s.step(|k| k.pwrite(p, f, 0, &Contents::filled(4 * K4, 0x66))).unwrap();
+    let a = s.anon(p, 2 * K4);
+    s.fill(p, a, 2 * K4, 0x55).unwrap();
+    s.step(|k| k.munmap(p, a + K4, K4)).unwrap();
+    assert_eq!(s.step(|k| k.direct_io(p, f, 0, a, 2 * K4, false)), Err(Errno::EFAULT.into()));
+    assert_eq!(s.read(p, a, K4).unwrap(), Contents::filled(K4, 0x66));
+    s.fill(p, a, K4, 0x11).unwrap();
+    assert_eq!(s.step(|k| k.direct_io(p, f, K4, a, 2 * K4, true)), Err(Errno::EFAULT.into()));
+    assert_eq!(s.step(|k| k.pread(p, f, K4, 2 * K4)).unwrap(), Contents::concat(&[Contents::filled(K4, 0x11), Contents::filled(K4, 0x66)]));
+    // Past the end of the file: zeros into the buffer, the count stops.
+    let b = s.anon(p, 2 * K4);
+    s.fill(p, b, 2 * K4, 0x55).unwrap();
+    assert_eq!(s.step(|k| k.direct_io(p, f, 3 * K4, b, 2 * K4, false)), Ok(K4));
+    assert_eq!(s.read(p, b + K4, K4).unwrap(), Contents::zeroed(K4));
+}

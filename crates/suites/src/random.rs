@@ -43,6 +43,10 @@
 //! pipe end or a file, pipes left without readers (EPIPE and SIGPIPE),
 //! io_uring tables with sparse slots or refused lists, and two forks in a
 //! row so that three mms share large folios (the kernel's two MM_ID slots).
+//! And at the pins and swap of issue 11: O_DIRECT goes mostly to tmpfiles
+//! (a memfd refuses it), process_vm_readv/writev and O_DIRECT meet pages a
+//! fork left shared, and a pageout is followed at once by a fork, a read or
+//! a write of what it paged out.
 //!
 //! [`case`] is the strategy; [`runner`] seeds proptest so that one seed
 //! always gives the same cases. The campaign that runs them on two
@@ -261,10 +265,16 @@ pub enum FOp {
         task: u8,
         region: u8,
     },
-    /// `madvise … pageout` (swap: the live backend creates a swap file).
+    /// `madvise … pageout` (swap: the live backend creates a swap file),
+    /// then what makes a swapped-out page matter: see [`AfterPageout`].
+    /// In a task that has no region pageout may act on, the renderer first
+    /// maps and writes one.
     Pageout {
         task: u8,
         at: At,
+        then: AfterPageout,
+        /// Fill byte of the region made when there is none.
+        byte: u8,
     },
     /// process_vm_readv/writev between a range of `target`'s and one of the
     /// caller's.
@@ -275,7 +285,10 @@ pub enum FOp {
         local: At,
         write: bool,
     },
-    /// An O_DIRECT pread/pwrite between a range and a file.
+    /// An O_DIRECT pread/pwrite between a range and a file. Mostly a
+    /// tmpfile, the only kind that takes O_DIRECT (the renderer makes one
+    /// when the task has none to use); `file % 4 == 3` picks among all the
+    /// task's files, memfds (EINVAL) included.
     DirectIo {
         task: u8,
         file: u8,
@@ -283,6 +296,19 @@ pub enum FOp {
         file_page: u8,
         write: bool,
     },
+}
+
+/// What follows a generated `pageout` at once, so that swapped-out pages
+/// are forked (swap entries shared by two mms), faulted back by a read
+/// (swap-in, then a write decides copy or reuse) or written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterPageout {
+    Nothing,
+    Fork,
+    /// A read of the range paged out.
+    Read,
+    /// A write of the range paged out.
+    Write,
 }
 
 /// The shape of an `io_uring register` list around the range it is given.
@@ -354,6 +380,10 @@ fn file_kind() -> impl Strategy<Value = FileKind> {
     prop_oneof![Just(FileKind::Memfd), Just(FileKind::MemfdHugetlb), Just(FileKind::Tmpfile)]
 }
 
+fn after_pageout() -> impl Strategy<Value = AfterPageout> {
+    prop_oneof![Just(AfterPageout::Nothing), Just(AfterPageout::Fork), Just(AfterPageout::Read), Just(AfterPageout::Write)]
+}
+
 fn iov_list() -> impl Strategy<Value = IovList> {
     prop_oneof![
         5 => Just(IovList::Range),
@@ -407,8 +437,8 @@ pub fn op() -> impl Strategy<Value = FOp> {
         2 => (t(), at()).prop_map(|(task, at)| FOp::Munmap { task, at }),
         1 => (t(), at(), any::<u16>()).prop_map(|(task, at, pages)| FOp::Mremap { task, at, pages }),
         1 => t().prop_map(|task| FOp::ClearSoftDirty { task }),
-        2 => (t(), at()).prop_map(|(task, at)| FOp::Pageout { task, at }),
-        1 => (t(), t(), at(), at(), any::<bool>()).prop_map(|(task, target, remote, local, write)| FOp::ProcessVm {
+        2 => (t(), at(), after_pageout(), any::<u8>()).prop_map(|(task, at, then, byte)| FOp::Pageout { task, at, then, byte }),
+        3 => (t(), t(), at(), at(), any::<bool>()).prop_map(|(task, target, remote, local, write)| FOp::ProcessVm {
             task, target, remote, local, write
         }),
         3 => (t(), any::<u8>(), at(), any::<u8>(), any::<bool>()).prop_map(|(task, file, at, file_page, write)| FOp::DirectIo {
@@ -445,9 +475,11 @@ enum Obj {
         huge: bool,
     },
     Pipe,
+    /// `disk`: a tmpfile, on the disk's filesystem (takes O_DIRECT).
     File {
         size: u64,
         huge: bool,
+        disk: bool,
     },
     /// `table`: the buffers the renderer registered (region, offset,
     /// length; sparse slots left out), so fixed I/O can pick a range
@@ -481,12 +513,6 @@ struct Render {
     tasks: Vec<TaskSt>,
     objs: Vec<(String, Obj)>,
     lines: Vec<String>,
-    /// Files some task mapped, and files O_DIRECT has written or read: a
-    /// file is one or the other, never both (the model keeps an O_DIRECT
-    /// write's bytes in its page cache, the kernel drops those pages:
-    /// docs/divergences.md §26).
-    mapped_files: Vec<usize>,
-    direct_files: Vec<usize>,
     /// Regions of private anonymous memory in small folios, the only ones
     /// `pageout` is generated for: the model swaps anon pages only
     /// (docs/divergences.md §27), and does not split a large folio that a
@@ -506,10 +532,14 @@ impl Render {
         (!v.is_empty()).then(|| v[n as usize % v.len()])
     }
 
-    /// The `n`th file of task `t` that is not in `not`.
-    fn pick_file(&self, t: usize, n: u8, not: &[usize]) -> Option<usize> {
-        let v: Vec<usize> =
-            self.tasks[t].sees.iter().copied().filter(|o| matches!(self.objs[*o].1, Obj::File { .. }) && !not.contains(o)).collect();
+    /// The `n`th file of task `t` (of its disk files, if `disk_only`).
+    fn pick_file(&self, t: usize, n: u8, disk_only: bool) -> Option<usize> {
+        let v: Vec<usize> = self.tasks[t]
+            .sees
+            .iter()
+            .copied()
+            .filter(|o| matches!(self.objs[*o].1, Obj::File { disk, .. } if disk || !disk_only))
+            .collect();
         (!v.is_empty()).then(|| v[n as usize % v.len()])
     }
 
@@ -610,8 +640,6 @@ pub fn render(c: &Case) -> String {
         tasks: vec![TaskSt { name: "P".into(), alive: true, sees: vec![], closed: vec![], freed: false }],
         objs: vec![],
         lines: vec![],
-        mapped_files: vec![],
-        direct_files: vec![],
         private_anon: vec![],
     };
     for op in &c.ops {
@@ -693,10 +721,8 @@ fn render_op(r: &mut Render, op: &FOp) {
                     (format!("mmap {} {sh} hugetlb=2M {prot}{nr}{pop}", fmt_size(len)), Obj::Region { len, huge: true })
                 }
                 MapKind::File => {
-                    let direct = r.direct_files.clone();
-                    let Some(f) = r.pick_file(t, file, &direct) else { return };
-                    r.mapped_files.push(f);
-                    let (fname, Obj::File { size: fsize, huge }) = r.objs[f].clone() else { return };
+                    let Some(f) = r.pick_file(t, file, false) else { return };
+                    let (fname, Obj::File { size: fsize, huge, .. }) = r.objs[f].clone() else { return };
                     let unit = if huge { HPAGE } else { PAGE };
                     let units = fsize / unit;
                     let off = offset as u64 % units;
@@ -728,11 +754,11 @@ fn render_op(r: &mut Render, op: &FOp) {
                         (1 + size as u64 % 8) * PAGE
                     };
                     let what = if kind == FileKind::Memfd { "memfd" } else { "tmpfile" };
-                    (format!("{what} {}{sp}", fmt_size(len)), Obj::File { size: len, huge: false })
+                    (format!("{what} {}{sp}", fmt_size(len)), Obj::File { size: len, huge: false, disk: kind == FileKind::Tmpfile })
                 }
                 FileKind::MemfdHugetlb => {
                     let len = HPAGE << (size % 2);
-                    (format!("memfd {} hugetlb=2M{sp}", fmt_size(len)), Obj::File { size: len, huge: true })
+                    (format!("memfd {} hugetlb=2M{sp}", fmt_size(len)), Obj::File { size: len, huge: true, disk: false })
                 }
             };
             let name = r.new_obj(t, "F", obj);
@@ -945,11 +971,32 @@ fn render_op(r: &mut Render, op: &FOp) {
             r.tasks[t].sees.retain(|&o| o != reg);
             r.tasks[t].freed = true;
         }
-        FOp::Pageout { at, .. } => {
+        FOp::Pageout { at, then, byte, .. } => {
             let v: Vec<usize> = r.tasks[t].sees.iter().copied().filter(|o| r.private_anon.contains(o)).collect();
-            let Some(&reg) = v.get(at.region as usize % v.len().max(1)) else { return };
+            let reg = match v.get(at.region as usize % v.len().max(1)) {
+                Some(&reg) => reg,
+                // With an mTHP size on, a new small region could merge with
+                // a neighbour into a VMA that holds an mTHP on one backend
+                // only (see `MapKind::Anon`).
+                None if r.small_thp => return,
+                None => {
+                    let len = (1 + byte as u64 % 8) * PAGE;
+                    let name = r.new_obj(t, "R", Obj::Region { len, huge: false });
+                    r.private_anon.push(r.objs.len() - 1);
+                    r.step(t, format!("{name} = mmap {} private anon rw align=64K", fmt_size(len)));
+                    r.step(t, format!("write {name} fill 0x{byte:02x}"));
+                    r.objs.len() - 1
+                }
+            };
             let Some((_, name, off, len)) = r.range_in(reg, at, false, u64::MAX) else { return };
-            r.step(t, format!("madvise {} pageout", range_text(&name, off, len)));
+            let range = range_text(&name, off, len);
+            r.step(t, format!("madvise {range} pageout"));
+            match then {
+                AfterPageout::Nothing => {}
+                AfterPageout::Fork => r.fork(t),
+                AfterPageout::Read => r.step(t, format!("read {range}")),
+                AfterPageout::Write => r.step(t, format!("write {range} fill 0x{:02x}", byte ^ 0xff)),
+            }
         }
         FOp::ProcessVm { target, remote, local, write, .. } => {
             let Some(tt) = r.task(target) else { return };
@@ -961,9 +1008,28 @@ fn render_op(r: &mut Render, op: &FOp) {
             r.step(t, format!("{op} {tn} {} {dir} {}", range_text(&rname, roff, len), place(&lname, loff)));
         }
         FOp::DirectIo { file, at, file_page, write, .. } => {
-            let mapped = r.mapped_files.clone();
-            let Some(f) = r.pick_file(t, file, &mapped) else { return };
-            r.direct_files.push(f);
+            let f = match r.pick_file(t, file / 4, file % 4 != 3) {
+                Some(f) => f,
+                None if file % 4 == 3 => return,
+                None => {
+                    let size = (1 + file as u64 % 8) * PAGE;
+                    let name = r.new_obj(t, "F", Obj::File { size, huge: false, disk: true });
+                    r.step(t, format!("{name} = tmpfile {}", fmt_size(size)));
+                    let f = r.objs.len() - 1;
+                    // Half the time the page the I/O starts at is mapped
+                    // and faulted in first: a direct write must take it
+                    // out of the mapping (docs/divergences.md §26).
+                    if file & 0x20 != 0 {
+                        let fo = file_page as u64 % (size / PAGE);
+                        let o = if fo > 0 { format!(" offset={}", fmt_size(fo * PAGE)) } else { String::new() };
+                        let sh = if file & 0x40 != 0 { "shared" } else { "private" };
+                        let m = r.new_obj(t, "R", Obj::Region { len: PAGE, huge: false });
+                        r.step(t, format!("{m} = mmap 4K {sh} file {name}{o} rw"));
+                        r.step(t, format!("read {m} 4K"));
+                    }
+                    f
+                }
+            };
             let (fname, Obj::File { size, .. }) = r.objs[f].clone() else { return };
             let fo = file_page as u64 % (size / PAGE);
             let Some((_, name, off, len)) = r.range(t, at, false, size / PAGE - fo) else { return };
@@ -1082,6 +1148,86 @@ mod tests {
             })
             .count();
         assert!(three >= 30, "three mms over a written large anon region: only {three} of 1000 cases");
+    }
+
+    /// Issue 11's steps reach the states where they matter: O_DIRECT and
+    /// process_vm_writev into anon pages a fork left COW-shared, an
+    /// O_DIRECT write from such pages, pageout followed at once by a fork,
+    /// a read or a write of what was paged out, and O_DIRECT on a memfd
+    /// (EINVAL) next to the tmpfiles that take it, and O_DIRECT writes to a
+    /// file that is mapped (docs/divergences.md §26).
+    #[test]
+    fn the_generator_reaches_swap_process_vm_and_odirect_over_shared_pages() {
+        let mut r = runner(5);
+        let texts: Vec<String> = (0..1000).map(|_| render(&case().new_tree(&mut r).expect("a case").current())).collect();
+        // Whether region `name`, as line `i` uses it, was written and then
+        // forked before line `i`: its pages may be COW-shared there.
+        let forked = |ls: &[&str], i: usize, name: &str| {
+            let Some(m) = ls[..i].iter().position(|l| l.contains(&format!(": {name} = mmap"))) else { return false };
+            let w = ls[m..i].iter().position(|l| l.contains(&format!(": write {name} ")) || l.contains(&format!(": write {name}+")));
+            w.is_some_and(|w| ls[m + w..i].iter().any(|l| l.contains(": fork C")))
+        };
+        // The region a step names first after `word`.
+        let region_after = |l: &str, word: &str| -> Option<String> {
+            let rest = l.split_once(word)?.1;
+            let name: String = rest.trim_start().chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            name.starts_with('R').then_some(name)
+        };
+        let count = |what: &str, at_least: usize, f: &dyn Fn(&[&str], usize) -> bool| {
+            let n = texts
+                .iter()
+                .filter(|t| {
+                    let ls: Vec<&str> = t.lines().collect();
+                    (0..ls.len()).any(|i| f(&ls, i))
+                })
+                .count();
+            assert!(n >= at_least, "{what}: in {n} of 1000 cases, want {at_least}");
+        };
+        count("O_DIRECT read into a forked region", 12, &|ls, i| {
+            region_after(ls[i], "odirect pread ").is_some_and(|reg| forked(ls, i, &reg))
+        });
+        count("O_DIRECT write from a forked region", 9, &|ls, i| {
+            region_after(ls[i], "odirect pwrite ").is_some_and(|reg| forked(ls, i, &reg))
+        });
+        count("O_DIRECT on a tmpfile", 90, &|ls, i| {
+            ls[i].contains(": odirect ")
+                && ls[i].rsplit_once(" F").is_some_and(|(_, f)| {
+                    let n: String = f.chars().take_while(|c| c.is_ascii_digit()).collect();
+                    ls[..i].iter().any(|l| l.contains(&format!(": F{n} = tmpfile")))
+                })
+        });
+        count("O_DIRECT on a memfd", 1, &|ls, i| {
+            ls[i].contains(": odirect ")
+                && ls[i].rsplit_once(" F").is_some_and(|(_, f)| {
+                    let n: String = f.chars().take_while(|c| c.is_ascii_digit()).collect();
+                    ls[..i].iter().any(|l| l.contains(&format!(": F{n} = memfd")))
+                })
+        });
+        count("process_vm_writev into a forked region", 12, &|ls, i| {
+            ls[i].split_once("process_vm_writev ").is_some_and(|(_, rest)| region_after(rest, " ").is_some_and(|reg| forked(ls, i, &reg)))
+        });
+        count("O_DIRECT write to a mapped file", 50, &|ls, i| {
+            ls[i].contains(": odirect pwrite ")
+                && ls[i].rsplit_once(" F").is_some_and(|(_, f)| {
+                    let n: String = f.chars().take_while(|c| c.is_ascii_digit()).collect();
+                    ls[..i].iter().any(|l| l.contains(&format!(" file F{n} ")))
+                })
+        });
+        count("process_vm_readv", 50, &|ls, i| ls[i].contains(": process_vm_readv "));
+        count("pageout of a region written before it", 90, &|ls, i| {
+            region_after(ls[i], ": madvise ")
+                .is_some_and(|reg| ls[i].contains(" pageout ") && ls[..i].iter().any(|l| l.contains(&format!(": write {reg}"))))
+        });
+        count("pageout, then a fork", 30, &|ls, i| ls[i].contains(" pageout ") && ls.get(i + 1).is_some_and(|l| l.contains(": fork C")));
+        count("pageout, then a read of it", 28, &|ls, i| {
+            ls[i].contains(" pageout ") && ls.get(i + 1).is_some_and(|l| l.contains(": read R"))
+        });
+        count("pageout, then a write of it", 36, &|ls, i| {
+            ls[i].contains(" pageout ") && ls.get(i + 1).is_some_and(|l| l.contains(": write R"))
+        });
+        count("pageout of a forked region", 8, &|ls, i| {
+            ls[i].contains(" pageout ") && region_after(ls[i], ": madvise ").is_some_and(|reg| forked(ls, i, &reg))
+        });
     }
 
     #[test]
