@@ -132,6 +132,8 @@ struct Checker {
     steps: usize,
     seen_step: bool,
     profile: Option<usize>,
+    /// The line of the `xfail` marker.
+    xfail: Option<usize>,
     knobs: BTreeMap<String, usize>,
     /// Step numbers of the reads so far.
     reads: BTreeSet<usize>,
@@ -227,6 +229,19 @@ impl Checker {
                         .push("the kernel's rules cannot change while programs run".into());
                 }
                 self.profile = Some(item.line);
+                None
+            }
+            ItemKind::Xfail(reason) => {
+                if let Some(l) = self.xfail {
+                    self.err(reason.span, "the scenario is already marked xfail").notes.push(format!("first marked at line {l}"));
+                } else if self.seen_step || !self.tasks.is_empty() {
+                    self.err(reason.span, "`xfail` must come before the first task")
+                        .notes
+                        .push("it says how the whole scenario is judged".into());
+                } else if reason.value.trim().is_empty() {
+                    self.err(reason.span, "an empty reason").notes.push("say why the scenario is expected to fail".into());
+                }
+                self.xfail = Some(item.line);
                 None
             }
             ItemKind::Set { knob, .. } => {

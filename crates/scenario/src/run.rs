@@ -267,6 +267,10 @@ pub fn run_bound(
         knobs: knobs.iter().map(|(k, v)| KnobSetting { knob: k.clone(), value: v.clone() }).collect(),
         status: Status::Pass,
         skip_reason: None,
+        xfail: sc.items.iter().find_map(|i| match &i.kind {
+            ItemKind::Xfail(r) => Some(r.value.clone()),
+            _ => None,
+        }),
         entries: Vec::new(),
         summary: Summary::default(),
         task_names: BTreeMap::new(),
@@ -328,7 +332,7 @@ pub fn run_bound(
     for (idx, item) in sc.items.iter().enumerate() {
         let text = src.snippet(item.span).to_string();
         match &item.kind {
-            ItemKind::Profile(_) | ItemKind::Set { .. } => {}
+            ItemKind::Profile(_) | ItemKind::Set { .. } | ItemKind::Xfail(_) => {}
             ItemKind::Thp { size, mode } => {
                 let r = be.set(&Setting::Thp { size: size.value, mode: *mode });
                 setting(&mut report, item, text, r);
