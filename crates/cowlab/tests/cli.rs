@@ -192,9 +192,10 @@ fn emitted_scenarios_give_the_selftests_verdicts() {
     for l in out.lines().filter(|l| !l.starts_with("total:") && !l.starts_with(['[', ' '])) {
         let (status, rest) = l.split_once(' ').unwrap();
         let file = Path::new(rest.split(": ").next().unwrap()).file_name().unwrap().to_string_lossy().into_owned();
-        let key = file.splitn(3, '-').take(2).collect::<Vec<_>>().join("-");
-        assert_eq!(Some(status), verdict.get(&key).map(String::as_str), "{file}: `cowlab run` says {status}");
-        seen.insert(key);
+        // `SUITE-NNNN-description.cow` (suite names may hold dashes).
+        let (key, v) = verdict.iter().find(|(k, _)| file.starts_with(&format!("{k}-"))).unwrap_or_else(|| panic!("{file}: no such test"));
+        assert_eq!(status, v, "{file}: `cowlab run` says {status}, the selftest {v}");
+        seen.insert(key.clone());
         xfail += usize::from(status == "XFAIL");
     }
     assert_eq!(seen.len(), verdict.len(), "every test was emitted and run");
@@ -202,7 +203,7 @@ fn emitted_scenarios_give_the_selftests_verdicts() {
     let marked: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| std::fs::read_to_string(p).unwrap().contains("\nxfail \"Leak from parent into child\"\n"))
+        .filter(|p| std::fs::read_to_string(p).unwrap().contains("\nxfail \"Leak from "))
         .collect();
     assert_eq!(marked.len(), 8);
     let o = cowlab(&["run", "--quiet", "--set", "hugetlb_reuse=refcount", marked[0].to_str().unwrap()]);
