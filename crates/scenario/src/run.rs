@@ -67,65 +67,6 @@ struct TaskRt {
     dead: Option<String>,
 }
 
-/// Who forked whom, for [`Env::sees`]: each task (in the order the tasks
-/// were created) with the task it forked from, how many names were defined
-/// by then, and links to its ancestors 1, 2, 4, 8 … generations up. What
-/// a task can use is computed from this, so a fork copies no names, and
-/// the question costs O(log depth) instead of a walk up a fork chain
-/// (which made a chain of N forks N² steps).
-#[derive(Clone, Debug, Default)]
-struct Lineage {
-    index: std::collections::HashMap<String, usize>,
-    nodes: Vec<Forked>,
-}
-
-#[derive(Clone, Debug)]
-struct Forked {
-    name: String,
-    depth: usize,
-    /// The names defined when this task forked off its parent.
-    names_then: usize,
-    /// `up[k]`: the ancestor 2^k generations up (`up[0]` the parent).
-    up: Vec<usize>,
-}
-
-impl Lineage {
-    /// A new task: `parent` is the task it forked from and the number of
-    /// names defined at the fork (`None` for a `task` line).
-    fn add(&mut self, name: &str, parent: Option<(&str, usize)>) {
-        let me = self.nodes.len();
-        let (depth, names_then, mut up) = match parent.and_then(|(p, n)| Some((*self.index.get(p)?, n))) {
-            Some((p, n)) => (self.nodes[p].depth + 1, n, vec![p]),
-            None => (0, 0, Vec::new()),
-        };
-        while let Some(&mid) = up.last() {
-            match self.nodes[mid].up.get(up.len() - 1) {
-                Some(&next) => up.push(next),
-                None => break,
-            }
-        }
-        self.nodes.push(Forked { name: name.to_string(), depth, names_then, up });
-        self.index.insert(name.to_string(), me);
-    }
-
-    /// When `owner` is a proper ancestor of `task`: the number of names
-    /// defined when the line from `owner` down to `task` forked off it.
-    fn forked_from(&self, task: &str, owner: &str) -> Option<usize> {
-        let (mut t, o) = (*self.index.get(task)?, *self.index.get(owner)?);
-        let od = self.nodes[o].depth;
-        let mut lift = self.nodes[t].depth.checked_sub(od + 1)?;
-        let mut k = 0;
-        while lift > 0 {
-            if lift & 1 == 1 {
-                t = *self.nodes[t].up.get(k)?;
-            }
-            lift >>= 1;
-            k += 1;
-        }
-        (self.nodes[t].up.first() == Some(&o)).then_some(self.nodes[t].names_then)
-    }
-}
-
 /// What the runner knows at run time.
 #[derive(Default)]
 struct Env {
@@ -133,7 +74,7 @@ struct Env {
     vals: BTreeMap<String, Val>,
     /// Who defined each name, in which order.
     defined_by: BTreeMap<String, (String, usize)>,
-    lineage: Lineage,
+    lineage: crate::lineage::Lineage,
     names_of: BTreeMap<TaskId, String>,
     /// Registered fixed buffers per ring name.
     ring_bufs: BTreeMap<String, Vec<(u64, u64)>>,
@@ -151,9 +92,7 @@ impl Env {
     /// belong to the task that took them).
     fn sees(&self, task: &str, name: &str) -> bool {
         let Some((owner, seq)) = self.defined_by.get(name) else { return false };
-        owner == task
-            || (!matches!(self.vals.get(name), Some(Val::Pin { .. } | Val::Hold(_)))
-                && self.lineage.forked_from(task, owner).is_some_and(|n| *seq < n))
+        self.lineage.sees(task, owner, *seq, !matches!(self.vals.get(name), Some(Val::Pin { .. } | Val::Hold(_))))
     }
 
     /// The first live task, in the order the tasks were created (a parent
@@ -193,7 +132,7 @@ pub struct Bindings {
     /// Which task defined each name, and when, and who forked whom: what
     /// decides which task may use which name.
     defined_by: BTreeMap<String, (String, usize)>,
-    lineage: Lineage,
+    lineage: crate::lineage::Lineage,
 }
 
 impl Env {
@@ -1572,44 +1511,5 @@ mod tests {
         assert_eq!(out, vec!["P: copy_present_page @0x1000…0x200000: copy (×512)".to_string(), "P: other".to_string()]);
         let two = vec!["a @0x1: x".to_string(), "a @0x2: x".to_string()];
         assert_eq!(compress_trace(two.clone()), two);
-    }
-
-    /// The skip links answer what a walk up the parents answers, on a
-    /// random tree of forks with names defined between them.
-    #[test]
-    fn the_lineage_agrees_with_a_walk_up_the_parents() {
-        let mut lin = Lineage::default();
-        let mut parent: Vec<Option<(usize, usize)>> = Vec::new();
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
-        for i in 0..600 {
-            // Mostly deep chains, sometimes a new branch or a new root.
-            let p = match (i, next(10)) {
-                (0, _) | (_, 0) => None,
-                (_, 1..=3) => Some(next(i)),
-                _ => Some(i - 1),
-            };
-            let names_then = i * 3 + next(3);
-            parent.push(p.map(|p| (p, names_then)));
-            lin.add(&format!("T{i}"), p.map(|p| (format!("T{p}"), names_then)).as_ref().map(|(n, k)| (n.as_str(), *k)));
-        }
-        let walk = |mut t: usize, o: usize| -> Option<usize> {
-            while let Some((p, n)) = parent[t] {
-                if p == o {
-                    return Some(n);
-                }
-                t = p;
-            }
-            None
-        };
-        for _ in 0..20_000 {
-            let (t, o) = (next(600), next(600));
-            assert_eq!(lin.forked_from(&format!("T{t}"), &format!("T{o}")), walk(t, o), "T{t} from T{o}");
-        }
     }
 }

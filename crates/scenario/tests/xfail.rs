@@ -32,7 +32,10 @@ fn a_marked_scenario_that_fails_is_xfail_with_its_reason() {
     assert_eq!(r.xfail.as_deref(), Some("the child sees the parent's write (reuse by mapcount)"));
     let text = r.render(false);
     assert!(text.contains("    xfail: expected to fail (the child sees the parent's write (reuse by mapcount))\n"), "{text}");
-    assert!(text.ends_with("XFAIL x.cow: the child sees the parent's write (reuse by mapcount): 0 passed, 1 failed, 0 skipped\n"), "{text}");
+    assert!(
+        text.ends_with("XFAIL x.cow: the child sees the parent's write (reuse by mapcount): 0 passed, 1 failed, 0 skipped\n"),
+        "{text}"
+    );
     assert!(r.to_json().contains(r#""status":"xfail""#));
 }
 
@@ -40,7 +43,9 @@ fn a_marked_scenario_that_fails_is_xfail_with_its_reason() {
 fn a_marked_scenario_that_passes_is_xpass() {
     let r = run(LEAK, &[]);
     assert_eq!((r.status, r.summary.passed), (Status::Xpass, 1), "{}", r.render(false));
-    assert!(r.render(true).starts_with("XPASS x.cow: marked xfail (the child sees the parent's write (reuse by mapcount)) but every expectation held"));
+    assert!(r
+        .render(true)
+        .starts_with("XPASS x.cow: marked xfail (the child sees the parent's write (reuse by mapcount)) but every expectation held"));
 }
 
 #[test]
