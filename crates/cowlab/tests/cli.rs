@@ -191,7 +191,7 @@ fn emitted_scenarios_give_the_selftests_verdicts() {
     let mut xfail = 0;
     for l in out.lines().filter(|l| !l.starts_with("total:") && !l.starts_with(['[', ' '])) {
         let (status, rest) = l.split_once(' ').unwrap();
-        let file = Path::new(rest.split(": ").next().unwrap()).file_name().unwrap().to_string_lossy().into_owned();
+        let file = std::path::Path::new(rest.split(": ").next().unwrap()).file_name().unwrap().to_string_lossy().into_owned();
         // `SUITE-NNNN-description.cow` (suite names may hold dashes).
         let (key, v) = verdict.iter().find(|(k, _)| file.starts_with(&format!("{k}-"))).unwrap_or_else(|| panic!("{file}: no such test"));
         assert_eq!(status, v, "{file}: `cowlab run` says {status}, the selftest {v}");

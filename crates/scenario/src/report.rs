@@ -25,6 +25,23 @@ impl Status {
             Status::Skip => "-",
         }
     }
+
+    /// A scenario's result as the trace's last line says it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Skip => "SKIP",
+            Status::Xfail => "XFAIL",
+            Status::Xpass => "XPASS",
+        }
+    }
+
+    /// Whether a scenario with this status fails a run (exit 1): a failed
+    /// expectation, or an XPASS (as kselftest's `ksft_finished()` counts it).
+    pub fn fails_run(self) -> bool {
+        matches!(self, Status::Fail | Status::Xpass)
+    }
 }
 
 /// One judged expectation (inline or standalone).
@@ -212,8 +229,7 @@ impl Report {
         let reason = self.xfail.as_deref().unwrap_or("");
         match self.status {
             Status::Skip => out.push_str(&format!("SKIP {}: {}\n", self.file, self.skip_reason.as_deref().unwrap_or(""))),
-            Status::Pass => out.push_str(&format!("PASS {}: {counts}\n", self.file)),
-            Status::Fail => out.push_str(&format!("FAIL {}: {counts}\n", self.file)),
+            Status::Pass | Status::Fail => out.push_str(&format!("{} {}: {counts}\n", self.status.word(), self.file)),
             Status::Xfail => out.push_str(&format!("XFAIL {}: {reason}: {counts}\n", self.file)),
             Status::Xpass => out.push_str(&format!("XPASS {}: marked xfail ({reason}) but every expectation held: {counts}\n", self.file)),
         }

@@ -161,9 +161,8 @@ pub fn main(a: Args) -> u8 {
                     }
                     Status::Skip => totals[2] += 1,
                     Status::Xfail => totals[4] += 1,
-                    // As kselftest's ksft_finished(): an unexpected pass
-                    // does not end the run well (the marker is stale, or
-                    // the bug it records is fixed).
+                    // Status::fails_run: the marker is stale, or the bug
+                    // it records is fixed.
                     Status::Xpass => {
                         failed = true;
                         totals[5] += 1;
