@@ -167,6 +167,51 @@ fn run_on_a_directory_runs_its_files_and_prints_a_total() {
     assert!(out.ends_with(&format!("total: {n} files: {n} passed, 0 failed, 0 skipped, 0 not run (errors)\n")), "{out}");
 }
 
+/// `selftest --emit-scenarios` then `run` on every file it wrote gives
+/// each test the selftest's own verdict: the hugetlb vmsplice tests that
+/// cow.c reports as XFAIL carry the `xfail` marker (exit 0), the rest
+/// pass; under the refcount reuse rule the marked tests pass and report
+/// XPASS (exit 1).
+#[test]
+fn emitted_scenarios_give_the_selftests_verdicts() {
+    let dir = std::env::temp_dir().join(format!("cowlab-emit-{}", std::process::id()));
+    let d = dir.to_str().unwrap();
+    let o = cowlab(&["selftest", "--format", "json", "--emit-scenarios", d]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let mut verdict = std::collections::BTreeMap::new();
+    for l in text(&o.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let key = format!("{}-{:04}", v["suite"].as_str().unwrap(), v["number"].as_u64().unwrap());
+        verdict.insert(key, v["outcome"].as_str().unwrap().to_uppercase());
+    }
+    let o = cowlab(&["run", "--quiet", d]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut xfail = 0;
+    for l in out.lines().filter(|l| !l.starts_with("total:") && !l.starts_with(['[', ' '])) {
+        let (status, rest) = l.split_once(' ').unwrap();
+        let file = std::path::Path::new(rest.split(": ").next().unwrap()).file_name().unwrap().to_string_lossy().into_owned();
+        // `SUITE-NNNN-description.cow` (suite names may hold dashes).
+        let (key, v) = verdict.iter().find(|(k, _)| file.starts_with(&format!("{k}-"))).unwrap_or_else(|| panic!("{file}: no such test"));
+        assert_eq!(status, v, "{file}: `cowlab run` says {status}, the selftest {v}");
+        seen.insert(key.clone());
+        xfail += usize::from(status == "XFAIL");
+    }
+    assert_eq!(seen.len(), verdict.len(), "every test was emitted and run");
+    assert_eq!(xfail, 8, "{out}");
+    let marked: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::read_to_string(p).unwrap().contains("\nxfail \"Leak from "))
+        .collect();
+    assert_eq!(marked.len(), 8);
+    let o = cowlab(&["run", "--quiet", "--set", "hugetlb_reuse=refcount", marked[0].to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).starts_with("XPASS "), "{}", text(&o.stdout));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn endless_and_empty_inputs() {
     let o = cowlab(&["check", "/dev/zero"]);

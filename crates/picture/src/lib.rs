@@ -79,6 +79,8 @@ fn check_li(out: &mut String, c: &Check) {
         scenario::Status::Pass => "pass",
         scenario::Status::Fail => "fail",
         scenario::Status::Skip => "skip",
+        scenario::Status::Xfail => "xfail",
+        scenario::Status::Xpass => "xpass",
     };
     let detail = c.detail.as_deref().map(|d| format!(" — {}", escape(d))).unwrap_or_default();
     let _ = writeln!(

@@ -46,6 +46,9 @@ pub enum ItemKind {
     Profile(Spanned<String>),
     /// `set anon_reuse=mapcount`: one policy knob for this scenario.
     Set { knob: Spanned<String>, value: Spanned<String> },
+    /// `xfail "REASON"`: the scenario is expected to fail (a known bug or
+    /// an old rule it records): a failed run is XFAIL, a passing one XPASS.
+    Xfail(Spanned<String>),
     /// `thp 2M always` / `thp all never`.
     Thp { size: Spanned<ThpSize>, mode: ThpMode },
     /// `thp use_zero_page on`.

@@ -89,7 +89,7 @@ struct Name {
     line: usize,
     /// The task that created it.
     task: String,
-    /// Order of definition (see [`Task::parent`]).
+    /// Order of definition (see [`Checker::visible`]).
     seq: usize,
 }
 
@@ -98,11 +98,6 @@ struct Task {
     line: usize,
     /// `Some((line, why))` once the task has exited or been killed.
     dead: Option<(usize, String)>,
-    /// The task it forked from and the number of names defined by then.
-    /// A task sees its own names and, up the chain of parents, the names
-    /// each ancestor had when the line forked off: computed on lookup, so a
-    /// fork copies nothing however many names exist.
-    parent: Option<(String, usize)>,
     /// File descriptors this task closed (a pipe's end, or a file or ring
     /// with no end), with the line: using one again is an error, since its
     /// number may name another file by then.
@@ -132,6 +127,10 @@ struct Checker {
     steps: usize,
     seen_step: bool,
     profile: Option<usize>,
+    /// Who forked whom, and when: what decides which names a task sees.
+    lineage: crate::lineage::Lineage,
+    /// The line of the `xfail` marker.
+    xfail: Option<usize>,
     knobs: BTreeMap<String, usize>,
     /// Step numbers of the reads so far.
     reads: BTreeSet<usize>,
@@ -189,8 +188,6 @@ impl Checker {
         self.errors.len() >= MAX_ERRORS
     }
 
-    /// Can `task` use the name `name` (see [`Task::parent`])? Pins are
-    /// never inherited.
     /// No live task that can name pipe `p` still has its write end open:
     /// a read of the empty pipe returns end of file at once
     /// (fs/pipe.c: pipe_read()) instead of blocking.
@@ -199,21 +196,12 @@ impl Checker {
         self.tasks.iter().all(|(n, t)| t.dead.is_some() || !self.visible(n, p) || t.closed.contains_key(&write_end))
     }
 
+    /// Can `task` use the name `name`: its own names, and the names each
+    /// ancestor had when the line forked off it, pins and holds excepted
+    /// (a fork copies no names; see [`crate::lineage::Lineage`]).
     fn visible(&self, task: &str, name: &str) -> bool {
         let Some(def) = self.names.get(name) else { return false };
-        let (mut cur, mut limit) = (task, usize::MAX);
-        loop {
-            if def.task == cur {
-                return def.seq < limit && (cur == task || !matches!(def.kind, Kind::Pin { .. } | Kind::Hold { .. }));
-            }
-            match self.tasks.get(cur).and_then(|t| t.parent.as_ref()) {
-                Some((p, seq)) => {
-                    cur = p;
-                    limit = limit.min(*seq);
-                }
-                None => return false,
-            }
-        }
+        self.lineage.sees(task, &def.task, def.seq, !matches!(def.kind, Kind::Pin { .. } | Kind::Hold { .. }))
     }
 
     fn item(&mut self, idx: usize, item: &Item) -> Option<usize> {
@@ -227,6 +215,19 @@ impl Checker {
                         .push("the kernel's rules cannot change while programs run".into());
                 }
                 self.profile = Some(item.line);
+                None
+            }
+            ItemKind::Xfail(reason) => {
+                if let Some(l) = self.xfail {
+                    self.err(reason.span, "the scenario is already marked xfail").notes.push(format!("first marked at line {l}"));
+                } else if self.seen_step || !self.tasks.is_empty() {
+                    self.err(reason.span, "`xfail` must come before the first task")
+                        .notes
+                        .push("it says how the whole scenario is judged".into());
+                } else if reason.value.trim().is_empty() {
+                    self.err(reason.span, "an empty reason").notes.push("say why the scenario is expected to fail".into());
+                }
+                self.xfail = Some(item.line);
                 None
             }
             ItemKind::Set { knob, .. } => {
@@ -255,10 +256,8 @@ impl Checker {
             }
             ItemKind::Task(name) => {
                 if self.fresh(name) {
-                    self.tasks.insert(
-                        name.value.clone(),
-                        Task { line: item.line, dead: None, parent: None, closed: BTreeMap::new(), born: self.steps },
-                    );
+                    self.tasks.insert(name.value.clone(), Task { line: item.line, dead: None, closed: BTreeMap::new(), born: self.steps });
+                    self.lineage.add(&name.value, None);
                 }
                 None
             }
@@ -653,11 +652,11 @@ impl Checker {
                         Task {
                             line: item.line,
                             dead: if fails { Some((item.line, "was never created".into())) } else { None },
-                            parent: Some((t.clone(), self.names.len())),
                             closed,
                             born: self.steps,
                         },
                     );
+                    self.lineage.add(&child.value, Some((&t, self.names.len())));
                 }
             }
             Op::Exit(_) => {

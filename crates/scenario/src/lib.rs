@@ -11,6 +11,7 @@ pub mod ast;
 pub mod backend;
 pub mod check;
 pub mod diag;
+mod lineage;
 pub mod model;
 pub mod parse;
 pub mod report;

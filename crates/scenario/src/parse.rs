@@ -1098,7 +1098,7 @@ fn opt_task_state(i: &mut In<'_>) -> PResult<Option<TaskStateExp>> {
     }
 }
 
-const STATEMENTS: &[&str] = &["profile", "set", "thp", "hugetlb", "task", "expect", "race {", "}", "TASK: operation"];
+const STATEMENTS: &[&str] = &["profile", "set", "xfail", "thp", "hugetlb", "task", "expect", "race {", "}", "TASK: operation"];
 
 /// One statement (a line without its comment).
 fn statement(i: &mut In<'_>) -> PResult<ItemKind> {
@@ -1151,6 +1151,16 @@ fn statement(i: &mut In<'_>) -> PResult<ItemKind> {
                 take_while(1.., |c: char| !c.is_whitespace()).parse_next(i).or_else(|_: ErrMode<PErr>| cut(expected(i, &["a value"])))?;
             Ok(ItemKind::Set { knob, value: Spanned::new(v.to_string(), Span::new(start, start + v.len())) })
         }
+        "xfail" => {
+            let _ = ws(i);
+            let start = pos(i);
+            if !peek_punct(i, "\"") {
+                return cut(expected(i, &["the reason as a string, like \"leaks on hugetlb\""]));
+            }
+            let _ = ws(i);
+            let reason = cut(string_lit(i))?;
+            Ok(ItemKind::Xfail(Spanned::new(String::from_utf8_lossy(&reason).into_owned(), Span::new(start, pos(i)))))
+        }
         "thp" => {
             let _ = ws(i);
             if opt_keyword(i, "use_zero_page").is_some() {
@@ -1197,7 +1207,7 @@ fn statement(i: &mut In<'_>) -> PResult<ItemKind> {
             fail_at(
                 span,
                 format!("unknown statement `{other}`"),
-                &["profile", "set", "thp", "hugetlb", "task", "expect", "race {", "TASK: …"],
+                &["profile", "set", "xfail", "thp", "hugetlb", "task", "expect", "race {", "TASK: …"],
             )
         }
     }

@@ -9,15 +9,38 @@ pub enum Status {
     Pass,
     Fail,
     Skip,
+    /// A scenario marked `xfail` that failed, as expected (a whole
+    /// scenario's status only, never a check's).
+    Xfail,
+    /// A scenario marked `xfail` that passed (a whole scenario's status
+    /// only).
+    Xpass,
 }
 
 impl Status {
     pub fn mark(self) -> &'static str {
         match self {
-            Status::Pass => "✓",
-            Status::Fail => "✗",
+            Status::Pass | Status::Xpass => "✓",
+            Status::Fail | Status::Xfail => "✗",
             Status::Skip => "-",
         }
+    }
+
+    /// A scenario's result as the trace's last line says it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Skip => "SKIP",
+            Status::Xfail => "XFAIL",
+            Status::Xpass => "XPASS",
+        }
+    }
+
+    /// Whether a scenario with this status fails a run (exit 1): a failed
+    /// expectation, or an XPASS (as kselftest's `ksft_finished()` counts it).
+    pub fn fails_run(self) -> bool {
+        matches!(self, Status::Fail | Status::Xpass)
     }
 }
 
@@ -88,9 +111,12 @@ pub struct Report {
     pub profile: String,
     pub knobs: Vec<KnobSetting>,
     /// pass: every expectation held; fail: one did not; skip: the backend
-    /// cannot run this scenario (see `skip_reason`).
+    /// cannot run this scenario (see `skip_reason`); for a scenario marked
+    /// `xfail`, xfail instead of fail and xpass instead of pass.
     pub status: Status,
     pub skip_reason: Option<String>,
+    /// The reason of the scenario's `xfail` marker, if it has one.
+    pub xfail: Option<String>,
     pub entries: Vec<Entry>,
     pub summary: Summary,
     /// The scenario's name of each backend task id (the model's pid).
@@ -112,12 +138,17 @@ impl Report {
         let mut s = Summary::default();
         for c in self.checks() {
             match c.status {
-                Status::Pass => s.passed += 1,
-                Status::Fail => s.failed += 1,
+                Status::Pass | Status::Xpass => s.passed += 1,
+                Status::Fail | Status::Xfail => s.failed += 1,
                 Status::Skip => s.skipped += 1,
             }
         }
-        self.status = if s.failed > 0 { Status::Fail } else { Status::Pass };
+        self.status = match (s.failed > 0, self.xfail.is_some()) {
+            (true, false) => Status::Fail,
+            (true, true) => Status::Xfail,
+            (false, false) => Status::Pass,
+            (false, true) => Status::Xpass,
+        };
         self.summary = s;
     }
 
@@ -136,6 +167,9 @@ impl Report {
         };
         if !quiet {
             out.push_str(&format!("== {} ({} backend, {}{knobs})\n", self.file, self.backend, self.profile));
+            if let Some(r) = &self.xfail {
+                out.push_str(&format!("    xfail: expected to fail ({r})\n"));
+            }
         }
         let check_line = |c: &Check, indent: &str| -> String {
             let mut s = format!("{indent}{} {}", c.status.mark(), c.text);
@@ -191,16 +225,13 @@ impl Report {
             }
         }
         let s = &self.summary;
+        let counts = format!("{} passed, {} failed, {} skipped", s.passed, s.failed, s.skipped);
+        let reason = self.xfail.as_deref().unwrap_or("");
         match self.status {
             Status::Skip => out.push_str(&format!("SKIP {}: {}\n", self.file, self.skip_reason.as_deref().unwrap_or(""))),
-            st => out.push_str(&format!(
-                "{} {}: {} passed, {} failed, {} skipped\n",
-                if st == Status::Pass { "PASS" } else { "FAIL" },
-                self.file,
-                s.passed,
-                s.failed,
-                s.skipped
-            )),
+            Status::Pass | Status::Fail => out.push_str(&format!("{} {}: {counts}\n", self.status.word(), self.file)),
+            Status::Xfail => out.push_str(&format!("XFAIL {}: {reason}: {counts}\n", self.file)),
+            Status::Xpass => out.push_str(&format!("XPASS {}: marked xfail ({reason}) but every expectation held: {counts}\n", self.file)),
         }
         out
     }

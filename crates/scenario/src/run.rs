@@ -65,10 +65,6 @@ enum Val {
 struct TaskRt {
     id: TaskId,
     dead: Option<String>,
-    /// The task it forked from and how many names were defined by then:
-    /// what a task can use is computed from this chain ([`Env::sees`]), so
-    /// a fork copies nothing.
-    parent: Option<(String, usize)>,
 }
 
 /// What the runner knows at run time.
@@ -78,8 +74,7 @@ struct Env {
     vals: BTreeMap<String, Val>,
     /// Who defined each name, in which order.
     defined_by: BTreeMap<String, (String, usize)>,
-    /// Task names in the order the tasks were created.
-    created: Vec<String>,
+    lineage: crate::lineage::Lineage,
     names_of: BTreeMap<TaskId, String>,
     /// Registered fixed buffers per ring name.
     ring_bufs: BTreeMap<String, Vec<(u64, u64)>>,
@@ -97,40 +92,21 @@ impl Env {
     /// belong to the task that took them).
     fn sees(&self, task: &str, name: &str) -> bool {
         let Some((owner, seq)) = self.defined_by.get(name) else { return false };
-        let (mut cur, mut limit) = (task, usize::MAX);
-        loop {
-            if owner == cur {
-                return *seq < limit && (cur == task || !matches!(self.vals.get(name), Some(Val::Pin { .. } | Val::Hold(_))));
-            }
-            match self.tasks.get(cur).and_then(|t| t.parent.as_ref()) {
-                Some((p, n)) => {
-                    cur = p;
-                    limit = limit.min(*n);
-                }
-                None => return false,
-            }
-        }
+        self.lineage.sees(task, owner, *seq, !matches!(self.vals.get(name), Some(Val::Pin { .. } | Val::Hold(_))))
     }
-}
 
-impl Env {
-    /// Every task that can use `name`, found in one pass over the tasks in
-    /// the order they were created (a parent before its children).
-    fn seers(&self, name: &str) -> Vec<(&String, &TaskRt)> {
-        let Some((owner, seq)) = self.defined_by.get(name) else { return Vec::new() };
-        let pin = matches!(self.vals.get(name), Some(Val::Pin { .. } | Val::Hold(_)));
-        let mut sees: std::collections::HashMap<&str, bool> = std::collections::HashMap::with_capacity(self.created.len());
-        let mut out = Vec::new();
-        for tname in &self.created {
-            let Some(t) = self.tasks.get(tname) else { continue };
-            let v = tname == owner
-                || (!pin && t.parent.as_ref().is_some_and(|(p, n)| *seq < *n && (sees.get(p.as_str()) == Some(&true) || p == owner)));
-            sees.insert(tname, v);
-            if v {
-                out.push((tname, t));
-            }
-        }
-        out
+    /// The first live task, in the order the tasks were created (a parent
+    /// before its children), that can use `name` and for which `pick`
+    /// says yes: a step that moves a page away from its own task finds
+    /// another mapping of the page (usually in the oldest task) without
+    /// looking at every task.
+    fn first_seer(&self, name: &str, mut pick: impl FnMut(&TaskRt) -> bool) -> Option<&TaskRt> {
+        self.lineage
+            .nodes
+            .iter()
+            .filter_map(|f| Some((f, self.tasks.get(&f.name)?)))
+            .find(|(f, t)| t.dead.is_none() && self.sees(&f.name, name) && pick(t))
+            .map(|(_, t)| t)
     }
 }
 
@@ -153,10 +129,10 @@ pub fn run(src: &Source, sc: &Scenario, checked: &Checked, be: &mut dyn Backend,
 pub struct Bindings {
     pub tasks: BTreeMap<String, TaskId>,
     pub regions: BTreeMap<String, (u64, u64)>,
-    /// Which task defined each name, and when, and each task's parent: what
+    /// Which task defined each name, and when, and who forked whom: what
     /// decides which task may use which name.
     defined_by: BTreeMap<String, (String, usize)>,
-    parents: BTreeMap<String, Option<(String, usize)>>,
+    lineage: crate::lineage::Lineage,
 }
 
 impl Env {
@@ -172,16 +148,15 @@ impl Env {
                 })
                 .collect(),
             defined_by: self.defined_by.clone(),
-            parents: self.tasks.iter().map(|(n, t)| (n.clone(), t.parent.clone())).collect(),
+            lineage: self.lineage.clone(),
         }
     }
 
     fn from_bindings(b: &Bindings) -> Env {
-        let mut env = Env { defined_by: b.defined_by.clone(), ..Env::default() };
+        let mut env = Env { defined_by: b.defined_by.clone(), lineage: b.lineage.clone(), ..Env::default() };
         for (n, &id) in &b.tasks {
             env.names_of.insert(id, n.clone());
-            let parent = b.parents.get(n).cloned().flatten();
-            env.tasks.insert(n.clone(), TaskRt { id, dead: None, parent });
+            env.tasks.insert(n.clone(), TaskRt { id, dead: None });
         }
         for (n, &(addr, len)) in &b.regions {
             env.vals.insert(n.clone(), Val::Region { addr, len });
@@ -231,6 +206,10 @@ pub fn run_bound(
         knobs: knobs.iter().map(|(k, v)| KnobSetting { knob: k.clone(), value: v.clone() }).collect(),
         status: Status::Pass,
         skip_reason: None,
+        xfail: sc.items.iter().find_map(|i| match &i.kind {
+            ItemKind::Xfail(r) => Some(r.value.clone()),
+            _ => None,
+        }),
         entries: Vec::new(),
         summary: Summary::default(),
         task_names: BTreeMap::new(),
@@ -292,7 +271,7 @@ pub fn run_bound(
     for (idx, item) in sc.items.iter().enumerate() {
         let text = src.snippet(item.span).to_string();
         match &item.kind {
-            ItemKind::Profile(_) | ItemKind::Set { .. } => {}
+            ItemKind::Profile(_) | ItemKind::Set { .. } | ItemKind::Xfail(_) => {}
             ItemKind::Thp { size, mode } => {
                 let r = be.set(&Setting::Thp { size: size.value, mode: *mode });
                 setting(&mut report, item, text, r);
@@ -308,8 +287,8 @@ pub fn run_bound(
             ItemKind::Task(name) => match be.spawn() {
                 Ok(id) => {
                     env.names_of.insert(id, name.value.clone());
-                    env.tasks.insert(name.value.clone(), TaskRt { id, dead: None, parent: None });
-                    env.created.push(name.value.clone());
+                    env.tasks.insert(name.value.clone(), TaskRt { id, dead: None });
+                    env.lineage.add(&name.value, None);
                     report.entries.push(Entry::Task { line: item.line, text, task: name.value.clone() });
                 }
                 Err(e) => {
@@ -701,8 +680,26 @@ fn touched(step: &Step, env: &Env, task: &str) -> Vec<(String, u64)> {
     }
 }
 
-/// Observes `name+off` in every live task that has the name.
-fn observe(be: &mut dyn Backend, env: &Env, places: &[(String, u64)]) -> BTreeMap<(String, String, u64), Seen> {
+/// The tasks whose page-table entries a step's Δ lines compare: the task
+/// that ran it, the task a cross-task call reached (`/proc/PID/mem`,
+/// `process_vm_*`) and, once it exists, the child a fork made. Other tasks
+/// whose entries the step changed (a hugetlb page stolen back from a child,
+/// an OOM victim) are named by the kernel's narration; the counters of a
+/// page they share with these tasks still show, once, in the page's line.
+/// Looking at every task that can see a region would make a chain of N
+/// forks cost N² observations.
+fn actors(step: &Step, task: &str) -> Vec<String> {
+    let mut v = vec![task.to_string()];
+    match &step.op {
+        Op::ProcMemWrite { target, .. } | Op::ProcMemRead { target, .. } | Op::ProcessVm { target, .. } => v.push(target.value.clone()),
+        Op::Fork(child) => v.push(child.value.clone()),
+        _ => {}
+    }
+    v
+}
+
+/// Observes `name+off` in each live task of `tasks` that has the name.
+fn observe(be: &mut dyn Backend, env: &Env, places: &[(String, u64)], tasks: &[String]) -> BTreeMap<(String, String, u64), Seen> {
     let counters = be.lacks(Feature::FolioCounters).is_none();
     let frames = be.lacks(Feature::PageFrames).is_none();
     let mut out = BTreeMap::new();
@@ -713,8 +710,9 @@ fn observe(be: &mut dyn Backend, env: &Env, places: &[(String, u64)]) -> BTreeMa
         let Some(Val::Region { addr, .. }) = env.vals.get(name) else {
             continue;
         };
-        for (tname, t) in env.seers(name) {
-            if t.dead.is_some() {
+        for tname in tasks {
+            let Some(t) = env.tasks.get(tname) else { continue };
+            if t.dead.is_some() || !env.sees(tname, name) {
                 continue;
             }
             let a = addr.saturating_add(*off);
@@ -724,6 +722,18 @@ fn observe(be: &mut dyn Backend, env: &Env, places: &[(String, u64)]) -> BTreeMa
         }
     }
     out
+}
+
+fn pfn_of(s: &Seen) -> Option<u64> {
+    s.page.as_ref().filter(|p| p.present).and_then(|p| p.pfn)
+}
+
+fn place_text(name: &str, off: u64) -> String {
+    if off == 0 {
+        name.to_string()
+    } else {
+        format!("{name}+{}", fmt_size(off))
+    }
 }
 
 fn describe_page(s: &Seen) -> String {
@@ -759,49 +769,89 @@ fn describe_page(s: &Seen) -> String {
     parts.join(", ")
 }
 
-fn delta(name: &str, task: &str, off: u64, before: Option<&Seen>, after: Option<&Seen>) -> Option<String> {
-    let place = if off == 0 { format!("{name} in {task}") } else { format!("{name}+{} in {task}", fmt_size(off)) };
+/// The Δ line of one task's entry at one place: what is mapped there
+/// now (in full, with the new page's counters) when the page came, went
+/// or was replaced; the entry's own bits when the page stayed. A page's
+/// counters changing under an entry that stayed is the page's line
+/// ([`page_deltas`]), once however many tasks map it.
+fn entry_delta(name: &str, task: &str, off: u64, before: Option<&Seen>, after: Option<&Seen>) -> Option<String> {
+    let place = format!("{} in {task}", place_text(name, off));
     let present = |s: Option<&Seen>| s.and_then(|s| s.page.as_ref()).map(|p| p.present).unwrap_or(false);
     match (before, after) {
-        (b, a) if b == a => None,
         (_, Some(a)) if !present(before) && present(Some(a)) => Some(format!("{place}: now {}", describe_page(a))),
         (Some(b), a) if present(Some(b)) && !present(a) => {
             Some(format!("{place}: {} (was {})", a.map(describe_page).unwrap_or_else(|| "gone".into()), describe_page(b)))
         }
-        (Some(b), Some(a)) => {
-            let pb = b.page.as_ref().and_then(|p| p.pfn);
-            let pa = a.page.as_ref().and_then(|p| p.pfn);
+        (Some(b), Some(a)) if present(Some(b)) => {
+            let (pb, pa) = (b.page.as_ref().and_then(|p| p.pfn), a.page.as_ref().and_then(|p| p.pfn));
             if pb != pa {
                 return Some(format!("{place}: pfn {} → {}", pb.map(|p| format!("{p:#x}")).unwrap_or("-".into()), describe_page(a)));
             }
-            let mut ch = Vec::new();
-            if let (Some(fb), Some(fa)) = (&b.folio, &a.folio) {
-                for (n, x, y) in
-                    [("refcount", fb.refcount, fa.refcount), ("mapcount", fb.mapcount, fa.mapcount), ("pincount", fb.pincount, fa.pincount)]
-                {
-                    if x != y {
-                        ch.push(format!("{n} {x} → {y}"));
-                    }
-                }
-                if fb.anon_exclusive != fa.anon_exclusive {
-                    ch.push(format!("anon_exclusive {} → {}", yes(fb.anon_exclusive), yes(fa.anon_exclusive)));
-                }
-            }
             let wb = b.page.as_ref().and_then(|p| p.writable);
             let wa = a.page.as_ref().and_then(|p| p.writable);
-            if let (Some(x), Some(y)) = (wb, wa) {
-                if x != y {
-                    ch.push(format!("writable {} → {}", yes(x), yes(y)));
+            match (wb, wa) {
+                (Some(x), Some(y)) if x != y => {
+                    Some(format!("{place}: pfn {}: writable {} → {}", pa.map(|p| format!("{p:#x}")).unwrap_or("-".into()), yes(x), yes(y)))
                 }
-            }
-            if ch.is_empty() {
-                None
-            } else {
-                Some(format!("{place}: pfn {}: {}", pa.map(|p| format!("{p:#x}")).unwrap_or("-".into()), ch.join(", ")))
+                _ => None,
             }
         }
         _ => None,
     }
+}
+
+/// The Δ lines of the pages the step's tasks mapped before it: each page
+/// whose counters changed, once (a page shared by a thousand tasks has
+/// one line, not one per task). A page the step's tasks no longer map is
+/// looked up where another task still maps it at the same place; a page
+/// no task maps any more has only its entry's line (`… (was …)`).
+fn page_deltas(
+    be: &mut dyn Backend,
+    env: &Env,
+    before: &BTreeMap<(String, String, u64), Seen>,
+    after: &BTreeMap<(String, String, u64), Seen>,
+) -> Vec<String> {
+    let now: std::collections::HashMap<u64, &FolioObs> = after.values().filter_map(|s| Some((pfn_of(s)?, s.folio.as_ref()?))).collect();
+    let mut done = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for ((name, _, off), s) in before {
+        let (Some(pfn), Some(fb)) = (pfn_of(s), s.folio.as_ref()) else { continue };
+        if !done.insert(pfn) {
+            continue;
+        }
+        let found;
+        let fa = match now.get(&pfn) {
+            Some(f) => *f,
+            None => {
+                let Some(Val::Region { addr, .. }) = env.vals.get(name) else { continue };
+                let a = addr.saturating_add(*off);
+                let maps = |be: &mut dyn Backend, t: &TaskRt| {
+                    be.page(t.id, a).ok().flatten().and_then(|p| p.pfn.filter(|_| p.present)) == Some(pfn)
+                };
+                let Some(t) = env.first_seer(name, |t| maps(be, t)) else { continue };
+                found = be.folio(t.id, a).ok().flatten();
+                match &found {
+                    Some(f) => f,
+                    None => continue,
+                }
+            }
+        };
+        let mut ch = Vec::new();
+        for (n, x, y) in
+            [("refcount", fb.refcount, fa.refcount), ("mapcount", fb.mapcount, fa.mapcount), ("pincount", fb.pincount, fa.pincount)]
+        {
+            if x != y {
+                ch.push(format!("{n} {x} → {y}"));
+            }
+        }
+        if fb.anon_exclusive != fa.anon_exclusive {
+            ch.push(format!("anon_exclusive {} → {}", yes(fb.anon_exclusive), yes(fa.anon_exclusive)));
+        }
+        if !ch.is_empty() {
+            out.push(format!("pfn {pfn:#x} ({}): {}", place_text(name, *off), ch.join(", ")));
+        }
+    }
+    out
 }
 
 fn yes(b: bool) -> &'static str {
@@ -854,7 +904,7 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
         }
     };
     let narrate = be.narrates();
-    let before = if narrate { observe(be, env, &touched(step, env, &tname)) } else { BTreeMap::new() };
+    let before = if narrate { observe(be, env, &touched(step, env, &tname), &actors(step, &tname)) } else { BTreeMap::new() };
     let res = match (&step.op, &call) {
         (Op::Mmap(MmapArgs { align: Some(al), .. }), Call::Mmap(m)) if !m.fixed => mmap_aligned(be, task.id, m, al.value),
         _ => be.call(task.id, &call),
@@ -890,12 +940,13 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
             }
         }
     }
-    let after = if narrate { observe(be, env, &touched(step, env, &tname)) } else { BTreeMap::new() };
+    let after = if narrate { observe(be, env, &touched(step, env, &tname), &actors(step, &tname)) } else { BTreeMap::new() };
     for (k, b, a) in merge_join(&before, &after) {
-        if let Some(d) = delta(&k.0, &k.1, k.2, b, a) {
+        if let Some(d) = entry_delta(&k.0, &k.1, k.2, b, a) {
             sr.deltas.push(d);
         }
     }
+    sr.deltas.extend(page_deltas(be, env, &before, &after));
     // Judge the outcome.
     let got = match &res {
         Ok(_) => "ok".to_string(),
@@ -1121,10 +1172,9 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
             "ok".into()
         }
         (Op::Fork(child), Ret::Task(id)) => {
-            let parent = Some((task.to_string(), env.defined_by.len()));
             env.names_of.insert(*id, child.value.clone());
-            env.tasks.insert(child.value.clone(), TaskRt { id: *id, dead: None, parent });
-            env.created.push(child.value.clone());
+            env.tasks.insert(child.value.clone(), TaskRt { id: *id, dead: None });
+            env.lineage.add(&child.value, Some((task, env.defined_by.len())));
             format!("ok, child {}", child.value)
         }
         (Op::Exit(_), _) => {

@@ -23,7 +23,7 @@ pub fn main(files: &[String], choices: &[(String, RunOptions)], html: Option<&st
             usage = true;
             continue;
         };
-        failed |= reports.iter().any(|r| r.status == Status::Fail);
+        failed |= reports.iter().any(|r| r.status.fails_run());
         let titles: Vec<&str> = choices.iter().map(|(t, _)| t.as_str()).collect();
         print!("{}", render(f, &titles, &reports));
         if let Some(out) = html {
@@ -105,12 +105,8 @@ fn render(file: &str, titles: &[&str], reports: &[Report]) -> String {
             rows.push((differ, head, cells));
         }
     }
-    let status: Vec<String> = reports
-        .iter()
-        .map(|r| {
-            format!("{} ({} passed, {} failed)", if r.status == Status::Pass { "PASS" } else { "FAIL" }, r.summary.passed, r.summary.failed)
-        })
-        .collect();
+    let status: Vec<String> =
+        reports.iter().map(|r| format!("{} ({} passed, {} failed)", r.status.word(), r.summary.passed, r.summary.failed)).collect();
     let differ = status.windows(2).any(|w| w[0] != w[1]);
     rows.push((differ, "result".into(), status));
     let head_w = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0).max(4);

@@ -182,6 +182,7 @@ fn counterexample_trace(r: &Report, race: &explore::model::Race) -> Option<scena
         knobs: Vec::new(),
         status: scenario::Status::Fail,
         skip_reason: None,
+        xfail: None,
         entries,
         summary: Summary::default(),
         task_names: race.names.iter().map(|(p, n)| (p.0, n.clone())).collect(),

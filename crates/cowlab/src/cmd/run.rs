@@ -7,7 +7,8 @@ use scenario::{RunOptions, Status};
 /// kernel this machine boots (root; hugetlb/THP settings journaled and
 /// restored); print each step, what the kernel did (the model's decisions,
 /// the live kernel's log lines), counter deltas and the expectations (exit
-/// 0: all held, 1: one failed, 2: usage or parse error).
+/// 0: all held, or a scenario marked `xfail` failed; 1: one failed, or a
+/// scenario marked `xfail` passed; 2: usage or parse error).
 #[derive(clap::Args)]
 pub struct Args {
     /// Only print failures and one result line per scenario.
@@ -113,8 +114,8 @@ pub fn main(a: Args) -> u8 {
     }
     let mut usage = false;
     let mut failed = false;
-    // Files passed, failed, skipped, not run (errors).
-    let mut totals = [0usize; 4];
+    // Files passed, failed, skipped, not run (errors), xfail, xpass.
+    let mut totals = [0usize; 6];
     for f in &files {
         let Some(l) = load(f) else {
             usage = true;
@@ -159,6 +160,13 @@ pub fn main(a: Args) -> u8 {
                         totals[1] += 1;
                     }
                     Status::Skip => totals[2] += 1,
+                    Status::Xfail => totals[4] += 1,
+                    // Status::fails_run: the marker is stale, or the bug
+                    // it records is fixed.
+                    Status::Xpass => {
+                        failed = true;
+                        totals[5] += 1;
+                    }
                 }
                 if let Some(out) = &a.html {
                     if let Err(e) = std::fs::write(out, picture::report_page(&report)) {
@@ -185,8 +193,9 @@ pub fn main(a: Args) -> u8 {
         }
     }
     if files.len() > 1 && !a.json {
-        let [p, f, s, e] = totals;
-        outln!("total: {} files: {p} passed, {f} failed, {s} skipped, {e} not run (errors)", files.len());
+        let [p, f, s, e, xf, xp] = totals;
+        let expected = if xf + xp > 0 { format!(", {xf} xfail, {xp} xpass") } else { String::new() };
+        outln!("total: {} files: {p} passed, {f} failed{expected}, {s} skipped, {e} not run (errors)", files.len());
     }
     super::exit_code(usage, failed)
 }

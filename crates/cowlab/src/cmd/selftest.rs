@@ -176,9 +176,10 @@ pub fn main(a: Args) -> u8 {
 
 /// Writes each test as a scenario file that runs as the selftest ran it:
 /// the `profile` and `set` lines in force first (a `set` the scenario
-/// makes itself stays where it is), and a comment above each check whose
-/// failure the selftest counts as XFAIL or SKIP rather than FAIL, so a
-/// reader of `cowlab run`'s ✗ knows the selftest's verdict.
+/// makes itself stays where it is), an `xfail` marker with the selftest's
+/// message on a test whose failure the selftest reports as XFAIL (so
+/// `cowlab run` gives its verdict), and a comment above each check whose
+/// failure the selftest counts as XFAIL or SKIP rather than FAIL.
 fn emit(dir: &str, tests: &[SelfTest], opts: &RunOptions) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {dir}: {e}"))?;
     for t in tests {
@@ -202,6 +203,10 @@ fn emitted_scenario(t: &SelfTest, scenario: &str, verdicts: &[(usize, suites::Ve
     }
     for (k, v) in &opts.knobs {
         let _ = writeln!(out, "set {k}={v}");
+    }
+    if let Some((_, suites::Verdict::Xfail(m))) = verdicts.iter().find(|(_, v)| matches!(v, suites::Verdict::Xfail(_))) {
+        let quoted = m.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let _ = writeln!(out, "xfail \"{quoted}\"");
     }
     for (i, line) in scenario.lines().enumerate() {
         match verdicts.iter().find(|(l, _)| *l == i + 1).map(|(_, v)| v) {

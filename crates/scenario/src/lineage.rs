@@ -1,0 +1,115 @@
+//! Who forked whom, shared by the checker and the runner: what a task can
+//! use is what it created plus what its ancestors had when its line forked
+//! off them, and this answers that without copying names at a fork.
+
+use std::collections::HashMap;
+
+/// Who forked whom: each task (in the order the tasks
+/// were created) with the task it forked from, how many names were defined
+/// by then, and links to its ancestors 1, 2, 4, 8 … generations up. What
+/// a task can use is computed from this, so a fork copies no names, and
+/// the question costs O(log depth) instead of a walk up a fork chain
+/// (which made a chain of N forks N² steps).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Lineage {
+    index: HashMap<String, usize>,
+    pub(crate) nodes: Vec<Forked>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Forked {
+    pub(crate) name: String,
+    depth: usize,
+    /// The names defined when this task forked off its parent.
+    names_then: usize,
+    /// `up[k]`: the ancestor 2^k generations up (`up[0]` the parent).
+    up: Vec<usize>,
+}
+
+impl Lineage {
+    /// A new task: `parent` is the task it forked from and the number of
+    /// names defined at the fork (`None` for a `task` line).
+    pub(crate) fn add(&mut self, name: &str, parent: Option<(&str, usize)>) {
+        let me = self.nodes.len();
+        let (depth, names_then, mut up) = match parent.and_then(|(p, n)| Some((*self.index.get(p)?, n))) {
+            Some((p, n)) => (self.nodes[p].depth + 1, n, vec![p]),
+            None => (0, 0, Vec::new()),
+        };
+        while let Some(&mid) = up.last() {
+            match self.nodes[mid].up.get(up.len() - 1) {
+                Some(&next) => up.push(next),
+                None => break,
+            }
+        }
+        self.nodes.push(Forked { name: name.to_string(), depth, names_then, up });
+        self.index.insert(name.to_string(), me);
+    }
+
+    /// When `owner` is a proper ancestor of `task`: the number of names
+    /// defined when the line from `owner` down to `task` forked off it.
+    fn forked_from(&self, task: &str, owner: &str) -> Option<usize> {
+        let (mut t, o) = (*self.index.get(task)?, *self.index.get(owner)?);
+        let od = self.nodes[o].depth;
+        let mut lift = self.nodes[t].depth.checked_sub(od + 1)?;
+        let mut k = 0;
+        while lift > 0 {
+            if lift & 1 == 1 {
+                t = *self.nodes[t].up.get(k)?;
+            }
+            lift >>= 1;
+            k += 1;
+        }
+        (self.nodes[t].up.first() == Some(&o)).then_some(self.nodes[t].names_then)
+    }
+
+    /// Can `task` use a name that `owner` defined as the `seq`-th name:
+    /// its own names always; up the chain of parents, the names the
+    /// ancestor had when the line forked off it, if such a name is
+    /// `inheritable` (a pin or an mm hold belongs to the task that took it).
+    pub(crate) fn sees(&self, task: &str, owner: &str, seq: usize, inheritable: bool) -> bool {
+        owner == task || (inheritable && self.forked_from(task, owner).is_some_and(|n| seq < n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    /// The skip links answer what a walk up the parents answers, on a
+    /// random tree of forks with names defined between them.
+    #[test]
+    fn the_lineage_agrees_with_a_walk_up_the_parents() {
+        let mut lin = Lineage::default();
+        let mut parent: Vec<Option<(usize, usize)>> = Vec::new();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for i in 0..600 {
+            // Mostly deep chains, sometimes a new branch or a new root.
+            let p = match (i, next(10)) {
+                (0, _) | (_, 0) => None,
+                (_, 1..=3) => Some(next(i)),
+                _ => Some(i - 1),
+            };
+            let names_then = i * 3 + next(3);
+            parent.push(p.map(|p| (p, names_then)));
+            lin.add(&format!("T{i}"), p.map(|p| (format!("T{p}"), names_then)).as_ref().map(|(n, k)| (n.as_str(), *k)));
+        }
+        let walk = |mut t: usize, o: usize| -> Option<usize> {
+            while let Some((p, n)) = parent[t] {
+                if p == o {
+                    return Some(n);
+                }
+                t = p;
+            }
+            None
+        };
+        for _ in 0..20_000 {
+            let (t, o) = (next(600), next(600));
+            assert_eq!(lin.forked_from(&format!("T{t}"), &format!("T{o}")), walk(t, o), "T{t} from T{o}");
+        }
+    }
+}
