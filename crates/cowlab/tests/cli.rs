@@ -148,6 +148,43 @@ fn a_closed_pipe_ends_quietly() {
     }
 }
 
+/// `cowlab run` prints each step as the run makes it: the first step's
+/// line is out while a long step after it is still running, and the whole
+/// streamed trace is the report's `render()`.
+#[test]
+fn run_prints_each_step_as_it_runs() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("cowlab-stream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("long.cow");
+    // Step 2 faults in 4 GiB of pages one by one before the OOM killer
+    // ends it: seconds even in a release build.
+    std::fs::write(&file, "set overcommit_memory=1\ntask P\nP: A = mmap 4K\nP: B = mmap 1024G\nP: write B fill 1 expect SIGKILL\n")
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cowlab"))
+        .args(["run"])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("cowlab runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while !seen.last().is_some_and(|l: &String| l.starts_with("[2] ")) {
+        seen.push(lines.next().expect("a line before the end").unwrap());
+    }
+    let running = child.try_wait().unwrap().is_none();
+    child.kill().ok();
+    child.wait().ok();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(running, "the run had ended before its first steps were read: {seen:#?}");
+    assert!(seen[0].starts_with("== ") && seen.iter().any(|l| l.starts_with("[1] P: A = mmap 4K")), "{seen:#?}");
+
+    let o = cowlab(&["run", CVE]);
+    let l = scenario::load(CVE, &std::fs::read_to_string(root().join(CVE)).unwrap()).ok().unwrap();
+    let r = scenario::run_loaded(&l, &mut scenario::model::ModelBackend::new(), &scenario::RunOptions::default()).unwrap();
+    assert_eq!(text(&o.stdout), r.render(false));
+}
+
 /// Output to a full disk is one line on stderr and exit status 2.
 #[test]
 fn a_full_disk_is_one_error_line() {

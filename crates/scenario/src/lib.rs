@@ -89,3 +89,14 @@ pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<Loaded, (Source, Vec<Diagn
 pub fn run_loaded(l: &Loaded, backend: &mut dyn Backend, opts: &RunOptions) -> Result<Report, Vec<Diagnostic>> {
     run::run(&l.source, &l.scenario, &l.checked, backend, opts)
 }
+
+/// [`run_loaded`], handing each report entry to `on_entry` as soon as it
+/// is complete (see [`run::run_observed`]).
+pub fn run_loaded_observed(
+    l: &Loaded,
+    backend: &mut dyn Backend,
+    opts: &RunOptions,
+    on_entry: &mut dyn FnMut(&Report, usize),
+) -> Result<Report, Vec<Diagnostic>> {
+    run::run_observed(&l.source, &l.scenario, &l.checked, backend, opts, on_entry).map(|(r, _)| r)
+}

@@ -158,81 +158,103 @@ impl Report {
 
     /// The human trace. `quiet`: only failures and the result line.
     pub fn render(&self, quiet: bool) -> String {
-        let mut out = String::new();
+        let mut out = self.render_head(quiet);
+        for e in &self.entries {
+            out.push_str(&self.render_entry(e, quiet));
+        }
+        out.push_str(&self.render_tail());
+        out
+    }
+
+    /// The trace's first lines: file, backend, profile, knobs, the xfail
+    /// marker. Known before the first step runs, so a streaming caller
+    /// prints it first.
+    pub fn render_head(&self, quiet: bool) -> String {
+        if quiet {
+            return String::new();
+        }
         let knobs = if self.knobs.is_empty() {
             String::new()
         } else {
             let k: Vec<String> = self.knobs.iter().map(|k| format!("{}={}", k.knob, k.value)).collect();
             format!(", {}", k.join(" "))
         };
-        if !quiet {
-            out.push_str(&format!("== {} ({} backend, {}{knobs})\n", self.file, self.backend, self.profile));
-            if let Some(r) = &self.xfail {
-                out.push_str(&format!("    xfail: expected to fail ({r})\n"));
+        let mut out = format!("== {} ({} backend, {}{knobs})\n", self.file, self.backend, self.profile);
+        if let Some(r) = &self.xfail {
+            out.push_str(&format!("    xfail: expected to fail ({r})\n"));
+        }
+        out
+    }
+
+    fn check_line(&self, c: &Check, indent: &str) -> String {
+        let mut s = format!("{indent}{} {}", c.status.mark(), c.text);
+        if let Some(d) = &c.detail {
+            s.push_str(&format!("  — {d}"));
+        }
+        if c.status == Status::Fail {
+            s.push_str(&format!("  ({}:{}:{})", self.file, c.line, c.column));
+        }
+        s.push('\n');
+        s
+    }
+
+    /// The lines of one entry; an entry never changes once the run has
+    /// added it, so a streaming caller prints each as it comes.
+    pub fn render_entry(&self, e: &Entry, quiet: bool) -> String {
+        let mut out = String::new();
+        match e {
+            Entry::Setting { text, error, .. } => {
+                if !quiet {
+                    out.push_str(&format!("    {text}\n"));
+                    if let Some(e) = error {
+                        out.push_str(&format!("        refused: {e}\n"));
+                    }
+                }
+            }
+            Entry::Task { text, .. } => {
+                if !quiet {
+                    out.push_str(&format!("    {text}\n"));
+                }
+            }
+            Entry::Step(s) => {
+                if quiet {
+                    for c in s.checks.iter().filter(|c| c.status == Status::Fail) {
+                        out.push_str(&format!("[{}] {}\n", s.step, s.text));
+                        out.push_str(&self.check_line(c, "      "));
+                    }
+                    return out;
+                }
+                let head = format!("[{}] {}", s.step, s.text);
+                out.push_str(&format!("{head:<48} → {}\n", s.result));
+                for k in &s.kernel {
+                    out.push_str(&format!("      {k}\n"));
+                }
+                for d in &s.deltas {
+                    out.push_str(&format!("      Δ {d}\n"));
+                }
+                for c in &s.checks {
+                    out.push_str(&self.check_line(c, "      "));
+                }
+            }
+            Entry::Expect(c) => {
+                if !quiet || c.status == Status::Fail {
+                    out.push_str(&self.check_line(c, "    "));
+                }
             }
         }
-        let check_line = |c: &Check, indent: &str| -> String {
-            let mut s = format!("{indent}{} {}", c.status.mark(), c.text);
-            if let Some(d) = &c.detail {
-                s.push_str(&format!("  — {d}"));
-            }
-            if c.status == Status::Fail {
-                s.push_str(&format!("  ({}:{}:{})", self.file, c.line, c.column));
-            }
-            s.push('\n');
-            s
-        };
-        for e in &self.entries {
-            match e {
-                Entry::Setting { text, error, .. } => {
-                    if !quiet {
-                        out.push_str(&format!("    {text}\n"));
-                        if let Some(e) = error {
-                            out.push_str(&format!("        refused: {e}\n"));
-                        }
-                    }
-                }
-                Entry::Task { text, .. } => {
-                    if !quiet {
-                        out.push_str(&format!("    {text}\n"));
-                    }
-                }
-                Entry::Step(s) => {
-                    if quiet {
-                        for c in s.checks.iter().filter(|c| c.status == Status::Fail) {
-                            out.push_str(&format!("[{}] {}\n", s.step, s.text));
-                            out.push_str(&check_line(c, "      "));
-                        }
-                        continue;
-                    }
-                    let head = format!("[{}] {}", s.step, s.text);
-                    out.push_str(&format!("{head:<48} → {}\n", s.result));
-                    for k in &s.kernel {
-                        out.push_str(&format!("      {k}\n"));
-                    }
-                    for d in &s.deltas {
-                        out.push_str(&format!("      Δ {d}\n"));
-                    }
-                    for c in &s.checks {
-                        out.push_str(&check_line(c, "      "));
-                    }
-                }
-                Entry::Expect(c) => {
-                    if !quiet || c.status == Status::Fail {
-                        out.push_str(&check_line(c, "    "));
-                    }
-                }
-            }
-        }
+        out
+    }
+
+    /// The result line, once the run is over.
+    pub fn render_tail(&self) -> String {
         let s = &self.summary;
         let counts = format!("{} passed, {} failed, {} skipped", s.passed, s.failed, s.skipped);
         let reason = self.xfail.as_deref().unwrap_or("");
         match self.status {
-            Status::Skip => out.push_str(&format!("SKIP {}: {}\n", self.file, self.skip_reason.as_deref().unwrap_or(""))),
-            Status::Pass | Status::Fail => out.push_str(&format!("{} {}: {counts}\n", self.status.word(), self.file)),
-            Status::Xfail => out.push_str(&format!("XFAIL {}: {reason}: {counts}\n", self.file)),
-            Status::Xpass => out.push_str(&format!("XPASS {}: marked xfail ({reason}) but every expectation held: {counts}\n", self.file)),
+            Status::Skip => format!("SKIP {}: {}\n", self.file, self.skip_reason.as_deref().unwrap_or("")),
+            Status::Pass | Status::Fail => format!("{} {}: {counts}\n", self.status.word(), self.file),
+            Status::Xfail => format!("XFAIL {}: {reason}: {counts}\n", self.file),
+            Status::Xpass => format!("XPASS {}: marked xfail ({reason}) but every expectation held: {counts}\n", self.file),
         }
-        out
     }
 }

@@ -179,6 +179,21 @@ pub fn run_bound(
     be: &mut dyn Backend,
     opts: &RunOptions,
 ) -> Result<(Report, Bindings), Vec<Diagnostic>> {
+    run_observed(src, sc, checked, be, opts, &mut |_, _| {})
+}
+
+/// [`run_bound`], calling `on_entry(report, i)` as soon as entry `i` of the
+/// report is complete (entries never change afterwards), so a caller can
+/// print a long run as it goes. The report's head (file, backend, profile,
+/// knobs) is set before the first call.
+pub fn run_observed(
+    src: &Source,
+    sc: &Scenario,
+    checked: &Checked,
+    be: &mut dyn Backend,
+    opts: &RunOptions,
+    on_entry: &mut dyn FnMut(&Report, usize),
+) -> Result<(Report, Bindings), Vec<Diagnostic>> {
     let file_profile = sc.items.iter().find_map(|i| match &i.kind {
         ItemKind::Profile(p) => Some(p.clone()),
         _ => None,
@@ -268,7 +283,12 @@ pub fn run_bound(
     }
 
     let mut env = Env::default();
+    let mut reported = 0;
     for (idx, item) in sc.items.iter().enumerate() {
+        for i in reported..report.entries.len() {
+            on_entry(&report, i);
+        }
+        reported = report.entries.len();
         let text = src.snippet(item.span).to_string();
         match &item.kind {
             ItemKind::Profile(_) | ItemKind::Set { .. } | ItemKind::Xfail(_) => {}
@@ -332,6 +352,9 @@ pub fn run_bound(
                 report.entries.push(Entry::Expect(c));
             }
         }
+    }
+    for i in reported..report.entries.len() {
+        on_entry(&report, i);
     }
     report.task_names = env.names_of.iter().map(|(id, n)| (id.0, n.clone())).collect();
     report.finish();

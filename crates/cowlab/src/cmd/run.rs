@@ -141,12 +141,28 @@ pub fn main(a: Args) -> u8 {
             model = scenario::model::ModelBackend::new().with_state_views(a.json || a.html.is_some()).with_self_check(a.check_invariants);
             &mut model
         };
-        match scenario::run_loaded(&l, backend, &opts) {
+        // The trace goes out entry by entry as the run makes it, so a long
+        // scenario shows where it is; JSON is one document at the end.
+        let mut started = false;
+        let mut stream = |r: &scenario::Report, i: usize| {
+            if a.json {
+                return;
+            }
+            if !started {
+                out!("{}", r.render_head(a.quiet));
+                started = true;
+            }
+            out!("{}", r.render_entry(&r.entries[i], a.quiet));
+        };
+        match scenario::run_loaded_observed(&l, backend, &opts, &mut stream) {
             Ok(report) => {
                 if a.json {
                     outln!("{}", report.to_json());
                 } else {
-                    out!("{}", report.render(a.quiet));
+                    if !started {
+                        out!("{}", report.render_head(a.quiet));
+                    }
+                    out!("{}", report.render_tail());
                 }
                 match report.status {
                     _ if l.checks_nothing() => {
