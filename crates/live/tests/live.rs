@@ -123,6 +123,25 @@ fn program_pins_and_mm_holds() {
     }
 }
 
+/// MADV_FREE, MADV_COLD and the folio splits of MADV_PAGEOUT as the
+/// kernel does them: the scenarios that hold its answers pass here (and on
+/// the model, crates/scenario/tests/live_scenarios.rs).
+fn madvise_free_cold_and_partial_splits() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("scenario dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("madvise-")))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 9, "scenarios went missing: {files:?}");
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("scenario file");
+        let Some(r) = run(&text) else { return };
+        assert_pass(&r);
+    }
+}
+
 fn main() {
     live::enter_if_zygote();
     if let Some(skip) = live::live_tests_skip() {
@@ -137,6 +156,7 @@ fn main() {
         ("foreign_memory_is_refused", foreign_memory_is_refused),
         ("shm_segments_do_not_outlive_the_run", shm_segments_do_not_outlive_the_run),
         ("program_pins_and_mm_holds", program_pins_and_mm_holds),
+        ("madvise_free_cold_and_partial_splits", madvise_free_cold_and_partial_splits),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     for (name, f) in tests {

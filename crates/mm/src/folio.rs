@@ -77,7 +77,16 @@ pub struct Folio {
     /// whatever the `page_mapcount` knob says: with it off the kernel has no
     /// such counts, and then only the invariant check reads them.
     pub page_mapcounts: PageCounts,
+    /// PG_dirty. For anonymous folios the kernel sets it when a dirty PTE
+    /// or PMD is taken down (unmap, split, migration), when swap space is
+    /// freed under a mapped folio, and when a writer through GUP lets go of
+    /// the page; a store by the CPU only dirties the PTE.
     pub dirty: bool,
+    /// MADV_FREE made this anonymous folio lazily freeable: the kernel's
+    /// PG_swapbacked is clear (`folio_mark_lazyfree()`), so reclaim drops
+    /// it instead of swapping it out, unless it was written again
+    /// (try_to_unmap_one() then sets PG_swapbacked again).
+    pub lazyfree: bool,
     pub data: Contents,
     pub freed: bool,
     /// First page frame number; subpage `i` is `pfn + i`.
@@ -105,6 +114,7 @@ impl std::hash::Hash for Folio {
             mm_ids,
             page_mapcounts,
             dirty,
+            lazyfree,
             data,
             freed,
             pfn,
@@ -141,6 +151,7 @@ impl std::hash::Hash for Folio {
             | (counts_in_runs as u64) << 18
             | (slots[0].is_some() as u64) << 19
             | (slots[1].is_some() as u64) << 20
+            | (*lazyfree as u64) << 21
             | (inode as u64) << 32;
         let words = [
             flags,
@@ -503,10 +514,16 @@ impl FolioArena {
             mm_ids: MmIdSlots::default(),
             page_mapcounts: PageCounts::new(nr),
             dirty: false,
+            lazyfree: false,
             data: Contents::zeroed(nr * PAGE_SIZE),
             freed: false,
             pfn,
         };
+        self.insert(folio)
+    }
+
+    /// Puts `folio` into the lowest free slot.
+    fn insert(&mut self, folio: Folio) -> FolioId {
         match self.free.pop_first() {
             Some(i) => {
                 self.slots[i as usize] = folio;
@@ -525,6 +542,40 @@ impl FolioArena {
 
     pub fn get_mut(&mut self, id: FolioId) -> &mut Folio {
         &mut self.slots[id.0 as usize]
+    }
+
+    /// The bookkeeping half of `__split_unmapped_folio()` to order 0
+    /// (mm/huge_memory.c) for a large anonymous folio whose every reference
+    /// is a PTE mapping: page `i` becomes a small folio of its own at frame
+    /// `pfn + i` (page 0 keeps `id`), with that page's bytes, mapcount and
+    /// PageAnonExclusive bit, one reference per mapping, and the head's
+    /// dirty and lazyfree flags. Returns the new folio of every page, in
+    /// page order. The caller points the PTEs at them.
+    pub(crate) fn split_to_small(&mut self, id: FolioId) -> Vec<FolioId> {
+        let head = self.get(id).clone();
+        let small = |page: u64| {
+            let mapcount = head.page_mapcounts.get(page) as i64;
+            Folio {
+                order: 0,
+                refcount: mapcount,
+                mapcount,
+                entire_mapcount: 0,
+                pincount: 0,
+                anon_exclusive: PageBits::new(1, head.page_ae(page)),
+                mm_ids: MmIdSlots::default(),
+                page_mapcounts: PageCounts::new(1),
+                data: head.page_data(page),
+                pfn: head.pfn + page,
+                ..head.clone()
+            }
+        };
+        let mut ids = vec![id];
+        for page in 1..head.nr_pages() {
+            let new = self.insert(small(page));
+            ids.push(new);
+        }
+        *self.get_mut(id) = small(0);
+        ids
     }
 
     /// Marks a folio whose last reference went away as free.

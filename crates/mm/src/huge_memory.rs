@@ -1,7 +1,7 @@
 //! Transparent huge pages mapped by PMDs (mm/huge_memory.c).
 
 use crate::events::EventKind;
-use crate::folio::{MmId, HUGE_ZERO_FOLIO};
+use crate::folio::{FolioId, MmId, HUGE_ZERO_FOLIO, ZERO_FOLIO};
 use crate::kernel::Kernel;
 use crate::memory::{FaultFlags, FaultResult};
 use crate::pgtable::{Entry, Level, Present};
@@ -122,7 +122,7 @@ impl Kernel {
     /// mapping the same folio with the same permissions; every subpage
     /// inherits the head's PageAnonExclusive. The folio itself stays whole
     /// (`__split_huge_pmd_locked()`: PTE rmap of all pages, then the PMD's
-    /// rmap removed).
+    /// rmap removed); a dirty PMD dirties it (`folio_set_dirty()`).
     /// The huge zero PMD becomes 512 zero-page PTEs.
     pub(crate) fn split_huge_pmd(&mut self, pid: Pid, mm: MmId, haddr: u64) {
         let Some(Entry::Present(p)) = self.mm(mm).pt.get(Level::Pmd, haddr) else { return };
@@ -138,6 +138,7 @@ impl Kernel {
             return;
         }
         let f = self.folios.get_mut(p.folio);
+        f.dirty |= p.dirty;
         let head_ae = f.page_ae(0);
         f.anon_exclusive.set_all(head_ae);
         // As the kernel orders it: the PTE mappings are counted before the
@@ -149,6 +150,81 @@ impl Kernel {
             self.mm_mut(mm).pt.set(Level::Pte, haddr + i * PAGE_SIZE, Entry::Present(e));
         }
         self.event(pid, EventKind::Split, "__split_huge_pmd", Some(haddr), || "PMD mapping → 512 PTEs (folio stays whole)".into());
+    }
+
+    /// `split_folio()` → `__folio_split()` (mm/huge_memory.c): split the
+    /// large anonymous folio `folio`, mapped only by `mm`, into small
+    /// folios, as MADV_COLD, MADV_PAGEOUT and MADV_FREE do to a folio their
+    /// range covers in part. Refused (false) as `can_split_folio()` refuses
+    /// a folio with references beyond its mappings (a GUP reference or pin,
+    /// a pipe buffer, an io_uring buffer).
+    ///
+    /// `unmap_folio()` takes every mapping down, PMD mappings split into
+    /// PTEs first (a dirty PMD or PTE dirties the folio,
+    /// `try_to_migrate_one()`); each page becomes a folio of its own
+    /// ([`crate::folio::FolioArena::split_to_small`]); `remap_page()` with
+    /// RMP_USE_SHARED_ZEROPAGE maps every page back with its entry's bits
+    /// (writable, dirty, young, soft-dirty, PageAnonExclusive), except that a
+    /// page whose bytes are all zero is mapped as the shared zero page
+    /// instead (`try_to_map_unused_to_zeropage()`: read-only, soft-dirty
+    /// kept) and its new folio freed, as is the folio of every page nothing
+    /// mapped. The split is one step: nobody sees the migration entries.
+    ///
+    /// Left out: page-cache, shmem and hugetlb folios and the huge zero
+    /// folio (refused: the model's callers split anonymous folios only), a
+    /// folio in the swap cache (refused; the kernel moves its swap-cache
+    /// entries to the new folios), mappings by other mms (refused: callers
+    /// split only folios no other mm maps, `folio_maybe_mapped_shared()`),
+    /// splits to an order above 0, the deferred-split queue and LRU state.
+    pub(crate) fn split_folio(&mut self, pid: Pid, mm: MmId, folio: FolioId) -> bool {
+        let f = self.folios.get(folio);
+        if !f.is_large() || !f.is_anon() || f.hugetlb.is_some() || f.refcount != f.mapcount || self.swap_cache_of(folio).is_some() {
+            return false;
+        }
+        let (order, mapcount) = (f.order, f.mapcount);
+        let leaves = self.folio_leaves(mm, folio);
+        if leaves.len() as i64 != mapcount {
+            return false;
+        }
+        for l in leaves.iter().filter(|l| l.level == Level::Pmd) {
+            self.split_huge_pmd(pid, mm, l.addr);
+        }
+        let ptes: Vec<(u64, Present)> = if leaves.iter().any(|l| l.level != Level::Pte) {
+            self.folio_leaves(mm, folio).iter().filter_map(|l| l.entry.present().map(|q| (l.addr, *q))).collect()
+        } else {
+            leaves.iter().filter_map(|l| l.entry.present().map(|q| (l.addr, *q))).collect()
+        };
+        if ptes.iter().any(|(_, q)| q.dirty) {
+            self.folios.get_mut(folio).dirty = true;
+        }
+        let pages = self.folios.split_to_small(folio);
+        let mut zero_mapped = 0;
+        for (addr, q) in ptes {
+            let new = pages[q.page as usize];
+            let e = if self.folios.get(new).data.is_fill(0) {
+                zero_mapped += 1;
+                self.rmap_remove(new, mm, Rmap::pte(0));
+                Present { folio: ZERO_FOLIO, page: 0, write: false, dirty: false, young: true, special: true, ..q }
+            } else {
+                Present { folio: new, page: 0, ..q }
+            };
+            self.mm_mut(mm).pt.set(Level::Pte, addr, Entry::Present(e));
+        }
+        // Pages nothing mapped are freed with the split
+        // (`free_folio_and_swap_cache()`).
+        for &page in &pages {
+            if self.folios.get(page).refcount == 0 && !self.folios.get(page).freed {
+                self.free_folio(page);
+            }
+        }
+        self.event(pid, EventKind::Split, "split_folio", None, || {
+            format!(
+                "{}K folio → {} small folios; {zero_mapped} zero-filled pages mapped as the shared zero page",
+                (PAGE_SIZE << order) / 1024,
+                1u64 << order
+            )
+        });
+        true
     }
 
     /// Splits a PMD-mapped THP straddling `addr` (VMA split, partial unmap,

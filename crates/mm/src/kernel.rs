@@ -521,7 +521,7 @@ impl Kernel {
         self.folio_put_refs(id, 1)
     }
 
-    fn free_folio(&mut self, id: FolioId) {
+    pub(crate) fn free_folio(&mut self, id: FolioId) {
         if let Some(size) = self.folios.get(id).hugetlb {
             let restore = self.folios.get(id).restore_reserve;
             crate::hugetlb::free_huge_folio(self, size, restore);

@@ -1,7 +1,9 @@
 //! madvise(2) (mm/madvise.c).
 
-use crate::folio::MmId;
+use crate::events::EventKind;
+use crate::folio::{FolioId, MmId, HUGE_ZERO_FOLIO};
 use crate::kernel::Kernel;
+use crate::pgtable::{Entry, Level, Present};
 use crate::types::*;
 
 /// The advice values the model implements.
@@ -17,6 +19,8 @@ pub enum Advice {
     NoHugePage,
     Collapse,
     PageOut,
+    Cold,
+    Free,
     PopulateRead,
     PopulateWrite,
 }
@@ -34,6 +38,8 @@ impl Advice {
             "nohugepage" => Advice::NoHugePage,
             "collapse" => Advice::Collapse,
             "pageout" => Advice::PageOut,
+            "cold" => Advice::Cold,
+            "free" => Advice::Free,
             "populate_read" => Advice::PopulateRead,
             "populate_write" => Advice::PopulateWrite,
             _ => return None,
@@ -142,11 +148,13 @@ impl Kernel {
                 }
                 Ok(())
             }
-            // madvise_pageout(): VMA by VMA, and `can_madv_lru_vma()` refuses
-            // a hugetlb VMA with EINVAL, after the VMAs before it were paged
-            // out (VM_LOCKED and VM_PFNMAP, refused too, do not exist in
-            // the model).
-            Advice::PageOut => {
+            // madvise_pageout() and madvise_cold(): VMA by VMA, and
+            // `can_madv_lru_vma()` refuses a hugetlb VMA with EINVAL, after
+            // the VMAs before it were done (VM_LOCKED and VM_PFNMAP, refused
+            // too, do not exist in the model). MADV_COLD only deactivates
+            // (LRU state the model leaves out) and splits what it covers in
+            // part.
+            Advice::PageOut | Advice::Cold => {
                 let vmas: Vec<(u64, u64, bool)> = self
                     .mm(mm)
                     .vmas
@@ -158,7 +166,30 @@ impl Kernel {
                     if hugetlb {
                         return Err(Errno::EINVAL.into());
                     }
-                    self.pageout(pid, mm, s, e);
+                    if advice == Advice::PageOut {
+                        self.pageout(pid, mm, s, e);
+                    } else {
+                        self.madvise_split_partial(pid, mm, s, e);
+                    }
+                }
+                Ok(())
+            }
+            // madvise_free_single_vma(), VMA by VMA: refused (EINVAL, ending
+            // the walk) for hugetlb (`madvise_dontneed_free_valid_vma()`)
+            // and for anything but private anonymous memory.
+            Advice::Free => {
+                let vmas: Vec<(u64, u64, bool)> = self
+                    .mm(mm)
+                    .vmas
+                    .values()
+                    .filter(|v| v.start < end && addr < v.end)
+                    .map(|v| (addr.max(v.start), end.min(v.end), v.hugetlb.is_none() && v.is_anonymous() && !v.shared))
+                    .collect();
+                for (s, e, private_anon) in vmas {
+                    if !private_anon {
+                        return Err(Errno::EINVAL.into());
+                    }
+                    self.madvise_free_range(pid, mm, s, e);
                 }
                 Ok(())
             }
@@ -199,6 +230,8 @@ impl Kernel {
                     Advice::DontNeed
                     | Advice::Remove
                     | Advice::PageOut
+                    | Advice::Cold
+                    | Advice::Free
                     | Advice::Collapse
                     | Advice::PopulateRead
                     | Advice::PopulateWrite => {}
@@ -222,5 +255,133 @@ impl Kernel {
                 Ok(())
             }
         }
+    }
+
+    /// The folio splitting of `madvise_cold_or_pageout_pte_range()` and
+    /// `madvise_free_pte_range()` / `madvise_free_huge_pmd()` on `[start,
+    /// end)` inside one VMA: a large anon folio the range covers only in
+    /// part is split ([`Kernel::split_folio`]) unless another mm may map
+    /// it (`folio_maybe_mapped_shared()`). In part means a PMD mapping the
+    /// range does not cover whole, or a run of PTEs
+    /// ([`Kernel::madvise_folio_pte_batch`]) shorter than the folio. A
+    /// split that fails leaves the folio as it is. The kernel splits as its
+    /// walk meets each folio; splitting all of them first is the same,
+    /// since a split changes only its own folio's entries.
+    pub(crate) fn madvise_split_partial(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {
+        let mut split: Vec<FolioId> = Vec::new();
+        let mut next = start;
+        for leaf in self.mm(mm).pt.leaves(start, end) {
+            let Entry::Present(p) = leaf.entry else { continue };
+            if leaf.addr < next || p.special || p.folio == HUGE_ZERO_FOLIO {
+                continue;
+            }
+            let f = self.folios.get(p.folio);
+            if !f.is_large() || !f.is_anon() || f.hugetlb.is_some() {
+                continue;
+            }
+            let partial = match leaf.level {
+                Level::Pte => {
+                    let nr = self.madvise_folio_pte_batch(mm, leaf.addr, end, &p);
+                    next = leaf.addr + nr * PAGE_SIZE;
+                    nr < f.nr_pages()
+                }
+                _ => leaf.addr < start || leaf.addr + leaf.level.size() > end,
+            };
+            if partial && !f.maybe_mapped_shared() && !split.contains(&p.folio) {
+                split.push(p.folio);
+            }
+        }
+        for folio in split {
+            self.split_folio(pid, mm, folio);
+        }
+    }
+
+    /// `madvise_folio_pte_batch()` (mm/madvise.c → `folio_pte_batch_flags()`,
+    /// mm/internal.h): how many PTEs from `addr` map consecutive pages of
+    /// `p`'s folio, within `addr`'s page table and before `end`. Dirty,
+    /// young, writable and soft-dirty bits may differ within a batch.
+    pub(crate) fn madvise_folio_pte_batch(&self, mm: MmId, addr: u64, end: u64, p: &Present) -> u64 {
+        let table_end = align_down(addr, PMD_SIZE) + PMD_SIZE;
+        let max = ((end.min(table_end) - addr) / PAGE_SIZE).min(self.folios.get(p.folio).nr_pages() - p.page);
+        let pt = &self.mm(mm).pt;
+        (1..max)
+            .find(|&i| {
+                !matches!(pt.get(Level::Pte, addr + i * PAGE_SIZE),
+                    Some(Entry::Present(q)) if q.folio == p.folio && q.page == p.page + i && !q.special)
+            })
+            .unwrap_or(max)
+    }
+
+    /// MADV_FREE on `[start, end)` inside one private anonymous VMA
+    /// (mm/madvise.c: madvise_free_single_vma() → madvise_free_huge_pmd()
+    /// and madvise_free_pte_range()): the data may be thrown away.
+    /// After the splits of [`Kernel::madvise_split_partial`]:
+    /// - a swap entry is cleared and its swap freed
+    ///   (`free_swap_and_cache_nr()`): the next access faults in zeros;
+    /// - a PMD-mapped THP covered whole and mapped by no other mm, and
+    ///   every folio whose PTEs the range covers whole (a large folio that
+    ///   could not be split is skipped), is made lazily freeable
+    ///   (`folio_mark_lazyfree()`: unless in the swap cache): its entries
+    ///   lose their dirty and young bits, and a dirty folio or one in the
+    ///   swap cache is first made clean and taken out of the swap cache —
+    ///   only when this mm's PTEs are all its mappings (mapcount equal to
+    ///   its pages); otherwise it is left alone.
+    ///
+    /// Reclaim ([`Kernel::pageout`]) then drops a lazily freeable folio
+    /// that nobody wrote since instead of swapping it out.
+    /// Left out: userfaultfd's UFFD_EVENT_REMOVE, the LRU lists (the
+    /// kernel moves the folio to the inactive file list), VM_DROPPABLE.
+    pub(crate) fn madvise_free_range(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {
+        self.madvise_split_partial(pid, mm, start, end);
+        let leaves: Vec<(u64, Level)> = self.mm(mm).pt.leaves(start, end).into_iter().map(|l| (l.addr, l.level)).collect();
+        let mut next = start;
+        let mut freed = 0u64;
+        for (addr, level) in leaves {
+            if addr < next {
+                continue;
+            }
+            match self.mm(mm).pt.get(level, addr) {
+                Some(Entry::Swap { slot, .. }) if level == Level::Pte => {
+                    self.mm_mut(mm).pt.clear(Level::Pte, addr);
+                    self.free_swap_and_cache(slot);
+                }
+                Some(Entry::Present(p)) if !p.special && p.folio != HUGE_ZERO_FOLIO && self.folio_is_anon(p.folio) => {
+                    let f = self.folios.get(p.folio);
+                    let nr = match level {
+                        Level::Pte if f.is_large() => self.madvise_folio_pte_batch(mm, addr, end, &p),
+                        Level::Pte => 1,
+                        // madvise_free_huge_pmd(): whole, and not shared.
+                        _ if addr < start || addr + level.size() > end || f.maybe_mapped_shared() => continue,
+                        _ => 1,
+                    };
+                    next = addr + nr * level.size();
+                    if level == Level::Pte && nr < f.nr_pages() && f.is_large() {
+                        continue;
+                    }
+                    let cached = self.swap_cache_of(p.folio).is_some();
+                    if cached || f.dirty {
+                        if level == Level::Pte && f.mapcount != f.nr_pages() as i64 {
+                            continue;
+                        }
+                        if cached && !self.folio_free_swap(p.folio) {
+                            continue;
+                        }
+                        self.folios.get_mut(p.folio).dirty = false;
+                    }
+                    for i in 0..nr {
+                        if let Some(Entry::Present(q)) = self.mm_mut(mm).pt.get_mut(level, addr + i * level.size()) {
+                            q.dirty = false;
+                            q.young = false;
+                        }
+                    }
+                    if self.swap_cache_of(p.folio).is_none() {
+                        self.folios.get_mut(p.folio).lazyfree = true;
+                    }
+                    freed += nr * level.size() / PAGE_SIZE;
+                }
+                _ => {}
+            }
+        }
+        self.event(pid, EventKind::Note, "madvise_free_pte_range", Some(start), || format!("{freed} pages lazily freeable"));
     }
 }

@@ -850,7 +850,13 @@ impl Kernel {
                 let chunk = w.data.slice(a - w.start, n);
                 let f = self.folios.get_mut(folio);
                 f.data.overwrite(page * PAGE_SIZE + a % PAGE_SIZE, &chunk);
-                f.dirty = true;
+                // The CPU dirties the PTE only: an anon folio's PG_dirty
+                // follows when a dirty PTE is taken down (MADV_FREE tells
+                // the two apart). Page-cache folios keep the model's
+                // simpler rule: dirty on every store.
+                if !f.is_anon() {
+                    f.dirty = true;
+                }
                 self.touch_leaf(mm, leaf.level, leaf.addr, true);
                 w.faults = 0;
                 w.state = if a + n >= end { WpFaultState::Done } else { WpFaultState::Access { addr: a + n } };

@@ -44,9 +44,7 @@ impl Kernel {
             moved.mm_ids.slots[0] = Some(MmIdSlot { mm, mapcount: total as u32 });
         }
         *self.folios.get_mut(new) = moved;
-        let leaves: Vec<_> =
-            self.mm(mm).pt.leaves(0, TASK_SIZE).into_iter().filter(|l| l.entry.present().is_some_and(|p| p.folio == old)).collect();
-        for l in leaves {
+        for l in self.folio_leaves(mm, old) {
             if let Some(Entry::Present(p)) = self.mm_mut(mm).pt.get_mut(l.level, l.addr) {
                 p.folio = new;
             }

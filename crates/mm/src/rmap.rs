@@ -154,6 +154,16 @@ impl Kernel {
         }
     }
 
+    /// Every page-table leaf of `mm` that maps `folio` (an rmap walk
+    /// limited to one mm; the special zero-page entries map no folio).
+    pub(crate) fn folio_leaves(&self, mm: MmId, folio: FolioId) -> Vec<crate::pgtable::Leaf> {
+        let pt = &self.mm(mm).pt;
+        pt.leaves(0, crate::types::TASK_SIZE)
+            .into_iter()
+            .filter(|l| l.entry.present().is_some_and(|p| p.folio == folio && !p.special))
+            .collect()
+    }
+
     /// Undoes [`Kernel::rmap_add`] and drops the mappings' references
     /// (`__folio_remove_rmap()` / `hugetlb_remove_rmap()` + `folio_put()`).
     pub(crate) fn rmap_remove(&mut self, folio: FolioId, mm: MmId, r: Rmap) {
@@ -273,6 +283,13 @@ pub enum TryToUnmapState {
         folio: FolioId,
         mapped: Vec<(u64, Present)>,
     },
+    /// (after A1, a folio MADV_FREE made lazily freeable) next:
+    /// try_to_unmap_one()'s MADV_FREE check — drop the folio if nobody
+    /// wrote it or holds it, else put the PTEs back.
+    Discard {
+        folio: FolioId,
+        mapped: Vec<(u64, Present)>,
+    },
     /// Next: install the swap entries, carrying each page's AE bit as it was
     /// before the unmap, and free the folio.
     Swap {
@@ -318,6 +335,7 @@ impl TryToUnmap {
             TryToUnmapState::CheckPinned { .. } => "folio_maybe_dma_pinned",
             TryToUnmapState::Clear { .. } => "ptep_clear_flush",
             TryToUnmapState::Share { .. } => "folio_try_share_anon_rmap_pte",
+            TryToUnmapState::Discard { .. } => "try_to_unmap_one",
             TryToUnmapState::Swap { .. } => "try_to_unmap_one",
             TryToUnmapState::Done => "",
         }
@@ -368,7 +386,9 @@ impl Kernel {
                 }
                 let refs: u64 = mapped.iter().map(|(_, q)| self.folio_remove_rmap(folio, mm, Rmap::pte(q.page))).sum();
                 t.unmapped = Some((folio, refs));
-                if self.policy.swapout_clear_pte_first {
+                if self.folios.get(folio).lazyfree {
+                    TryToUnmapState::Discard { folio, mapped }
+                } else if self.policy.swapout_clear_pte_first {
                     TryToUnmapState::Share { folio, mapped }
                 } else {
                     // The pin check came first; A3 follows the clear.
@@ -382,17 +402,28 @@ impl Kernel {
                 if self.folio_try_share_anon_rmap_pte(pid, folio, addr) {
                     TryToUnmapState::Swap { folio, mapped, exclusive }
                 } else {
-                    // A4: put the PTEs back; their references become the
-                    // mappings' again.
-                    let (_, refs) = t.unmapped.take().expect("set by the clear");
-                    for (a, q) in &mapped {
-                        self.mm_mut(mm).pt.set(Level::Pte, *a, Entry::Present(*q));
-                    }
-                    for (_, q) in &mapped {
-                        self.rmap_add(folio, mm, Rmap::pte(q.page));
-                    }
-                    self.folio_ref_add(folio, -(refs as i64));
+                    // A4: put the PTEs back.
+                    self.restore_unmapped(t, folio, &mapped)
+                }
+            }
+            TryToUnmapState::Discard { folio, mapped } => {
+                let held = t.unmapped.map_or(0, |(_, refs)| refs as i64);
+                let f = self.folios.get_mut(folio);
+                // A dirty PTE dirties the folio as it is cleared.
+                f.dirty |= mapped.iter().any(|(_, q)| q.dirty);
+                if f.dirty {
+                    // Written since MADV_FREE: swap-backed again, kept.
+                    f.lazyfree = false;
+                    self.restore_unmapped(t, folio, &mapped)
+                } else if f.refcount != f.mapcount + held {
+                    // A GUP reference: kept, still lazily freeable.
+                    self.restore_unmapped(t, folio, &mapped)
+                } else {
                     let from = mapped.last().map_or(t.end, |(a, _)| a + crate::types::PAGE_SIZE);
+                    let addr = mapped[0].0;
+                    t.unmapped = None;
+                    self.folio_put_refs(folio, held);
+                    self.event(pid, EventKind::Swap, "try_to_unmap_one", Some(addr), || "clean lazyfree folio → dropped".into());
                     TryToUnmapState::Next { from }
                 }
             }
@@ -408,6 +439,23 @@ impl Kernel {
             }
         };
         true
+    }
+
+    /// A4, and the lazyfree check's back-off: the cleared PTEs of `mapped`
+    /// are put back and their references become the mappings' again; the
+    /// walk goes on after them.
+    fn restore_unmapped(&mut self, t: &mut TryToUnmap, folio: FolioId, mapped: &[(u64, Present)]) -> TryToUnmapState {
+        let mm = t.mm;
+        let (_, refs) = t.unmapped.take().expect("set by the clear");
+        for (a, q) in mapped {
+            self.mm_mut(mm).pt.set(Level::Pte, *a, Entry::Present(*q));
+        }
+        for (_, q) in mapped {
+            self.rmap_add(folio, mm, Rmap::pte(q.page));
+        }
+        self.folio_ref_add(folio, -(refs as i64));
+        let from = mapped.last().map_or(t.end, |(a, _)| a + crate::types::PAGE_SIZE);
+        TryToUnmapState::Next { from }
     }
 
     /// A3 for the pages of `mapped`, returning their AE bits before.

@@ -119,12 +119,17 @@ impl Kernel {
 
     /// `folio_free_swap()`: take `folio` out of the swap cache (dropping the
     /// cache's reference and the slot) if no swap PTE refers to its slot any
-    /// more. Returns whether it did.
+    /// more. Returns whether it did. A folio that lives on is dirty: its
+    /// bytes are nowhere else now (`folio_set_dirty()`).
     pub(crate) fn folio_free_swap(&mut self, folio: FolioId) -> bool {
         match self.swap_cache_of(folio) {
             Some(slot) if self.swap.slots[&slot].count == 0 => {
                 self.swap.remove(slot);
                 self.folio_put(folio);
+                let f = self.folios.get_mut(folio);
+                if !f.freed {
+                    f.dirty = true;
+                }
                 true
             }
             _ => false,
@@ -165,18 +170,54 @@ impl Kernel {
         while self.try_to_unmap_step(&mut t) {}
     }
 
-    /// Splits the PMD-mapped anon THPs wholly inside `[start, end)` so that
-    /// they are swapped out page by page.
+    /// The first step of MADV_PAGEOUT on `[start, end)`, inside one VMA:
+    /// the large folios the range covers in part are split
+    /// ([`Kernel::madvise_split_partial`]); then each PMD-mapped anon THP
+    /// the range covers whole and no other mm may map
+    /// (`folio_maybe_mapped_shared()`) is split into PTEs so that it is
+    /// swapped out page by page (`try_to_unmap_one()` with
+    /// TTU_SPLIT_HUGE_PMD) — unless MADV_FREE made it lazily freeable: then
+    /// it is dropped whole or kept ([`Kernel::discard_lazyfree_pmd`]).
     pub(crate) fn pageout_split(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {
+        self.madvise_split_partial(pid, mm, start, end);
         for leaf in self.mm(mm).pt.leaves(start, end) {
             if leaf.level == Level::Pmd && leaf.addr >= start && leaf.addr + PMD_SIZE <= end {
                 if let Some(f) = self.folio_of_leaf(&leaf) {
-                    if self.folio_is_anon(f) && self.folios.get(f).hugetlb.is_none() {
-                        self.split_huge_pmd(pid, mm, leaf.addr);
+                    let fo = self.folios.get(f);
+                    if fo.is_anon() && fo.hugetlb.is_none() && !fo.maybe_mapped_shared() {
+                        if fo.lazyfree {
+                            self.discard_lazyfree_pmd(pid, mm, leaf.addr, f);
+                        } else {
+                            self.split_huge_pmd(pid, mm, leaf.addr);
+                        }
                     }
                 }
             }
         }
+    }
+
+    /// `__discard_anon_folio_pmd_locked()` (mm/huge_memory.c, reached from
+    /// `try_to_unmap_one()`): reclaim of a PMD-mapped THP that MADV_FREE
+    /// made lazily freeable. Written again since (a dirty PMD or folio), it
+    /// is swap-backed again and stays mapped; with references beyond its
+    /// mappings (GUP) it stays mapped and lazily freeable; otherwise the PMD
+    /// is cleared and the folio freed without being written anywhere: the
+    /// next access faults in zeros. One step in the model (the kernel clears
+    /// the PMD before it reads the reference count, against GUP-fast).
+    pub(crate) fn discard_lazyfree_pmd(&mut self, pid: Pid, mm: MmId, haddr: u64, folio: FolioId) {
+        let Some(Entry::Present(p)) = self.mm(mm).pt.get(Level::Pmd, haddr) else { return };
+        let f = self.folios.get_mut(folio);
+        if p.dirty || f.dirty {
+            f.dirty = true;
+            f.lazyfree = false;
+            return;
+        }
+        if f.refcount != f.mapcount {
+            return;
+        }
+        self.mm_mut(mm).pt.clear(Level::Pmd, haddr);
+        self.rmap_remove(folio, mm, Rmap::Entire);
+        self.event(pid, EventKind::Swap, "__discard_anon_folio_pmd_locked", Some(haddr), || "clean lazyfree THP → dropped".into());
     }
 
     /// The next folio at or after `from` that reclaim would try to swap

@@ -120,10 +120,10 @@ fn shm_id(id: u64) -> Result<mm::shm::ShmId, Failure> {
     u32::try_from(id).map(mm::shm::ShmId).map_err(|_| Failure::Errno("EINVAL".into()))
 }
 
-fn advice(a: ast::Advice) -> Result<mm::madvise::Advice, Failure> {
+fn advice(a: ast::Advice) -> mm::madvise::Advice {
     use ast::Advice as A;
     use mm::madvise::Advice as M;
-    Ok(match a {
+    match a {
         A::Dontneed => M::DontNeed,
         A::Remove => M::Remove,
         A::Dontfork => M::DontFork,
@@ -136,9 +136,9 @@ fn advice(a: ast::Advice) -> Result<mm::madvise::Advice, Failure> {
         A::Pageout => M::PageOut,
         A::PopulateRead => M::PopulateRead,
         A::PopulateWrite => M::PopulateWrite,
-        // Not modelled: what a kernel without the advice says.
-        A::Free | A::Cold => return Err(Failure::Errno("EINVAL".into())),
-    })
+        A::Free => M::Free,
+        A::Cold => M::Cold,
+    }
 }
 
 impl Backend for ModelBackend {
@@ -258,7 +258,7 @@ impl Backend for ModelBackend {
             }
             Call::Munmap { addr, len } => k.munmap(p, *addr, *len).map(|_| Ret::Done),
             Call::Mprotect { addr, len, prot: pr } => k.mprotect(p, *addr, *len, prot(*pr)).map(|_| Ret::Done),
-            Call::Madvise { addr, len, advice: a } => k.madvise(p, *addr, *len, advice(*a)?).map(|_| Ret::Done),
+            Call::Madvise { addr, len, advice: a } => k.madvise(p, *addr, *len, advice(*a)).map(|_| Ret::Done),
             Call::Mremap { old_addr, old_len, new_len, new_addr, dontunmap } => {
                 let flags = mm::mremap::MremapFlags { maymove: true, dontunmap: *dontunmap };
                 k.mremap(p, *old_addr, *old_len, *new_len, flags, *new_addr).map(Ret::Addr)

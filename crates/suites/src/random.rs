@@ -24,10 +24,11 @@
 //! - 1 GiB hugetlb pages: fork on 6.18 sometimes skips copying a 1 GiB
 //!   mapping at random (docs/divergences.md §1);
 //! - `madvise pageout` to zram: a PTE-mapped mTHP comes back as one large
-//!   folio on the kernel (docs/divergences.md §22); pageout runs with the
-//!   default `swap=file`, which the live backend creates for the run, and
-//!   only on private anon regions of small folios (§27, §28);
-//! - `madvise free|remove|cold`: not modelled (the model says EINVAL);
+//!   folio on the kernel (docs/divergences.md §22); pageout, `free` and
+//!   `cold` run with the default `swap=file`, which the live backend
+//!   creates for the run, and only on private anon regions of small folios
+//!   (§27: the model reclaims no shmem or page cache);
+//! - `madvise remove`: not generated yet;
 //! - `write` into a pipe that may still have a reader: a full pipe blocks
 //!   the kernel's writer (vmsplice is non-blocking on both sides). Into a
 //!   pipe whose read ends are all closed it is generated: SIGPIPE;
@@ -266,12 +267,15 @@ pub enum FOp {
         region: u8,
     },
     /// `madvise … pageout` (swap: the live backend creates a swap file),
-    /// then what makes a swapped-out page matter: see [`AfterPageout`].
-    /// In a task that has no region pageout may act on, the renderer first
-    /// maps and writes one.
+    /// `free` or `cold` ([`LRU_ADVICES`]), then what makes a swapped-out or
+    /// lazily freeable page matter: see [`AfterPageout`]. In a task that
+    /// has no region pageout may act on, the renderer first maps and writes
+    /// one.
     Pageout {
         task: u8,
         at: At,
+        /// Index into [`LRU_ADVICES`].
+        advice: u8,
         then: AfterPageout,
         /// Fill byte of the region made when there is none.
         byte: u8,
@@ -343,6 +347,10 @@ const PROTS: [&str; 6] = ["rw", "rw", "r", "none", "w", "x"];
 /// Not `pageout`: without swap the kernel reclaims no anon page (the live
 /// backend skips such scenarios). Not `collapse`: the model refuses file
 /// and shmem collapse (divergences.md §12).
+/// The advice of [`FOp::Pageout`]: reclaim, MADV_FREE (lazily freeable:
+/// a later pageout drops what was not written again) and MADV_COLD
+/// (deactivate; splits what it covers in part).
+const LRU_ADVICES: [&str; 3] = ["pageout", "free", "cold"];
 const ADVICES: [&str; 9] =
     ["dontneed", "dontfork", "dofork", "wipeonfork", "keeponfork", "hugepage", "nohugepage", "populate_read", "populate_write"];
 
@@ -437,7 +445,9 @@ pub fn op() -> impl Strategy<Value = FOp> {
         2 => (t(), at()).prop_map(|(task, at)| FOp::Munmap { task, at }),
         1 => (t(), at(), any::<u16>()).prop_map(|(task, at, pages)| FOp::Mremap { task, at, pages }),
         1 => t().prop_map(|task| FOp::ClearSoftDirty { task }),
-        2 => (t(), at(), after_pageout(), any::<u8>()).prop_map(|(task, at, then, byte)| FOp::Pageout { task, at, then, byte }),
+        2 => (t(), at(), after_pageout(), any::<u8>()).prop_map(|(task, at, then, byte)| FOp::Pageout { task, at, advice: 0, then, byte }),
+        2 => (t(), at(), 1..LRU_ADVICES.len() as u8, after_pageout(), any::<u8>())
+            .prop_map(|(task, at, advice, then, byte)| FOp::Pageout { task, at, advice, then, byte }),
         3 => (t(), t(), at(), at(), any::<bool>()).prop_map(|(task, target, remote, local, write)| FOp::ProcessVm {
             task, target, remote, local, write
         }),
@@ -514,9 +524,8 @@ struct Render {
     objs: Vec<(String, Obj)>,
     lines: Vec<String>,
     /// Regions of private anonymous memory in small folios, the only ones
-    /// `pageout` is generated for: the model swaps anon pages only
-    /// (docs/divergences.md §27), and does not split a large folio that a
-    /// pageout covers in part (§28).
+    /// `pageout`, `free` and `cold` are generated for: the model swaps anon
+    /// pages only (docs/divergences.md §27).
     private_anon: Vec<usize>,
 }
 
@@ -971,7 +980,7 @@ fn render_op(r: &mut Render, op: &FOp) {
             r.tasks[t].sees.retain(|&o| o != reg);
             r.tasks[t].freed = true;
         }
-        FOp::Pageout { at, then, byte, .. } => {
+        FOp::Pageout { at, advice, then, byte, .. } => {
             let v: Vec<usize> = r.tasks[t].sees.iter().copied().filter(|o| r.private_anon.contains(o)).collect();
             let reg = match v.get(at.region as usize % v.len().max(1)) {
                 Some(&reg) => reg,
@@ -990,7 +999,7 @@ fn render_op(r: &mut Render, op: &FOp) {
             };
             let Some((_, name, off, len)) = r.range_in(reg, at, false, u64::MAX) else { return };
             let range = range_text(&name, off, len);
-            r.step(t, format!("madvise {range} pageout"));
+            r.step(t, format!("madvise {range} {}", LRU_ADVICES[advice as usize % LRU_ADVICES.len()]));
             match then {
                 AfterPageout::Nothing => {}
                 AfterPageout::Fork => r.fork(t),
