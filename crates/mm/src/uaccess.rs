@@ -45,6 +45,7 @@ impl Kernel {
             return Ok(());
         }
         let mut w = crate::memory::WpFault::begin(pid, mm, addr, data.clone());
+        w.whole = true;
         while self.wp_fault_step(&mut w) {}
         w.result.unwrap_or(Ok(()))
     }
