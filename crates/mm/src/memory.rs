@@ -861,7 +861,11 @@ impl Kernel {
                 let mut n = (leaf.addr + leaf.level.size() - a).min(end - a);
                 self.touch_leaf(mm, leaf.level, leaf.addr, true);
                 if w.whole && leaf.level == Level::Pte {
-                    n += self.store_folio_run(mm, a + n, end.min(vma_end), folio, page + 1);
+                    let more = self.pte_run_of_folio(mm, a + n, end.min(vma_end), folio, page + 1, true);
+                    for k in 0..more.div_ceil(PAGE_SIZE) {
+                        self.touch_leaf(mm, Level::Pte, a + n + k * PAGE_SIZE, true);
+                    }
+                    n += more;
                 }
                 let chunk = w.data.slice(a - w.start, n);
                 let f = self.folios.get_mut(folio);
@@ -904,23 +908,27 @@ impl Kernel {
 }
 
 impl Kernel {
-    /// The PTEs from the page-aligned `from` on (before `end`, in one VMA)
-    /// that a store takes without a fault and that map `folio` from its
-    /// page `next` on, one page after another: each is touched as the MMU
-    /// touches it (young, dirty, soft-dirty); returns how many bytes they
-    /// cover. The caller stores those bytes with one copy into the folio.
-    fn store_folio_run(&mut self, mm: MmId, from: u64, end: u64, folio: FolioId, mut next: u64) -> u64 {
+    /// How many bytes from the page-aligned `from` on (up to `end`, which
+    /// the caller keeps inside one VMA) are mapped by present PTEs that go
+    /// on through `folio` page after page, its page `next` at `from` — each
+    /// writable too when `write`, none special. A task's access through
+    /// such a run meets the same entry state at every page, so the model
+    /// takes the run as one piece where the MMU takes it page by page (the
+    /// idea of `folio_pte_batch()`, mm/internal.h, which batches the PTEs
+    /// of one large folio for fork and zap; a user access needs no such
+    /// thing in the kernel, since the CPU makes it).
+    pub(crate) fn pte_run_of_folio(&self, mm: MmId, from: u64, end: u64, folio: FolioId, mut next: u64, write: bool) -> u64 {
+        let pt = &self.mm(mm).pt;
         let mut b = from;
         while b < end {
-            match self.mm(mm).pt.get(Level::Pte, b) {
-                Some(Entry::Present(p)) if p.write && p.folio == folio && p.page == next => {}
+            match pt.get(Level::Pte, b) {
+                Some(Entry::Present(p)) if p.folio == folio && p.page == next && !p.special && (p.write || !write) => {}
                 _ => break,
             }
-            self.touch_leaf(mm, Level::Pte, b, true);
             next += 1;
             b += PAGE_SIZE;
         }
-        b.min(end) - from
+        b.min(end).saturating_sub(from)
     }
 }
 
