@@ -54,7 +54,7 @@ pub struct Args {
 /// (fresh processes, settings restored between tests; the machine lock
 /// allows one live run at a time). A live backend that cannot start (not
 /// root, …) skips the test with its reason.
-fn run_tests(tests: &[&SelfTest], opts: &RunOptions, check_invariants: bool, live: bool) -> Vec<Result<Judged, String>> {
+fn run_tests(tests: &[SelfTest], opts: &RunOptions, check_invariants: bool, live: bool) -> Vec<Result<Judged, String>> {
     let judged =
         |t: &SelfTest, r: Result<(Judged, scenario::Report), String>| r.map(|(j, _)| j).map_err(|e| format!("{}: {e}", t.description));
     if live {
@@ -96,28 +96,26 @@ pub fn main(a: Args) -> u8 {
     };
     let opts = RunOptions { profile: a.profile.clone(), knobs: a.set.clone() };
     let cfg = Config::this_machine();
-    // Generating a suite is pure, so all of them are made at once across
-    // the cores.
-    let generated: Vec<(Suite, Vec<SelfTest>)> = selected
+    // Generating a suite is pure and the model's tests are independent
+    // kernels, so on the model alone every suite is generated and run at
+    // once across the cores (a suite's tests start while a bigger suite is
+    // still being generated, and no core waits at the end of a suite); the
+    // results are then reported suite by suite as before. With the kernel
+    // involved the suites run in turn, each timed.
+    let model_only = a.backend == "model";
+    let generated: Vec<(Suite, Vec<SelfTest>, Option<Vec<Result<Judged, String>>>)> = selected
         .par_iter()
         .map(|&suite| {
             let mut tests = suites::generate(suite, &cfg);
             if let Some(f) = &filter {
                 tests.retain(|t| f.is_match(&t.description));
             }
-            (suite, tests)
+            let judged = model_only.then(|| run_tests(&tests, &opts, a.check_invariants, false));
+            (suite, tests, judged)
         })
         .collect();
-    // On the model alone, every suite's tests run in one parallel pass (no
-    // core waits at the end of a suite for the next one); the results are
-    // then reported suite by suite as before. With the kernel involved the
-    // suites run in turn, each timed.
-    let mut model_only = (a.backend == "model").then(|| {
-        let all: Vec<&SelfTest> = generated.iter().flat_map(|(_, tests)| tests).collect();
-        run_tests(&all, &opts, a.check_invariants, false).into_iter()
-    });
     let mut any_fail = false;
-    for (suite, tests) in generated {
+    for (suite, tests, judged) in generated {
         if let Some(dir) = &a.emit_scenarios {
             if let Err(e) = emit(dir, &tests, &opts) {
                 eprintln!("cowlab: {e}");
@@ -132,8 +130,7 @@ pub fn main(a: Args) -> u8 {
         }
         let timed = |live: bool| {
             let t0 = Instant::now();
-            let refs: Vec<&SelfTest> = tests.iter().collect();
-            run_tests(&refs, &opts, a.check_invariants, live).into_iter().collect::<Result<Vec<_>, _>>().map(|j| (j, t0.elapsed()))
+            run_tests(&tests, &opts, a.check_invariants, live).into_iter().collect::<Result<Vec<_>, _>>().map(|j| (j, t0.elapsed()))
         };
         let model = match a.backend.as_str() {
             "both" => match timed(false) {
@@ -145,9 +142,9 @@ pub fn main(a: Args) -> u8 {
             },
             _ => None,
         };
-        let ran = match &mut model_only {
-            Some(results) => results.by_ref().take(tests.len()).collect::<Result<Vec<_>, _>>().map(|j| (j, Duration::ZERO)),
-            None => timed(a.backend != "model"),
+        let ran = match judged {
+            Some(results) => results.into_iter().collect::<Result<Vec<_>, _>>().map(|j| (j, Duration::ZERO)),
+            None => timed(true),
         };
         let (judged, took) = match ran {
             Ok(j) => j,
