@@ -103,7 +103,7 @@ pub fn main(a: Args) -> u8 {
     // results are then reported suite by suite as before. With the kernel
     // involved the suites run in turn, each timed.
     let model_only = a.backend == "model";
-    let generated: Vec<(Suite, Vec<SelfTest>, Option<Vec<Result<Judged, String>>>)> = selected
+    let generated: Vec<_> = selected
         .par_iter()
         .map(|&suite| {
             let mut tests = suites::generate(suite, &cfg);
