@@ -761,11 +761,11 @@ pub struct WpFault {
     /// where a fault it cannot resolve is EFAULT rather than a signal).
     pub by: crate::uaccess::AccessBy,
     /// The store runs to its end with no other step in between
-    /// ([`Kernel::write_mem`]), so a run of
-    /// writable PTEs mapping consecutive pages of one folio may take the
-    /// store as one step: per PTE the same bits are set, and the folio's
-    /// bytes end the same. Off for a driver that interleaves steps (the
-    /// race explorer), where every page is its own step as on a CPU.
+    /// ([`Kernel::write_mem`]), so a run of writable PTEs mapping
+    /// consecutive pages of one folio may take the store as one step: per
+    /// PTE the same bits are set, and the folio's bytes end the same. Off
+    /// for a driver that interleaves steps (the race explorer), where every
+    /// page is its own step as on a CPU.
     pub whole: bool,
 }
 
