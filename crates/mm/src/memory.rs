@@ -760,6 +760,13 @@ pub struct WpFault {
     /// Who stores: the task, or the kernel on its behalf (`copy_to_user()`,
     /// where a fault it cannot resolve is EFAULT rather than a signal).
     pub by: crate::uaccess::AccessBy,
+    /// The store runs to its end with no other step in between
+    /// ([`Kernel::write_mem`]), so a run of writable PTEs mapping
+    /// consecutive pages of one folio may take the store as one step: per
+    /// PTE the same bits are set, and the folio's bytes end the same. Off
+    /// for a driver that interleaves steps (the race explorer), where every
+    /// page is its own step as on a CPU.
+    pub whole: bool,
 }
 
 /// Faults one page of a store may take before the model calls it a livelock.
@@ -776,6 +783,7 @@ impl WpFault {
             faults: 0,
             result: None,
             by: crate::uaccess::AccessBy::Task,
+            whole: false,
         }
     }
 
@@ -842,11 +850,23 @@ impl Kernel {
     fn store_step(&mut self, w: &mut WpFault, a: u64) -> SysResult<()> {
         let (pid, mm) = (w.pid, w.mm);
         let end = w.start + w.data.len();
-        let Some(vma) = self.mm(mm).vma(a).cloned() else { return self.access_failed(w.by, pid, Signal::SIGSEGV, a) };
+        // The VMA is cloned only for a fault: the store itself needs its
+        // end and protection key alone.
+        let Some((vma_end, permitted)) = self.mm(mm).vma(a).map(|v| (v.end, self.arch_vma_access_permitted(v))) else {
+            return self.access_failed(w.by, pid, Signal::SIGSEGV, a);
+        };
         match self.mm(mm).pt.lookup(a) {
-            Some(leaf) if leaf.entry.present().is_some_and(|p| p.write) && self.arch_vma_access_permitted(&vma) => {
+            Some(leaf) if leaf.entry.present().is_some_and(|p| p.write) && permitted => {
                 let (folio, page) = leaf.page_for(a).expect("present");
-                let n = (leaf.addr + leaf.level.size() - a).min(end - a);
+                let mut n = (leaf.addr + leaf.level.size() - a).min(end - a);
+                self.touch_leaf(mm, leaf.level, leaf.addr, true);
+                if w.whole && leaf.level == Level::Pte {
+                    let more = self.pte_run_of_folio(mm, a + n, end.min(vma_end), folio, page + 1, true);
+                    for k in 0..more.div_ceil(PAGE_SIZE) {
+                        self.touch_leaf(mm, Level::Pte, a + n + k * PAGE_SIZE, true);
+                    }
+                    n += more;
+                }
                 let chunk = w.data.slice(a - w.start, n);
                 let f = self.folios.get_mut(folio);
                 f.data.overwrite(page * PAGE_SIZE + a % PAGE_SIZE, &chunk);
@@ -857,7 +877,6 @@ impl Kernel {
                 if !f.is_anon() {
                     f.dirty = true;
                 }
-                self.touch_leaf(mm, leaf.level, leaf.addr, true);
                 w.faults = 0;
                 w.state = if a + n >= end { WpFaultState::Done } else { WpFaultState::Access { addr: a + n } };
                 if a + n >= end {
@@ -866,6 +885,7 @@ impl Kernel {
                 return Ok(());
             }
             leaf => {
+                let vma = self.mm(mm).vma(a).cloned().expect("found above");
                 if self.access_error(&vma, true) {
                     return self.access_failed(w.by, pid, Signal::SIGSEGV, a);
                 }
@@ -890,6 +910,31 @@ impl Kernel {
             }
         }
         Ok(())
+    }
+}
+
+impl Kernel {
+    /// How many bytes from the page-aligned `from` on (up to `end`, which
+    /// the caller keeps inside one VMA) are mapped by present PTEs that go
+    /// on through `folio` page after page, its page `next` at `from` — each
+    /// writable too when `write`, none special. A task's access through
+    /// such a run meets the same entry state at every page, so the model
+    /// takes the run as one piece where the MMU takes it page by page (the
+    /// idea of `folio_pte_batch()`, mm/internal.h, which batches the PTEs
+    /// of one large folio for fork and zap; a user access needs no such
+    /// thing in the kernel, since the CPU makes it).
+    pub(crate) fn pte_run_of_folio(&self, mm: MmId, from: u64, end: u64, folio: FolioId, mut next: u64, write: bool) -> u64 {
+        let pt = &self.mm(mm).pt;
+        let mut b = from;
+        while b < end {
+            match pt.get(Level::Pte, b) {
+                Some(Entry::Present(p)) if p.folio == folio && p.page == next && !p.special && (p.write || !write) => {}
+                _ => break,
+            }
+            next += 1;
+            b += PAGE_SIZE;
+        }
+        b.min(end).saturating_sub(from)
     }
 }
 

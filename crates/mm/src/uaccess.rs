@@ -14,7 +14,7 @@ use crate::contents::Contents;
 use crate::events::EventKind;
 use crate::kernel::{Kernel, TaskState};
 use crate::memory::FaultFlags;
-use crate::pgtable::Entry;
+use crate::pgtable::{Entry, Level};
 use crate::types::*;
 
 /// A bound on faults for one page of one access; the kernel would retry
@@ -45,6 +45,7 @@ impl Kernel {
             return Ok(());
         }
         let mut w = crate::memory::WpFault::begin(pid, mm, addr, data.clone());
+        w.whole = true;
         while self.wp_fault_step(&mut w) {}
         w.result.unwrap_or(Ok(()))
     }
@@ -115,14 +116,15 @@ impl Kernel {
         while done < len {
             let a = addr + done;
             let mut tries = 0;
-            let leaf = loop {
+            let (leaf, vma_end) = loop {
                 let Some(vma) = self.mm(mm).vma(a) else { return self.access_failed(by, pid, Signal::SIGSEGV, a) };
                 if self.access_error(vma, false) {
                     return self.access_failed(by, pid, Signal::SIGSEGV, a);
                 }
+                let vma_end = vma.end;
                 if let Some(leaf) = self.mm(mm).pt.lookup(a) {
                     if let Entry::Present(_) = leaf.entry {
-                        break leaf;
+                        break (leaf, vma_end);
                     }
                 }
                 tries += 1;
@@ -139,10 +141,16 @@ impl Kernel {
             let (folio, page) = if p.special { (crate::folio::ZERO_FOLIO, 0) } else { (folio, page) };
             let in_page = a % PAGE_SIZE;
             let leaf_end = leaf.addr + leaf.level.size();
-            let n = (leaf_end - a).min(len - done);
+            let mut n = (leaf_end - a).min(len - done);
             // The zero folio is one page when mapped by PTEs; its bytes are zero.
-            let off = if self.folios.get(folio).is_zero() { 0 } else { page * PAGE_SIZE + in_page };
-            if self.folios.get(folio).is_zero() {
+            let zero = self.folios.get(folio).is_zero();
+            if leaf.level == Level::Pte && !zero {
+                // The present PTEs after this one that go on through the
+                // same folio: one piece, read with one copy.
+                n += self.pte_run_of_folio(mm, leaf_end, (addr + len).min(vma_end), folio, page + 1, false);
+            }
+            let off = if zero { 0 } else { page * PAGE_SIZE + in_page };
+            if zero {
                 self.zero_read(&mut f, folio, done, n);
             } else {
                 f(self, folio, off, done, n);

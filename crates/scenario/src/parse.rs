@@ -1241,7 +1241,9 @@ fn comment_start(line: &str) -> Option<usize> {
 /// Parses a whole file. Stops at the first error: later lines would mostly
 /// report consequences of it.
 pub fn parse(text: &str) -> Result<Scenario, Diagnostic> {
-    let mut items = Vec::new();
+    // At most one item per line: sized once, where growing would copy
+    // every item made so far again and again.
+    let mut items = Vec::with_capacity(text.bytes().filter(|&b| b == b'\n').count() + 1);
     let mut line_start = 0usize;
     for (n, raw) in text.split('\n').enumerate() {
         let line_no = n + 1;

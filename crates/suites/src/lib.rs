@@ -268,7 +268,7 @@ pub fn generate(suite: Suite, cfg: &Config) -> Vec<SelfTest> {
 impl SelfTest {
     /// A file name for `--emit-scenarios`: `cow-0161-vmsplice-unmap-in-child-with-hugetlb-2048-kb.cow`.
     pub fn file_name(&self) -> String {
-        let mut slug = String::new();
+        let mut slug = String::with_capacity(self.description.len());
         for c in self.description.chars() {
             if c.is_ascii_alphanumeric() {
                 slug.push(c.to_ascii_lowercase());

@@ -48,13 +48,13 @@ pub struct Args {
     backend: String,
 }
 
-/// Runs one suite test by test, each on a fresh backend, results in the
-/// suite's order. On the model the tests are independent kernels, so they
+/// Runs tests one by one, each on a fresh backend, results in the
+/// tests' order. On the model the tests are independent kernels, so they
 /// run in parallel across cores; on the live kernel one after another
 /// (fresh processes, settings restored between tests; the machine lock
 /// allows one live run at a time). A live backend that cannot start (not
 /// root, …) skips the test with its reason.
-pub fn run_suite(tests: &[SelfTest], opts: &RunOptions, check_invariants: bool, live: bool) -> Result<Vec<Judged>, String> {
+fn run_tests(tests: &[SelfTest], opts: &RunOptions, check_invariants: bool, live: bool) -> Vec<Result<Judged, String>> {
     let judged =
         |t: &SelfTest, r: Result<(Judged, scenario::Report), String>| r.map(|(j, _)| j).map_err(|e| format!("{}: {e}", t.description));
     if live {
@@ -96,12 +96,26 @@ pub fn main(a: Args) -> u8 {
     };
     let opts = RunOptions { profile: a.profile.clone(), knobs: a.set.clone() };
     let cfg = Config::this_machine();
+    // Generating a suite is pure and the model's tests are independent
+    // kernels, so on the model alone every suite is generated and run at
+    // once across the cores (a suite's tests start while a bigger suite is
+    // still being generated, and no core waits at the end of a suite); the
+    // results are then reported suite by suite as before. With the kernel
+    // involved the suites run in turn, each timed.
+    let model_only = a.backend == "model";
+    let generated: Vec<_> = selected
+        .par_iter()
+        .map(|&suite| {
+            let mut tests = suites::generate(suite, &cfg);
+            if let Some(f) = &filter {
+                tests.retain(|t| f.is_match(&t.description));
+            }
+            let judged = model_only.then(|| run_tests(&tests, &opts, a.check_invariants, false));
+            (suite, tests, judged)
+        })
+        .collect();
     let mut any_fail = false;
-    for suite in selected {
-        let mut tests = suites::generate(suite, &cfg);
-        if let Some(f) = &filter {
-            tests.retain(|t| f.is_match(&t.description));
-        }
+    for (suite, tests, judged) in generated {
         if let Some(dir) = &a.emit_scenarios {
             if let Err(e) = emit(dir, &tests, &opts) {
                 eprintln!("cowlab: {e}");
@@ -116,7 +130,7 @@ pub fn main(a: Args) -> u8 {
         }
         let timed = |live: bool| {
             let t0 = Instant::now();
-            run_suite(&tests, &opts, a.check_invariants, live).map(|j| (j, t0.elapsed()))
+            run_tests(&tests, &opts, a.check_invariants, live).into_iter().collect::<Result<Vec<_>, _>>().map(|j| (j, t0.elapsed()))
         };
         let model = match a.backend.as_str() {
             "both" => match timed(false) {
@@ -128,7 +142,11 @@ pub fn main(a: Args) -> u8 {
             },
             _ => None,
         };
-        let (judged, took) = match timed(a.backend != "model") {
+        let ran = match judged {
+            Some(results) => results.into_iter().collect::<Result<Vec<_>, _>>().map(|j| (j, Duration::ZERO)),
+            None => timed(true),
+        };
+        let (judged, took) = match ran {
             Ok(j) => j,
             Err(e) => {
                 eprintln!("cowlab: {e}");
