@@ -77,30 +77,48 @@ impl PageList {
 
     /// Appends one page.
     pub fn push(&mut self, folio: FolioId, page: u64) {
-        self.push_n(folio, page, 1, 1);
+        if !self.lengthen(folio, page) {
+            self.push_n(folio, page, 1, 0, 0);
+        }
     }
 
     /// Appends `nr` consecutive pages of one folio from `page` on (a
     /// leaf's worth); the same list as `nr` calls of [`PageList::push`].
     pub fn push_pages(&mut self, folio: FolioId, page: u64, nr: u64) {
-        self.push_n(folio, page, nr, 1);
+        if !(nr == 1 && self.lengthen(folio, page)) {
+            self.push_n(folio, page, nr, 0, 1);
+        }
+    }
+
+    /// The common case of a push, kept small: the last run has two or
+    /// more entries and (`folio`, `page`) is its next one.
+    #[inline]
+    fn lengthen(&mut self, folio: FolioId, page: u64) -> bool {
+        match self.runs.last_mut() {
+            Some(r) if r.nr > 1 && r.at(r.nr) == (folio, page) => {
+                r.nr += 1;
+                self.len += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Appends the same page `nr` times (the zero page over a range); the
     /// same list as `nr` calls of [`PageList::push`].
     pub fn push_same(&mut self, folio: FolioId, page: u64, nr: u64) {
-        self.push_n(folio, page, nr, 0);
+        self.push_n(folio, page, nr, 0, 0);
     }
 
-    /// `nr` entries (`folio`, `page` + i·`dp`), as one push each would
-    /// leave them: the first joins the last run if it extends it, and the
-    /// rest extend that run too if it now advances as they do; whatever is
-    /// left starts a run of its own.
-    fn push_n(&mut self, folio: FolioId, page: u64, nr: u64, dp: u8) {
+    /// `nr` entries (`folio` + i·`df`, `page` + i·`dp`), as one push each
+    /// would leave them: the first joins the last run if it extends it,
+    /// and the rest extend that run too if it now advances as they do;
+    /// whatever is left starts a run of its own.
+    fn push_n(&mut self, folio: FolioId, page: u64, nr: u64, df: u8, dp: u8) {
         if nr == 0 {
             return;
         }
-        let (mut start, mut page, mut nr) = (self.len, page, nr);
+        let (mut start, mut folio, mut page, mut nr) = (self.len, folio, page, nr);
         self.len += nr;
         if let Some(r) = self.runs.last_mut().filter(|r| r.extends(folio, page)) {
             if r.nr == 1 {
@@ -109,27 +127,22 @@ impl PageList {
             }
             r.nr += 1;
             nr -= 1;
-            if nr == 0 || (r.df == 0 && r.dp == dp) {
+            if nr == 0 || (r.df, r.dp) == (df, dp) {
                 r.nr += nr;
                 return;
             }
             start += 1;
+            folio.0 += df as u32;
             page += dp as u64;
         }
-        self.runs.push(PageRun { start, folio: folio.0, page, nr, df: 0, dp: if nr > 1 { dp } else { 0 } });
+        let (df, dp) = if nr > 1 { (df, dp) } else { (0, 0) };
+        self.runs.push(PageRun { start, folio: folio.0, page, nr, df, dp });
     }
 
     /// Appends every page of `other`.
     pub fn append(&mut self, other: &PageList) {
         for r in &other.runs {
-            if r.nr == 1 || r.df != 0 {
-                for i in 0..r.nr {
-                    let (f, p) = r.at(i);
-                    self.push(f, p);
-                }
-            } else {
-                self.push_n(FolioId(r.folio), r.page, r.nr, r.dp);
-            }
+            self.push_n(FolioId(r.folio), r.page, r.nr, r.df, r.dp);
         }
     }
 

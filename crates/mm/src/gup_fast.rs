@@ -365,7 +365,7 @@ impl Kernel {
         let walk_flags = if self.policy.gup_cow_break { g.flags.with_write() } else { g.flags };
         // What B1 and the rechecks accept, as (folio, first page, pages),
         // and where and why the walk stops short of `end`.
-        let mut take: Vec<(FolioId, u64, u64)> = Vec::new();
+        let mut take: Vec<(FolioId, u64, u64)> = Vec::with_capacity(((end - addr) / PAGE_SIZE) as usize);
         let mut stop: Option<(u64, &'static str, &'static str, Option<FolioId>)> = None;
         {
             let mut vma: Option<&Vma> = None;
