@@ -76,6 +76,7 @@ impl PageList {
     }
 
     /// Appends one page.
+    #[inline]
     pub fn push(&mut self, folio: FolioId, page: u64) {
         if !self.lengthen(folio, page) {
             self.push_n(folio, page, 1, 0, 0);
@@ -84,6 +85,7 @@ impl PageList {
 
     /// Appends `nr` consecutive pages of one folio from `page` on (a
     /// leaf's worth); the same list as `nr` calls of [`PageList::push`].
+    #[inline]
     pub fn push_pages(&mut self, folio: FolioId, page: u64, nr: u64) {
         if !(nr == 1 && self.lengthen(folio, page)) {
             self.push_n(folio, page, nr, 0, 1);
