@@ -363,7 +363,7 @@ fn summary(race: &Race, s: &State, names: &BTreeMap<Pid, String>) -> BTreeMap<St
     for r in &s.pins {
         if let Some(pages) = k.gup_pages_of(r.handle) {
             let list: Vec<String> = pages.iter().map(|(f, p)| format!("folio#{} page {p}", f.0)).collect();
-            folios.extend(pages.iter().map(|(f, _)| *f));
+            folios.extend(pages.iter().map(|(f, _)| f));
             out.insert(format!("{} {} (T{})", name(r.pid), if r.pin { "pins" } else { "holds" }, r.task), list.join(", "));
         }
     }

@@ -262,7 +262,7 @@ impl Race {
         }
         for r in &s.pins {
             let Some(pages) = k.gup_pages_of(r.handle) else { continue };
-            for (j, &(f, page)) in pages.iter().enumerate() {
+            for (j, (f, page)) in pages.iter().enumerate() {
                 let addr = r.start + j as u64 * PAGE_SIZE;
                 let fo = k.folios.get(f);
                 if fo.freed {
@@ -354,8 +354,8 @@ pub fn page_bytes(k: &Kernel, pid: Pid, addr: u64) -> Option<mm::Contents> {
 /// The pages a GUP machine (or the handle it became) holds.
 fn gup_pages(k: &Kernel, m: &Machine) -> Vec<(FolioId, u64)> {
     match m {
-        Machine::Gup(g) => g.pages.clone(),
-        Machine::Done(Outcome::Pinned(h)) => k.gup_pages_of(*h).map(<[_]>::to_vec).unwrap_or_default(),
+        Machine::Gup(g) => g.pages.iter().collect(),
+        Machine::Done(Outcome::Pinned(h)) => k.gup_pages_of(*h).map(|p| p.iter().collect()).unwrap_or_default(),
         _ => Vec::new(),
     }
 }

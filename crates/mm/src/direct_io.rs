@@ -110,7 +110,7 @@ impl Kernel {
         // The I/O covers what was pinned, in whole blocks; a buffer pinned
         // in part fails the call after that part is done.
         let off = addr - first;
-        let n = (pages.len() as u64 * PAGE_SIZE).saturating_sub(off).min(len) / DIO_ALIGN * DIO_ALIGN;
+        let n = (pages.len() * PAGE_SIZE).saturating_sub(off).min(len) / DIO_ALIGN * DIO_ALIGN;
         if n > 0 {
             if write {
                 let data = self.read_pages(&pages, off, n);

@@ -14,7 +14,207 @@ use std::fmt;
 
 /// What a GUP call got: the pages, in order, each held by one reference or
 /// pin, and the error that stopped it before the requested count, if any.
-pub(crate) type PagesGot = (Vec<(FolioId, u64)>, Option<SysError>);
+pub(crate) type PagesGot = (PageList, Option<SysError>);
+
+/// The pages a GUP got, in order: the model's `struct page **pages`.
+///
+/// Kept as runs, each an arithmetic progression of (folio, page) pairs
+/// whose folio id and page index each advance by 0 or 1 from one entry to
+/// the next: the pages of one folio in order (0, 1), small folios allocated
+/// one after another (1, 0), the zero page over and over (0, 0). A pin of
+/// 1 GiB of populated 4 KiB pages is then one run instead of 262,144
+/// entries. Nothing reads the list but through the page sequence it
+/// stands for ([`PageList::iter`], [`PageList::get`],
+/// [`PageList::folio_stretches`]), and [`PageList::push`] merges greedily
+/// from the left, so one sequence has one representation: equal lists are
+/// equal values and hash alike (the explorer deduplicates states by them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PageList {
+    runs: Vec<PageRun>,
+    len: u64,
+}
+
+/// `nr` entries from (`folio`, `page`), the i-th being (`folio` + i·`df`,
+/// `page` + i·`dp`); `start` is the index of the first in the list. A run
+/// of one entry has `df` and `dp` 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct PageRun {
+    start: u64,
+    folio: u32,
+    page: u64,
+    nr: u64,
+    df: u8,
+    dp: u8,
+}
+
+impl PageRun {
+    fn at(&self, i: u64) -> (FolioId, u64) {
+        (FolioId(self.folio + (i * self.df as u64) as u32), self.page + i * self.dp as u64)
+    }
+
+    /// Does (`folio`, `page`) come next, extending the run as it is?
+    fn extends(&self, folio: FolioId, page: u64) -> bool {
+        if self.nr == 1 {
+            return matches!(folio.0.wrapping_sub(self.folio), 0 | 1) && matches!(page.wrapping_sub(self.page), 0 | 1);
+        }
+        self.at(self.nr) == (folio, page)
+    }
+}
+
+impl PageList {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many pages (entries).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends one page.
+    #[inline]
+    pub fn push(&mut self, folio: FolioId, page: u64) {
+        if !self.lengthen(folio, page) {
+            self.push_n(folio, page, 1, 0, 0);
+        }
+    }
+
+    /// Appends `nr` consecutive pages of one folio from `page` on (a
+    /// leaf's worth); the same list as `nr` calls of [`PageList::push`].
+    #[inline]
+    pub fn push_pages(&mut self, folio: FolioId, page: u64, nr: u64) {
+        if !(nr == 1 && self.lengthen(folio, page)) {
+            self.push_n(folio, page, nr, 0, 1);
+        }
+    }
+
+    /// The common case of a push, kept small: the last run has two or
+    /// more entries and (`folio`, `page`) is its next one.
+    #[inline]
+    fn lengthen(&mut self, folio: FolioId, page: u64) -> bool {
+        match self.runs.last_mut() {
+            Some(r) if r.nr > 1 && r.at(r.nr) == (folio, page) => {
+                r.nr += 1;
+                self.len += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Appends the same page `nr` times (the zero page over a range); the
+    /// same list as `nr` calls of [`PageList::push`].
+    pub fn push_same(&mut self, folio: FolioId, page: u64, nr: u64) {
+        self.push_n(folio, page, nr, 0, 0);
+    }
+
+    /// `nr` entries (`folio` + i·`df`, `page` + i·`dp`), as one push each
+    /// would leave them: the first joins the last run if it extends it,
+    /// and the rest extend that run too if it now advances as they do;
+    /// whatever is left starts a run of its own.
+    fn push_n(&mut self, folio: FolioId, page: u64, nr: u64, df: u8, dp: u8) {
+        if nr == 0 {
+            return;
+        }
+        let (mut start, mut folio, mut page, mut nr) = (self.len, folio, page, nr);
+        self.len += nr;
+        if let Some(r) = self.runs.last_mut().filter(|r| r.extends(folio, page)) {
+            if r.nr == 1 {
+                r.df = (folio.0 - r.folio) as u8;
+                r.dp = (page - r.page) as u8;
+            }
+            r.nr += 1;
+            nr -= 1;
+            if nr == 0 || (r.df, r.dp) == (df, dp) {
+                r.nr += nr;
+                return;
+            }
+            start += 1;
+            folio.0 += df as u32;
+            page += dp as u64;
+        }
+        let (df, dp) = if nr > 1 { (df, dp) } else { (0, 0) };
+        self.runs.push(PageRun { start, folio: folio.0, page, nr, df, dp });
+    }
+
+    /// Appends every page of `other`.
+    pub fn append(&mut self, other: &PageList) {
+        for r in &other.runs {
+            self.push_n(FolioId(r.folio), r.page, r.nr, r.df, r.dp);
+        }
+    }
+
+    /// The `i`-th page.
+    pub fn get(&self, i: u64) -> Option<(FolioId, u64)> {
+        if i >= self.len {
+            return None;
+        }
+        let r = &self.runs[self.runs.partition_point(|r| r.start <= i) - 1];
+        Some(r.at(i - r.start))
+    }
+
+    /// The pages in order.
+    pub fn iter(&self) -> impl Iterator<Item = (FolioId, u64)> + '_ {
+        self.runs.iter().flat_map(|r| (0..r.nr).map(move |i| r.at(i)))
+    }
+
+    /// How many entries from the `i`-th on are consecutive pages of one
+    /// folio (at least 1 when `i` is in the list).
+    fn contiguous_from(&self, i: u64) -> u64 {
+        let Some((folio, page)) = self.get(i) else { return 0 };
+        let (mut n, mut idx) = (0, i);
+        for r in &self.runs[self.runs.partition_point(|r| r.start <= i) - 1..] {
+            let from = idx - r.start;
+            if r.at(from) != (folio, page + n) {
+                break;
+            }
+            let k = if r.df == 0 && r.dp == 1 { r.nr - from } else { 1 };
+            n += k;
+            idx += k;
+            if from + k < r.nr {
+                break;
+            }
+        }
+        n
+    }
+
+    /// The maximal stretches of consecutive entries in one folio, as
+    /// (folio, entries): what `gup_folio_next()` (mm/gup.c) hands to
+    /// `gup_put_folio()` one at a time when the list is released.
+    pub fn folio_stretches(&self) -> impl Iterator<Item = (FolioId, u64)> + '_ {
+        let mut segments = self.runs.iter().flat_map(|r| {
+            let (each, count) = if r.df == 0 { (r.nr, 1) } else { (1, r.nr) };
+            (0..count).map(move |i| (r.at(i).0, each))
+        });
+        let mut pending = segments.next();
+        std::iter::from_fn(move || {
+            let (folio, mut n) = pending?;
+            pending = None;
+            for (f, k) in segments.by_ref() {
+                if f != folio {
+                    pending = Some((f, k));
+                    break;
+                }
+                n += k;
+            }
+            Some((folio, n))
+        })
+    }
+}
+
+impl FromIterator<(FolioId, u64)> for PageList {
+    fn from_iter<I: IntoIterator<Item = (FolioId, u64)>>(iter: I) -> Self {
+        let mut l = PageList::new();
+        for (f, p) in iter {
+            l.push(f, p);
+        }
+        l
+    }
+}
 
 /// FOLL_* flags a caller passes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -324,15 +524,26 @@ impl Kernel {
         if flags.pin {
             self.mm_mut(mm).has_pinned = true;
         }
-        let mut pages = Vec::new();
+        let mut pages = PageList::new();
         let mut retries = 0;
         let mut cow_done = false;
-        while (pages.len() as u64) < nr {
-            let addr = start + pages.len() as u64 * PAGE_SIZE;
-            let Some(vma) = self.mm(mm).vma(addr).cloned() else { return (pages, Some(Errno::EFAULT.into())) };
-            if let Err(e) = self.check_vma_flags(&vma, flags) {
-                return (pages, Some(e));
-            }
+        // The VMA of the previous page, already checked: VMAs change only
+        // under the mmap lock held for writing, and the faults taken here
+        // (which may give a VMA its anon_vma) make the next page look it up
+        // afresh.
+        let mut cached: Option<Vma> = None;
+        while pages.len() < nr {
+            let addr = start + pages.len() * PAGE_SIZE;
+            let vma = match cached.take().filter(|v| addr < v.end) {
+                Some(v) => v,
+                None => {
+                    let Some(vma) = self.mm(mm).vma(addr).cloned() else { return (pages, Some(Errno::EFAULT.into())) };
+                    if let Err(e) = self.check_vma_flags(&vma, flags) {
+                        return (pages, Some(e));
+                    }
+                    vma
+                }
+            };
             // 5.8's should_force_cow_break(): in a COW mapping every GUP is
             // done as a write, after the VMA check of the caller's flags.
             let foll = if self.policy.gup_cow_break && vma.is_cow_mapping() { flags.with_write() } else { flags };
@@ -341,12 +552,16 @@ impl Kernel {
                 Ok(Follow::Page(folio, page, left)) => {
                     retries = 0;
                     cow_done = false;
-                    let k = left.min(nr - pages.len() as u64);
+                    let k = left.min(nr - pages.len());
                     if k > 1 && !self.try_grab_folio(folio, k - 1, flags) {
                         return (pages, Some(Errno::ENOMEM.into()));
                     }
-                    let zero = self.folios.get(folio).is_zero();
-                    pages.extend((0..k).map(|i| (folio, if zero { page } else { page + i })));
+                    if self.folios.get(folio).is_zero() {
+                        pages.push_same(folio, page, k);
+                    } else {
+                        pages.push_pages(folio, page, k);
+                    }
+                    cached = Some(vma);
                 }
                 Ok(f @ (Follow::NoPage | Follow::Unshare)) => {
                     retries += 1;
@@ -369,7 +584,7 @@ impl Kernel {
                             // pipe, ring or handle (they are gone).
                             VmFault::Oom => {
                                 self.release_pages(&pages, flags.pin);
-                                return (Vec::new(), Some(SysError::Signal(Signal::SIGKILL)));
+                                return (PageList::new(), Some(SysError::Signal(Signal::SIGKILL)));
                             }
                             VmFault::Livelock => SysError::Livelock,
                             VmFault::Sigbus | VmFault::Sigsegv => Errno::EFAULT.into(),
@@ -383,13 +598,13 @@ impl Kernel {
     }
 
     /// Releases pages collected by a GUP: each stretch of consecutive
-    /// pages of one folio with one [`Kernel::gup_put_folio`], as
+    /// entries of one folio with one [`Kernel::gup_put_folio`], as
     /// `unpin_user_pages()` (mm/gup.c) batches them with
     /// `gup_folio_next()`. The references a FOLL_GET holder drops page by
     /// page with `put_page()` leave the same counts.
-    pub(crate) fn release_pages(&mut self, pages: &[(FolioId, u64)], pin: bool) {
-        for same_folio in pages.chunk_by(|a, b| a.0 == b.0) {
-            self.gup_put_folio(same_folio[0].0, same_folio.len() as u64, pin);
+    pub(crate) fn release_pages(&mut self, pages: &PageList, pin: bool) {
+        for (folio, n) in pages.folio_stretches() {
+            self.gup_put_folio(folio, n, pin);
         }
     }
 
@@ -416,7 +631,7 @@ impl Kernel {
     }
 
     /// Hands collected pages to a handle that holds them until `unpin`.
-    fn gup_record(&mut self, pid: Pid, flags: GupFlags, pages: Vec<(FolioId, u64)>) -> GupHandle {
+    fn gup_record(&mut self, pid: Pid, flags: GupFlags, pages: PageList) -> GupHandle {
         let h = GupHandle(self.fresh_id());
         self.gup.insert(h, GupRecord { pid, pin: flags.pin, longterm: flags.longterm, write: flags.write, pages });
         h
@@ -436,7 +651,7 @@ impl Kernel {
     }
 
     /// Collects exactly `nr` pages or fails having released all of them.
-    pub(crate) fn gup_pages(&mut self, pid: Pid, addr: u64, nr: u64, flags: GupFlags, fast: bool) -> SysResult<Vec<(FolioId, u64)>> {
+    pub(crate) fn gup_pages(&mut self, pid: Pid, addr: u64, nr: u64, flags: GupFlags, fast: bool) -> SysResult<PageList> {
         let (pages, err) = self.gup_pages_upto(pid, addr, nr, flags, fast)?;
         match err {
             None => Ok(pages),
@@ -478,7 +693,7 @@ impl Kernel {
     /// What the held pages contain now (gup_test's read through the pin).
     pub fn gup_read(&self, h: GupHandle, off: u64, len: u64) -> SysResult<Contents> {
         let rec = self.gup.get(&h).ok_or(Errno::EINVAL)?;
-        if off.checked_add(len).is_none_or(|e| e > rec.pages.len() as u64 * PAGE_SIZE) {
+        if off.checked_add(len).is_none_or(|e| e > rec.pages.len() * PAGE_SIZE) {
             return Err(Errno::EINVAL.into());
         }
         Ok(self.read_pages(&rec.pages, off, len))
@@ -486,17 +701,15 @@ impl Kernel {
 
     /// The bytes `[off, off+len)` of a list of pages, read folio by folio
     /// (consecutive pages of one folio in one piece).
-    pub(crate) fn read_pages(&self, pages: &[(FolioId, u64)], off: u64, len: u64) -> Contents {
+    pub(crate) fn read_pages(&self, pages: &PageList, off: u64, len: u64) -> Contents {
         let mut out = Contents::default();
         let mut pos = off;
         while pos < off + len {
-            let i = (pos / PAGE_SIZE) as usize;
-            let (f, page) = pages[i];
+            let i = pos / PAGE_SIZE;
+            let (f, page) = pages.get(i).expect("the caller's range is within the list");
             let folio = self.folios.get(f);
             // How many following entries continue in the same folio.
-            let run =
-                pages[i..].iter().enumerate().take_while(|(k, &(g, p))| g == f && p == page + *k as u64 && !folio.is_zero()).count().max(1)
-                    as u64;
+            let run = if folio.is_zero() { 1 } else { pages.contiguous_from(i) };
             let in_page = pos % PAGE_SIZE;
             let n = (run * PAGE_SIZE - in_page).min(off + len - pos);
             let start = if folio.is_zero() { 0 } else { page * PAGE_SIZE + in_page };
@@ -509,11 +722,11 @@ impl Kernel {
     /// Stores `data` into a list of held pages from byte `off` on, as a
     /// device or the kernel writes through a pin (the CPU's page tables are
     /// not involved): the folios' bytes change and they become dirty.
-    pub(crate) fn write_pages(&mut self, pages: &[(FolioId, u64)], off: u64, data: &Contents) {
+    pub(crate) fn write_pages(&mut self, pages: &PageList, off: u64, data: &Contents) {
         let mut done = 0;
         while done < data.len() {
             let pos = off + done;
-            let (f, page) = pages[(pos / PAGE_SIZE) as usize];
+            let (f, page) = pages.get(pos / PAGE_SIZE).expect("the caller's range is within the list");
             let n = (PAGE_SIZE - pos % PAGE_SIZE).min(data.len() - done);
             let fo = self.folios.get_mut(f);
             fo.data.overwrite(page * PAGE_SIZE + pos % PAGE_SIZE, &data.slice(done, n));
@@ -523,7 +736,124 @@ impl Kernel {
     }
 
     /// The pages a handle holds (folio and page within it).
-    pub fn gup_pages_of(&self, h: GupHandle) -> Option<&[(FolioId, u64)]> {
-        self.gup.get(&h).map(|r| r.pages.as_slice())
+    pub fn gup_pages_of(&self, h: GupHandle) -> Option<&PageList> {
+        self.gup.get(&h).map(|r| &r.pages)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::{DefaultHasher, Hash, Hasher};
+
+    /// A small xorshift generator: the same sequences on every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    /// How a stretch of a page sequence is handed to the list.
+    enum Piece {
+        Pages(FolioId, u64, u64),
+        Same(FolioId, u64, u64),
+        One(FolioId, u64),
+    }
+
+    /// A sequence made of the shapes GUP produces (a folio's pages in
+    /// order, small folios one after another, the zero page repeated) and
+    /// odd ones in between, in pieces as the walkers hand them over.
+    fn pieces(rng: &mut Rng) -> Vec<Piece> {
+        let mut out = Vec::new();
+        let mut next_folio = rng.below(4) as u32;
+        for _ in 0..rng.below(12) {
+            let f = FolioId(if rng.below(3) == 0 { rng.below(6) as u32 } else { next_folio });
+            let (page, nr) = (rng.below(4), 1 + rng.below(5));
+            match rng.below(4) {
+                0 => out.push(Piece::Pages(f, page, nr)),
+                1 => out.push(Piece::Same(f, page, nr)),
+                2 => out.extend((0..nr as u32).map(|i| Piece::One(FolioId(f.0 + i), page))),
+                _ => out.push(Piece::One(f, page)),
+            }
+            next_folio = f.0 + 1;
+        }
+        out
+    }
+
+    fn expand(pieces: &[Piece]) -> Vec<(FolioId, u64)> {
+        let mut v = Vec::new();
+        for p in pieces {
+            match *p {
+                Piece::Pages(f, page, nr) => v.extend((0..nr).map(|i| (f, page + i))),
+                Piece::Same(f, page, nr) => v.extend((0..nr).map(|_| (f, page))),
+                Piece::One(f, page) => v.push((f, page)),
+            }
+        }
+        v
+    }
+
+    fn hash(l: &PageList) -> u64 {
+        let mut h = DefaultHasher::new();
+        l.hash(&mut h);
+        h.finish()
+    }
+
+    /// However a sequence is handed over (page by page, in pieces, or as
+    /// two lists appended), the list is the same value, hashes alike, and
+    /// reads back as the sequence: by index, in order, by folio stretch
+    /// (as `chunk_by` on the plain list) and by contiguous stretch.
+    #[test]
+    fn one_sequence_one_list() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..3000 {
+            let ps = pieces(&mut rng);
+            let seq = expand(&ps);
+            let by_page: PageList = seq.iter().copied().collect();
+            let mut by_piece = PageList::new();
+            for p in &ps {
+                match *p {
+                    Piece::Pages(f, page, nr) => by_piece.push_pages(f, page, nr),
+                    Piece::Same(f, page, nr) => by_piece.push_same(f, page, nr),
+                    Piece::One(f, page) => by_piece.push(f, page),
+                }
+            }
+            let cut = rng.below(seq.len() as u64 + 1) as usize;
+            let mut appended: PageList = seq[..cut].iter().copied().collect();
+            appended.append(&seq[cut..].iter().copied().collect());
+            assert_eq!(by_page, by_piece, "{seq:?}");
+            assert_eq!(by_page, appended, "{seq:?} cut at {cut}");
+            assert_eq!(hash(&by_page), hash(&by_piece));
+            let l = by_piece;
+            assert_eq!(l.len(), seq.len() as u64);
+            assert_eq!(l.iter().collect::<Vec<_>>(), seq);
+            for (i, &e) in seq.iter().enumerate() {
+                assert_eq!(l.get(i as u64), Some(e));
+                let contiguous = seq[i..].iter().enumerate().take_while(|(k, &(f, p))| f == e.0 && p == e.1 + *k as u64).count();
+                assert_eq!(l.contiguous_from(i as u64), contiguous as u64, "{seq:?} from {i}");
+            }
+            assert_eq!(l.get(seq.len() as u64), None);
+            let stretches: Vec<(FolioId, u64)> = seq.chunk_by(|a, b| a.0 == b.0).map(|c| (c[0].0, c.len() as u64)).collect();
+            assert_eq!(l.folio_stretches().collect::<Vec<_>>(), stretches, "{seq:?}");
+        }
+    }
+
+    /// The shapes GUP makes of populated memory are one run each.
+    #[test]
+    fn gup_shapes_are_one_run() {
+        let small: PageList = (0..262_144).map(|i| (FolioId(7 + i), 0)).collect();
+        let mut thp = PageList::new();
+        thp.push_pages(FolioId(3), 5, 507);
+        let mut zero = PageList::new();
+        zero.push_same(FolioId(0), 0, 100);
+        for l in [&small, &thp, &zero] {
+            assert_eq!(l.runs.len(), 1);
+        }
+        assert_eq!(small.get(262_143), Some((FolioId(7 + 262_143), 0)));
+        assert_eq!(thp.get(506), Some((FolioId(3), 511)));
     }
 }

@@ -27,20 +27,24 @@
 //! without a lock and what must still be rechecked. One call of
 //! [`Kernel::gup_fast_step`] is one atomic step (B1, B3, then B4+B5 for an
 //! entry), so an explorer can interleave it with fork, zap, collapse and
-//! swap-out; a sequential run drives it to the end. Within a PTE table,
-//! B4 also re-reads the PMD the walk came through: a THP collapse may have
-//! taken the table away while its entries still look the same. Left out: interrupts and the
-//! page-table freeing they block (the model never frees a table under a
-//! walker), architecture vetoes other than protection keys, P2PDMA,
-//! secretmem, long-term placement (every folio is long-term pinnable).
+//! swap-out; a sequential run drives it to the end, taking the rest of a
+//! PTE table at a time (`gup_fast_pte_table()`: the same grabs, bail and
+//! next state as those steps, with nothing to interleave). Within a PTE
+//! table, B4 also re-reads the PMD the walk came through: a THP collapse
+//! may have taken the table away while its entries still look the same.
+//! Left out: interrupts and the page-table freeing they block (the model
+//! never frees a table under a walker), architecture vetoes other than
+//! protection keys, P2PDMA, secretmem, long-term placement (every folio is
+//! long-term pinnable).
 
 use crate::events::EventKind;
 use crate::folio::{FolioId, MmId, HUGE_ZERO_FOLIO};
-use crate::gup::GupFlags;
-use crate::kernel::{Kernel, Mm};
+use crate::gup::{GupFlags, PageList};
+use crate::kernel::Kernel;
 use crate::mmap_lock::MmapReadGuard;
 use crate::pgtable::{Entry, Leaf, Level, PmdVal};
 use crate::types::*;
+use crate::vma::Vma;
 
 /// Where a GUP-fast call stands.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -91,7 +95,7 @@ pub struct GupFast {
     pub flags: GupFlags,
     pub state: GupFastState,
     /// Pages collected so far.
-    pub pages: Vec<(FolioId, u64)>,
+    pub pages: PageList,
     /// `write_protect_seq` as sampled at the start (FOLL_PIN only).
     pub seq: Option<u64>,
     /// The PMD read on the way to the current PTE table, for the recheck
@@ -129,10 +133,11 @@ impl GupFast {
     }
 
     /// References this call holds that no kernel structure records yet:
-    /// the pages collected and the folio grabbed but not yet rechecked, as
-    /// (folio, count, FOLL_PIN).
+    /// the pages collected (a stretch of one folio's pages as one count)
+    /// and the folio grabbed but not yet rechecked, as (folio, count,
+    /// FOLL_PIN).
     pub fn held(&self) -> Vec<(FolioId, u64, bool)> {
-        let mut out: Vec<(FolioId, u64, bool)> = self.pages.iter().map(|&(f, _)| (f, 1, self.flags.pin)).collect();
+        let mut out: Vec<(FolioId, u64, bool)> = self.pages.folio_stretches().map(|(f, n)| (f, n, self.flags.pin)).collect();
         if let GupFastState::Grabbed { folio, refs, .. } = self.state {
             out.push((folio, refs, self.flags.pin));
         }
@@ -149,18 +154,7 @@ enum Walk {
 impl Kernel {
     /// Starts a GUP-fast call (`gup_fast_fallback()`).
     pub fn gup_fast_begin(&self, pid: Pid, mm: MmId, start: u64, nr: u64, flags: GupFlags) -> GupFast {
-        GupFast {
-            pid,
-            mm,
-            start,
-            nr,
-            flags,
-            state: GupFastState::Begin,
-            pages: Vec::with_capacity(nr.min(1 << 20) as usize),
-            seq: None,
-            pmd: None,
-            result: None,
-        }
+        GupFast { pid, mm, start, nr, flags, state: GupFastState::Begin, pages: PageList::new(), seq: None, pmd: None, result: None }
     }
 
     /// Runs one atomic step. The slow-path fallback waits for the mmap
@@ -239,15 +233,8 @@ impl Kernel {
                     Some("PMD changed under us (PTE table taken away)")
                 } else if self.policy.gup_fast_recheck && now != Some(leaf.entry) {
                     Some("entry changed under us")
-                } else if !self.gup_fast_folio_allowed(folio, g.flags) {
-                    Some("file-backed folio for a writable long-term pin")
-                } else if self.policy.gup_fast_ae_recheck
-                    && !leaf.entry.present().is_some_and(|p| p.write)
-                    && self.gup_must_unshare(None, g.flags, folio, page)
-                {
-                    Some("read-only entry, gup_must_unshare")
                 } else {
-                    None
+                    self.gup_fast_folio_recheck(leaf.entry, folio, page, g.flags)
                 };
                 if let Some(why) = bail {
                     self.gup_put_folio(folio, refs, g.flags.pin);
@@ -255,7 +242,7 @@ impl Kernel {
                     g.state = GupFastState::End;
                     return GupFastStep::Ran;
                 }
-                g.pages.extend((0..refs).map(|i| (folio, page + i)));
+                g.pages.push_pages(folio, page, refs);
                 let next = addr + refs * PAGE_SIZE;
                 g.state = if next >= g.start + g.nr * PAGE_SIZE {
                     GupFastState::End
@@ -276,7 +263,7 @@ impl Kernel {
                         });
                     }
                 }
-                if g.pages.len() as u64 == g.nr {
+                if g.pages.len() == g.nr {
                     return self.gup_fast_finish(g, Ok(()));
                 }
                 g.state = GupFastState::Slow;
@@ -293,9 +280,9 @@ impl Kernel {
     /// The fallback: `__gup_longterm_locked()` for what the lockless walk
     /// left, with the mmap lock held for reading.
     fn gup_fast_slow(&mut self, lock: &MmapReadGuard, g: &mut GupFast) -> GupFastStep {
-        let done = g.pages.len() as u64;
+        let done = g.pages.len();
         let (more, err) = self.get_user_pages_slow(lock, g.pid, g.start + done * PAGE_SIZE, g.nr - done, g.flags);
-        g.pages.extend(more);
+        g.pages.append(&more);
         match err {
             None => self.gup_fast_finish(g, Ok(())),
             Some(e) => self.gup_fast_finish(g, Err(e)),
@@ -311,16 +298,13 @@ impl Kernel {
     /// `gup_fast_fallback()` run to completion: the pages it got, in order,
     /// and the error that stopped it before `nr`, if any (the kernel
     /// returns the count of the pages it got when that is not zero).
-    pub(crate) fn gup_fast_fallback(
-        &mut self,
-        pid: Pid,
-        mm: MmId,
-        start: u64,
-        nr: u64,
-        flags: GupFlags,
-    ) -> (Vec<(FolioId, u64)>, Option<SysError>) {
+    pub(crate) fn gup_fast_fallback(&mut self, pid: Pid, mm: MmId, start: u64, nr: u64, flags: GupFlags) -> crate::gup::PagesGot {
         let mut g = self.gup_fast_begin(pid, mm, start, nr, flags);
         loop {
+            if let GupFastState::PteRange { addr } = g.state {
+                self.gup_fast_pte_table(&mut g, addr);
+                continue;
+            }
             match self.gup_fast_step(&mut g) {
                 GupFastStep::Ran => {}
                 GupFastStep::Done => break,
@@ -328,7 +312,7 @@ impl Kernel {
                     // Run to completion, this call would wait for a fork
                     // that only its own driver can finish.
                     self.release_pages(&g.pages, flags.pin);
-                    return (Vec::new(), Some(SysError::Livelock));
+                    return (PageList::new(), Some(SysError::Livelock));
                 }
             }
         }
@@ -337,9 +321,104 @@ impl Kernel {
             // The slow path's fault had the OOM killer end this task:
             // what GUP-fast got goes back too.
             self.release_pages(&g.pages, flags.pin);
-            return (Vec::new(), Some(e));
+            return (PageList::new(), Some(e));
         }
         (g.pages, err)
+    }
+
+    /// The checks after the grab and the re-read of the entry (B5 and what
+    /// precedes it in `gup_fast_pte_range()` and its PMD/PUD twins): the
+    /// folio may be pinned this way, and a read-only entry's page need not
+    /// be unshared. The bail's reason, if any.
+    fn gup_fast_folio_recheck(&self, entry: Entry, folio: FolioId, page: u64, flags: GupFlags) -> Option<&'static str> {
+        if !self.gup_fast_folio_allowed(folio, flags) {
+            Some("file-backed folio for a writable long-term pin")
+        } else if self.policy.gup_fast_ae_recheck
+            && !entry.present().is_some_and(|p| p.write)
+            && self.gup_must_unshare(None, flags, folio, page)
+        {
+            Some("read-only entry, gup_must_unshare")
+        } else {
+            None
+        }
+    }
+
+    /// `gup_fast_pte_range()`'s loop over the rest of one PTE table, from
+    /// [`GupFastState::PteRange`] at `addr`, in one go, for a call run to
+    /// its end with nothing in between: it leaves what stepping `PteRange`,
+    /// `Read` and `Grabbed` page by page would (the same references, the
+    /// same bail with its event, the same next state), with the mm, the
+    /// table and each VMA looked up once, and each stretch of one folio's
+    /// pages grabbed with one `try_grab_folio()` (the counts come out the
+    /// same). The re-reads of B4 find what B1 read, as nothing ran in
+    /// between. If the PMD no longer matches what the walk read (only a
+    /// half-done collapse does that, which a run to the end never meets),
+    /// it takes one step instead.
+    fn gup_fast_pte_table(&mut self, g: &mut GupFast, addr: u64) {
+        let pmd_end = align_down(addr, PMD_SIZE) + PMD_SIZE;
+        let end = pmd_end.min(g.start + g.nr * PAGE_SIZE);
+        let m = self.mm(g.mm);
+        if g.pmd != Some(m.pt.pmd_val(addr)) {
+            self.gup_fast_step(g);
+            return;
+        }
+        let walk_flags = if self.policy.gup_cow_break { g.flags.with_write() } else { g.flags };
+        // What B1 and the rechecks accept, as (folio, first page, pages),
+        // and where and why the walk stops short of `end`.
+        let mut take: Vec<(FolioId, u64, u64)> = Vec::with_capacity(((end - addr) / PAGE_SIZE) as usize);
+        let mut stop: Option<(u64, &'static str, &'static str, Option<FolioId>)> = None;
+        {
+            let mut vma: Option<&Vma> = None;
+            let mut slots = m.pt.pte_run(addr, end);
+            let mut a = addr;
+            while a < end {
+                let entry = slots.as_mut().and_then(|s| s.next().flatten());
+                if !vma.is_some_and(|v| v.start <= a && a < v.end) {
+                    vma = m.vma(a);
+                }
+                match self.gup_fast_pte(entry, vma, a, walk_flags) {
+                    Walk::Bail(func, why) => {
+                        stop = Some((a, func, why, None));
+                        break;
+                    }
+                    Walk::Found { leaf, folio, page, .. } => {
+                        if let Some(why) = self.gup_fast_folio_recheck(leaf.entry, folio, page, g.flags) {
+                            stop = Some((a, "gup_fast_pte_range", why, Some(folio)));
+                            break;
+                        }
+                        match take.last_mut() {
+                            Some((f, first, n)) if *f == folio && *first + *n == page => *n += 1,
+                            _ => take.push((folio, page, 1)),
+                        }
+                    }
+                }
+                a += PAGE_SIZE;
+            }
+        }
+        for (folio, page, n) in take {
+            if !self.try_grab_folio(folio, n, g.flags) {
+                g.state = GupFastState::End;
+                return;
+            }
+            g.pages.push_pages(folio, page, n);
+        }
+        g.state = match stop {
+            None if end < g.start + g.nr * PAGE_SIZE => GupFastState::Walk { addr: end },
+            None => GupFastState::End,
+            Some((a, func, why, grabbed)) => {
+                // A recheck fails after the grab, which is put back; if the
+                // grab itself fails the walk ends without a word.
+                if let Some(folio) = grabbed {
+                    if !self.try_grab_folio(folio, 1, g.flags) {
+                        g.state = GupFastState::End;
+                        return;
+                    }
+                    self.gup_put_folio(folio, 1, g.flags.pin);
+                }
+                self.event(g.pid, EventKind::Bail, func, Some(a), || format!("{why} → slow path"));
+                GupFastState::End
+            }
+        };
     }
 
     /// `gup_fast_pgd_range()`: the PGD and P4D levels are never empty below
@@ -388,19 +467,26 @@ impl Kernel {
     /// bit is checked by the callers. The model's entries carry neither a
     /// protnone bit nor a key: mprotect() changes a VMA's protection and
     /// its entries together, so both follow from the VMA, read here.
-    fn pte_access_permitted(&self, mm: &Mm, addr: u64) -> bool {
-        mm.vma(addr).is_some_and(|v| v.is_accessible() && self.arch_vma_access_permitted(v))
+    /// `vma` is the one covering the entry's address, if any.
+    fn pte_access_permitted(&self, vma: Option<&Vma>) -> bool {
+        vma.is_some_and(|v| v.is_accessible() && self.arch_vma_access_permitted(v))
     }
 
     /// `gup_fast_pte_range()` for one PTE: not present, PROT_NONE or
     /// denied by its protection key, not writable enough or special (the
     /// zero page) → bail.
     fn gup_fast_pte_range(&self, mm: MmId, addr: u64, flags: GupFlags) -> Walk {
-        let f = "gup_fast_pte_range";
         let m = self.mm(mm);
-        let Some(entry) = m.pt.get(Level::Pte, addr) else { return Walk::Bail(f, "PTE none") };
+        self.gup_fast_pte(m.pt.get(Level::Pte, addr), m.vma(addr), addr, flags)
+    }
+
+    /// [`Kernel::gup_fast_pte_range`]'s checks of the PTE `entry` read at
+    /// `addr`, whose VMA is `vma`.
+    fn gup_fast_pte(&self, entry: Option<Entry>, vma: Option<&Vma>, addr: u64, flags: GupFlags) -> Walk {
+        let f = "gup_fast_pte_range";
+        let Some(entry) = entry else { return Walk::Bail(f, "PTE none") };
         let Entry::Present(p) = entry else { return Walk::Bail(f, "swap entry") };
-        if !self.pte_access_permitted(m, addr) {
+        if !self.pte_access_permitted(vma) {
             return Walk::Bail(f, "PROT_NONE or key-protected PTE (pte_access_permitted)");
         }
         if flags.write && !p.write {
@@ -425,7 +511,7 @@ impl Kernel {
 
     fn gup_fast_leaf(&self, f: &'static str, mm: MmId, leaf: Leaf, addr: u64, flags: GupFlags, end: u64) -> Walk {
         let Entry::Present(p) = leaf.entry else { return Walk::Bail(f, "leaf not present") };
-        if !self.pte_access_permitted(self.mm(mm), addr) {
+        if !self.pte_access_permitted(self.mm(mm).vma(addr)) {
             return Walk::Bail(f, "PROT_NONE or key-protected leaf (pmd_access_permitted)");
         }
         if flags.write && !p.write {

@@ -163,7 +163,7 @@ impl Kernel {
             }
         };
         for r in self.gup.values() {
-            for &(f, page) in &r.pages {
+            for (f, page) in r.pages.iter() {
                 add_gup(&mut exp, f, page, r.pin);
             }
         }
@@ -191,7 +191,7 @@ impl Kernel {
         }
         for ring in self.rings.values() {
             for b in ring.bufs.iter().flatten() {
-                for &(f, page) in &b.pages {
+                for (f, page) in b.pages.iter() {
                     add_gup(&mut exp, f, page, true);
                 }
             }

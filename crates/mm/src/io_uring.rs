@@ -21,7 +21,7 @@
 
 use crate::events::EventKind;
 use crate::folio::{FolioId, InodeId};
-use crate::gup::GupFlags;
+use crate::gup::{GupFlags, PageList};
 use crate::kernel::{File, Kernel, RingId};
 use crate::types::*;
 
@@ -33,7 +33,7 @@ const MAX_RW_COUNT: u64 = (i32::MAX as u64) & !(PAGE_SIZE - 1);
 pub(crate) struct RegBuf {
     addr: u64,
     len: u64,
-    pub(crate) pages: Vec<(FolioId, u64)>,
+    pub(crate) pages: PageList,
     /// Pages charged to the user's `locked_vm` (`imu->acct_pages`).
     acct_pages: u64,
 }
@@ -106,7 +106,7 @@ impl Kernel {
                 }
             }
         }
-        let n: usize = bufs.iter().flatten().map(|b| b.pages.len()).sum();
+        let n: u64 = bufs.iter().flatten().map(|b| b.pages.len()).sum();
         self.event(pid, EventKind::Gup, "io_sqe_buffers_register", iovs.first().map(|i| i.0), || {
             format!("{} slot(s), {n} page(s) pinned FOLL_PIN|FOLL_WRITE|FOLL_LONGTERM", iovs.len())
         });
@@ -166,11 +166,10 @@ impl Kernel {
         let mut seen = std::collections::BTreeSet::new();
         // A stretch of pages of one folio is looked at once: after its
         // first page a large folio is `last_hpage`, which skips the rest.
-        for same_folio in b.pages.chunk_by(|x, y| x.0 == y.0) {
-            let folio = same_folio[0].0;
+        for (folio, n) in b.pages.folio_stretches() {
             let nr = self.folios.get(folio).nr_pages();
             if nr == 1 {
-                acct += same_folio.len() as u64;
+                acct += n;
                 continue;
             }
             if *last_hpage == Some(folio) {

@@ -360,7 +360,7 @@ pub struct GupRecord {
     pub pin: bool,
     pub longterm: bool,
     pub write: bool,
-    pub pages: Vec<(FolioId, u64)>,
+    pub pages: crate::gup::PageList,
 }
 
 /// Handle to a [`GupRecord`].

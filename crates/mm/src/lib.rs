@@ -55,7 +55,7 @@ pub mod vma;
 pub use contents::Contents;
 pub use events::{Event, EventKind, Stats};
 pub use folio::{FolioId, InodeId, MmId};
-pub use gup::GupFlags;
+pub use gup::{GupFlags, PageList};
 pub use hugetlb::Hstate;
 pub use invariants::InvariantViolation;
 pub use kernel::{GupHandle, Kernel, Settings, TaskState, ThpMode};

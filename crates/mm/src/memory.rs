@@ -976,7 +976,7 @@ impl Kernel {
         while done < len {
             let a = addr + done;
             let (pages, err) = self.get_user_pages_slow(&lock, owner, page_align_down(a), 1, flags);
-            let Some(&(folio, page)) = pages.first().filter(|_| err.is_none()) else {
+            let Some((folio, page)) = pages.get(0).filter(|_| err.is_none()) else {
                 self.release_pages(&pages, flags.pin);
                 break;
             };

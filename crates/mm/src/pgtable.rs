@@ -339,6 +339,16 @@ impl PageTable {
         }
     }
 
+    /// The PTE slots for `[addr, end)`, one after another, from the table
+    /// of `addr` (detached or not, as [`PageTable::get`] reads them; `end`
+    /// no further than that table's PMD range): a walker reading a run of
+    /// entries looks the table up once. None without a table.
+    pub fn pte_run(&self, addr: u64, end: u64) -> Option<impl Iterator<Item = Option<Entry>> + '_> {
+        let t = self.table(addr)?;
+        let first = pte_index(addr);
+        Some(t.slots[first..first + ((end - addr) / PAGE_SIZE) as usize].iter().copied())
+    }
+
     /// The leaf covering `addr`, at whatever level it sits.
     pub fn lookup(&self, addr: u64) -> Option<Leaf> {
         for level in [Level::Pud, Level::Pmd, Level::Pte] {

@@ -73,7 +73,7 @@ impl Kernel {
                     break;
                 }
             };
-            let got = pages.len() as u64;
+            let got = pages.len();
             let bytes = (got * PAGE_SIZE - start).min(left);
             self.event(pid, EventKind::Gup, "pin_user_pages_remote", Some(pa), || {
                 format!("{func}: {got} page(s) of pid {}, {flags}", target.0)

@@ -130,9 +130,9 @@ impl Kernel {
             Some(_) if pages.is_empty() => return Err(Errno::EFAULT.into()),
             _ => {}
         }
-        let nr = pages.len() as u64;
+        let nr = pages.len();
         let mut done = 0u64;
-        for (i, (folio, page)) in pages.into_iter().enumerate() {
+        for (i, (folio, page)) in pages.iter().enumerate() {
             let pa = first + i as u64 * PAGE_SIZE;
             let off = addr.max(pa) - pa;
             let n = (PAGE_SIZE - off).min(end - pa - off);

@@ -167,7 +167,7 @@ impl Kernel {
                 flags.push("FOLL_LONGTERM");
             }
             let kind = if r.pin { "pin" } else { "gup" };
-            out.push((kind.to_string(), format!("P{} handle {} {}", r.pid.0, h.0, flags.join("|")), r.pages.clone()));
+            out.push((kind.to_string(), format!("P{} handle {} {}", r.pid.0, h.0, flags.join("|")), r.pages.iter().collect()));
         }
         for (id, p) in &self.pipes {
             let pages: Vec<(FolioId, u64)> = p
@@ -183,7 +183,7 @@ impl Kernel {
             }
         }
         for (id, ring) in &self.rings {
-            let pages: Vec<(FolioId, u64)> = ring.bufs.iter().flatten().flat_map(|b| b.pages.iter().copied()).collect();
+            let pages: Vec<(FolioId, u64)> = ring.bufs.iter().flatten().flat_map(|b| b.pages.iter()).collect();
             if !pages.is_empty() {
                 out.push(("io_uring".into(), format!("io_uring {} fixed buffers", id.0), pages));
             }

@@ -247,7 +247,7 @@ fn s30_dontneed_on_pinned_page() {
     let h = s.pin(p, a, 1, rw_longterm(), false).unwrap();
     s.step(|k| k.madvise(p, a, K4, Advice::DontNeed)).unwrap();
     assert!(!s.k.pagemap(p, a).unwrap().present);
-    let pinned = s.k.gup_pages_of(h).unwrap()[0].0;
+    let pinned = s.k.gup_pages_of(h).unwrap().get(0).unwrap().0;
     assert_eq!((s.k.folios.get(pinned).refcount, s.k.folios.get(pinned).mapcount), (1024, 0));
     assert!(s.read(p, a, K4).unwrap().is_fill(0));
     s.fill(p, a, K4, 6).unwrap();

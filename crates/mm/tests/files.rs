@@ -135,7 +135,7 @@ fn race(seqcount: bool) -> (bool, bool, Result<(), InvariantViolation>) {
     while s.k.fork_step(&mut f) {}
     while s.k.gup_fast_step(&mut g) == GupFastStep::Ran {}
     let c = f.result.unwrap().unwrap();
-    let pinned = g.pages[0].0;
+    let pinned = g.pages.get(0).unwrap().0;
     s.k.gup_fast_into_handle(g).unwrap();
     let invariants = s.k.check_invariants();
     let pinned_pfn = s.k.folios.get(pinned).pfn;

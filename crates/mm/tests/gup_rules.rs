@@ -56,7 +56,7 @@ fn force_write_breaks_cow_of_a_page_shared_with_a_child() {
     assert_ne!(s.pfn(p, a), old, "the parent got its own copy");
     assert_eq!(s.pfn(c, a), old, "the child keeps the old page");
     assert!(s.info(p, a).anon_exclusive && !writable(&s, p, a));
-    let pinned = s.k.gup_pages_of(h).unwrap()[0].0;
+    let pinned = s.k.gup_pages_of(h).unwrap().get(0).unwrap().0;
     assert_eq!(Some(s.k.folios.get(pinned).pfn), s.pfn(p, a), "the pin holds the parent's new page");
     assert!(s.k.gup_read(h, 0, K4).unwrap().is_fill(7));
     assert_eq!(s.copied(), 1);
