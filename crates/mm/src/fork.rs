@@ -156,6 +156,7 @@ impl Kernel {
                     return true;
                 };
                 let next = leaf.addr + leaf.level.size();
+                self.work.add(leaf.level.size() / PAGE_SIZE);
                 match self.copy_one_leaf(f, &leaf) {
                     Err(e) => return self.fork_abort(f, e),
                     Ok(true) => f.state = ForkState::Install { vma, leaf },

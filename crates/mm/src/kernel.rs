@@ -394,6 +394,9 @@ pub struct Kernel {
     pub(crate) next_id: u32,
     pub(crate) log: EventLog,
     pub stats: Stats,
+    /// Pages the long loops have handled, for a progress display (not
+    /// state: see [`crate::work`]).
+    pub(crate) work: crate::work::WorkCounter,
 }
 
 impl Kernel {
@@ -416,7 +419,14 @@ impl Kernel {
             next_id: 1,
             log: EventLog::default(),
             stats: Stats::default(),
+            work: crate::work::WorkCounter::default(),
         }
+    }
+
+    /// The count of pages handled so far, shared with this kernel (and its
+    /// clones): another thread may read it while an operation runs.
+    pub fn work_counter(&self) -> crate::work::WorkCounter {
+        self.work.clone()
     }
 
     pub(crate) fn fresh_id(&mut self) -> u32 {
