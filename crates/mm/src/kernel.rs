@@ -378,6 +378,11 @@ pub struct Kernel {
     pub policy: Policy,
     pub settings: Settings,
     pub(crate) tasks: BTreeMap<Pid, Task>,
+    /// How many of `tasks` are running (the kernel's `nr_threads`, which
+    /// copy_process() holds against `threads-max`): kept as tasks start
+    /// and end, so fork need not count them (checked by
+    /// [`Kernel::check_invariants`]).
+    pub(crate) nr_running: u64,
     pub(crate) mms: BTreeMap<MmId, Mm>,
     pub folios: FolioArena,
     pub(crate) swap: SwapDevice,
@@ -405,6 +410,7 @@ impl Kernel {
             policy,
             settings: Settings::default(),
             tasks: BTreeMap::new(),
+            nr_running: 0,
             mms: BTreeMap::new(),
             folios: FolioArena::new(),
             swap: SwapDevice::default(),
@@ -445,6 +451,7 @@ impl Kernel {
         let mm = MmId(self.fresh_id());
         self.mms.insert(mm, Mm::new(mm));
         self.tasks.insert(pid, Task { pid, parent: None, mm, state: TaskState::Running, fds: BTreeMap::new() });
+        self.nr_running += 1;
         pid
     }
 
