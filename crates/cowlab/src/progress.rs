@@ -1,5 +1,5 @@
 //! The progress line of `cowlab run`: a step that has run for a while
-//! shows, on standard error, its line number and text, how long it has run
+//! shows, on standard error, its number (as the trace numbers it) and text, how long it has run
 //! and (on the model) how many pages it has handled so far; the line is
 //! erased when the step ends, before its trace is printed.
 //!
@@ -34,7 +34,7 @@ const DEFAULT_WIDTH: usize = 80;
 
 /// The step now running.
 struct Running {
-    line: usize,
+    step: usize,
     text: String,
     since: Instant,
     /// The model's counter and its value when the step began.
@@ -86,15 +86,15 @@ impl StepProgress {
         Some(StepProgress { shared, painter: Some(painter) })
     }
 
-    /// Step `text` at line `line` starts now.
-    pub fn begin(&self, line: usize, text: &str, work: Option<mm::WorkCounter>) {
+    /// Step number `step`, `text`, starts now.
+    pub fn begin(&self, step: usize, text: &str, work: Option<mm::WorkCounter>) {
         let mut st = self.shared.lock();
         erase(&mut st);
         let work = work.map(|w| {
             let base = w.get();
             (w, base)
         });
-        st.step = Some(Running { line, text: text.to_string(), since: Instant::now(), work });
+        st.step = Some(Running { step, text: text.to_string(), since: Instant::now(), work });
         self.shared.wake.notify_one();
     }
 
@@ -164,14 +164,14 @@ fn width() -> usize {
     }
 }
 
-/// `[line] text  12.3 s  45678 pages`, the text cut so that the whole fits
+/// `[step] text  12.3 s  45678 pages`, the text cut so that the whole fits
 /// in `width - 1` columns (a line that wrapped could not be erased).
 fn status_line(r: &Running, ran: Duration, width: usize) -> String {
     let mut tail = format!("  {:.1} s", ran.as_secs_f64());
     if let Some((w, base)) = &r.work {
         tail.push_str(&format!("  {} pages", w.get().saturating_sub(*base)));
     }
-    let head = format!("[{}] ", r.line);
+    let head = format!("[{}] ", r.step);
     let room = width.saturating_sub(1 + head.chars().count() + tail.chars().count());
     let text: String = if r.text.chars().count() > room {
         r.text.chars().take(room.saturating_sub(1)).chain(std::iter::once('…')).collect()
@@ -186,7 +186,7 @@ mod tests {
     use super::*;
 
     fn running(text: &str, work: Option<(mm::WorkCounter, u64)>) -> Running {
-        Running { line: 7, text: text.into(), since: Instant::now(), work }
+        Running { step: 7, text: text.into(), since: Instant::now(), work }
     }
 
     #[test]

@@ -193,7 +193,7 @@ fn progress_line_only_on_a_terminal_or_when_forced() {
     let dir = std::env::temp_dir().join(format!("cowlab-progress-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("long.cow");
-    // Step 3 stores to 262,144 pages: seconds in a debug build, most of a
+    // Step 2 (line 3) stores to 262,144 pages: seconds in a debug build, most of a
     // second in a release one (the line shows after 0.3 s).
     std::fs::write(&file, "task T0\nT0: A = mmap 1G\nT0: write A fill 1\n").unwrap();
     let run = |extra: &[&str]| Command::new(env!("CARGO_BIN_EXE_cowlab")).arg("run").args(extra).arg(&file).output().expect("cowlab runs");
@@ -207,7 +207,7 @@ fn progress_line_only_on_a_terminal_or_when_forced() {
     let err = text(&forced.stderr);
     let drawn: Vec<&str> = err.split("\r\x1b[2K").filter(|l| !l.is_empty()).collect();
     assert!(!drawn.is_empty(), "a line was drawn: {err:?}");
-    assert!(drawn.iter().all(|l| l.starts_with("[3] T0: write A fill 1  ") && l.ends_with(" pages")), "{drawn:?}");
+    assert!(drawn.iter().all(|l| l.starts_with("[2] T0: write A fill 1  ") && l.ends_with(" pages")), "{drawn:?}");
     assert!(err.ends_with("\r\x1b[2K"), "erased at the end of the step: {err:?}");
 }
 

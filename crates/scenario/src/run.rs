@@ -184,9 +184,10 @@ pub fn run_bound(
 
 /// What a driver watching a run is told as it goes.
 pub trait Observer {
-    /// Step `text` (line `line`) starts; `work` counts the pages the
-    /// backend handles while it runs, if the backend can say.
-    fn step_begins(&mut self, _line: usize, _text: &str, _work: Option<mm::WorkCounter>) {}
+    /// Step number `step` (as the trace numbers it) with the text `text`
+    /// starts; `work` counts the pages the backend handles while it runs,
+    /// if the backend can say.
+    fn step_begins(&mut self, _step: usize, _text: &str, _work: Option<mm::WorkCounter>) {}
 
     /// The step that began last has ended (its entry follows).
     fn step_ends(&mut self) {}
@@ -340,7 +341,7 @@ pub fn run_observed(
             },
             ItemKind::Step(step) => {
                 let n = checked.step_of_item.get(idx).copied().flatten().unwrap_or(0);
-                observer.step_begins(item.line, &text, be.work_counter());
+                observer.step_begins(n, &text, be.work_counter());
                 let mut sr = run_step(src, item, step, n, checked, be, &mut env);
                 sr.state = be.state_view();
                 observer.step_ends();

@@ -231,9 +231,9 @@ struct Watch<'a, F> {
 }
 
 impl<F: FnMut(&scenario::Report, usize)> scenario::run::Observer for Watch<'_, F> {
-    fn step_begins(&mut self, line: usize, text: &str, work: Option<mm::WorkCounter>) {
+    fn step_begins(&mut self, step: usize, text: &str, work: Option<mm::WorkCounter>) {
         if let Some(p) = self.progress {
-            p.begin(line, text, work);
+            p.begin(step, text, work);
         }
     }
 
