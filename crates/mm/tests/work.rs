@@ -52,7 +52,13 @@ fn fork_zap_pin_and_pageout_count_their_pages() {
     };
     assert_eq!(delta(&mut s, &mut |k| k.madvise(p, a, 32 * K4, Advice::PageOut).unwrap()), 32, "pageout");
     // The copy goes over the 32 swap entries.
-    assert_eq!(delta(&mut s, &mut |k| drop(k.fork(p).unwrap())), 32, "fork");
+    assert_eq!(
+        delta(&mut s, &mut |k| {
+            k.fork(p).unwrap();
+        }),
+        32,
+        "fork"
+    );
     assert_eq!(
         delta(&mut s, &mut |k| {
             let h = k.gup(p, a, 8, GupFlags::PIN, false).unwrap();
