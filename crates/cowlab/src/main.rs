@@ -17,6 +17,7 @@ macro_rules! outln {
 mod cmd;
 mod lab;
 mod output;
+mod progress;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

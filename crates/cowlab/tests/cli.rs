@@ -185,6 +185,32 @@ fn run_prints_each_step_as_it_runs() {
     assert_eq!(text(&o.stdout), r.render(false));
 }
 
+/// A step that runs long shows a progress line on stderr only when asked
+/// (`--progress always`) or when stderr is a terminal: captured output, as
+/// here, carries no trace of it, and forcing it changes nothing on stdout.
+#[test]
+fn progress_line_only_on_a_terminal_or_when_forced() {
+    let dir = std::env::temp_dir().join(format!("cowlab-progress-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("long.cow");
+    // Step 2 (line 3) stores to 262,144 pages: seconds in a debug build, most of a
+    // second in a release one (the line shows after 0.3 s).
+    std::fs::write(&file, "task T0\nT0: A = mmap 1G\nT0: write A fill 1\n").unwrap();
+    let run = |extra: &[&str]| Command::new(env!("CARGO_BIN_EXE_cowlab")).arg("run").args(extra).arg(&file).output().expect("cowlab runs");
+    let auto = run(&[]);
+    let forced = run(&["--progress", "always"]);
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(auto.status.code(), Some(0), "{}", text(&auto.stderr));
+    assert_eq!(text(&auto.stderr), "", "nothing on a captured stderr");
+    assert!(!auto.stdout.contains(&0x1b) && !auto.stdout.contains(&b'\r'), "{}", text(&auto.stdout));
+    assert_eq!(forced.stdout, auto.stdout, "the progress line never reaches stdout");
+    let err = text(&forced.stderr);
+    let drawn: Vec<&str> = err.split("\r\x1b[2K").filter(|l| !l.is_empty()).collect();
+    assert!(!drawn.is_empty(), "a line was drawn: {err:?}");
+    assert!(drawn.iter().all(|l| l.starts_with("[2] T0: write A fill 1  ") && l.ends_with(" pages")), "{drawn:?}");
+    assert!(err.ends_with("\r\x1b[2K"), "erased at the end of the step: {err:?}");
+}
+
 /// Output to a full disk is one line on stderr and exit status 2.
 #[test]
 fn a_full_disk_is_one_error_line() {

@@ -78,6 +78,7 @@ impl Kernel {
     /// descriptor, with the buffer at `addr` in `pid`'s memory. Returns
     /// the bytes moved.
     pub fn direct_io(&mut self, pid: Pid, fd: Fd, file_off: u64, addr: u64, len: u64, write: bool) -> SysResult<u64> {
+        crate::shmem::rw_verify_area(file_off, len)?;
         let ino = self.inode_of_fd(pid, fd)?;
         match self.inodes[&ino].kind {
             InodeKind::Shmem | InodeKind::Hugetlbfs => Err(Errno::EINVAL.into()),

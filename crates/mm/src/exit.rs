@@ -25,6 +25,7 @@ impl Kernel {
             return;
         }
         t.state = state;
+        self.nr_running -= 1;
         let mm = t.mm;
         let fds = std::mem::take(&mut t.fds);
         let handles: Vec<_> = self.gup.iter().filter(|(_, r)| r.pid == pid).map(|(h, _)| *h).collect();

@@ -82,10 +82,9 @@ impl Kernel {
             return Err(SysError::Livelock);
         }
         // copy_process(): no task beyond `kernel.threads-max` (root is not
-        // exempt). The model counts the running tasks; an exited one is
-        // reaped at once.
-        let running = self.tasks.values().filter(|t| t.state == TaskState::Running).count() as u64;
-        if running >= self.machine.threads_max() {
+        // exempt), held against the running tasks (`nr_threads`); an exited
+        // one is reaped at once.
+        if self.nr_running >= self.machine.threads_max() {
             return Err(Errno::EAGAIN.into());
         }
         self.set_fork_mmap_lock(parent.mm, true);
@@ -95,6 +94,7 @@ impl Kernel {
         m.has_pinned = false;
         self.mms.insert(cmm, m);
         self.tasks.insert(child, Task { pid: child, parent: Some(pid), mm: cmm, state: TaskState::Running, fds: Default::default() });
+        self.nr_running += 1;
         let vmas = self.mm(parent.mm).vmas.keys().copied().collect();
         Ok(Fork { parent: pid, child, pmm: parent.mm, cmm, vmas, state: ForkState::Vma { vma: 0 }, result: None })
     }
@@ -156,6 +156,7 @@ impl Kernel {
                     return true;
                 };
                 let next = leaf.addr + leaf.level.size();
+                self.work.add(leaf.level.size() / PAGE_SIZE);
                 match self.copy_one_leaf(f, &leaf) {
                     Err(e) => return self.fork_abort(f, e),
                     Ok(true) => f.state = ForkState::Install { vma, leaf },
@@ -202,6 +203,7 @@ impl Kernel {
         }
         self.mms.remove(&f.cmm);
         self.tasks.remove(&f.child);
+        self.nr_running -= 1;
         self.event(f.parent, EventKind::Note, "dup_mmap", None, || format!("fork failed: {e}"));
         f.result = Some(Err(e));
         f.state = ForkState::Done;

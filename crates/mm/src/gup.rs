@@ -553,6 +553,7 @@ impl Kernel {
                     retries = 0;
                     cow_done = false;
                     let k = left.min(nr - pages.len());
+                    self.work.add(k);
                     if k > 1 && !self.try_grab_folio(folio, k - 1, flags) {
                         return (pages, Some(Errno::ENOMEM.into()));
                     }

@@ -243,6 +243,7 @@ impl Kernel {
                     return GupFastStep::Ran;
                 }
                 g.pages.push_pages(folio, page, refs);
+                self.work.add(refs);
                 let next = addr + refs * PAGE_SIZE;
                 g.state = if next >= g.start + g.nr * PAGE_SIZE {
                     GupFastState::End
@@ -401,6 +402,7 @@ impl Kernel {
                 return;
             }
             g.pages.push_pages(folio, page, n);
+            self.work.add(n);
         }
         g.state = match stop {
             None if end < g.start + g.nr * PAGE_SIZE => GupFastState::Walk { addr: end },

@@ -81,6 +81,8 @@ impl Kernel {
     pub fn check_invariants_holding(&self, in_flight: &[(FolioId, u64, bool)]) -> Result<(), InvariantViolation> {
         let ram: u64 = self.folios.iter().filter(|(_, f)| f.hugetlb.is_none() && !f.is_zero()).map(|(_, f)| f.nr_pages()).sum();
         ensure!(ram == self.folios.ram_pages(), "folios take {ram} pages of RAM but the arena counts {}", self.folios.ram_pages());
+        let running = self.tasks.values().filter(|t| t.state == crate::kernel::TaskState::Running).count() as u64;
+        ensure!(running == self.nr_running, "{running} tasks are running but nr_running says {}", self.nr_running);
         let mut exp: BTreeMap<FolioId, Expect> = BTreeMap::new();
         let mut swap_refs: BTreeMap<crate::pgtable::SwapSlot, u32> = BTreeMap::new();
         let ae_rules = self.policy.anon_reuse == AnonReuse::AnonExclusive;

@@ -247,6 +247,9 @@ impl Kernel {
     ) -> SysResult<u64> {
         let (r, ino) = self.fixed_op_fds(pid, ring, file)?;
         let (b, off) = self.fixed_range(r, index, addr, len)?;
+        // io_write(): the buffer was imported at prep, the area is checked
+        // at issue.
+        crate::shmem::rw_verify_area(file_off, len)?;
         let data = self.read_pages(&b.pages, off, len);
         self.file_write(ino, file_off, &data)?;
         Ok(len)
@@ -266,6 +269,7 @@ impl Kernel {
     ) -> SysResult<u64> {
         let (r, ino) = self.fixed_op_fds(pid, ring, file)?;
         self.fixed_range(r, index, addr, len)?;
+        crate::shmem::rw_verify_area(file_off, len)?;
         let data = self.file_read(ino, file_off, len);
         let (b, off) = self.fixed_range(r, index, addr, data.len())?;
         let pages = b.pages.clone();

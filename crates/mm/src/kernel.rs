@@ -378,6 +378,11 @@ pub struct Kernel {
     pub policy: Policy,
     pub settings: Settings,
     pub(crate) tasks: BTreeMap<Pid, Task>,
+    /// How many of `tasks` are running (the kernel's `nr_threads`, which
+    /// copy_process() holds against `threads-max`): kept as tasks start
+    /// and end, so fork need not count them (checked by
+    /// [`Kernel::check_invariants`]).
+    pub(crate) nr_running: u64,
     pub(crate) mms: BTreeMap<MmId, Mm>,
     pub folios: FolioArena,
     pub(crate) swap: SwapDevice,
@@ -394,6 +399,9 @@ pub struct Kernel {
     pub(crate) next_id: u32,
     pub(crate) log: EventLog,
     pub stats: Stats,
+    /// Pages the long loops have handled, for a progress display (not
+    /// state: see [`crate::work`]).
+    pub(crate) work: crate::work::WorkCounter,
 }
 
 impl Kernel {
@@ -402,6 +410,7 @@ impl Kernel {
             policy,
             settings: Settings::default(),
             tasks: BTreeMap::new(),
+            nr_running: 0,
             mms: BTreeMap::new(),
             folios: FolioArena::new(),
             swap: SwapDevice::default(),
@@ -416,7 +425,14 @@ impl Kernel {
             next_id: 1,
             log: EventLog::default(),
             stats: Stats::default(),
+            work: crate::work::WorkCounter::default(),
         }
+    }
+
+    /// The count of pages handled so far, shared with this kernel (and its
+    /// clones): another thread may read it while an operation runs.
+    pub fn work_counter(&self) -> crate::work::WorkCounter {
+        self.work.clone()
     }
 
     pub(crate) fn fresh_id(&mut self) -> u32 {
@@ -435,6 +451,7 @@ impl Kernel {
         let mm = MmId(self.fresh_id());
         self.mms.insert(mm, Mm::new(mm));
         self.tasks.insert(pid, Task { pid, parent: None, mm, state: TaskState::Running, fds: BTreeMap::new() });
+        self.nr_running += 1;
         pid
     }
 

@@ -51,6 +51,7 @@ pub mod userfaultfd;
 pub mod util;
 pub mod view;
 pub mod vma;
+pub mod work;
 
 pub use contents::Contents;
 pub use events::{Event, EventKind, Stats};
@@ -65,3 +66,4 @@ pub use policy::Policy;
 pub use shmem::InodeKind;
 pub use task_mmu::{FolioInfo, PagemapEntry};
 pub use types::*;
+pub use work::WorkCounter;

@@ -105,6 +105,7 @@ impl Kernel {
                         _ => Errno::EFAULT.into(),
                     });
                 }
+                self.work.add(1);
                 a += PAGE_SIZE;
             }
         }

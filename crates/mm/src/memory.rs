@@ -538,6 +538,7 @@ impl Kernel {
                     return true;
                 }
                 self.mm_mut(z.mm).pt.clear(leaf.level, leaf.addr);
+                self.work.add(leaf.level.size() / PAGE_SIZE);
                 match leaf.entry {
                     Entry::Present(p) if p.special => {}
                     Entry::Present(p) => {
@@ -877,6 +878,7 @@ impl Kernel {
                 if !f.is_anon() {
                     f.dirty = true;
                 }
+                self.work.add(n.div_ceil(PAGE_SIZE));
                 w.faults = 0;
                 w.state = if a + n >= end { WpFaultState::Done } else { WpFaultState::Access { addr: a + n } };
                 if a + n >= end {

@@ -403,6 +403,7 @@ impl Kernel {
             let ok = v.is_accessible()
                 && self.check_vma_flags(&v, flags).is_ok()
                 && self.handle_mm_fault(pid, mm, addr, crate::memory::FaultFlags { write, unshare: false }).is_ok();
+            self.work.add(step / PAGE_SIZE);
             addr = if ok { addr + step } else { v.end };
         }
     }

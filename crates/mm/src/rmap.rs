@@ -361,6 +361,7 @@ impl Kernel {
                 None => return false,
                 Some((folio, mapped)) => {
                     t.done.insert(folio);
+                    self.work.add(mapped.len() as u64);
                     if self.policy.swapout_clear_pte_first {
                         TryToUnmapState::Clear { folio, mapped }
                     } else {

@@ -155,6 +155,7 @@ impl Kernel {
             } else {
                 f(self, folio, off, done, n);
             }
+            self.work.add(n.div_ceil(PAGE_SIZE));
             done += n;
         }
         Ok(())

@@ -528,6 +528,13 @@ pub trait Backend {
     fn narrates(&self) -> bool {
         true
     }
+
+    /// A count of the pages the backend has handled, which another thread
+    /// may read while a step runs (a progress display); `None` for a
+    /// backend that cannot say (the live kernel's work is not visible).
+    fn work_counter(&self) -> Option<mm::WorkCounter> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -90,13 +90,13 @@ pub fn run_loaded(l: &Loaded, backend: &mut dyn Backend, opts: &RunOptions) -> R
     run::run(&l.source, &l.scenario, &l.checked, backend, opts)
 }
 
-/// [`run_loaded`], handing each report entry to `on_entry` as soon as it
-/// is complete (see [`run::run_observed`]).
+/// [`run_loaded`], telling `observer` of each step and report entry as
+/// the run goes (see [`run::run_observed`]).
 pub fn run_loaded_observed(
     l: &Loaded,
     backend: &mut dyn Backend,
     opts: &RunOptions,
-    on_entry: &mut dyn FnMut(&Report, usize),
+    observer: &mut dyn run::Observer,
 ) -> Result<Report, Vec<Diagnostic>> {
-    run::run_observed(&l.source, &l.scenario, &l.checked, backend, opts, on_entry).map(|(r, _)| r)
+    run::run_observed(&l.source, &l.scenario, &l.checked, backend, opts, observer).map(|(r, _)| r)
 }

@@ -454,4 +454,8 @@ impl Backend for ModelBackend {
     fn narrates(&self) -> bool {
         self.trace
     }
+
+    fn work_counter(&self) -> Option<mm::WorkCounter> {
+        Some(self.kernel.work_counter())
+    }
 }

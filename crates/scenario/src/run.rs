@@ -179,20 +179,42 @@ pub fn run_bound(
     be: &mut dyn Backend,
     opts: &RunOptions,
 ) -> Result<(Report, Bindings), Vec<Diagnostic>> {
-    run_observed(src, sc, checked, be, opts, &mut |_, _| {})
+    run_observed(src, sc, checked, be, opts, &mut |_: &Report, _: usize| {})
 }
 
-/// [`run_bound`], calling `on_entry(report, i)` as soon as entry `i` of the
-/// report is complete (entries never change afterwards), so a caller can
-/// print a long run as it goes. The report's head (file, backend, profile,
-/// knobs) is set before the first call.
+/// What a driver watching a run is told as it goes.
+pub trait Observer {
+    /// Step number `step` (as the trace numbers it) with the text `text`
+    /// starts; `work` counts the pages the backend handles while it runs,
+    /// if the backend can say.
+    fn step_begins(&mut self, _step: usize, _text: &str, _work: Option<mm::WorkCounter>) {}
+
+    /// The step that began last has ended (its entry follows).
+    fn step_ends(&mut self) {}
+
+    /// Entry `i` of the report is complete (entries never change
+    /// afterwards).
+    fn entry(&mut self, report: &Report, i: usize);
+}
+
+/// A closure that only wants the entries.
+impl<F: FnMut(&Report, usize)> Observer for F {
+    fn entry(&mut self, report: &Report, i: usize) {
+        self(report, i)
+    }
+}
+
+/// [`run_bound`], telling `observer` when each step begins and ends and
+/// handing it each entry of the report as soon as it is complete, so a
+/// caller can print a long run as it goes. The report's head (file,
+/// backend, profile, knobs) is set before the first call.
 pub fn run_observed(
     src: &Source,
     sc: &Scenario,
     checked: &Checked,
     be: &mut dyn Backend,
     opts: &RunOptions,
-    on_entry: &mut dyn FnMut(&Report, usize),
+    observer: &mut dyn Observer,
 ) -> Result<(Report, Bindings), Vec<Diagnostic>> {
     let file_profile = sc.items.iter().find_map(|i| match &i.kind {
         ItemKind::Profile(p) => Some(p.clone()),
@@ -286,7 +308,7 @@ pub fn run_observed(
     let mut reported = 0;
     for (idx, item) in sc.items.iter().enumerate() {
         for i in reported..report.entries.len() {
-            on_entry(&report, i);
+            observer.entry(&report, i);
         }
         reported = report.entries.len();
         let text = src.snippet(item.span).to_string();
@@ -319,8 +341,10 @@ pub fn run_observed(
             },
             ItemKind::Step(step) => {
                 let n = checked.step_of_item.get(idx).copied().flatten().unwrap_or(0);
+                observer.step_begins(n, &text, be.work_counter());
                 let mut sr = run_step(src, item, step, n, checked, be, &mut env);
                 sr.state = be.state_view();
+                observer.step_ends();
                 report.entries.push(Entry::Step(sr));
                 if let Some(locs) = checked.snapshots.get(&n) {
                     for l in locs {
@@ -354,7 +378,7 @@ pub fn run_observed(
         }
     }
     for i in reported..report.entries.len() {
-        on_entry(&report, i);
+        observer.entry(&report, i);
     }
     report.task_names = env.names_of.iter().map(|(id, n)| (id.0, n.clone())).collect();
     report.finish();

@@ -56,6 +56,10 @@ fn offset(r: u64) -> String {
     }
 }
 
+/// Every protection the language writes (`w`, `x`, `wx` and `none` are
+/// where FOLL_FORCE differs from a plain access).
+const PROTS: [&str; 8] = ["r", "rw", "w", "none", "rx", "rwx", "x", "wx"];
+
 /// What the generator knows, to name only things a task can see.
 #[derive(Default)]
 struct Gen {
@@ -115,11 +119,12 @@ impl Gen {
         let t = (b % self.tasks.len() as u64) as usize;
         let tn = self.tasks[t].0.clone();
         let region = |g: &Gen, r: u64| g.pick(t, 'R', r);
-        let line = match a % 26 {
+        let line = match a % 28 {
             0 | 1 => {
                 let n = self.fresh("R");
                 let mut opts = vec![size(c)];
-                for (bit, o) in [(1, "shared"), (2, "noreserve"), (16, "r"), (32, "align=2M"), (64, "fixed=0x7f0000000000")] {
+                let prot = PROTS[((d >> 20) % PROTS.len() as u64) as usize];
+                for (bit, o) in [(1, "shared"), (2, "noreserve"), (16, prot), (32, "align=2M"), (64, "fixed=0x7f0000000000")] {
                     // align= places a mapping the kernel chooses: not with fixed=.
                     if d & bit != 0 && (d >> 12) % 3 != 0 && !(bit == 64 && d & 32 != 0) {
                         opts.push(o.into());
@@ -139,7 +144,9 @@ impl Gen {
                 Some(format!("{n} = mmap {}", opts.join(" ")))
             }
             2 => region(self, c).map(|r| format!("munmap {r}{} {}", offset(d), size(d >> 8))),
-            3 => region(self, c).map(|r| format!("mprotect {r}{} {} {}", offset(d), size(d >> 8), ["r", "rw", "none"][(d % 3) as usize])),
+            3 => {
+                region(self, c).map(|r| format!("mprotect {r}{} {} {}", offset(d), size(d >> 8), PROTS[(d % PROTS.len() as u64) as usize]))
+            }
             4 | 5 => region(self, c).map(|r| {
                 const ADV: [&str; 14] = [
                     "dontneed",
@@ -226,11 +233,14 @@ impl Gen {
                 let n = self.fresh("h");
                 self.define(t, &n, 'H');
                 let kind = ["get_user_pages", "get_user_pages_fast", "pin_user_pages", "pin_user_pages_fast"][(d % 4) as usize];
-                // FOLL_FORCE|FOLL_WRITE on a read-only private mapping
-                // livelocks the model: its follow_page_mask() lacks
-                // can_follow_write_pte() (reported in issue 16's work, GUP
-                // rules are fixed elsewhere), so it is left out here.
-                let flags = ["", " FOLL_WRITE", " FOLL_LONGTERM", " FOLL_WRITE|FOLL_LONGTERM", " FOLL_FORCE"][((d >> 2) % 5) as usize];
+                // Any subset of the flags, FOLL_FORCE|FOLL_WRITE (ptrace's
+                // write through read-only memory) included.
+                let flags: Vec<&str> = [(4, "FOLL_WRITE"), (8, "FOLL_LONGTERM"), (16, "FOLL_FORCE")]
+                    .into_iter()
+                    .filter(|(bit, _)| d & bit != 0)
+                    .map(|(_, f)| f)
+                    .collect();
+                let flags = if flags.is_empty() { String::new() } else { format!(" {}", flags.join("|")) };
                 format!("{n} = {kind} {r}{} {}{flags}", offset(d >> 5), small(d >> 8))
             }),
             21 => self.pick(t, 'H', c).map(|h| {
@@ -259,6 +269,19 @@ impl Gen {
                 }),
                 _ => None,
             },
+            25 | 26 => {
+                // /proc/PID/mem: GUP with FOLL_FORCE (FOLL_WRITE too for a
+                // write) into any live task, the caller itself too.
+                let tt = (c % self.tasks.len() as u64) as usize;
+                let target = self.tasks[tt].0.clone();
+                self.pick(tt, 'R', d).map(|r| {
+                    if d % 2 == 0 {
+                        format!("proc_mem_write {target} {r}{} {} fill {}", offset(d >> 4), self.touch(d >> 8), (d >> 16) % 256)
+                    } else {
+                        format!("proc_mem_read {target} {r}{} {}", offset(d >> 4), small(d >> 8))
+                    }
+                })
+            }
             _ => {
                 // A system setting between steps.
                 let s = match c % 5 {
@@ -315,6 +338,41 @@ fn run_clean(text: &str) {
                 );
             }
         }
+    }
+}
+
+/// The generator writes the FOLL_FORCE forms: every GUP with FOLL_FORCE
+/// alone and with FOLL_WRITE (and FOLL_LONGTERM), /proc/PID/mem reads and
+/// writes, and the protections where forcing matters.
+#[test]
+fn the_generator_writes_every_foll_force_form() {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut all = String::new();
+    for _ in 0..500 {
+        let ops: Vec<[u64; 4]> = (0..30).map(|_| [next(), next(), next(), next()]).collect();
+        all.push_str(&scenario_text(&ops));
+    }
+    for form in [
+        " FOLL_FORCE expect",
+        " FOLL_WRITE|FOLL_FORCE expect",
+        " FOLL_LONGTERM|FOLL_FORCE expect",
+        " FOLL_WRITE|FOLL_LONGTERM|FOLL_FORCE expect",
+        "get_user_pages_fast",
+        "pin_user_pages ",
+        ": proc_mem_write ",
+        ": proc_mem_read ",
+        " wx",
+        " x expect",
+        " w expect",
+        " none expect",
+    ] {
+        assert!(all.contains(form), "no `{form}` in 500 generated scenarios");
     }
 }
 

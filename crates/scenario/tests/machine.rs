@@ -92,6 +92,19 @@ fn fork_beyond_threads_max_is_eagain() {
     passes("set threads_max=3\ntask P\nP: fork C\nP: fork D\nP: fork E expect EAGAIN\nC: exit\nP: fork F\n");
 }
 
+/// fork_begin() holds `threads-max` against a running-task count kept as
+/// tasks start and end (the invariant check after every step compares it
+/// with a count of the tasks): a task killed by a signal or by the OOM
+/// killer frees its place like one that exits.
+#[test]
+fn tasks_killed_by_a_signal_or_the_oom_killer_free_their_place_under_threads_max() {
+    passes(
+        "set threads_max=3\nset ram=16M\nset overcommit_memory=1\ntask P\nP: A = mmap 4K r\nP: fork C\nP: fork D\n\
+         P: fork E expect EAGAIN\nC: write A fill 1 expect SIGSEGV\nP: fork F\nP: fork G expect EAGAIN\n\
+         F: B = mmap 64M\nF: write B fill 1 expect SIGKILL\nP: fork H\nP: fork I expect EAGAIN\n",
+    );
+}
+
 #[test]
 fn io_uring_buffers_beyond_rlimit_memlock_are_enomem() {
     // io_account_mem(): 16 pages may be locked; the failed registration

@@ -318,3 +318,22 @@ fn a_fixed_hugetlb_mmap_that_cannot_split_takes_no_reservation() {
          expect hugetlb 2M resv == 0\n",
     );
 }
+
+/// Found by the FOLL_FORCE fuzz campaign (100,000 cases): an O_DIRECT
+/// pwrite at a file position past `LLONG_MAX` overflowed the model's disk
+/// write (a panic), and a buffered one wrapped and succeeded. The kernel
+/// refuses both before a byte moves: `ksys_pwrite64()` /
+/// `ksys_pread64()` take a negative `loff_t` for EINVAL, and
+/// `rw_verify_area()` (fs/read_write.c) an end past `LLONG_MAX`.
+#[test]
+fn file_positions_past_llong_max_are_einval() {
+    passes(
+        "task P\nP: F = tmpfile 4K\nP: A = mmap 8K\nP: write A fill 1\n\
+         P: odirect pwrite A+4K 2M to F+0xfffffffffffff000 expect EINVAL\n\
+         P: odirect pwrite A 4K to F+0xfffffffffffff000 expect EINVAL\n\
+         P: odirect pread A 4K from F+0x7ffffffffffff000 expect EINVAL\n\
+         P: write F+0xfffffffffffff000 8K fill 1 expect EINVAL\n\
+         P: read F+0x7ffffffffffff000 8K expect EINVAL\n\
+         P: odirect pwrite A 4K to F expect count 4096\nP: read F 4K expect fill 1\n",
+    );
+}

@@ -42,6 +42,11 @@ pub struct Args {
     /// walks the whole modelled system; the tests always do it).
     #[arg(long)]
     check_invariants: bool,
+    /// Show a step that runs for more than 0.3 s on standard error (its
+    /// text, time so far and, on the model, pages handled so far), erased
+    /// when it ends: `auto` when standard error is a terminal.
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    progress: crate::progress::When,
     /// Run each scenario once per value of one knob and print one trace with
     /// a column per value, e.g. --compare hugetlb_reuse=mapcount,refcount;
     /// rows where the outcome or the deciding kernel function differ are
@@ -112,6 +117,7 @@ pub fn main(a: Args) -> u8 {
         };
         return super::compare::main(&a.files, &choices, a.html.as_deref());
     }
+    let progress = crate::progress::StepProgress::start(a.progress);
     let mut usage = false;
     let mut failed = false;
     // Files passed, failed, skipped, not run (errors), xfail, xpass.
@@ -154,7 +160,8 @@ pub fn main(a: Args) -> u8 {
             }
             out!("{}", r.render_entry(&r.entries[i], a.quiet));
         };
-        match scenario::run_loaded_observed(&l, backend, &opts, &mut stream) {
+        let mut watch = Watch { progress: progress.as_ref(), entry: &mut stream };
+        match scenario::run_loaded_observed(&l, backend, &opts, &mut watch) {
             Ok(report) => {
                 if a.json {
                     outln!("{}", report.to_json());
@@ -214,6 +221,31 @@ pub fn main(a: Args) -> u8 {
         outln!("total: {} files: {p} passed, {f} failed{expected}, {s} skipped, {e} not run (errors)", files.len());
     }
     super::exit_code(usage, failed)
+}
+
+/// What `run` does as a scenario goes: each entry is printed by `entry`;
+/// a long step shows on the progress line meanwhile.
+struct Watch<'a, F> {
+    progress: Option<&'a crate::progress::StepProgress>,
+    entry: F,
+}
+
+impl<F: FnMut(&scenario::Report, usize)> scenario::run::Observer for Watch<'_, F> {
+    fn step_begins(&mut self, step: usize, text: &str, work: Option<mm::WorkCounter>) {
+        if let Some(p) = self.progress {
+            p.begin(step, text, work);
+        }
+    }
+
+    fn step_ends(&mut self) {
+        if let Some(p) = self.progress {
+            p.end();
+        }
+    }
+
+    fn entry(&mut self, report: &scenario::Report, i: usize) {
+        (self.entry)(report, i)
+    }
 }
 
 /// The runs `--compare` / `--compare-profiles` ask for: (column title,
