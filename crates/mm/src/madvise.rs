@@ -341,6 +341,7 @@ impl Kernel {
             if addr < next {
                 continue;
             }
+            self.work.add(level.size() / PAGE_SIZE);
             match self.mm(mm).pt.get(level, addr) {
                 Some(Entry::Swap { slot, .. }) if level == Level::Pte => {
                     self.mm_mut(mm).pt.clear(Level::Pte, addr);

@@ -5,7 +5,7 @@
 //! invariant reads it, it compares equal and hashes to nothing (two kernels
 //! that differ only in it are the same state), and clones of a kernel share
 //! one count. The long loops bump it once per leaf or folio they finish
-//! (stores, loads, populate, GUP, fork's copy, zap, pageout), by the pages
+//! (stores, loads, populate, GUP, fork's copy, zap, pageout, MADV_FREE), by the pages
 //! that leaf covers, with a relaxed add: a reader sees a number that only
 //! grows and is roughly "pages handled so far".
 
