@@ -25,6 +25,7 @@ use crate::types::*;
 pub struct CopyVma {
     /// Index of the VMA in [`Fork::vmas`].
     pub index: usize,
+    /// Where the VMA ends.
     pub end: u64,
     /// `is_cow_mapping()`.
     pub cow: bool,
@@ -387,7 +388,7 @@ impl Kernel {
         let Kernel { mms, folios, .. } = self;
         let pm = mms.get_mut(&f.pmm).expect("the parent mm lives while it forks");
         let cmm = f.cmm;
-        let stop = pm.pt.copy_pte_table(&mut cm.pt, addr, vma.end, |_, e| {
+        let stop = pm.pt.copy_pte_table(&mut cm.pt, addr, vma.end, |e| {
             let Entry::Present(pp) = e else { return None };
             let folio = folios.get_mut(pp.folio);
             if folio.hugetlb.is_some() || shared_as_is(pp, folio) || !folio_try_dup_anon_rmap(folio, pp.page, 1, may_refuse) {

@@ -456,8 +456,8 @@ impl PageTable {
 
     /// The loop of `copy_pte_range()` over the PTE table holding `addr`,
     /// from `addr` to `end` or that table's end, whichever comes first:
-    /// `copy` is given each entry in address order, with its address, may
-    /// change it, and returns the entry to set at the same address in `dst`,
+    /// `copy` is given each entry in address order, may change it, and
+    /// returns the entry to set at the same address in `dst`,
     /// or `None` to stop before that entry. Returns where the walk stopped:
     /// the address of the entry it stopped at, or the end of its range. Does
     /// nothing (returns `addr`) where there is no PTE table, or where a PMD
@@ -470,7 +470,7 @@ impl PageTable {
         dst: &mut PageTable,
         addr: u64,
         end: u64,
-        mut copy: impl FnMut(u64, &mut Entry) -> Option<Entry>,
+        mut copy: impl FnMut(&mut Entry) -> Option<Entry>,
     ) -> u64 {
         let haddr = addr & !(PMD_SIZE - 1);
         if self.pmds.contains_key(&haddr) || self.puds.contains_key(&(addr & !(PUD_SIZE - 1))) {
@@ -483,7 +483,7 @@ impl PageTable {
         for i in pte_index(addr)..last {
             let Some(e) = &mut src.slots[i] else { continue };
             let a = haddr + i as u64 * PAGE_SIZE;
-            let Some(c) = copy(a, e) else { return a };
+            let Some(c) = copy(e) else { return a };
             let t = match to {
                 Some(t) => t,
                 None => dst.table_alloc(a),
