@@ -10,11 +10,28 @@
 //! a COW mapping's entries are being copied.
 
 use crate::events::EventKind;
-use crate::folio::{MmId, HUGE_ZERO_FOLIO};
+use crate::folio::{Folio, MmId, HUGE_ZERO_FOLIO};
 use crate::kernel::{Kernel, Mm, Task, TaskState};
 use crate::pgtable::{Entry, Leaf, Level, Present};
-use crate::rmap::Rmap;
+use crate::rmap::{folio_add_rmap, folio_try_dup_anon_rmap, Rmap};
 use crate::types::*;
+
+/// What copying one VMA's entries needs to know of the VMA, read once at
+/// its `Vma` step, as `copy_page_range()` takes its `src_vma` once for the
+/// whole range: fork holds the parent's mmap_lock for writing, so the VMA
+/// cannot change while its entries are copied, and no entry's copy needs a
+/// VMA look-up of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CopyVma {
+    /// Index of the VMA in [`Fork::vmas`].
+    pub index: usize,
+    /// Where the VMA ends.
+    pub end: u64,
+    /// `is_cow_mapping()`.
+    pub cow: bool,
+    /// VM_WRITE, for the child's copy of a maybe-pinned page.
+    pub write: bool,
+}
 
 /// Where a fork stands.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -25,13 +42,13 @@ pub enum ForkState {
     },
     /// Next: copy the leaf at or after `addr` in VMA `vma`.
     Copy {
-        vma: usize,
+        vma: CopyVma,
         addr: u64,
     },
     /// `folio_try_dup_anon_rmap_pte()` (or `_pmd()`) succeeded for `leaf`; next:
     /// write-protect it in the parent and install it in the child.
     Install {
-        vma: usize,
+        vma: CopyVma,
         leaf: Leaf,
     },
     /// All copied: the child becomes runnable.
@@ -64,11 +81,45 @@ impl Fork {
     }
 }
 
+/// Entries that fork gives the child as they are, without the anon rules:
+/// special ones (the zero page, PFN maps), the huge zero folio and page-cache
+/// pages (`vm_normal_page()` finding no page, or a folio that is not anon,
+/// in `copy_present_ptes()` and `copy_huge_pmd()`).
+fn shared_as_is(p: &Present, folio: &Folio) -> bool {
+    p.special || p.folio == HUGE_ZERO_FOLIO || !folio.is_anon()
+}
+
+/// The install half for an anon page `folio_try_dup_anon_rmap_pte()` (or
+/// `_pmd()`) let the child share (`__copy_present_ptes()`, and the PMD
+/// part of `copy_huge_pmd()`): counts the child's mapping at `level`,
+/// write-protects the parent's entry `pp` in a COW mapping, and returns the
+/// child's entry: read-only there too, and old.
+fn dup_present(folio: &mut Folio, cmm: MmId, level: Level, pp: &mut Present, cow: bool) -> Present {
+    folio_add_rmap(folio, cmm, Rmap::leaf(level, pp.page));
+    if cow {
+        pp.write = false;
+    }
+    Present { young: false, ..*pp }
+}
+
 impl Kernel {
     /// fork(2) run to completion.
+    ///
+    /// Nothing runs between its steps, so where the next step is a `Copy`,
+    /// [`Kernel::copy_pte_range`] first takes the run of plain anon PTEs
+    /// ahead in one pass, with the steps' own rules: the same state as
+    /// stepping through them, without looking up the mm, the page table and
+    /// the folio again for every entry.
     pub fn fork(&mut self, pid: Pid) -> SysResult<Pid> {
         let mut f = self.fork_begin(pid)?;
-        while self.fork_step(&mut f) {}
+        loop {
+            if let ForkState::Copy { vma, addr } = f.state {
+                self.copy_pte_range(&mut f, vma, addr);
+            }
+            if !self.fork_step(&mut f) {
+                break;
+            }
+        }
         f.result.expect("set when done")
     }
 
@@ -137,27 +188,25 @@ impl Kernel {
                     f.state = ForkState::Vma { vma: vma + 1 };
                     return true;
                 }
-                if pv.is_cow_mapping() {
+                let cow = pv.is_cow_mapping();
+                if cow {
                     self.mm_mut(f.pmm).write_protect_seq += 1;
                 }
+                let vma = CopyVma { index: vma, end: pv.end, cow, write: pv.prot.write };
                 f.state = ForkState::Copy { vma, addr: start };
                 true
             }
             ForkState::Copy { vma, addr } => {
-                let start = f.vmas[vma];
-                let pm = self.mm(f.pmm);
-                let pv = &pm.vmas[&start];
-                let (end, cow) = (pv.end, pv.is_cow_mapping());
-                let Some(leaf) = pm.pt.next_leaf(addr, end) else {
-                    if cow {
+                let Some(leaf) = self.mm(f.pmm).pt.next_leaf(addr, vma.end) else {
+                    if vma.cow {
                         self.mm_mut(f.pmm).write_protect_seq += 1;
                     }
-                    f.state = ForkState::Vma { vma: vma + 1 };
+                    f.state = ForkState::Vma { vma: vma.index + 1 };
                     return true;
                 };
                 let next = leaf.addr + leaf.level.size();
                 self.work.add(leaf.level.size() / PAGE_SIZE);
-                match self.copy_one_leaf(f, &leaf) {
+                match self.copy_one_leaf(f, vma, &leaf) {
                     Err(e) => return self.fork_abort(f, e),
                     Ok(true) => f.state = ForkState::Install { vma, leaf },
                     Ok(false) => {
@@ -169,7 +218,7 @@ impl Kernel {
                 true
             }
             ForkState::Install { vma, leaf } => {
-                self.copy_install(f, &leaf);
+                self.copy_install(f, vma, &leaf);
                 f.state = ForkState::Copy { vma, addr: leaf.addr + leaf.level.size() };
                 true
             }
@@ -212,9 +261,7 @@ impl Kernel {
 
     /// The first half of copying one leaf. Returns Ok(true) when an anon page
     /// was made shareable and still needs [`Kernel::copy_install`].
-    fn copy_one_leaf(&mut self, f: &Fork, leaf: &Leaf) -> SysResult<bool> {
-        let pv = self.mm(f.pmm).vma(leaf.addr).expect("leaf inside a VMA");
-        let (cow, vm_write) = (pv.is_cow_mapping(), pv.prot.write);
+    fn copy_one_leaf(&mut self, f: &Fork, vma: CopyVma, leaf: &Leaf) -> SysResult<bool> {
         match leaf.entry {
             Entry::Swap { slot, soft_dirty, .. } => {
                 // copy_nonpresent_pte(): both now share the slot; neither may
@@ -225,17 +272,18 @@ impl Kernel {
                 Ok(false)
             }
             Entry::Present(p) => {
-                if let Some(h) = self.folios.get(p.folio).hugetlb {
+                let folio = self.folios.get(p.folio);
+                if let Some(h) = folio.hugetlb {
                     let pv = self.mm(f.pmm).vma(leaf.addr).expect("leaf inside a VMA").clone();
                     crate::hugetlb::copy_hugetlb_page_range(self, f.parent, f.pmm, f.cmm, &pv, h, leaf.addr, p)?;
                     return Ok(false);
                 }
-                if p.special || p.folio == HUGE_ZERO_FOLIO || !self.folio_is_anon(p.folio) {
-                    self.copy_shared_leaf(f, leaf, p, cow);
+                if shared_as_is(&p, folio) {
+                    self.copy_shared_leaf(f, leaf, p, vma.cow);
                     return Ok(false);
                 }
                 Ok(match leaf.level {
-                    Level::Pte => self.copy_present_ptes(f, vm_write, leaf, p)?,
+                    Level::Pte => self.copy_present_ptes(f, vma.write, leaf, p)?,
                     _ => self.copy_huge_pmd(f, leaf, p),
                 })
             }
@@ -313,20 +361,46 @@ impl Kernel {
 
     /// Second half: count the child's mapping, write-protect the parent's
     /// entry in a COW mapping, install the child's read-only entry.
-    fn copy_install(&mut self, f: &Fork, leaf: &Leaf) {
-        let pm = self.mm(f.pmm);
-        let cow = pm.vma(leaf.addr).expect("leaf inside a VMA").is_cow_mapping();
+    fn copy_install(&mut self, f: &Fork, vma: CopyVma, leaf: &Leaf) {
         // Re-read: the entry may have changed between the two steps only in
         // ways fork's locks allow (GUP-fast adds references, never entries).
-        let Some(Entry::Present(p)) = pm.pt.get(leaf.level, leaf.addr) else { return };
-        self.rmap_add(p.folio, f.cmm, Rmap::leaf(leaf.level, p.page));
-        let mut c = p;
-        if cow {
-            c.write = false;
-            self.wrprotect(f.pmm, leaf);
-        }
-        c.young = false;
+        let Kernel { mms, folios, .. } = self;
+        let pm = mms.get_mut(&f.pmm).expect("the parent mm lives while it forks");
+        let Some(Entry::Present(pp)) = pm.pt.get_mut(leaf.level, leaf.addr) else { return };
+        let c = dup_present(folios.get_mut(pp.folio), f.cmm, leaf.level, pp, vma.cow);
         self.mm_mut(f.cmm).pt.set(leaf.level, leaf.addr, Entry::Present(c));
+    }
+
+    /// `copy_pte_range()` (mm/memory.c) over the PTE table at `addr` in VMA
+    /// `vma`, for the entries that need nothing but the two steps'
+    /// bookkeeping: present PTEs of anon folios that are not hugetlb, whose
+    /// `folio_try_dup_anon_rmap_pte()` succeeds. Each gets the `Copy` step's
+    /// check and the `Install` step's write-protect and child entry, back to
+    /// back, in address order, as [`Kernel::fork_step`] would give them;
+    /// the walk stops at the first other entry (swap, zero or page-cache
+    /// page, hugetlb, one to copy now), which the steps then take, and
+    /// leaves the fork at `Copy` where it stopped. Only for a fork that
+    /// nothing interleaves with ([`Kernel::fork`]): GUP-fast between the
+    /// two halves sees them in the explorer, which steps. Left out, as in
+    /// the steps: the kernel's batching of a large folio's PTEs
+    /// (`folio_pte_batch_flags()`), which gives the same counts.
+    fn copy_pte_range(&mut self, f: &mut Fork, vma: CopyVma, addr: u64) {
+        let may_refuse = self.policy.fork_copies_pinned() && self.mm(f.pmm).has_pinned;
+        let Some(mut cm) = self.mms.remove(&f.cmm) else { return };
+        let Kernel { mms, folios, .. } = self;
+        let pm = mms.get_mut(&f.pmm).expect("the parent mm lives while it forks");
+        let cmm = f.cmm;
+        let stop = pm.pt.copy_pte_table(&mut cm.pt, addr, vma.end, |e| {
+            let Entry::Present(pp) = e else { return None };
+            let folio = folios.get_mut(pp.folio);
+            if folio.hugetlb.is_some() || shared_as_is(pp, folio) || !folio_try_dup_anon_rmap(folio, pp.page, 1, may_refuse) {
+                return None;
+            }
+            Some(Entry::Present(dup_present(folio, cmm, Level::Pte, pp, vma.cow)))
+        });
+        self.mms.insert(cmm, cm);
+        self.work.add((stop - addr) / PAGE_SIZE);
+        f.state = ForkState::Copy { vma, addr: stop };
     }
 
     fn wrprotect(&mut self, mm: MmId, leaf: &Leaf) {

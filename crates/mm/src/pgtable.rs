@@ -454,6 +454,48 @@ impl PageTable {
         self.tables_in(0, u64::MAX).map(|(_, t)| t.used as usize).sum()
     }
 
+    /// The loop of `copy_pte_range()` over the PTE table holding `addr`,
+    /// from `addr` to `end` or that table's end, whichever comes first:
+    /// `copy` is given each entry in address order, may change it, and
+    /// returns the entry to set at the same address in `dst`,
+    /// or `None` to stop before that entry. Returns where the walk stopped:
+    /// the address of the entry it stopped at, or the end of its range. Does
+    /// nothing (returns `addr`) where there is no PTE table, or where a PMD
+    /// or PUD leaf also covers `addr` (the entries are then not the only
+    /// leaves of the range: the caller goes through [`PageTable::next_leaf`]).
+    /// `dst`'s table is made at the first entry set, as [`PageTable::set`]
+    /// makes it.
+    pub(crate) fn copy_pte_table(
+        &mut self,
+        dst: &mut PageTable,
+        addr: u64,
+        end: u64,
+        mut copy: impl FnMut(&mut Entry) -> Option<Entry>,
+    ) -> u64 {
+        let haddr = addr & !(PMD_SIZE - 1);
+        if self.pmds.contains_key(&haddr) || self.puds.contains_key(&(addr & !(PUD_SIZE - 1))) {
+            return addr;
+        }
+        let Some(src) = self.table_mut(addr) else { return addr };
+        let last = (end.saturating_sub(haddr).div_ceil(PAGE_SIZE) as usize).min(PTRS_PER_PTE);
+        let done = (haddr + last as u64 * PAGE_SIZE).min(end);
+        let mut to: Option<&mut PteTable> = None;
+        for i in pte_index(addr)..last {
+            let Some(e) = &mut src.slots[i] else { continue };
+            let a = haddr + i as u64 * PAGE_SIZE;
+            let Some(c) = copy(e) else { return a };
+            let t = match to {
+                Some(t) => t,
+                None => dst.table_alloc(a),
+            };
+            if t.slots[i].replace(c).is_none() {
+                t.used += 1;
+            }
+            to = Some(t);
+        }
+        done
+    }
+
     /// The first leaf (any level) starting at or after `addr` and before `end`.
     pub fn next_leaf(&self, addr: u64, end: u64) -> Option<Leaf> {
         // Most often the answer is in the PTE table of `addr` itself (fork

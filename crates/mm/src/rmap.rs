@@ -2,7 +2,7 @@
 //! (mm/rmap.c, include/linux/rmap.h).
 
 use crate::events::EventKind;
-use crate::folio::{FolioId, MmId};
+use crate::folio::{Folio, FolioId, MmId};
 use crate::kernel::Kernel;
 use crate::pgtable::{Entry, Level, Present};
 use crate::types::{Pid, HPAGE_PMD_NR};
@@ -126,6 +126,42 @@ impl MmIdSlots {
     }
 }
 
+/// [`Kernel::rmap_add`] on the folio itself, for callers that hold it
+/// (fork's copy of a page table, which holds the page tables and the folio
+/// arena at once).
+pub(crate) fn folio_add_rmap(f: &mut Folio, mm: MmId, r: Rmap) {
+    if f.is_zero() {
+        return;
+    }
+    let n = r.units();
+    f.mapcount += n as i64;
+    f.refcount += n as i64;
+    match r {
+        Rmap::Entire => f.entire_mapcount += 1,
+        Rmap::Ptes { first, nr } if f.is_large() => f.page_mapcounts.add(first, nr, 1),
+        Rmap::Ptes { .. } => {}
+    }
+    if f.is_large() && f.hugetlb.is_none() {
+        let total = f.mapcount;
+        f.mm_ids.add(mm, n, total);
+    }
+}
+
+/// `__folio_try_dup_anon_rmap()` (include/linux/rmap.h): fork wants to share
+/// `nr` pages of an anon folio from `first` with the child. If `may_refuse`
+/// (the parent mm ever pinned, see [`Kernel::folio_try_dup_anon_rmap_pte`]),
+/// the folio may be pinned and any of the pages is anon-exclusive, refuse:
+/// fork must copy instead, and nothing changed. Otherwise clear AE on those
+/// pages (the child's mappings and references are counted by the caller's
+/// [`folio_add_rmap`]).
+pub(crate) fn folio_try_dup_anon_rmap(f: &mut Folio, first: u64, nr: u64, may_refuse: bool) -> bool {
+    if may_refuse && f.maybe_dma_pinned() && f.anon_exclusive.any_in(first, nr) {
+        return false;
+    }
+    f.anon_exclusive.set_range(first, nr, false);
+    true
+}
+
 impl Kernel {
     /// Accounts a new mapping of `folio` by `mm` (PTEs or one entire
     /// PMD/PUD mapping), each PTE or entire mapping holding one folio
@@ -136,22 +172,7 @@ impl Kernel {
     /// and, for large folios other than hugetlb, the mm slots. The zero
     /// folios are never counted.
     pub(crate) fn rmap_add(&mut self, folio: FolioId, mm: MmId, r: Rmap) {
-        let f = self.folios.get_mut(folio);
-        if f.is_zero() {
-            return;
-        }
-        let n = r.units();
-        f.mapcount += n as i64;
-        f.refcount += n as i64;
-        match r {
-            Rmap::Entire => f.entire_mapcount += 1,
-            Rmap::Ptes { first, nr } if f.is_large() => f.page_mapcounts.add(first, nr, 1),
-            Rmap::Ptes { .. } => {}
-        }
-        if f.is_large() && f.hugetlb.is_none() {
-            let total = f.mapcount;
-            f.mm_ids.add(mm, n, total);
-        }
+        folio_add_rmap(self.folios.get_mut(folio), mm, r);
     }
 
     /// Every page-table leaf of `mm` that maps `folio` (an rmap walk
@@ -206,21 +227,12 @@ impl Kernel {
         self.rmap_add(folio, mm, r);
     }
 
-    /// `__folio_try_dup_anon_rmap()` (include/linux/rmap.h): fork wants to
-    /// share `nr` pages of an anon folio from `first` with the child. If the
-    /// folio may be pinned (and the mm ever pinned) and any of the pages is
-    /// anon-exclusive, refuse: fork must copy instead. Otherwise clear AE on
-    /// those pages (the child's mappings and references are counted by the
-    /// caller's rmap_add()). Under policies without early fork copies
-    /// (pre-5.9) never refuse.
+    /// [`folio_try_dup_anon_rmap`] for `folio`: it may refuse only if the
+    /// parent mm ever pinned (MMF_HAS_PINNED) and the policy has early fork
+    /// copies (5.9 on; before, fork never refuses).
     fn try_dup_anon_rmap(&mut self, folio: FolioId, first: u64, nr: u64, parent_has_pinned: bool) -> bool {
-        let f = self.folios.get(folio);
-        let any_ae = f.anon_exclusive.any_in(first, nr);
-        if self.policy.fork_copies_pinned() && parent_has_pinned && f.maybe_dma_pinned() && any_ae {
-            return false;
-        }
-        self.folios.get_mut(folio).anon_exclusive.set_range(first, nr, false);
-        true
+        let may_refuse = self.policy.fork_copies_pinned() && parent_has_pinned;
+        folio_try_dup_anon_rmap(self.folios.get_mut(folio), first, nr, may_refuse)
     }
 
     /// `folio_try_dup_anon_rmap_pte()`: one PTE-mapped page.
