@@ -6,6 +6,8 @@
 //! (so they get deep into the grammar) and random edits of the examples.
 
 use proptest::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// Cases per property: CI's default, or `COWLAB_FUZZ_CASES` for a campaign
 /// (`COWLAB_FUZZ_CASES=1000000 cargo test --release -p scenario --test never_panics`).
@@ -220,8 +222,22 @@ fn apply(text: &str, edits: &[Edit]) -> Vec<u8> {
     b
 }
 
+/// The slowest load so far, in nanoseconds. A campaign (`COWLAB_FUZZ_CASES`
+/// set, `--nocapture`) prints it each time it grows, so the worst case is
+/// read off the output; speed is measured here, never asserted.
+static SLOWEST_NS: AtomicU64 = AtomicU64::new(0);
+
 /// Load must not panic; errors must point inside the file and render.
 fn load_is_total(bytes: &[u8]) {
+    let started = Instant::now();
+    load_renders_its_errors(bytes);
+    let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    if ns > SLOWEST_NS.fetch_max(ns, Ordering::Relaxed) && std::env::var_os("COWLAB_FUZZ_CASES").is_some() {
+        eprintln!("slowest parse+check so far: {} µs ({} bytes)", ns / 1000, bytes.len());
+    }
+}
+
+fn load_renders_its_errors(bytes: &[u8]) {
     match scenario::load_bytes("fuzz.cow", bytes) {
         Ok(_) => {}
         Err((src, diags)) => {
