@@ -186,14 +186,12 @@ impl Kernel {
         if leaves.len() as i64 != mapcount {
             return false;
         }
+        let pmd_mapped = leaves.iter().any(|l| l.level == Level::Pmd);
         for l in leaves.iter().filter(|l| l.level == Level::Pmd) {
             self.split_huge_pmd(pid, mm, l.addr);
         }
-        let ptes: Vec<(u64, Present)> = if leaves.iter().any(|l| l.level != Level::Pte) {
-            self.folio_leaves(mm, folio).iter().filter_map(|l| l.entry.present().map(|q| (l.addr, *q))).collect()
-        } else {
-            leaves.iter().filter_map(|l| l.entry.present().map(|q| (l.addr, *q))).collect()
-        };
+        let leaves = if pmd_mapped { self.folio_leaves(mm, folio) } else { leaves };
+        let ptes: Vec<(u64, Present)> = leaves.iter().filter_map(|l| l.entry.present().map(|q| (l.addr, *q))).collect();
         if ptes.iter().any(|(_, q)| q.dirty) {
             self.folios.get_mut(folio).dirty = true;
         }

@@ -303,14 +303,7 @@ impl Kernel {
     /// young, writable and soft-dirty bits may differ within a batch.
     pub(crate) fn madvise_folio_pte_batch(&self, mm: MmId, addr: u64, end: u64, p: &Present) -> u64 {
         let table_end = align_down(addr, PMD_SIZE) + PMD_SIZE;
-        let max = ((end.min(table_end) - addr) / PAGE_SIZE).min(self.folios.get(p.folio).nr_pages() - p.page);
-        let pt = &self.mm(mm).pt;
-        (1..max)
-            .find(|&i| {
-                !matches!(pt.get(Level::Pte, addr + i * PAGE_SIZE),
-                    Some(Entry::Present(q)) if q.folio == p.folio && q.page == p.page + i && !q.special)
-            })
-            .unwrap_or(max)
+        1 + self.pte_run_of_folio(mm, addr + PAGE_SIZE, end.min(table_end), p.folio, p.page + 1, false) / PAGE_SIZE
     }
 
     /// MADV_FREE on `[start, end)` inside one private anonymous VMA
@@ -357,7 +350,7 @@ impl Kernel {
                         _ => 1,
                     };
                     next = addr + nr * level.size();
-                    if level == Level::Pte && nr < f.nr_pages() && f.is_large() {
+                    if level == Level::Pte && nr < f.nr_pages() {
                         continue;
                     }
                     let cached = self.swap_cache_of(p.folio).is_some();
