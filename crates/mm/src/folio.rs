@@ -472,11 +472,21 @@ fn split_run(runs: &mut SmallVec<[(u64, u32); 3]>, at: u64) {
     }
 }
 
+/// Folios per chunk of the arena (16 KiB of 256-byte folios).
+const CHUNK: usize = 64;
+
 /// All folios of the system; freed slots are reused lowest-first so that two
 /// runs of the same steps produce equal states.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+///
+/// The slots are kept in chunks of [`CHUNK`] that are filled in turn and
+/// never grow past it, so a new folio never moves the others: one `Vec` of
+/// all folios copied every folio each time it doubled, which cost more than
+/// the rest of a THP split into 512 small folios.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FolioArena {
-    slots: Vec<Folio>,
+    /// Slot `i` is `chunks[i / CHUNK][i % CHUNK]`; every chunk but the last
+    /// is full.
+    chunks: Vec<Vec<Folio>>,
     free: std::collections::BTreeSet<u32>,
     next_pfn: u64,
     /// Base pages in live folios that take RAM of their own: neither the
@@ -486,7 +496,7 @@ pub struct FolioArena {
 
 impl FolioArena {
     pub fn new() -> Self {
-        let mut a = FolioArena { slots: Vec::new(), free: Default::default(), next_pfn: 0x1000, ram_pages: 0 };
+        let mut a = FolioArena { chunks: Vec::new(), free: Default::default(), next_pfn: 0x1000, ram_pages: 0 };
         let zero = a.alloc(0, FolioKind::Zero, None);
         let huge_zero = a.alloc(9, FolioKind::Zero, None);
         debug_assert_eq!((zero, huge_zero), (ZERO_FOLIO, HUGE_ZERO_FOLIO));
@@ -530,24 +540,27 @@ impl FolioArena {
 
     /// Puts `folio` into the lowest free slot.
     fn insert(&mut self, folio: Folio) -> FolioId {
-        match self.free.pop_first() {
-            Some(i) => {
-                self.slots[i as usize] = folio;
-                FolioId(i)
-            }
-            None => {
-                self.slots.push(folio);
-                FolioId(self.slots.len() as u32 - 1)
-            }
+        if let Some(i) = self.free.pop_first() {
+            *self.get_mut(FolioId(i)) = folio;
+            return FolioId(i);
         }
+        let full = self.chunks.last().is_none_or(|c| c.len() == CHUNK);
+        if full {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        let id = (self.chunks.len() - 1) * CHUNK + self.chunks[self.chunks.len() - 1].len();
+        self.chunks.last_mut().expect("a chunk with room was just ensured").push(folio);
+        FolioId(id as u32)
     }
 
     pub fn get(&self, id: FolioId) -> &Folio {
-        &self.slots[id.0 as usize]
+        let i = id.0 as usize;
+        &self.chunks[i / CHUNK][i % CHUNK]
     }
 
     pub fn get_mut(&mut self, id: FolioId) -> &mut Folio {
-        &mut self.slots[id.0 as usize]
+        let i = id.0 as usize;
+        &mut self.chunks[i / CHUNK][i % CHUNK]
     }
 
     /// The bookkeeping half of `__split_unmapped_folio()` to order 0
@@ -558,25 +571,40 @@ impl FolioArena {
     /// dirty and lazyfree flags. Returns the new folio of every page, in
     /// page order. The caller points the PTEs at them.
     pub(crate) fn split_to_small(&mut self, id: FolioId) -> Vec<FolioId> {
-        let head = self.get(id).clone();
+        // Page 0's folio replaces the head at the end, so the head's
+        // per-page parts are taken out of it rather than copied, and each
+        // page's folio is built from them field by field, not from a copy
+        // of the whole head per page.
+        let head = self.get_mut(id);
+        let Folio { hugetlb, restore_reserve, dirty, lazyfree, freed, kind, pfn, .. } = *head;
+        let nr = head.nr_pages();
+        let data = std::mem::take(&mut head.data);
+        let ae = std::mem::replace(&mut head.anon_exclusive, PageBits::One(false));
+        let counts = std::mem::replace(&mut head.page_mapcounts, PageCounts::new(1));
         let small = |page: u64| {
-            let mapcount = head.page_mapcounts.get(page) as i64;
+            let mapcount = counts.get(page) as i64;
             Folio {
                 order: 0,
+                hugetlb,
+                restore_reserve,
+                dirty,
+                lazyfree,
+                freed,
+                kind,
                 refcount: mapcount,
                 mapcount,
                 entire_mapcount: 0,
                 pincount: 0,
-                anon_exclusive: PageBits::new(1, head.page_ae(page)),
+                anon_exclusive: PageBits::new(1, ae.get(page)),
                 mm_ids: MmIdSlots::default(),
                 page_mapcounts: PageCounts::new(1),
-                data: head.page_data(page),
-                pfn: head.pfn + page,
-                ..head.clone()
+                data: data.slice(page * PAGE_SIZE, PAGE_SIZE),
+                pfn: pfn + page,
             }
         };
-        let mut ids = vec![id];
-        for page in 1..head.nr_pages() {
+        let mut ids = Vec::with_capacity(nr as usize);
+        ids.push(id);
+        for page in 1..nr {
             let new = self.insert(small(page));
             ids.push(new);
         }
@@ -586,7 +614,8 @@ impl FolioArena {
 
     /// Marks a folio whose last reference went away as free.
     pub(crate) fn release(&mut self, id: FolioId) {
-        let f = &mut self.slots[id.0 as usize];
+        let i = id.0 as usize;
+        let f = &mut self.chunks[i / CHUNK][i % CHUNK];
         if f.kind != FolioKind::Zero && f.hugetlb.is_none() {
             self.ram_pages -= f.nr_pages();
         }
@@ -605,12 +634,26 @@ impl FolioArena {
 
     /// Live folios (not freed), zero folios included.
     pub fn iter(&self) -> impl Iterator<Item = (FolioId, &Folio)> {
-        self.slots.iter().enumerate().filter(|(_, f)| !f.freed).map(|(i, f)| (FolioId(i as u32), f))
+        self.chunks.iter().flatten().enumerate().filter(|(_, f)| !f.freed).map(|(i, f)| (FolioId(i as u32), f))
     }
 
     /// The folio with the page frame `pfn`, if live.
     pub fn by_pfn(&self, pfn: u64) -> Option<(FolioId, u64)> {
         self.iter().find(|(_, f)| pfn >= f.pfn && pfn < f.pfn + f.nr_pages()).map(|(id, f)| (id, pfn - f.pfn))
+    }
+}
+
+impl std::hash::Hash for FolioArena {
+    /// As the one `Vec` of all folios hashed before the arena came in
+    /// chunks: the number of slots, then every slot in order (the chunking
+    /// follows from the number of slots, so it adds nothing).
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let FolioArena { chunks, free, next_pfn, ram_pages } = self;
+        h.write_usize(chunks.iter().map(Vec::len).sum());
+        chunks.iter().flatten().for_each(|f| f.hash(h));
+        free.hash(h);
+        next_pfn.hash(h);
+        ram_pages.hash(h);
     }
 }
 
