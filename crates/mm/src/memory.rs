@@ -515,9 +515,9 @@ impl Kernel {
     pub fn zap_step(&mut self, z: &mut Zap) -> bool {
         match z.state {
             ZapState::Split => {
-                for leaf in self.mm(z.mm).pt.leaves(z.start, z.end) {
-                    if leaf.level != Level::Pte
-                        && (leaf.addr < z.start || leaf.addr + leaf.level.size() > z.end)
+                let huge: Vec<_> = self.mm(z.mm).pt.huge_leaves(z.start, z.end).collect();
+                for leaf in huge {
+                    if (leaf.addr < z.start || leaf.addr + leaf.level.size() > z.end)
                         && self.folio_of_leaf(&leaf).is_some_and(|f| self.folios.get(f).hugetlb.is_none())
                     {
                         self.split_huge_pmd(z.pid, z.mm, leaf.addr);

@@ -437,16 +437,19 @@ impl PageTable {
     /// All leaves intersecting `[start, end)`, in address order.
     pub fn leaves(&self, start: u64, end: u64) -> Vec<Leaf> {
         let mut out: Vec<Leaf> = self.ptes_in(start, end).collect();
-        for (level, map) in [(Level::Pud, &self.puds), (Level::Pmd, &self.pmds)] {
-            let lo = start & !(level.size() - 1);
-            for (&a, &e) in map.range(lo..end) {
-                if a + level.size() > start {
-                    out.push(Leaf { addr: a, level, entry: e });
-                }
-            }
-        }
+        out.extend(self.huge_leaves(start, end));
         out.sort_by_key(|l| l.addr);
         out
+    }
+
+    /// The PUD and then the PMD leaves intersecting `[start, end)` (each
+    /// level in address order), without walking the PTE tables: for
+    /// callers that look only for huge mappings a range cuts.
+    pub fn huge_leaves(&self, start: u64, end: u64) -> impl Iterator<Item = Leaf> + '_ {
+        [(Level::Pud, &self.puds), (Level::Pmd, &self.pmds)].into_iter().flat_map(move |(level, map)| {
+            let lo = start & !(level.size() - 1);
+            map.range(lo..end).filter(move |(&a, _)| a + level.size() > start).map(move |(&addr, &entry)| Leaf { addr, level, entry })
+        })
     }
 
     /// Number of PTE leaves (for statistics and benchmarks).

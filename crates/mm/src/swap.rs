@@ -180,7 +180,8 @@ impl Kernel {
     /// it is dropped whole or kept ([`Kernel::discard_lazyfree_pmd`]).
     pub(crate) fn pageout_split(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {
         self.madvise_split_partial(pid, mm, start, end);
-        for leaf in self.mm(mm).pt.leaves(start, end) {
+        let huge: Vec<_> = self.mm(mm).pt.huge_leaves(start, end).collect();
+        for leaf in huge {
             if leaf.level == Level::Pmd && leaf.addr >= start && leaf.addr + PMD_SIZE <= end {
                 if let Some(f) = self.folio_of_leaf(&leaf) {
                     let fo = self.folios.get(f);
@@ -252,9 +253,8 @@ impl Kernel {
             let mapped: Vec<(u64, Present)> = self
                 .mm(mm)
                 .pt
-                .leaves(start, end)
-                .into_iter()
-                .filter_map(|l| l.entry.present().filter(|q| q.folio == p.folio && l.level == Level::Pte).map(|q| (l.addr, *q)))
+                .ptes_in(start, end)
+                .filter_map(|l| l.entry.present().filter(|q| q.folio == p.folio).map(|q| (l.addr, *q)))
                 .collect();
             if mapped.len() as i64 != f.mapcount {
                 continue;
