@@ -479,9 +479,11 @@ const CHUNK: usize = 64;
 /// runs of the same steps produce equal states.
 ///
 /// The slots are kept in chunks of [`CHUNK`] that are filled in turn and
-/// never grow past it, so a new folio never moves the others: one `Vec` of
-/// all folios copied every folio each time it doubled, which cost more than
-/// the rest of a THP split into 512 small folios.
+/// never grow past it, so a new folio moves no folio of another chunk (a
+/// chunk made with room for [`CHUNK`] moves none; a clone's last chunk has
+/// only the room it needed, so it may move its own as it fills): one `Vec`
+/// of all folios copied every folio each time it doubled, which cost more
+/// than the rest of a THP split into 512 small folios.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FolioArena {
     /// Slot `i` is `chunks[i / CHUNK][i % CHUNK]`; every chunk but the last
