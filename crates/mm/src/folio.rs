@@ -48,10 +48,12 @@ pub enum FolioKind {
 
 /// One folio: `2^order` pages with one set of counters.
 ///
-/// Laid out in declaration order from a cache-line boundary, so that the
-/// fields every reference, pin and mapping change reads or writes (up to
-/// `pincount`) share the first 64-byte line: a walk over many small
-/// folios (GUP, fork, unpin) then touches one line per folio, not three.
+/// Laid out in declaration order from a cache-line boundary, so that what
+/// a walk over many small folios reads or writes (the flags, the kind,
+/// the PageAnonExclusive bit, `refcount` and `mapcount`) shares the first
+/// 64-byte line: GUP, fork and unpin then touch one line per folio, not
+/// two. The counters only large folios use (`entire_mapcount`,
+/// `pincount`) come next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[repr(C, align(64))]
 pub struct Folio {
@@ -73,6 +75,9 @@ pub struct Folio {
     pub lazyfree: bool,
     pub freed: bool,
     pub kind: FolioKind,
+    /// PageAnonExclusive, one bit per page (for PMD/PUD mappings and hugetlb
+    /// only bit 0, the head's, is consulted).
+    pub anon_exclusive: PageBits,
     pub refcount: i64,
     /// Small: the page's mapcount. Large: total mappings, each PTE counting
     /// one and each PMD/PUD mapping one (`folio_large_mapcount()`).
@@ -81,9 +86,6 @@ pub struct Folio {
     pub entire_mapcount: i64,
     /// Large folios only: outstanding FOLL_PIN page references.
     pub pincount: i64,
-    /// PageAnonExclusive, one bit per page (for PMD/PUD mappings and hugetlb
-    /// only bit 0, the head's, is consulted).
-    pub anon_exclusive: PageBits,
     /// Large folios other than hugetlb: which mms the kernel remembers as
     /// mapping the folio, and whether it may be mapped by more than one
     /// (CONFIG_MM_ID). An approximation by design: see [`MmIdSlots`].
