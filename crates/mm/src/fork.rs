@@ -366,9 +366,13 @@ impl Kernel {
         // ways fork's locks allow (GUP-fast adds references, never entries).
         let Kernel { mms, folios, .. } = self;
         let pm = mms.get_mut(&f.pmm).expect("the parent mm lives while it forks");
-        let Some(Entry::Present(pp)) = pm.pt.get_mut(leaf.level, leaf.addr) else { return };
-        let c = dup_present(folios.get_mut(pp.folio), f.cmm, leaf.level, pp, vma.cow);
-        self.mm_mut(f.cmm).pt.set(leaf.level, leaf.addr, Entry::Present(c));
+        let mut child = None;
+        pm.pt.update_present(leaf.level, leaf.addr, |pp| {
+            child = Some(dup_present(folios.get_mut(pp.folio), f.cmm, leaf.level, pp, vma.cow))
+        });
+        if let Some(c) = child {
+            self.mm_mut(f.cmm).pt.set(leaf.level, leaf.addr, Entry::Present(c));
+        }
     }
 
     /// `copy_pte_range()` (mm/memory.c) over the PTE table at `addr` in VMA
@@ -404,8 +408,6 @@ impl Kernel {
     }
 
     fn wrprotect(&mut self, mm: MmId, leaf: &Leaf) {
-        if let Some(Entry::Present(pp)) = self.mm_mut(mm).pt.get_mut(leaf.level, leaf.addr) {
-            pp.write = false;
-        }
+        self.mm_mut(mm).pt.update_present(leaf.level, leaf.addr, |pp| pp.write = false);
     }
 }

@@ -99,10 +99,11 @@ impl Kernel {
             Some(why) => {
                 self.folios.get_mut(p.folio).anon_exclusive.set_all(true);
                 if flags.write {
-                    let e = self.mm_mut(mm).pt.get_mut(Level::Pmd, haddr).and_then(Entry::present_mut).expect("checked present");
-                    e.write = vma.prot.write;
-                    e.dirty = true;
-                    e.soft_dirty = true;
+                    self.mm_mut(mm).pt.update_present(Level::Pmd, haddr, |e| {
+                        e.write = vma.prot.write;
+                        e.dirty = true;
+                        e.soft_dirty = true;
+                    });
                 }
                 self.event(pid, EventKind::Reuse, "do_huge_pmd_wp_page", Some(haddr), || format!("{why} → reuse the whole THP"));
                 Ok(true)

@@ -565,10 +565,10 @@ fn hugetlb_wp(k: &mut Kernel, pid: Pid, mm: MmId, vma: &Vma, h: HugeSize, haddr:
 }
 
 fn make_huge_writable(k: &mut Kernel, mm: MmId, level: Level, haddr: u64, vma: &Vma, folio: FolioId) {
-    if let Some(Entry::Present(e)) = k.mm_mut(mm).pt.get_mut(level, haddr) {
+    k.mm_mut(mm).pt.update_present(level, haddr, |e| {
         e.write = vma.prot.write;
         e.dirty = true;
-    }
+    });
     k.folios.get_mut(folio).dirty = true;
 }
 
@@ -667,9 +667,7 @@ pub(crate) fn copy_hugetlb_page_range(
     let mut e = p;
     if cow {
         e.write = false;
-        if let Some(Entry::Present(pp)) = k.mm_mut(parent).pt.get_mut(level, addr) {
-            pp.write = false;
-        }
+        k.mm_mut(parent).pt.update_present(level, addr, |pp| pp.write = false);
     }
     k.mm_mut(child).pt.set(level, addr, Entry::Present(e));
     Ok(())

@@ -364,10 +364,10 @@ impl Kernel {
                         self.folios.get_mut(p.folio).dirty = false;
                     }
                     for i in 0..nr {
-                        if let Some(Entry::Present(q)) = self.mm_mut(mm).pt.get_mut(level, addr + i * level.size()) {
+                        self.mm_mut(mm).pt.update_present(level, addr + i * level.size(), |q| {
                             q.dirty = false;
                             q.young = false;
-                        }
+                        });
                     }
                     if self.swap_cache_of(p.folio).is_none() {
                         self.folios.get_mut(p.folio).lazyfree = true;

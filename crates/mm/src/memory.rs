@@ -118,13 +118,13 @@ impl Kernel {
     /// Marks a present leaf young (and dirty for writes), as the hardware and
     /// the spurious-fault path do.
     pub(crate) fn touch_leaf(&mut self, mm: MmId, level: Level, addr: u64, write: bool) {
-        if let Some(Entry::Present(p)) = self.mm_mut(mm).pt.get_mut(level, addr) {
+        self.mm_mut(mm).pt.update_present(level, addr, |p| {
             p.young = true;
             if write {
                 p.dirty = true;
                 p.soft_dirty = true;
             }
-        }
+        });
     }
 
     /// `thp_vma_allowable_order()`: may a folio of `order` be faulted into
@@ -383,11 +383,12 @@ impl Kernel {
     fn wp_page_reuse(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present, flags: FaultFlags, why: WpReason) {
         self.folios.get_mut(p.folio).anon_exclusive.set(p.page, true);
         if flags.write {
-            let e = self.mm_mut(mm).pt.get_mut(Level::Pte, addr).and_then(Entry::present_mut).expect("checked present");
-            e.write = vma.prot.write;
-            e.dirty = true;
-            e.soft_dirty = true;
-            e.young = true;
+            self.mm_mut(mm).pt.update_present(Level::Pte, addr, |e| {
+                e.write = vma.prot.write;
+                e.dirty = true;
+                e.soft_dirty = true;
+                e.young = true;
+            });
         }
         let func = self.reuse_rule_name();
         self.event(pid, EventKind::Reuse, "do_wp_page", Some(addr), || format!("{} fault: {func}: {why} → reuse", flags.name()));
@@ -478,10 +479,11 @@ impl Kernel {
     /// `wp_page_shared()`: a write to a read-only page of a shared mapping
     /// (write notification, after `page_mkwrite`) makes it writable and dirty.
     fn wp_page_shared(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, p: Present) {
-        let e = self.mm_mut(mm).pt.get_mut(Level::Pte, addr).and_then(Entry::present_mut).expect("checked present");
-        e.write = vma.prot.write;
-        e.dirty = true;
-        e.soft_dirty = true;
+        self.mm_mut(mm).pt.update_present(Level::Pte, addr, |e| {
+            e.write = vma.prot.write;
+            e.dirty = true;
+            e.soft_dirty = true;
+        });
         self.folios.get_mut(p.folio).dirty = true;
         self.event(pid, EventKind::Reuse, "wp_page_shared", Some(addr), || "shared mapping → make writable (no COW)".into());
     }

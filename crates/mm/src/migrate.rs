@@ -4,7 +4,6 @@
 use crate::events::EventKind;
 use crate::folio::{FolioId, MmId};
 use crate::kernel::Kernel;
-use crate::pgtable::Entry;
 use crate::rmap::MmIdSlot;
 use crate::types::*;
 
@@ -45,9 +44,7 @@ impl Kernel {
         }
         *self.folios.get_mut(new) = moved;
         for l in self.folio_leaves(mm, old) {
-            if let Some(Entry::Present(p)) = self.mm_mut(mm).pt.get_mut(l.level, l.addr) {
-                p.folio = new;
-            }
+            self.mm_mut(mm).pt.update_present(l.level, l.addr, |p| p.folio = new);
         }
         let o = self.folios.get_mut(old);
         o.mapcount = 0;

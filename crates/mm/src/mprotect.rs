@@ -107,9 +107,7 @@ impl Kernel {
             } else {
                 upgrade && self.can_change_pte_writable(v, leaf.level, p)
             };
-            if let Some(Entry::Present(e)) = self.mm_mut(mm).pt.get_mut(leaf.level, leaf.addr) {
-                e.write = write && !e.special;
-            }
+            self.mm_mut(mm).pt.update_present(leaf.level, leaf.addr, |e| e.write = write && !e.special);
         }
     }
 
@@ -152,14 +150,13 @@ impl Kernel {
         }
         let leaves = m.pt.leaves(0, TASK_SIZE);
         for leaf in leaves {
-            match self.mm_mut(mm).pt.get_mut(leaf.level, leaf.addr) {
-                Some(Entry::Present(p)) => {
+            self.mm_mut(mm).pt.update(leaf.level, leaf.addr, |e| match e {
+                Entry::Present(p) => {
                     p.soft_dirty = false;
                     p.write = false;
                 }
-                Some(Entry::Swap { soft_dirty, .. }) => *soft_dirty = false,
-                None => {}
-            }
+                Entry::Swap { soft_dirty, .. } => *soft_dirty = false,
+            });
         }
         Ok(())
     }

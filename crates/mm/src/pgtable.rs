@@ -79,8 +79,7 @@ pub enum Entry {
 impl Entry {
     /// The whole entry in one number, different for different entries
     /// (bits 0-63 the page, 64-95 the folio or swap slot, 96-100 the flags,
-    /// 101 swap or not; 112 and up are free for a caller's index), so that
-    /// hashing it is one write instead of eight.
+    /// 101 swap or not), so that hashing it is one write instead of eight.
     fn word(&self) -> u128 {
         match *self {
             Entry::Present(Present { folio, page, write, dirty, young, soft_dirty, special }) => {
@@ -96,13 +95,6 @@ impl Entry {
     }
 
     pub fn present(&self) -> Option<&Present> {
-        match self {
-            Entry::Present(p) => Some(p),
-            Entry::Swap { .. } => None,
-        }
-    }
-
-    pub fn present_mut(&mut self) -> Option<&mut Present> {
         match self {
             Entry::Present(p) => Some(p),
             Entry::Swap { .. } => None,
@@ -135,12 +127,76 @@ impl Leaf {
 const PTRS_PER_PTE: usize = 512;
 const PTRS_PER_PMD: usize = 512;
 
+/// One PTE slot packed into a word, as the kernel's `pte_t` is one: 0 is
+/// `pte_none()`, otherwise bit 0 is set, bit 1 says swap entry, and
+///
+/// - present: bits 2-6 write, dirty, young, soft-dirty, special; bits 7-31
+///   the page within the folio; bits 32-63 the folio;
+/// - swap: bit 2 exclusive, bit 3 soft-dirty; bits 32-63 the slot.
+///
+/// A PTE table is then 4 KiB like the kernel's, a third of the [`Entry`]
+/// it encodes: walks over many PTEs (fork, GUP, zap, clone of a state)
+/// move a third of the bytes, and a fork allocates a third as much for the
+/// child's tables. One entry has one encoding, so equal tables are equal
+/// words.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct PteSlot(u64);
+
+/// Bits of the page index in a present [`PteSlot`]: enough for a page of
+/// the largest folio (1 GiB, 2^18 pages).
+const PTE_PAGE_BITS: u32 = 25;
+
+impl PteSlot {
+    const NONE: PteSlot = PteSlot(0);
+
+    fn new(e: Entry) -> Self {
+        PteSlot(match e {
+            Entry::Present(Present { folio, page, write, dirty, young, soft_dirty, special }) => {
+                debug_assert!(page < 1 << PTE_PAGE_BITS, "a PTE maps a page of its folio");
+                let flags = write as u64 | (dirty as u64) << 1 | (young as u64) << 2 | (soft_dirty as u64) << 3 | (special as u64) << 4;
+                1 | flags << 2 | page << 7 | (folio.0 as u64) << 32
+            }
+            Entry::Swap { slot, exclusive, soft_dirty } => {
+                0b11 | (exclusive as u64) << 2 | (soft_dirty as u64) << 3 | (slot.0 as u64) << 32
+            }
+        })
+    }
+
+    fn get(self) -> Option<Entry> {
+        let w = self.0;
+        let bit = |i: u32| w >> i & 1 == 1;
+        match w & 0b11 {
+            0b01 => Some(Entry::Present(Present {
+                folio: FolioId((w >> 32) as u32),
+                page: w >> 7 & ((1 << PTE_PAGE_BITS) - 1),
+                write: bit(2),
+                dirty: bit(3),
+                young: bit(4),
+                soft_dirty: bit(5),
+                special: bit(6),
+            })),
+            0b11 => Some(Entry::Swap { slot: SwapSlot((w >> 32) as u32), exclusive: bit(2), soft_dirty: bit(3) }),
+            _ => None,
+        }
+    }
+
+    fn is_some(self) -> bool {
+        self.0 != 0
+    }
+}
+
+impl std::fmt::Debug for PteSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
 /// One PTE table (the page-table page below a PMD): 512 slots and a count
 /// of the used ones. Empty tables stay until their range is unmapped, as in
 /// the kernel, so a zapped range keeps `pmd_none()` false.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PteTable {
-    slots: Box<[Option<Entry>; PTRS_PER_PTE]>,
+    slots: Box<[PteSlot; PTRS_PER_PTE]>,
     used: u16,
     /// The PMD no longer points here (a THP collapse cleared it with
     /// `pmdp_collapse_flush()`), but the table and its entries still exist:
@@ -152,8 +208,9 @@ pub struct PteTable {
 
 impl PteTable {
     fn new() -> Self {
-        // Built in place: a 12 KiB array made on the stack and moved costs a copy.
-        let slots = vec![None; PTRS_PER_PTE].into_boxed_slice().try_into().expect("PTRS_PER_PTE slots");
+        // Built in place (zeroed memory from the allocator), not made on
+        // the stack and moved.
+        let slots = vec![PteSlot::NONE; PTRS_PER_PTE].into_boxed_slice().try_into().expect("PTRS_PER_PTE slots");
         PteTable { slots, used: 0, detached: false }
     }
 }
@@ -167,8 +224,8 @@ impl Hash for PteTable {
         self.used.hash(h);
         self.detached.hash(h);
         for (i, e) in self.slots.iter().enumerate() {
-            if let Some(e) = e {
-                h.write_u128(e.word() | (i as u128) << 112);
+            if e.is_some() {
+                h.write_u128(e.0 as u128 | (i as u128) << 64);
             }
         }
     }
@@ -280,18 +337,41 @@ impl PageTable {
     /// The leaf entry at exactly `addr` on `level` (aligned by the caller).
     pub fn get(&self, level: Level, addr: u64) -> Option<Entry> {
         match level {
-            Level::Pte => self.table(addr).and_then(|t| t.slots[pte_index(addr)]),
+            Level::Pte => self.table(addr).and_then(|t| t.slots[pte_index(addr)].get()),
             Level::Pmd => self.pmds.get(&addr).copied(),
             Level::Pud => self.puds.get(&addr).copied(),
         }
     }
 
-    pub fn get_mut(&mut self, level: Level, addr: u64) -> Option<&mut Entry> {
-        match level {
-            Level::Pte => self.table_mut(addr).and_then(|t| t.slots[pte_index(addr)].as_mut()),
+    /// Changes the leaf entry at exactly `addr` on `level` in place with
+    /// `f`, if there is one (PTEs are stored packed, so there is no
+    /// `&mut Entry` to hand out). True if there was an entry.
+    pub fn update(&mut self, level: Level, addr: u64, f: impl FnOnce(&mut Entry)) -> bool {
+        let e = match level {
+            Level::Pte => {
+                let Some(slot) = self.table_mut(addr).map(|t| &mut t.slots[pte_index(addr)]) else { return false };
+                let Some(mut e) = slot.get() else { return false };
+                f(&mut e);
+                *slot = PteSlot::new(e);
+                return true;
+            }
             Level::Pmd => self.pmds.get_mut(&addr),
             Level::Pud => self.puds.get_mut(&addr),
-        }
+        };
+        e.map(f).is_some()
+    }
+
+    /// [`PageTable::update`] for a present entry: `f` changes it; swap
+    /// entries and empty slots are left alone.
+    pub fn update_present(&mut self, level: Level, addr: u64, f: impl FnOnce(&mut Present)) -> bool {
+        let mut present = false;
+        self.update(level, addr, |e| {
+            if let Entry::Present(p) = e {
+                present = true;
+                f(p);
+            }
+        });
+        present
     }
 
     pub fn set(&mut self, level: Level, addr: u64, e: Entry) {
@@ -300,10 +380,10 @@ impl PageTable {
             Level::Pte => {
                 let t = self.table_alloc(addr);
                 let slot = &mut t.slots[pte_index(addr)];
-                if slot.is_none() {
+                if !slot.is_some() {
                     t.used += 1;
                 }
-                *slot = Some(e);
+                *slot = PteSlot::new(e);
             }
             Level::Pmd => {
                 self.pmds.insert(addr, e);
@@ -318,7 +398,7 @@ impl PageTable {
         match level {
             Level::Pte => {
                 let t = self.table_mut(addr)?;
-                let old = t.slots[pte_index(addr)].take();
+                let old = std::mem::take(&mut t.slots[pte_index(addr)]).get();
                 if old.is_some() {
                     t.used -= 1;
                 }
@@ -346,7 +426,7 @@ impl PageTable {
     pub fn pte_run(&self, addr: u64, end: u64) -> Option<impl Iterator<Item = Option<Entry>> + '_> {
         let t = self.table(addr)?;
         let first = pte_index(addr);
-        Some(t.slots[first..first + ((end - addr) / PAGE_SIZE) as usize].iter().copied())
+        Some(t.slots[first..first + ((end - addr) / PAGE_SIZE) as usize].iter().map(|s| s.get()))
     }
 
     /// The leaf covering `addr`, at whatever level it sits.
@@ -430,7 +510,8 @@ impl PageTable {
         self.tables_in(lo, end).flat_map(move |(base, t)| {
             let first = if base < start { pte_index(start) } else { 0 };
             let last = if base + PMD_SIZE > end { ((end - base).div_ceil(PAGE_SIZE)) as usize } else { PTRS_PER_PTE };
-            (first..last).filter_map(move |i| t.slots[i].map(|e| Leaf { addr: base + i as u64 * PAGE_SIZE, level: Level::Pte, entry: e }))
+            (first..last)
+                .filter_map(move |i| t.slots[i].get().map(|e| Leaf { addr: base + i as u64 * PAGE_SIZE, level: Level::Pte, entry: e }))
         })
     }
 
@@ -484,14 +565,15 @@ impl PageTable {
         let done = (haddr + last as u64 * PAGE_SIZE).min(end);
         let mut to: Option<&mut PteTable> = None;
         for i in pte_index(addr)..last {
-            let Some(e) = &mut src.slots[i] else { continue };
+            let Some(mut e) = src.slots[i].get() else { continue };
             let a = haddr + i as u64 * PAGE_SIZE;
-            let Some(c) = copy(e) else { return a };
+            let Some(c) = copy(&mut e) else { return a };
+            src.slots[i] = PteSlot::new(e);
             let t = match to {
                 Some(t) => t,
                 None => dst.table_alloc(a),
             };
-            if t.slots[i].replace(c).is_none() {
+            if !std::mem::replace(&mut t.slots[i], PteSlot::new(c)).is_some() {
                 t.used += 1;
             }
             to = Some(t);
@@ -506,7 +588,7 @@ impl PageTable {
         if let Some(t) = self.table(addr) {
             let base = addr & !(PMD_SIZE - 1);
             let last = (end.saturating_sub(base).div_ceil(PAGE_SIZE) as usize).min(PTRS_PER_PTE);
-            let found = (pte_index(addr)..last).find_map(|i| t.slots[i].map(|e| (base + i as u64 * PAGE_SIZE, e)));
+            let found = (pte_index(addr)..last).find_map(|i| t.slots[i].get().map(|e| (base + i as u64 * PAGE_SIZE, e)));
             if let Some((a, e)) = found {
                 // As below: a huge leaf can come first only from `addr`.
                 if a == addr || !addr.is_multiple_of(PMD_SIZE) {
@@ -533,5 +615,38 @@ impl PageTable {
             }
         }
         best
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every flag combination, the extremes of folio, page and swap slot:
+    /// a packed PTE gives back the entry it was made from, and only an
+    /// empty slot reads as none.
+    #[test]
+    fn pte_slots_give_back_their_entries() {
+        assert_eq!(PteSlot::NONE.get(), None);
+        for bits in 0..32u32 {
+            let b = |i: u32| bits >> i & 1 == 1;
+            for (folio, page) in [(0, 0), (1, 511), (u32::MAX, (1 << 18) - 1), (7, (1 << PTE_PAGE_BITS) - 1)] {
+                let e = Entry::Present(Present {
+                    folio: FolioId(folio),
+                    page,
+                    write: b(0),
+                    dirty: b(1),
+                    young: b(2),
+                    soft_dirty: b(3),
+                    special: b(4),
+                });
+                assert!(PteSlot::new(e).is_some());
+                assert_eq!(PteSlot::new(e).get(), Some(e));
+            }
+            for slot in [0, 1, u32::MAX] {
+                let e = Entry::Swap { slot: SwapSlot(slot), exclusive: b(0), soft_dirty: b(1) };
+                assert_eq!(PteSlot::new(e).get(), Some(e));
+            }
+        }
     }
 }
