@@ -369,15 +369,19 @@ impl Kernel {
         let mut take: Vec<(FolioId, u64, u64)> = Vec::with_capacity(((end - addr) / PAGE_SIZE) as usize);
         let mut stop: Option<(u64, &'static str, &'static str, Option<FolioId>)> = None;
         {
+            // The VMA and its pte_access_permitted(), looked up again only
+            // where the walk leaves the VMA.
             let mut vma: Option<&Vma> = None;
+            let mut permitted = false;
             let mut slots = m.pt.pte_run(addr, end);
             let mut a = addr;
             while a < end {
                 let entry = slots.as_mut().and_then(|s| s.next().flatten());
                 if !vma.is_some_and(|v| v.start <= a && a < v.end) {
                     vma = m.vma(a);
+                    permitted = self.pte_access_permitted(vma);
                 }
-                match self.gup_fast_pte(entry, vma, a, walk_flags) {
+                match self.gup_fast_pte(entry, permitted, a, walk_flags) {
                     Walk::Bail(func, why) => {
                         stop = Some((a, func, why, None));
                         break;
@@ -396,14 +400,18 @@ impl Kernel {
                 a += PAGE_SIZE;
             }
         }
+        // The work counter is shared (an atomic add): counted once.
+        let mut grabbed = 0;
         for (folio, page, n) in take {
             if !self.try_grab_folio(folio, n, g.flags) {
+                self.work.add(grabbed);
                 g.state = GupFastState::End;
                 return;
             }
             g.pages.push_pages(folio, page, n);
-            self.work.add(n);
+            grabbed += n;
         }
+        self.work.add(grabbed);
         g.state = match stop {
             None if end < g.start + g.nr * PAGE_SIZE => GupFastState::Walk { addr: end },
             None => GupFastState::End,
@@ -479,16 +487,16 @@ impl Kernel {
     /// zero page) → bail.
     fn gup_fast_pte_range(&self, mm: MmId, addr: u64, flags: GupFlags) -> Walk {
         let m = self.mm(mm);
-        self.gup_fast_pte(m.pt.get(Level::Pte, addr), m.vma(addr), addr, flags)
+        self.gup_fast_pte(m.pt.get(Level::Pte, addr), self.pte_access_permitted(m.vma(addr)), addr, flags)
     }
 
     /// [`Kernel::gup_fast_pte_range`]'s checks of the PTE `entry` read at
-    /// `addr`, whose VMA is `vma`.
-    fn gup_fast_pte(&self, entry: Option<Entry>, vma: Option<&Vma>, addr: u64, flags: GupFlags) -> Walk {
+    /// `addr`; `permitted` is [`Kernel::pte_access_permitted`] of its VMA.
+    fn gup_fast_pte(&self, entry: Option<Entry>, permitted: bool, addr: u64, flags: GupFlags) -> Walk {
         let f = "gup_fast_pte_range";
         let Some(entry) = entry else { return Walk::Bail(f, "PTE none") };
         let Entry::Present(p) = entry else { return Walk::Bail(f, "swap entry") };
-        if !self.pte_access_permitted(vma) {
+        if !permitted {
             return Walk::Bail(f, "PROT_NONE or key-protected PTE (pte_access_permitted)");
         }
         if flags.write && !p.write {
