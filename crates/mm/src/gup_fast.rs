@@ -42,7 +42,7 @@ use crate::folio::{FolioId, MmId, HUGE_ZERO_FOLIO};
 use crate::gup::{GupFlags, PageList};
 use crate::kernel::Kernel;
 use crate::mmap_lock::MmapReadGuard;
-use crate::pgtable::{Entry, Leaf, Level, PmdVal};
+use crate::pgtable::{Entry, Leaf, Level, PmdVal, PteSlot};
 use crate::types::*;
 use crate::vma::Vma;
 
@@ -347,11 +347,10 @@ impl Kernel {
     /// `gup_fast_pte_range()`'s loop over the rest of one PTE table, from
     /// [`GupFastState::PteRange`] at `addr`, in one go, for a call run to
     /// its end with nothing in between: it leaves what stepping `PteRange`,
-    /// `Read` and `Grabbed` page by page would (the same references, the
-    /// same bail with its event, the same next state), with the mm, the
-    /// table and each VMA looked up once, and each stretch of one folio's
-    /// pages grabbed with one `try_grab_folio()` (the counts come out the
-    /// same). The re-reads of B4 find what B1 read, as nothing ran in
+    /// `Read` and `Grabbed` page by page would (the same references, taken
+    /// page by page in the same order, the same bail with its event, the
+    /// same next state), with the mm, the table and each VMA looked up
+    /// once. The re-reads of B4 find what B1 read, as nothing ran in
     /// between. If the PMD no longer matches what the walk read (only a
     /// half-done collapse does that, which a run to the end never meets),
     /// it takes one step instead.
@@ -364,52 +363,46 @@ impl Kernel {
             return;
         }
         let walk_flags = if self.policy.gup_cow_break { g.flags.with_write() } else { g.flags };
-        // What B1 and the rechecks accept, as (folio, first page, pages),
-        // and where and why the walk stops short of `end`.
-        let mut take: Vec<(FolioId, u64, u64)> = Vec::with_capacity(((end - addr) / PAGE_SIZE) as usize);
+        // B1 for the run in one read (none without a table), so that the
+        // folios can be grabbed while walking it.
+        let slots: Vec<PteSlot> = m.pt.pte_run(addr, end).map(<[PteSlot]>::to_vec).unwrap_or_default();
+        // The range of the VMA and its pte_access_permitted(), looked up
+        // again only where the walk leaves it.
+        let mut vma: Option<(u64, u64, bool)> = None;
+        // Where and why the walk stops short of `end`.
         let mut stop: Option<(u64, &'static str, &'static str, Option<FolioId>)> = None;
-        {
-            // The VMA and its pte_access_permitted(), looked up again only
-            // where the walk leaves the VMA.
-            let mut vma: Option<&Vma> = None;
-            let mut permitted = false;
-            let mut slots = m.pt.pte_run(addr, end);
-            let mut a = addr;
-            while a < end {
-                let entry = slots.as_mut().and_then(|s| s.next().flatten());
-                if !vma.is_some_and(|v| v.start <= a && a < v.end) {
-                    vma = m.vma(a);
-                    permitted = self.pte_access_permitted(vma);
-                }
-                match self.gup_fast_pte(entry, permitted, a, walk_flags) {
-                    Walk::Bail(func, why) => {
-                        stop = Some((a, func, why, None));
-                        break;
-                    }
-                    Walk::Found { leaf, folio, page, .. } => {
-                        if let Some(why) = self.gup_fast_folio_recheck(leaf.entry, folio, page, g.flags) {
-                            stop = Some((a, "gup_fast_pte_range", why, Some(folio)));
-                            break;
-                        }
-                        match take.last_mut() {
-                            Some((f, first, n)) if *f == folio && *first + *n == page => *n += 1,
-                            _ => take.push((folio, page, 1)),
-                        }
-                    }
-                }
-                a += PAGE_SIZE;
-            }
-        }
         // The work counter is shared (an atomic add): counted once.
         let mut grabbed = 0;
-        for (folio, page, n) in take {
-            if !self.try_grab_folio(folio, n, g.flags) {
+        for (i, a) in (addr..end).step_by(PAGE_SIZE as usize).enumerate() {
+            let permitted = match vma {
+                Some((start, end, permitted)) if start <= a && a < end => permitted,
+                _ => {
+                    let v = self.mm(g.mm).vma(a);
+                    let permitted = self.pte_access_permitted(v);
+                    vma = v.map(|v| (v.start, v.end, permitted));
+                    permitted
+                }
+            };
+            let (folio, page) = match self.gup_fast_pte(slots.get(i).and_then(|s| s.get()), permitted, a, walk_flags) {
+                Walk::Bail(func, why) => {
+                    stop = Some((a, func, why, None));
+                    break;
+                }
+                Walk::Found { leaf, folio, page, .. } => {
+                    if let Some(why) = self.gup_fast_folio_recheck(leaf.entry, folio, page, g.flags) {
+                        stop = Some((a, "gup_fast_pte_range", why, Some(folio)));
+                        break;
+                    }
+                    (folio, page)
+                }
+            };
+            if !self.try_grab_folio(folio, 1, g.flags) {
                 self.work.add(grabbed);
                 g.state = GupFastState::End;
                 return;
             }
-            g.pages.push_pages(folio, page, n);
-            grabbed += n;
+            g.pages.push_pages(folio, page, 1);
+            grabbed += 1;
         }
         self.work.add(grabbed);
         g.state = match stop {

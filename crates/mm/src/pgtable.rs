@@ -140,7 +140,7 @@ const PTRS_PER_PMD: usize = 512;
 /// child's tables. One entry has one encoding, so equal tables are equal
 /// words.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
-struct PteSlot(u64);
+pub(crate) struct PteSlot(u64);
 
 /// Bits of the page index in a present [`PteSlot`]: enough for a page of
 /// the largest folio (1 GiB, 2^18 pages).
@@ -162,7 +162,8 @@ impl PteSlot {
         })
     }
 
-    fn get(self) -> Option<Entry> {
+    /// The entry, `None` for `pte_none()`.
+    pub(crate) fn get(self) -> Option<Entry> {
         let w = self.0;
         let bit = |i: u32| w >> i & 1 == 1;
         match w & 0b11 {
@@ -422,11 +423,12 @@ impl PageTable {
     /// The PTE slots for `[addr, end)`, one after another, from the table
     /// of `addr` (detached or not, as [`PageTable::get`] reads them; `end`
     /// no further than that table's PMD range): a walker reading a run of
-    /// entries looks the table up once. None without a table.
-    pub fn pte_run(&self, addr: u64, end: u64) -> Option<impl Iterator<Item = Option<Entry>> + '_> {
+    /// entries looks the table up once, and can copy them in their packed
+    /// form. None without a table.
+    pub(crate) fn pte_run(&self, addr: u64, end: u64) -> Option<&[PteSlot]> {
         let t = self.table(addr)?;
         let first = pte_index(addr);
-        Some(t.slots[first..first + ((end - addr) / PAGE_SIZE) as usize].iter().map(|s| s.get()))
+        Some(&t.slots[first..first + ((end - addr) / PAGE_SIZE) as usize])
     }
 
     /// The leaf covering `addr`, at whatever level it sits.
