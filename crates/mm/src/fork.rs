@@ -395,12 +395,13 @@ impl Kernel {
         let pm = mms.get_mut(&f.pmm).expect("the parent mm lives while it forks");
         let cmm = f.cmm;
         let stop = pm.pt.copy_pte_table(&mut cm.pt, addr, vma.end, |e| {
-            let Entry::Present(pp) = e else { return None };
+            let Entry::Present(mut pp) = e else { return None };
             let folio = folios.get_mut(pp.folio);
-            if folio.hugetlb.is_some() || shared_as_is(pp, folio) || !folio_try_dup_anon_rmap(folio, pp.page, 1, may_refuse) {
+            if folio.hugetlb.is_some() || shared_as_is(&pp, folio) || !folio_try_dup_anon_rmap(folio, pp.page, 1, may_refuse) {
                 return None;
             }
-            Some(Entry::Present(dup_present(folio, cmm, Level::Pte, pp, vma.cow)))
+            let child = dup_present(folio, cmm, Level::Pte, &mut pp, vma.cow);
+            Some((Entry::Present(pp), Entry::Present(child)))
         });
         self.mms.insert(cmm, cm);
         self.work.add((stop - addr) / PAGE_SIZE);

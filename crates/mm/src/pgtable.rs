@@ -542,21 +542,21 @@ impl PageTable {
 
     /// The loop of `copy_pte_range()` over the PTE table holding `addr`,
     /// from `addr` to `end` or that table's end, whichever comes first:
-    /// `copy` is given each entry in address order, may change it, and
-    /// returns the entry to set at the same address in `dst`,
-    /// or `None` to stop before that entry. Returns where the walk stopped:
-    /// the address of the entry it stopped at, or the end of its range. Does
-    /// nothing (returns `addr`) where there is no PTE table, or where a PMD
-    /// or PUD leaf also covers `addr` (the entries are then not the only
-    /// leaves of the range: the caller goes through [`PageTable::next_leaf`]).
-    /// `dst`'s table is made at the first entry set, as [`PageTable::set`]
-    /// makes it.
+    /// `copy` is given each entry in address order and returns the entry
+    /// to leave in `self` and the one to set at the same address in `dst`,
+    /// or `None` to stop before that entry (left as it was). Returns where
+    /// the walk stopped: the address of the entry it stopped at, or the end
+    /// of its range. Does nothing (returns `addr`) where there is no PTE
+    /// table, or where a PMD or PUD leaf also covers `addr` (the entries are
+    /// then not the only leaves of the range: the caller goes through
+    /// [`PageTable::next_leaf`]). `dst`'s table is made at the first entry
+    /// set, as [`PageTable::set`] makes it.
     pub(crate) fn copy_pte_table(
         &mut self,
         dst: &mut PageTable,
         addr: u64,
         end: u64,
-        mut copy: impl FnMut(&mut Entry) -> Option<Entry>,
+        mut copy: impl FnMut(Entry) -> Option<(Entry, Entry)>,
     ) -> u64 {
         let haddr = addr & !(PMD_SIZE - 1);
         if self.pmds.contains_key(&haddr) || self.puds.contains_key(&(addr & !(PUD_SIZE - 1))) {
@@ -567,9 +567,9 @@ impl PageTable {
         let done = (haddr + last as u64 * PAGE_SIZE).min(end);
         let mut to: Option<&mut PteTable> = None;
         for i in pte_index(addr)..last {
-            let Some(mut e) = src.slots[i].get() else { continue };
+            let Some(e) = src.slots[i].get() else { continue };
             let a = haddr + i as u64 * PAGE_SIZE;
-            let Some(c) = copy(&mut e) else { return a };
+            let Some((e, c)) = copy(e) else { return a };
             src.slots[i] = PteSlot::new(e);
             let t = match to {
                 Some(t) => t,

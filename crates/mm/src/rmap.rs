@@ -129,6 +129,7 @@ impl MmIdSlots {
 /// [`Kernel::rmap_add`] on the folio itself, for callers that hold it
 /// (fork's copy of a page table, which holds the page tables and the folio
 /// arena at once).
+#[inline]
 pub(crate) fn folio_add_rmap(f: &mut Folio, mm: MmId, r: Rmap) {
     if f.is_zero() {
         return;
@@ -154,6 +155,7 @@ pub(crate) fn folio_add_rmap(f: &mut Folio, mm: MmId, r: Rmap) {
 /// fork must copy instead, and nothing changed. Otherwise clear AE on those
 /// pages (the child's mappings and references are counted by the caller's
 /// [`folio_add_rmap`]).
+#[inline]
 pub(crate) fn folio_try_dup_anon_rmap(f: &mut Folio, first: u64, nr: u64, may_refuse: bool) -> bool {
     if may_refuse && f.maybe_dma_pinned() && f.anon_exclusive.any_in(first, nr) {
         return false;
