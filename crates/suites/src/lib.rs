@@ -268,10 +268,12 @@ pub fn generate(suite: Suite, cfg: &Config) -> Vec<SelfTest> {
 impl SelfTest {
     /// A file name for `--emit-scenarios`: `cow-0161-vmsplice-unmap-in-child-with-hugetlb-2048-kb.cow`.
     pub fn file_name(&self) -> String {
+        // By bytes: a multi-byte character is a run of non-alphanumeric
+        // bytes, which collapses into one `-` as the character would.
         let mut slug = String::with_capacity(self.description.len());
-        for c in self.description.chars() {
-            if c.is_ascii_alphanumeric() {
-                slug.push(c.to_ascii_lowercase());
+        for b in self.description.bytes() {
+            if b.is_ascii_alphanumeric() {
+                slug.push(char::from(b.to_ascii_lowercase()));
             } else if !slug.ends_with('-') {
                 slug.push('-');
             }
