@@ -72,11 +72,13 @@ impl Text {
     }
 }
 
+/// `TASK: …` other than `TASK: expect …`. The task name runs up to the
+/// first byte that cannot be in a name; the line is a step when `: `
+/// follows it there (so it is the line's first `: `).
 fn is_step(line: &str) -> bool {
-    match line.split_once(": ") {
-        Some((task, rest)) => {
-            !task.is_empty() && task.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !rest.trim_start().starts_with("expect")
-        }
+    let task = line.bytes().position(|b| !(b.is_ascii_alphanumeric() || b == b'_')).unwrap_or(line.len());
+    match line[task..].strip_prefix(": ") {
+        Some(rest) => task > 0 && !rest.trim_start().starts_with("expect"),
         None => false,
     }
 }

@@ -268,12 +268,10 @@ pub fn generate(suite: Suite, cfg: &Config) -> Vec<SelfTest> {
 impl SelfTest {
     /// A file name for `--emit-scenarios`: `cow-0161-vmsplice-unmap-in-child-with-hugetlb-2048-kb.cow`.
     pub fn file_name(&self) -> String {
-        // By bytes: a multi-byte character is a run of non-alphanumeric
-        // bytes, which collapses into one `-` as the character would.
         let mut slug = String::with_capacity(self.description.len());
-        for b in self.description.bytes() {
-            if b.is_ascii_alphanumeric() {
-                slug.push(char::from(b.to_ascii_lowercase()));
+        for c in self.description.chars() {
+            if c.is_ascii_alphanumeric() {
+                slug.push(c.to_ascii_lowercase());
             } else if !slug.ends_with('-') {
                 slug.push('-');
             }
@@ -301,8 +299,9 @@ impl SelfTest {
         }
         // A livelocked step hangs the test where it stands: no later
         // check would ever be reached.
+        let livelocked = scenario::backend::Failure::Livelock.to_string();
         let livelock = report.entries.iter().find_map(|e| match e {
-            Entry::Step(s) if s.result == scenario::backend::Failure::Livelock.to_string() => Some(s),
+            Entry::Step(s) if s.result == livelocked => Some(s),
             _ => None,
         });
         let first_failed = report.checks().find(|c| c.status == Status::Fail).map(|c| c.line);
