@@ -143,6 +143,7 @@ struct Checker {
 /// Checks a parsed scenario. All errors are returned, in source order.
 pub fn check(s: &Scenario) -> Result<Checked, Vec<Diagnostic>> {
     let mut c = Checker::default();
+    c.out.step_of_item.reserve_exact(s.items.len());
     for (idx, item) in s.items.iter().enumerate() {
         let step = c.item(idx, item);
         c.out.step_of_item.push(step);

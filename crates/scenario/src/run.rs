@@ -260,7 +260,9 @@ fn run_env(
             ItemKind::Xfail(r) => Some(r.value.clone()),
             _ => None,
         }),
-        entries: Vec::new(),
+        // About one entry per statement (a refused setting adds a second):
+        // sized once, since entries are large and growing copies them all.
+        entries: Vec::with_capacity(sc.items.len()),
         summary: Summary::default(),
         task_names: BTreeMap::new(),
     };

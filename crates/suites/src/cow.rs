@@ -2,6 +2,7 @@
 
 use crate::builder::{sz, Text};
 use crate::{Config, SelfTest, Suite, Verdict};
+use rayon::prelude::*;
 
 const PAGE: u64 = 4096;
 
@@ -470,19 +471,48 @@ fn non_anon_setup(t: &mut Text, cfg: &Config, kind: NonAnonKind) -> u64 {
     }
 }
 
-/// Generates cow.c's tests in its order.
-pub fn generate(cfg: &Config) -> Vec<SelfTest> {
+/// One test of cow.c: which table row and memory kind it combines.
+#[derive(Clone, Copy)]
+enum Spec {
+    Anon(&'static str, AnonCase, Kind),
+    Collapse(&'static str, Collapse),
+    /// `None`: Basic COW; `Some(fast)`: the R/O long-term pin.
+    NonAnon(&'static str, Option<bool>, NonAnonKind),
+}
+
+/// cow.c's tests in its order, before any is written out.
+fn specs(cfg: &Config) -> Vec<Spec> {
     let mut out = Vec::new();
-    let mut push = |desc: String, t: Text, program: Option<Text>| {
+    let kinds = kinds(cfg);
+    for (case_name, case) in anon_cases(cfg) {
+        out.extend(kinds.iter().map(|&kind| Spec::Anon(case_name, case, kind)));
+    }
+    if cfg.pmd_size != 0 {
+        out.extend(COLLAPSE_CASES.iter().map(|&(desc, c)| Spec::Collapse(desc, c)));
+    }
+    let mut non_anon_kinds = vec![NonAnonKind::Zeropage, NonAnonKind::Memfd, NonAnonKind::Tmpfile];
+    if cfg.pmd_size != 0 {
+        non_anon_kinds.push(NonAnonKind::HugeZeropage);
+    }
+    non_anon_kinds.extend(cfg.hugetlb_sizes.iter().map(|&s| NonAnonKind::MemfdHugetlb(s)));
+    for (case_name, case) in [("Basic COW", None), ("R/O longterm GUP pin", Some(false)), ("R/O longterm GUP-fast pin", Some(true))] {
+        out.extend(non_anon_kinds.iter().map(|&kind| Spec::NonAnon(case_name, case, kind)));
+    }
+    out
+}
+
+/// Writes out test number `number`.
+fn build(cfg: &Config, number: usize, spec: Spec) -> SelfTest {
+    let test = |description: String, t: Text, program: Option<Text>| {
         let (scenario, verdicts) = t.finish();
         let program_pins = program.map(|p| {
             let (scenario, verdicts) = p.finish();
             crate::ProgramPins { scenario, verdicts }
         });
-        out.push(SelfTest { suite: Suite::Cow, number: 0, description: desc, scenario, verdicts, program_pins });
+        SelfTest { suite: Suite::Cow, number, description, scenario, verdicts, program_pins }
     };
-    for (case_name, case) in anon_cases(cfg) {
-        for kind in kinds(cfg) {
+    match spec {
+        Spec::Anon(case_name, case, kind) => {
             let desc = format!("{case_name} ... with {}", kind.name());
             let hugetlb = matches!(kind, Kind::Hugetlb { .. });
             let mut t = Text::default();
@@ -500,25 +530,16 @@ pub fn generate(cfg: &Config) -> Vec<SelfTest> {
                 }
                 _ => None,
             };
-            push(desc, t, program);
+            test(desc, t, program)
         }
-    }
-    if cfg.pmd_size != 0 {
-        for (desc, c) in COLLAPSE_CASES {
+        Spec::Collapse(desc, c) => {
             let mut t = Text::default();
             header(&mut t, desc);
             thp_setup(&mut t, cfg, cfg.pmd_size, false);
             collapse_body(&mut t, c, cfg.pmd_size);
-            push(desc.to_string(), t, None);
+            test(desc.to_string(), t, None)
         }
-    }
-    let mut non_anon_kinds = vec![NonAnonKind::Zeropage, NonAnonKind::Memfd, NonAnonKind::Tmpfile];
-    if cfg.pmd_size != 0 {
-        non_anon_kinds.push(NonAnonKind::HugeZeropage);
-    }
-    non_anon_kinds.extend(cfg.hugetlb_sizes.iter().map(|&s| NonAnonKind::MemfdHugetlb(s)));
-    for (case_name, case) in [("Basic COW", None), ("R/O longterm GUP pin", Some(false)), ("R/O longterm GUP-fast pin", Some(true))] {
-        for &kind in &non_anon_kinds {
+        Spec::NonAnon(case_name, case, kind) => {
             let desc = format!("{case_name} ... with {}", kind.name());
             let mut t = Text::default();
             header(&mut t, &desc);
@@ -534,11 +555,14 @@ pub fn generate(cfg: &Config) -> Vec<SelfTest> {
                 // pins), which a short-term pin cannot show.
                 Some(fast) => ro_pin(&mut t, PinVariant::Plain, fast, z),
             }
-            push(desc, t, None);
+            test(desc, t, None)
         }
     }
-    for (i, t) in out.iter_mut().enumerate() {
-        t.number = i + 1;
-    }
-    out
+}
+
+/// Generates cow.c's tests in its order. The tests are independent texts,
+/// written out in parallel: `cowlab selftest` runs cow's tests only once
+/// all of them exist, and this is the largest suite.
+pub fn generate(cfg: &Config) -> Vec<SelfTest> {
+    specs(cfg).into_par_iter().enumerate().map(|(i, spec)| build(cfg, i + 1, spec)).collect()
 }
