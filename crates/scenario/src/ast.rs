@@ -815,16 +815,29 @@ pub enum Expectation {
 
 /// Human form of a byte count: `4K`, `2M`, `1G`, or plain bytes.
 pub fn fmt_size(n: u64) -> String {
-    const G: u64 = 1 << 30;
-    const M: u64 = 1 << 20;
-    const K: u64 = 1 << 10;
-    if n != 0 && n.is_multiple_of(G) {
-        format!("{}G", n / G)
-    } else if n != 0 && n.is_multiple_of(M) {
-        format!("{}M", n / M)
-    } else if n != 0 && n.is_multiple_of(K) {
-        format!("{}K", n / K)
-    } else {
-        n.to_string()
+    Size(n).to_string()
+}
+
+/// A byte count written as [`fmt_size`] writes it, for use in format
+/// arguments: scenario generators write thousands of sizes into their
+/// text, and this writes each straight into it, with no `String` of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const G: u64 = 1 << 30;
+        const M: u64 = 1 << 20;
+        const K: u64 = 1 << 10;
+        let n = self.0;
+        if n != 0 && n.is_multiple_of(G) {
+            write!(f, "{}G", n / G)
+        } else if n != 0 && n.is_multiple_of(M) {
+            write!(f, "{}M", n / M)
+        } else if n != 0 && n.is_multiple_of(K) {
+            write!(f, "{}K", n / K)
+        } else {
+            write!(f, "{n}")
+        }
     }
 }

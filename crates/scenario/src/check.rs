@@ -143,6 +143,7 @@ struct Checker {
 /// Checks a parsed scenario. All errors are returned, in source order.
 pub fn check(s: &Scenario) -> Result<Checked, Vec<Diagnostic>> {
     let mut c = Checker::default();
+    c.out.step_of_item.reserve_exact(s.items.len());
     for (idx, item) in s.items.iter().enumerate() {
         let step = c.item(idx, item);
         c.out.step_of_item.push(step);
@@ -373,7 +374,9 @@ impl Checker {
     /// A name as seen by `task`: must exist, be visible there, be of the
     /// wanted kind.
     fn name(&mut self, task: &str, n: &Ident, want: &[&str]) -> Option<Kind> {
-        let Some(def) = self.names.get(&n.value).cloned() else {
+        // Only the kind is copied out (the owner's name only on an error):
+        // this runs for every name every step uses.
+        let Some(kind) = self.names.get(&n.value).map(|d| d.kind.clone()) else {
             let visible: Vec<String> =
                 if self.full() { Vec::new() } else { self.names.keys().filter(|k| self.visible(task, k)).take(20).cloned().collect() };
             let d = self.err(n.span, format!("unknown name `{}`", n.value));
@@ -385,23 +388,22 @@ impl Checker {
             return None;
         };
         if !self.visible(task, &n.value) {
-            let why = if def.task == task {
-                "it is gone".to_string()
-            } else {
-                format!(
+            let why = match self.names.get(&n.value) {
+                Some(def) if def.task != task => format!(
                     "`{}` belongs to task {} (line {}); a task sees what it created and what its parent had when it forked",
                     n.value, def.task, def.line
-                )
+                ),
+                _ => "it is gone".to_string(),
             };
             self.err(n.span, format!("task {task} has no `{}`", n.value)).notes.push(why);
             return None;
         }
-        let noun = def.kind.noun();
+        let noun = kind.noun();
         if !want.contains(&noun) {
             self.err(n.span, format!("`{}` is {noun}", n.value)).expected.extend(want.iter().map(|s| s.to_string()));
             return None;
         }
-        Some(def.kind)
+        Some(kind)
     }
 
     fn define(&mut self, task: &str, n: &Ident, kind: Kind, line: usize) {
@@ -499,7 +501,7 @@ impl Checker {
         if !self.task(&step.task, false) {
             return;
         }
-        let t = step.task.value.clone();
+        let t: &str = &step.task.value;
         let expect = step.expect.as_ref().map(|e| &e.value);
         // An expected errno or "any" means the operation may be refused:
         // leave bounds and alignment to the kernel.
@@ -539,7 +541,7 @@ impl Checker {
             self.reads.insert(self.steps);
         }
         for (n, end) in self.fd_uses(&step.op) {
-            if let Some(line) = self.tasks.get(&t).and_then(|task| task.closed.get(&(n.value.clone(), end))) {
+            if let Some(line) = self.tasks.get(t).and_then(|task| task.closed.get(&(n.value.clone(), end))) {
                 let what = match end {
                     Some(e) => format!("the {e} end of `{}`", n.value),
                     None => format!("`{}`", n.value),
@@ -556,11 +558,11 @@ impl Checker {
                     self.err(m.len.span, "mmap of 0 bytes fails with EINVAL").expected.push("a size above 0".into());
                 }
                 if let Backing::File(f) = &m.backing {
-                    self.name(&t, f, &["a file"]);
+                    self.name(t, f, &["a file"]);
                     self.out.needs.push((idx, Feature::Files));
                 }
                 if let Some(a) = &m.fixed {
-                    self.addr(&t, a, huge.unwrap_or(PAGE), lenient);
+                    self.addr(t, a, huge.unwrap_or(PAGE), lenient);
                 }
                 if let Some(a) = &m.align {
                     if !a.value.is_power_of_two() || a.value < PAGE {
@@ -587,16 +589,16 @@ impl Checker {
                         Some(h) => m.len.value.div_ceil(h).saturating_mul(h),
                         None => m.len.value.div_ceil(PAGE).saturating_mul(PAGE),
                     };
-                    self.define(&t, b, Kind::Region { len, huge }, item.line);
+                    self.define(t, b, Kind::Region { len, huge }, item.line);
                 }
             }
             Op::Munmap(r) | Op::Mprotect(r, _) => {
-                if let Some(k) = self.name(&t, &r.name, &["a region"]) {
+                if let Some(k) = self.name(t, &r.name, &["a region"]) {
                     self.region_range(r, &k, true, lenient);
                 }
             }
             Op::Madvise(r, adv) => {
-                if let Some(k) = self.name(&t, &r.name, &["a region"]) {
+                if let Some(k) = self.name(t, &r.name, &["a region"]) {
                     // MADV_DONTNEED on hugetlb rounds the length down rather
                     // than failing; only the start must be aligned.
                     let k = match k {
@@ -628,25 +630,25 @@ impl Checker {
                 }
             }
             Op::Mremap { old, to, .. } => {
-                let k = self.name(&t, &old.name, &["a region"]);
+                let k = self.name(t, &old.name, &["a region"]);
                 if let Some(k) = &k {
                     self.region_range(old, k, true, lenient);
                 }
                 if let Some(a) = to {
-                    self.addr(&t, a, PAGE, lenient);
+                    self.addr(t, a, PAGE, lenient);
                 }
                 if let (Some(b), Op::Mremap { new_len, .. }) = (&step.bind, &step.op) {
                     let huge = match k {
                         Some(Kind::Region { huge, .. }) => huge,
                         _ => None,
                     };
-                    self.define(&t, b, Kind::Region { len: new_len.value.div_ceil(PAGE).saturating_mul(PAGE), huge }, item.line);
+                    self.define(t, b, Kind::Region { len: new_len.value.div_ceil(PAGE).saturating_mul(PAGE), huge }, item.line);
                 }
             }
             Op::Fork(child) => {
                 if self.fresh(child) {
                     // The child's descriptor table is a copy of the parent's.
-                    let closed = self.tasks.get(&t).map(|p| p.closed.clone()).unwrap_or_default();
+                    let closed = self.tasks.get(t).map(|p| p.closed.clone()).unwrap_or_default();
                     self.tasks.insert(
                         child.value.clone(),
                         Task {
@@ -656,16 +658,16 @@ impl Checker {
                             born: self.steps,
                         },
                     );
-                    self.lineage.add(&child.value, Some((&t, self.names.len())));
+                    self.lineage.add(&child.value, Some((t, self.names.len())));
                 }
             }
             Op::Exit(_) => {
-                if let Some(task) = self.tasks.get_mut(&t) {
+                if let Some(task) = self.tasks.get_mut(t) {
                     task.dead = Some((item.line, "exited".into()));
                 }
             }
             Op::Write(r, data) => {
-                if let Some(k) = self.name(&t, &r.name, &["a region", "a file", "a pipe"]) {
+                if let Some(k) = self.name(t, &r.name, &["a region", "a file", "a pipe"]) {
                     let dlen = match data {
                         DataSpec::Bytes(b) => Some(b.len() as u64),
                         DataSpec::Fill(_) => None,
@@ -713,7 +715,7 @@ impl Checker {
             }
             Op::Read(r) => {
                 let want = ["a region", "a pipe", "a file", "a pin handle"];
-                if let Some(k) = self.name(&t, &r.name, &want) {
+                if let Some(k) = self.name(t, &r.name, &want) {
                     let dlen = match expect {
                         Some(StepExpect::Data(DataSpec::Bytes(b))) => Some(b.len() as u64),
                         _ => None,
@@ -754,7 +756,7 @@ impl Checker {
                         }
                         Kind::File { .. } => self.out.needs.push((idx, Feature::Files)),
                         Kind::Pin { task, len } => {
-                            if task != &t {
+                            if task != t {
                                 self.err(step.task.span, format!("`{}` was taken by task {task}", r.name.value));
                             }
                             if let Some(l) = self.unpinned.get(&r.name.value).copied() {
@@ -772,12 +774,12 @@ impl Checker {
             }
             Op::Pipe => {
                 if let Some(b) = self.need_bind(step, "a pipe") {
-                    self.define(&t, b, Kind::Pipe, item.line);
+                    self.define(t, b, Kind::Pipe, item.line);
                 }
             }
             Op::Vmsplice { pipe, range } => {
-                self.name(&t, pipe, &["a pipe"]);
-                if let Some(k) = self.name(&t, &range.name, &["a region"]) {
+                self.name(t, pipe, &["a pipe"]);
+                if let Some(k) = self.name(t, &range.name, &["a region"]) {
                     if let Some(l) = self.region_range(range, &k, false, lenient || fails) {
                         if !fails {
                             *self.pipe_bytes.entry(pipe.value.clone()).or_default() += l;
@@ -791,18 +793,18 @@ impl Checker {
                     self.out.needs.push((idx, Feature::Hugetlb));
                 }
                 if let Some(b) = self.need_bind(step, "a file") {
-                    self.define(&t, b, Kind::File { size: size.value }, item.line);
+                    self.define(t, b, Kind::File { size: size.value }, item.line);
                 }
             }
             Op::IoUring => {
                 self.out.needs.push((idx, Feature::IoUring));
                 if let Some(b) = self.need_bind(step, "an io_uring instance") {
-                    self.define(&t, b, Kind::Ring, item.line);
+                    self.define(t, b, Kind::Ring, item.line);
                 }
             }
             Op::IoUringRegister { ring, bufs } => {
                 self.out.needs.push((idx, Feature::IoUring));
-                self.name(&t, ring, &["an io_uring"]);
+                self.name(t, ring, &["an io_uring"]);
                 if bufs.is_empty() && !lenient {
                     self.err(step.op_span, "registering no buffers fails with EINVAL")
                         .notes
@@ -810,14 +812,14 @@ impl Checker {
                 }
                 for b in bufs {
                     if let IoVec::Range(r) = b {
-                        if let Some(k) = self.name(&t, &r.name, &["a region"]) {
+                        if let Some(k) = self.name(t, &r.name, &["a region"]) {
                             self.region_range(r, &k, false, lenient || fails);
                         }
                     }
                 }
             }
             Op::Close { name, end } => {
-                if let Some(k) = self.name(&t, name, &["a pipe", "a file", "an io_uring"]) {
+                if let Some(k) = self.name(t, name, &["a pipe", "a file", "an io_uring"]) {
                     match (&k, end) {
                         (Kind::Pipe, None) => {
                             self.err(name.span, format!("which end of pipe `{}`?", name.value))
@@ -825,7 +827,7 @@ impl Checker {
                                 .extend([format!("`close {} read`", name.value), format!("`close {} write`", name.value)]);
                         }
                         (Kind::Pipe, Some(_)) | (_, None) => {
-                            if let Some(task) = self.tasks.get_mut(&t) {
+                            if let Some(task) = self.tasks.get_mut(t) {
                                 task.closed.entry((name.value.clone(), end.as_ref().map(|e| e.value))).or_insert(item.line);
                             }
                         }
@@ -837,21 +839,21 @@ impl Checker {
             }
             Op::IoUringUnregister(ring) => {
                 self.out.needs.push((idx, Feature::IoUring));
-                self.name(&t, ring, &["an io_uring"]);
+                self.name(t, ring, &["an io_uring"]);
             }
             Op::IoUringFixed { ring, buf, file, .. } => {
                 self.out.needs.push((idx, Feature::IoUring));
                 self.out.needs.push((idx, Feature::Files));
-                self.name(&t, ring, &["an io_uring"]);
-                if let Some(k) = self.name(&t, &buf.name, &["a region"]) {
+                self.name(t, ring, &["an io_uring"]);
+                if let Some(k) = self.name(t, &buf.name, &["a region"]) {
                     self.region_range(buf, &k, false, lenient || fails);
                 }
-                self.name(&t, file, &["a file"]);
+                self.name(t, file, &["a file"]);
             }
             Op::ClearSoftDirty => self.out.needs.push((idx, Feature::SoftDirty)),
             Op::Gup { range, .. } => {
                 self.out.needs.push((idx, Feature::Gup));
-                if let Some(k) = self.name(&t, &range.name, &["a region"]) {
+                if let Some(k) = self.name(t, &range.name, &["a region"]) {
                     let l = self.region_range(range, &k, true, lenient);
                     if let (Some(l), false) = (l, lenient) {
                         if l == 0 || l % PAGE != 0 {
@@ -861,13 +863,13 @@ impl Checker {
                     }
                     if let Some(b) = self.need_bind(step, "a pin handle") {
                         let len = l.unwrap_or(0);
-                        self.define(&t, b, Kind::Pin { task: t.clone(), len }, item.line);
+                        self.define(t, b, Kind::Pin { task: t.to_string(), len }, item.line);
                     }
                 }
             }
             Op::Unpin(h) => {
                 self.out.needs.push((idx, Feature::Gup));
-                if let Some(Kind::Pin { task, .. }) = self.name(&t, h, &["a pin handle"]) {
+                if let Some(Kind::Pin { task, .. }) = self.name(t, h, &["a pin handle"]) {
                     if task != t {
                         self.err(step.task.span, format!("`{}` was taken by task {task}", h.value));
                     }
@@ -887,7 +889,7 @@ impl Checker {
                         len = self.region_range(remote, &k, false, lenient || fails);
                     }
                 }
-                if let Some(k) = self.name(&t, local, &["a region"]) {
+                if let Some(k) = self.name(t, local, &["a region"]) {
                     let at = Range {
                         name: local.clone(),
                         offset: local_off.clone(),
@@ -899,7 +901,7 @@ impl Checker {
             }
             Op::DirectIo { buf, file, file_off, .. } => {
                 self.out.needs.push((idx, Feature::Files));
-                if let Some(k) = self.name(&t, &buf.name, &["a region"]) {
+                if let Some(k) = self.name(t, &buf.name, &["a region"]) {
                     if let Some(l) = self.region_range(buf, &k, false, lenient || fails) {
                         let off = file_off.as_ref().map(|o| o.value).unwrap_or(0);
                         if !lenient && !fails && !(l | off).is_multiple_of(DIO_ALIGN) {
@@ -909,19 +911,19 @@ impl Checker {
                         }
                     }
                 }
-                self.name(&t, file, &["a file"]);
+                self.name(t, file, &["a file"]);
             }
             Op::Mmget(target) => {
                 self.out.needs.push((idx, Feature::MmHold));
                 if self.task(target, false) {
                     if let Some(b) = self.need_bind(step, "an mm handle") {
-                        self.define(&t, b, Kind::Hold { task: t.clone() }, item.line);
+                        self.define(t, b, Kind::Hold { task: t.to_string() }, item.line);
                     }
                 }
             }
             Op::Fallocate { file, .. } => {
                 self.out.needs.push((idx, Feature::Files));
-                self.name(&t, &file.name, &["a file"]);
+                self.name(t, &file.name, &["a file"]);
                 if file.len.is_none() {
                     self.err(file.span, "how many bytes? fallocate needs a length")
                         .expected
@@ -938,21 +940,21 @@ impl Checker {
                 }
                 if let Some(b) = self.need_bind(step, "a shm segment") {
                     let unit = huge.unwrap_or(PAGE);
-                    self.define(&t, b, Kind::Shm { len: size.value.div_ceil(unit).saturating_mul(unit), huge }, item.line);
+                    self.define(t, b, Kind::Shm { len: size.value.div_ceil(unit).saturating_mul(unit), huge }, item.line);
                 }
             }
             Op::Shmat(seg) => {
-                if let Some(Kind::Shm { len, huge }) = self.name(&t, seg, &["a shm segment"]) {
+                if let Some(Kind::Shm { len, huge }) = self.name(t, seg, &["a shm segment"]) {
                     if let Some(b) = self.need_bind(step, "a mapping") {
-                        self.define(&t, b, Kind::Region { len, huge }, item.line);
+                        self.define(t, b, Kind::Region { len, huge }, item.line);
                     }
                 }
             }
             Op::Shmdt(r) => {
-                self.name(&t, r, &["a region"]);
+                self.name(t, r, &["a region"]);
             }
             Op::ShmRmid(seg) => {
-                self.name(&t, seg, &["a shm segment"]);
+                self.name(t, seg, &["a shm segment"]);
             }
             Op::ProcMemWrite { target, range, data } => {
                 let dlen = match data {
@@ -962,7 +964,7 @@ impl Checker {
                 self.task_range(target, range, dlen, lenient || fails);
             }
             Op::MbindLocalMove(r) => {
-                if let Some(k) = self.name(&t, &r.name, &["a region"]) {
+                if let Some(k) = self.name(t, &r.name, &["a region"]) {
                     self.region_range(r, &k, true, lenient || fails);
                 }
             }
@@ -982,7 +984,7 @@ impl Checker {
             }
             Op::Mmput(h) => {
                 self.out.needs.push((idx, Feature::MmHold));
-                if let Some(Kind::Hold { task }) = self.name(&t, h, &["an mm handle"]) {
+                if let Some(Kind::Hold { task }) = self.name(t, h, &["an mm handle"]) {
                     if task != t {
                         self.err(step.task.span, format!("`{}` was taken by task {task}", h.value));
                     }
@@ -1004,7 +1006,7 @@ impl Checker {
             _ => None,
         };
         if let Some(why) = death {
-            if let Some(task) = self.tasks.get_mut(&t) {
+            if let Some(task) = self.tasks.get_mut(t) {
                 task.dead = Some((item.line, why));
             }
         }

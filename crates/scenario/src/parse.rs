@@ -86,7 +86,7 @@ fn pos(i: &In<'_>) -> usize {
 fn expected<T>(i: &In<'_>, what: &[&str]) -> PResult<T> {
     // Point at the next token, not at the blank before it.
     let s: &str = i;
-    let blank = s.len() - s.trim_start_matches([' ', '\t', '\r']).len();
+    let blank = ascii_run(s, is_blank);
     let p = pos(i) + blank;
     let mut e = PErr::at(p, p + peek_token_len(i).max(1));
     e.expected = what.iter().map(|s| s.to_string()).collect();
@@ -113,15 +113,29 @@ fn cut<T>(r: PResult<T>) -> PResult<T> {
 /// Length of the whitespace-delimited token at the cursor (for carets).
 fn peek_token_len(i: &In<'_>) -> usize {
     let s: &str = i;
-    let s = s.trim_start_matches([' ', '\t', '\r']);
+    let s = &s[ascii_run(s, is_blank)..];
     if s.starts_with('"') {
         return s.len().max(1);
     }
     s.find(char::is_whitespace).unwrap_or(s.len())
 }
 
+/// How many leading bytes of `s` satisfy `f`. The token classes below are
+/// all ASCII, and no byte of a multi-byte UTF-8 character is ASCII, so
+/// scanning bytes finds the same boundary as scanning characters, without
+/// decoding them (the parser runs for every line of every generated test).
+fn ascii_run(s: &str, f: impl Fn(u8) -> bool) -> usize {
+    s.bytes().position(|b| !f(b)).unwrap_or(s.len())
+}
+
+fn is_blank(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r')
+}
+
 fn ws(i: &mut In<'_>) -> PResult<()> {
-    take_while(0.., [' ', '\t', '\r']).void().parse_next(i)
+    let n = ascii_run(i, is_blank);
+    let _ = i.next_slice(n);
+    Ok(())
 }
 
 fn at_end(i: &mut In<'_>) -> bool {
@@ -129,15 +143,20 @@ fn at_end(i: &mut In<'_>) -> bool {
     i.is_empty()
 }
 
-fn is_word_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
 }
 
 /// A bare word (letters, digits, `_`), with its span.
 fn word<'a>(i: &mut In<'a>) -> PResult<(&'a str, Span)> {
     ws(i)?;
-    let (w, r) = take_while(1.., is_word_char).with_span().parse_next(i)?;
-    Ok((w, Span::new(r.start, r.end)))
+    let n = ascii_run(i, is_word_byte);
+    if n == 0 {
+        return Err(ErrMode::Backtrack(PErr::from_input(i)));
+    }
+    let start = pos(i);
+    let w = i.next_slice(n);
+    Ok((w, Span::new(start, start + n)))
 }
 
 /// A word from a closed set; backtracks (without consuming) otherwise.
@@ -1217,21 +1236,25 @@ fn statement(i: &mut In<'_>) -> PResult<ItemKind> {
 const SOME_INTERLEAVING: &str = "in some interleaving";
 
 /// Byte offset of a `#` comment start outside a string, if any.
+/// Scans bytes, not characters: `"`, `\` and `#` are ASCII, and the
+/// bytes of a multi-byte character are never ASCII, so an escaped
+/// character's trailing bytes cannot end a string or start a comment and
+/// the position found is the same.
 fn comment_start(line: &str) -> Option<usize> {
     let mut in_str = false;
     let mut escaped = false;
-    for (k, c) in line.char_indices() {
+    for (k, c) in line.bytes().enumerate() {
         if in_str {
             if escaped {
                 escaped = false;
-            } else if c == '\\' {
+            } else if c == b'\\' {
                 escaped = true;
-            } else if c == '"' {
+            } else if c == b'"' {
                 in_str = false;
             }
-        } else if c == '"' {
+        } else if c == b'"' {
             in_str = true;
-        } else if c == '#' {
+        } else if c == b'#' {
             return Some(k);
         }
     }

@@ -120,7 +120,7 @@ struct Seen {
 /// Runs one scenario. `Err` only for configuration errors the user must fix
 /// (unknown profile or knob): those are usage errors, not failures.
 pub fn run(src: &Source, sc: &Scenario, checked: &Checked, be: &mut dyn Backend, opts: &RunOptions) -> Result<Report, Vec<Diagnostic>> {
-    run_bound(src, sc, checked, be, opts).map(|(r, _)| r)
+    run_env(src, sc, checked, be, opts, &mut |_: &Report, _: usize| {}).map(|(r, _)| r)
 }
 
 /// The names a run bound: tasks and regions. A driver that continues from
@@ -216,6 +216,19 @@ pub fn run_observed(
     opts: &RunOptions,
     observer: &mut dyn Observer,
 ) -> Result<(Report, Bindings), Vec<Diagnostic>> {
+    run_env(src, sc, checked, be, opts, observer).map(|(r, env)| (r, env.bindings()))
+}
+
+/// [`run_observed`] with the runner's own state at the end, from which a
+/// caller that wants them takes the bindings (a plain [`run`] does not).
+fn run_env(
+    src: &Source,
+    sc: &Scenario,
+    checked: &Checked,
+    be: &mut dyn Backend,
+    opts: &RunOptions,
+    observer: &mut dyn Observer,
+) -> Result<(Report, Env), Vec<Diagnostic>> {
     let file_profile = sc.items.iter().find_map(|i| match &i.kind {
         ItemKind::Profile(p) => Some(p.clone()),
         _ => None,
@@ -247,7 +260,9 @@ pub fn run_observed(
             ItemKind::Xfail(r) => Some(r.value.clone()),
             _ => None,
         }),
-        entries: Vec::new(),
+        // About one entry per statement (a refused setting adds a second):
+        // sized once, since entries are large and growing copies them all.
+        entries: Vec::with_capacity(sc.items.len()),
         summary: Summary::default(),
         task_names: BTreeMap::new(),
     };
@@ -260,7 +275,7 @@ pub fn run_observed(
         if let Some(why) = be.lacks(Feature::Knobs) {
             report.status = Status::Skip;
             report.skip_reason = Some(format!("needs {} (policy knobs), which the {} backend cannot do: {why}", Feature::Knobs, be.name()));
-            return Ok((report, Bindings::default()));
+            return Ok((report, Env::default()));
         }
     }
 
@@ -300,7 +315,7 @@ pub fn run_observed(
             };
             report.status = Status::Skip;
             report.skip_reason = Some(format!("needs {f} ({what}), which the {} backend cannot do: {why}", be.name()));
-            return Ok((report, Bindings::default()));
+            return Ok((report, Env::default()));
         }
     }
 
@@ -311,37 +326,37 @@ pub fn run_observed(
             observer.entry(&report, i);
         }
         reported = report.entries.len();
-        let text = src.snippet(item.span).to_string();
+        let text = src.snippet(item.span);
         match &item.kind {
             ItemKind::Profile(_) | ItemKind::Set { .. } | ItemKind::Xfail(_) => {}
             ItemKind::Thp { size, mode } => {
                 let r = be.set(&Setting::Thp { size: size.value, mode: *mode });
-                setting(&mut report, item, text, r);
+                setting(&mut report, item, text.to_string(), r);
             }
             ItemKind::ThpZeroPage(on) => {
                 let r = be.set(&Setting::ThpUseZeroPage(*on));
-                setting(&mut report, item, text, r);
+                setting(&mut report, item, text.to_string(), r);
             }
             ItemKind::Hugetlb { size, pages, overcommit } => {
                 let r = be.set(&Setting::HugetlbPool { size: size.value, pages: *pages, overcommit: *overcommit });
-                setting(&mut report, item, text, r);
+                setting(&mut report, item, text.to_string(), r);
             }
             ItemKind::Task(name) => match be.spawn() {
                 Ok(id) => {
                     env.names_of.insert(id, name.value.clone());
                     env.tasks.insert(name.value.clone(), TaskRt { id, dead: None });
                     env.lineage.add(&name.value, None);
-                    report.entries.push(Entry::Task { line: item.line, text, task: name.value.clone() });
+                    report.entries.push(Entry::Task { line: item.line, text: text.to_string(), task: name.value.clone() });
                 }
                 Err(e) => {
                     report.status = Status::Skip;
                     report.skip_reason = Some(format!("cannot start task {}: {e}", name.value));
-                    return Ok((report, env.bindings()));
+                    return Ok((report, env));
                 }
             },
             ItemKind::Step(step) => {
                 let n = checked.step_of_item.get(idx).copied().flatten().unwrap_or(0);
-                observer.step_begins(n, &text, be.work_counter());
+                observer.step_begins(n, text, be.work_counter());
                 let mut sr = run_step(src, item, step, n, checked, be, &mut env);
                 sr.state = be.state_view();
                 observer.step_ends();
@@ -382,7 +397,7 @@ pub fn run_observed(
     }
     report.task_names = env.names_of.iter().map(|(id, n)| (id.0, n.clone())).collect();
     report.finish();
-    Ok((report, env.bindings()))
+    Ok((report, env))
 }
 
 fn setting(report: &mut Report, item: &Item, text: String, r: Result<(), String>) {
@@ -910,11 +925,11 @@ fn yes(b: bool) -> &'static str {
 }
 
 fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked, be: &mut dyn Backend, env: &mut Env) -> StepReport {
-    let tname = step.task.value.clone();
+    let tname: &str = &step.task.value;
     let mut sr = StepReport {
         step: n,
         line: item.line,
-        task: tname.clone(),
+        task: tname.to_string(),
         text: src.snippet(item.span).to_string(),
         result: String::new(),
         kernel: Vec::new(),
@@ -926,7 +941,7 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
     let exp_text = |e: &Spanned<StepExpect>| format!("expect {}", src.snippet(e.span));
     let (line, col) = src.line_col(expect.map(|e| e.span.start).unwrap_or(item.span.start));
 
-    let Some(task) = env.tasks.get(&tname).cloned() else {
+    let Some(task) = env.tasks.get(tname) else {
         sr.result = "not run".into();
         sr.checks.push(Check {
             line,
@@ -951,7 +966,7 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
         }
     };
     let narrate = be.narrates();
-    let before = if narrate { observe(be, env, &touched(step, env, &tname), &actors(step, &tname)) } else { BTreeMap::new() };
+    let before = if narrate { observe(be, env, &touched(step, env, tname), &actors(step, tname)) } else { BTreeMap::new() };
     let res = match (&step.op, &call) {
         (Op::Mmap(MmapArgs { align: Some(al), .. }), Call::Mmap(m)) if !m.fixed => mmap_aligned(be, task.id, m, al.value),
         _ => be.call(task.id, &call),
@@ -970,7 +985,7 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
     // Bind results.
     match &res {
         Ok(ret) => {
-            sr.result = apply(step, ret, &call, env, &tname);
+            sr.result = apply(step, ret, &call, env, tname);
             if let (true, Ret::Data(c)) = (checked.kept_reads.contains(&n), ret) {
                 env.kept_reads.insert(n, c.clone());
             }
@@ -982,12 +997,12 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
                 Failure::Livelock => Some(format!("livelocked at step {n}")),
                 _ => None,
             };
-            if let (Some(why), Some(t)) = (death, env.tasks.get_mut(&tname)) {
+            if let (Some(why), Some(t)) = (death, env.tasks.get_mut(tname)) {
                 t.dead = Some(why);
             }
         }
     }
-    let after = if narrate { observe(be, env, &touched(step, env, &tname), &actors(step, &tname)) } else { BTreeMap::new() };
+    let after = if narrate { observe(be, env, &touched(step, env, tname), &actors(step, tname)) } else { BTreeMap::new() };
     for (k, b, a) in merge_join(&before, &after) {
         if let Some(d) = entry_delta(&k.0, &k.1, k.2, b, a) {
             sr.deltas.push(d);
@@ -995,9 +1010,11 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
     }
     sr.deltas.extend(page_deltas(be, env, &before, &after));
     // Judge the outcome.
-    let got = match &res {
-        Ok(_) => "ok".to_string(),
-        Err(f) => f.to_string(),
+    // What the step returned, for the checks' details (a failure's text
+    // is already the step's result).
+    let got: &str = match &res {
+        Ok(_) => "ok",
+        Err(_) => &sr.result,
     };
     match expect.map(|e| (&e.value, e)) {
         None => {
@@ -1335,11 +1352,13 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
                     Err(m) => return mk(Status::Fail, Some(m)),
                 };
                 let pass = matches!((fa, fb), (Some(p), Some(q)) if (p == q) == *same);
-                let detail = format!("{}: {}, {}: {}", at(a, aa[0], x), show(fa), at(b, ab[0], y), show(fb));
+                let detail = || format!("{}: {}, {}: {}", at(a, aa[0], x), show(fa), at(b, ab[0], y), show(fb));
                 if !pass {
-                    return mk(Status::Fail, Some(detail));
+                    return mk(Status::Fail, Some(detail()));
                 }
-                first.get_or_insert(detail);
+                if first.is_none() {
+                    first = Some(detail());
+                }
             }
             mk(Status::Pass, range_detail(aa.len(), first))
         }
@@ -1359,11 +1378,13 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
                     Ok(p) => p.and_then(|p| p.pfn),
                     Err(m) => return mk(Status::Fail, Some(m)),
                 };
-                let detail = format!("{key}: after step {}: {}, now: {}", step.value, show(then), show(now));
+                let detail = || format!("{key}: after step {}: {}, now: {}", step.value, show(then), show(now));
                 if (then != now) != *changed {
-                    return mk(Status::Fail, Some(detail));
+                    return mk(Status::Fail, Some(detail()));
                 }
-                first.get_or_insert(detail);
+                if first.is_none() {
+                    first = Some(detail());
+                }
             }
             mk(Status::Pass, range_detail(addrs.len(), first))
         }
@@ -1392,11 +1413,13 @@ fn expectation(src: &Source, item: &Item, e: &Expectation, be: &mut dyn Backend,
                 };
                 let seen = Seen { page: p, folio: None };
                 let detail =
-                    if addrs.len() > 1 { format!("{}: {}", at(loc, addrs[0], a), describe_page(&seen)) } else { describe_page(&seen) };
+                    || if addrs.len() > 1 { format!("{}: {}", at(loc, addrs[0], a), describe_page(&seen)) } else { describe_page(&seen) };
                 if v != *holds {
-                    return mk(Status::Fail, Some(detail));
+                    return mk(Status::Fail, Some(detail()));
                 }
-                first.get_or_insert(detail);
+                if first.is_none() {
+                    first = Some(detail());
+                }
             }
             mk(Status::Pass, range_detail(addrs.len(), first))
         }

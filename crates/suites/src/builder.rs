@@ -2,9 +2,11 @@
 
 use crate::Verdict;
 
+use std::fmt::{Display, Write as _};
+
 /// Sizes as the scenario language writes them.
-pub(crate) fn sz(n: u64) -> String {
-    scenario::ast::fmt_size(n)
+pub(crate) fn sz(n: u64) -> scenario::ast::Size {
+    scenario::ast::Size(n)
 }
 
 /// A place in a region: `A`, `A+2M`.
@@ -16,56 +18,67 @@ pub(crate) fn at(region: &str, off: u64) -> String {
     }
 }
 
+/// A scenario's text, written line by line into one buffer (a suite has
+/// hundreds of tests of a dozen lines each: no `String` per line), with
+/// the count of lines and of steps kept as it grows.
 #[derive(Default)]
 pub(crate) struct Text {
-    lines: Vec<String>,
+    text: String,
+    lines: usize,
+    steps: usize,
     verdicts: Vec<(usize, Verdict)>,
 }
 
 impl Text {
-    pub fn line(&mut self, s: impl Into<String>) -> &mut Self {
-        self.lines.push(s.into());
+    /// Appends a line: a `&str`, a `String` or `format_args!(…)`.
+    pub fn line(&mut self, s: impl Display) -> &mut Self {
+        let start = self.text.len();
+        let _ = writeln!(self.text, "{s}");
+        self.lines += 1;
+        if is_step(&self.text[start..self.text.len() - 1]) {
+            self.steps += 1;
+        }
         self
     }
 
     /// The 1-based number of the last line added.
     pub fn last_line(&self) -> usize {
-        self.lines.len()
+        self.lines
     }
 
     /// A line whose failure the selftest judges as `v`.
-    pub fn judged(&mut self, s: impl Into<String>, v: Verdict) -> &mut Self {
-        self.lines.push(s.into());
-        self.verdicts.push((self.lines.len(), v));
+    pub fn judged(&mut self, s: impl Display, v: Verdict) -> &mut Self {
+        self.line(s);
+        self.verdicts.push((self.lines, v));
         self
     }
 
     /// The last line added fails with `v`.
     pub fn verdict_last(&mut self, v: Verdict) -> &mut Self {
-        self.verdicts.push((self.lines.len(), v));
+        self.verdicts.push((self.lines, v));
         self
     }
 
     /// Adds an operation line and returns its step number (operation lines
     /// are numbered from 1 in file order; settings, task declarations,
     /// comments and standalone `expect` lines are not steps).
-    pub fn step(&mut self, s: impl Into<String>) -> usize {
-        self.lines.push(s.into());
-        self.lines.iter().filter(|l| is_step(l)).count()
+    pub fn step(&mut self, s: impl Display) -> usize {
+        self.line(s);
+        self.steps
     }
 
     pub fn finish(self) -> (String, Vec<(usize, Verdict)>) {
-        let mut s = self.lines.join("\n");
-        s.push('\n');
-        (s, self.verdicts)
+        (self.text, self.verdicts)
     }
 }
 
+/// `TASK: …` other than `TASK: expect …`. The task name runs up to the
+/// first byte that cannot be in a name; the line is a step when `: `
+/// follows it there (so it is the line's first `: `).
 fn is_step(line: &str) -> bool {
-    match line.split_once(": ") {
-        Some((task, rest)) => {
-            !task.is_empty() && task.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !rest.trim_start().starts_with("expect")
-        }
+    let task = line.bytes().position(|b| !(b.is_ascii_alphanumeric() || b == b'_')).unwrap_or(line.len());
+    match line[task..].strip_prefix(": ") {
+        Some(rest) => task > 0 && !rest.trim_start().starts_with("expect"),
         None => false,
     }
 }
@@ -82,10 +95,10 @@ fn is_step(line: &str) -> bool {
 pub(crate) fn huge_pages_write_read(t: &mut Text, region: &str, len: u64, page: u64, mismatch: Verdict) {
     let nr = len / page;
     for k in 0..nr {
-        t.line(format!("P: write {} {} fill {:#04x}", at(region, k * page), sz(page), page_byte(k)));
+        t.line(format_args!("P: write {} {} fill {:#04x}", at(region, k * page), sz(page), page_byte(k)));
     }
     for k in 0..nr {
-        t.judged(format!("P: read {} {} expect fill {:#04x}", at(region, k * page), sz(page), page_byte(k)), mismatch.clone());
+        t.judged(format_args!("P: read {} {} expect fill {:#04x}", at(region, k * page), sz(page), page_byte(k)), mismatch.clone());
     }
 }
 

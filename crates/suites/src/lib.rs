@@ -267,16 +267,26 @@ pub fn generate(suite: Suite, cfg: &Config) -> Vec<SelfTest> {
 
 impl SelfTest {
     /// A file name for `--emit-scenarios`: `cow-0161-vmsplice-unmap-in-child-with-hugetlb-2048-kb.cow`.
+    /// The description becomes a slug: letters and digits in lower case,
+    /// every run of anything else one `-`, none at either end. Written in
+    /// place (every run names its scenario with this).
     pub fn file_name(&self) -> String {
-        let mut slug = String::with_capacity(self.description.len());
+        use std::fmt::Write as _;
+        let mut name = String::with_capacity(self.description.len() + 32);
+        let _ = write!(name, "{}-{:04}-", self.suite.name(), self.number);
+        let slug = name.len();
         for c in self.description.chars() {
             if c.is_ascii_alphanumeric() {
-                slug.push(c.to_ascii_lowercase());
-            } else if !slug.ends_with('-') {
-                slug.push('-');
+                name.push(c.to_ascii_lowercase());
+            } else if name.len() > slug && !name.ends_with('-') {
+                name.push('-');
             }
         }
-        format!("{}-{:04}-{}.cow", self.suite.name(), self.number, slug.trim_matches('-'))
+        if name.len() > slug && name.ends_with('-') {
+            name.pop();
+        }
+        name.push_str(".cow");
+        name
     }
 
     /// This test as a backend without gup_test runs it: its program-level
@@ -299,8 +309,9 @@ impl SelfTest {
         }
         // A livelocked step hangs the test where it stands: no later
         // check would ever be reached.
+        let livelocked = scenario::backend::Failure::Livelock.to_string();
         let livelock = report.entries.iter().find_map(|e| match e {
-            Entry::Step(s) if s.result == scenario::backend::Failure::Livelock.to_string() => Some(s),
+            Entry::Step(s) if s.result == livelocked => Some(s),
             _ => None,
         });
         let first_failed = report.checks().find(|c| c.status == Status::Fail).map(|c| c.line);

@@ -25,16 +25,16 @@ pub fn generate() -> Vec<SelfTest> {
             t.line("task P");
             t.line("P: F = tmpfile 4K sparse");
             t.line("P: S = mmap 4K shared file F");
-            t.line(format!("P: write S {DEADBABE}"));
+            t.line(format_args!("P: write S {DEADBABE}"));
             t.line("P: fork C");
             t.line("C: M = mmap 4K private file F populate");
-            t.judged(format!("C: read M 8 expect {DEADBABE}"), Verdict::Fail("MAP_PRIVATE | MAP_POPULATE changed file".into()));
-            t.line(format!("P: write S {BAD}"));
+            t.judged(format_args!("C: read M 8 expect {DEADBABE}"), Verdict::Fail("MAP_PRIVATE | MAP_POPULATE changed file".into()));
+            t.line(format_args!("P: write S {BAD}"));
             // "MAP_POPULATE COW private page" asks only that the child does
             // not see the parent's store, "The mapping state" that it still
             // sees the first value; the scenario language compares for
             // equality, so both check the first value (docs/selftests.md, "map_populate.c").
-            t.line(format!("C: read M 8 expect {DEADBABE}"));
+            t.line(format_args!("C: read M 8 expect {DEADBABE}"));
             let (scenario, verdicts) = t.finish();
             SelfTest { suite: Suite::MapPopulate, number, description: desc.into(), scenario, verdicts, program_pins: None }
         })

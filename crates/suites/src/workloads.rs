@@ -79,16 +79,16 @@ impl Backing {
         match self {
             Backing::Small => t.line("thp all never"),
             Backing::Thp => t.line("thp 2M always"),
-            Backing::Hugetlb { spare } => t.line(format!("hugetlb 2M pages={}", 1 + extra_pages + u64::from(spare))),
+            Backing::Hugetlb { spare } => t.line(format_args!("hugetlb 2M pages={}", 1 + extra_pages + u64::from(spare))),
         };
     }
 
     fn map(self, t: &mut Text) {
         let s = sz(self.size());
         match self {
-            Backing::Small => t.line(format!("P: A = mmap {s} private anon")),
-            Backing::Thp => t.line(format!("P: A = mmap {s} private anon align={s}")),
-            Backing::Hugetlb { .. } => t.line(format!("P: A = mmap {s} private anon hugetlb=2M")),
+            Backing::Small => t.line(format_args!("P: A = mmap {s} private anon")),
+            Backing::Thp => t.line(format_args!("P: A = mmap {s} private anon align={s}")),
+            Backing::Hugetlb { .. } => t.line(format_args!("P: A = mmap {s} private anon hugetlb=2M")),
         };
     }
 }
@@ -211,12 +211,12 @@ impl Workload {
 }
 
 fn header(t: &mut Text, name: &str, what: &str, leak: &str, lost_pin: &str) {
-    t.line(format!("# workload {name}"));
+    t.line(format_args!("# workload {name}"));
     for l in what.lines() {
-        t.line(format!("# {l}"));
+        t.line(format_args!("# {l}"));
     }
-    t.line(format!("# leak: {leak}"));
-    t.line(format!("# lost pin: {lost_pin}"));
+    t.line(format_args!("# leak: {leak}"));
+    t.line(format_args!("# lost pin: {lost_pin}"));
 }
 
 /// Every workload, in a fixed order.
@@ -298,13 +298,13 @@ fn fork_server(b: Backing, when: ExitWhen, td: Teardown, exec: bool) -> Workload
             t.line(gone);
         }
         ExitWhen::While => {
-            t.line(format!("P: write A {} fill 0x22 expect any", sz(half)));
+            t.line(format_args!("P: write A {} fill 0x22 expect any", sz(half)));
             if !exec {
                 t.line("C: read A expect fill 0x11");
                 harms.push((t.last_line(), Harm::Leak));
             }
             t.line(gone);
-            t.line(format!("P: write A+{} {} fill 0x22 expect any", sz(half), sz(half)));
+            t.line(format_args!("P: write A+{} {} fill 0x22 expect any", sz(half), sz(half)));
         }
     }
     if td == Teardown::Late {
@@ -401,9 +401,9 @@ fn io_uring_fixed(b: Backing, to_device: bool, child_writes: bool) -> Workload {
     b.map(&mut t);
     let s = sz(b.size());
     t.line("P: write A fill 0x11");
-    t.line(format!("P: F = memfd {s}"));
+    t.line(format_args!("P: F = memfd {s}"));
     t.line("P: r = io_uring");
-    t.line(format!("P: io_uring register r A {s}"));
+    t.line(format_args!("P: io_uring register r A {s}"));
     t.line("P: fork C expect any   # the pinned page is copied for the child now");
     if child_writes {
         t.line("C: write A fill 0x33 expect any");
@@ -411,15 +411,15 @@ fn io_uring_fixed(b: Backing, to_device: bool, child_writes: bool) -> Workload {
     let device = if to_device { "0x22" } else { "0x44" };
     if to_device {
         t.line("P: write A fill 0x22");
-        t.line(format!("P: io_uring write_fixed r A {s} to F"));
-        t.line(format!("P: read F {s} expect fill {device}"));
+        t.line(format_args!("P: io_uring write_fixed r A {s} to F"));
+        t.line(format_args!("P: read F {s} expect fill {device}"));
     } else {
         t.line("P: write F fill 0x44");
-        t.line(format!("P: io_uring read_fixed r A {s} from F"));
-        t.line(format!("P: read A expect fill {device}"));
+        t.line(format_args!("P: io_uring read_fixed r A {s} from F"));
+        t.line(format_args!("P: read A expect fill {device}"));
     }
     harms.push((t.last_line(), Harm::LostPin));
-    t.line(format!("C: read A expect fill {}", if child_writes { "0x33" } else { "0x11" }));
+    t.line(format_args!("C: read A expect fill {}", if child_writes { "0x33" } else { "0x11" }));
     harms.push((t.last_line(), Harm::Leak));
     t.line("P: io_uring unregister r");
     finish(family, name, URING_LEAK, URING_PIN, t, harms)
