@@ -9,18 +9,11 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mm::*;
 
-const GIB: u64 = 1 << 30;
+#[path = "../examples/populated/mod.rs"]
+mod populated;
+use populated::populated;
 
-/// A task with `len` bytes of populated 4 KiB anon pages (THP off).
-fn populated(len: u64) -> (Kernel, Pid, u64) {
-    let mut k = Kernel::new(Policy::default());
-    k.set_event_log(false);
-    k.settings.thp_global = ThpMode::Never;
-    let p = k.spawn();
-    let a = k.mmap(p, MmapRequest::anon(len)).unwrap();
-    k.write_mem(p, a, &Contents::filled(len, 1)).unwrap();
-    (k, p, a)
-}
+const GIB: u64 = 1 << 30;
 
 fn pin_fast(c: &mut Criterion) {
     let mut g = c.benchmark_group("pin_user_pages_fast");

@@ -8,6 +8,9 @@
 //! `valgrind --tool=callgrind --toggle-collect='*Kernel*fork*' target/release/examples/fork_pages 65536 1`
 //! `cargo run --release -p mm --example fork_pages [pages (1000000)] [runs (5)]`
 use mm::*;
+
+#[path = "populated/mod.rs"]
+mod populated;
 use std::time::Instant;
 
 fn main() {
@@ -15,12 +18,7 @@ fn main() {
     let nr = args.next().unwrap_or(1_000_000);
     let runs = args.next().unwrap_or(5);
     let len = nr * PAGE_SIZE;
-    let mut k = Kernel::new(Policy::default());
-    k.set_event_log(false);
-    k.settings.thp_global = ThpMode::Never;
-    let p = k.spawn();
-    let a = k.mmap(p, MmapRequest::anon(len)).expect("mmap");
-    k.write_mem(p, a, &Contents::filled(len, 1)).expect("write");
+    let (k, p, _) = populated::populated(len);
     let mut best = f64::MAX;
     let mut faults = Vec::new();
     for _ in 0..runs {

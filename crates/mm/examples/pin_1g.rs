@@ -6,6 +6,9 @@
 //! `valgrind --tool=callgrind --toggle-collect='*Kernel*gup*' target/release/examples/pin_1g 64 1`
 //! `cargo run --release -p mm --example pin_1g [MiB (1024)] [runs (5)]`
 use mm::*;
+
+#[path = "populated/mod.rs"]
+mod populated;
 use std::time::Instant;
 
 fn main() {
@@ -13,12 +16,7 @@ fn main() {
     let mib = args.next().unwrap_or(1024);
     let runs = args.next().unwrap_or(5);
     let len = mib << 20;
-    let mut k = Kernel::new(Policy::default());
-    k.set_event_log(false);
-    k.settings.thp_global = ThpMode::Never;
-    let p = k.spawn();
-    let a = k.mmap(p, MmapRequest::anon(len)).expect("mmap");
-    k.write_mem(p, a, &Contents::filled(len, 1)).expect("write");
+    let (k, p, a) = populated::populated(len);
     let nr = len / PAGE_SIZE;
     let (mut pin, mut unpin) = (f64::MAX, f64::MAX);
     for _ in 0..runs {
