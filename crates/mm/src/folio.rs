@@ -618,15 +618,13 @@ impl FolioArena {
 
     /// Marks a folio whose last reference went away as free.
     pub(crate) fn release(&mut self, id: FolioId) {
-        let i = id.0 as usize;
-        let f = &mut self.chunks[i / CHUNK][i % CHUNK];
-        if f.kind != FolioKind::Zero && f.hugetlb.is_none() {
-            self.ram_pages -= f.nr_pages();
-        }
+        let f = self.get_mut(id);
+        let ram = if f.kind != FolioKind::Zero && f.hugetlb.is_none() { f.nr_pages() } else { 0 };
         f.freed = true;
         f.data = Contents::default();
         f.mm_ids = MmIdSlots::default();
         f.page_mapcounts = PageCounts::new(1);
+        self.ram_pages -= ram;
         self.free.insert(id.0);
     }
 
