@@ -930,13 +930,18 @@ impl Kernel {
     pub(crate) fn pte_run_of_folio(&self, mm: MmId, from: u64, end: u64, folio: FolioId, mut next: u64, write: bool) -> u64 {
         let pt = &self.mm(mm).pt;
         let mut b = from;
-        while b < end {
-            match pt.get(Level::Pte, b) {
-                Some(Entry::Present(p)) if p.folio == folio && p.page == next && !p.special && (p.write || !write) => {}
-                _ => break,
+        // A PTE table at a time, its slots read in a row.
+        'tables: while b < end {
+            let table_end = (align_down(b, PMD_SIZE) + PMD_SIZE).min(end.next_multiple_of(PAGE_SIZE));
+            let Some(slots) = pt.pte_run(b, table_end) else { break };
+            for slot in slots {
+                match slot.get() {
+                    Some(Entry::Present(p)) if p.folio == folio && p.page == next && !p.special && (p.write || !write) => {}
+                    _ => break 'tables,
+                }
+                next += 1;
+                b += PAGE_SIZE;
             }
-            next += 1;
-            b += PAGE_SIZE;
         }
         b.min(end).saturating_sub(from)
     }

@@ -1,7 +1,8 @@
 //! Page tables: leaves at PTE, PMD and PUD level (x86-64, 4 levels).
 //!
 //! PTE tables sit where the kernel keeps them: in a PMD table of 512 slots
-//! per 1 GiB (PUD) range, found by the range's address, so a walk indexes
+//! per 1 GiB (PUD) range, found by the range's address (a short sorted
+//! list: an address space spans one or a few such ranges), so a walk indexes
 //! its way down as `pmd_offset()` / `pte_offset_map()` do instead of
 //! searching one big map per page. PMD and PUD leaves (rare: THP and
 //! hugetlb) are kept in ordered maps keyed by address. A PMD "table" exists
@@ -270,7 +271,12 @@ fn pmd_index(addr: u64) -> usize {
 /// their 1 GiB range, PMD leaves and PUD leaves keyed by virtual address.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct PageTable {
-    pmd_tables: BTreeMap<u64, PmdTable>,
+    /// The PMD tables by the start of their 1 GiB range, in address order.
+    /// A sorted vector rather than a map: it holds one or a few tables, and
+    /// every PTE lookup starts here, so a binary search over a slice beats
+    /// a B-tree descent (one key per range, so equal tables are equal
+    /// vectors).
+    pmd_tables: Vec<(u64, PmdTable)>,
     pmds: BTreeMap<u64, Entry>,
     puds: BTreeMap<u64, Entry>,
 }
@@ -279,7 +285,7 @@ impl Hash for PageTable {
     /// Every PTE table with its address, then the huge leaves (what the
     /// derived hash of one map of tables by address would cover).
     fn hash<H: Hasher>(&self, h: &mut H) {
-        self.pmd_tables.values().map(|d| d.nr as usize).sum::<usize>().hash(h);
+        self.pmd_tables.iter().map(|(_, d)| d.nr as usize).sum::<usize>().hash(h);
         for (a, t) in self.tables_in(0, u64::MAX) {
             a.hash(h);
             t.hash(h);
@@ -290,19 +296,35 @@ impl Hash for PageTable {
 }
 
 impl PageTable {
+    /// Where the PMD table of the 1 GiB range of `addr` is in `pmd_tables`
+    /// (`Ok`), or would go (`Err`).
+    fn pmd_table_pos(&self, addr: u64) -> Result<usize, usize> {
+        let base = addr & !(PUD_SIZE - 1);
+        self.pmd_tables.binary_search_by_key(&base, |&(b, _)| b)
+    }
+
     /// The PTE table for the PMD range of `addr` (`pmd_offset()` then the
     /// table it points to; detached tables included).
     fn table(&self, addr: u64) -> Option<&PteTable> {
-        self.pmd_tables.get(&(addr & !(PUD_SIZE - 1)))?.tables[pmd_index(addr)].as_ref()
+        let i = self.pmd_table_pos(addr).ok()?;
+        self.pmd_tables[i].1.tables[pmd_index(addr)].as_ref()
     }
 
     fn table_mut(&mut self, addr: u64) -> Option<&mut PteTable> {
-        self.pmd_tables.get_mut(&(addr & !(PUD_SIZE - 1)))?.tables[pmd_index(addr)].as_mut()
+        let i = self.pmd_table_pos(addr).ok()?;
+        self.pmd_tables[i].1.tables[pmd_index(addr)].as_mut()
     }
 
     /// The PTE table for `addr`, made if missing (`pte_alloc()`).
     fn table_alloc(&mut self, addr: u64) -> &mut PteTable {
-        let d = self.pmd_tables.entry(addr & !(PUD_SIZE - 1)).or_insert_with(PmdTable::new);
+        let i = match self.pmd_table_pos(addr) {
+            Ok(i) => i,
+            Err(i) => {
+                self.pmd_tables.insert(i, (addr & !(PUD_SIZE - 1), PmdTable::new()));
+                i
+            }
+        };
+        let d = &mut self.pmd_tables[i].1;
         let slot = &mut d.tables[pmd_index(addr)];
         if slot.is_none() {
             d.nr += 1;
@@ -312,12 +334,12 @@ impl PageTable {
 
     /// Drops the PTE table at the PMD-aligned `haddr`.
     fn remove_table(&mut self, haddr: u64) {
-        let base = haddr & !(PUD_SIZE - 1);
-        let Some(d) = self.pmd_tables.get_mut(&base) else { return };
+        let Ok(i) = self.pmd_table_pos(haddr) else { return };
+        let d = &mut self.pmd_tables[i].1;
         if d.tables[pmd_index(haddr)].take().is_some() {
             d.nr -= 1;
             if d.nr == 0 {
-                self.pmd_tables.remove(&base);
+                self.pmd_tables.remove(i);
             }
         }
     }
@@ -325,7 +347,9 @@ impl PageTable {
     /// The PTE tables whose PMD range starts in `[lo, end)`, in address
     /// order, with their addresses.
     fn tables_in(&self, lo: u64, end: u64) -> impl Iterator<Item = (u64, &PteTable)> + '_ {
-        self.pmd_tables.range(lo & !(PUD_SIZE - 1)..end).flat_map(move |(&base, d)| {
+        let first_range = self.pmd_tables.partition_point(|&(b, _)| b < lo & !(PUD_SIZE - 1));
+        let end_range = self.pmd_tables.partition_point(|&(b, _)| b < end);
+        self.pmd_tables[first_range..end_range.max(first_range)].iter().flat_map(move |&(base, ref d)| {
             let first = if base < lo { (lo - base).div_ceil(PMD_SIZE) as usize } else { 0 };
             let last = if end - base < PUD_SIZE { (end - base).div_ceil(PMD_SIZE) as usize } else { PTRS_PER_PMD };
             d.tables[first.min(last)..last]
@@ -490,7 +514,7 @@ impl PageTable {
     /// `pud_none()` for the PUD covering `addr`.
     pub fn pud_none(&self, addr: u64) -> bool {
         let a = addr & !(PUD_SIZE - 1);
-        !self.puds.contains_key(&a) && self.pmds.range(a..a + PUD_SIZE).next().is_none() && !self.pmd_tables.contains_key(&a)
+        !self.puds.contains_key(&a) && self.pmds.range(a..a + PUD_SIZE).next().is_none() && self.pmd_table_pos(a).is_err()
     }
 
     /// True when no PTE in `[start, end)` is set (used to pick mTHP orders).
