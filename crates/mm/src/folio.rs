@@ -477,6 +477,50 @@ fn split_run(runs: &mut SmallVec<[(u64, u32); 3]>, at: u64) {
 /// Folios per chunk of the arena (16 KiB of 256-byte folios).
 const CHUNK: usize = 64;
 
+/// The arena's free slots, handed out lowest first: a bit per slot up to
+/// the highest free one, and the first word with a bit set. Freeing and
+/// reusing a slot is then a bit operation; a `BTreeSet` allocated a node
+/// every few frees and walked it on every allocation. The word vector is
+/// trimmed after its last set bit and `first` is a function of the set, so
+/// equal sets are equal values (and hash equal).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+struct FreeSlots {
+    words: Vec<u64>,
+    /// Index of the first non-zero word; `words.len()` when the set is
+    /// empty.
+    first: usize,
+}
+
+impl FreeSlots {
+    fn insert(&mut self, slot: u32) {
+        let w = (slot / 64) as usize;
+        let empty = self.first == self.words.len();
+        if w >= self.words.len() {
+            self.words.resize(w + 1, 0);
+        }
+        self.words[w] |= 1 << (slot % 64);
+        if empty || w < self.first {
+            self.first = w;
+        }
+    }
+
+    /// Takes the lowest free slot out of the set.
+    fn pop_first(&mut self) -> Option<u32> {
+        let first = self.first;
+        let word = self.words.get_mut(first)?;
+        let bit = word.trailing_zeros();
+        *word &= *word - 1;
+        if *word == 0 {
+            self.first = self.words[first + 1..].iter().position(|&w| w != 0).map_or(self.words.len(), |p| first + 1 + p);
+            while self.words.last() == Some(&0) {
+                self.words.pop();
+            }
+            self.first = self.first.min(self.words.len());
+        }
+        Some(first as u32 * 64 + bit)
+    }
+}
+
 /// All folios of the system; freed slots are reused lowest-first so that two
 /// runs of the same steps produce equal states.
 ///
@@ -491,7 +535,7 @@ pub struct FolioArena {
     /// Slot `i` is `chunks[i / CHUNK][i % CHUNK]`; every chunk but the last
     /// is full.
     chunks: Vec<Vec<Folio>>,
-    free: std::collections::BTreeSet<u32>,
+    free: FreeSlots,
     next_pfn: u64,
     /// Base pages in live folios that take RAM of their own: neither the
     /// zero folios nor hugetlb folios (those come out of the pools).
@@ -700,6 +744,28 @@ mod tests {
             }
             assert_eq!(c, same, "one form for one set of counts");
         }
+    }
+
+    /// Slots come back lowest first whatever order they were freed in, and
+    /// the set has one form for one set of slots.
+    #[test]
+    fn free_slots_hand_out_the_lowest_first() {
+        let mut f = FreeSlots::default();
+        for s in [200, 3, 64, 130, 0] {
+            f.insert(s);
+        }
+        assert_eq!(f.pop_first(), Some(0));
+        assert_eq!(f.pop_first(), Some(3));
+        f.insert(1);
+        let got: Vec<_> = std::iter::from_fn(|| f.pop_first()).collect();
+        assert_eq!(got, [1, 64, 130, 200]);
+        assert_eq!(f, FreeSlots::default(), "an emptied set equals a new one");
+        let (mut a, mut b) = (FreeSlots::default(), FreeSlots::default());
+        a.insert(5);
+        a.insert(300);
+        a.pop_first();
+        b.insert(300);
+        assert_eq!(a, b);
     }
 
     #[test]
