@@ -323,6 +323,17 @@ impl Contents {
         }
     }
 
+    /// [`Contents::overwrite`] with a string the caller is done with: one
+    /// that covers all of `self` (a page copied or stored into a small
+    /// folio whole) is moved in rather than copied run by run.
+    pub fn overwrite_owned(&mut self, off: u64, src: Contents) {
+        if off == 0 && src.len == self.len {
+            *self = src;
+        } else {
+            self.overwrite(off, &src);
+        }
+    }
+
     /// Appends `other` at the end. Both are canonical, so only the last run
     /// of `self` and the first of `other` can need joining.
     pub fn append(&mut self, other: &Contents) {

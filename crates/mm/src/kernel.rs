@@ -564,6 +564,6 @@ impl Kernel {
 
     pub(crate) fn copy_page_data(&mut self, dst: FolioId, dst_page: u64, src: FolioId, src_page: u64) {
         let data: Contents = self.folios.get(src).page_data(src_page);
-        self.folios.get_mut(dst).data.overwrite(dst_page * PAGE_SIZE, &data);
+        self.folios.get_mut(dst).data.overwrite_owned(dst_page * PAGE_SIZE, data);
     }
 }

@@ -54,6 +54,16 @@ impl VmFault {
 
 pub(crate) type FaultResult = Result<(), VmFault>;
 
+/// What an access sets in a present leaf: young, and for a write dirty
+/// and soft-dirty.
+fn touch(p: &mut Present, write: bool) {
+    p.young = true;
+    if write {
+        p.dirty = true;
+        p.soft_dirty = true;
+    }
+}
+
 /// A present PTE that maps `page` of `folio`, writable and dirty per `write`.
 pub(crate) fn pte(folio: FolioId, page: u64, write: bool, dirty: bool) -> Entry {
     Entry::Present(Present { folio, page, write, dirty, young: true, soft_dirty: true, special: false })
@@ -118,13 +128,7 @@ impl Kernel {
     /// Marks a present leaf young (and dirty for writes), as the hardware and
     /// the spurious-fault path do.
     pub(crate) fn touch_leaf(&mut self, mm: MmId, level: Level, addr: u64, write: bool) {
-        self.mm_mut(mm).pt.update_present(level, addr, |p| {
-            p.young = true;
-            if write {
-                p.dirty = true;
-                p.soft_dirty = true;
-            }
-        });
+        self.mm_mut(mm).pt.update_present(level, addr, |p| touch(p, write));
     }
 
     /// `thp_vma_allowable_order()`: may a folio of `order` be faulted into
@@ -865,14 +869,12 @@ impl Kernel {
                 self.touch_leaf(mm, leaf.level, leaf.addr, true);
                 if w.whole && leaf.level == Level::Pte {
                     let more = self.pte_run_of_folio(mm, a + n, end.min(vma_end), folio, page + 1, true);
-                    for k in 0..more.div_ceil(PAGE_SIZE) {
-                        self.touch_leaf(mm, Level::Pte, a + n + k * PAGE_SIZE, true);
-                    }
+                    self.mm_mut(mm).pt.update_present_ptes(a + n, more.div_ceil(PAGE_SIZE), |p| touch(p, true));
                     n += more;
                 }
                 let chunk = w.data.slice(a - w.start, n);
                 let f = self.folios.get_mut(folio);
-                f.data.overwrite(page * PAGE_SIZE + a % PAGE_SIZE, &chunk);
+                f.data.overwrite_owned(page * PAGE_SIZE + a % PAGE_SIZE, chunk);
                 // The CPU dirties the PTE only: an anon folio's PG_dirty
                 // follows when a dirty PTE is taken down (MADV_FREE tells
                 // the two apart). Page-cache folios keep the model's

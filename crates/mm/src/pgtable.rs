@@ -399,6 +399,27 @@ impl PageTable {
         present
     }
 
+    /// [`PageTable::update_present`] for the `nr` PTEs from `addr` on
+    /// (which may run into the next PTE tables): each table is looked up
+    /// once, not once per entry.
+    pub fn update_present_ptes(&mut self, addr: u64, nr: u64, mut f: impl FnMut(&mut Present)) {
+        let end = addr + nr * PAGE_SIZE;
+        let mut a = addr;
+        while a < end {
+            let stop = ((a & !(PMD_SIZE - 1)) + PMD_SIZE).min(end);
+            if let Some(t) = self.table_mut(a) {
+                let first = pte_index(a);
+                for slot in &mut t.slots[first..first + ((stop - a) / PAGE_SIZE) as usize] {
+                    if let Some(Entry::Present(mut p)) = slot.get() {
+                        f(&mut p);
+                        *slot = PteSlot::new(Entry::Present(p));
+                    }
+                }
+            }
+            a = stop;
+        }
+    }
+
     pub fn set(&mut self, level: Level, addr: u64, e: Entry) {
         debug_assert_eq!(addr % level.size(), 0);
         match level {
@@ -457,13 +478,21 @@ impl PageTable {
 
     /// The leaf covering `addr`, at whatever level it sits.
     pub fn lookup(&self, addr: u64) -> Option<Leaf> {
-        for level in [Level::Pud, Level::Pmd, Level::Pte] {
+        // Level by level as `get` would, but the huge-leaf maps are asked
+        // only when not empty, and the PTE read needs no level dispatch:
+        // a store or load asks this once per page.
+        for (level, map) in [(Level::Pud, &self.puds), (Level::Pmd, &self.pmds)] {
+            if map.is_empty() {
+                continue;
+            }
             let a = addr & !(level.size() - 1);
-            if let Some(e) = self.get(level, a) {
-                return Some(Leaf { addr: a, level, entry: e });
+            if let Some(&entry) = map.get(&a) {
+                return Some(Leaf { addr: a, level, entry });
             }
         }
-        None
+        let a = addr & !(PAGE_SIZE - 1);
+        let entry = self.table(a)?.slots[pte_index(a)].get()?;
+        Some(Leaf { addr: a, level: Level::Pte, entry })
     }
 
     /// `pmd_none()` for the PMD covering `addr`: no leaf and no PTE table
