@@ -857,63 +857,63 @@ impl Kernel {
     fn store_step(&mut self, w: &mut WpFault, a: u64) -> SysResult<()> {
         let (pid, mm) = (w.pid, w.mm);
         let end = w.start + w.data.len();
-        // The VMA is cloned only for a fault: the store itself needs its
-        // end and protection key alone.
-        let Some((vma_end, permitted)) = self.mm(mm).vma(a).map(|v| (v.end, self.arch_vma_access_permitted(v))) else {
+        // The VMA and the leaf are looked up once; the VMA is cloned only
+        // for a fault: the store itself needs its end and protection key
+        // alone.
+        let m = self.mm(mm);
+        let Some(vma) = m.vma(a) else {
             return self.access_failed(w.by, pid, Signal::SIGSEGV, a);
         };
-        match self.mm(mm).pt.lookup(a) {
-            Some(leaf) if leaf.entry.present().is_some_and(|p| p.write) && permitted => {
-                let (folio, page) = leaf.page_for(a).expect("present");
-                let mut n = (leaf.addr + leaf.level.size() - a).min(end - a);
-                self.touch_leaf(mm, leaf.level, leaf.addr, true);
-                if w.whole && leaf.level == Level::Pte {
-                    let more = self.pte_run_of_folio(mm, a + n, end.min(vma_end), folio, page + 1, true);
-                    self.mm_mut(mm).pt.update_present_ptes(a + n, more.div_ceil(PAGE_SIZE), |p| touch(p, true));
-                    n += more;
-                }
-                let chunk = w.data.slice(a - w.start, n);
-                let f = self.folios.get_mut(folio);
-                f.data.overwrite_owned(page * PAGE_SIZE + a % PAGE_SIZE, chunk);
-                // The CPU dirties the PTE only: an anon folio's PG_dirty
-                // follows when a dirty PTE is taken down (MADV_FREE tells
-                // the two apart). Page-cache folios keep the model's
-                // simpler rule: dirty on every store.
-                if !f.is_anon() {
-                    f.dirty = true;
-                }
-                self.work.add(n.div_ceil(PAGE_SIZE));
-                w.faults = 0;
-                w.state = if a + n >= end { WpFaultState::Done } else { WpFaultState::Access { addr: a + n } };
-                if a + n >= end {
-                    w.result = Some(Ok(()));
+        let (vma_end, permitted) = (vma.end, self.arch_vma_access_permitted(vma));
+        let leaf = m.pt.lookup(a);
+        let Some(leaf) = leaf.filter(|l| permitted && l.entry.present().is_some_and(|p| p.write)) else {
+            let vma = vma.clone();
+            if self.access_error(&vma, true) {
+                return self.access_failed(w.by, pid, Signal::SIGSEGV, a);
+            }
+            w.faults += 1;
+            if w.faults > MAX_STORE_FAULTS {
+                return Err(SysError::Livelock);
+            }
+            w.state = WpFaultState::Access { addr: a };
+            if let Some(Entry::Present(p)) = leaf.filter(|l| l.level == Level::Pte && vma.hugetlb.is_none()).map(|l| l.entry) {
+                // handle_pte_fault(): a write to a present read-only PTE.
+                self.stats.faults += 1;
+                match self.do_wp_page_begin(pid, mm, &vma, page_align_down(a), p, FaultFlags::WRITE) {
+                    Ok(Some(copy)) => w.state = WpFaultState::Copied { addr: a, copy },
+                    Ok(None) => {}
+                    Err(e) => return self.deliver_fault(w.by, pid, e, a),
                 }
                 return Ok(());
             }
-            leaf => {
-                let vma = self.mm(mm).vma(a).cloned().expect("found above");
-                if self.access_error(&vma, true) {
-                    return self.access_failed(w.by, pid, Signal::SIGSEGV, a);
-                }
-                w.faults += 1;
-                if w.faults > MAX_STORE_FAULTS {
-                    return Err(SysError::Livelock);
-                }
-                w.state = WpFaultState::Access { addr: a };
-                if let Some(Entry::Present(p)) = leaf.filter(|l| l.level == Level::Pte && vma.hugetlb.is_none()).map(|l| l.entry) {
-                    // handle_pte_fault(): a write to a present read-only PTE.
-                    self.stats.faults += 1;
-                    match self.do_wp_page_begin(pid, mm, &vma, page_align_down(a), p, FaultFlags::WRITE) {
-                        Ok(Some(copy)) => w.state = WpFaultState::Copied { addr: a, copy },
-                        Ok(None) => {}
-                        Err(e) => return self.deliver_fault(w.by, pid, e, a),
-                    }
-                    return Ok(());
-                }
-                if let Err(e) = self.handle_mm_fault(pid, mm, a, FaultFlags::WRITE) {
-                    return self.deliver_fault(w.by, pid, e, a);
-                }
+            if let Err(e) = self.handle_mm_fault(pid, mm, a, FaultFlags::WRITE) {
+                return self.deliver_fault(w.by, pid, e, a);
             }
+            return Ok(());
+        };
+        let (folio, page) = leaf.page_for(a).expect("present");
+        let mut n = (leaf.addr + leaf.level.size() - a).min(end - a);
+        self.touch_leaf(mm, leaf.level, leaf.addr, true);
+        if w.whole && leaf.level == Level::Pte {
+            let more = self.pte_run_of_folio(mm, a + n, end.min(vma_end), folio, page + 1, true);
+            self.mm_mut(mm).pt.update_present_ptes(a + n, more.div_ceil(PAGE_SIZE), |p| touch(p, true));
+            n += more;
+        }
+        let chunk = w.data.slice(a - w.start, n);
+        let f = self.folios.get_mut(folio);
+        f.data.overwrite_owned(page * PAGE_SIZE + a % PAGE_SIZE, chunk);
+        // The CPU dirties the PTE only: an anon folio's PG_dirty
+        // follows when a dirty PTE is taken down (MADV_FREE tells
+        // the two apart). Page-cache folios keep the model's
+        // simpler rule: dirty on every store.
+        if !f.is_anon() {
+            f.dirty = true;
+        }
+        self.work.add(n.div_ceil(PAGE_SIZE));
+        w.faults = 0;
+        w.state = if a + n >= end { WpFaultState::Done } else { WpFaultState::Access { addr: a + n } };
+        if a + n >= end {
+            w.result = Some(Ok(()));
         }
         Ok(())
     }

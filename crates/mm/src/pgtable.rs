@@ -548,12 +548,14 @@ impl PageTable {
 
     /// True when no PTE in `[start, end)` is set (used to pick mTHP orders).
     pub fn ptes_none(&self, start: u64, end: u64) -> bool {
+        // A PTE table at a time, its slots compared with the empty word.
         let mut a = start;
         while a < end {
-            if self.get(Level::Pte, a).is_some() {
+            let stop = ((a & !(PMD_SIZE - 1)) + PMD_SIZE).min(end);
+            if self.pte_run(a, stop).is_some_and(|slots| slots.iter().any(|s| s.is_some())) {
                 return false;
             }
-            a += PAGE_SIZE;
+            a = stop;
         }
         true
     }
@@ -643,8 +645,10 @@ impl PageTable {
         if let Some(t) = self.table(addr) {
             let base = addr & !(PMD_SIZE - 1);
             let last = (end.saturating_sub(base).div_ceil(PAGE_SIZE) as usize).min(PTRS_PER_PTE);
-            let found = (pte_index(addr)..last).find_map(|i| t.slots[i].get().map(|e| (base + i as u64 * PAGE_SIZE, e)));
-            if let Some((a, e)) = found {
+            // Empty slots are skipped by their word; only the one found is
+            // decoded.
+            let found = (pte_index(addr)..last).find(|&i| t.slots[i].is_some());
+            if let Some((a, e)) = found.and_then(|i| Some((base + i as u64 * PAGE_SIZE, t.slots[i].get()?))) {
                 // As below: a huge leaf can come first only from `addr`.
                 if a == addr || !addr.is_multiple_of(PMD_SIZE) {
                     return Some(Leaf { addr: a, level: Level::Pte, entry: e });
