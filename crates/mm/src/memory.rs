@@ -533,7 +533,9 @@ impl Kernel {
                 true
             }
             ZapState::Clear { addr } => {
-                let Some(leaf) = self.mm(z.mm).pt.next_leaf(addr, z.end) else {
+                // One look-up of the mm for finding and clearing the entry.
+                let pt = &mut self.mm_mut(z.mm).pt;
+                let Some(leaf) = pt.next_leaf(addr, z.end) else {
                     z.state = ZapState::Flush;
                     return true;
                 };
@@ -543,7 +545,7 @@ impl Kernel {
                     // hugetlb ranges, so nothing is left behind).
                     return true;
                 }
-                self.mm_mut(z.mm).pt.clear(leaf.level, leaf.addr);
+                pt.clear(leaf.level, leaf.addr);
                 self.work.add(leaf.level.size() / PAGE_SIZE);
                 match leaf.entry {
                     Entry::Present(p) if p.special => {}

@@ -117,12 +117,14 @@ impl Kernel {
             let a = addr + done;
             let mut tries = 0;
             let (leaf, vma_end) = loop {
-                let Some(vma) = self.mm(mm).vma(a) else { return self.access_failed(by, pid, Signal::SIGSEGV, a) };
+                // The VMA and the leaf from one look-up of the mm.
+                let m = self.mm(mm);
+                let Some(vma) = m.vma(a) else { return self.access_failed(by, pid, Signal::SIGSEGV, a) };
                 if self.access_error(vma, false) {
                     return self.access_failed(by, pid, Signal::SIGSEGV, a);
                 }
                 let vma_end = vma.end;
-                if let Some(leaf) = self.mm(mm).pt.lookup(a) {
+                if let Some(leaf) = m.pt.lookup(a) {
                     if let Entry::Present(_) = leaf.entry {
                         break (leaf, vma_end);
                     }
