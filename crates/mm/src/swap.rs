@@ -331,13 +331,12 @@ impl Kernel {
                 }
                 return Some((p.folio, vec![(leaf.addr, p)]));
             }
-            // Every mapping of the folio must lie in this range of this mm.
-            let mapped: Vec<(u64, Present)> = self
-                .mm(mm)
-                .pt
-                .ptes_in(start, end)
-                .filter_map(|l| l.entry.present().filter(|q| q.folio == p.folio).map(|q| (l.addr, *q)))
-                .collect();
+            // Every mapping of the folio must lie in this range of this mm
+            // (room for all of them made at once: a THP has 512).
+            let mut mapped: Vec<(u64, Present)> = Vec::with_capacity(f.mapcount as usize);
+            mapped.extend(
+                self.mm(mm).pt.ptes_in(start, end).filter_map(|l| l.entry.present().filter(|q| q.folio == p.folio).map(|q| (l.addr, *q))),
+            );
             if mapped.len() as i64 != f.mapcount {
                 continue;
             }
