@@ -332,11 +332,25 @@ impl Kernel {
                 return Some((p.folio, vec![(leaf.addr, p)]));
             }
             // Every mapping of the folio must lie in this range of this mm
-            // (room for all of them made at once: a THP has 512).
+            // (room for all of them made at once: a THP has 512). The PTEs
+            // are read a table at a time, each table found by its first
+            // PTE.
+            let pt = &self.mm(mm).pt;
             let mut mapped: Vec<(u64, Present)> = Vec::with_capacity(f.mapcount as usize);
-            mapped.extend(
-                self.mm(mm).pt.ptes_in(start, end).filter_map(|l| l.entry.present().filter(|q| q.folio == p.folio).map(|q| (l.addr, *q))),
-            );
+            let mut at = start;
+            while at < end {
+                let Some(first) = pt.ptes_in(at, end).next() else { break };
+                let table_end = (align_down(first.addr, PMD_SIZE) + PMD_SIZE).min(end);
+                let slots = pt.pte_run(first.addr, table_end).expect("the table of a PTE");
+                for (addr, slot) in (first.addr..).step_by(PAGE_SIZE as usize).zip(slots) {
+                    if let Some(Entry::Present(q)) = slot.get() {
+                        if q.folio == p.folio {
+                            mapped.push((addr, q));
+                        }
+                    }
+                }
+                at = table_end;
+            }
             if mapped.len() as i64 != f.mapcount {
                 continue;
             }
