@@ -132,10 +132,8 @@ impl Kernel {
         }
         self.mm_mut(mm).pt.clear(Level::Pmd, haddr);
         if p.folio == HUGE_ZERO_FOLIO {
-            for i in 0..HPAGE_PMD_NR {
-                let e = Present { folio: crate::folio::ZERO_FOLIO, page: 0, write: false, special: true, ..p };
-                self.mm_mut(mm).pt.set(Level::Pte, haddr + i * PAGE_SIZE, Entry::Present(e));
-            }
+            let e = Present { folio: crate::folio::ZERO_FOLIO, page: 0, write: false, special: true, ..p };
+            self.mm_mut(mm).pt.set_ptes(haddr, (0..HPAGE_PMD_NR).map(|_| Entry::Present(e)));
             return;
         }
         let f = self.folios.get_mut(p.folio);
@@ -146,10 +144,7 @@ impl Kernel {
         // PMD mapping goes, which matters for the mm slots when `mm` has none.
         self.rmap_add(p.folio, mm, Rmap::Ptes { first: 0, nr: HPAGE_PMD_NR });
         self.rmap_remove(p.folio, mm, Rmap::Entire);
-        for i in 0..HPAGE_PMD_NR {
-            let e = Present { page: p.page + i, ..p };
-            self.mm_mut(mm).pt.set(Level::Pte, haddr + i * PAGE_SIZE, Entry::Present(e));
-        }
+        self.mm_mut(mm).pt.set_ptes(haddr, (0..HPAGE_PMD_NR).map(|i| Entry::Present(Present { page: p.page + i, ..p })));
         self.event(pid, EventKind::Split, "__split_huge_pmd", Some(haddr), || "PMD mapping → 512 PTEs (folio stays whole)".into());
     }
 

@@ -140,7 +140,7 @@ impl Kernel {
                 exp.entry(f).or_default().refs += 1;
             }
         }
-        for s in self.swap.slots.values() {
+        for (_, s) in self.swap.iter() {
             if let Some(f) = s.cache {
                 exp.entry(f).or_default().refs += 1;
             }
@@ -240,20 +240,20 @@ impl Kernel {
                 }
             }
         }
-        for (slot, s) in &self.swap.slots {
-            let n = swap_refs.remove(slot).unwrap_or(0);
+        for (slot, s) in self.swap.iter() {
+            let n = swap_refs.remove(&slot).unwrap_or(0);
             ensure!(s.count == n, "swap slot {slot:?}: count {} but {n} swap entries", s.count);
             ensure!(n > 0 || s.cache.is_some(), "swap slot {slot:?} is referred to by nothing");
             if let Some(f) = s.cache {
                 ensure!(
-                    self.swap_cache_of(f) == Some(*slot),
+                    self.swap_cache_of(f) == Some(slot),
                     "swap-cache folio {f:?} of slot {slot:?} is indexed as {:?}",
                     self.swap_cache_of(f)
                 );
             }
         }
         ensure!(
-            self.swap.slots.values().filter(|s| s.cache.is_some()).count() == self.swap.cached(),
+            self.swap.iter().filter(|(_, s)| s.cache.is_some()).count() == self.swap.cached(),
             "the swap-cache index holds folios no slot caches"
         );
         ensure!(swap_refs.is_empty(), "swap entries refer to freed slots");

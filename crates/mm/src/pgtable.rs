@@ -446,6 +446,25 @@ impl PageTable {
         }
     }
 
+    /// [`PageTable::set`] of consecutive PTEs from `addr` to `entries`, in
+    /// order, all in the PTE table of `addr`: the table is looked up (or
+    /// made) once, as `__split_huge_pmd_locked()` fills one table.
+    pub fn set_ptes(&mut self, addr: u64, entries: impl IntoIterator<Item = Entry>) {
+        debug_assert_eq!(addr % PAGE_SIZE, 0);
+        let mut entries = entries.into_iter().peekable();
+        if entries.peek().is_none() {
+            return;
+        }
+        let t = self.table_alloc(addr);
+        let mut added = 0;
+        for (slot, e) in t.slots[pte_index(addr)..].iter_mut().zip(&mut entries) {
+            added += !slot.is_some() as u16;
+            *slot = PteSlot::new(e);
+        }
+        t.used += added;
+        debug_assert!(entries.next().is_none(), "set_ptes stays within one PTE table");
+    }
+
     pub fn clear(&mut self, level: Level, addr: u64) -> Option<Entry> {
         match level {
             Level::Pte => {

@@ -124,6 +124,37 @@ impl MmIdSlots {
             self.shared = false;
         }
     }
+
+    /// [`MmIdSlots::sub`] of one mapping, `nr` times over (the kernel's
+    /// `folio_remove_rmap_pte()` page after page), `total` being the
+    /// folio's mapcount after the last: the same slots and bit, in one
+    /// step. A slot of `mm` holding more than `nr` only shrinks. Otherwise
+    /// the removal that empties it, and every one after it (all of them if
+    /// `mm` has no slot), looks whether a slot owns every mapping left; the
+    /// slots no longer change then, and those removals leave the totals
+    /// `total ..= total + looks - 1`.
+    pub(crate) fn sub_each(&mut self, mm: MmId, nr: u32, total: i64) {
+        if nr == 0 {
+            return;
+        }
+        let mut looks = nr;
+        if let Some(i) = self.slot_of(mm) {
+            match &mut self.slots[i] {
+                Some(s) if s.mapcount > nr => {
+                    s.mapcount -= nr;
+                    return;
+                }
+                s => {
+                    looks = nr + 1 - s.map_or(1, |s| s.mapcount);
+                    *s = None;
+                }
+            }
+        }
+        let totals = total..=total + looks as i64 - 1;
+        if self.slots.iter().any(|s| totals.contains(&s.map_or(0, |s| s.mapcount as i64))) {
+            self.shared = false;
+        }
+    }
 }
 
 /// [`Kernel::rmap_add`] on the folio itself, for callers that hold it
@@ -214,6 +245,37 @@ impl Kernel {
             f.mm_ids.sub(mm, n, total);
         }
         n as u64
+    }
+
+    /// [`Kernel::folio_remove_rmap`] of one PTE mapping for each page of
+    /// `pages`, in that order, as `try_to_unmap_one()` takes a swap-backed
+    /// folio down page by page: a run of consecutive pages is counted at
+    /// once (the per-page counts and the mm slots end as after one removal
+    /// per page, [`MmIdSlots::sub_each`]). Returns the references the
+    /// mappings held.
+    pub(crate) fn folio_remove_rmap_each(&mut self, folio: FolioId, mm: MmId, pages: impl IntoIterator<Item = u64>) -> u64 {
+        let f = self.folios.get_mut(folio);
+        if f.is_zero() {
+            return 0;
+        }
+        let mut removed = 0;
+        let mut pages = pages.into_iter().peekable();
+        while let Some(first) = pages.next() {
+            let mut nr = 1;
+            while pages.next_if_eq(&(first + nr)).is_some() {
+                nr += 1;
+            }
+            f.mapcount -= nr as i64;
+            if f.is_large() {
+                f.page_mapcounts.add(first, nr, -1);
+                if f.hugetlb.is_none() {
+                    let total = f.mapcount;
+                    f.mm_ids.sub_each(mm, nr as u32, total);
+                }
+            }
+            removed += nr;
+        }
+        removed
     }
 
     /// `folio_add_new_anon_rmap()` with RMAP_EXCLUSIVE (and
@@ -399,7 +461,7 @@ impl Kernel {
                 for (addr, _) in &mapped {
                     self.mm_mut(mm).pt.clear(Level::Pte, *addr);
                 }
-                let refs: u64 = mapped.iter().map(|(_, q)| self.folio_remove_rmap(folio, mm, Rmap::pte(q.page))).sum();
+                let refs = self.folio_remove_rmap_each(folio, mm, mapped.iter().map(|(_, q)| q.page));
                 t.unmapped = Some((folio, refs));
                 if self.folios.get(folio).lazyfree {
                     TryToUnmapState::Discard { folio, mapped }
@@ -479,5 +541,44 @@ impl Kernel {
         let was: Vec<bool> = mapped.iter().map(|(_, q)| f.page_ae(q.page)).collect();
         f.anon_exclusive.set_all(false);
         was
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`MmIdSlots::sub_each`] ends where that many single removals end,
+    /// from every small state: `mm` with a slot of any count or none, the
+    /// other slot free or another mm's, either bit, any number of mappings
+    /// no slot counts.
+    #[test]
+    fn sub_each_is_sub_one_mapping_at_a_time() {
+        let (me, other, third) = (MmId(1), MmId(2), MmId(3));
+        let slot = |mm, n: u32| (n > 0).then_some(MmIdSlot { mm, mapcount: n });
+        let mut tried = 0;
+        for (m0, m1) in [(me, other), (other, me), (other, third)] {
+            for (n0, n1) in (0..6).flat_map(|a| (0..6).map(move |b| (a, b))) {
+                for shared in [false, true] {
+                    for nr in 1..7u32 {
+                        for unslotted in 0..4i64 {
+                            let start = MmIdSlots { slots: [slot(m0, n0), slot(m1, n1)], shared };
+                            let before = nr as i64
+                                + unslotted
+                                + start.slots.iter().flatten().filter(|s| s.mm != me).map(|s| s.mapcount as i64).sum::<i64>();
+                            let mut one = start;
+                            for k in 1..=nr as i64 {
+                                one.sub(me, 1, before - k);
+                            }
+                            let mut all = start;
+                            all.sub_each(me, nr, before - nr as i64);
+                            assert_eq!(all, one, "from {start:?}, removing {nr} of {before}");
+                            tried += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(tried, 3 * 36 * 2 * 6 * 4);
     }
 }

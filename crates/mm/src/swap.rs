@@ -35,7 +35,7 @@ use crate::policy::SwapKind;
 use crate::rmap::Rmap;
 use crate::types::*;
 use crate::vma::Vma;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, VecDeque};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Slot {
@@ -46,58 +46,140 @@ pub(crate) struct Slot {
     pub cache: Option<FolioId>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+/// The swap device's slots and the swap cache's index.
+///
+/// Slots are handed out in increasing order and never reused (the device
+/// never fills), so the live ones are a window of slot numbers: `slots[i]`
+/// is slot `base + i` (`None` once freed), freed slots at the front are
+/// dropped, and `base + slots.len()` is the next slot to hand out. Every
+/// set of live slots has one form (the first kept slot is live), so `Eq`
+/// and `Hash` compare states by `slots` and `base`; a lookup is an index,
+/// not a tree search.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct SwapDevice {
-    pub slots: BTreeMap<SwapSlot, Slot>,
-    next: u32,
+    slots: VecDeque<Option<Slot>>,
+    base: u32,
     /// The slot each swap-cache folio belongs to (the kernel's
-    /// `folio->swap`): the reverse of `Slot::cache`, so finding a folio's
-    /// slot is a lookup, not a scan of the device. Changed only through
+    /// `folio->swap`), indexed by folio id (the folio arena hands out the
+    /// lowest free id, so ids are dense): the reverse of `Slot::cache`, so
+    /// finding a folio's slot is a lookup, not a scan of the device. Made
+    /// from `slots`, so left out of `Eq` and `Hash`. Changed only through
     /// [`SwapDevice::set_cache`] and [`SwapDevice::remove`].
-    by_folio: BTreeMap<FolioId, SwapSlot>,
+    by_folio: Vec<Option<SwapSlot>>,
+}
+
+impl PartialEq for SwapDevice {
+    fn eq(&self, other: &Self) -> bool {
+        self.base == other.base && self.slots == other.slots
+    }
+}
+
+impl Eq for SwapDevice {}
+
+impl std::hash::Hash for SwapDevice {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.base.hash(h);
+        self.slots.hash(h);
+    }
 }
 
 impl SwapDevice {
+    fn index(&self, slot: SwapSlot) -> Option<usize> {
+        slot.0.checked_sub(self.base).map(|i| i as usize)
+    }
+
+    /// The live slot `slot`.
+    fn get(&self, slot: SwapSlot) -> Option<&Slot> {
+        self.slots.get(self.index(slot)?)?.as_ref()
+    }
+
+    fn get_mut(&mut self, slot: SwapSlot) -> Option<&mut Slot> {
+        let i = self.index(slot)?;
+        self.slots.get_mut(i)?.as_mut()
+    }
+
+    /// The live slots in slot order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (SwapSlot, &Slot)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (SwapSlot(self.base + i as u32), s)))
+    }
+
+    /// How many slots are live.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// Room for `n` more slots, so that a folio paged out grows the window
+    /// once.
+    fn reserve(&mut self, n: usize) {
+        self.slots.reserve(n);
+    }
+
+    /// A new slot holding `data`, referred to by one swap PTE.
+    fn alloc(&mut self, data: Contents) -> SwapSlot {
+        let slot = SwapSlot(self.base + self.slots.len() as u32);
+        self.slots.push_back(Some(Slot { data, count: 1, cache: None }));
+        slot
+    }
+
     /// Puts `folio` into the swap cache for `slot`, or (`None`) takes the
     /// slot's folio out of it.
     fn set_cache(&mut self, slot: SwapSlot, folio: Option<FolioId>) {
-        let s = self.slots.get_mut(&slot).expect("swap-cache slots are live");
+        let s = self.get_mut(slot).expect("swap-cache slots are live");
         if let Some(old) = std::mem::replace(&mut s.cache, folio) {
-            self.by_folio.remove(&old);
+            self.unindex(old);
         }
         if let Some(f) = folio {
-            self.by_folio.insert(f, slot);
+            let i = f.0 as usize;
+            if self.by_folio.len() <= i {
+                self.by_folio.resize(i + 1, None);
+            }
+            self.by_folio[i] = Some(slot);
         }
     }
 
-    /// Folios in the swap cache (for the invariant check).
+    /// Takes `folio` out of the swap-cache index.
+    fn unindex(&mut self, folio: FolioId) {
+        self.by_folio[folio.0 as usize] = None;
+    }
+
+    /// The slot whose swap-cache folio `folio` is.
+    fn cache_of(&self, folio: FolioId) -> Option<SwapSlot> {
+        self.by_folio.get(folio.0 as usize).copied().flatten()
+    }
+
+    /// Folios in the swap-cache index (for the invariant check).
     pub fn cached(&self) -> usize {
-        self.by_folio.len()
+        self.by_folio.iter().flatten().count()
     }
 
     /// Frees `slot` (and its swap-cache entry).
     fn remove(&mut self, slot: SwapSlot) {
-        if let Some(f) = self.slots.remove(&slot).and_then(|s| s.cache) {
-            self.by_folio.remove(&f);
+        let i = self.index(slot).expect("freed slots are live");
+        if let Some(f) = self.slots[i].take().and_then(|s| s.cache) {
+            self.unindex(f);
+        }
+        while self.slots.front().is_some_and(|s| s.is_none()) {
+            self.slots.pop_front();
+            self.base += 1;
         }
     }
 }
 
 impl Kernel {
     pub(crate) fn swap_cache_of(&self, folio: FolioId) -> Option<SwapSlot> {
-        self.swap.by_folio.get(&folio).copied()
+        self.swap.cache_of(folio)
     }
 
     /// Swap PTEs still referring to `slot` (`swap_count()`).
     pub(crate) fn swap_count(&self, slot: SwapSlot) -> i64 {
-        self.swap.slots.get(&slot).map_or(0, |s| s.count as i64)
+        self.swap.get(slot).map_or(0, |s| s.count as i64)
     }
 
     /// `swap_free_nr()` for one swap PTE replaced at swap-in: the slot goes
     /// once neither a swap PTE nor the swap cache refers to it; a folio in the
     /// swap cache stays there.
     fn swap_free(&mut self, slot: SwapSlot) {
-        let s = self.swap.slots.get_mut(&slot).expect("swap PTEs refer to live slots");
+        let s = self.swap.get_mut(slot).expect("swap PTEs refer to live slots");
         s.count -= 1;
         if s.count == 0 && s.cache.is_none() {
             self.swap.remove(slot);
@@ -110,7 +192,7 @@ impl Kernel {
     /// TTRS_UNMAPPED); a mapped one stays in the swap cache.
     pub(crate) fn free_swap_and_cache(&mut self, slot: SwapSlot) {
         self.swap_free(slot);
-        if let Some(f) = self.swap.slots.get(&slot).filter(|s| s.count == 0).and_then(|s| s.cache) {
+        if let Some(f) = self.swap.get(slot).filter(|s| s.count == 0).and_then(|s| s.cache) {
             if self.folios.get(f).mapcount == 0 {
                 self.folio_free_swap(f);
             }
@@ -123,7 +205,7 @@ impl Kernel {
     /// bytes are nowhere else now (`folio_set_dirty()`).
     pub(crate) fn folio_free_swap(&mut self, folio: FolioId) -> bool {
         match self.swap_cache_of(folio) {
-            Some(slot) if self.swap.slots[&slot].count == 0 => {
+            Some(slot) if self.swap.get(slot).is_some_and(|s| s.count == 0) => {
                 self.swap.remove(slot);
                 self.folio_put(folio);
                 let f = self.folios.get_mut(folio);
@@ -148,7 +230,7 @@ impl Kernel {
 
     /// `swap_duplicate()` at fork.
     pub(crate) fn swap_dup(&mut self, slot: SwapSlot) {
-        self.swap.slots.get_mut(&slot).expect("swap PTEs refer to live slots").count += 1;
+        self.swap.get_mut(slot).expect("swap PTEs refer to live slots").count += 1;
     }
 
     /// MADV_PAGEOUT on `[start, end)` (mm/madvise.c:
@@ -249,13 +331,26 @@ impl Kernel {
                 }
                 return Some((p.folio, vec![(leaf.addr, p)]));
             }
-            // Every mapping of the folio must lie in this range of this mm.
-            let mapped: Vec<(u64, Present)> = self
-                .mm(mm)
-                .pt
-                .ptes_in(start, end)
-                .filter_map(|l| l.entry.present().filter(|q| q.folio == p.folio).map(|q| (l.addr, *q)))
-                .collect();
+            // Every mapping of the folio must lie in this range of this mm
+            // (room for all of them made at once: a THP has 512). The PTEs
+            // are read a table at a time, each table found by its first
+            // PTE.
+            let pt = &self.mm(mm).pt;
+            let mut mapped: Vec<(u64, Present)> = Vec::with_capacity(f.mapcount as usize);
+            let mut at = start;
+            while at < end {
+                let Some(first) = pt.ptes_in(at, end).next() else { break };
+                let table_end = (align_down(first.addr, PMD_SIZE) + PMD_SIZE).min(end);
+                let slots = pt.pte_run(first.addr, table_end).expect("the table of a PTE");
+                for (addr, slot) in (first.addr..).step_by(PAGE_SIZE as usize).zip(slots) {
+                    if let Some(Entry::Present(q)) = slot.get() {
+                        if q.folio == p.folio {
+                            mapped.push((addr, q));
+                        }
+                    }
+                }
+                at = table_end;
+            }
             if mapped.len() as i64 != f.mapcount {
                 continue;
             }
@@ -284,19 +379,20 @@ impl Kernel {
             self.folio_ref_add(folio, 1);
         }
         let mut kept_slot = cached;
+        if cached.is_none() {
+            self.swap.reserve(mapped.len());
+        }
         for ((addr, q), exclusive) in mapped.into_iter().zip(exclusive) {
             let data = self.folios.get(q.folio).page_data(q.page);
             let slot = match cached {
                 Some(slot) => {
-                    let s = self.swap.slots.get_mut(&slot).expect("cached slots are live");
+                    let s = self.swap.get_mut(slot).expect("cached slots are live");
                     s.count += 1;
                     s.data = data;
                     slot
                 }
                 None => {
-                    let slot = SwapSlot(self.swap.next);
-                    self.swap.next += 1;
-                    self.swap.slots.insert(slot, Slot { data, count: 1, cache: None });
+                    let slot = self.swap.alloc(data);
                     kept_slot = Some(slot);
                     slot
                 }
@@ -340,10 +436,11 @@ impl Kernel {
         let Some(Entry::Swap { slot, exclusive: marker, soft_dirty }) = self.mm(mm).pt.get(Level::Pte, addr) else {
             return Ok(());
         };
-        if self.swap.slots[&slot].cache.is_none() {
+        let s = self.swap.get(slot).expect("swap PTEs refer to live slots");
+        if s.cache.is_none() {
             self.oom_reserve(pid, 1)?;
         }
-        let s = &self.swap.slots[&slot];
+        let s = self.swap.get(slot).expect("swap PTEs refer to live slots");
         let (folio, in_cache) = match s.cache {
             Some(f) => {
                 self.folio_ref_add(f, 1);

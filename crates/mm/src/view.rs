@@ -194,7 +194,7 @@ impl Kernel {
                 out.push(("page cache".into(), format!("inode {} ({:?})", id.0, inode.kind), pages));
             }
         }
-        let cached: Vec<(FolioId, u64)> = self.swap.slots.values().filter_map(|s| s.cache.map(|f| (f, 0))).collect();
+        let cached: Vec<(FolioId, u64)> = self.swap.iter().filter_map(|(_, s)| s.cache.map(|f| (f, 0))).collect();
         if !cached.is_empty() {
             out.push(("swap cache".into(), "swap cache".into(), cached));
         }
@@ -314,7 +314,7 @@ impl Kernel {
                 Some(PoolView { size: huge_name(h).into(), nr: p.nr, free: p.free, resv: p.resv as i64, surplus: p.surplus })
             })
             .collect();
-        StateView { tasks, folios, holders, pools, swap_slots: self.swap.slots.len() }
+        StateView { tasks, folios, holders, pools, swap_slots: self.swap.len() }
     }
 
     fn vma_view(&self, m: &crate::kernel::Mm, v: &crate::vma::Vma, group_of: &BTreeMap<FolioId, u32>) -> VmaView {
