@@ -153,7 +153,7 @@ pub fn check(s: &Scenario) -> Result<Checked, Vec<Diagnostic>> {
         c.err(end, format!("the `race {{` block of line {line} is not closed")).expected.push("`}`".into());
     }
     if c.errors.is_empty() {
-        c.out.kinds = c.names.iter().map(|(k, v)| (k.clone(), v.kind.clone())).collect();
+        c.out.kinds = std::mem::take(&mut c.names).into_iter().map(|(k, v)| (k, v.kind)).collect();
         Ok(c.out)
     } else {
         if c.omitted > 0 {

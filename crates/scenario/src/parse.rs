@@ -143,8 +143,21 @@ fn at_end(i: &mut In<'_>) -> bool {
     i.is_empty()
 }
 
+/// Which bytes are word bytes (letters, digits, `_`), by value: a word is
+/// the token lexed most, and one load per byte tells it.
+const WORD_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_';
+        b += 1;
+    }
+    t
+};
+
 fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
+    WORD_BYTES[usize::from(b)]
 }
 
 /// A bare word (letters, digits, `_`), with its span.
@@ -1295,36 +1308,34 @@ pub fn parse(text: &str) -> Result<Scenario, Diagnostic> {
         let body = &text[this_start..body_end];
         let mut input = LocatingSlice::new(&text[..body_end]);
         let _ = input.next_slice(this_start);
-        let parsed = statement(&mut input).and_then(|k| {
-            if at_end(&mut input) {
-                Ok(k)
-            } else {
+        // The statement is matched where it lands and moved once, into
+        // the item: a step is a few hundred bytes, and every move copies it.
+        let kind = match statement(&mut input) {
+            Ok(kind) if at_end(&mut input) => kind,
+            Ok(_) => {
                 let p = pos(&input);
                 let mut e = PErr::at(p, p + peek_token_len(&input));
                 let s: &str = &input;
                 let tok = &s[..peek_token_len(&input).min(s.len())];
                 e.message = Some(format!("unexpected `{tok}` at the end of the statement"));
                 e.expected = vec!["end of line".to_string()];
-                Err(ErrMode::Cut(e))
-            }
-        });
-        match parsed {
-            Ok(kind) => {
-                let kind = match (kind, some.is_some()) {
-                    (ItemKind::Expect(e), true) => ItemKind::ExpectSome(e),
-                    (_, true) => {
-                        let at = this_start + lead;
-                        return Err(Diagnostic::new(Span::new(at, body_end), "`in some interleaving` only follows an expectation"));
-                    }
-                    (k, false) => k,
-                };
-                items.push(Item { line: line_no, span: Span::new(this_start + lead, this_start + body.trim_end().len()), kind })
-            }
-            Err(ErrMode::Backtrack(e)) | Err(ErrMode::Cut(e)) => {
                 return Err(to_diagnostic(text, e));
             }
+            Err(ErrMode::Backtrack(e)) | Err(ErrMode::Cut(e)) => return Err(to_diagnostic(text, e)),
             Err(ErrMode::Incomplete(_)) => {
                 return Err(Diagnostic::new(Span::new(body_end, body_end), "incomplete statement"));
+            }
+        };
+        let span = Span::new(this_start + lead, this_start + body.trim_end().len());
+        if some.is_none() {
+            items.push(Item { line: line_no, span, kind });
+            continue;
+        }
+        match kind {
+            ItemKind::Expect(e) => items.push(Item { line: line_no, span, kind: ItemKind::ExpectSome(e) }),
+            _ => {
+                let at = this_start + lead;
+                return Err(Diagnostic::new(Span::new(at, body_end), "`in some interleaving` only follows an expectation"));
             }
         }
     }
