@@ -229,7 +229,7 @@ fn ident(i: &mut In<'_>, what: &'static str) -> PResult<Ident> {
     let cp = i.checkpoint();
     let _ = ws(i);
     let s: &str = i;
-    if s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+    if s.as_bytes().first().is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_') {
         let (w, span) = word(i)?;
         Ok(Spanned::new(w.to_string(), span))
     } else {
@@ -245,7 +245,7 @@ fn number_token(i: &mut In<'_>, noun: &'static str, what: &'static str, units: b
     let cp = i.checkpoint();
     let _ = ws(i);
     let s: &str = i;
-    if !s.starts_with(|c: char| c.is_ascii_digit()) {
+    if !s.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         let r = expected(i, &[what]);
         i.reset(&cp);
         return r;
@@ -263,7 +263,9 @@ pub fn parse_number(w: &str, units: bool) -> Result<u64, String> {
         Some(h) => (h, 16),
         None => (w, 10),
     };
-    let split = digits.find(|c: char| !c.is_digit(radix)).unwrap_or(digits.len());
+    // Digits are ASCII and no byte of a multi-byte character is, so the
+    // first byte that is not a digit is where the unit starts.
+    let split = digits.bytes().position(|b| !char::from(b).is_digit(radix)).unwrap_or(digits.len());
     let (num, unit) = digits.split_at(split);
     if num.is_empty() {
         return Err("no digits".into());
@@ -401,7 +403,7 @@ fn range(i: &mut In<'_>, what: &'static str) -> PResult<Range> {
 fn opt_size(i: &mut In<'_>) -> PResult<Option<Spanned<u64>>> {
     let _ = ws(i);
     let s: &str = i;
-    if s.starts_with(|c: char| c.is_ascii_digit()) {
+    if s.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         Ok(Some(size(i)?))
     } else {
         Ok(None)
@@ -412,7 +414,7 @@ fn opt_size(i: &mut In<'_>) -> PResult<Option<Spanned<u64>>> {
 fn addr(i: &mut In<'_>) -> PResult<Addr> {
     let _ = ws(i);
     let s: &str = i;
-    if s.starts_with(|c: char| c.is_ascii_digit()) {
+    if s.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         Ok(Addr::Literal(number_token(i, "address", "an address", false)?))
     } else {
         let (name, offset) = name_offset(i, "an address (0x… or a region name)")?;
@@ -854,7 +856,7 @@ fn opt_size_free(i: &mut In<'_>) -> bool {
     let cp = i.checkpoint();
     let _ = ws(i);
     let s: &str = i;
-    let r = s.starts_with(|c: char| c.is_ascii_digit());
+    let r = s.as_bytes().first().is_some_and(u8::is_ascii_digit);
     i.reset(&cp);
     r
 }
@@ -1254,6 +1256,11 @@ const SOME_INTERLEAVING: &str = "in some interleaving";
 /// character's trailing bytes cannot end a string or start a comment and
 /// the position found is the same.
 fn comment_start(line: &str) -> Option<usize> {
+    // Most lines have no string: the first `#` is the comment's.
+    let b = line.as_bytes();
+    if !b.contains(&b'"') {
+        return b.iter().position(|&c| c == b'#');
+    }
     let mut in_str = false;
     let mut escaped = false;
     for (k, c) in line.bytes().enumerate() {
@@ -1279,7 +1286,7 @@ fn comment_start(line: &str) -> Option<usize> {
 pub fn parse(text: &str) -> Result<Scenario, Diagnostic> {
     // At most one item per line: sized once, where growing would copy
     // every item made so far again and again.
-    let mut items = Vec::with_capacity(text.bytes().filter(|&b| b == b'\n').count() + 1);
+    let mut items = Vec::with_capacity(crate::diag::count_newlines(text) + 1);
     let mut line_start = 0usize;
     for (n, raw) in text.split('\n').enumerate() {
         let line_no = n + 1;

@@ -319,9 +319,11 @@ impl SelfTest {
         let mut name = String::with_capacity(self.description.len() + 32);
         let _ = write!(name, "{}-{:04}-", self.suite.name(), self.number);
         let slug = name.len();
-        for c in self.description.chars() {
+        // By bytes: a multi-byte character's bytes are none of them ASCII,
+        // so they make one `-` as the character would.
+        for c in self.description.bytes() {
             if c.is_ascii_alphanumeric() {
-                name.push(c.to_ascii_lowercase());
+                name.push(char::from(c.to_ascii_lowercase()));
             } else if name.len() > slug && !name.ends_with('-') {
                 name.push('-');
             }
