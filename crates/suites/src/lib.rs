@@ -360,8 +360,8 @@ impl SelfTest {
             Entry::Step(s) if s.result == livelocked => Some(s),
             _ => None,
         });
-        let first_failed = report.checks().find(|c| c.status == Status::Fail).map(|c| c.line);
-        if let Some(s) = livelock.filter(|s| first_failed.is_none_or(|l| l >= s.line)) {
+        let first_failed = report.checks().find(|c| c.status == Status::Fail);
+        if let Some(s) = livelock.filter(|s| first_failed.is_none_or(|c| c.line >= s.line)) {
             return Judged {
                 outcome: Outcome::Fail,
                 messages: vec![format!(
@@ -372,7 +372,7 @@ impl SelfTest {
                 hung: true,
             };
         }
-        let Some(failed) = report.checks().find(|c| c.status == Status::Fail) else {
+        let Some(failed) = first_failed else {
             return Judged { outcome: Outcome::Pass, messages: vec![], raw: None, hung: false };
         };
         let verdict = self.verdicts.iter().find(|(l, _)| *l == failed.line).map(|(_, v)| v.clone());
