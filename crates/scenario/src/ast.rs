@@ -830,14 +830,60 @@ impl std::fmt::Display for Size {
         const M: u64 = 1 << 20;
         const K: u64 = 1 << 10;
         let n = self.0;
-        if n != 0 && n.is_multiple_of(G) {
-            write!(f, "{}G", n / G)
+        let (mut v, unit) = if n != 0 && n.is_multiple_of(G) {
+            (n / G, Some(b'G'))
         } else if n != 0 && n.is_multiple_of(M) {
-            write!(f, "{}M", n / M)
+            (n / M, Some(b'M'))
         } else if n != 0 && n.is_multiple_of(K) {
-            write!(f, "{}K", n / K)
+            (n / K, Some(b'K'))
         } else {
-            write!(f, "{n}")
+            (n, None)
+        };
+        // Written right to left into a buffer and out in one piece: this
+        // runs for most lines of every generated test, where a nested
+        // `write!` per size cost more than the rest of the line. Like
+        // that `write!`, it pays no heed to width or fill.
+        let mut buf = [0u8; 21];
+        let mut at = buf.len();
+        if let Some(u) = unit {
+            at -= 1;
+            buf[at] = u;
+        }
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        f.write_str(std::str::from_utf8(&buf[at..]).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_written_in_the_largest_unit_that_divides_them() {
+        let cases = [
+            (0, "0"),
+            (1, "1"),
+            (1023, "1023"),
+            (4096, "4K"),
+            (12 << 10, "12K"),
+            (2 << 20, "2M"),
+            (2044 << 10, "2044K"),
+            (1 << 30, "1G"),
+            (3 << 30, "3G"),
+            ((1 << 30) + 4096, "1048580K"),
+            (u64::MAX, "18446744073709551615"),
+            (u64::MAX - (1 << 30) + 1, "17179869183G"),
+        ];
+        for (n, text) in cases {
+            assert_eq!(fmt_size(n), text, "{n}");
+            assert_eq!(format!("<{}>", Size(n)), format!("<{text}>"));
         }
     }
 }

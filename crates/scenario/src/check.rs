@@ -153,7 +153,7 @@ pub fn check(s: &Scenario) -> Result<Checked, Vec<Diagnostic>> {
         c.err(end, format!("the `race {{` block of line {line} is not closed")).expected.push("`}`".into());
     }
     if c.errors.is_empty() {
-        c.out.kinds = c.names.iter().map(|(k, v)| (k.clone(), v.kind.clone())).collect();
+        c.out.kinds = std::mem::take(&mut c.names).into_iter().map(|(k, v)| (k, v.kind)).collect();
         Ok(c.out)
     } else {
         if c.omitted > 0 {
@@ -681,12 +681,7 @@ impl Checker {
                     }
                     match &k {
                         Kind::Region { .. } => {
-                            let mut r2 = r.clone();
-                            if r2.len.is_none() {
-                                if let Some(d) = dlen {
-                                    r2.len = Some(Spanned::new(d, r.span));
-                                }
-                            }
+                            let r2 = with_data_len(r, dlen);
                             self.region_range(&r2, &k, false, lenient || fails);
                         }
                         Kind::Pipe => {
@@ -727,12 +722,7 @@ impl Checker {
                     }
                     match &k {
                         Kind::Region { .. } => {
-                            let mut r2 = r.clone();
-                            if r2.len.is_none() {
-                                if let Some(d) = dlen {
-                                    r2.len = Some(Spanned::new(d, r.span));
-                                }
-                            }
+                            let r2 = with_data_len(r, dlen);
                             self.region_range(&r2, &k, false, lenient || fails);
                         }
                         Kind::Pipe => {
@@ -1136,6 +1126,15 @@ impl Checker {
 
 /// The step may be refused (an errno, `any`, or a choice with an errno):
 /// bounds and alignment are the kernel's to judge.
+/// `r` with the length of the data it is given when it names none (a
+/// copy only then: this runs for every write and read of a region).
+fn with_data_len(r: &Range, dlen: Option<u64>) -> std::borrow::Cow<'_, Range> {
+    match (&r.len, dlen) {
+        (None, Some(d)) => std::borrow::Cow::Owned(Range { len: Some(Spanned::new(d, r.span)), ..r.clone() }),
+        _ => std::borrow::Cow::Borrowed(r),
+    }
+}
+
 fn may_refuse(e: &StepExpect) -> bool {
     match e {
         StepExpect::Any | StepExpect::Outcome(Outcome::Errno(_)) => true,

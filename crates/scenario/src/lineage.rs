@@ -2,7 +2,7 @@
 //! use is what it created plus what its ancestors had when its line forked
 //! off them, and this answers that without copying names at a fork.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// Who forked whom: each task (in the order the tasks
 /// were created) with the task it forked from, how many names were defined
@@ -12,7 +12,10 @@ use std::collections::HashMap;
 /// (which made a chain of N forks N² steps).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Lineage {
-    index: HashMap<String, usize>,
+    /// Task name → its node. Ordered, not hashed: a scenario has a few
+    /// tasks with short names, where comparing them costs less than
+    /// hashing them, and the map is made anew for every run.
+    index: BTreeMap<String, usize>,
     pub(crate) nodes: Vec<Forked>,
 }
 

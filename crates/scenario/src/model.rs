@@ -12,11 +12,17 @@ use mm::kernel::{Kernel, Machine, TaskState};
 
 use mm::policy::{profile_names, Policy};
 use mm::types::{HugeSize, Pid, SysError};
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 /// The cowlab model kernel as a scenario backend.
 pub struct ModelBackend {
-    kernel: Kernel,
+    /// Booted by [`Backend::configure`] with the scenario's policy; asked
+    /// for before that, the default policy's kernel is booted then. Not
+    /// booted in [`ModelBackend::new`]: a run configures first thing, and
+    /// booting (the zero folios, the tables) costs as much as a small test,
+    /// so a backend made for one run boots one kernel, not two.
+    kernel: OnceCell<Kernel>,
     /// Backend task ids are the model's pids.
     pins: BTreeMap<u64, (Pid, mm::kernel::GupHandle)>,
     next_pin: u64,
@@ -54,7 +60,7 @@ impl ModelBackend {
 
     pub fn new() -> ModelBackend {
         ModelBackend {
-            kernel: Kernel::new(Policy::default()),
+            kernel: OnceCell::new(),
             pins: BTreeMap::new(),
             next_pin: 1,
             self_check: true,
@@ -68,7 +74,7 @@ impl ModelBackend {
     /// end states), to judge expectations on it. Its pins are the kernel's
     /// own GUP handles; the backend knows none by id.
     pub fn from_kernel(kernel: Kernel) -> ModelBackend {
-        ModelBackend { kernel, ..ModelBackend::new().with_self_check(false) }
+        ModelBackend { kernel: OnceCell::from(kernel), ..ModelBackend::new().with_self_check(false) }
     }
 
     /// Turns the trace (the "what the kernel did" lines and the counter
@@ -76,14 +82,33 @@ impl ModelBackend {
     /// kernel log lines are the same either way.
     pub fn with_trace(mut self, on: bool) -> ModelBackend {
         self.trace = on;
-        self.kernel.set_event_log(on);
+        if let Some(k) = self.kernel.get_mut() {
+            k.set_event_log(on);
+        }
         self
     }
 
     /// The kernel, for tests that want to look deeper than the trait allows.
     pub fn kernel(&self) -> &Kernel {
-        &self.kernel
+        self.kernel.get_or_init(|| boot(Policy::default(), Machine::default(), self.trace))
     }
+
+    fn kernel_mut(&mut self) -> &mut Kernel {
+        self.kernel();
+        match self.kernel.get_mut() {
+            Some(k) => k,
+            None => unreachable!("booted by kernel() just above"),
+        }
+    }
+}
+
+/// A freshly booted kernel: `policy`'s rules on `machine`, its event log
+/// kept when `trace` is on.
+fn boot(policy: Policy, machine: Machine, trace: bool) -> Kernel {
+    let mut k = Kernel::new(policy);
+    k.machine = machine;
+    k.set_event_log(trace);
+    k
 }
 
 fn pid(t: TaskId) -> Pid {
@@ -177,9 +202,7 @@ impl Backend for ModelBackend {
                 return Err(ConfigError::Knob { index, message });
             }
         }
-        self.kernel = Kernel::new(p);
-        self.kernel.machine = machine;
-        self.kernel.set_event_log(self.trace);
+        self.kernel = OnceCell::from(boot(p, machine, self.trace));
         Ok(())
     }
 
@@ -193,7 +216,7 @@ impl Backend for ModelBackend {
         };
         match s {
             Setting::Thp { size, mode: m } => {
-                let st = self.kernel.settings_mut();
+                let st = self.kernel_mut().settings_mut();
                 match size {
                     ThpSize::All => {
                         if *m == ast::ThpMode::Inherit {
@@ -215,14 +238,14 @@ impl Backend for ModelBackend {
                 Ok(())
             }
             Setting::ThpUseZeroPage(on) => {
-                self.kernel.settings_mut().use_zero_page = *on;
+                self.kernel_mut().settings_mut().use_zero_page = *on;
                 Ok(())
             }
             Setting::HugetlbPool { size, pages, overcommit } => {
                 let h = HugeSize::from_bytes(*size).ok_or_else(|| format!("no hugetlb size {}", ast::fmt_size(*size)))?;
-                self.kernel.set_nr_hugepages(h, *pages);
+                self.kernel_mut().set_nr_hugepages(h, *pages);
                 if let Some(o) = overcommit {
-                    self.kernel.set_overcommit_hugepages(h, *o);
+                    self.kernel_mut().set_overcommit_hugepages(h, *o);
                 }
                 Ok(())
             }
@@ -230,12 +253,12 @@ impl Backend for ModelBackend {
     }
 
     fn spawn(&mut self) -> Result<TaskId, String> {
-        Ok(TaskId(self.kernel.spawn().0))
+        Ok(TaskId(self.kernel_mut().spawn().0))
     }
 
     fn call(&mut self, task: TaskId, call: &Call) -> Result<Ret, Failure> {
         let p = pid(task);
-        let k = &mut self.kernel;
+        let k = self.kernel_mut();
         let r = match call {
             Call::Mmap(m) => {
                 let req = mm::mmap::MmapRequest {
@@ -331,7 +354,7 @@ impl Backend for ModelBackend {
                 }
             }
             Call::Unpin { pin } => match self.pins.remove(&pin.0) {
-                Some((owner, h)) => self.kernel.unpin(owner, h).map(|_| Ret::Done),
+                Some((owner, h)) => self.kernel_mut().unpin(owner, h).map(|_| Ret::Done),
                 None => return Err(Failure::Backend(format!("no pin {}", pin.0))),
             },
             Call::Fallocate { fd: f, offset, len, punch: false } => k.fallocate(p, fd(*f), *offset, *len).map(|_| Ret::Done),
@@ -346,9 +369,9 @@ impl Backend for ModelBackend {
             Call::Shmat { shm } => k.shmat(p, shm_id(*shm)?).map(Ret::Addr),
             Call::Shmdt { addr } => k.shmdt(p, *addr).map(|_| Ret::Done),
             Call::ShmRmid { shm } => k.shmctl_rmid(p, shm_id(*shm)?).map(|_| Ret::Done),
-            Call::Mmget { task } => self.kernel.mmget(p, pid(*task)).map(|h| Ret::Hold(u64::from(h.0))),
+            Call::Mmget { task } => self.kernel_mut().mmget(p, pid(*task)).map(|h| Ret::Hold(u64::from(h.0))),
             Call::Mmput { hold } => match u32::try_from(*hold) {
-                Ok(h) => self.kernel.mmput(p, mm::kernel::MmHold(h)).map(|_| Ret::Done),
+                Ok(h) => self.kernel_mut().mmput(p, mm::kernel::MmHold(h)).map(|_| Ret::Done),
                 Err(_) => return Err(Failure::Backend(format!("no mm hold {hold}"))),
             },
             Call::MbindLocalMove { addr, len } => k.do_mbind(p, *addr, *len).map(|_| Ret::Done),
@@ -362,7 +385,7 @@ impl Backend for ModelBackend {
                 k.direct_io(p, fd(*f), *file_offset, *addr, *len, *write).map(Ret::Count)
             }
             Call::ReadPinned { pin, offset, len } => match self.pins.get(&pin.0) {
-                Some((_, h)) => self.kernel.gup_read(*h, *offset, *len).map(Ret::Data),
+                Some((_, h)) => self.kernel().gup_read(*h, *offset, *len).map(Ret::Data),
                 None => return Err(Failure::Backend(format!("no pin {} (already released)", pin.0))),
             },
         };
@@ -370,7 +393,7 @@ impl Backend for ModelBackend {
     }
 
     fn page(&mut self, task: TaskId, addr: u64) -> Result<Option<PageObs>, String> {
-        let k = &self.kernel;
+        let k = self.kernel();
         let e = k.pagemap(pid(task), addr).map_err(|e| e.to_string())?;
         if !e.present && !e.swapped {
             let vma = k.task_mm(pid(task)).is_some_and(|m| k.mm(m).vma(addr).is_some());
@@ -399,7 +422,7 @@ impl Backend for ModelBackend {
     }
 
     fn folio(&mut self, task: TaskId, addr: u64) -> Result<Option<FolioObs>, String> {
-        match self.kernel.folio_info(pid(task), addr) {
+        match self.kernel().folio_info(pid(task), addr) {
             Ok(Some(f)) => Ok(Some(FolioObs {
                 pfn: f.pfn,
                 order: f.order,
@@ -416,12 +439,12 @@ impl Backend for ModelBackend {
 
     fn pool(&mut self, size: u64) -> Result<PoolObs, String> {
         let h = HugeSize::from_bytes(size).ok_or_else(|| format!("no hugetlb size {}", ast::fmt_size(size)))?;
-        let s = self.kernel.hugetlb_pool(h);
+        let s = self.kernel().hugetlb_pool(h);
         Ok(PoolObs { total: s.nr as i64, free: s.free as i64, resv: s.resv as i64, surp: s.surplus as i64 })
     }
 
     fn task_state(&mut self, task: TaskId) -> Result<TaskObs, String> {
-        match self.kernel.task_state(pid(task)) {
+        match self.kernel().task_state(pid(task)) {
             Some(TaskState::Running) => Ok(TaskObs::Running),
             Some(TaskState::Exited) => Ok(TaskObs::Exited(Some(self.exit_codes.get(&task.0).copied().unwrap_or(0)))),
             Some(TaskState::Killed(s)) => Ok(TaskObs::Killed(s.name().to_string())),
@@ -430,7 +453,7 @@ impl Backend for ModelBackend {
     }
 
     fn take_trace(&mut self) -> Vec<TraceLine> {
-        self.kernel
+        self.kernel_mut()
             .take_events()
             .into_iter()
             .map(|e| {
@@ -444,11 +467,11 @@ impl Backend for ModelBackend {
         if !self.self_check {
             return Ok(());
         }
-        self.kernel.check_invariants().map_err(|v| v.to_string())
+        self.kernel().check_invariants().map_err(|v| v.to_string())
     }
 
     fn state_view(&mut self) -> Option<mm::view::StateView> {
-        self.state_views.then(|| self.kernel.view())
+        self.state_views.then(|| self.kernel().view())
     }
 
     fn narrates(&self) -> bool {
@@ -456,6 +479,6 @@ impl Backend for ModelBackend {
     }
 
     fn work_counter(&self) -> Option<mm::WorkCounter> {
-        Some(self.kernel.work_counter())
+        Some(self.kernel().work_counter())
     }
 }

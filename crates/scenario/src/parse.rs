@@ -143,8 +143,21 @@ fn at_end(i: &mut In<'_>) -> bool {
     i.is_empty()
 }
 
+/// Which bytes are word bytes (letters, digits, `_`), by value: a word is
+/// the token lexed most, and one load per byte tells it.
+const WORD_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_';
+        b += 1;
+    }
+    t
+};
+
 fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
+    WORD_BYTES[usize::from(b)]
 }
 
 /// A bare word (letters, digits, `_`), with its span.
@@ -216,7 +229,7 @@ fn ident(i: &mut In<'_>, what: &'static str) -> PResult<Ident> {
     let cp = i.checkpoint();
     let _ = ws(i);
     let s: &str = i;
-    if s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+    if s.as_bytes().first().is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_') {
         let (w, span) = word(i)?;
         Ok(Spanned::new(w.to_string(), span))
     } else {
@@ -232,7 +245,7 @@ fn number_token(i: &mut In<'_>, noun: &'static str, what: &'static str, units: b
     let cp = i.checkpoint();
     let _ = ws(i);
     let s: &str = i;
-    if !s.starts_with(|c: char| c.is_ascii_digit()) {
+    if !s.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         let r = expected(i, &[what]);
         i.reset(&cp);
         return r;
@@ -250,7 +263,9 @@ pub fn parse_number(w: &str, units: bool) -> Result<u64, String> {
         Some(h) => (h, 16),
         None => (w, 10),
     };
-    let split = digits.find(|c: char| !c.is_digit(radix)).unwrap_or(digits.len());
+    // Digits are ASCII and no byte of a multi-byte character is, so the
+    // first byte that is not a digit is where the unit starts.
+    let split = digits.bytes().position(|b| !char::from(b).is_digit(radix)).unwrap_or(digits.len());
     let (num, unit) = digits.split_at(split);
     if num.is_empty() {
         return Err("no digits".into());
@@ -388,7 +403,7 @@ fn range(i: &mut In<'_>, what: &'static str) -> PResult<Range> {
 fn opt_size(i: &mut In<'_>) -> PResult<Option<Spanned<u64>>> {
     let _ = ws(i);
     let s: &str = i;
-    if s.starts_with(|c: char| c.is_ascii_digit()) {
+    if s.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         Ok(Some(size(i)?))
     } else {
         Ok(None)
@@ -399,7 +414,7 @@ fn opt_size(i: &mut In<'_>) -> PResult<Option<Spanned<u64>>> {
 fn addr(i: &mut In<'_>) -> PResult<Addr> {
     let _ = ws(i);
     let s: &str = i;
-    if s.starts_with(|c: char| c.is_ascii_digit()) {
+    if s.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         Ok(Addr::Literal(number_token(i, "address", "an address", false)?))
     } else {
         let (name, offset) = name_offset(i, "an address (0x… or a region name)")?;
@@ -841,7 +856,7 @@ fn opt_size_free(i: &mut In<'_>) -> bool {
     let cp = i.checkpoint();
     let _ = ws(i);
     let s: &str = i;
-    let r = s.starts_with(|c: char| c.is_ascii_digit());
+    let r = s.as_bytes().first().is_some_and(u8::is_ascii_digit);
     i.reset(&cp);
     r
 }
@@ -1241,6 +1256,11 @@ const SOME_INTERLEAVING: &str = "in some interleaving";
 /// character's trailing bytes cannot end a string or start a comment and
 /// the position found is the same.
 fn comment_start(line: &str) -> Option<usize> {
+    // Most lines have no string: the first `#` is the comment's.
+    let b = line.as_bytes();
+    if !b.contains(&b'"') {
+        return b.iter().position(|&c| c == b'#');
+    }
     let mut in_str = false;
     let mut escaped = false;
     for (k, c) in line.bytes().enumerate() {
@@ -1266,7 +1286,7 @@ fn comment_start(line: &str) -> Option<usize> {
 pub fn parse(text: &str) -> Result<Scenario, Diagnostic> {
     // At most one item per line: sized once, where growing would copy
     // every item made so far again and again.
-    let mut items = Vec::with_capacity(text.bytes().filter(|&b| b == b'\n').count() + 1);
+    let mut items = Vec::with_capacity(crate::diag::count_newlines(text) + 1);
     let mut line_start = 0usize;
     for (n, raw) in text.split('\n').enumerate() {
         let line_no = n + 1;
@@ -1295,36 +1315,34 @@ pub fn parse(text: &str) -> Result<Scenario, Diagnostic> {
         let body = &text[this_start..body_end];
         let mut input = LocatingSlice::new(&text[..body_end]);
         let _ = input.next_slice(this_start);
-        let parsed = statement(&mut input).and_then(|k| {
-            if at_end(&mut input) {
-                Ok(k)
-            } else {
+        // The statement is matched where it lands and moved once, into
+        // the item: a step is a few hundred bytes, and every move copies it.
+        let kind = match statement(&mut input) {
+            Ok(kind) if at_end(&mut input) => kind,
+            Ok(_) => {
                 let p = pos(&input);
                 let mut e = PErr::at(p, p + peek_token_len(&input));
                 let s: &str = &input;
                 let tok = &s[..peek_token_len(&input).min(s.len())];
                 e.message = Some(format!("unexpected `{tok}` at the end of the statement"));
                 e.expected = vec!["end of line".to_string()];
-                Err(ErrMode::Cut(e))
-            }
-        });
-        match parsed {
-            Ok(kind) => {
-                let kind = match (kind, some.is_some()) {
-                    (ItemKind::Expect(e), true) => ItemKind::ExpectSome(e),
-                    (_, true) => {
-                        let at = this_start + lead;
-                        return Err(Diagnostic::new(Span::new(at, body_end), "`in some interleaving` only follows an expectation"));
-                    }
-                    (k, false) => k,
-                };
-                items.push(Item { line: line_no, span: Span::new(this_start + lead, this_start + body.trim_end().len()), kind })
-            }
-            Err(ErrMode::Backtrack(e)) | Err(ErrMode::Cut(e)) => {
                 return Err(to_diagnostic(text, e));
             }
+            Err(ErrMode::Backtrack(e)) | Err(ErrMode::Cut(e)) => return Err(to_diagnostic(text, e)),
             Err(ErrMode::Incomplete(_)) => {
                 return Err(Diagnostic::new(Span::new(body_end, body_end), "incomplete statement"));
+            }
+        };
+        let span = Span::new(this_start + lead, this_start + body.trim_end().len());
+        if some.is_none() {
+            items.push(Item { line: line_no, span, kind });
+            continue;
+        }
+        match kind {
+            ItemKind::Expect(e) => items.push(Item { line: line_no, span, kind: ItemKind::ExpectSome(e) }),
+            _ => {
+                let at = this_start + lead;
+                return Err(Diagnostic::new(Span::new(at, body_end), "`in some interleaving` only follows an expectation"));
             }
         }
     }

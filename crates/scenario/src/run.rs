@@ -16,6 +16,7 @@ use crate::check::{Checked, PAGE};
 use crate::diag::{Diagnostic, Source, Span};
 use crate::report::*;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 /// The profile a scenario runs under when neither the file nor the command
 /// line names one.
@@ -805,30 +806,31 @@ fn describe_page(s: &Seen) -> String {
     if !p.present {
         return if p.swapped { "swapped out".into() } else { "not present".into() };
     }
-    let mut parts = vec![match p.pfn {
+    // Written into one string (an expectation's detail is built for every
+    // page it looks at).
+    let mut out = match p.pfn {
         Some(pfn) => format!("pfn {pfn:#x}"),
         None => "present".into(),
-    }];
+    };
     if p.zero_page {
-        parts.push("zero page".into());
+        out.push_str(", zero page");
     }
     if let Some(f) = &s.folio {
-        parts.push(format!("refcount {}", f.refcount));
-        parts.push(format!("mapcount {}", f.mapcount));
+        let _ = write!(out, ", refcount {}, mapcount {}", f.refcount, f.mapcount);
         if f.pincount != 0 {
-            parts.push(format!("pincount {}", f.pincount));
+            let _ = write!(out, ", pincount {}", f.pincount);
         }
         if f.order > 0 {
-            parts.push(format!("order {}", f.order));
+            let _ = write!(out, ", order {}", f.order);
         }
         if f.anon_exclusive {
-            parts.push("anon_exclusive".into());
+            out.push_str(", anon_exclusive");
         }
     }
     if p.writable == Some(true) {
-        parts.push("writable".into());
+        out.push_str(", writable");
     }
-    parts.join(", ")
+    out
 }
 
 /// The Δ line of one task's entry at one place: what is mapped there

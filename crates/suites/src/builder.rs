@@ -2,7 +2,7 @@
 
 use crate::Verdict;
 
-use std::fmt::{Display, Write as _};
+use std::fmt::Write as _;
 
 /// Sizes as the scenario language writes them.
 pub(crate) fn sz(n: u64) -> scenario::ast::Size {
@@ -29,11 +29,37 @@ pub(crate) struct Text {
     verdicts: Vec<(usize, Verdict)>,
 }
 
+/// What a line is given as: text, or `format_args!(…)`, which is written
+/// straight into the scenario in one formatting pass (through `{}` it
+/// was a second pass, nested in a first one for every line).
+pub(crate) trait LineText {
+    fn write_to(self, out: &mut String);
+}
+
+impl LineText for &str {
+    fn write_to(self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl LineText for String {
+    fn write_to(self, out: &mut String) {
+        out.push_str(&self);
+    }
+}
+
+impl LineText for std::fmt::Arguments<'_> {
+    fn write_to(self, out: &mut String) {
+        let _ = out.write_fmt(self);
+    }
+}
+
 impl Text {
     /// Appends a line: a `&str`, a `String` or `format_args!(…)`.
-    pub fn line(&mut self, s: impl Display) -> &mut Self {
+    pub fn line(&mut self, s: impl LineText) -> &mut Self {
         let start = self.text.len();
-        let _ = writeln!(self.text, "{s}");
+        s.write_to(&mut self.text);
+        self.text.push('\n');
         self.lines += 1;
         if is_step(&self.text[start..self.text.len() - 1]) {
             self.steps += 1;
@@ -47,7 +73,7 @@ impl Text {
     }
 
     /// A line whose failure the selftest judges as `v`.
-    pub fn judged(&mut self, s: impl Display, v: Verdict) -> &mut Self {
+    pub fn judged(&mut self, s: impl LineText, v: Verdict) -> &mut Self {
         self.line(s);
         self.verdicts.push((self.lines, v));
         self
@@ -62,7 +88,7 @@ impl Text {
     /// Adds an operation line and returns its step number (operation lines
     /// are numbered from 1 in file order; settings, task declarations,
     /// comments and standalone `expect` lines are not steps).
-    pub fn step(&mut self, s: impl Display) -> usize {
+    pub fn step(&mut self, s: impl LineText) -> usize {
         self.line(s);
         self.steps
     }

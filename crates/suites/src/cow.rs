@@ -503,12 +503,8 @@ fn specs(cfg: &Config) -> Vec<Spec> {
 
 /// Writes out test number `number`.
 fn build(cfg: &Config, number: usize, spec: Spec) -> SelfTest {
-    let test = |description: String, t: Text, program: Option<Text>| {
+    let test = |description: String, t: Text, program_pins: Option<crate::ProgramPins>| {
         let (scenario, verdicts) = t.finish();
-        let program_pins = program.map(|p| {
-            let (scenario, verdicts) = p.finish();
-            crate::ProgramPins { scenario, verdicts }
-        });
         SelfTest { suite: Suite::Cow, number, description, scenario, verdicts, program_pins }
     };
     match spec {
@@ -521,12 +517,15 @@ fn build(cfg: &Config, number: usize, spec: Spec) -> SelfTest {
             anon_body(&mut t, case, z, hugetlb);
             let program = match case {
                 AnonCase::RoPin { variant, fast } => {
-                    let mut p = Text::default();
-                    header(&mut p, &desc);
-                    p.line("# Without gup_test: the pin is a system call's (docs/selftests.md §4.6).");
-                    setup(&mut p, cfg, kind);
-                    ro_pin_program(&mut p, variant, fast, z, hugetlb);
-                    Some(p)
+                    let (cfg, desc) = (cfg.clone(), desc.clone());
+                    Some(crate::ProgramPins::new(move || {
+                        let mut p = Text::default();
+                        header(&mut p, &desc);
+                        p.line("# Without gup_test: the pin is a system call's (docs/selftests.md §4.6).");
+                        setup(&mut p, &cfg, kind);
+                        ro_pin_program(&mut p, variant, fast, z, hugetlb);
+                        p.finish()
+                    }))
                 }
                 _ => None,
             };

@@ -39,6 +39,7 @@ pub mod workloads;
 use scenario::report::{Entry, Report, Status};
 use serde::Serialize;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 /// The kernel selftests, by the names of their binaries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -185,11 +186,54 @@ pub struct SelfTest {
     pub program_pins: Option<ProgramPins>,
 }
 
-/// A selftest's scenario with program-level pins instead of gup_test's.
-#[derive(Clone, Debug, Serialize)]
+/// A selftest's scenario with program-level pins instead of gup_test's,
+/// written when first asked for: only a backend without gup_test (the
+/// live kernel) and `--emit-scenarios` read it, and writing every one up
+/// front added a quarter to the text a model run generates.
+#[derive(Clone)]
 pub struct ProgramPins {
-    pub scenario: String,
-    pub verdicts: Vec<(usize, Verdict)>,
+    write: Arc<dyn Fn() -> Written + Send + Sync>,
+    written: Arc<OnceLock<Written>>,
+}
+
+/// A scenario's text and its line → verdict list.
+type Written = (String, Vec<(usize, Verdict)>);
+
+impl ProgramPins {
+    /// The variant `write` writes (once, when first read).
+    pub(crate) fn new(write: impl Fn() -> Written + Send + Sync + 'static) -> ProgramPins {
+        ProgramPins { write: Arc::new(write), written: Arc::new(OnceLock::new()) }
+    }
+
+    fn written(&self) -> &Written {
+        self.written.get_or_init(|| (self.write)())
+    }
+
+    /// Scenario text.
+    pub fn scenario(&self) -> &str {
+        &self.written().0
+    }
+
+    /// Line → verdict, as [`SelfTest::verdicts`].
+    pub fn verdicts(&self) -> &[(usize, Verdict)] {
+        &self.written().1
+    }
+}
+
+impl fmt::Debug for ProgramPins {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProgramPins").field("scenario", &self.scenario()).field("verdicts", &self.verdicts()).finish()
+    }
+}
+
+impl Serialize for ProgramPins {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut st = s.serialize_struct("ProgramPins", 2)?;
+        st.serialize_field("scenario", self.scenario())?;
+        st.serialize_field("verdicts", self.verdicts())?;
+        st.end()
+    }
 }
 
 /// The outcome of one test, in kselftest's terms.
@@ -275,9 +319,11 @@ impl SelfTest {
         let mut name = String::with_capacity(self.description.len() + 32);
         let _ = write!(name, "{}-{:04}-", self.suite.name(), self.number);
         let slug = name.len();
-        for c in self.description.chars() {
+        // By bytes: a multi-byte character's bytes are none of them ASCII,
+        // so they make one `-` as the character would.
+        for c in self.description.bytes() {
             if c.is_ascii_alphanumeric() {
-                name.push(c.to_ascii_lowercase());
+                name.push(char::from(c.to_ascii_lowercase()));
             } else if name.len() > slug && !name.ends_with('-') {
                 name.push('-');
             }
@@ -293,7 +339,7 @@ impl SelfTest {
     /// variant, if it has one, as the scenario.
     pub fn with_program_pins(&self) -> SelfTest {
         match &self.program_pins {
-            Some(p) => SelfTest { scenario: p.scenario.clone(), verdicts: p.verdicts.clone(), program_pins: None, ..self.clone() },
+            Some(p) => SelfTest { scenario: p.scenario().to_string(), verdicts: p.verdicts().to_vec(), program_pins: None, ..self.clone() },
             None => self.clone(),
         }
     }
@@ -314,8 +360,8 @@ impl SelfTest {
             Entry::Step(s) if s.result == livelocked => Some(s),
             _ => None,
         });
-        let first_failed = report.checks().find(|c| c.status == Status::Fail).map(|c| c.line);
-        if let Some(s) = livelock.filter(|s| first_failed.is_none_or(|l| l >= s.line)) {
+        let first_failed = report.checks().find(|c| c.status == Status::Fail);
+        if let Some(s) = livelock.filter(|s| first_failed.is_none_or(|c| c.line >= s.line)) {
             return Judged {
                 outcome: Outcome::Fail,
                 messages: vec![format!(
@@ -326,7 +372,7 @@ impl SelfTest {
                 hung: true,
             };
         }
-        let Some(failed) = report.checks().find(|c| c.status == Status::Fail) else {
+        let Some(failed) = first_failed else {
             return Judged { outcome: Outcome::Pass, messages: vec![], raw: None, hung: false };
         };
         let verdict = self.verdicts.iter().find(|(l, _)| *l == failed.line).map(|(_, v)| v.clone());

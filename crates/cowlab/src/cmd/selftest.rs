@@ -207,7 +207,7 @@ fn emit(dir: &str, tests: &[SelfTest], opts: &RunOptions) -> Result<(), String> 
         // The variant a backend without gup_test runs, next to it.
         if let Some(p) = &t.program_pins {
             let path = path.with_extension("program-pins.cow");
-            std::fs::write(&path, emitted_scenario(t, &p.scenario, &p.verdicts, opts))
+            std::fs::write(&path, emitted_scenario(t, p.scenario(), p.verdicts(), opts))
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         }
     }
