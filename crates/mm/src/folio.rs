@@ -559,7 +559,15 @@ impl FolioArena {
 
     /// Allocates a zero-filled folio with refcount 1 and no mappings.
     pub fn alloc(&mut self, order: u8, kind: FolioKind, hugetlb: Option<HugeSize>) -> FolioId {
+        self.alloc_with(order, kind, hugetlb, Contents::zeroed(PAGE_SIZE << order))
+    }
+
+    /// [`FolioArena::alloc`] of a folio whose bytes are `data` (its whole
+    /// size): a folio allocated to be copied into, as `wp_page_copy()`
+    /// allocates without `__GFP_ZERO` when it copies, is not zeroed first.
+    pub(crate) fn alloc_with(&mut self, order: u8, kind: FolioKind, hugetlb: Option<HugeSize>, data: Contents) -> FolioId {
         let nr = 1u64 << order;
+        debug_assert_eq!(data.len(), nr * PAGE_SIZE, "a folio's bytes cover it");
         if kind != FolioKind::Zero && hugetlb.is_none() {
             self.ram_pages += nr;
         }
@@ -579,7 +587,7 @@ impl FolioArena {
             page_mapcounts: PageCounts::new(nr),
             dirty: false,
             lazyfree: false,
-            data: Contents::zeroed(nr * PAGE_SIZE),
+            data,
             freed: false,
             pfn,
         };

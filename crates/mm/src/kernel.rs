@@ -352,6 +352,64 @@ impl Mm {
     }
 }
 
+/// The live address spaces by id, in id order: the map's interface over a
+/// sorted vector. A system has one or a few mms and every fault, store
+/// and zap step looks its own up (often several times), so a search of a
+/// short slice beats a B-tree descent. One entry per id in id order, so
+/// equal tables are equal vectors and hash as the map did (length, then
+/// each pair).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct MmTable(Vec<(MmId, Mm)>);
+
+impl MmTable {
+    fn pos(&self, id: &MmId) -> Result<usize, usize> {
+        self.0.binary_search_by_key(id, |(k, _)| *k)
+    }
+
+    pub(crate) fn get(&self, id: &MmId) -> Option<&Mm> {
+        self.pos(id).ok().map(|i| &self.0[i].1)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: &MmId) -> Option<&mut Mm> {
+        self.pos(id).ok().map(|i| &mut self.0[i].1)
+    }
+
+    pub(crate) fn insert(&mut self, id: MmId, mm: Mm) -> Option<Mm> {
+        match self.pos(&id) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, mm)),
+            Err(i) => {
+                self.0.insert(i, (id, mm));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: &MmId) -> Option<Mm> {
+        self.pos(id).ok().map(|i| self.0.remove(i).1)
+    }
+
+    pub(crate) fn values(&self) -> impl DoubleEndedIterator<Item = &Mm> + '_ {
+        self.0.iter().map(|(_, m)| m)
+    }
+}
+
+impl std::ops::Index<&MmId> for MmTable {
+    type Output = Mm;
+
+    fn index(&self, id: &MmId) -> &Mm {
+        self.get(id).expect("mm ids handed out by the kernel stay valid")
+    }
+}
+
+impl<'a> IntoIterator for &'a MmTable {
+    type Item = (&'a MmId, &'a Mm);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (MmId, Mm)>, fn(&'a (MmId, Mm)) -> (&'a MmId, &'a Mm)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, m)| (k, m))
+    }
+}
+
 /// A set of pages held by get_user_pages / pin_user_pages (the model's
 /// gup_test handle): the caller's references, released by `unpin`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -383,7 +441,7 @@ pub struct Kernel {
     /// and end, so fork need not count them (checked by
     /// [`Kernel::check_invariants`]).
     pub(crate) nr_running: u64,
-    pub(crate) mms: BTreeMap<MmId, Mm>,
+    pub(crate) mms: MmTable,
     pub folios: FolioArena,
     pub(crate) swap: SwapDevice,
     pub(crate) inodes: BTreeMap<InodeId, Inode>,
@@ -411,7 +469,7 @@ impl Kernel {
             settings: Settings::default(),
             tasks: BTreeMap::new(),
             nr_running: 0,
-            mms: BTreeMap::new(),
+            mms: MmTable::default(),
             folios: FolioArena::new(),
             swap: SwapDevice::default(),
             inodes: BTreeMap::new(),
@@ -481,7 +539,7 @@ impl Kernel {
     }
 
     pub fn mm(&self, id: MmId) -> &Mm {
-        &self.mms[&id]
+        self.mms.get(&id).expect("mm ids handed out by the kernel stay valid")
     }
 
     pub(crate) fn mm_mut(&mut self, id: MmId) -> &mut Mm {
@@ -560,6 +618,15 @@ impl Kernel {
     /// Allocates an order-`order` anonymous folio, zeroed, refcount 1.
     pub(crate) fn alloc_anon_folio(&mut self, order: u8) -> FolioId {
         self.folios.alloc(order, FolioKind::Anon, None)
+    }
+
+    /// A small anonymous folio, refcount 1, holding a copy of page
+    /// `src_page` of `src` (`folio_prealloc()` without zeroing, then
+    /// `__wp_page_copy_user()`): allocated with those bytes rather than
+    /// zeroed and then overwritten.
+    pub(crate) fn alloc_anon_folio_copy(&mut self, src: FolioId, src_page: u64) -> FolioId {
+        let data = self.folios.get(src).page_data(src_page);
+        self.folios.alloc_with(0, FolioKind::Anon, None, data)
     }
 
     pub(crate) fn copy_page_data(&mut self, dst: FolioId, dst_page: u64, src: FolioId, src_page: u64) {

@@ -193,9 +193,11 @@ impl Kernel {
         self.ensure_anon_vma(mm, vma.start);
         let nr = 1u64 << order;
         self.add_new_anon_rmap(folio, mm, Rmap::Ptes { first: 0, nr });
-        for i in 0..nr {
-            self.mm_mut(mm).pt.set(Level::Pte, start + i * PAGE_SIZE, pte(folio, i, vma.prot.write, true));
-        }
+        // The folio's PTEs lie in one PTE table (its order is below the
+        // PMD's and its range aligned): filled after one look-up, as
+        // `set_ptes()` fills a batch.
+        let write = vma.prot.write;
+        self.mm_mut(mm).pt.set_ptes(start, (0..nr).map(|i| pte(folio, i, write, true)));
         self.event(pid, EventKind::Alloc, "do_anonymous_page", Some(addr), || {
             if order == 0 {
                 "write fault → new zeroed 4K anon page (exclusive)".into()
@@ -229,8 +231,7 @@ impl Kernel {
         let (folio, page) = self.filemap_fault(inode, index)?;
         if flags.write && !vma.shared {
             self.oom_reserve(pid, 1)?;
-            let new = self.alloc_anon_folio(0);
-            self.copy_page_data(new, 0, folio, page);
+            let new = self.alloc_anon_folio_copy(folio, page);
             self.ensure_anon_vma(mm, vma.start);
             self.add_new_anon_rmap(new, mm, Rmap::pte(0));
             self.mm_mut(mm).pt.set(Level::Pte, addr, pte(new, 0, vma.prot.write, true));
@@ -412,11 +413,8 @@ impl Kernel {
         why: WpReason,
     ) -> Result<WpCopy, VmFault> {
         self.oom_reserve(pid, 1)?;
-        let new = self.alloc_anon_folio(0);
         let old_is_zero = p.special || self.folios.get(p.folio).is_zero();
-        if !old_is_zero {
-            self.copy_page_data(new, 0, p.folio, p.page);
-        }
+        let new = if old_is_zero { self.alloc_anon_folio(0) } else { self.alloc_anon_folio_copy(p.folio, p.page) };
         Ok(WpCopy { pid, mm, vma: vma.clone(), addr, orig: p, new, flags, why })
     }
 
@@ -535,17 +533,16 @@ impl Kernel {
             ZapState::Clear { addr } => {
                 // One look-up of the mm for finding and clearing the entry.
                 let pt = &mut self.mm_mut(z.mm).pt;
-                let Some(leaf) = pt.next_leaf(addr, z.end) else {
+                let Some((leaf, cleared)) = pt.take_next_leaf(addr, z.end) else {
                     z.state = ZapState::Flush;
                     return true;
                 };
                 z.state = ZapState::Clear { addr: leaf.addr + leaf.level.size() };
-                if leaf.addr + leaf.level.size() > z.end {
+                if !cleared {
                     // A hugetlb leaf the range only cuts (callers align
                     // hugetlb ranges, so nothing is left behind).
                     return true;
                 }
-                pt.clear(leaf.level, leaf.addr);
                 self.work.add(leaf.level.size() / PAGE_SIZE);
                 match leaf.entry {
                     Entry::Present(p) if p.special => {}
@@ -774,7 +771,8 @@ pub struct WpFault {
     /// consecutive pages of one folio may take the store as one step: per
     /// PTE the same bits are set, and the folio's bytes end the same. Off
     /// for a driver that interleaves steps (the race explorer), where every
-    /// page is its own step as on a CPU.
+    /// page is its own step as on a CPU. The step that stores all of
+    /// `data` at once moves it out (nothing reads it after the end).
     pub whole: bool,
 }
 
@@ -901,7 +899,9 @@ impl Kernel {
             self.mm_mut(mm).pt.update_present_ptes(a + n, more.div_ceil(PAGE_SIZE), |p| touch(p, true));
             n += more;
         }
-        let chunk = w.data.slice(a - w.start, n);
+        // A store run to its end that takes all its bytes in this one step
+        // hands them over rather than cutting a copy.
+        let chunk = if w.whole && a == w.start && n == w.data.len() { std::mem::take(&mut w.data) } else { w.data.slice(a - w.start, n) };
         let f = self.folios.get_mut(folio);
         f.data.overwrite_owned(page * PAGE_SIZE + a % PAGE_SIZE, chunk);
         // The CPU dirties the PTE only: an anon folio's PG_dirty

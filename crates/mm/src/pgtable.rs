@@ -663,6 +663,34 @@ impl PageTable {
         done
     }
 
+    /// [`PageTable::next_leaf`], and the leaf [`PageTable::clear`]ed too if
+    /// it ends by `end` (the bool says whether it was): a zap's step. A
+    /// PTE found in the table of `addr` is cleared where it was found,
+    /// without a second walk.
+    pub fn take_next_leaf(&mut self, addr: u64, end: u64) -> Option<(Leaf, bool)> {
+        if let Some(t) = self.table_mut(addr) {
+            let base = addr & !(PMD_SIZE - 1);
+            let last = (end.saturating_sub(base).div_ceil(PAGE_SIZE) as usize).min(PTRS_PER_PTE);
+            // As in `next_leaf`: only a PTE at `addr`, or one found from an
+            // address that is not 2 MiB-aligned, comes before any huge leaf.
+            if let Some(i) = (pte_index(addr)..last).find(|&i| t.slots[i].is_some()) {
+                let a = base + i as u64 * PAGE_SIZE;
+                if (a == addr || !addr.is_multiple_of(PMD_SIZE)) && a + PAGE_SIZE <= end {
+                    let entry = t.slots[i].get()?;
+                    t.slots[i] = PteSlot::NONE;
+                    t.used -= 1;
+                    return Some((Leaf { addr: a, level: Level::Pte, entry }, true));
+                }
+            }
+        }
+        let leaf = self.next_leaf(addr, end)?;
+        let cleared = leaf.addr + leaf.level.size() <= end;
+        if cleared {
+            self.clear(leaf.level, leaf.addr);
+        }
+        Some((leaf, cleared))
+    }
+
     /// The first leaf (any level) starting at or after `addr` and before `end`.
     pub fn next_leaf(&self, addr: u64, end: u64) -> Option<Leaf> {
         // Most often the answer is in the PTE table of `addr` itself (fork
