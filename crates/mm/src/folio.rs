@@ -401,6 +401,15 @@ impl PageCounts {
         }
         let PageCounts::Runs(runs) = self else { unreachable!("made runs above") };
         let end = first + nr;
+        // A PTE walk part-way through a folio (zap, fork): two runs, and
+        // the pages right after the first run take its count, so its end
+        // moves on and nothing else changes.
+        if let [(e0, c0), (e1, c1)] = runs.as_mut_slice() {
+            if first == *e0 && end < *e1 && c1.saturating_add_signed(delta) == *c0 {
+                *e0 = end;
+                return;
+            }
+        }
         if add_within_run(runs, first, end, delta) {
             if let [(all, count)] = runs.as_slice() {
                 *self = PageCounts::Uniform { nr: *all, count: *count };
