@@ -427,16 +427,6 @@ impl Kernel {
     /// reference. Returns whether the copy was installed.
     pub(crate) fn wp_page_copy_finish(&mut self, c: WpCopy) -> bool {
         let WpCopy { pid, mm, vma, addr, orig: p, new, flags, why } = c;
-        if self.mm(mm).pt.get(Level::Pte, addr) != Some(Entry::Present(p)) {
-            self.folio_put(new);
-            self.event(pid, EventKind::Note, "wp_page_copy", Some(addr), || {
-                "PTE changed while copying (pte_same failed) → drop the copy, retry".into()
-            });
-            return false;
-        }
-        let old_is_zero = p.special || self.folios.get(p.folio).is_zero();
-        self.ensure_anon_vma(mm, vma.start);
-        self.add_new_anon_rmap(new, mm, Rmap::pte(0));
         let entry = if flags.unshare {
             Entry::Present(Present {
                 folio: new,
@@ -450,7 +440,18 @@ impl Kernel {
         } else {
             pte(new, 0, vma.prot.write, true)
         };
-        self.mm_mut(mm).pt.set(Level::Pte, addr, entry);
+        // pte_same() and set_pte_at() under one PTE lock: one table walk.
+        // Nothing between here and the rmap updates below looks at the PTE.
+        if !self.mm_mut(mm).pt.replace_pte(addr, Entry::Present(p), entry) {
+            self.folio_put(new);
+            self.event(pid, EventKind::Note, "wp_page_copy", Some(addr), || {
+                "PTE changed while copying (pte_same failed) → drop the copy, retry".into()
+            });
+            return false;
+        }
+        let old_is_zero = p.special || self.folios.get(p.folio).is_zero();
+        self.ensure_anon_vma(mm, vma.start);
+        self.add_new_anon_rmap(new, mm, Rmap::pte(0));
         if !old_is_zero {
             self.rmap_remove(p.folio, mm, Rmap::pte(p.page));
             self.free_swap_cache(p.folio);
@@ -893,11 +894,14 @@ impl Kernel {
         };
         let (folio, page) = leaf.page_for(a).expect("present");
         let mut n = (leaf.addr + leaf.level.size() - a).min(end - a);
-        self.touch_leaf(mm, leaf.level, leaf.addr, true);
-        if w.whole && leaf.level == Level::Pte {
-            let more = self.pte_run_of_folio(mm, a + n, end.min(vma_end), folio, page + 1, true);
-            self.mm_mut(mm).pt.update_present_ptes(a + n, more.div_ceil(PAGE_SIZE), |p| touch(p, true));
+        if leaf.level == Level::Pte {
+            // This PTE and the run after it (touching does not change
+            // what makes a run) are touched in one pass over the table.
+            let more = if w.whole { self.pte_run_of_folio(mm, a + n, end.min(vma_end), folio, page + 1, true) } else { 0 };
+            self.mm_mut(mm).pt.update_present_ptes(leaf.addr, 1 + more.div_ceil(PAGE_SIZE), |p| touch(p, true));
             n += more;
+        } else {
+            self.touch_leaf(mm, leaf.level, leaf.addr, true);
         }
         // A store run to its end that takes all its bytes in this one step
         // hands them over rather than cutting a copy.

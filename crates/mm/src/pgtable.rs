@@ -426,6 +426,18 @@ impl PageTable {
         }
     }
 
+    /// Sets the PTE at `addr` to `new` if it is `old` (`pte_same()` then
+    /// `set_pte_at()` under the PTE lock); false, and nothing changed,
+    /// otherwise.
+    pub fn replace_pte(&mut self, addr: u64, old: Entry, new: Entry) -> bool {
+        let Some(slot) = self.table_mut(addr).map(|t| &mut t.slots[pte_index(addr)]) else { return false };
+        if slot.get() != Some(old) {
+            return false;
+        }
+        *slot = PteSlot::new(new);
+        true
+    }
+
     pub fn set(&mut self, level: Level, addr: u64, e: Entry) {
         debug_assert_eq!(addr % level.size(), 0);
         match level {
