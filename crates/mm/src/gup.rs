@@ -707,12 +707,18 @@ impl Kernel {
             let i = pos / PAGE_SIZE;
             let (f, page) = pages.get(i).expect("the caller's range is within the list");
             let folio = self.folios.get(f);
-            // How many following entries continue in the same folio.
-            let run = if folio.is_zero() { 1 } else { pages.contiguous_from(i) };
+            // How many following entries continue in the same folio (a
+            // small folio has no next page to continue with).
+            let run = if folio.is_zero() || !folio.is_large() { 1 } else { pages.contiguous_from(i) };
             let in_page = pos % PAGE_SIZE;
             let n = (run * PAGE_SIZE - in_page).min(off + len - pos);
             let start = if folio.is_zero() { 0 } else { page * PAGE_SIZE + in_page };
-            out.append(&folio.data.slice(start, n));
+            if start == 0 && n == folio.data.len() {
+                // A whole small folio: its bytes as they are, no copy cut.
+                out.append(&folio.data);
+            } else {
+                out.append(&folio.data.slice(start, n));
+            }
             pos += n;
         }
         out
