@@ -61,15 +61,19 @@ pub(crate) struct Slot {
 /// Which slot a page gets is not observable from user space in the model:
 /// its pagemap reports a swapped page (PM_SWAP) but not the swap type and
 /// offset, which the kernel shows only to CAP_SYS_ADMIN
-/// (`pagemap_read()`'s `show_pfn`; see [`crate::task_mmu::PagemapEntry`]).
+/// (`pagemap_read()`'s `show_pfn`; see [`crate::task_mmu::PagemapEntry`];
+/// the live backend reads only PM_SWAP); only the explorer's counterexample
+/// summaries print slot numbers, as names.
+///
 /// The kernel's allocator (mm/swapfile.c: `folio_alloc_swap()` →
 /// `swap_alloc_fast()` / `cluster_alloc_swap_entry()`) is not lowest-first:
-/// it splits the device into clusters of `SWAPFILE_CLUSTER` slots (512 on
-/// x86-64), allocates upward from a per-CPU (SSD) or per-device (rotating
-/// disk) next offset inside the current cluster, and when that cluster is
-/// used up takes one from the non-full, then the free, then the fragmented
-/// cluster lists; freed slots are reused once their cluster is picked
-/// again. What the model keeps of it is that freed slots are reused.
+/// it splits the device into clusters of `SWAPFILE_CLUSTER` slots (a PMD's
+/// worth, 512 on x86-64, with CONFIG_THP_SWAP; 256 without), allocates
+/// upward from a per-CPU (SSD) or per-device (rotating disk) next offset
+/// inside the current cluster, and when that cluster is used up takes one
+/// from the non-full, then the free, then the fragmented cluster lists;
+/// freed slots are reused once their cluster is picked again. What the
+/// model keeps of it is that freed slots are reused.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SwapDevice {
     slots: Vec<Option<Slot>>,
