@@ -527,27 +527,26 @@ impl Kernel {
         let mut pages = PageList::new();
         let mut retries = 0;
         let mut cow_done = false;
-        // The VMA of the previous page, already checked: VMAs change only
-        // under the mmap lock held for writing, and the faults taken here
-        // (which may give a VMA its anon_vma) make the next page look it up
-        // afresh.
+        // The VMA of the previous page, already checked. VMAs change only
+        // under the mmap lock held for writing; the faults taken here may
+        // give a VMA its anon_vma (or consume a hugetlb reservation), which
+        // nothing below reads, so the copy stays good until the walk leaves
+        // it.
         let mut cached: Option<Vma> = None;
         while pages.len() < nr {
             let addr = start + pages.len() * PAGE_SIZE;
-            let vma = match cached.take().filter(|v| addr < v.end) {
-                Some(v) => v,
-                None => {
-                    let Some(vma) = self.mm(mm).vma(addr).cloned() else { return (pages, Some(Errno::EFAULT.into())) };
-                    if let Err(e) = self.check_vma_flags(&vma, flags) {
-                        return (pages, Some(e));
-                    }
-                    vma
+            if cached.as_ref().is_none_or(|v| addr >= v.end) {
+                let Some(vma) = self.mm(mm).vma(addr).cloned() else { return (pages, Some(Errno::EFAULT.into())) };
+                if let Err(e) = self.check_vma_flags(&vma, flags) {
+                    return (pages, Some(e));
                 }
-            };
+                cached = Some(vma);
+            }
+            let vma = cached.as_ref().expect("looked up above");
             // 5.8's should_force_cow_break(): in a COW mapping every GUP is
             // done as a write, after the VMA check of the caller's flags.
             let foll = if self.policy.gup_cow_break && vma.is_cow_mapping() { flags.with_write() } else { flags };
-            match self.follow_page_mask(mm, &vma, addr, foll, cow_done) {
+            match self.follow_page_mask(mm, vma, addr, foll, cow_done) {
                 Err(e) => return (pages, Some(e)),
                 Ok(Follow::Page(folio, page, left)) => {
                     retries = 0;
@@ -562,7 +561,6 @@ impl Kernel {
                     } else {
                         pages.push_pages(folio, page, k);
                     }
-                    cached = Some(vma);
                 }
                 Ok(f @ (Follow::NoPage | Follow::Unshare)) => {
                     retries += 1;
@@ -709,12 +707,18 @@ impl Kernel {
             let i = pos / PAGE_SIZE;
             let (f, page) = pages.get(i).expect("the caller's range is within the list");
             let folio = self.folios.get(f);
-            // How many following entries continue in the same folio.
-            let run = if folio.is_zero() { 1 } else { pages.contiguous_from(i) };
+            // How many following entries continue in the same folio (a
+            // small folio has no next page to continue with).
+            let run = if folio.is_zero() || !folio.is_large() { 1 } else { pages.contiguous_from(i) };
             let in_page = pos % PAGE_SIZE;
             let n = (run * PAGE_SIZE - in_page).min(off + len - pos);
             let start = if folio.is_zero() { 0 } else { page * PAGE_SIZE + in_page };
-            out.append(&folio.data.slice(start, n));
+            if start == 0 && n == folio.data.len() {
+                // A whole small folio: its bytes as they are, no copy cut.
+                out.append(&folio.data);
+            } else {
+                out.append(&folio.data.slice(start, n));
+            }
             pos += n;
         }
         out

@@ -1,7 +1,8 @@
 //! Swap: reclaim by MADV_PAGEOUT and swap-in (mm/vmscan.c, mm/swapfile.c,
 //! mm/swap_state.c, mm/memory.c: do_swap_page()).
 //!
-//! The model's swap device has unlimited slots; its kind is the policy's
+//! The model's swap device never fills (see [`SwapDevice`] for how slots
+//! are handed out); its kind is the policy's
 //! `swap` setting (`SwapKind`), because the kind decides which path
 //! do_swap_page() takes. Each swapped page gets a slot holding its bytes, a
 //! count of the swap PTEs that refer to it (`swap_map`) and the folio in the
@@ -35,7 +36,7 @@ use crate::policy::SwapKind;
 use crate::rmap::Rmap;
 use crate::types::*;
 use crate::vma::Vma;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Slot {
@@ -48,17 +49,38 @@ pub(crate) struct Slot {
 
 /// The swap device's slots and the swap cache's index.
 ///
-/// Slots are handed out in increasing order and never reused (the device
-/// never fills), so the live ones are a window of slot numbers: `slots[i]`
-/// is slot `base + i` (`None` once freed), freed slots at the front are
-/// dropped, and `base + slots.len()` is the next slot to hand out. Every
-/// set of live slots has one form (the first kept slot is live), so `Eq`
-/// and `Hash` compare states by `slots` and `base`; a lookup is an index,
-/// not a tree search.
+/// A new slot is the lowest free slot number, so `slots[i]` is slot `i`
+/// (`None` while free) and the vector never ends in a free slot: it is as
+/// long as the highest live slot number plus one, which is at most the
+/// most slots ever live at once (a slot is handed out only when every
+/// lower one is live). Memory is therefore bounded by the peak of live
+/// slots, not by how many were ever handed out, and slot numbers stay
+/// small. Every set of live slots has one form, so `Eq` and `Hash` compare
+/// states by `slots` alone; a lookup is an index, not a tree search.
+///
+/// Which slot a page gets is not observable from user space in the model:
+/// its pagemap reports a swapped page (PM_SWAP) but not the swap type and
+/// offset, which the kernel shows only to CAP_SYS_ADMIN
+/// (`pagemap_read()`'s `show_pfn`; see [`crate::task_mmu::PagemapEntry`];
+/// the live backend reads only PM_SWAP); only the explorer's counterexample
+/// summaries print slot numbers, as names.
+///
+/// The kernel's allocator (mm/swapfile.c: `folio_alloc_swap()` →
+/// `swap_alloc_fast()` / `cluster_alloc_swap_entry()`) is not lowest-first:
+/// it splits the device into clusters of `SWAPFILE_CLUSTER` slots (a PMD's
+/// worth, 512 on x86-64, with CONFIG_THP_SWAP; 256 without), allocates
+/// upward from a per-CPU (SSD) or per-device (rotating disk) next offset
+/// inside the current cluster, and when that cluster is used up takes one
+/// from the non-full, then the free, then the fragmented cluster lists;
+/// freed slots are reused once their cluster is picked again. What the
+/// model keeps of it is that freed slots are reused.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SwapDevice {
-    slots: VecDeque<Option<Slot>>,
-    base: u32,
+    slots: Vec<Option<Slot>>,
+    /// No slot below this one is free (a lower bound on the lowest free
+    /// slot), so that handing out slots in a row does not rescan the live
+    /// ones. Made from `slots`, so left out of `Eq` and `Hash`.
+    free_from: usize,
     /// The slot each swap-cache folio belongs to (the kernel's
     /// `folio->swap`), indexed by folio id (the folio arena hands out the
     /// lowest free id, so ids are dense): the reverse of `Slot::cache`, so
@@ -70,7 +92,7 @@ pub(crate) struct SwapDevice {
 
 impl PartialEq for SwapDevice {
     fn eq(&self, other: &Self) -> bool {
-        self.base == other.base && self.slots == other.slots
+        self.slots == other.slots
     }
 }
 
@@ -78,29 +100,23 @@ impl Eq for SwapDevice {}
 
 impl std::hash::Hash for SwapDevice {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.base.hash(h);
         self.slots.hash(h);
     }
 }
 
 impl SwapDevice {
-    fn index(&self, slot: SwapSlot) -> Option<usize> {
-        slot.0.checked_sub(self.base).map(|i| i as usize)
-    }
-
     /// The live slot `slot`.
     fn get(&self, slot: SwapSlot) -> Option<&Slot> {
-        self.slots.get(self.index(slot)?)?.as_ref()
+        self.slots.get(slot.0 as usize)?.as_ref()
     }
 
     fn get_mut(&mut self, slot: SwapSlot) -> Option<&mut Slot> {
-        let i = self.index(slot)?;
-        self.slots.get_mut(i)?.as_mut()
+        self.slots.get_mut(slot.0 as usize)?.as_mut()
     }
 
     /// The live slots in slot order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (SwapSlot, &Slot)> + '_ {
-        self.slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (SwapSlot(self.base + i as u32), s)))
+        self.slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (SwapSlot(i as u32), s)))
     }
 
     /// How many slots are live.
@@ -108,17 +124,17 @@ impl SwapDevice {
         self.slots.iter().filter(|s| s.is_some()).count()
     }
 
-    /// Room for `n` more slots, so that a folio paged out grows the window
-    /// once.
-    fn reserve(&mut self, n: usize) {
-        self.slots.reserve(n);
-    }
-
-    /// A new slot holding `data`, referred to by one swap PTE.
+    /// A new slot holding `data`, referred to by one swap PTE: the lowest
+    /// free one.
     fn alloc(&mut self, data: Contents) -> SwapSlot {
-        let slot = SwapSlot(self.base + self.slots.len() as u32);
-        self.slots.push_back(Some(Slot { data, count: 1, cache: None }));
-        slot
+        let i = (self.free_from..self.slots.len()).find(|&i| self.slots[i].is_none()).unwrap_or(self.slots.len());
+        let slot = Slot { data, count: 1, cache: None };
+        match self.slots.get_mut(i) {
+            Some(free) => *free = Some(slot),
+            None => self.slots.push(Some(slot)),
+        }
+        self.free_from = i + 1;
+        SwapSlot(u32::try_from(i).expect("live swap slots fit in a swap entry"))
     }
 
     /// Puts `folio` into the swap cache for `slot`, or (`None`) takes the
@@ -154,14 +170,14 @@ impl SwapDevice {
 
     /// Frees `slot` (and its swap-cache entry).
     fn remove(&mut self, slot: SwapSlot) {
-        let i = self.index(slot).expect("freed slots are live");
-        if let Some(f) = self.slots[i].take().and_then(|s| s.cache) {
+        let i = slot.0 as usize;
+        if let Some(f) = self.slots[i].take().expect("freed slots are live").cache {
             self.unindex(f);
         }
-        while self.slots.front().is_some_and(|s| s.is_none()) {
-            self.slots.pop_front();
-            self.base += 1;
+        while self.slots.last().is_some_and(|s| s.is_none()) {
+            self.slots.pop();
         }
+        self.free_from = self.free_from.min(i);
     }
 }
 
@@ -379,9 +395,6 @@ impl Kernel {
             self.folio_ref_add(folio, 1);
         }
         let mut kept_slot = cached;
-        if cached.is_none() {
-            self.swap.reserve(mapped.len());
-        }
         for ((addr, q), exclusive) in mapped.into_iter().zip(exclusive) {
             let data = self.folios.get(q.folio).page_data(q.page);
             let slot = match cached {
@@ -490,5 +503,72 @@ impl Kernel {
             return self.do_wp_page(pid, mm, vma, addr, p, flags);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::madvise::Advice;
+    use crate::mmap::MmapRequest;
+    use crate::policy::Policy;
+    use std::hash::{DefaultHasher, Hash, Hasher};
+
+    fn hash(d: &SwapDevice) -> u64 {
+        let mut h = DefaultHasher::new();
+        d.hash(&mut h);
+        h.finish()
+    }
+
+    /// One page stays swapped out while another is paged out and back in
+    /// again and again (the second swap-in frees its slot: zram skips the
+    /// swap cache, a write on a swap file frees the swap space): the
+    /// device holds two slots at most, however many were handed out.
+    #[test]
+    fn storage_stays_bounded_while_one_slot_stays_live() {
+        for kind in [SwapKind::Zram, SwapKind::File] {
+            let mut k = Kernel::new(Policy { swap: kind, ..Policy::default() });
+            let p = k.spawn();
+            let a = k.mmap(p, MmapRequest::anon(2 * PAGE_SIZE)).unwrap();
+            let b = a + PAGE_SIZE;
+            k.write_mem(p, a, &Contents::filled(2 * PAGE_SIZE, 0x5a)).unwrap();
+            k.madvise(p, a, PAGE_SIZE, Advice::PageOut).unwrap();
+            for round in 0..1000u32 {
+                k.madvise(p, b, PAGE_SIZE, Advice::PageOut).unwrap();
+                assert!(k.pagemap(p, b).unwrap().swapped, "{kind:?} round {round}");
+                let byte = Contents::filled(PAGE_SIZE, round as u8);
+                k.write_mem(p, b, &byte).unwrap();
+                k.check_invariants().unwrap();
+                assert!(k.pagemap(p, a).unwrap().swapped, "{kind:?}: the first page stays out");
+                assert!(k.swap.slots.len() <= 2, "{kind:?} round {round}: {} slots kept", k.swap.slots.len());
+            }
+            assert!(k.read_mem(p, a, PAGE_SIZE).unwrap().is_fill(0x5a), "{kind:?}");
+            assert!(k.read_mem(p, b, PAGE_SIZE).unwrap().is_fill(231), "{kind:?}: round 999's byte");
+        }
+    }
+
+    /// A freed slot is handed out again before a new one, and the same
+    /// live slots reached by different histories are one state.
+    #[test]
+    fn the_lowest_free_slot_is_reused_and_a_state_has_one_form() {
+        let data = || Contents::filled(PAGE_SIZE, 1);
+        let mut d = SwapDevice::default();
+        let slots: Vec<SwapSlot> = (0..4).map(|_| d.alloc(data())).collect();
+        assert_eq!(slots, [0, 1, 2, 3].map(SwapSlot));
+        d.remove(SwapSlot(2));
+        d.remove(SwapSlot(1));
+        assert_eq!(d.alloc(data()), SwapSlot(1));
+        assert_eq!(d.alloc(data()), SwapSlot(2));
+        assert_eq!(d.alloc(data()), SwapSlot(4));
+        for s in [4, 3, 2, 1] {
+            d.remove(SwapSlot(s));
+        }
+        assert_eq!(d.slots.len(), 1, "free slots at the end are dropped");
+
+        let mut e = SwapDevice::default();
+        e.alloc(data());
+        assert_eq!(d, e);
+        assert_eq!(hash(&d), hash(&e));
+        assert_eq!(d.alloc(data()), e.alloc(data()));
     }
 }
