@@ -749,7 +749,7 @@ impl Kernel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::{DefaultHasher, Hash, Hasher};
+    use crate::hash_of as hash;
 
     /// A small xorshift generator: the same sequences on every run.
     struct Rng(u64);
@@ -800,12 +800,6 @@ mod tests {
             }
         }
         v
-    }
-
-    fn hash(l: &PageList) -> u64 {
-        let mut h = DefaultHasher::new();
-        l.hash(&mut h);
-        h.finish()
     }
 
     /// However a sequence is handed over (page by page, in pieces, or as

@@ -67,3 +67,10 @@ pub use shmem::InodeKind;
 pub use task_mmu::{FolioInfo, PagemapEntry};
 pub use types::*;
 pub use work::WorkCounter;
+
+/// The hash of `x` (for tests that check equal states hash alike).
+#[cfg(test)]
+pub(crate) fn hash_of<T: std::hash::Hash>(x: &T) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(x)
+}

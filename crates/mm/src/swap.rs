@@ -509,16 +509,10 @@ impl Kernel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash_of as hash;
     use crate::madvise::Advice;
     use crate::mmap::MmapRequest;
     use crate::policy::Policy;
-    use std::hash::{DefaultHasher, Hash, Hasher};
-
-    fn hash(d: &SwapDevice) -> u64 {
-        let mut h = DefaultHasher::new();
-        d.hash(&mut h);
-        h.finish()
-    }
 
     /// One page stays swapped out while another is paged out and back in
     /// again and again (the second swap-in frees its slot: zram skips the

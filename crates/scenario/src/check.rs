@@ -1124,8 +1124,6 @@ impl Checker {
     }
 }
 
-/// The step may be refused (an errno, `any`, or a choice with an errno):
-/// bounds and alignment are the kernel's to judge.
 /// `r` with the length of the data it is given when it names none (a
 /// copy only then: this runs for every write and read of a region).
 fn with_data_len(r: &Range, dlen: Option<u64>) -> std::borrow::Cow<'_, Range> {
@@ -1135,6 +1133,8 @@ fn with_data_len(r: &Range, dlen: Option<u64>) -> std::borrow::Cow<'_, Range> {
     }
 }
 
+/// The step may be refused (an errno, `any`, or a choice with an errno):
+/// bounds and alignment are the kernel's to judge.
 fn may_refuse(e: &StepExpect) -> bool {
     match e {
         StepExpect::Any | StepExpect::Outcome(Outcome::Errno(_)) => true,
