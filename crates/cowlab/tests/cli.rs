@@ -328,3 +328,29 @@ fn explore_html_draws_the_counterexample_a_column_per_task() {
     assert!(page.contains("property pin-exclusive"), "the broken property is the last step's failed check");
     assert!(page.contains("try_grab_folio_fast"));
 }
+
+/// A process with THP disabled (prctl PR_SET_THP_DISABLE; here set by
+/// the allocator, mimalloc, when MIMALLOC_ALLOW_THP=0) passes the flag to
+/// every task it starts: the live backend refuses to start rather than
+/// report the kernel's missing THPs as divergences. Live-kernel test: the
+/// backend refuses before it changes anything, but a broken guard would run.
+#[test]
+fn live_backend_refuses_when_thp_is_disabled_for_the_process() {
+    if let Some(skip) = live::live_tests_skip() {
+        println!("{skip}");
+        return;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if !status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")) {
+        println!("skip: not root (the live backend checks root first)");
+        return;
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_cowlab"))
+        .args(["run", "--backend", "live", CVE])
+        .env("MIMALLOC_ALLOW_THP", "0")
+        .current_dir(root())
+        .output()
+        .expect("cowlab runs");
+    let out = text(&o.stdout);
+    assert!(out.contains("the live backend cannot start: THP is disabled for this process"), "{out}{}", text(&o.stderr));
+}

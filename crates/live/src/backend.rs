@@ -433,6 +433,14 @@ impl LiveBackend {
         if !rustix::process::geteuid().is_root() {
             return Err("the live backend needs root (pagemap PFNs, kpageflags, sysfs settings)".into());
         }
+        // prctl(PR_SET_THP_DISABLE) is inherited across fork and kept
+        // across exec, so a flag set on cowlab (by its parent, or by
+        // mimalloc when MIMALLOC_ALLOW_THP=0) reaches the zygote and every
+        // task: the kernel would then give no THP where the scenario asks
+        // for one, a divergence that is not the kernel's rule.
+        if rustix::thread::transparent_huge_pages_are_disabled().unwrap_or(false) {
+            return Err("THP is disabled for this process (prctl PR_SET_THP_DISABLE, inherited from the parent or set by MIMALLOC_ALLOW_THP=0): the kernel would give no THP".into());
+        }
         std::fs::create_dir_all(&opts.state_dir).map_err(|e| format!("cannot create {}: {e}", opts.state_dir.display()))?;
         let lock = take_run_lock(&opts.state_dir.join("lock"), opts.lock_wait)?;
         let journal = opts.state_dir.join("settings.journal");
