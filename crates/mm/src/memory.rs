@@ -415,7 +415,7 @@ impl Kernel {
         self.oom_reserve(pid, 1)?;
         let old_is_zero = p.special || self.folios.get(p.folio).is_zero();
         let new = if old_is_zero { self.alloc_anon_folio(0) } else { self.alloc_anon_folio_copy(p.folio, p.page) };
-        Ok(WpCopy { pid, mm, vma: vma.clone(), addr, orig: p, new, flags, why })
+        Ok(WpCopy { pid, mm, vma_start: vma.start, vma_write: vma.prot.write, addr, orig: p, new, flags, why })
     }
 
     /// `wp_page_copy()`, second half: retake the PTE lock and recheck that
@@ -426,7 +426,7 @@ impl Kernel {
     /// for an unshare — and only then drop the old page's mapping and
     /// reference. Returns whether the copy was installed.
     pub(crate) fn wp_page_copy_finish(&mut self, c: WpCopy) -> bool {
-        let WpCopy { pid, mm, vma, addr, orig: p, new, flags, why } = c;
+        let WpCopy { pid, mm, vma_start, vma_write, addr, orig: p, new, flags, why } = c;
         let entry = if flags.unshare {
             Entry::Present(Present {
                 folio: new,
@@ -438,7 +438,7 @@ impl Kernel {
                 special: false,
             })
         } else {
-            pte(new, 0, vma.prot.write, true)
+            pte(new, 0, vma_write, true)
         };
         // pte_same() and set_pte_at() under one PTE lock: one table walk.
         // Nothing between here and the rmap updates below looks at the PTE.
@@ -450,7 +450,7 @@ impl Kernel {
             return false;
         }
         let old_is_zero = p.special || self.folios.get(p.folio).is_zero();
-        self.ensure_anon_vma(mm, vma.start);
+        self.ensure_anon_vma(mm, vma_start);
         self.add_new_anon_rmap(new, mm, Rmap::pte(0));
         if !old_is_zero {
             self.rmap_remove(p.folio, mm, Rmap::pte(p.page));
@@ -659,7 +659,12 @@ impl Zap {
 pub struct WpCopy {
     pid: Pid,
     mm: MmId,
-    vma: Vma,
+    /// What the second half reads of the VMA as the fault found it: where
+    /// it starts (its anon_vma) and VM_WRITE (the new PTE's write bit).
+    /// Kept rather than a copy of the whole VMA, which the fault would
+    /// clone for nothing else.
+    vma_start: u64,
+    vma_write: bool,
     addr: u64,
     /// The PTE the fault started from, for `pte_same()`.
     orig: Present,
@@ -858,70 +863,85 @@ impl Kernel {
     fn store_step(&mut self, w: &mut WpFault, a: u64) -> SysResult<()> {
         let (pid, mm) = (w.pid, w.mm);
         let end = w.start + w.data.len();
-        // The VMA and the leaf are looked up once; the VMA is cloned only
-        // for a fault: the store itself needs its end and protection key
-        // alone.
-        let m = self.mm(mm);
-        let Some(vma) = m.vma(a) else {
-            return self.access_failed(w.by, pid, Signal::SIGSEGV, a);
-        };
-        let (vma_end, permitted) = (vma.end, self.arch_vma_access_permitted(vma));
-        let leaf = m.pt.lookup(a);
-        let Some(leaf) = leaf.filter(|l| permitted && l.entry.present().is_some_and(|p| p.write)) else {
-            let vma = vma.clone();
-            if self.access_error(&vma, true) {
+        // A store run to its end ([`WpFault::whole`]) takes its faults and
+        // then the store in this one step: nothing can come in between.
+        loop {
+            // The VMA and the leaf are looked up once; the VMA is cloned
+            // only for a fault: the store itself needs its end and
+            // protection key alone.
+            let m = self.mm(mm);
+            let Some(vma) = m.vma(a) else {
                 return self.access_failed(w.by, pid, Signal::SIGSEGV, a);
-            }
-            w.faults += 1;
-            if w.faults > MAX_STORE_FAULTS {
-                return Err(SysError::Livelock);
-            }
-            w.state = WpFaultState::Access { addr: a };
-            if let Some(Entry::Present(p)) = leaf.filter(|l| l.level == Level::Pte && vma.hugetlb.is_none()).map(|l| l.entry) {
-                // handle_pte_fault(): a write to a present read-only PTE.
-                self.stats.faults += 1;
-                match self.do_wp_page_begin(pid, mm, &vma, page_align_down(a), p, FaultFlags::WRITE) {
-                    Ok(Some(copy)) => w.state = WpFaultState::Copied { addr: a, copy },
-                    Ok(None) => {}
-                    Err(e) => return self.deliver_fault(w.by, pid, e, a),
+            };
+            let (vma_end, permitted) = (vma.end, self.arch_vma_access_permitted(vma));
+            let leaf = m.pt.lookup(a);
+            let Some(leaf) = leaf.filter(|l| permitted && l.entry.present().is_some_and(|p| p.write)) else {
+                let vma = vma.clone();
+                if self.access_error(&vma, true) {
+                    return self.access_failed(w.by, pid, Signal::SIGSEGV, a);
+                }
+                w.faults += 1;
+                if w.faults > MAX_STORE_FAULTS {
+                    return Err(SysError::Livelock);
+                }
+                w.state = WpFaultState::Access { addr: a };
+                if let Some(Entry::Present(p)) = leaf.filter(|l| l.level == Level::Pte && vma.hugetlb.is_none()).map(|l| l.entry) {
+                    // handle_pte_fault(): a write to a present read-only PTE.
+                    self.stats.faults += 1;
+                    match self.do_wp_page_begin(pid, mm, &vma, page_align_down(a), p, FaultFlags::WRITE) {
+                        // Run to its end, the copy is installed at once
+                        // (the step the explorer would take next).
+                        Ok(Some(copy)) if w.whole => {
+                            self.wp_page_copy_finish(copy);
+                        }
+                        Ok(Some(copy)) => {
+                            w.state = WpFaultState::Copied { addr: a, copy };
+                            return Ok(());
+                        }
+                        Ok(None) => {}
+                        Err(e) => return self.deliver_fault(w.by, pid, e, a),
+                    }
+                } else if let Err(e) = self.handle_mm_fault(pid, mm, a, FaultFlags::WRITE) {
+                    return self.deliver_fault(w.by, pid, e, a);
+                }
+                if w.whole {
+                    continue;
                 }
                 return Ok(());
+            };
+            let (folio, page) = leaf.page_for(a).expect("present");
+            let mut n = (leaf.addr + leaf.level.size() - a).min(end - a);
+            if leaf.level == Level::Pte {
+                // This PTE and, in a store run to its end, the run after
+                // it through the same folio (touching does not change what
+                // makes a run) are found and touched in one walk.
+                let run_end = if w.whole { end.min(vma_end) } else { a + n };
+                let ptes = self.mm_mut(mm).pt.update_write_run(leaf.addr, run_end, |p| touch(p, true));
+                n += (leaf.addr + ptes * PAGE_SIZE).min(run_end).saturating_sub(a + n);
+            } else {
+                self.touch_leaf(mm, leaf.level, leaf.addr, true);
             }
-            if let Err(e) = self.handle_mm_fault(pid, mm, a, FaultFlags::WRITE) {
-                return self.deliver_fault(w.by, pid, e, a);
+            // A store run to its end that takes all its bytes in this one
+            // step hands them over rather than cutting a copy.
+            let chunk =
+                if w.whole && a == w.start && n == w.data.len() { std::mem::take(&mut w.data) } else { w.data.slice(a - w.start, n) };
+            let f = self.folios.get_mut(folio);
+            f.data.overwrite_owned(page * PAGE_SIZE + a % PAGE_SIZE, chunk);
+            // The CPU dirties the PTE only: an anon folio's PG_dirty
+            // follows when a dirty PTE is taken down (MADV_FREE tells
+            // the two apart). Page-cache folios keep the model's
+            // simpler rule: dirty on every store.
+            if !f.is_anon() {
+                f.dirty = true;
+            }
+            self.work.add(n.div_ceil(PAGE_SIZE));
+            w.faults = 0;
+            w.state = if a + n >= end { WpFaultState::Done } else { WpFaultState::Access { addr: a + n } };
+            if a + n >= end {
+                w.result = Some(Ok(()));
             }
             return Ok(());
-        };
-        let (folio, page) = leaf.page_for(a).expect("present");
-        let mut n = (leaf.addr + leaf.level.size() - a).min(end - a);
-        if leaf.level == Level::Pte {
-            // This PTE and the run after it (touching does not change
-            // what makes a run) are touched in one pass over the table.
-            let more = if w.whole { self.pte_run_of_folio(mm, a + n, end.min(vma_end), folio, page + 1, true) } else { 0 };
-            self.mm_mut(mm).pt.update_present_ptes(leaf.addr, 1 + more.div_ceil(PAGE_SIZE), |p| touch(p, true));
-            n += more;
-        } else {
-            self.touch_leaf(mm, leaf.level, leaf.addr, true);
         }
-        // A store run to its end that takes all its bytes in this one step
-        // hands them over rather than cutting a copy.
-        let chunk = if w.whole && a == w.start && n == w.data.len() { std::mem::take(&mut w.data) } else { w.data.slice(a - w.start, n) };
-        let f = self.folios.get_mut(folio);
-        f.data.overwrite_owned(page * PAGE_SIZE + a % PAGE_SIZE, chunk);
-        // The CPU dirties the PTE only: an anon folio's PG_dirty
-        // follows when a dirty PTE is taken down (MADV_FREE tells
-        // the two apart). Page-cache folios keep the model's
-        // simpler rule: dirty on every store.
-        if !f.is_anon() {
-            f.dirty = true;
-        }
-        self.work.add(n.div_ceil(PAGE_SIZE));
-        w.faults = 0;
-        w.state = if a + n >= end { WpFaultState::Done } else { WpFaultState::Access { addr: a + n } };
-        if a + n >= end {
-            w.result = Some(Ok(()));
-        }
-        Ok(())
     }
 }
 

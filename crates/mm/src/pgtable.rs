@@ -405,25 +405,34 @@ impl PageTable {
         present
     }
 
-    /// [`PageTable::update_present`] for the `nr` PTEs from `addr` on
-    /// (which may run into the next PTE tables): each table is looked up
-    /// once, not once per entry.
-    pub fn update_present_ptes(&mut self, addr: u64, nr: u64, mut f: impl FnMut(&mut Present)) {
-        let end = addr + nr * PAGE_SIZE;
+    /// A store's run of PTEs, found and changed in one walk: `f` changes
+    /// the present PTE at the page-aligned `addr` (the caller found it),
+    /// then each PTE after it below `end` (into the next PTE tables too)
+    /// that is present, not special, writable, and maps the next page of
+    /// the same folio; the walk stops at the first that is not. Each table
+    /// is looked up once. Returns how many PTEs `f` changed, the first
+    /// included (none if there is no present PTE at `addr`).
+    pub(crate) fn update_write_run(&mut self, addr: u64, end: u64, mut f: impl FnMut(&mut Present)) -> u64 {
+        let end = end.next_multiple_of(PAGE_SIZE).max(addr + PAGE_SIZE);
+        // The folio and page the next PTE must map; none before the first.
+        let mut next: Option<(FolioId, u64)> = None;
         let mut a = addr;
-        while a < end {
+        'tables: while a < end {
             let stop = ((a & !(PMD_SIZE - 1)) + PMD_SIZE).min(end);
-            if let Some(t) = self.table_mut(a) {
-                let first = pte_index(a);
-                for slot in &mut t.slots[first..first + ((stop - a) / PAGE_SIZE) as usize] {
-                    if let Some(Entry::Present(mut p)) = slot.get() {
-                        f(&mut p);
-                        *slot = PteSlot::new(Entry::Present(p));
-                    }
+            let Some(t) = self.table_mut(a) else { break };
+            let first = pte_index(a);
+            for slot in &mut t.slots[first..first + ((stop - a) / PAGE_SIZE) as usize] {
+                let Some(Entry::Present(mut p)) = slot.get() else { break 'tables };
+                if next.is_some_and(|n| n != (p.folio, p.page) || p.special || !p.write) {
+                    break 'tables;
                 }
+                next = Some((p.folio, p.page + 1));
+                f(&mut p);
+                *slot = PteSlot::new(Entry::Present(p));
+                a += PAGE_SIZE;
             }
-            a = stop;
         }
+        (a - addr) / PAGE_SIZE
     }
 
     /// Sets the PTE at `addr` to `new` if it is `old` (`pte_same()` then
