@@ -323,6 +323,30 @@ impl Contents {
         }
     }
 
+    /// The byte of a string that is one fill run (at least [`MIN_FILL`]
+    /// bytes of one value), found without looking at any byte.
+    pub fn fill_byte(&self) -> Option<u8> {
+        match self.runs.as_slice() {
+            [Run::Fill { byte, .. }] => Some(*byte),
+            _ => None,
+        }
+    }
+
+    /// [`Contents::overwrite`] of `[off, off + len)` with `len` bytes of
+    /// `byte`. A fill of the whole string changes the byte of its fill run
+    /// in place (a store of a fill over a whole page or folio), so no
+    /// string is made for `src` and none is dropped.
+    pub fn overwrite_fill(&mut self, off: u64, len: u64, byte: u8) {
+        if off == 0 && len == self.len {
+            match self.runs.as_mut_slice() {
+                [Run::Fill { byte: b, .. }] => *b = byte,
+                _ => *self = Self::filled(len, byte),
+            }
+        } else {
+            self.overwrite(off, &Self::filled(len, byte));
+        }
+    }
+
     /// [`Contents::overwrite`] with a string the caller is done with: one
     /// that covers all of `self` (a page copied or stored into a small
     /// folio whole) is moved in rather than copied run by run.
@@ -469,6 +493,29 @@ mod tests {
         c.overwrite(10, &Contents::zeroed(5));
         assert_eq!(c, Contents::zeroed(4096));
         assert!(c.is_fill(0));
+    }
+
+    /// A fill stored over all or part of a string leaves what the same
+    /// fill as a string of its own would.
+    #[test]
+    fn overwriting_with_a_fill_is_overwriting_with_its_string() {
+        let starts = [
+            Contents::zeroed(4096),
+            Contents::filled(4096, 3),
+            Contents::concat([&Contents::zeroed(100), &Contents::from_bytes(b"xyz"), &Contents::filled(3993, 1)]),
+        ];
+        for start in starts {
+            for (off, len, byte) in [(0, 4096, 7), (0, 4096, 0), (0, 4096, 1), (0, 10, 7), (50, 100, 1), (4000, 96, 0), (99, 5, 1)] {
+                let (mut a, mut b) = (start.clone(), start.clone());
+                a.overwrite_fill(off, len, byte);
+                b.overwrite(off, &Contents::filled(len, byte));
+                assert_eq!(a, b, "{start} at {off}+{len} with {byte}");
+                assert_eq!(Contents::filled(len, byte).fill_byte(), (len >= MIN_FILL).then_some(byte));
+            }
+        }
+        let mut short = Contents::from_bytes(b"ab");
+        short.overwrite_fill(0, 2, 9);
+        assert_eq!(short, Contents::from_bytes(&[9, 9]));
     }
 
     #[test]

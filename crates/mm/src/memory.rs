@@ -190,7 +190,11 @@ impl Kernel {
         let size = PAGE_SIZE << order;
         let start = align_down(addr, size);
         let folio = self.alloc_anon_folio(order);
-        self.ensure_anon_vma(mm, vma.start);
+        // `vma` is the fault's current copy: one with an anon_vma needs no
+        // look-up of the mm's own.
+        if vma.anon_vma.is_none() {
+            self.ensure_anon_vma(mm, vma.start);
+        }
         let nr = 1u64 << order;
         self.add_new_anon_rmap(folio, mm, Rmap::Ptes { first: 0, nr });
         // The folio's PTEs lie in one PTE table (its order is below the
@@ -415,7 +419,8 @@ impl Kernel {
         self.oom_reserve(pid, 1)?;
         let old_is_zero = p.special || self.folios.get(p.folio).is_zero();
         let new = if old_is_zero { self.alloc_anon_folio(0) } else { self.alloc_anon_folio_copy(p.folio, p.page) };
-        Ok(WpCopy { pid, mm, vma_start: vma.start, vma_write: vma.prot.write, addr, orig: p, new, flags, why })
+        let (vma_start, vma_write, had_anon_vma) = (vma.start, vma.prot.write, vma.anon_vma.is_some());
+        Ok(WpCopy { pid, mm, vma_start, vma_write, had_anon_vma, addr, orig: p, new, flags, why })
     }
 
     /// `wp_page_copy()`, second half: retake the PTE lock and recheck that
@@ -426,7 +431,7 @@ impl Kernel {
     /// for an unshare — and only then drop the old page's mapping and
     /// reference. Returns whether the copy was installed.
     pub(crate) fn wp_page_copy_finish(&mut self, c: WpCopy) -> bool {
-        let WpCopy { pid, mm, vma_start, vma_write, addr, orig: p, new, flags, why } = c;
+        let WpCopy { pid, mm, vma_start, vma_write, had_anon_vma, addr, orig: p, new, flags, why } = c;
         let entry = if flags.unshare {
             Entry::Present(Present {
                 folio: new,
@@ -450,7 +455,13 @@ impl Kernel {
             return false;
         }
         let old_is_zero = p.special || self.folios.get(p.folio).is_zero();
-        self.ensure_anon_vma(mm, vma_start);
+        // A VMA keeps its anon_vma while it maps anything (only mremap's
+        // MREMAP_DONTUNMAP drops it, after moving every PTE away, and then
+        // the PTE check above failed): one that had it at the first half
+        // has it now.
+        if !had_anon_vma {
+            self.ensure_anon_vma(mm, vma_start);
+        }
         self.add_new_anon_rmap(new, mm, Rmap::pte(0));
         if !old_is_zero {
             self.rmap_remove(p.folio, mm, Rmap::pte(p.page));
@@ -660,11 +671,14 @@ pub struct WpCopy {
     pid: Pid,
     mm: MmId,
     /// What the second half reads of the VMA as the fault found it: where
-    /// it starts (its anon_vma) and VM_WRITE (the new PTE's write bit).
+    /// it starts and whether it had an anon_vma (for `anon_vma_prepare()`),
+    /// and VM_WRITE (the new PTE's write bit).
     /// Kept rather than a copy of the whole VMA, which the fault would
     /// clone for nothing else.
     vma_start: u64,
     vma_write: bool,
+    /// The VMA had its anon_vma already.
+    had_anon_vma: bool,
     addr: u64,
     /// The PTE the fault started from, for `pte_same()`.
     orig: Present,
@@ -916,17 +930,24 @@ impl Kernel {
                 // it through the same folio (touching does not change what
                 // makes a run) are found and touched in one walk.
                 let run_end = if w.whole { end.min(vma_end) } else { a + n };
-                let ptes = self.mm_mut(mm).pt.update_write_run(leaf.addr, run_end, |p| touch(p, true));
+                let ptes = self.mm_mut(mm).pt.touch_write_run(leaf.addr, run_end);
                 n += (leaf.addr + ptes * PAGE_SIZE).min(run_end).saturating_sub(a + n);
             } else {
                 self.touch_leaf(mm, leaf.level, leaf.addr, true);
             }
-            // A store run to its end that takes all its bytes in this one
-            // step hands them over rather than cutting a copy.
-            let chunk =
-                if w.whole && a == w.start && n == w.data.len() { std::mem::take(&mut w.data) } else { w.data.slice(a - w.start, n) };
+            let off = page * PAGE_SIZE + a % PAGE_SIZE;
             let f = self.folios.get_mut(folio);
-            f.data.overwrite_owned(page * PAGE_SIZE + a % PAGE_SIZE, chunk);
+            if let Some(byte) = w.data.fill_byte() {
+                // A fill (what memset() stores) is stored as its byte: no
+                // piece of it is cut out.
+                f.data.overwrite_fill(off, n, byte);
+            } else {
+                // A store run to its end that takes all its bytes in this
+                // one step hands them over rather than cutting a copy.
+                let whole = w.whole && a == w.start && n == w.data.len();
+                let chunk = if whole { std::mem::take(&mut w.data) } else { w.data.slice(a - w.start, n) };
+                f.data.overwrite_owned(off, chunk);
+            }
             // The CPU dirties the PTE only: an anon folio's PG_dirty
             // follows when a dirty PTE is taken down (MADV_FREE tells
             // the two apart). Page-cache folios keep the model's

@@ -149,6 +149,20 @@ const PTE_PAGE_BITS: u32 = 25;
 
 impl PteSlot {
     const NONE: PteSlot = PteSlot(0);
+    /// The two low bits, and their value in a present PTE.
+    const KIND: u64 = 0b11;
+    const PRESENT: u64 = 0b01;
+    const WRITE: u64 = 1 << 2;
+    /// Dirty, young and soft-dirty: what the model sets in a PTE a store
+    /// goes through (as `touch()` in memory.rs does for a write).
+    const TOUCHED_BY_WRITE: u64 = 0b111 << 3;
+    const SPECIAL: u64 = 1 << 6;
+    /// Page 1 within the folio.
+    const PAGE_ONE: u64 = 1 << 7;
+    /// What a PTE in a store's run must match: the kind, write and special
+    /// bits, the page and the folio (everything but dirty, young and
+    /// soft-dirty).
+    const RUN_MASK: u64 = !Self::TOUCHED_BY_WRITE;
 
     fn new(e: Entry) -> Self {
         PteSlot(match e {
@@ -405,30 +419,37 @@ impl PageTable {
         present
     }
 
-    /// A store's run of PTEs, found and changed in one walk: `f` changes
-    /// the present PTE at the page-aligned `addr` (the caller found it),
-    /// then each PTE after it below `end` (into the next PTE tables too)
-    /// that is present, not special, writable, and maps the next page of
-    /// the same folio; the walk stops at the first that is not. Each table
-    /// is looked up once. Returns how many PTEs `f` changed, the first
-    /// included (none if there is no present PTE at `addr`).
-    pub(crate) fn update_write_run(&mut self, addr: u64, end: u64, mut f: impl FnMut(&mut Present)) -> u64 {
+    /// A store's run of PTEs, found and touched in one walk: the present
+    /// PTE at the page-aligned `addr` (the caller found it) and each PTE
+    /// after it below `end` (into the next PTE tables too) that is
+    /// present, not special, writable, and maps the next page of the same
+    /// folio, up to the first that is not, are made young, dirty and
+    /// soft-dirty ([`PteSlot::TOUCHED_BY_WRITE`]). Each table is
+    /// looked up once, and the run is read and touched in its packed form.
+    /// Returns how many PTEs were touched, the first included (none if
+    /// there is no present PTE at `addr`).
+    pub(crate) fn touch_write_run(&mut self, addr: u64, end: u64) -> u64 {
         let end = end.next_multiple_of(PAGE_SIZE).max(addr + PAGE_SIZE);
-        // The folio and page the next PTE must map; none before the first.
-        let mut next: Option<(FolioId, u64)> = None;
+        // The word the next PTE must have under `PteSlot::RUN_MASK`; none
+        // before the first.
+        let mut next: Option<u64> = None;
         let mut a = addr;
         'tables: while a < end {
             let stop = ((a & !(PMD_SIZE - 1)) + PMD_SIZE).min(end);
             let Some(t) = self.table_mut(a) else { break };
             let first = pte_index(a);
             for slot in &mut t.slots[first..first + ((stop - a) / PAGE_SIZE) as usize] {
-                let Some(Entry::Present(mut p)) = slot.get() else { break 'tables };
-                if next.is_some_and(|n| n != (p.folio, p.page) || p.special || !p.write) {
+                let w = slot.0;
+                let ok = match next {
+                    None => w & PteSlot::KIND == PteSlot::PRESENT,
+                    Some(want) => w & PteSlot::RUN_MASK == want,
+                };
+                if !ok {
                     break 'tables;
                 }
-                next = Some((p.folio, p.page + 1));
-                f(&mut p);
-                *slot = PteSlot::new(Entry::Present(p));
+                // The same folio, its next page, present, writable, not special.
+                next = Some((w & PteSlot::RUN_MASK & !PteSlot::SPECIAL | PteSlot::WRITE) + PteSlot::PAGE_ONE);
+                slot.0 = w | PteSlot::TOUCHED_BY_WRITE;
                 a += PAGE_SIZE;
             }
         }
@@ -754,6 +775,52 @@ impl PageTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store's run goes on through writable PTEs of the next pages of
+    /// one folio, across a table boundary, and stops at a gap, another
+    /// folio, a page out of order, a read-only or a special PTE; exactly
+    /// the PTEs of the run are made young, dirty and soft-dirty.
+    #[test]
+    fn a_write_run_stops_where_the_folio_run_does() {
+        let pte = |folio: u32, page: u64, write: bool, special: bool| {
+            Entry::Present(Present { folio: FolioId(folio), page, write, dirty: false, young: false, soft_dirty: false, special })
+        };
+        let touched = |e: Entry| match e {
+            Entry::Present(p) => Entry::Present(Present { dirty: true, young: true, soft_dirty: true, ..p }),
+            e => e,
+        };
+        // Four pages before a PMD boundary and four after it.
+        let base = PMD_SIZE - 4 * PAGE_SIZE;
+        let breaks: [Option<Entry>; 5] =
+            [None, Some(pte(8, 6, true, false)), Some(pte(7, 9, true, false)), Some(pte(7, 6, false, false)), Some(pte(7, 6, true, true))];
+        for brk in breaks {
+            let mut pt = PageTable::default();
+            // The run's first PTE need not be writable: the caller decides.
+            pt.set(Level::Pte, base, pte(7, 0, false, false));
+            for i in 1..6 {
+                pt.set(Level::Pte, base + i * PAGE_SIZE, pte(7, i, true, false));
+            }
+            match brk {
+                Some(e) => pt.set(Level::Pte, base + 6 * PAGE_SIZE, e),
+                None => drop(pt.clear(Level::Pte, base + 6 * PAGE_SIZE)),
+            }
+            pt.set(Level::Pte, base + 7 * PAGE_SIZE, pte(7, 7, true, false));
+            let before = pt.clone();
+            assert_eq!(pt.touch_write_run(base, base + 8 * PAGE_SIZE), 6, "{brk:?}");
+            for i in 0..8 {
+                let a = base + i * PAGE_SIZE;
+                let want = before.get(Level::Pte, a).map(|e| if i < 6 { touched(e) } else { e });
+                assert_eq!(pt.get(Level::Pte, a), want, "page {i} after {brk:?}");
+            }
+        }
+        // The end is exclusive, and a partial last page counts.
+        let mut pt = PageTable::default();
+        pt.set_ptes(0, (0..4).map(|i| pte(3, i, true, false)));
+        assert_eq!(pt.touch_write_run(0, 2 * PAGE_SIZE), 2);
+        assert_eq!(pt.touch_write_run(0, 2 * PAGE_SIZE + 1), 3);
+        assert_eq!(pt.touch_write_run(PAGE_SIZE, PAGE_SIZE), 1, "the first PTE is touched whatever the end");
+        assert_eq!(pt.touch_write_run(PMD_SIZE, 2 * PMD_SIZE), 0, "no table, no run");
+    }
 
     /// Every flag combination, the extremes of folio, page and swap slot:
     /// a packed PTE gives back the entry it was made from, and only an
