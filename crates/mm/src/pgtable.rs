@@ -461,7 +461,9 @@ impl PageTable {
     /// otherwise.
     pub fn replace_pte(&mut self, addr: u64, old: Entry, new: Entry) -> bool {
         let Some(slot) = self.table_mut(addr).map(|t| &mut t.slots[pte_index(addr)]) else { return false };
-        if slot.get() != Some(old) {
+        // Compared packed: an entry has one encoding, and none is the
+        // empty word.
+        if *slot != PteSlot::new(old) {
             return false;
         }
         *slot = PteSlot::new(new);
