@@ -670,14 +670,14 @@ impl Zap {
 pub struct WpCopy {
     pid: Pid,
     mm: MmId,
-    /// What the second half reads of the VMA as the fault found it: where
-    /// it starts and whether it had an anon_vma (for `anon_vma_prepare()`),
-    /// and VM_WRITE (the new PTE's write bit).
-    /// Kept rather than a copy of the whole VMA, which the fault would
-    /// clone for nothing else.
+    // What the second half reads of the VMA as the fault found it, kept
+    // rather than a copy of the whole VMA.
+    /// Where the VMA starts (its key, for `anon_vma_prepare()`).
     vma_start: u64,
+    /// VM_WRITE: the new PTE's write bit.
     vma_write: bool,
-    /// The VMA had its anon_vma already.
+    /// The VMA had its anon_vma already (`anon_vma_prepare()` has nothing
+    /// to do).
     had_anon_vma: bool,
     addr: u64,
     /// The PTE the fault started from, for `pte_same()`.
@@ -789,10 +789,12 @@ pub struct WpFault {
     /// The store runs to its end with no other step in between
     /// ([`Kernel::write_mem`]), so a run of writable PTEs mapping
     /// consecutive pages of one folio may take the store as one step: per
-    /// PTE the same bits are set, and the folio's bytes end the same. Off
-    /// for a driver that interleaves steps (the race explorer), where every
-    /// page is its own step as on a CPU. The step that stores all of
-    /// `data` at once moves it out (nothing reads it after the end).
+    /// PTE the same bits are set, and the folio's bytes end the same; and a
+    /// fault, both halves of a `wp_page_copy()` and the retried store are
+    /// one step too. Off for a driver that interleaves steps (the race
+    /// explorer), where every page is its own step as on a CPU. The step
+    /// that stores all of `data` at once moves it out (nothing reads it
+    /// after the end).
     pub whole: bool,
 }
 
@@ -903,8 +905,9 @@ impl Kernel {
                     // handle_pte_fault(): a write to a present read-only PTE.
                     self.stats.faults += 1;
                     match self.do_wp_page_begin(pid, mm, &vma, page_align_down(a), p, FaultFlags::WRITE) {
-                        // Run to its end, the copy is installed at once
-                        // (the step the explorer would take next).
+                        // Run to its end, the copy is installed at once:
+                        // the Copied step would come next, with nothing
+                        // between.
                         Ok(Some(copy)) if w.whole => {
                             self.wp_page_copy_finish(copy);
                         }
