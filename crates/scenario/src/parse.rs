@@ -226,17 +226,32 @@ fn peek_punct(i: &mut In<'_>, p: &str) -> bool {
 
 /// A task or object name: a letter or `_`, then letters, digits, `_`.
 fn ident(i: &mut In<'_>, what: &'static str) -> PResult<Ident> {
+    match ident_word(i) {
+        Some((w, span)) => Ok(Spanned::new(w.to_string(), span)),
+        None => {
+            let cp = i.checkpoint();
+            let _ = ws(i);
+            let r = expected(i, &[what]);
+            i.reset(&cp);
+            r
+        }
+    }
+}
+
+/// The name [`ident`] would read, borrowed from the text (nothing is
+/// consumed when there is none): where a name is only a guess, such as
+/// the `NAME` of a possible `NAME = op`, no `String` is made for it.
+fn ident_word<'a>(i: &mut In<'a>) -> Option<(&'a str, Span)> {
     let cp = i.checkpoint();
     let _ = ws(i);
     let s: &str = i;
     if s.as_bytes().first().is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_') {
-        let (w, span) = word(i)?;
-        Ok(Spanned::new(w.to_string(), span))
-    } else {
-        let r = expected(i, &[what]);
-        i.reset(&cp);
-        r
+        if let Ok(w) = word(i) {
+            return Some(w);
+        }
     }
+    i.reset(&cp);
+    None
 }
 
 /// A number token: decimal or `0x` hex, optionally with a binary unit
@@ -615,8 +630,7 @@ fn op(i: &mut In<'_>, bound: bool) -> PResult<(Op, Span)> {
         }
         "madvise" => {
             let r = cut(range(i, "a region name"))?;
-            let names: Vec<&str> = ADVICES.iter().map(|(n, _)| *n).collect();
-            let (w, s) = cut(one_of_words(i, &names))?;
+            let (w, s) = cut(one_of_words(i, &ADVICE_NAMES))?;
             let adv = ADVICES.iter().find(|(n, _)| *n == w).map(|(_, a)| *a).unwrap_or(Advice::Dontneed);
             Op::Madvise(r, Spanned::new(adv, s))
         }
@@ -821,12 +835,11 @@ fn iovec(i: &mut In<'_>) -> PResult<IoVec> {
 /// `FOLL_WRITE|FOLL_LONGTERM` (or nothing).
 fn foll_flags(i: &mut In<'_>) -> PResult<Vec<Spanned<Foll>>> {
     let mut out = Vec::new();
-    let names: Vec<&str> = FOLL_FLAGS.iter().map(|(n, _)| *n).collect();
     if at_end(i) || peek_word_is(i, "expect") {
         return Ok(out);
     }
     loop {
-        let (w, s) = one_of_words(i, &names)?;
+        let (w, s) = one_of_words(i, &FOLL_NAMES)?;
         let f = FOLL_FLAGS.iter().find(|(n, _)| *n == w).map(|(_, f)| *f).unwrap_or(Foll::Write);
         out.push(Spanned::new(f, s));
         if peek_punct(i, "|") {
@@ -836,6 +849,22 @@ fn foll_flags(i: &mut In<'_>) -> PResult<Vec<Spanned<Foll>>> {
         }
     }
 }
+
+/// The names of a keyword table, as a constant list (the parser offers
+/// them as what it expected, and looks words up in them).
+const fn names_of<T: Copy, const N: usize>(table: &[(&'static str, T)]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut k = 0;
+    while k < N {
+        out[k] = table[k].0;
+        k += 1;
+    }
+    out
+}
+
+const ADVICE_NAMES: [&str; ADVICES.len()] = names_of(ADVICES);
+const FOLL_NAMES: [&str; FOLL_FLAGS.len()] = names_of(FOLL_FLAGS);
+const POOL_FIELD_NAMES: [&str; POOL_FIELDS.len()] = names_of(POOL_FIELDS);
 
 fn outcome_word(w: &str) -> Option<Outcome> {
     if w == "ok" {
@@ -997,8 +1026,7 @@ fn expectation(i: &mut In<'_>, prefix: Option<&Ident>) -> PResult<Expectation> {
     // hugetlb pool counters.
     if let Some(_kw) = opt_keyword(i, "hugetlb") {
         let size = cut(size(i))?;
-        let names: Vec<&str> = POOL_FIELDS.iter().map(|(n, _)| *n).collect();
-        let (w, _) = cut(one_of_words(i, &names))?;
+        let (w, _) = cut(one_of_words(i, &POOL_FIELD_NAMES))?;
         let field = POOL_FIELDS.iter().find(|(n, _)| *n == w).map(|(_, f)| *f).unwrap_or(PoolField::Free);
         let c = cut(cmp(i))?;
         let v = cut(signed(i))?;
@@ -1149,13 +1177,14 @@ fn statement(i: &mut In<'_>) -> PResult<ItemKind> {
         if opt_keyword(i, "expect").is_some() {
             return Ok(ItemKind::Expect(cut(expectation(i, Some(&task)))?));
         }
-        // `NAME = op`?
+        // `NAME = op`? (Most steps bind nothing: the name is made only
+        // once the `=` says it is one.)
         let cp2 = i.checkpoint();
         let mut bind = None;
-        if let Ok(name) = ident(i, "a name") {
+        if let Some((name, name_span)) = ident_word(i) {
             if peek_punct(i, "=") && !peek_punct(i, "==") {
                 let _ = punct(i, "=");
-                bind = Some(name);
+                bind = Some(Spanned::new(name.to_string(), name_span));
             } else {
                 i.reset(&cp2);
             }
@@ -1294,25 +1323,24 @@ pub fn parse(text: &str) -> Result<Scenario, Diagnostic> {
         line_start += raw.len() + 1;
         let mut body_end = this_start + comment_start(raw).unwrap_or(raw.len());
         let body = &text[this_start..body_end];
-        if body.trim().is_empty() {
+        // The statement's text without blanks around it, trimmed once.
+        let from_lead = body.trim_start();
+        if from_lead.is_empty() {
             continue;
         }
-        let lead = body.len() - body.trim_start().len();
-        if body.trim() == "}" {
-            items.push(Item {
-                line: line_no,
-                span: Span::new(this_start + lead, this_start + body.trim_end().len()),
-                kind: ItemKind::RaceEnd,
-            });
+        let lead = body.len() - from_lead.len();
+        let stmt = from_lead.trim_end();
+        let stmt_end = this_start + lead + stmt.len();
+        if stmt == "}" {
+            items.push(Item { line: line_no, span: Span::new(this_start + lead, stmt_end), kind: ItemKind::RaceEnd });
             continue;
         }
         // `expect … in some interleaving`: the suffix is cut off and the
         // rest parsed as any expectation.
-        let some = body.trim_end().strip_suffix(SOME_INTERLEAVING).filter(|b| b.ends_with(char::is_whitespace) && b.contains("expect"));
+        let some = stmt.strip_suffix(SOME_INTERLEAVING).filter(|b| b.ends_with(char::is_whitespace) && b.contains("expect"));
         if let Some(b) = some {
-            body_end = this_start + b.trim_end().len();
+            body_end = this_start + lead + b.trim_end().len();
         }
-        let body = &text[this_start..body_end];
         let mut input = LocatingSlice::new(&text[..body_end]);
         let _ = input.next_slice(this_start);
         // The statement is matched where it lands and moved once, into
@@ -1333,7 +1361,7 @@ pub fn parse(text: &str) -> Result<Scenario, Diagnostic> {
                 return Err(Diagnostic::new(Span::new(body_end, body_end), "incomplete statement"));
             }
         };
-        let span = Span::new(this_start + lead, this_start + body.trim_end().len());
+        let span = Span::new(this_start + lead, if some.is_some() { body_end } else { stmt_end });
         if some.is_none() {
             items.push(Item { line: line_no, span, kind });
             continue;
