@@ -941,29 +941,25 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
     };
     let expect = step.expect.as_ref();
     let exp_text = |e: &Spanned<StepExpect>| format!("expect {}", src.snippet(e.span));
-    let (line, col) = src.line_col(expect.map(|e| e.span.start).unwrap_or(item.span.start));
+    // Where the step's checks point; line and column are counted only
+    // for a check (most steps have none).
+    let at = expect.map_or(item.span, |e| e.span);
 
     let Some(task) = env.tasks.get(tname) else {
         sr.result = "not run".into();
-        sr.checks.push(Check {
-            line,
-            column: col,
-            text: "run".into(),
-            status: Status::Fail,
-            detail: Some(format!("task {tname} does not exist (its fork failed)")),
-        });
+        sr.checks.push(check_at(src, at, "run".into(), Status::Fail, Some(format!("task {tname} does not exist (its fork failed)"))));
         return sr;
     };
     if let Some(why) = &task.dead {
         sr.result = "not run".into();
-        sr.checks.push(Check { line, column: col, text: "run".into(), status: Status::Fail, detail: Some(format!("task {tname} {why}")) });
+        sr.checks.push(check_at(src, at, "run".into(), Status::Fail, Some(format!("task {tname} {why}"))));
         return sr;
     }
     let call = match build_call(step, env) {
         Ok(c) => c,
         Err(e) => {
             sr.result = "not run".into();
-            sr.checks.push(Check { line, column: col, text: "run".into(), status: Status::Fail, detail: Some(e) });
+            sr.checks.push(check_at(src, at, "run".into(), Status::Fail, Some(e)));
             return sr;
         }
     };
@@ -1021,25 +1017,25 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
     match expect.map(|e| (&e.value, e)) {
         None => {
             if res.is_err() {
-                sr.checks.push(Check {
-                    line,
-                    column: col,
-                    text: "ok (every step without `expect` must succeed)".into(),
-                    status: Status::Fail,
-                    detail: Some(format!("got {got}")),
-                });
+                sr.checks.push(check_at(
+                    src,
+                    at,
+                    "ok (every step without `expect` must succeed)".into(),
+                    Status::Fail,
+                    Some(format!("got {got}")),
+                ));
             }
         }
         Some((StepExpect::Any, _)) => {}
         Some((x @ (StepExpect::Outcome(_) | StepExpect::Count(_) | StepExpect::OneOf(_)), e)) => {
             let pass = outcome_matches(x, &res);
-            sr.checks.push(Check {
-                line,
-                column: col,
-                text: exp_text(e),
-                status: if pass { Status::Pass } else { Status::Fail },
-                detail: if pass { None } else { Some(format!("got {got}")) },
-            });
+            sr.checks.push(check_at(
+                src,
+                at,
+                exp_text(e),
+                if pass { Status::Pass } else { Status::Fail },
+                if pass { None } else { Some(format!("got {got}")) },
+            ));
         }
         Some((StepExpect::Data(d), e)) => {
             let (status, detail) = match &res {
@@ -1047,7 +1043,7 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
                 Ok(other) => (Status::Fail, Some(format!("the read returned {other:?}, not data"))),
                 Err(_) => (Status::Fail, Some(format!("got {got}"))),
             };
-            sr.checks.push(Check { line, column: col, text: exp_text(e), status, detail });
+            sr.checks.push(check_at(src, at, exp_text(e), status, detail));
         }
         Some((StepExpect::SameAs(k), e)) => {
             let (status, detail) = match (&res, env.kept_reads.get(&k.value)) {
@@ -1061,7 +1057,7 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
                 (Ok(other), _) => (Status::Fail, Some(format!("the read returned {other:?}, not data"))),
                 (Err(_), _) => (Status::Fail, Some(format!("got {got}"))),
             };
-            sr.checks.push(Check { line, column: col, text: exp_text(e), status, detail });
+            sr.checks.push(check_at(src, at, exp_text(e), status, detail));
         }
     }
     if let Err(e) = be.self_check() {
@@ -1173,12 +1169,11 @@ fn judge_data(d: &DataSpec, c: &Contents) -> (Status, Option<String>) {
 
 /// Records what a successful call produced; returns the result text.
 fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> String {
-    let bind = step.bind.as_ref().map(|b| b.value.clone());
     let define = |env: &mut Env, v: Val| {
-        if let Some(b) = &bind {
-            env.vals.insert(b.clone(), v);
+        if let Some(b) = &step.bind {
+            env.vals.insert(b.value.clone(), v);
             let seq = env.defined_by.len();
-            env.defined_by.insert(b.clone(), (task.to_string(), seq));
+            env.defined_by.insert(b.value.clone(), (task.to_string(), seq));
         }
     };
     match (&step.op, ret) {
