@@ -35,8 +35,6 @@ pub struct Checked {
     /// `changed since step N`: after step N, remember which page backs these
     /// places.
     pub snapshots: BTreeMap<usize, Vec<Loc>>,
-    /// The kind of every name.
-    pub kinds: BTreeMap<String, Kind>,
     /// Read steps whose data a later `expect same as step N` compares with.
     pub kept_reads: BTreeSet<usize>,
 }
@@ -153,7 +151,6 @@ pub fn check(s: &Scenario) -> Result<Checked, Vec<Diagnostic>> {
         c.err(end, format!("the `race {{` block of line {line} is not closed")).expected.push("`}`".into());
     }
     if c.errors.is_empty() {
-        c.out.kinds = std::mem::take(&mut c.names).into_iter().map(|(k, v)| (k, v.kind)).collect();
         Ok(c.out)
     } else {
         if c.omitted > 0 {
@@ -540,8 +537,11 @@ impl Checker {
         if matches!(step.op, Op::Read(_) | Op::ProcMemRead { .. }) {
             self.reads.insert(self.steps);
         }
-        for (n, end) in self.fd_uses(&step.op) {
-            if let Some(line) = self.tasks.get(t).and_then(|task| task.closed.get(&(n.value.clone(), end))) {
+        for (n, end) in self.fd_uses(&step.op).into_iter().flatten() {
+            // Looked up only where the task closed something (the key is
+            // an owned name).
+            let closed = self.tasks.get(t).map(|task| &task.closed).filter(|c| !c.is_empty());
+            if let Some(line) = closed.and_then(|c| c.get(&(n.value.clone(), end))) {
                 let what = match end {
                     Some(e) => format!("the {e} end of `{}`", n.value),
                     None => format!("`{}`", n.value),
@@ -1028,24 +1028,25 @@ impl Checker {
     }
 
     /// The file descriptors an operation uses, with the pipe end for pipes.
-    fn fd_uses<'a>(&self, op: &'a Op) -> Vec<(&'a Ident, Option<PipeEnd>)> {
-        let kind = |n: &Ident| self.names.get(&n.value).map(|d| d.kind.clone());
-        let io = |n: &'a Ident, end: PipeEnd| match kind(n) {
-            Some(Kind::Pipe) => vec![(n, Some(end))],
-            Some(Kind::File { .. }) => vec![(n, None)],
-            _ => vec![],
+    /// The descriptors an operation uses (two at most), in order.
+    fn fd_uses<'a>(&self, op: &'a Op) -> [Option<(&'a Ident, Option<PipeEnd>)>; 2] {
+        let io = |n: &'a Ident, end: PipeEnd| match self.names.get(&n.value).map(|d| &d.kind) {
+            Some(Kind::Pipe) => [Some((n, Some(end))), None],
+            Some(Kind::File { .. }) => [Some((n, None)), None],
+            _ => [None, None],
         };
+        let one = |n: &'a Ident, end: Option<PipeEnd>| [Some((n, end)), None];
         match op {
-            Op::Mmap(MmapArgs { backing: Backing::File(f), .. }) => vec![(f, None)],
+            Op::Mmap(MmapArgs { backing: Backing::File(f), .. }) => one(f, None),
             Op::Write(r, _) => io(&r.name, PipeEnd::Write),
             Op::Read(r) => io(&r.name, PipeEnd::Read),
-            Op::Vmsplice { pipe, .. } => vec![(pipe, Some(PipeEnd::Write))],
-            Op::IoUringRegister { ring, .. } | Op::IoUringUnregister(ring) => vec![(ring, None)],
-            Op::IoUringFixed { ring, file, .. } => vec![(ring, None), (file, None)],
-            Op::DirectIo { file, .. } => vec![(file, None)],
-            Op::Close { name, end } => vec![(name, end.as_ref().map(|e| e.value))],
-            Op::Fallocate { file, .. } => vec![(&file.name, None)],
-            _ => vec![],
+            Op::Vmsplice { pipe, .. } => one(pipe, Some(PipeEnd::Write)),
+            Op::IoUringRegister { ring, .. } | Op::IoUringUnregister(ring) => one(ring, None),
+            Op::IoUringFixed { ring, file, .. } => [Some((ring, None)), Some((file, None))],
+            Op::DirectIo { file, .. } => one(file, None),
+            Op::Close { name, end } => one(name, end.as_ref().map(|e| e.value)),
+            Op::Fallocate { file, .. } => one(&file.name, None),
+            _ => [None, None],
         }
     }
 

@@ -940,7 +940,13 @@ fn run_step(src: &Source, item: &Item, step: &Step, n: usize, checked: &Checked,
         state: None,
     };
     let expect = step.expect.as_ref();
-    let exp_text = |e: &Spanned<StepExpect>| format!("expect {}", src.snippet(e.span));
+    let exp_text = |e: &Spanned<StepExpect>| {
+        let text = src.snippet(e.span);
+        let mut s = String::with_capacity("expect ".len() + text.len());
+        s.push_str("expect ");
+        s.push_str(text);
+        s
+    };
     // Where the step's checks point; line and column are counted only
     // for a check (most steps have none).
     let at = expect.map_or(item.span, |e| e.span);
