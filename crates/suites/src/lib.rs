@@ -393,3 +393,35 @@ impl SelfTest {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(description: &str) -> String {
+        let t = SelfTest {
+            suite: Suite::Cow,
+            number: 161,
+            description: description.into(),
+            scenario: String::new(),
+            verdicts: vec![],
+            program_pins: None,
+        };
+        t.file_name()
+    }
+
+    /// Letters and digits in lower case, every run of anything else one
+    /// `-`, none at either end (a multi-byte character is one run).
+    #[test]
+    fn file_names_are_slugs_of_the_description() {
+        assert_eq!(
+            named("vmsplice() + unmap in child ... with hugetlb (2048 kB)"),
+            "cow-0161-vmsplice-unmap-in-child-with-hugetlb-2048-kb.cow"
+        );
+        assert_eq!(named("  ...Leading, trailing!! "), "cow-0161-leading-trailing.cow");
+        assert_eq!(named("a—b×c"), "cow-0161-a-b-c.cow");
+        assert_eq!(named("ÄÖ"), "cow-0161-.cow");
+        assert_eq!(named(""), "cow-0161-.cow");
+        assert_eq!(named("MiXeD_Case42"), "cow-0161-mixed-case42.cow");
+    }
+}
