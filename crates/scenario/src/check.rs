@@ -198,7 +198,11 @@ impl Checker {
     /// ancestor had when the line forked off it, pins and holds excepted
     /// (a fork copies no names; see [`crate::lineage::Lineage`]).
     fn visible(&self, task: &str, name: &str) -> bool {
-        let Some(def) = self.names.get(name) else { return false };
+        self.names.get(name).is_some_and(|def| self.sees(task, def))
+    }
+
+    /// Can `task` use the name defined by `def` (see [`Checker::visible`]).
+    fn sees(&self, task: &str, def: &Name) -> bool {
         self.lineage.sees(task, &def.task, def.seq, !matches!(def.kind, Kind::Pin { .. } | Kind::Hold { .. }))
     }
 
@@ -373,7 +377,9 @@ impl Checker {
     fn name(&mut self, task: &str, n: &Ident, want: &[&str]) -> Option<Kind> {
         // Only the kind is copied out (the owner's name only on an error):
         // this runs for every name every step uses.
-        let Some(kind) = self.names.get(&n.value).map(|d| d.kind.clone()) else {
+        // One lookup gives the kind and whether `task` sees it.
+        let found = self.names.get(&n.value).map(|d| (d.kind.clone(), self.sees(task, d)));
+        let Some((kind, sees)) = found else {
             let visible: Vec<String> =
                 if self.full() { Vec::new() } else { self.names.keys().filter(|k| self.visible(task, k)).take(20).cloned().collect() };
             let d = self.err(n.span, format!("unknown name `{}`", n.value));
@@ -384,7 +390,7 @@ impl Checker {
             }
             return None;
         };
-        if !self.visible(task, &n.value) {
+        if !sees {
             let why = match self.names.get(&n.value) {
                 Some(def) if def.task != task => format!(
                     "`{}` belongs to task {} (line {}); a task sees what it created and what its parent had when it forked",

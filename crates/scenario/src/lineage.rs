@@ -3,6 +3,7 @@
 //! off them, and this answers that without copying names at a fork.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Who forked whom: each task (in the order the tasks
 /// were created) with the task it forked from, how many names were defined
@@ -15,18 +16,23 @@ pub(crate) struct Lineage {
     /// Task name → its node. Ordered, not hashed: a scenario has a few
     /// tasks with short names, where comparing them costs less than
     /// hashing them, and the map is made anew for every run.
-    index: BTreeMap<String, usize>,
+    /// The name is shared with the node's: one copy per task.
+    index: BTreeMap<Arc<str>, usize>,
     pub(crate) nodes: Vec<Forked>,
+    /// Every node's links up, one node's after another (see
+    /// [`Forked::up`]): one buffer, not a vector per task.
+    links: Vec<usize>,
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct Forked {
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
     depth: usize,
     /// The names defined when this task forked off its parent.
     names_then: usize,
-    /// `up[k]`: the ancestor 2^k generations up (`up[0]` the parent).
-    up: Vec<usize>,
+    /// Where this node's links lie in [`Lineage::links`]: the `k`-th is
+    /// the ancestor 2^k generations up (the first the parent).
+    up: std::ops::Range<usize>,
 }
 
 impl Lineage {
@@ -34,35 +40,51 @@ impl Lineage {
     /// names defined at the fork (`None` for a `task` line).
     pub(crate) fn add(&mut self, name: &str, parent: Option<(&str, usize)>) {
         let me = self.nodes.len();
-        let (depth, names_then, mut up) = match parent.and_then(|(p, n)| Some((*self.index.get(p)?, n))) {
-            Some((p, n)) => (self.nodes[p].depth + 1, n, vec![p]),
-            None => (0, 0, Vec::new()),
+        let start = self.links.len();
+        let (depth, names_then) = match parent.and_then(|(p, n)| Some((*self.index.get(p)?, n))) {
+            Some((p, n)) => {
+                self.links.push(p);
+                (self.nodes[p].depth + 1, n)
+            }
+            None => (0, 0),
         };
-        while let Some(&mid) = up.last() {
-            match self.nodes[mid].up.get(up.len() - 1) {
-                Some(&next) => up.push(next),
+        // The ancestor 2^(k+1) up is the 2^k-th one's ancestor 2^k up.
+        while let Some(&mid) = self.links[start..].last() {
+            match self.up(mid).get(self.links.len() - start - 1) {
+                Some(&next) => self.links.push(next),
                 None => break,
             }
         }
-        self.nodes.push(Forked { name: name.to_string(), depth, names_then, up });
-        self.index.insert(name.to_string(), me);
+        let up = start..self.links.len();
+        let name: Arc<str> = Arc::from(name);
+        self.nodes.push(Forked { name: name.clone(), depth, names_then, up });
+        self.index.insert(name, me);
     }
 
-    /// When `owner` is a proper ancestor of `task`: the number of names
-    /// defined when the line from `owner` down to `task` forked off it.
-    fn forked_from(&self, task: &str, owner: &str) -> Option<usize> {
-        let (mut t, o) = (*self.index.get(task)?, *self.index.get(owner)?);
-        let od = self.nodes[o].depth;
+    /// Node `n`'s links up.
+    fn up(&self, n: usize) -> &[usize] {
+        &self.links[self.nodes[n].up.clone()]
+    }
+
+    /// The node of task `name` (in the order the tasks were created).
+    pub(crate) fn node(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// When node `o` is a proper ancestor of node `t`: the number of
+    /// names defined when the line from `o` down to `t` forked off it.
+    fn forked_from(&self, mut t: usize, o: usize) -> Option<usize> {
+        let od = self.nodes.get(o)?.depth;
         let mut lift = self.nodes[t].depth.checked_sub(od + 1)?;
         let mut k = 0;
         while lift > 0 {
             if lift & 1 == 1 {
-                t = *self.nodes[t].up.get(k)?;
+                t = *self.up(t).get(k)?;
             }
             lift >>= 1;
             k += 1;
         }
-        (self.nodes[t].up.first() == Some(&o)).then_some(self.nodes[t].names_then)
+        (self.up(t).first() == Some(&o)).then_some(self.nodes[t].names_then)
     }
 
     /// Can `task` use a name that `owner` defined as the `seq`-th name:
@@ -70,7 +92,14 @@ impl Lineage {
     /// ancestor had when the line forked off it, if such a name is
     /// `inheritable` (a pin or an mm hold belongs to the task that took it).
     pub(crate) fn sees(&self, task: &str, owner: &str, seq: usize, inheritable: bool) -> bool {
-        owner == task || (inheritable && self.forked_from(task, owner).is_some_and(|n| seq < n))
+        owner == task || (inheritable && self.node(owner).is_some_and(|o| self.sees_node(task, o, seq, true)))
+    }
+
+    /// [`Lineage::sees`] with the owner given by its node (a runner keeps
+    /// that, not a copy of the owner's name, for every name defined).
+    pub(crate) fn sees_node(&self, task: &str, owner: usize, seq: usize, inheritable: bool) -> bool {
+        let Some(t) = self.node(task) else { return false };
+        t == owner || (inheritable && self.forked_from(t, owner).is_some_and(|n| seq < n))
     }
 }
 
@@ -112,7 +141,8 @@ mod tests {
         };
         for _ in 0..20_000 {
             let (t, o) = (next(600), next(600));
-            assert_eq!(lin.forked_from(&format!("T{t}"), &format!("T{o}")), walk(t, o), "T{t} from T{o}");
+            assert_eq!(lin.node(&format!("T{t}")), Some(t));
+            assert_eq!(lin.forked_from(t, o), walk(t, o), "T{t} from T{o}");
         }
     }
 }

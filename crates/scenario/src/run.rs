@@ -73,8 +73,9 @@ struct TaskRt {
 struct Env {
     tasks: BTreeMap<String, TaskRt>,
     vals: BTreeMap<String, Val>,
-    /// Who defined each name, in which order.
-    defined_by: BTreeMap<String, (String, usize)>,
+    /// Who defined each name (the task's node in `lineage`), in which
+    /// order.
+    defined_by: BTreeMap<String, (usize, usize)>,
     lineage: crate::lineage::Lineage,
     names_of: BTreeMap<TaskId, String>,
     /// Registered fixed buffers per ring name.
@@ -92,8 +93,8 @@ impl Env {
     /// the names each one had when the line forked off (pins excepted: they
     /// belong to the task that took them).
     fn sees(&self, task: &str, name: &str) -> bool {
-        let Some((owner, seq)) = self.defined_by.get(name) else { return false };
-        self.lineage.sees(task, owner, *seq, !matches!(self.vals.get(name), Some(Val::Pin { .. } | Val::Hold(_))))
+        let Some(&(owner, seq)) = self.defined_by.get(name) else { return false };
+        self.lineage.sees_node(task, owner, seq, !matches!(self.vals.get(name), Some(Val::Pin { .. } | Val::Hold(_))))
     }
 
     /// The first live task, in the order the tasks were created (a parent
@@ -105,7 +106,7 @@ impl Env {
         self.lineage
             .nodes
             .iter()
-            .filter_map(|f| Some((f, self.tasks.get(&f.name)?)))
+            .filter_map(|f| Some((f, self.tasks.get(&*f.name)?)))
             .find(|(f, t)| t.dead.is_none() && self.sees(&f.name, name) && pick(t))
             .map(|(_, t)| t)
     }
@@ -132,7 +133,7 @@ pub struct Bindings {
     pub regions: BTreeMap<String, (u64, u64)>,
     /// Which task defined each name, and when, and who forked whom: what
     /// decides which task may use which name.
-    defined_by: BTreeMap<String, (String, usize)>,
+    defined_by: BTreeMap<String, (usize, usize)>,
     lineage: crate::lineage::Lineage,
 }
 
@@ -396,7 +397,9 @@ fn run_env(
     for i in reported..report.entries.len() {
         observer.entry(&report, i);
     }
-    report.task_names = env.names_of.iter().map(|(id, n)| (id.0, n.clone())).collect();
+    // Moved, not copied: what the caller keeps of `env` (the bindings)
+    // does not include them.
+    report.task_names = std::mem::take(&mut env.names_of).into_iter().map(|(id, n)| (id.0, n)).collect();
     report.finish();
     Ok((report, env))
 }
@@ -1179,7 +1182,9 @@ fn apply(step: &Step, ret: &Ret, call: &Call, env: &mut Env, task: &str) -> Stri
         if let Some(b) = &step.bind {
             env.vals.insert(b.value.clone(), v);
             let seq = env.defined_by.len();
-            env.defined_by.insert(b.value.clone(), (task.to_string(), seq));
+            // A task that runs a step has a node (it was spawned or forked).
+            let owner = env.lineage.node(task).unwrap_or(usize::MAX);
+            env.defined_by.insert(b.value.clone(), (owner, seq));
         }
     };
     match (&step.op, ret) {
