@@ -85,8 +85,9 @@ impl Kind {
 struct Name {
     kind: Kind,
     line: usize,
-    /// The task that created it.
-    task: String,
+    /// The task that created it: its node in the lineage (every task
+    /// has one from the line that creates it).
+    task: usize,
     /// Order of definition (see [`Checker::visible`]).
     seq: usize,
 }
@@ -203,7 +204,7 @@ impl Checker {
 
     /// Can `task` use the name defined by `def` (see [`Checker::visible`]).
     fn sees(&self, task: &str, def: &Name) -> bool {
-        self.lineage.sees(task, &def.task, def.seq, !matches!(def.kind, Kind::Pin { .. } | Kind::Hold { .. }))
+        self.lineage.sees(task, def.task, def.seq, !matches!(def.kind, Kind::Pin { .. } | Kind::Hold { .. }))
     }
 
     fn item(&mut self, idx: usize, item: &Item) -> Option<usize> {
@@ -391,10 +392,11 @@ impl Checker {
             return None;
         };
         if !sees {
-            let why = match self.names.get(&n.value) {
-                Some(def) if def.task != task => format!(
-                    "`{}` belongs to task {} (line {}); a task sees what it created and what its parent had when it forked",
-                    n.value, def.task, def.line
+            let owner = |def: &Name| self.lineage.nodes.get(def.task).map(|f| &*f.name);
+            let why = match self.names.get(&n.value).and_then(|def| Some((def, owner(def)?))) {
+                Some((def, owner)) if owner != task => format!(
+                    "`{}` belongs to task {owner} (line {}); a task sees what it created and what its parent had when it forked",
+                    n.value, def.line
                 ),
                 _ => "it is gone".to_string(),
             };
@@ -417,7 +419,9 @@ impl Checker {
             self.pipe_bytes.insert(n.value.clone(), 0);
         }
         let seq = self.names.len();
-        self.names.insert(n.value.clone(), Name { kind, line, task: task.to_string(), seq });
+        // Only a task that exists defines names, and every task has a node.
+        let task = self.lineage.node(task).unwrap_or(usize::MAX);
+        self.names.insert(n.value.clone(), Name { kind, line, task, seq });
     }
 
     /// Bounds and alignment of `range` in a region; returns the length.

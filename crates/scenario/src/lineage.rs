@@ -87,17 +87,13 @@ impl Lineage {
         (self.up(t).first() == Some(&o)).then_some(self.nodes[t].names_then)
     }
 
-    /// Can `task` use a name that `owner` defined as the `seq`-th name:
-    /// its own names always; up the chain of parents, the names the
-    /// ancestor had when the line forked off it, if such a name is
-    /// `inheritable` (a pin or an mm hold belongs to the task that took it).
-    pub(crate) fn sees(&self, task: &str, owner: &str, seq: usize, inheritable: bool) -> bool {
-        owner == task || (inheritable && self.node(owner).is_some_and(|o| self.sees_node(task, o, seq, true)))
-    }
-
-    /// [`Lineage::sees`] with the owner given by its node (a runner keeps
-    /// that, not a copy of the owner's name, for every name defined).
-    pub(crate) fn sees_node(&self, task: &str, owner: usize, seq: usize, inheritable: bool) -> bool {
+    /// Can `task` use a name that task `owner` (by its node) defined as
+    /// the `seq`-th name: its own names always; up the chain of parents,
+    /// the names the ancestor had when the line forked off it, if such a
+    /// name is `inheritable` (a pin or an mm hold belongs to the task that
+    /// took it). The owner is a node, not a name: the checker and the
+    /// runner keep that, not a copy of the owner's name, for every name.
+    pub(crate) fn sees(&self, task: &str, owner: usize, seq: usize, inheritable: bool) -> bool {
         let Some(t) = self.node(task) else { return false };
         t == owner || (inheritable && self.forked_from(t, owner).is_some_and(|n| seq < n))
     }
