@@ -1174,20 +1174,18 @@ fn statement(i: &mut In<'_>) -> PResult<ItemKind> {
     if peek_punct(i, ":") {
         let _ = punct(i, ":");
         let task = Spanned::new(w.to_string(), span);
-        if opt_keyword(i, "expect").is_some() {
-            return Ok(ItemKind::Expect(cut(expectation(i, Some(&task)))?));
-        }
-        // `NAME = op`? (Most steps bind nothing: the name is made only
-        // once the `=` says it is one.)
+        // `expect …`, `NAME = op` or an operation: the next word, read
+        // once, tells. (Most steps bind nothing: a name is made only once
+        // the `=` says it is one.)
         let cp2 = i.checkpoint();
         let mut bind = None;
-        if let Some((name, name_span)) = ident_word(i) {
-            if peek_punct(i, "=") && !peek_punct(i, "==") {
+        match ident_word(i) {
+            Some(("expect", _)) => return Ok(ItemKind::Expect(cut(expectation(i, Some(&task)))?)),
+            Some((name, name_span)) if peek_punct(i, "=") && !peek_punct(i, "==") => {
                 let _ = punct(i, "=");
                 bind = Some(Spanned::new(name.to_string(), name_span));
-            } else {
-                i.reset(&cp2);
             }
+            _ => i.reset(&cp2),
         }
         let (op, op_span) = cut(op(i, bind.is_some()))?;
         let expect = match opt_keyword(i, "expect") {

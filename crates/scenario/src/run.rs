@@ -94,7 +94,7 @@ impl Env {
     /// belong to the task that took them).
     fn sees(&self, task: &str, name: &str) -> bool {
         let Some(&(owner, seq)) = self.defined_by.get(name) else { return false };
-        self.lineage.sees_node(task, owner, seq, !matches!(self.vals.get(name), Some(Val::Pin { .. } | Val::Hold(_))))
+        self.lineage.sees(task, owner, seq, !matches!(self.vals.get(name), Some(Val::Pin { .. } | Val::Hold(_))))
     }
 
     /// The first live task, in the order the tasks were created (a parent
@@ -232,10 +232,10 @@ fn run_env(
     observer: &mut dyn Observer,
 ) -> Result<(Report, Env), Vec<Diagnostic>> {
     let file_profile = sc.items.iter().find_map(|i| match &i.kind {
-        ItemKind::Profile(p) => Some(p.clone()),
+        ItemKind::Profile(p) => Some(p),
         _ => None,
     });
-    let profile = opts.profile.clone().or(file_profile.as_ref().map(|p| p.value.clone())).unwrap_or_else(|| DEFAULT_PROFILE.to_string());
+    let profile: &str = opts.profile.as_deref().or(file_profile.map(|p| p.value.as_str())).unwrap_or(DEFAULT_PROFILE);
     // Knobs: the file's, then the command line's; remember where each came
     // from so an error can point at it.
     let mut knobs: Vec<(String, String)> = Vec::new();
@@ -254,7 +254,7 @@ fn run_env(
         trace_version: crate::report::TRACE_VERSION,
         file: src.name.clone(),
         backend: be.name().to_string(),
-        profile: profile.clone(),
+        profile: profile.to_string(),
         knobs: knobs.iter().map(|(k, v)| KnobSetting { knob: k.clone(), value: v.clone() }).collect(),
         status: Status::Pass,
         skip_reason: None,
@@ -281,7 +281,7 @@ fn run_env(
         }
     }
 
-    if let Err(e) = be.configure(&profile, &knobs) {
+    if let Err(e) = be.configure(profile, &knobs) {
         let d = match e {
             ConfigError::UnknownProfile { known } => {
                 let span = match (&opts.profile, &file_profile) {
