@@ -211,7 +211,7 @@ impl Kernel {
                     Ok(true) => f.state = ForkState::Install { vma, leaf },
                     Ok(false) => {
                         // A split PMD is revisited as PTEs from the same address.
-                        let again = self.mm(f.pmm).pt.get(leaf.level, leaf.addr).is_none() && leaf.level == Level::Pmd;
+                        let again = leaf.level == Level::Pmd && self.mm(f.pmm).pt.get(leaf.level, leaf.addr).is_none();
                         f.state = ForkState::Copy { vma, addr: if again { leaf.addr } else { next } };
                     }
                 }
@@ -376,13 +376,15 @@ impl Kernel {
     }
 
     /// `copy_pte_range()` (mm/memory.c) over the PTE table at `addr` in VMA
-    /// `vma`, for the entries that need nothing but the two steps'
-    /// bookkeeping: present PTEs of anon folios that are not hugetlb, whose
-    /// `folio_try_dup_anon_rmap_pte()` succeeds. Each gets the `Copy` step's
+    /// `vma`, for the entries that need nothing but the steps' bookkeeping:
+    /// present PTEs of anon folios that are not hugetlb, whose
+    /// `folio_try_dup_anon_rmap_pte()` succeeds, get the `Copy` step's
     /// check and the `Install` step's write-protect and child entry, back to
-    /// back, in address order, as [`Kernel::fork_step`] would give them;
-    /// the walk stops at the first other entry (swap, zero or page-cache
-    /// page, hugetlb, one to copy now), which the steps then take, and
+    /// back; swap entries (`copy_nonpresent_pte()`) and zero or page-cache
+    /// pages ([`Kernel::copy_shared_leaf`]) get their one `Copy` step's
+    /// work. All in address order, as [`Kernel::fork_step`] would give them;
+    /// the walk stops at the first other entry (hugetlb, one to copy now),
+    /// which the steps then take, and
     /// leaves the fork at `Copy` where it stopped. Only for a fork that
     /// nothing interleaves with ([`Kernel::fork`]): GUP-fast between the
     /// two halves sees them in the explorer, which steps. Left out, as in
@@ -391,13 +393,36 @@ impl Kernel {
     fn copy_pte_range(&mut self, f: &mut Fork, vma: CopyVma, addr: u64) {
         let may_refuse = self.policy.fork_copies_pinned() && self.mm(f.pmm).has_pinned;
         let Some(mut cm) = self.mms.remove(&f.cmm) else { return };
-        let Kernel { mms, folios, .. } = self;
+        let Kernel { mms, folios, swap, .. } = self;
         let pm = mms.get_mut(&f.pmm).expect("the parent mm lives while it forks");
         let cmm = f.cmm;
         let stop = pm.pt.copy_pte_table(&mut cm.pt, addr, vma.end, |e| {
-            let Entry::Present(mut pp) = e else { return None };
+            let mut pp = match e {
+                Entry::Present(pp) => pp,
+                // copy_nonpresent_pte(), as the `Copy` step does it.
+                Entry::Swap { slot, soft_dirty, .. } => {
+                    swap.dup(slot);
+                    let e = Entry::Swap { slot, exclusive: false, soft_dirty };
+                    return Some((e, e));
+                }
+            };
             let folio = folios.get_mut(pp.folio);
-            if folio.hugetlb.is_some() || shared_as_is(&pp, folio) || !folio_try_dup_anon_rmap(folio, pp.page, 1, may_refuse) {
+            if folio.hugetlb.is_some() {
+                return None;
+            }
+            if shared_as_is(&pp, folio) {
+                // As `copy_shared_leaf`.
+                folio_add_rmap(folio, cmm, Rmap::pte(pp.page));
+                let mut c = pp;
+                if vma.cow {
+                    c.write = false;
+                    pp.write = false;
+                } else {
+                    c.dirty = false;
+                }
+                return Some((Entry::Present(pp), Entry::Present(c)));
+            }
+            if !folio_try_dup_anon_rmap(folio, pp.page, 1, may_refuse) {
                 return None;
             }
             let child = dup_present(folio, cmm, Level::Pte, &mut pp, vma.cow);

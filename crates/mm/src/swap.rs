@@ -110,6 +110,11 @@ impl SwapDevice {
         self.slots.get(slot.0 as usize)?.as_ref()
     }
 
+    /// One more swap entry refers to `slot` (`swap_duplicate()`).
+    pub(crate) fn dup(&mut self, slot: SwapSlot) {
+        self.get_mut(slot).expect("swap PTEs refer to live slots").count += 1;
+    }
+
     fn get_mut(&mut self, slot: SwapSlot) -> Option<&mut Slot> {
         self.slots.get_mut(slot.0 as usize)?.as_mut()
     }
@@ -246,7 +251,7 @@ impl Kernel {
 
     /// `swap_duplicate()` at fork.
     pub(crate) fn swap_dup(&mut self, slot: SwapSlot) {
-        self.swap.get_mut(slot).expect("swap PTEs refer to live slots").count += 1;
+        self.swap.dup(slot);
     }
 
     /// MADV_PAGEOUT on `[start, end)` (mm/madvise.c:
