@@ -106,10 +106,11 @@ impl Kernel {
     /// fork(2) run to completion.
     ///
     /// Nothing runs between its steps, so where the next step is a `Copy`,
-    /// [`Kernel::copy_pte_range`] first takes the run of plain anon PTEs
-    /// ahead in one pass, with the steps' own rules: the same state as
-    /// stepping through them, without looking up the mm, the page table and
-    /// the folio again for every entry.
+    /// [`Kernel::copy_pte_range`] first takes the run of PTEs ahead that
+    /// need only the steps' bookkeeping (shareable anon pages, zero and
+    /// page-cache pages, swap entries) in one pass, with the steps' own
+    /// rules: the same state as stepping through them, without looking up
+    /// the mm, the page table and the folio again for every entry.
     pub fn fork(&mut self, pid: Pid) -> SysResult<Pid> {
         let mut f = self.fork_begin(pid)?;
         loop {
@@ -384,12 +385,12 @@ impl Kernel {
     /// pages ([`Kernel::copy_shared_leaf`]) get their one `Copy` step's
     /// work. All in address order, as [`Kernel::fork_step`] would give them;
     /// the walk stops at the first other entry (hugetlb, one to copy now),
-    /// which the steps then take, and
-    /// leaves the fork at `Copy` where it stopped. Only for a fork that
-    /// nothing interleaves with ([`Kernel::fork`]): GUP-fast between the
-    /// two halves sees them in the explorer, which steps. Left out, as in
-    /// the steps: the kernel's batching of a large folio's PTEs
-    /// (`folio_pte_batch_flags()`), which gives the same counts.
+    /// which the steps then take, and leaves the fork at `Copy` where it
+    /// stopped. Only for a fork that nothing interleaves with
+    /// ([`Kernel::fork`]): GUP-fast between the two halves sees them in the
+    /// explorer, which steps. Left out, as in the steps: the kernel's
+    /// batching of a large folio's PTEs (`folio_pte_batch_flags()`), which
+    /// gives the same counts.
     fn copy_pte_range(&mut self, f: &mut Fork, vma: CopyVma, addr: u64) {
         let may_refuse = self.policy.fork_copies_pinned() && self.mm(f.pmm).has_pinned;
         let Some(mut cm) = self.mms.remove(&f.cmm) else { return };
