@@ -99,8 +99,8 @@ impl Kernel {
             CollapseState::Isolate => {
                 // __collapse_huge_page_isolate(): only anon pages whose every
                 // reference is a mapping may go.
-                let leaves = self.mm(mm).pt.leaves(haddr, haddr + PMD_SIZE);
-                let mut folios: Vec<FolioId> = leaves.iter().filter_map(|l| self.folio_of_leaf(l)).collect();
+                let mut folios: Vec<FolioId> =
+                    self.mm(mm).pt.leaves_in(haddr, haddr + PMD_SIZE).filter_map(|l| self.folio_of_leaf(&l)).collect();
                 folios.dedup();
                 let busy = folios.iter().any(|&f| {
                     let fo = self.folios.get(f);

@@ -271,7 +271,7 @@ impl Kernel {
     pub(crate) fn madvise_split_partial(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {
         let mut split: Vec<FolioId> = Vec::new();
         let mut next = start;
-        for leaf in self.mm(mm).pt.leaves(start, end) {
+        for leaf in self.mm(mm).pt.leaves_in(start, end) {
             let Entry::Present(p) = leaf.entry else { continue };
             if leaf.addr < next || p.special || p.folio == HUGE_ZERO_FOLIO {
                 continue;
@@ -327,7 +327,7 @@ impl Kernel {
     /// kernel moves the folio to the inactive file list), VM_DROPPABLE.
     pub(crate) fn madvise_free_range(&mut self, pid: Pid, mm: MmId, start: u64, end: u64) {
         self.madvise_split_partial(pid, mm, start, end);
-        let leaves: Vec<(u64, Level)> = self.mm(mm).pt.leaves(start, end).into_iter().map(|l| (l.addr, l.level)).collect();
+        let leaves: Vec<(u64, Level)> = self.mm(mm).pt.leaves_in(start, end).map(|l| (l.addr, l.level)).collect();
         let mut next = start;
         let mut freed = 0u64;
         for (addr, level) in leaves {

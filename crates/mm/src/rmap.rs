@@ -212,10 +212,7 @@ impl Kernel {
     /// limited to one mm; the special zero-page entries map no folio).
     pub(crate) fn folio_leaves(&self, mm: MmId, folio: FolioId) -> Vec<crate::pgtable::Leaf> {
         let pt = &self.mm(mm).pt;
-        pt.leaves(0, crate::types::TASK_SIZE)
-            .into_iter()
-            .filter(|l| l.entry.present().is_some_and(|p| p.folio == folio && !p.special))
-            .collect()
+        pt.leaves_in(0, crate::types::TASK_SIZE).filter(|l| l.entry.present().is_some_and(|p| p.folio == folio && !p.special)).collect()
     }
 
     /// Undoes [`Kernel::rmap_add`] and drops the mappings' references

@@ -301,8 +301,7 @@ impl Kernel {
             let file_leaves: Vec<(u64, u64)> = self
                 .mm(mm)
                 .pt
-                .leaves(s, e)
-                .into_iter()
+                .leaves_in(s, e)
                 .filter(|l| self.folio_of_leaf(l).is_some_and(|f| !self.folio_is_anon(f)))
                 .map(|l| (l.addr, l.addr + l.level.size()))
                 .collect();
