@@ -15,7 +15,7 @@
 
 use crate::folio::MmId;
 use crate::kernel::Kernel;
-use crate::pgtable::Level;
+use crate::pgtable::{Leaf, Level};
 use crate::types::*;
 use crate::vma::Vma;
 
@@ -242,7 +242,9 @@ impl Kernel {
         copy.start = target;
         copy.end = target + new_len;
         let moved = old_len.min(new_len);
-        for leaf in self.mm(mm).pt.leaves(addr, addr + moved) {
+        // Only PMD leaves are split: the PTE tables need no walk here.
+        let huge: Vec<Leaf> = self.mm(mm).pt.huge_leaves(addr, addr + moved).filter(|l| l.level == Level::Pmd).collect();
+        for leaf in huge {
             let whole = leaf.addr >= addr && leaf.addr + PMD_SIZE <= addr + moved;
             if leaf.level == Level::Pmd && vma.hugetlb.is_none() && (addr % PMD_SIZE != target % PMD_SIZE || !whole) {
                 self.split_huge_pmd(pid, mm, leaf.addr);

@@ -641,19 +641,17 @@ impl PageTable {
         })
     }
 
-    /// All leaves intersecting `[start, end)`, in address order.
+    /// All leaves intersecting `[start, end)`, in address order (at one
+    /// address, a PTE of a detached table before a huge leaf, a PUD leaf
+    /// before a PMD leaf).
     pub fn leaves(&self, start: u64, end: u64) -> Vec<Leaf> {
-        let mut out: Vec<Leaf> = self.ptes_in(start, end).collect();
-        out.extend(self.huge_leaves(start, end));
-        out.sort_by_key(|l| l.addr);
-        out
+        self.leaves_in(start, end).collect()
     }
 
-    /// [`PageTable::leaves`] as they are reached, in the same order, without
-    /// building and sorting a list of every leaf: each PTE table is read
-    /// slot by slot where it lies, and the huge leaves (few: THP and
-    /// hugetlb) are merged in by address, a PTE before a huge leaf at the
-    /// same address as the stable sort of `leaves` has it.
+    /// [`PageTable::leaves`] as they are reached, without building a list
+    /// of every leaf: each PTE table is read slot by slot where it lies,
+    /// and the huge leaves (few: THP and hugetlb) are merged in by address,
+    /// a PTE before a huge leaf at the same address.
     pub fn leaves_in(&self, start: u64, end: u64) -> impl Iterator<Item = Leaf> + '_ {
         let mut huge: Vec<Leaf> =
             if self.pmds.is_empty() && self.puds.is_empty() { Vec::new() } else { self.huge_leaves(start, end).collect() };
@@ -915,10 +913,11 @@ mod tests {
         }
     }
 
-    /// `leaves_in` gives what `leaves` lists, in its order, for ranges
+    /// `leaves_in` gives every PTE and huge leaf, sorted by address (stably:
+    /// PTEs first, then PUD, then PMD leaves at one address), for ranges
     /// cutting tables and huge leaves anywhere: PTEs in two 1 GiB ranges
     /// (one table detached, as under a collapse, with a PMD leaf over it),
-    /// PMD and PUD leaves, swap entries.
+    /// PMD and PUD leaves, swap entries, a special entry.
     #[test]
     fn leaves_in_is_leaves() {
         let mut pt = PageTable::default();
@@ -944,6 +943,16 @@ mod tests {
         pt.set(Level::Pud, 2 * PUD_SIZE, present(5, 0));
         pt.set(Level::Pte, PUD_SIZE + 511 * PAGE_SIZE, present(6, 0));
         pt.set(Level::Pte, 3 * PUD_SIZE + PMD_SIZE, present(7, 0));
+        let special = Entry::Present(Present {
+            folio: FolioId(7),
+            page: 0,
+            write: false,
+            dirty: false,
+            young: false,
+            soft_dirty: false,
+            special: true,
+        });
+        pt.set(Level::Pte, 3 * PUD_SIZE + PMD_SIZE + PAGE_SIZE, special);
         let edges = [
             0,
             PAGE_SIZE,
@@ -962,8 +971,10 @@ mod tests {
         let mut compared = 0;
         for &s in &edges {
             for &e in edges.iter().filter(|&&e| e > s) {
-                assert_eq!(pt.leaves_in(s, e).collect::<Vec<_>>(), pt.leaves(s, e), "[{s:#x}, {e:#x})");
-                compared += pt.leaves(s, e).len();
+                let mut sorted: Vec<Leaf> = pt.ptes_in(s, e).chain(pt.huge_leaves(s, e)).collect();
+                sorted.sort_by_key(|l| l.addr);
+                assert_eq!(pt.leaves_in(s, e).collect::<Vec<_>>(), sorted, "[{s:#x}, {e:#x})");
+                compared += sorted.len();
             }
         }
         assert!(compared > 500);
