@@ -246,7 +246,7 @@ impl Kernel {
         let huge: Vec<Leaf> = self.mm(mm).pt.huge_leaves(addr, addr + moved).filter(|l| l.level == Level::Pmd).collect();
         for leaf in huge {
             let whole = leaf.addr >= addr && leaf.addr + PMD_SIZE <= addr + moved;
-            if leaf.level == Level::Pmd && vma.hugetlb.is_none() && (addr % PMD_SIZE != target % PMD_SIZE || !whole) {
+            if vma.hugetlb.is_none() && (addr % PMD_SIZE != target % PMD_SIZE || !whole) {
                 self.split_huge_pmd(pid, mm, leaf.addr);
             }
         }
