@@ -10,10 +10,11 @@
 //! a COW mapping's entries are being copied.
 
 use crate::events::EventKind;
-use crate::folio::{Folio, MmId, HUGE_ZERO_FOLIO};
+use crate::folio::{Folio, FolioArena, MmId, HUGE_ZERO_FOLIO};
 use crate::kernel::{Kernel, Mm, Task, TaskState};
-use crate::pgtable::{Entry, Leaf, Level, Present};
+use crate::pgtable::{Entry, Leaf, Level, Present, PteSlot};
 use crate::rmap::{folio_add_rmap, folio_try_dup_anon_rmap, Rmap};
+use crate::swap::SwapDevice;
 use crate::types::*;
 
 /// What copying one VMA's entries needs to know of the VMA, read once at
@@ -87,6 +88,38 @@ impl Fork {
 /// in `copy_present_ptes()` and `copy_huge_pmd()`).
 fn shared_as_is(p: &Present, folio: &Folio) -> bool {
     p.special || p.folio == HUGE_ZERO_FOLIO || !folio.is_anon()
+}
+
+/// [`Kernel::copy_pte_range`]'s pass for the entries that are not
+/// shareable anon pages: a swap entry gets `copy_nonpresent_pte()`'s work
+/// and a zero or page-cache page [`Kernel::copy_shared_leaf`]'s, as their
+/// `Copy` step would give them (the parent's entry and the child's);
+/// hugetlb ends the pass (None). Kept out of the pass's loop, which the
+/// anon pages fill.
+#[cold]
+#[inline(never)]
+fn copy_other_pte(folios: &mut FolioArena, swap: &mut SwapDevice, cmm: MmId, cow: bool, e: Entry) -> Option<(PteSlot, PteSlot)> {
+    let mut pp = match e {
+        Entry::Present(pp) => pp,
+        Entry::Swap { slot, soft_dirty, .. } => {
+            swap.dup(slot);
+            let e = PteSlot::new(Entry::Swap { slot, exclusive: false, soft_dirty });
+            return Some((e, e));
+        }
+    };
+    let folio = folios.get_mut(pp.folio);
+    if folio.hugetlb.is_some() {
+        return None;
+    }
+    folio_add_rmap(folio, cmm, Rmap::pte(pp.page));
+    let mut c = pp;
+    if cow {
+        c.write = false;
+        pp.write = false;
+    } else {
+        c.dirty = false;
+    }
+    Some((PteSlot::new(Entry::Present(pp)), PteSlot::new(Entry::Present(c))))
 }
 
 /// The install half for an anon page `folio_try_dup_anon_rmap_pte()` (or
@@ -398,36 +431,19 @@ impl Kernel {
         let pm = mms.get_mut(&f.pmm).expect("the parent mm lives while it forks");
         let cmm = f.cmm;
         let stop = pm.pt.copy_pte_table(&mut cm.pt, addr, vma.end, |e| {
-            let mut pp = match e {
-                Entry::Present(pp) => pp,
-                // copy_nonpresent_pte(), as the `Copy` step does it.
-                Entry::Swap { slot, soft_dirty, .. } => {
-                    swap.dup(slot);
-                    let e = Entry::Swap { slot, exclusive: false, soft_dirty };
-                    return Some((e, e));
+            // The common entry first, with nothing else in its path: a
+            // present PTE of an anon folio fork may share.
+            if let Entry::Present(mut pp) = e {
+                let folio = folios.get_mut(pp.folio);
+                if folio.hugetlb.is_none() && !shared_as_is(&pp, folio) {
+                    if !folio_try_dup_anon_rmap(folio, pp.page, 1, may_refuse) {
+                        return None;
+                    }
+                    let child = dup_present(folio, cmm, Level::Pte, &mut pp, vma.cow);
+                    return Some((PteSlot::new(Entry::Present(pp)), PteSlot::new(Entry::Present(child))));
                 }
-            };
-            let folio = folios.get_mut(pp.folio);
-            if folio.hugetlb.is_some() {
-                return None;
             }
-            if shared_as_is(&pp, folio) {
-                // As `copy_shared_leaf`.
-                folio_add_rmap(folio, cmm, Rmap::pte(pp.page));
-                let mut c = pp;
-                if vma.cow {
-                    c.write = false;
-                    pp.write = false;
-                } else {
-                    c.dirty = false;
-                }
-                return Some((Entry::Present(pp), Entry::Present(c)));
-            }
-            if !folio_try_dup_anon_rmap(folio, pp.page, 1, may_refuse) {
-                return None;
-            }
-            let child = dup_present(folio, cmm, Level::Pte, &mut pp, vma.cow);
-            Some((Entry::Present(pp), Entry::Present(child)))
+            copy_other_pte(folios, swap, cmm, vma.cow, e)
         });
         self.mms.insert(cmm, cm);
         self.work.add((stop - addr) / PAGE_SIZE);

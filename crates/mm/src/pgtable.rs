@@ -164,7 +164,7 @@ impl PteSlot {
     /// soft-dirty).
     const RUN_MASK: u64 = !Self::TOUCHED_BY_WRITE;
 
-    fn new(e: Entry) -> Self {
+    pub(crate) fn new(e: Entry) -> Self {
         PteSlot(match e {
             Entry::Present(Present { folio, page, write, dirty, young, soft_dirty, special }) => {
                 debug_assert!(page < 1 << PTE_PAGE_BITS, "a PTE maps a page of its folio");
@@ -679,7 +679,10 @@ impl PageTable {
     /// from `addr` to `end` or that table's end, whichever comes first:
     /// `copy` is given each entry in address order and returns the entry
     /// to leave in `self` and the one to set at the same address in `dst`,
-    /// or `None` to stop before that entry (left as it was). Returns where
+    /// encoded (so that a caller which only changes a bit or two of the
+    /// entry it was given can have the encoding follow from the word it
+    /// was read from), or `None` to stop before that entry (left as it
+    /// was). Returns where
     /// the walk stopped: the address of the entry it stopped at, or the end
     /// of its range. Does nothing (returns `addr`) where there is no PTE
     /// table, or where a PMD or PUD leaf also covers `addr` (the entries are
@@ -691,7 +694,7 @@ impl PageTable {
         dst: &mut PageTable,
         addr: u64,
         end: u64,
-        mut copy: impl FnMut(Entry) -> Option<(Entry, Entry)>,
+        mut copy: impl FnMut(Entry) -> Option<(PteSlot, PteSlot)>,
     ) -> u64 {
         let haddr = addr & !(PMD_SIZE - 1);
         if self.pmds.contains_key(&haddr) || self.puds.contains_key(&(addr & !(PUD_SIZE - 1))) {
@@ -705,12 +708,12 @@ impl PageTable {
             let Some(e) = src.slots[i].get() else { continue };
             let a = haddr + i as u64 * PAGE_SIZE;
             let Some((e, c)) = copy(e) else { return a };
-            src.slots[i] = PteSlot::new(e);
+            src.slots[i] = e;
             let t = match to {
                 Some(t) => t,
                 None => dst.table_alloc(a),
             };
-            if !std::mem::replace(&mut t.slots[i], PteSlot::new(c)).is_some() {
+            if !std::mem::replace(&mut t.slots[i], c).is_some() {
                 t.used += 1;
             }
             to = Some(t);
