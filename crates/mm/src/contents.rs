@@ -27,9 +27,11 @@ impl Run {
     }
 }
 
-/// The run list: one or two runs (the common cases: a page or folio of
-/// one byte value, or of two after a partial write) need no allocation.
-type Runs = SmallVec<[Run; 2]>;
+/// The run list: one run (the common case: a page or folio of one byte
+/// value) needs no allocation. Only one is kept inline so that a folio
+/// stays small: pin and fork stream through the folio arena, and its size
+/// is their cost.
+type Runs = SmallVec<[Run; 1]>;
 
 /// A byte string of any length, stored as canonical runs.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]

