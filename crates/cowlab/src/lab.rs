@@ -50,7 +50,7 @@ impl Choice {
     }
 
     fn options(&self) -> RunOptions {
-        RunOptions { profile: self.profile.clone(), knobs: self.knobs.clone() }
+        RunOptions { profile: self.profile.clone(), knobs: self.knobs.clone(), ..Default::default() }
     }
 
     /// The policy this choice stands for, or why it is not one.

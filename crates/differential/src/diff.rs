@@ -320,6 +320,9 @@ fn caused_by_documented(found: &[Divergence], place: Option<&String>, after: Opt
 pub fn diff_loaded(l: &scenario::Loaded, model: &mut dyn Backend, live: &mut dyn Backend) -> DiffResult {
     let file = l.source.name.clone();
     let opts = scenario::RunOptions::default();
+    // The model runs on the kernel's machine: what its CPU has (protection
+    // keys) unless the scenario sets it, which then skips on the kernel.
+    let model_opts = scenario::RunOptions { machine: live.machine(), ..Default::default() };
     let names = names_of(l);
     // The kernel first: the live backend's processes and settings are
     // released before the (possibly slow) model run.
@@ -332,7 +335,7 @@ pub fn diff_loaded(l: &scenario::Loaded, model: &mut dyn Backend, live: &mut dyn
         }
     };
     let mut mrec = Recorder::new(model);
-    let mreport = match scenario::run_loaded(l, &mut mrec, &opts) {
+    let mreport = match scenario::run_loaded(l, &mut mrec, &model_opts) {
         Ok(r) => r,
         Err(d) => {
             let msg = d.first().map(|d| d.to_string()).unwrap_or_default();

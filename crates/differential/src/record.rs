@@ -168,6 +168,9 @@ impl Backend for Recorder<'_> {
     fn configure(&mut self, profile: &str, knobs: &[(String, String)]) -> Result<(), ConfigError> {
         self.inner.configure(profile, knobs)
     }
+    fn machine(&self) -> Vec<(String, String)> {
+        self.inner.machine()
+    }
     fn set(&mut self, s: &Setting) -> Result<(), String> {
         if let Setting::HugetlbPool { size, .. } = s {
             self.note_huge(*size);

@@ -9,7 +9,7 @@ const SETUP: &str = "task P\nP: A = mmap 8K\nP: write A fill 0x11\nrace {\nP: fo
 
 fn run(text: &str, knobs: &[(&str, &str)]) -> Report {
     let l = scenario::load("race.cow", text).unwrap_or_else(|(src, d)| panic!("{}", d.iter().map(|d| d.render(&src)).collect::<String>()));
-    let opts = RunOptions { profile: None, knobs: knobs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+    let opts = RunOptions { knobs: knobs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() };
     explore(&explore::file::race_of(&l, &opts).unwrap(), Options::default())
 }
 

@@ -190,6 +190,10 @@ struct Caps {
     io_uring: Option<String>,
     gup: String,
     soft_dirty: Option<String>,
+    /// The CPU has x86 protection keys and the kernel uses them (flags
+    /// `pku` and `ospke` in /proc/cpuinfo): PROT_EXEC-only memory gets the
+    /// execute-only key (the model's machine knob `pkeys`).
+    pkeys: bool,
 }
 
 pub struct LiveBackend {
@@ -293,7 +297,16 @@ fn probe(sysfs: &Path) -> Caps {
         "gup_test not available (no /sys/kernel/debug/gup_test: debugfs not mounted or CONFIG_GUP_TEST off)".to_string()
     };
     let soft_dirty = if Path::new("/proc/self/clear_refs").exists() { None } else { Some("no /proc/self/clear_refs".into()) };
-    Caps { hugetlb, thp, io_uring, gup, soft_dirty }
+    let pkeys = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| cpu_has_pkeys(&c));
+    Caps { hugetlb, thp, io_uring, gup, soft_dirty, pkeys }
+}
+
+/// Whether /proc/cpuinfo's first `flags` line has both `pku` (the CPU has
+/// protection keys) and `ospke` (the kernel turned them on).
+fn cpu_has_pkeys(cpuinfo: &str) -> bool {
+    let Some(flags) = cpuinfo.lines().find_map(|l| l.strip_prefix("flags")) else { return false };
+    let has = |f: &str| flags.split_whitespace().any(|w| w == f);
+    has("pku") && has("ospke")
 }
 
 fn pair() -> Result<(OwnedFd, OwnedFd), String> {
@@ -863,14 +876,36 @@ impl Backend for LiveBackend {
             return Err(ConfigError::UnknownProfile { known: vec![self.profile.clone()] });
         }
         for (index, (k, v)) in knobs.iter().enumerate() {
-            // The one machine knob: which swap device the run has.
-            if k != "swap" {
-                return Err(ConfigError::Knob { index, message: "the live kernel's rules cannot be changed".into() });
+            // The machine knobs: which swap device the run has (made for
+            // it), and whether the CPU has protection keys (only matched).
+            match k.as_str() {
+                "swap" => {
+                    self.swap_kind = SwapKind::parse(v)
+                        .ok_or_else(|| ConfigError::Knob { index, message: "knob `swap` takes one of: file, zram".into() })?;
+                }
+                "pkeys" => {
+                    let want = match v.as_str() {
+                        "on" => true,
+                        "off" => false,
+                        _ => return Err(ConfigError::Knob { index, message: "knob `pkeys` takes one of: on, off".into() }),
+                    };
+                    if want != self.caps.pkeys {
+                        let why = if self.caps.pkeys {
+                            "this CPU has protection keys"
+                        } else {
+                            "this CPU has no protection keys (no `pku`/`ospke` in /proc/cpuinfo)"
+                        };
+                        return Err(ConfigError::OtherMachine { index, why: why.into() });
+                    }
+                }
+                _ => return Err(ConfigError::Knob { index, message: "the live kernel's rules cannot be changed".into() }),
             }
-            self.swap_kind =
-                SwapKind::parse(v).ok_or_else(|| ConfigError::Knob { index, message: "knob `swap` takes one of: file, zram".into() })?;
         }
         Ok(())
+    }
+
+    fn machine(&self) -> Vec<(String, String)> {
+        vec![("pkeys".into(), if self.caps.pkeys { "on" } else { "off" }.into())]
     }
 
     fn set(&mut self, s: &Setting) -> Result<(), String> {
@@ -1057,6 +1092,19 @@ impl Backend for LiveBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Protection keys need both flags, whole words of the `flags` line
+    /// (not `pku` inside another flag's name, nor a flag of another line).
+    #[test]
+    fn protection_keys_need_pku_and_ospke_in_the_flags_line() {
+        let cpu = |flags: &str| format!("processor\t: 0\nmodel name\t: pku ospke\nflags\t\t: fpu {flags} sse\nbugs\t\t: spectre\n");
+        assert!(cpu_has_pkeys(&cpu("pku ospke")));
+        assert!(cpu_has_pkeys(&cpu("ospke avx pku")));
+        assert!(!cpu_has_pkeys(&cpu("pku")), "the kernel did not turn them on");
+        assert!(!cpu_has_pkeys(&cpu("ospke")));
+        assert!(!cpu_has_pkeys(&cpu("xpku ospkex")));
+        assert!(!cpu_has_pkeys("model name\t: pku ospke\n"), "no flags line");
+    }
 
     /// A second run waits a bounded time, then names the holder; once the
     /// holder lets go the lock is free again. A private lock file: nothing

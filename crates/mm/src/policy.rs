@@ -200,8 +200,10 @@ pub struct Policy {
     /// 5.12); off, as from 5.9 to 5.11, only small pages and THP get that
     /// early copy.
     pub hugetlb_fork_copy_pinned: bool,
-    /// x86 protection keys (CPU flags `pku` and `ospke`, as this machine
-    /// has them): a PROT_EXEC-only mapping gets the mm's execute-only key,
+    /// x86 protection keys (CPU flags `pku` and `ospke`; on in the default
+    /// profile, as on the machines this was first checked on, and a machine
+    /// knob: `cowlab diff` and `cowlab fuzz` give the model the live host's
+    /// value): a PROT_EXEC-only mapping gets the mm's execute-only key,
     /// whose PKRU bits deny data access, so loads fault and GUP refuses it
     /// (arch/x86/mm/pkeys.c: execute_only_pkey(); mm/mmap.c: do_mmap();
     /// arch_override_mprotect_pkey()). Without them such a mapping is
@@ -408,8 +410,11 @@ pub const KNOBS: &[Knob] = &[
 ];
 
 /// Knobs that describe the machine rather than a kernel rule: a live
-/// backend honours them by configuring the host (see `crates/live`).
-pub const MACHINE_KNOBS: &[&str] = &["swap"];
+/// backend honours them by configuring the host (`swap`: it makes such a
+/// device) or runs only where the host has them (`pkeys`: the CPU has
+/// protection keys or not), and a model run compared with a live one takes
+/// the host's (see `crates/live`).
+pub const MACHINE_KNOBS: &[&str] = &["swap", "pkeys"];
 
 /// What one built-in profile stands for: the commits that made its rules,
 /// and what it leaves out. Listed in release order (`cowlab history` walks

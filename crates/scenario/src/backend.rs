@@ -395,6 +395,14 @@ pub enum ConfigError {
         index: usize,
         message: String,
     },
+    /// The `index`-th knob is a machine knob whose value this machine does
+    /// not have and cannot be given (a CPU without protection keys asked
+    /// for `pkeys=on`): the run is skipped with `why`, as for a feature the
+    /// backend lacks.
+    OtherMachine {
+        index: usize,
+        why: String,
+    },
 }
 
 /// What pagemap-style observation shows about one virtual page. A backend
@@ -482,6 +490,15 @@ pub trait Backend {
     /// Select the kernel rules: a profile name and knob overrides in order.
     /// Called once, before anything else.
     fn configure(&mut self, profile: &str, knobs: &[(String, String)]) -> Result<(), ConfigError>;
+
+    /// The machine knobs ([`mm::policy::MACHINE_KNOBS`]) whose value this
+    /// backend's machine fixes, such as whether its CPU has protection
+    /// keys: a model run compared with this backend takes them as its
+    /// defaults ([`crate::RunOptions::machine`]). None for the model, whose
+    /// machine is what its knobs say.
+    fn machine(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 
     /// Change a system setting (THP sizes, hugetlb pools).
     fn set(&mut self, s: &Setting) -> Result<(), String>;

@@ -29,6 +29,10 @@ pub struct RunOptions {
     pub profile: Option<String>,
     /// Applied after the file's `set` lines (so they win).
     pub knobs: Vec<(String, String)>,
+    /// Machine knobs applied before the file's `set` lines: the machine a
+    /// model run is compared with ([`crate::backend::Backend::machine`] of
+    /// the live backend), so that a scenario that sets one itself keeps it.
+    pub machine: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug)]
@@ -238,8 +242,8 @@ fn run_env(
     let profile: &str = opts.profile.as_deref().or(file_profile.map(|p| p.value.as_str())).unwrap_or(DEFAULT_PROFILE);
     // Knobs: the file's, then the command line's; remember where each came
     // from so an error can point at it.
-    let mut knobs: Vec<(String, String)> = Vec::new();
-    let mut knob_spans: Vec<Option<Span>> = Vec::new();
+    let mut knobs: Vec<(String, String)> = opts.machine.clone();
+    let mut knob_spans: Vec<Option<Span>> = vec![None; knobs.len()];
     for i in &sc.items {
         if let ItemKind::Set { knob, value } = &i.kind {
             knobs.push((knob.value.clone(), value.value.clone()));
@@ -297,11 +301,22 @@ fn run_env(
             ConfigError::Knob { index, message } => {
                 let span = knob_spans.get(index).copied().flatten();
                 let d = Diagnostic::new(span.unwrap_or_default(), message);
-                if span.is_none() {
-                    d.note("given with --set")
-                } else {
-                    d
+                match span {
+                    Some(_) => d,
+                    None if index < opts.machine.len() => d.note("the machine this run is compared with has it"),
+                    None => d.note("given with --set"),
                 }
+            }
+            ConfigError::OtherMachine { index, why } => {
+                let what = match knob_spans.get(index).copied().flatten() {
+                    Some(span) => format!("line {}: `{}`", src.line_col(span.start).0, src.snippet(span)),
+                    None => "given with --set".to_string(),
+                };
+                let (k, v) = &knobs[index];
+                report.status = Status::Skip;
+                report.skip_reason =
+                    Some(format!("needs {k}={v} ({what}), which the {} backend's machine does not have: {why}", be.name()));
+                return Ok((report, Env::default()));
             }
         };
         return Err(vec![d]);

@@ -79,7 +79,7 @@ fn cve_2020_29374_leaks_only_under_the_mapcount_rule() {
     let copy = trace_of_step(&ok, 7);
     assert!(copy.iter().any(|l| l.contains("wp_can_reuse_anon_folio: refcount 2 → copy")), "{copy:?}");
 
-    let opts = RunOptions { profile: None, knobs: vec![("anon_reuse".into(), "mapcount".into())] };
+    let opts = RunOptions { knobs: vec![("anon_reuse".into(), "mapcount".into())], ..Default::default() };
     let leak = run(&f, &opts);
     assert_eq!(leak.status, Status::Fail, "{}", leak.render(false));
     assert_eq!(leak.summary.failed, 1);
@@ -93,10 +93,10 @@ fn cve_2020_29374_leaks_only_under_the_mapcount_rule() {
     assert!(failed[0].detail.as_deref().unwrap_or("").contains("fill 0xff"), "{:?}", failed[0]);
 
     // The refcount rule (5.9–5.18) also copies.
-    let opts = RunOptions { profile: None, knobs: vec![("anon_reuse".into(), "refcount".into())] };
+    let opts = RunOptions { knobs: vec![("anon_reuse".into(), "refcount".into())], ..Default::default() };
     assert_eq!(run(&f, &opts).status, Status::Pass);
     // And the pre-5.8 profile leaks like the knob.
-    let opts = RunOptions { profile: Some("linux-5.7".into()), knobs: vec![] };
+    let opts = RunOptions { profile: Some("linux-5.7".into()), ..Default::default() };
     assert_eq!(run(&f, &opts).status, Status::Fail);
 }
 
@@ -119,7 +119,7 @@ fn mthp_reuse_after_fork_only_with_mm_id_bookkeeping() {
     let f = examples_dir().join("mthp-fork-child-exits-parent-reuses.cow");
     let ok = run(&f, &RunOptions::default());
     assert_eq!(ok.status, Status::Pass, "{}", ok.render(false));
-    let opts = RunOptions { profile: None, knobs: vec![("large_anon_reuse".into(), "never".into())] };
+    let opts = RunOptions { knobs: vec![("large_anon_reuse".into(), "never".into())], ..Default::default() };
     let old = run(&f, &opts);
     assert_eq!(old.status, Status::Fail, "{}", old.render(false));
     let failed: Vec<_> = old.checks().filter(|c| c.status == Status::Fail).map(|c| c.text.clone()).collect();

@@ -23,8 +23,16 @@ impl Backend for Limited {
             other => self.0.lacks(other),
         }
     }
+    /// Its CPU has no protection keys, like a live host without them: a
+    /// scenario that wants them is for another machine.
     fn configure(&mut self, profile: &str, knobs: &[(String, String)]) -> Result<(), ConfigError> {
+        if let Some(index) = knobs.iter().position(|(k, v)| k == "pkeys" && v == "on") {
+            return Err(ConfigError::OtherMachine { index, why: "no protection keys here".into() });
+        }
         self.0.configure(profile, knobs)
+    }
+    fn machine(&self) -> Vec<(String, String)> {
+        vec![("pkeys".into(), "off".into())]
     }
     fn set(&mut self, s: &Setting) -> Result<(), String> {
         self.0.set(s)
@@ -86,10 +94,50 @@ fn model_only_operations_skip_the_scenario_with_a_reason() {
 
 #[test]
 fn knobs_skip_the_scenario() {
-    let opts = RunOptions { profile: None, knobs: vec![("anon_reuse".into(), "mapcount".into())] };
+    let opts = RunOptions { knobs: vec![("anon_reuse".into(), "mapcount".into())], ..Default::default() };
     let r = run("task P\nP: A = mmap 4K\n", &opts);
     assert_eq!(r.status, Status::Skip);
     assert!(r.skip_reason.unwrap().contains("policy knobs"));
+}
+
+/// A machine knob the backend's machine does not have skips the scenario,
+/// saying which line asked for it.
+#[test]
+fn a_machine_knob_of_another_machine_skips_the_scenario() {
+    let r = run("set pkeys=on\ntask P\nP: A = mmap 4K x\nP: read A expect SIGSEGV\n", &RunOptions::default());
+    assert_eq!(r.status, Status::Skip);
+    let why = r.skip_reason.unwrap();
+    assert!(why.contains("needs pkeys=on (line 1: `pkeys=on`)"), "{why}");
+    assert!(why.contains("no protection keys here"), "{why}");
+    // Machine knobs are not rule knobs: the backend runs the other value.
+    let r = run("set pkeys=off\ntask P\nP: A = mmap 4K x\nP: read A expect fill 0\n", &RunOptions::default());
+    assert_eq!(r.status, Status::Pass, "{}", r.render(false));
+}
+
+/// A model run compared with a backend takes that backend's machine
+/// (`RunOptions::machine`), before the file's `set` lines: without a `set`
+/// an execute-only page is readable, as on a CPU without keys; with one,
+/// the file's value holds.
+#[test]
+fn a_model_run_takes_the_compared_machine_unless_the_file_says() {
+    let machine = Limited(ModelBackend::new()).machine();
+    let opts = RunOptions { machine, ..Default::default() };
+    let model = |src: &str| {
+        let l = scenario::load("t.cow", src).map_err(|(_, d)| d).expect("loads");
+        scenario::run_loaded(&l, &mut ModelBackend::new(), &opts).expect("runs")
+    };
+    let r = model("task P\nP: A = mmap 4K x\nP: read A expect fill 0\n");
+    assert_eq!(r.status, Status::Pass, "{}", r.render(false));
+    assert!(r.knobs.iter().any(|k| k.knob == "pkeys" && k.value == "off"));
+    let r = model("set pkeys=on\ntask P\nP: A = mmap 4K x\nP: read A expect SIGSEGV\n");
+    assert_eq!(r.status, Status::Pass, "{}", r.render(false));
+    let r = scenario::run_loaded(
+        &scenario::load("t.cow", "task P\nP: A = mmap 4K x\nP: read A expect SIGSEGV\n").map_err(|(_, d)| d).expect("loads"),
+        &mut ModelBackend::new(),
+        &RunOptions::default(),
+    )
+    .expect("runs");
+    assert_eq!(r.status, Status::Pass, "the default profile has keys: {}", r.render(false));
 }
 
 #[test]

@@ -9,7 +9,7 @@ use scenario::RunOptions;
 fn run(text: &str, knobs: &[(&str, &str)]) -> Report {
     let l = scenario::load("x.cow", text).unwrap_or_else(|(src, ds)| panic!("{}", ds.iter().map(|d| d.render(&src)).collect::<String>()));
     let mut be = ModelBackend::new().with_self_check(true);
-    let opts = RunOptions { profile: None, knobs: knobs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+    let opts = RunOptions { knobs: knobs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() };
     scenario::run_loaded(&l, &mut be, &opts).expect("runs")
 }
 

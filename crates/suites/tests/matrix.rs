@@ -26,7 +26,7 @@ fn expected_6_18(t: &SelfTest) -> Outcome {
 }
 
 fn run_all(suite: Suite, knobs: &[(&str, &str)]) -> Vec<(SelfTest, Outcome)> {
-    let opts = RunOptions { profile: None, knobs: knobs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+    let opts = RunOptions { knobs: knobs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() };
     suites::generate(suite, &Config::this_machine())
         .into_iter()
         .map(|t| {
@@ -133,7 +133,7 @@ fn the_pre_5_8_rule_fails_the_leak_tests() {
 /// `keep` both ways on the model under one profile: (test, gup_test
 /// outcome, variant outcome).
 fn with_and_without_gup_test(profile: Option<&str>, keep: impl Fn(&SelfTest) -> bool) -> Vec<(SelfTest, Outcome, Outcome)> {
-    let opts = RunOptions { profile: profile.map(str::to_string), knobs: vec![] };
+    let opts = RunOptions { profile: profile.map(str::to_string), ..Default::default() };
     let judge = |t: &SelfTest| {
         let mut be = ModelBackend::new();
         let (j, report) = suites::run(t, &mut be, &opts).unwrap_or_else(|e| panic!("{}: {e}", t.description));

@@ -10,8 +10,10 @@ fn a_livelocked_test_is_reported_as_a_timeout_and_the_run_continues() {
     let tests = suites::generate(Suite::Cow, &Config::this_machine());
     // Under the naive refcount rule the parent's write after the child's
     // unshare can neither reuse nor find a page: the fault retries forever.
-    let opts =
-        RunOptions { profile: None, knobs: vec![("hugetlb_reuse".into(), "refcount_naive".into()), ("vmsplice".into(), "pin".into())] };
+    let opts = RunOptions {
+        knobs: vec![("hugetlb_reuse".into(), "refcount_naive".into()), ("vmsplice".into(), "pin".into())],
+        ..Default::default()
+    };
     let picked: Vec<_> = tests.iter().filter(|t| t.number == 161 || t.number == 163).collect();
     assert_eq!(picked.len(), 2);
     let results: Vec<_> = picked

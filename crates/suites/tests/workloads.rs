@@ -10,7 +10,7 @@ use suites::workloads::{generate, Judgement, Workload};
 fn run(w: &Workload, knobs: &[(&str, &str)]) -> (Judgement, mm::events::Stats) {
     let l = scenario::load(&w.file_name(), &w.scenario)
         .unwrap_or_else(|(src, ds)| panic!("{}: {}", w.name, ds.iter().map(|d| d.render(&src)).collect::<String>()));
-    let opts = RunOptions { profile: None, knobs: knobs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+    let opts = RunOptions { knobs: knobs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() };
     let mut be = ModelBackend::new();
     let r = scenario::run_loaded(&l, &mut be, &opts).expect("knobs are valid");
     (w.judge(&r), be.kernel().stats)

@@ -100,7 +100,7 @@ pub fn main(a: Args) -> u8 {
     }
     if let Some(f) = a.file.as_deref() {
         let Some(l) = super::load(f) else { return EXIT_USAGE };
-        let opts = scenario::RunOptions { profile: None, knobs: a.set.clone() };
+        let opts = scenario::RunOptions { knobs: a.set.clone(), ..Default::default() };
         let race = match explore::file::race_of(&l, &opts) {
             Ok(r) => r,
             Err(e) => {

@@ -83,7 +83,7 @@ pub fn main(a: Args) -> u8 {
             usage = true;
             continue;
         };
-        let choices = names.iter().map(|n| (n.as_str(), RunOptions { profile: Some(n.clone()), knobs: vec![] }));
+        let choices = names.iter().map(|n| (n.as_str(), RunOptions { profile: Some(n.clone()), ..Default::default() }));
         let Some(reports) = super::run_each_choice(f, &l, choices, false) else {
             usage = true;
             continue;

@@ -95,7 +95,7 @@ pub fn expand(args: &[String]) -> Result<Vec<String>, String> {
 }
 
 pub fn main(a: Args) -> u8 {
-    let opts = RunOptions { profile: a.profile.clone(), knobs: a.set.clone() };
+    let opts = RunOptions { profile: a.profile.clone(), knobs: a.set.clone(), ..Default::default() };
     let files = match expand(&a.files) {
         Ok(f) => f,
         Err(e) => {
@@ -267,7 +267,7 @@ fn compare_choices(a: &Args, base: &RunOptions) -> Result<Vec<(String, RunOption
     } else {
         split(a.compare_profiles.as_deref().unwrap_or(""))
             .into_iter()
-            .map(|p| (p.clone(), RunOptions { profile: Some(p), knobs: base.knobs.clone() }))
+            .map(|p| (p.clone(), RunOptions { profile: Some(p), knobs: base.knobs.clone(), ..Default::default() }))
             .collect()
     };
     if out.len() < 2 {

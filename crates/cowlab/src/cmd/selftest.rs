@@ -94,7 +94,7 @@ pub fn main(a: Args) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let opts = RunOptions { profile: a.profile.clone(), knobs: a.set.clone() };
+    let opts = RunOptions { profile: a.profile.clone(), knobs: a.set.clone(), ..Default::default() };
     let cfg = Config::this_machine();
     // Generating a suite is pure and the model's tests are independent
     // kernels, so on the model alone every suite is generated and run at
