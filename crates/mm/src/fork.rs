@@ -99,27 +99,39 @@ fn shared_as_is(p: &Present, folio: &Folio) -> bool {
 #[cold]
 #[inline(never)]
 fn copy_other_pte(folios: &mut FolioArena, swap: &mut SwapDevice, cmm: MmId, cow: bool, e: Entry) -> Option<(PteSlot, PteSlot)> {
-    let mut pp = match e {
-        Entry::Present(pp) => pp,
+    let p = match e {
+        Entry::Present(p) => p,
         Entry::Swap { slot, soft_dirty, .. } => {
             swap.dup(slot);
             let e = PteSlot::new(Entry::Swap { slot, exclusive: false, soft_dirty });
             return Some((e, e));
         }
     };
-    let folio = folios.get_mut(pp.folio);
+    let folio = folios.get_mut(p.folio);
     if folio.hugetlb.is_some() {
         return None;
     }
-    folio_add_rmap(folio, cmm, Rmap::pte(pp.page));
-    let mut c = pp;
+    let (pp, c) = share_leaf(folio, cmm, Rmap::pte(p.page), p, cow);
+    Some((PteSlot::new(Entry::Present(pp)), PteSlot::new(Entry::Present(c))))
+}
+
+/// The non-anon half of `__copy_present_ptes()` (mm/memory.c) and
+/// `copy_huge_pmd()` (mm/huge_memory.c): a zero page or page-cache page is
+/// shared as it is. The child's mapping is counted (`r`), both entries are
+/// write-protected in a COW mapping, the child's is clean in any other
+/// (the kernel cleans it for VM_SHARED; the rest, a MAP_SHARED mapping of
+/// a read-only file, can hold no dirty entry) and old (`pte_mkold()`,
+/// `pmd_mkold()`). Returns the parent's entry and the child's.
+fn share_leaf(folio: &mut Folio, cmm: MmId, r: Rmap, mut p: Present, cow: bool) -> (Present, Present) {
+    folio_add_rmap(folio, cmm, r);
     if cow {
-        c.write = false;
-        pp.write = false;
-    } else {
+        p.write = false;
+    }
+    let mut c = Present { young: false, ..p };
+    if !cow {
         c.dirty = false;
     }
-    Some((PteSlot::new(Entry::Present(pp)), PteSlot::new(Entry::Present(c))))
+    (p, c)
 }
 
 /// The install half for an anon page `folio_try_dup_anon_rmap_pte()` (or
@@ -324,17 +336,12 @@ impl Kernel {
         }
     }
 
-    /// Zero pages and page-cache pages are shared as they are, write-protected
-    /// in COW mappings (the non-anon half of `copy_present_ptes()` and
-    /// `copy_huge_pmd()`).
+    /// A zero page or page-cache page at `leaf`, shared as it is
+    /// ([`share_leaf`]).
     fn copy_shared_leaf(&mut self, f: &Fork, leaf: &Leaf, p: Present, cow: bool) {
-        self.rmap_add(p.folio, f.cmm, Rmap::leaf(leaf.level, p.page));
-        let mut c = p;
-        if cow {
-            c.write = false;
+        let (pp, c) = share_leaf(self.folios.get_mut(p.folio), f.cmm, Rmap::leaf(leaf.level, p.page), p, cow);
+        if pp != p {
             self.wrprotect(f.pmm, leaf);
-        } else {
-            c.dirty = false;
         }
         self.mm_mut(f.cmm).pt.set(leaf.level, leaf.addr, Entry::Present(c));
     }

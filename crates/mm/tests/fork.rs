@@ -62,3 +62,40 @@ fn fork_to_completion_equals_stepping() {
         stepped.step(|k| k.check_invariants()).unwrap();
     }
 }
+
+/// A zero page or page-cache page is shared with the child as it is, but
+/// the child's entry is old (`__copy_present_ptes()`: `pte_mkold()` for
+/// every copied present PTE), whether fork runs whole or step by step; the
+/// parent's keeps its accessed bit. Each VMA also holds an anon page, or
+/// fork would not copy its entries at all (`vma_needs_copy()`).
+#[test]
+fn shared_leaves_are_old_in_the_child() {
+    for whole in [true, false] {
+        let mut s = Sys::new();
+        let p = s.spawn();
+        s.thp_disable();
+        let z = s.anon(p, 2 * K4);
+        s.fill(p, z, K4, 1).unwrap();
+        s.read(p, z + K4, K4).unwrap();
+        let f = s.step(|k| k.create_file(p, InodeKind::Shmem, None)).unwrap();
+        s.step(|k| k.fallocate(p, f, 0, 2 * K4)).unwrap();
+        let m = s.mmap(p, MmapRequest { fd: Some(f), ..MmapRequest::anon(2 * K4) });
+        s.read(p, m, K4).unwrap();
+        s.fill(p, m + K4, K4, 2).unwrap();
+        let c = if whole {
+            s.fork(p)
+        } else {
+            let mut f = s.k.fork_begin(p).unwrap();
+            while s.k.fork_step(&mut f) {}
+            f.result.expect("done").expect("forked")
+        };
+        let young = |s: &Sys, pid: Pid, a: u64| match s.k.mm(s.k.task_mm(pid).unwrap()).pt.get(mm::pgtable::Level::Pte, a) {
+            Some(mm::pgtable::Entry::Present(e)) => e.young,
+            other => panic!("no present PTE at {a:#x} in {pid:?}: {other:?}"),
+        };
+        for a in [z + K4, m] {
+            assert!(young(&s, p, a), "whole={whole}: the parent's entry at {a:#x} stays young");
+            assert!(!young(&s, c, a), "whole={whole}: the child's entry at {a:#x} is old");
+        }
+    }
+}
