@@ -175,6 +175,13 @@ impl Kernel {
             self.event(pid, EventKind::Alloc, "do_anonymous_page", Some(addr), || "read fault → map the shared zero page".into());
             return Ok(());
         }
+        // vmf_anon_prepare() comes before the allocation: a fault that then
+        // finds no memory leaves the VMA with its anon_vma (what a later
+        // fork's vma_needs_copy() looks at). `vma` is the fault's current
+        // copy: one with an anon_vma needs no look-up of the mm's own.
+        if vma.anon_vma.is_none() {
+            self.ensure_anon_vma(mm, vma.start);
+        }
         self.oom_reserve(pid, 1)?;
         // alloc_anon_folio(): an mTHP order without the memory for it falls
         // back to the next smaller one (no OOM kill for large folios).
@@ -190,11 +197,6 @@ impl Kernel {
         let size = PAGE_SIZE << order;
         let start = align_down(addr, size);
         let folio = self.alloc_anon_folio(order);
-        // `vma` is the fault's current copy: one with an anon_vma needs no
-        // look-up of the mm's own.
-        if vma.anon_vma.is_none() {
-            self.ensure_anon_vma(mm, vma.start);
-        }
         let nr = 1u64 << order;
         self.add_new_anon_rmap(folio, mm, Rmap::Ptes { first: 0, nr });
         // The folio's PTEs lie in one PTE table (its order is below the
@@ -229,14 +231,19 @@ impl Kernel {
     fn do_fault(&mut self, pid: Pid, mm: MmId, vma: &Vma, addr: u64, flags: FaultFlags) -> FaultResult {
         let inode = vma.inode().ok_or(VmFault::Sigbus)?;
         let index = vma.page_index(addr);
+        let cow = flags.write && !vma.shared;
+        if cow {
+            // do_cow_fault(): vmf_anon_prepare() first, so the VMA has its
+            // anon_vma even when a later step finds no memory.
+            self.ensure_anon_vma(mm, vma.start);
+        }
         if vma.hugetlb.is_none() && self.pagecache_lookup(inode, index).is_none() {
             self.oom_reserve(pid, 1)?;
         }
         let (folio, page) = self.filemap_fault(inode, index)?;
-        if flags.write && !vma.shared {
+        if cow {
             self.oom_reserve(pid, 1)?;
             let new = self.alloc_anon_folio_copy(folio, page);
-            self.ensure_anon_vma(mm, vma.start);
             self.add_new_anon_rmap(new, mm, Rmap::pte(0));
             self.mm_mut(mm).pt.set(Level::Pte, addr, pte(new, 0, vma.prot.write, true));
             self.note_copy(1, false);
@@ -416,11 +423,15 @@ impl Kernel {
         flags: FaultFlags,
         why: WpReason,
     ) -> Result<WpCopy, VmFault> {
+        // vmf_anon_prepare() before folio_prealloc(): the VMA keeps its
+        // anon_vma whether the allocation or the recheck then fails.
+        if vma.anon_vma.is_none() {
+            self.ensure_anon_vma(mm, vma.start);
+        }
         self.oom_reserve(pid, 1)?;
         let old_is_zero = p.special || self.folios.get(p.folio).is_zero();
         let new = if old_is_zero { self.alloc_anon_folio(0) } else { self.alloc_anon_folio_copy(p.folio, p.page) };
-        let (vma_start, vma_write, had_anon_vma) = (vma.start, vma.prot.write, vma.anon_vma.is_some());
-        Ok(WpCopy { pid, mm, vma_start, vma_write, had_anon_vma, addr, orig: p, new, flags, why })
+        Ok(WpCopy { pid, mm, vma_write: vma.prot.write, addr, orig: p, new, flags, why })
     }
 
     /// `wp_page_copy()`, second half: retake the PTE lock and recheck that
@@ -431,7 +442,7 @@ impl Kernel {
     /// for an unshare — and only then drop the old page's mapping and
     /// reference. Returns whether the copy was installed.
     pub(crate) fn wp_page_copy_finish(&mut self, c: WpCopy) -> bool {
-        let WpCopy { pid, mm, vma_start, vma_write, had_anon_vma, addr, orig: p, new, flags, why } = c;
+        let WpCopy { pid, mm, vma_write, addr, orig: p, new, flags, why } = c;
         let entry = if flags.unshare {
             Entry::Present(Present {
                 folio: new,
@@ -455,13 +466,6 @@ impl Kernel {
             return false;
         }
         let old_is_zero = p.special || self.folios.get(p.folio).is_zero();
-        // A VMA keeps its anon_vma while it maps anything (only mremap's
-        // MREMAP_DONTUNMAP drops it, after moving every PTE away, and then
-        // the PTE check above failed): one that had it at the first half
-        // has it now.
-        if !had_anon_vma {
-            self.ensure_anon_vma(mm, vma_start);
-        }
         self.add_new_anon_rmap(new, mm, Rmap::pte(0));
         if !old_is_zero {
             self.rmap_remove(p.folio, mm, Rmap::pte(p.page));
@@ -670,15 +674,9 @@ impl Zap {
 pub struct WpCopy {
     pid: Pid,
     mm: MmId,
-    // What the second half reads of the VMA as the fault found it, kept
-    // rather than a copy of the whole VMA.
-    /// Where the VMA starts (its key, for `anon_vma_prepare()`).
-    vma_start: u64,
-    /// VM_WRITE: the new PTE's write bit.
+    /// VM_WRITE of the VMA as the fault found it: the new PTE's write bit
+    /// (all the second half reads of the VMA).
     vma_write: bool,
-    /// The VMA had its anon_vma already (`anon_vma_prepare()` has nothing
-    /// to do).
-    had_anon_vma: bool,
     addr: u64,
     /// The PTE the fault started from, for `pte_same()`.
     orig: Present,

@@ -268,3 +268,30 @@ fn shmem_punch_hole_keeps_private_copies() {
     assert!(s.read(p, shared + 3 * K4, K4).unwrap().is_fill(0));
     assert_eq!(s.step(|k| k.madvise(p, private, K4, Advice::Remove)), Err(Errno::EACCES.into()));
 }
+
+/// vmf_anon_prepare() comes before the allocation in wp_page_copy(): a
+/// write fault on a page-cache page of a private mapping that finds no
+/// memory still leaves the VMA its anon_vma (what a later fork's
+/// vma_needs_copy() reads). The faulting task is the OOM victim here; an
+/// mm hold keeps its address space to look at.
+#[test]
+fn a_cow_fault_without_memory_leaves_the_vma_its_anon_vma() {
+    let mut s = Sys::new();
+    s.k.machine.ram = 64 * K4;
+    let p = s.spawn();
+    let q = s.spawn();
+    let f = file(&mut s, p, InodeKind::Shmem, K4);
+    let m = map(&mut s, p, f, K4, false, Prot::RW);
+    s.read(p, m, K4).unwrap();
+    let hold = s.step(|k| k.mmget(q, p)).unwrap();
+    let free = s.k.free_ram_pages();
+    let a = s.anon(p, free * K4);
+    s.fill(p, a, free * K4, 1).unwrap();
+    assert_eq!(s.k.free_ram_pages(), 0);
+    let mm = s.k.task_mm(p).unwrap();
+    assert!(s.k.mm(mm).vmas[&m].anon_vma.is_none(), "only a read so far");
+    assert!(s.fill(p, m, K4, 2).is_err(), "no memory for the copy");
+    assert_eq!(s.k.task_state(p), Some(TaskState::Killed(Signal::SIGKILL)), "the OOM killer chose the faulting task");
+    assert!(s.k.mm(mm).vmas[&m].anon_vma.is_some(), "anon_vma prepared before the allocation");
+    s.step(|k| k.mmput(q, hold)).unwrap();
+}
