@@ -359,7 +359,7 @@ pub fn diff_loaded(l: &scenario::Loaded, model: &mut dyn Backend, live: &mut dyn
         }
     }
     let mut divergences = compare(&names, (&mreport, &mrec), (&lreport, &lrec));
-    if names.pool_1g && divergences.iter().any(|d| d.known.is_none()) && kernel_skipped_pud_fork(l, &names, &lreport, &lrec) {
+    if names.pool_1g && divergences.iter().any(|d| d.known.is_none()) && kernel_skipped_pud_fork(l, &names, &model_opts, &lreport, &lrec) {
         for d in divergences.iter_mut().filter(|d| d.known.is_none()) {
             d.known = Some(known::PUD_FORK_SKIPPED);
         }
@@ -369,9 +369,15 @@ pub fn diff_loaded(l: &scenario::Loaded, model: &mut dyn Backend, live: &mut dyn
 
 /// Did the kernel take 6.18's "fork skips the 1 GiB entry" path (§1)? It
 /// did if it agrees with the model run with `hugetlb_pud_fork=skip` in
-/// everything but documented details.
-fn kernel_skipped_pud_fork(l: &scenario::Loaded, names: &Names, lreport: &Report, lrec: &Recorder<'_>) -> bool {
-    let opts = scenario::RunOptions { knobs: vec![("hugetlb_pud_fork".into(), "skip".into())], ..Default::default() };
+/// everything but documented details (on the kernel's machine, `base`).
+fn kernel_skipped_pud_fork(
+    l: &scenario::Loaded,
+    names: &Names,
+    base: &scenario::RunOptions,
+    lreport: &Report,
+    lrec: &Recorder<'_>,
+) -> bool {
+    let opts = scenario::RunOptions { knobs: vec![("hugetlb_pud_fork".into(), "skip".into())], ..base.clone() };
     let mut model = scenario::model::ModelBackend::new();
     let mut rec = Recorder::new(&mut model);
     match scenario::run_loaded(l, &mut rec, &opts) {

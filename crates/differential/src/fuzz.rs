@@ -84,12 +84,13 @@ pub fn signature(d: &Divergence) -> String {
     format!("{kind}: model {} / kernel {}", plain(&d.model), plain(&d.kernel))
 }
 
-/// The model alone, with invariants checked after every step: a panic or a
-/// broken invariant is a model bug whatever the kernel does.
-pub fn model_bug(l: &scenario::Loaded) -> Option<String> {
+/// The model alone, with invariants checked after every step, on the
+/// `machine` it is compared with ([`scenario::RunOptions::machine`]): a
+/// panic or a broken invariant is a model bug whatever the kernel does.
+pub fn model_bug(l: &scenario::Loaded, machine: &[(String, String)]) -> Option<String> {
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut m = ModelBackend::new().with_self_check(true);
-        scenario::run_loaded(l, &mut m, &scenario::RunOptions::default())
+        scenario::run_loaded(l, &mut m, &scenario::RunOptions { machine: machine.to_vec(), ..Default::default() })
     }));
     let report = match run {
         Err(p) => {
@@ -117,15 +118,15 @@ pub fn evaluate(c: &Case, live: &LiveOptions) -> Verdict {
         Ok(l) => l,
         Err((src, ds)) => return Verdict::BadRender(ds.iter().map(|d| d.render(&src)).collect()),
     };
-    // A documented model bug does not stop the comparison: what the kernel
-    // and the model did can still differ in a new way.
-    if let Some(bug) = model_bug(&l) {
-        return Verdict::ModelBug(bug);
-    }
+    // The kernel's backend first, for its machine (protection keys or not),
+    // which the model runs on.
     let mut be = match LiveBackend::new(live.clone()) {
         Ok(b) => b,
         Err(e) => return Verdict::Skipped(e),
     };
+    if let Some(bug) = model_bug(&l, &be.machine()) {
+        return Verdict::ModelBug(bug);
+    }
     let mut model = ModelBackend::new();
     let mut r = diff_loaded(&l, &mut model, &mut be);
     if let Some(why) = &r.skipped {
@@ -370,7 +371,7 @@ mod tests {
             let l = scenario::load("fuzz.cow", &render(&c)).map_err(|(src, ds)| {
                 TestCaseError::fail(ds.iter().map(|d| d.render(&src)).collect::<String>())
             })?;
-            if let Some(bug) = model_bug(&l) {
+            if let Some(bug) = model_bug(&l, &[]) {
                 prop_assert!(false, "{}\n--- scenario:\n{}", bug, render(&c));
             }
         }

@@ -240,8 +240,8 @@ fn run_env(
         _ => None,
     });
     let profile: &str = opts.profile.as_deref().or(file_profile.map(|p| p.value.as_str())).unwrap_or(DEFAULT_PROFILE);
-    // Knobs: the file's, then the command line's; remember where each came
-    // from so an error can point at it.
+    // Knobs: the machine's (a compared run's), the file's, then the command
+    // line's; remember where each came from so an error can point at it.
     let mut knobs: Vec<(String, String)> = opts.machine.clone();
     let mut knob_spans: Vec<Option<Span>> = vec![None; knobs.len()];
     for i in &sc.items {
@@ -285,6 +285,9 @@ fn run_env(
         }
     }
 
+    // Where a knob without a line came from: the machine this run is
+    // compared with (its knobs come first), or the command line.
+    let knob_origin = |index: usize| if index < opts.machine.len() { "the machine this run is compared with" } else { "given with --set" };
     if let Err(e) = be.configure(profile, &knobs) {
         let d = match e {
             ConfigError::UnknownProfile { known } => {
@@ -303,19 +306,17 @@ fn run_env(
                 let d = Diagnostic::new(span.unwrap_or_default(), message);
                 match span {
                     Some(_) => d,
-                    None if index < opts.machine.len() => d.note("the machine this run is compared with has it"),
-                    None => d.note("given with --set"),
+                    None => d.note(knob_origin(index)),
                 }
             }
             ConfigError::OtherMachine { index, why } => {
                 let what = match knob_spans.get(index).copied().flatten() {
                     Some(span) => format!("line {}: `{}`", src.line_col(span.start).0, src.snippet(span)),
-                    None => "given with --set".to_string(),
+                    None => knob_origin(index).to_string(),
                 };
-                let (k, v) = &knobs[index];
+                let knob = knobs.get(index).map_or_else(|| "a machine knob".to_string(), |(k, v)| format!("{k}={v}"));
                 report.status = Status::Skip;
-                report.skip_reason =
-                    Some(format!("needs {k}={v} ({what}), which the {} backend's machine does not have: {why}", be.name()));
+                report.skip_reason = Some(format!("needs {knob} ({what}), which the {} backend's machine does not have: {why}", be.name()));
                 return Ok((report, Env::default()));
             }
         };
