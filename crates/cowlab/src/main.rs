@@ -27,10 +27,12 @@ use std::process::ExitCode;
 /// per-size free lists in a few instructions where glibc's malloc sorts
 /// and consolidates its bins. Nothing observable depends on the allocator.
 /// The live backend's processes are this binary too: with its default
-/// options mimalloc neither madvises its own memory nor disables THP for
-/// the process (`MIMALLOC_ALLOW_THP=0` would, and the live backend then
-/// refuses to start). It keeps freed memory a while before returning it,
-/// so `selftest` peaks near 27 MiB resident where glibc peaks near 9.
+/// options mimalloc does not disable THP for the process
+/// (`MIMALLOC_ALLOW_THP=0` would, and the live backend then refuses to
+/// start), and the only madvise it makes is MADV_DONTNEED on its own
+/// arenas, a second after memory is freed (`purge_delay`), never on the
+/// mappings a scenario makes. Keeping freed memory that second is why
+/// `selftest` peaks near 27 MiB resident where glibc peaks near 9.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -83,9 +83,10 @@ impl Fork {
 }
 
 /// Entries that fork gives the child as they are, without the anon rules:
-/// special ones (the zero page, PFN maps), the huge zero folio and page-cache
-/// pages (`vm_normal_page()` finding no page, or a folio that is not anon,
-/// in `copy_present_ptes()` and `copy_huge_pmd()`).
+/// special ones (the zero page, PFN maps) and page-cache pages
+/// (`vm_normal_page()` finding no page, or a folio that is not anon, in
+/// `copy_present_ptes()`), and the huge zero folio (`copy_huge_pmd()`; the
+/// kernel skips other non-anon PMDs, which the model never maps).
 fn shared_as_is(p: &Present, folio: &Folio) -> bool {
     p.special || p.folio == HUGE_ZERO_FOLIO || !folio.is_anon()
 }
@@ -115,9 +116,9 @@ fn copy_other_pte(folios: &mut FolioArena, swap: &mut SwapDevice, cmm: MmId, cow
     Some((PteSlot::new(Entry::Present(pp)), PteSlot::new(Entry::Present(c))))
 }
 
-/// The non-anon half of `__copy_present_ptes()` (mm/memory.c) and
-/// `copy_huge_pmd()` (mm/huge_memory.c): a zero page or page-cache page is
-/// shared as it is. The child's mapping is counted (`r`), both entries are
+/// The non-anon half of `__copy_present_ptes()` (mm/memory.c), and the
+/// huge zero folio's path of `copy_huge_pmd()` (mm/huge_memory.c): a zero
+/// page or page-cache page is shared as it is. The child's mapping is counted (`r`), both entries are
 /// write-protected in a COW mapping, the child's is clean in any other
 /// (the kernel cleans it for VM_SHARED; the rest, a MAP_SHARED mapping of
 /// a read-only file, can hold no dirty entry) and old (`pte_mkold()`,

@@ -303,7 +303,7 @@ impl Kernel {
     /// young, writable and soft-dirty bits may differ within a batch.
     pub(crate) fn madvise_folio_pte_batch(&self, mm: MmId, addr: u64, end: u64, p: &Present) -> u64 {
         let table_end = align_down(addr, PMD_SIZE) + PMD_SIZE;
-        1 + self.pte_run_of_folio(mm, addr + PAGE_SIZE, end.min(table_end), p.folio, p.page + 1, false) / PAGE_SIZE
+        1 + self.pte_run_of_folio(mm, addr + PAGE_SIZE, end.min(table_end), p.folio, p.page + 1) / PAGE_SIZE
     }
 
     /// MADV_FREE on `[start, end)` inside one private anonymous VMA

@@ -56,7 +56,7 @@ pub(crate) type FaultResult = Result<(), VmFault>;
 
 /// What an access sets in a present leaf: young, and for a write dirty
 /// and soft-dirty.
-fn touch(p: &mut Present, write: bool) {
+pub(crate) fn touch(p: &mut Present, write: bool) {
     p.young = true;
     if write {
         p.dirty = true;
@@ -867,7 +867,9 @@ impl Kernel {
         }
     }
 
-    /// One page of a store, as the MMU does it: a present writable entry
+    /// A store at `a`, as the MMU does it, page by page (or, for a store
+    /// run to its end, [`WpFault::whole`], the whole store with its faults
+    /// and COW copies in this one step): a present writable entry
     /// (whose protection key the task's PKRU allows) takes the store
     /// without the VMA being looked at; anything else faults, and only the
     /// fault handler asks the VMA (`do_user_addr_fault()` →
@@ -970,14 +972,15 @@ impl Kernel {
 impl Kernel {
     /// How many bytes from the page-aligned `from` on (up to `end`, which
     /// the caller keeps inside one VMA) are mapped by present PTEs that go
-    /// on through `folio` page after page, its page `next` at `from` — each
-    /// writable too when `write`, none special. A task's access through
+    /// on through `folio` page after page, its page `next` at `from`, none
+    /// special (a store's run is `PageTable::touch_write_run`'s). A
+    /// task's access through
     /// such a run meets the same entry state at every page, so the model
     /// takes the run as one piece where the MMU takes it page by page (the
     /// idea of `folio_pte_batch()`, mm/internal.h, which batches the PTEs
     /// of one large folio for fork and zap; a user access needs no such
     /// thing in the kernel, since the CPU makes it).
-    pub(crate) fn pte_run_of_folio(&self, mm: MmId, from: u64, end: u64, folio: FolioId, mut next: u64, write: bool) -> u64 {
+    pub(crate) fn pte_run_of_folio(&self, mm: MmId, from: u64, end: u64, folio: FolioId, mut next: u64) -> u64 {
         let pt = &self.mm(mm).pt;
         let mut b = from;
         // A PTE table at a time, its slots read in a row.
@@ -986,7 +989,7 @@ impl Kernel {
             let Some(slots) = pt.pte_run(b, table_end) else { break };
             for slot in slots {
                 match slot.get() {
-                    Some(Entry::Present(p)) if p.folio == folio && p.page == next && !p.special && (p.write || !write) => {}
+                    Some(Entry::Present(p)) if p.folio == folio && p.page == next && !p.special => {}
                     _ => break 'tables,
                 }
                 next += 1;

@@ -149,30 +149,53 @@ const PTE_PAGE_BITS: u32 = 25;
 
 impl PteSlot {
     const NONE: PteSlot = PteSlot(0);
-    /// The two low bits, and their value in a present PTE.
+    /// The two low bits, and their value in a present PTE and in a swap
+    /// entry (0 is `pte_none()`).
     const KIND: u64 = 0b11;
     const PRESENT: u64 = 0b01;
+    const SWAP: u64 = 0b11;
+    // A present PTE's bits.
     const WRITE: u64 = 1 << 2;
+    const DIRTY: u64 = 1 << 3;
+    const YOUNG: u64 = 1 << 4;
+    const SOFT_DIRTY: u64 = 1 << 5;
+    const SPECIAL: u64 = 1 << 6;
+    /// Where the page index within the folio starts.
+    const PAGE_SHIFT: u32 = 7;
+    /// Page 1 within the folio.
+    const PAGE_ONE: u64 = 1 << Self::PAGE_SHIFT;
+    // A swap entry's bits.
+    const SWAP_EXCLUSIVE: u64 = 1 << 2;
+    const SWAP_SOFT_DIRTY: u64 = 1 << 3;
+    /// Where the folio (present) or the swap slot (swap) starts.
+    const ID_SHIFT: u32 = 32;
     /// Dirty, young and soft-dirty: what the model sets in a PTE a store
     /// goes through (as `touch()` in memory.rs does for a write).
-    const TOUCHED_BY_WRITE: u64 = 0b111 << 3;
-    const SPECIAL: u64 = 1 << 6;
-    /// Page 1 within the folio.
-    const PAGE_ONE: u64 = 1 << 7;
+    const TOUCHED_BY_WRITE: u64 = Self::DIRTY | Self::YOUNG | Self::SOFT_DIRTY;
     /// What a PTE in a store's run must match: the kind, write and special
     /// bits, the page and the folio (everything but dirty, young and
     /// soft-dirty).
     const RUN_MASK: u64 = !Self::TOUCHED_BY_WRITE;
 
     pub(crate) fn new(e: Entry) -> Self {
+        let bit = |on: bool, b: u64| if on { b } else { 0 };
         PteSlot(match e {
             Entry::Present(Present { folio, page, write, dirty, young, soft_dirty, special }) => {
                 debug_assert!(page < 1 << PTE_PAGE_BITS, "a PTE maps a page of its folio");
-                let flags = write as u64 | (dirty as u64) << 1 | (young as u64) << 2 | (soft_dirty as u64) << 3 | (special as u64) << 4;
-                1 | flags << 2 | page << 7 | (folio.0 as u64) << 32
+                Self::PRESENT
+                    | bit(write, Self::WRITE)
+                    | bit(dirty, Self::DIRTY)
+                    | bit(young, Self::YOUNG)
+                    | bit(soft_dirty, Self::SOFT_DIRTY)
+                    | bit(special, Self::SPECIAL)
+                    | page << Self::PAGE_SHIFT
+                    | (folio.0 as u64) << Self::ID_SHIFT
             }
             Entry::Swap { slot, exclusive, soft_dirty } => {
-                0b11 | (exclusive as u64) << 2 | (soft_dirty as u64) << 3 | (slot.0 as u64) << 32
+                Self::SWAP
+                    | bit(exclusive, Self::SWAP_EXCLUSIVE)
+                    | bit(soft_dirty, Self::SWAP_SOFT_DIRTY)
+                    | (slot.0 as u64) << Self::ID_SHIFT
             }
         })
     }
@@ -180,18 +203,22 @@ impl PteSlot {
     /// The entry, `None` for `pte_none()`.
     pub(crate) fn get(self) -> Option<Entry> {
         let w = self.0;
-        let bit = |i: u32| w >> i & 1 == 1;
-        match w & 0b11 {
-            0b01 => Some(Entry::Present(Present {
-                folio: FolioId((w >> 32) as u32),
-                page: w >> 7 & ((1 << PTE_PAGE_BITS) - 1),
-                write: bit(2),
-                dirty: bit(3),
-                young: bit(4),
-                soft_dirty: bit(5),
-                special: bit(6),
+        let has = |b: u64| w & b != 0;
+        match w & Self::KIND {
+            Self::PRESENT => Some(Entry::Present(Present {
+                folio: FolioId((w >> Self::ID_SHIFT) as u32),
+                page: w >> Self::PAGE_SHIFT & ((1 << PTE_PAGE_BITS) - 1),
+                write: has(Self::WRITE),
+                dirty: has(Self::DIRTY),
+                young: has(Self::YOUNG),
+                soft_dirty: has(Self::SOFT_DIRTY),
+                special: has(Self::SPECIAL),
             })),
-            0b11 => Some(Entry::Swap { slot: SwapSlot((w >> 32) as u32), exclusive: bit(2), soft_dirty: bit(3) }),
+            Self::SWAP => Some(Entry::Swap {
+                slot: SwapSlot((w >> Self::ID_SHIFT) as u32),
+                exclusive: has(Self::SWAP_EXCLUSIVE),
+                soft_dirty: has(Self::SWAP_SOFT_DIRTY),
+            }),
             _ => None,
         }
     }
@@ -679,10 +706,12 @@ impl PageTable {
     /// from `addr` to `end` or that table's end, whichever comes first:
     /// `copy` is given each entry in address order and returns the entry
     /// to leave in `self` and the one to set at the same address in `dst`,
-    /// encoded (so that a caller which only changes a bit or two of the
-    /// entry it was given can have the encoding follow from the word it
-    /// was read from), or `None` to stop before that entry (left as it
-    /// was). Returns where
+    /// already encoded, or `None` to stop before that entry (left as it
+    /// was). Encoded by the caller because the closure is inlined into the
+    /// loop: an entry decoded here and re-encoded there with a bit or two
+    /// changed then compiles to those bits (fork's anon pages: 147
+    /// instructions a page, against 260 when one encoding served every
+    /// kind of entry). Returns where
     /// the walk stopped: the address of the entry it stopped at, or the end
     /// of its range. Does nothing (returns `addr`) where there is no PTE
     /// table, or where a PMD or PUD leaf also covers `addr` (the entries are
@@ -851,8 +880,12 @@ mod tests {
         let pte = |folio: u32, page: u64, write: bool, special: bool| {
             Entry::Present(Present { folio: FolioId(folio), page, write, dirty: false, young: false, soft_dirty: false, special })
         };
+        // What a write sets, by the fault path's own rule.
         let touched = |e: Entry| match e {
-            Entry::Present(p) => Entry::Present(Present { dirty: true, young: true, soft_dirty: true, ..p }),
+            Entry::Present(mut p) => {
+                crate::memory::touch(&mut p, true);
+                Entry::Present(p)
+            }
             e => e,
         };
         // Four pages before a PMD boundary and four after it.

@@ -381,7 +381,7 @@ pub const KNOBS: &[Knob] = &[
     bool_knob!(
         "pkeys",
         pkeys,
-        "x86 protection keys (this machine: on): PROT_EXEC-only memory is unreadable to loads and GUP"
+        "x86 protection keys (a machine knob: the live backend runs the value its CPU has): PROT_EXEC-only memory is unreadable to loads and GUP"
     ),
     enum_knob!(
         "large_anon_reuse",

@@ -149,7 +149,7 @@ impl Kernel {
             if leaf.level == Level::Pte && !zero {
                 // The present PTEs after this one that go on through the
                 // same folio: one piece, read with one copy.
-                n += self.pte_run_of_folio(mm, leaf_end, (addr + len).min(vma_end), folio, page + 1, false);
+                n += self.pte_run_of_folio(mm, leaf_end, (addr + len).min(vma_end), folio, page + 1);
             }
             let off = if zero { 0 } else { page * PAGE_SIZE + in_page };
             if zero {

@@ -1,6 +1,7 @@
 //! A task's loads and stores through PTEs that map one large folio page
 //! after page are taken as one piece by `write_mem` and `read_mem`
-//! (`Kernel::pte_run_of_folio`). The end state must be exactly the one the
+//! (`PageTable::touch_write_run` for stores, `Kernel::pte_run_of_folio`
+//! for loads). The end state must be exactly the one the
 //! page-by-page store machine reaches (the race explorer steps it), and a
 //! load must return the bytes stored.
 
@@ -70,6 +71,18 @@ fn a_store_over_a_partly_copied_mthp_after_fork_ends_as_page_by_page() {
     same_both_ways(&s, p, a + K4 + 7, &ramp(K64));
     // The child's PTEs: a run of the mTHP, its own page, the mTHP again.
     same_both_ways(&s, c, a, &ramp(K64 - 3));
+}
+
+/// The same with a fill: a store of one byte value is kept as that byte
+/// (`Contents::overwrite_fill`), not as a string.
+#[test]
+fn a_fill_over_a_partly_copied_mthp_after_fork_ends_as_page_by_page() {
+    let (mut s, p, a) = with_mthp();
+    let c = s.fork(p);
+    s.fill(c, a + 5 * K4, 10, 0x22).unwrap();
+    same_both_ways(&s, p, a + K4 + 7, &Contents::filled(K64, 0x33));
+    same_both_ways(&s, c, a, &Contents::filled(K64 - 3, 0x44));
+    same_both_ways(&s, c, a + 5 * K4 + 1, &Contents::filled(3, 0x55));
 }
 
 #[test]

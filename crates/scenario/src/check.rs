@@ -1037,8 +1037,8 @@ impl Checker {
         }
     }
 
-    /// The file descriptors an operation uses, with the pipe end for pipes.
-    /// The descriptors an operation uses (two at most), in order.
+    /// The file descriptors an operation uses (two at most), in order, with
+    /// the pipe end for pipes.
     fn fd_uses<'a>(&self, op: &'a Op) -> [Option<(&'a Ident, Option<PipeEnd>)>; 2] {
         let io = |n: &'a Ident, end: PipeEnd| match self.names.get(&n.value).map(|d| &d.kind) {
             Some(Kind::Pipe) => [Some((n, Some(end))), None],
