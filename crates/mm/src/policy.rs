@@ -413,7 +413,9 @@ pub const KNOBS: &[Knob] = &[
 /// backend honours them by configuring the host (`swap`: it makes such a
 /// device) or runs only where the host has them (`pkeys`: the CPU has
 /// protection keys or not), and a model run compared with a live one takes
-/// the host's (see `crates/live`).
+/// the host's (see `crates/live`). Not the machine's size and limits
+/// (`Machine` in kernel.rs: RAM, overcommit, map count), which only the
+/// model can be given.
 pub const MACHINE_KNOBS: &[&str] = &["swap", "pkeys"];
 
 /// What one built-in profile stands for: the commits that made its rules,
