@@ -15,6 +15,10 @@
 //!
 //! The backends themselves are elsewhere: the model in `scenario::model`,
 //! the kernel in `live`.
+// The rules' docs point at the private functions that carry them: they
+// are read with `cargo doc --document-private-items`, where those links
+// resolve.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod diff;
 pub mod fuzz;

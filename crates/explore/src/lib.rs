@@ -12,7 +12,7 @@
 //! [`model`] in every state. [`check`] turns the answer into statistics and
 //! the shortest counterexample, replayed with the kernel's event log on and
 //! printed one column per task; [`races`] holds the historical races and
-//! [`file`] turns a scenario file's `race { }` block into a race.
+//! [`file`](mod@file) turns a scenario file's `race { }` block into a race.
 //!
 //! Locks between the tasks are the explorer's business, not the machines':
 //! `mmap_lock` (read or write), one page-table lock per mm, and GUP-fast's

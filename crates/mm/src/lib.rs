@@ -11,6 +11,10 @@
 //! [`Contents`] is the one byte-string type of the project: the scenario
 //! language and the live backend's protocol use it too.
 #![forbid(unsafe_code)]
+// The rules' docs point at the private functions that carry them: they
+// are read with `cargo doc --document-private-items`, where those links
+// resolve.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod contents;
 pub mod direct_io;

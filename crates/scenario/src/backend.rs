@@ -33,7 +33,7 @@ pub struct PinId(pub u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Feature {
-    /// get/pin_user_pages[_fast], unpin, reads through a pin (model-only:
+    /// `get/pin_user_pages[_fast]`, unpin, reads through a pin (model-only:
     /// a live kernel needs CONFIG_GUP_TEST).
     Gup,
     /// Folio refcount / mapcount / pincount.

@@ -1,7 +1,7 @@
 //! The cowlab scenario language.
 //!
 //! Data flows one way: scenario text → [`parse`] → [`check`] → a
-//! [`Backend`](backend::Backend) runs the steps → observations → [`report`].
+//! [`Backend`] runs the steps → observations → [`report`].
 //! Nothing flows back into the backend except program operations, so the same
 //! scenario runs on the model kernel (`model`) and on the live one (the `live`
 //! crate); the `differential` crate compares the two.
